@@ -1,0 +1,1 @@
+"""Command-line interface of lincae (thin: parse, call lincae_core, echo)."""

@@ -1,0 +1,1 @@
+"""One module per command; registered explicitly in lincae_cli.main."""

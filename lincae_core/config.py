@@ -1,0 +1,209 @@
+"""The single home of lincae's defaults: frozen, validated config dataclasses and named presets.
+
+Every artifact embeds its config as JSON (``to_dict``), so a checkpoint or a latent store
+describes itself; ``from_dict`` rejects unknown keys so that a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lincae_core.errors import ConfigError
+
+__all__ = ["PRESETS", "ModelConfig", "get_preset", "load_json_config"]
+
+T = TypeVar("T")
+
+
+def _from_dict(cls: type[T], data: dict[str, Any], what: str) -> T:
+    """Build a dataclass from a JSON dict, refusing unknown keys and turning lists into tuples."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"Expected a JSON object for {what}. Got {type(data).__name__} instead.")
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"Unknown {what} field(s) {unknown}. Expected a subset of {sorted(names)}.")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"Invalid {what}: {exc}") from exc
+
+
+def load_json_config(path: str | Path) -> dict[str, Any]:
+    """Read a JSON config file into a dict, with a one-line error on failure."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"Expected a JSON object in {path}. Got {type(data).__name__} instead.")
+    return data
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Geometry and architecture of a Lin-CAE / Music2Latent consistency autoencoder.
+
+    Field names follow the reference U-Net (method.md section 2); the defaults are the
+    ``paper`` preset (58.2 M parameters, 44.1 kHz, 4096 samples per latent frame).
+    """
+
+    name: str = "paper"
+    # --- front end (method.md section 1) ---
+    sample_rate: int = 44100
+    hop: int = 512
+    n_fft_factor: int = 4
+    alpha: float = 0.65
+    beta: float = 0.34
+    # --- U-Net (method.md section 2) ---
+    base_channels: int = 64
+    multipliers: tuple[int, ...] = (1, 2, 4, 4, 4)
+    layers: tuple[int, ...] = (2, 2, 2, 2, 2)
+    attention: tuple[int, ...] = (0, 0, 1, 1, 1)
+    encoder_layers: tuple[int, ...] = (1, 1, 1, 1, 1)
+    encoder_attention: tuple[int, ...] = (0, 0, 1, 1, 1)
+    freq_downsample: tuple[int, ...] = (1, 0, 0, 0)
+    bottleneck_base_channels: int = 512
+    num_bottleneck_layers: int = 4
+    latent_dim: int = 64
+    cond_channels: int = 256
+    heads: int = 4
+    frequency_scaling: bool = True
+    pre_normalize_2d_to_1d: bool = True
+    pre_normalize_downsampling_encoder: bool = True
+    # --- consistency model (method.md sections 2-4) ---
+    sigma_data: float = 0.5
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    data_channels: int = field(default=2, repr=False)  # real/imag planes, not stereo
+
+    def __post_init__(self) -> None:
+        levels = len(self.multipliers)
+        for name in ("layers", "attention", "encoder_layers", "encoder_attention"):
+            if len(getattr(self, name)) != levels:
+                raise ConfigError(
+                    f"Expected {name} to have {levels} entries (one per level, like multipliers). "
+                    f"Got {len(getattr(self, name))} instead."
+                )
+        if len(self.freq_downsample) != levels - 1:
+            raise ConfigError(
+                f"Expected freq_downsample to have {levels - 1} entries. "
+                f"Got {len(self.freq_downsample)} instead."
+            )
+        if any(v not in (0, 1) for v in self.freq_downsample + self.attention):
+            raise ConfigError("Expected freq_downsample and attention entries to be 0 or 1.")
+        for name in ("sample_rate", "hop", "base_channels", "latent_dim", "cond_channels"):
+            if int(getattr(self, name)) <= 0:
+                raise ConfigError(f"Expected {name} > 0. Got {getattr(self, name)} instead.")
+        if self.freq_bins % (4 ** self.freq_downsample.count(1) * self.time_downsample) != 0:
+            raise ConfigError(f"hop {self.hop} does not divide evenly through the frequency pyramid.")
+        if self.cond_channels % 2 or self.data_channels != 2:
+            raise ConfigError("Expected an even cond_channels and data_channels == 2.")
+        for level, mult in enumerate(self.multipliers):
+            ch = self.base_channels * mult
+            if ch % 4 or (self.attention[level] or self.encoder_attention[level]) and ch % self.heads:
+                raise ConfigError(f"Level {level} has {ch} channels: not divisible by 4 / heads.")
+        if not 0 < self.sigma_min < self.sigma_max:
+            raise ConfigError("Expected 0 < sigma_min < sigma_max.")
+
+    # --- derived geometry ---
+    @property
+    def n_fft(self) -> int:
+        """STFT window length (= 4 hops)."""
+        return self.hop * self.n_fft_factor
+
+    @property
+    def freq_bins(self) -> int:
+        """Frequency bins kept by the front end (0 .. 2*hop-1; Nyquist dropped)."""
+        return 2 * self.hop
+
+    @property
+    def time_downsample(self) -> int:
+        """STFT frames per latent frame (2 per time-and-frequency downsampling stage)."""
+        return 2 ** self.freq_downsample.count(0)
+
+    @property
+    def samples_per_frame(self) -> int:
+        """Audio samples per latent frame (4096 for the paper preset)."""
+        return self.hop * self.time_downsample
+
+    @property
+    def frame_rate(self) -> float:
+        """Latent frames per second (10.77 Hz for the paper preset)."""
+        return self.sample_rate / self.samples_per_frame
+
+    @property
+    def latent_freq_dim(self) -> int:
+        """Frequency rows at the bottom of the 2-D pyramid (32 for the paper preset)."""
+        return self.freq_bins // (4 ** self.freq_downsample.count(1)) // (
+            2 ** self.freq_downsample.count(0)
+        )
+
+    def geometry(self) -> dict[str, Any]:
+        """Return the geometry that a latent store must share with its model."""
+        return {
+            "sample_rate": self.sample_rate,
+            "samples_per_frame": self.samples_per_frame,
+            "latent_dim": self.latent_dim,
+            "frame_rate": self.frame_rate,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from a dict as written by ``to_dict``; unknown keys are an error."""
+        return _from_dict(cls, data, "model config")
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+# CPU presets: 16 kHz, hop 256 (2048 samples per latent frame, 7.8 Hz), no attention, narrow.
+# Sized by measurement on the project's 2-core machines (docs/presets.md, scripts/bench_presets.py).
+_CPU_COMMON: dict[str, Any] = dict(
+    sample_rate=16000,
+    hop=256,
+    attention=(0, 0, 0, 0, 0),
+    encoder_attention=(0, 0, 0, 0, 0),
+    heads=4,
+)
+
+PRESETS: dict[str, ModelConfig] = {
+    "paper": ModelConfig(),
+    "small": ModelConfig(
+        name="small",
+        base_channels=16,
+        layers=(1, 1, 1, 1, 1),
+        bottleneck_base_channels=256,
+        num_bottleneck_layers=2,
+        cond_channels=128,
+        **_CPU_COMMON,
+    ),
+    "tiny": ModelConfig(
+        name="tiny",
+        base_channels=8,
+        layers=(1, 1, 1, 1, 1),
+        bottleneck_base_channels=128,
+        num_bottleneck_layers=2,
+        cond_channels=64,
+        **_CPU_COMMON,
+    ),
+}
+
+
+def get_preset(name: str) -> ModelConfig:
+    """Return a named model preset."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"Unknown preset {name!r}. Expected one of {sorted(PRESETS)}.") from None

@@ -1,0 +1,41 @@
+"""Typed errors of lincae: the library raises these, the CLI turns them into one-line messages."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AudioError",
+    "CheckpointError",
+    "ConfigError",
+    "LincaeError",
+    "ShapeMismatchError",
+    "StoreFormatError",
+    "StoreMismatchError",
+]
+
+
+class LincaeError(Exception):
+    """Base class of every error lincae raises on purpose."""
+
+
+class ConfigError(LincaeError, ValueError):
+    """A configuration value is invalid ("Expected ... Got ... instead.")."""
+
+
+class ShapeMismatchError(LincaeError, ValueError):
+    """A tensor or array does not have the expected shape."""
+
+
+class CheckpointError(LincaeError):
+    """A checkpoint or weights file is missing, corrupt, or not what it claims to be."""
+
+
+class StoreFormatError(LincaeError):
+    """A path is not a lincae latent store, or one of an unsupported format version."""
+
+
+class StoreMismatchError(LincaeError):
+    """Stores that cannot be combined (different model, geometry, format or track sets)."""
+
+
+class AudioError(LincaeError):
+    """An audio file cannot be read or written."""
