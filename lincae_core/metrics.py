@@ -5,21 +5,15 @@ Layouts:
         2-D one as ``B`` mono items.
     latents: ``[B, ...]`` (e.g. ``[B, D, L]``); the batch dimension always comes first.
 
-Every metric returns one value per item, shape ``[B]``; waveform metrics are computed per channel
-and then averaged over channels. Averaging over items (the paper's tables report means) is left
-to the caller. The argument order is always *estimate first, reference second*, as in
-auraloss and torchmetrics.
-
-The definitions follow the reference evaluation code (auraloss ``SNRLoss``/``SISDRLoss`` with
-``zero_mean=False`` and ``MultiResolutionSTFTLoss`` built by ``get_mss_loss_args``), except that
-spectral convergence is computed per item rather than over the whole batch, which equals the
-reference run one track at a time.
+Every metric returns one value per item, shape ``[B]`` (waveform metrics: the mean over channels);
+the caller averages over items. Arguments go estimate first, reference second (as auraloss). The
+definitions follow the reference code (auraloss ``SNRLoss``/``SISDRLoss`` with ``zero_mean=False``,
+``MultiResolutionSTFTLoss`` from ``get_mss_loss_args``), with spectral convergence per track.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -60,10 +54,8 @@ def _as_bct(x: torch.Tensor, name: str) -> torch.Tensor:
 
 def _check_pair(estimate: torch.Tensor, reference: torch.Tensor) -> None:
     if estimate.shape != reference.shape:
-        raise ShapeMismatchError(
-            f"Expected estimate and reference of the same shape. "
-            f"Got {tuple(estimate.shape)} and {tuple(reference.shape)} instead."
-        )
+        got = f"{tuple(estimate.shape)} and {tuple(reference.shape)}"
+        raise ShapeMismatchError(f"Expected estimate and reference of one shape. Got {got} instead.")
 
 
 def _audio_pair(estimate: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -125,33 +117,23 @@ def si_sdr(
     return (10 * torch.log10(ratio + eps)).mean(-1)
 
 
-def _hz_to_mel(f: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    # Slaney (1998): linear below 1 kHz, logarithmic above; as librosa htk=False.
-    f_sp = 200.0 / 3
+def _slaney_mel_frequencies(f_max: float, n: int) -> npt.NDArray[np.float64]:
+    """Return ``n`` frequencies (Hz) evenly spaced on the Slaney mel scale from 0 to ``f_max``."""
+    # Slaney (1998): 200/3 Hz per mel below 1 kHz, log steps of ln(6.4)/27 above (librosa htk=False).
+    f_sp, logstep = 200.0 / 3, np.log(6.4) / 27.0
     min_log_mel = 1000.0 / f_sp
-    logstep = math.log(6.4) / 27.0
-    mels = f / f_sp
-    above = f >= 1000.0
-    mels[above] = min_log_mel + np.log(f[above] / 1000.0) / logstep
-    return mels
-
-
-def _mel_to_hz(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    f_sp = 200.0 / 3
-    min_log_mel = 1000.0 / f_sp
-    logstep = math.log(6.4) / 27.0
-    freqs = f_sp * m
-    above = m >= min_log_mel
-    freqs[above] = 1000.0 * np.exp(logstep * (m[above] - min_log_mel))
+    mel_max = f_max / f_sp if f_max < 1000.0 else min_log_mel + np.log(f_max / 1000.0) / logstep
+    mels = np.linspace(0.0, mel_max, n)
+    freqs = f_sp * mels
+    above = mels >= min_log_mel
+    freqs[above] = 1000.0 * np.exp(logstep * (mels[above] - min_log_mel))
     return freqs
 
 
 @functools.lru_cache(maxsize=32)
 def _mel_filterbank_np(sample_rate: float, n_fft: int, n_mels: int) -> npt.NDArray[np.float32]:
     fft_freqs = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)  # (F,)
-    edges = np.array([0.0, sample_rate / 2.0], dtype=np.float64)
-    mel_lo, mel_hi = _hz_to_mel(edges)
-    mel_f = _mel_to_hz(np.linspace(mel_lo, mel_hi, n_mels + 2))  # (n_mels + 2,)
+    mel_f = _slaney_mel_frequencies(sample_rate / 2.0, n_mels + 2)  # (n_mels + 2,)
     fdiff = np.diff(mel_f)
     ramps = np.subtract.outer(mel_f, fft_freqs)  # (n_mels + 2, F)
     lower = -ramps[:-2] / fdiff[:-1, None]
@@ -252,8 +234,7 @@ def mrstft_distance(
         raise ValueError("Expected a sample_rate with n_mels. Got None instead.")
     if n_time <= max(fft_sizes) // 2:
         raise ValueError(
-            f"Expected more than {max(fft_sizes) // 2} samples for the reflect padding. "
-            f"Got {n_time} instead."
+            f"Expected more than {max(fft_sizes) // 2} samples for the reflect padding. Got {n_time} instead."
         )
     y_hat, y = y_hat.reshape(-1, n_time), y.reshape(-1, n_time)  # (B*C, T)
     total = y.new_zeros(n_batch * n_chan)
@@ -264,9 +245,7 @@ def mrstft_distance(
             assert sample_rate is not None, "checked above"
             fb = mel_filterbank(sample_rate, n_fft, n_mels).to(m)  # (n_mels, F)
             m_hat, m = fb @ m_hat, fb @ m  # (B*C, n_mels, L)
-        sc = torch.linalg.vector_norm(m - m_hat, dim=(-2, -1)) / torch.linalg.vector_norm(
-            m, dim=(-2, -1)
-        )
+        sc = torch.linalg.vector_norm(m - m_hat, dim=(-2, -1)) / torch.linalg.vector_norm(m, dim=(-2, -1))
         log_l1 = (torch.log(m_hat) - torch.log(m)).abs().mean(dim=(-2, -1))
         total = total + w_sc * sc + w_log * log_l1
     return (total / len(fft_sizes)).reshape(n_batch, n_chan).mean(-1)
@@ -330,14 +309,10 @@ def mss_distance(
         ValueError: If the signal is shorter than half the largest FFT size.
     """
     wins, ffts, hops = zip(*mss_resolutions(sample_rate, windows_ms), strict=True)
-    return mrstft_distance(
-        estimate, reference, ffts, hops, wins, sample_rate=sample_rate, n_mels=n_mels
-    )
+    return mrstft_distance(estimate, reference, ffts, hops, wins, sample_rate=sample_rate, n_mels=n_mels)
 
 
-def relative_error(
-    estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8
-) -> torch.Tensor:
+def relative_error(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Compute the relative L2 error of arXiv:2510.23530 Secs. 4.3-4.4, per item.
 
     ``‖ŷ − y‖₂ / (‖y‖₂ + eps)``, with norms over all dimensions but the first, as the reference
@@ -361,7 +336,8 @@ def relative_error(
         )
     dims = tuple(range(1, estimate.dim()))
     err = torch.linalg.vector_norm(estimate - reference, dim=dims)
-    return err / (torch.linalg.vector_norm(reference, dim=dims) + eps)
+    rel: torch.Tensor = err / (torch.linalg.vector_norm(reference, dim=dims) + eps)
+    return rel
 
 
 def encoder_homogeneity_error(
@@ -389,8 +365,7 @@ def encoder_homogeneity_error(
     a_t = torch.as_tensor(a, dtype=z.dtype, device=z.device)
     if a_t.dim() > 1 or (a_t.dim() == 1 and a_t.shape[0] != z.shape[0]):
         raise ShapeMismatchError(
-            f"Expected a scalar gain or one per item [{z.shape[0]}]. "
-            f"Got shape {tuple(a_t.shape)} instead."
+            f"Expected a scalar gain or one per item [{z.shape[0]}]. Got shape {tuple(a_t.shape)} instead."
         )
     a_t = a_t.reshape(-1, *([1] * (z.dim() - 1)))  # (B or 1, 1, ...)
     return relative_error(z_of_scaled, a_t * z, eps)
@@ -430,10 +405,7 @@ def reconstruction_scores(
     Returns:
         ``{"snr": [B], "mss": [B]}``.
     """
-    return {
-        "snr": snr(estimate, reference),
-        "mss": mss_distance(estimate, reference, sample_rate),
-    }
+    return {"snr": snr(estimate, reference), "mss": mss_distance(estimate, reference, sample_rate)}
 
 
 def decoder_homogeneity(
@@ -441,11 +413,9 @@ def decoder_homogeneity(
 ) -> dict[str, torch.Tensor]:
     """Score decoder homogeneity, arXiv:2510.23530 Sec. 4.3 (Table 2 "Dec-Hom.").
 
-    SNR and MSS of ``Dec(a·z_x)`` (estimate) against ``a·Dec(z_x)`` (reference).
-
     Args:
-        dec_of_scaled_latent: ``Dec(a·z_x)``, audio ``[T]``, ``[B, T]`` or ``[B, C, T]``.
-        scaled_dec: ``a·Dec(z_x)``, same shape.
+        dec_of_scaled_latent: The estimate ``Dec(a·z_x)``, audio ``[T]``, ``[B, T]`` or ``[B, C, T]``.
+        scaled_dec: The reference ``a·Dec(z_x)``, same shape.
         sample_rate: Sample rate in Hz.
 
     Returns:
@@ -459,12 +429,9 @@ def decoder_additivity(
 ) -> dict[str, torch.Tensor]:
     """Score decoder additivity (composability), arXiv:2510.23530 Sec. 4.4 (Table 1).
 
-    SNR and MSS of ``Dec(Σᵢ Enc(sᵢ))`` (estimate) against the autoencoded mixture
-    ``Dec(Enc(mix))`` (reference).
-
     Args:
-        dec_of_sum: ``Dec(Σᵢ Enc(sᵢ))``, audio ``[T]``, ``[B, T]`` or ``[B, C, T]``.
-        dec_of_mix: ``Dec(Enc(mix))``, same shape.
+        dec_of_sum: The estimate ``Dec(Σᵢ Enc(sᵢ))``, audio ``[T]``, ``[B, T]`` or ``[B, C, T]``.
+        dec_of_mix: The reference, the autoencoded mixture ``Dec(Enc(mix))``, same shape.
         sample_rate: Sample rate in Hz.
 
     Returns:
@@ -478,12 +445,9 @@ def separation_scores(
 ) -> dict[str, torch.Tensor]:
     """Score latent-arithmetic separation, arXiv:2510.23530 Sec. 4.5 (Table 1 "Separation").
 
-    SI-SDR (``zero_mean=False``) and MSS of ``ŝᵢ = Dec(Enc(mix) − Enc(mix − sᵢ))`` (estimate)
-    against the autoencoded source ``Dec(Enc(sᵢ))`` (reference).
-
     Args:
-        estimate: ŝᵢ, audio ``[T]``, ``[B, T]`` or ``[B, C, T]``.
-        reference: ``Dec(Enc(sᵢ))``, same shape.
+        estimate: ``ŝᵢ = Dec(Enc(mix) − Enc(mix − sᵢ))``, audio ``[T]``, ``[B, T]`` or ``[B, C, T]``.
+        reference: The autoencoded source ``Dec(Enc(sᵢ))``, same shape.
         sample_rate: Sample rate in Hz.
 
     Returns:

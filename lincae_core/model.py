@@ -253,14 +253,19 @@ class LinCAE(nn.Module):
 
     @torch.no_grad()
     def decode_representation(
-        self, z: torch.Tensor, steps: int = 1, generator: torch.Generator | None = None
+        self,
+        z: torch.Tensor,
+        steps: int = 1,
+        generator: torch.Generator | None = None,
+        generators: list[torch.Generator] | None = None,
     ) -> torch.Tensor:
         """Consistency sampling (method.md §4): x_T = sigma_max*eps, x0 = f(x, sigma_k, z), re-noise.
 
         Args:
             z: raw latent ``[B, D, Z]``.
             steps: number of denoising steps (1 = single-step decoding).
-            generator: torch generator seeding every noise draw (reproducible decodes).
+            generator: one torch generator seeding every noise draw (reproducible decodes).
+            generators: alternatively one generator per batch item (noise independent of batching).
 
         Returns:
             Representation ``[B, 2, F, tdown*Z]``.
@@ -268,16 +273,24 @@ class LinCAE(nn.Module):
         cfg = self.config
         b, _, frames = z.shape
         shape = (b, cfg.data_channels, cfg.freq_bins, frames * cfg.time_downsample)
+        if generators is not None and len(generators) != b:
+            raise ValueError(f"Expected {b} generators (one per item). Got {len(generators)}.")
+
+        def noise() -> torch.Tensor:
+            if generators is not None:
+                eps = torch.stack([torch.randn(shape[1:], generator=g) for g in generators])
+            else:
+                eps = torch.randn(shape, generator=generator, device=generator.device if generator else z.device)
+            return eps.to(device=z.device, dtype=z.dtype)
+
         pyramid = self.decoder(z)
         sigmas = sampler_sigmas(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
-        x = torch.randn(shape, generator=generator, device=z.device if generator is None else generator.device).to(z.device)
-        x = x * cfg.sigma_max
+        x = noise() * cfg.sigma_max
         x0 = x
         for k in range(steps):
             x0 = self.denoise(x, sigmas[k], pyramid)
             if k < steps - 1:
-                eps = torch.randn(shape, generator=generator, device=x0.device if generator is None else generator.device).to(x0.device)
-                x = x0 + math.sqrt(sigmas[k + 1] ** 2 - cfg.sigma_min**2) * eps
+                x = x0 + math.sqrt(sigmas[k + 1] ** 2 - cfg.sigma_min**2) * noise()
         return x0
 
     @torch.no_grad()

@@ -1,0 +1,275 @@
+"""High-level encode/decode of audio of any length with bounded memory.
+
+Long signals are cut into windows of W latent frames that overlap by O frames (``plan_windows``);
+each window is encoded/decoded on its own (batched across windows and tracks) and the pieces are
+joined by a linear cross-fade (``OverlapAdd``), latents on encode, audio on decode::
+
+    window i    |=========\\            weight 1 in the middle of a window,
+    window i+1         /=========|     linear ramps over each overlap, sum of weights = 1
+
+On decode a window's first ``n_fft - hop`` samples are only partly covered by STFT frames (an
+edge fade), so they get weight 0 and the cross-fade starts after them.
+
+Latent scale convention: lincae stores and returns the *raw* tanh latent of the encoder (in
+[-1, 1]). The Music2Latent API returns raw / 0.06; the linear-cae API returns
+raw * scale_factor (15, 33 or 40). Divide / multiply accordingly to compare.
+
+Shapes: audio ``[T]``, ``[B, T]`` or ``[B, C, T]``; latents ``[D, Z]``, ``[B, D, Z]`` or
+``[B, C, D, Z]`` with Z = ceil(T / samples_per_frame).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from lincae_core import transforms
+from lincae_core.config import InferenceConfig
+from lincae_core.errors import ShapeMismatchError
+from lincae_core.model import LinCAE
+
+__all__ = [
+    "OverlapAdd",
+    "decode",
+    "encode",
+    "encode_segments",
+    "iter_decode",
+    "plan_windows",
+    "window_generator",
+    "window_span",
+]
+
+
+def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
+    """Cut Z frames into windows [start, stop) of ``window`` frames overlapping by >= ``overlap``.
+
+    Every window has exactly ``window`` frames (the last one is moved back to end at Z) unless
+    the whole signal is shorter, so windows of different tracks batch together.
+    """
+    if num_frames <= window:
+        return [(0, max(num_frames, 1))]
+    hop = window - overlap
+    starts = list(range(0, num_frames - window, hop)) + [num_frames - window]
+    return [(s, s + window) for s in starts]
+
+
+def window_span(start: int, stop: int, model_or_cfg: Any) -> tuple[int, int]:
+    """Audio samples [a, b) a window of latent frames [start, stop) encodes from / decodes to."""
+    cfg = getattr(model_or_cfg, "config", model_or_cfg)
+    return start * cfg.samples_per_frame, stop * cfg.samples_per_frame + cfg.n_fft - cfg.hop
+
+
+def window_generator(seed: int, start: int, stop: int) -> torch.Generator:
+    """Noise generator of one decode window, a function of (seed, window) only.
+
+    Decoding is stochastic; seeding per window makes a decode reproducible and independent of
+    batch composition (the same track decodes identically alone or in a batch).
+    """
+    digest = hashlib.sha256(f"{seed}:{start}:{stop}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+
+
+def _ramp_weights(
+    valid: Sequence[tuple[int, int]], i: int, data_start: int, length: int
+) -> np.ndarray:
+    """Cross-fade weights of piece i over its data [data_start, data_start+length)."""
+    pos = np.arange(data_start, data_start + length, dtype=np.float64)
+    va, vb = valid[i]
+    w = ((pos >= va) & (pos < vb)).astype(np.float64)
+    if i > 0 and valid[i - 1][1] > va:  # fade in over the overlap with the previous piece
+        a, b = va, valid[i - 1][1]
+        w *= np.clip((pos - a + 0.5) / (b - a), 0.0, 1.0)
+    if i + 1 < len(valid) and valid[i + 1][0] < vb:  # fade out over the overlap with the next
+        a, b = valid[i + 1][0], vb
+        w *= np.clip((b - pos - 0.5) / (b - a), 0.0, 1.0)
+    return w.astype(np.float32)
+
+
+class OverlapAdd:
+    """Weighted overlap-add along the last axis with streaming output (bounded memory)."""
+
+    def __init__(self, lead_shape: tuple[int, ...]) -> None:
+        self.base = 0
+        self.acc = np.zeros((*lead_shape, 0), np.float32)
+        self.wsum = np.zeros(0, np.float32)
+
+    def add(self, start: int, data: np.ndarray, weight: np.ndarray) -> None:
+        """Accumulate ``data[..., n]`` weighted by ``weight[n]`` at global position ``start``."""
+        if start < self.base:  # a leading part already flushed must carry no weight
+            cut = self.base - start
+            if np.any(weight[:cut] > 0):
+                raise ValueError(f"OverlapAdd: piece at {start} overlaps flushed output (< {self.base}).")
+            data, weight, start = data[..., cut:], weight[cut:], self.base
+        end = start + data.shape[-1]
+        grow = end - self.base - self.wsum.shape[0]
+        if grow > 0:
+            self.acc = np.concatenate([self.acc, np.zeros((*self.acc.shape[:-1], grow), np.float32)], -1)
+            self.wsum = np.concatenate([self.wsum, np.zeros(grow, np.float32)])
+        a, b = start - self.base, end - self.base
+        self.acc[..., a:b] += data * weight
+        self.wsum[a:b] += weight
+
+    def pop(self, upto: int) -> np.ndarray:
+        """Return the finished samples [base, upto), normalised by the summed weights."""
+        n = upto - self.base
+        out = self.acc[..., :n] / np.maximum(self.wsum[:n], 1e-12)
+        self.acc, self.wsum = self.acc[..., n:], self.wsum[n:]
+        self.base = upto
+        return out
+
+
+def _as_rows(x: Any, inner_dims: int, what: str) -> tuple[torch.Tensor, tuple[int, ...]]:
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    if t.dim() < inner_dims or t.dim() > inner_dims + 2:
+        raise ShapeMismatchError(
+            f"Expected {what} with {inner_dims} to {inner_dims + 2} dimensions. Got shape {tuple(t.shape)}."
+        )
+    lead = tuple(t.shape[: t.dim() - inner_dims])
+    return t.reshape(-1, *t.shape[t.dim() - inner_dims:]).float(), lead
+
+
+@torch.no_grad()
+def encode_segments(model: LinCAE, segments: torch.Tensor) -> torch.Tensor:
+    """Encode equal-length audio segments ``[N, L]`` (L = window span) into ``[N, D, W]``."""
+    device = next(model.parameters()).device
+    rep = transforms.to_representation(segments.to(device), model.config)
+    return model.encode_representation(rep).float().cpu()
+
+
+def _batched(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@torch.no_grad()
+def encode(
+    model: LinCAE,
+    audio: Any,
+    inference: InferenceConfig | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Encode audio of any length with windows + latent cross-fade (bounded memory per window).
+
+    Args:
+        model: the autoencoder.
+        audio: ``[T]``, ``[B, T]`` or ``[B, C, T]`` at ``model.config.sample_rate``.
+        inference: window, overlap and batch size (defaults: ``InferenceConfig()``).
+        progress: called with the number of windows done after each batch.
+
+    Returns:
+        Raw latents ``[D, Z]``, ``[B, D, Z]`` or ``[B, C, D, Z]``, Z = ceil(T / samples_per_frame).
+    """
+    inference = inference or InferenceConfig()
+    rows, lead = _as_rows(audio, 1, "audio")
+    cfg = model.config
+    frames, _ = transforms.padded_length(rows.shape[-1], cfg)
+    window, overlap = inference.frames(cfg)
+    plan = plan_windows(frames, window, overlap)
+    jobs = [(r, i) for r in range(rows.shape[0]) for i in range(len(plan))]
+    out = [OverlapAdd((cfg.latent_dim,)) for _ in range(rows.shape[0])]
+    for batch in _batched(jobs, inference.batch_size):
+        segs = []
+        for r, i in batch:
+            a, b = window_span(*plan[i], cfg)
+            seg = rows[r, a : min(b, rows.shape[-1])]
+            segs.append(torch.nn.functional.pad(seg, (0, b - a - seg.shape[-1])))
+        z = encode_segments(model, torch.stack(segs)).numpy()
+        for (r, i), zi in zip(batch, z, strict=True):
+            out[r].add(plan[i][0], zi, _ramp_weights(plan, i, plan[i][0], zi.shape[-1]))
+        if progress:
+            progress(len(batch))
+    latents = np.stack([o.pop(frames) for o in out])
+    return torch.from_numpy(latents).reshape(*lead, cfg.latent_dim, frames)
+
+
+def _decode_valid(plan: list[tuple[int, int]], cfg: Any) -> list[tuple[int, int]]:
+    """Trusted audio interval of each decoded window (the leading OLA edge is dropped)."""
+    edge = cfg.n_fft - cfg.hop
+    valid = []
+    for i, (s, e) in enumerate(plan):
+        a, b = window_span(s, e, cfg)
+        valid.append((a + (edge if i > 0 else 0), b if i == len(plan) - 1 else b - edge))
+    return valid
+
+
+@torch.no_grad()
+def iter_decode(
+    model: LinCAE,
+    z: Any,
+    num_samples: int | None = None,
+    inference: InferenceConfig | None = None,
+    seed: int | None = None,
+    steps: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Decode one track's latents ``[C, D, Z]`` as a stream of audio blocks ``[C, n]``.
+
+    Memory is bounded by the window and batch size, not by the track length.
+    """
+    inference = inference or InferenceConfig()
+    seed = inference.seed if seed is None else seed
+    steps = inference.steps if steps is None else steps
+    cfg = model.config
+    zt = torch.as_tensor(np.asarray(z) if not isinstance(z, torch.Tensor) else z).float()
+    if zt.dim() != 3 or zt.shape[1] != cfg.latent_dim:
+        raise ShapeMismatchError(f"Expected latents [C, {cfg.latent_dim}, Z]. Got {tuple(zt.shape)}.")
+    channels, _, frames = zt.shape
+    total = frames * cfg.samples_per_frame if num_samples is None else num_samples
+    window, overlap = inference.frames(cfg)
+    plan = plan_windows(frames, window, overlap)
+    valid = _decode_valid(plan, cfg)
+    ola = OverlapAdd((channels,))
+    device = next(model.parameters()).device
+    jobs = list(range(len(plan)))
+    per_batch = max(inference.batch_size // channels, 1)
+    for batch in _batched(jobs, per_batch):
+        lat = torch.cat([zt[:, :, plan[i][0] : plan[i][1]] for i in batch]).to(device)
+        gens = [window_generator(seed, *plan[i]) for i in batch for _ in range(channels)]
+        if len({plan[i][1] - plan[i][0] for i in batch}) > 1:
+            raise AssertionError("decode windows of one batch must have equal length")
+        rep = model.decode_representation(lat, steps=steps, generators=gens)
+        audio = transforms.from_representation(rep, cfg).cpu().numpy().reshape(len(batch), channels, -1)
+        for i, x in zip(batch, audio, strict=True):
+            start = window_span(*plan[i], cfg)[0]
+            ola.add(start, x, _ramp_weights(valid, i, start, x.shape[-1]))
+        nxt = batch[-1] + 1
+        ready = min(valid[nxt][0] if nxt < len(plan) else total, total)
+        if ready > ola.base:
+            yield ola.pop(ready)
+    if ola.base < total:  # num_samples beyond the decoded span: pad with silence
+        tail = ola.pop(min(total, ola.base + ola.wsum.shape[0]))
+        yield np.pad(tail, ((0, 0), (0, total - ola.base))) if ola.base < total else tail
+
+
+@torch.no_grad()
+def decode(
+    model: LinCAE,
+    z: Any,
+    num_samples: int | None = None,
+    inference: InferenceConfig | None = None,
+    seed: int | None = None,
+    steps: int | None = None,
+) -> torch.Tensor:
+    """Decode latents ``[D, Z]``, ``[B, D, Z]`` or ``[B, C, D, Z]`` to audio (seeded, windowed).
+
+    Args:
+        model: the autoencoder.
+        z: raw latents.
+        num_samples: output length (default ``Z * samples_per_frame``); use the original
+            length recorded at encode time to trim exactly.
+        inference: window, overlap, batch size, default steps and seed.
+        seed: decode noise seed (the same seed gives the same audio).
+        steps: consistency sampling steps (1 = single step).
+
+    Returns:
+        Audio ``[T]``, ``[B, T]`` or ``[B, C, T]``.
+    """
+    rows, lead = _as_rows(z, 2, "latents")
+    out = [
+        np.concatenate(list(iter_decode(model, r[None], num_samples, inference, seed, steps)), -1)[0]
+        for r in rows
+    ]
+    return torch.from_numpy(np.stack(out)).reshape(*lead, -1)

@@ -1,0 +1,202 @@
+"""Audio file I/O: probing, loading (soxr resampling, mono/stereo), streaming reads, saving.
+
+Layout: audio arrays are ``[C, T]`` float32 numpy arrays at the model sample rate.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from lincae_core.errors import AudioError
+
+__all__ = [
+    "AudioInfo",
+    "AudioStream",
+    "CHANNEL_MODES",
+    "load_audio",
+    "probe_audio",
+    "resampled_length",
+    "save_audio",
+]
+
+CHANNEL_MODES = ("mono", "stereo")
+_BLOCK = 1 << 16
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says: frames, sample rate and channel count."""
+
+    frames: int
+    sample_rate: int
+    channels: int
+
+
+def resampled_length(frames: int, rate_in: int, rate_out: int) -> int:
+    """Length of a signal after soxr resampling: round-half-up of frames * out / in."""
+    return (2 * frames * rate_out + rate_in) // (2 * rate_in)
+
+
+def probe_audio(path: str | Path) -> AudioInfo:
+    """Read an audio file's header, raising ``AudioError`` naming the file on failure."""
+    p = Path(path)
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, expected an audio file.")
+    try:
+        info = sf.info(str(p))
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
+        raise AudioError(f"{p}: not a readable audio file ({_reason(exc)}).") from exc
+    if info.frames <= 0:
+        raise AudioError(f"{p}: empty audio file (0 frames).")
+    if info.samplerate <= 0 or info.channels <= 0:
+        raise AudioError(f"{p}: invalid header (rate {info.samplerate}, channels {info.channels}).")
+    return AudioInfo(int(info.frames), int(info.samplerate), int(info.channels))
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
+def _to_mode(x: np.ndarray, mode: str) -> np.ndarray:
+    """Map ``[T, C_in]`` to ``[C, T]``: mono averages channels, stereo duplicates mono."""
+    if mode == "mono":
+        return x.mean(axis=1, dtype=np.float32)[None]
+    if mode == "stereo":
+        if x.shape[1] == 1:
+            return np.repeat(x.T, 2, axis=0)
+        return x[:, :2].T.copy()
+    raise AudioError(f"Unknown channel mode {mode!r}; expected one of {CHANNEL_MODES}.")
+
+
+def load_audio(
+    path: str | Path | BinaryIO, sample_rate: int, channels: str = "mono"
+) -> np.ndarray:
+    """Load a whole file, resampled to ``sample_rate`` with soxr (VHQ): ``[C, T]`` float32."""
+    name = getattr(path, "name", path)
+    try:
+        data, rate = sf.read(path if not isinstance(path, Path) else str(path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(f"{name}: not a readable audio file ({_reason(exc)}).") from exc
+    if data.shape[0] == 0:
+        raise AudioError(f"{name}: empty audio file (0 frames).")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{name}: contains NaN or infinite samples.")
+    if rate != sample_rate:
+        data = soxr.resample(data, rate, sample_rate, quality="VHQ").astype(np.float32, copy=False)
+    return np.ascontiguousarray(_to_mode(data, channels))
+
+
+class AudioStream:
+    """Sequential reader of one file at the model rate, for bounded-memory encoding.
+
+    ``read(start, stop)`` returns ``[C, stop-start]`` (zero-padded past the end); successive
+    calls must not move ``start`` backwards, so only a window's worth of audio is buffered.
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int, channels: str = "mono") -> None:
+        self.path = Path(path)
+        info = probe_audio(self.path)
+        self.rate_in = info.sample_rate
+        self.sample_rate = sample_rate
+        self.mode = channels
+        self.num_channels = 1 if channels == "mono" else 2
+        self.expected_length = resampled_length(info.frames, info.sample_rate, sample_rate)
+        try:
+            self._file = sf.SoundFile(str(self.path))
+        except Exception as exc:
+            raise AudioError(f"{self.path}: not a readable audio file ({_reason(exc)}).") from exc
+        self._resampler = (
+            soxr.ResampleStream(self.rate_in, sample_rate, info.channels, dtype="float32", quality="VHQ")
+            if self.rate_in != sample_rate else None
+        )
+        self._buf = np.zeros((self.num_channels, 0), np.float32)
+        self._buf_start = 0
+        self._eof = False
+        self.length: int | None = None  # known once the file is exhausted
+
+    def close(self) -> None:
+        """Close the underlying file."""
+        self._file.close()
+
+    def __enter__(self) -> AudioStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _pull(self) -> None:
+        try:
+            block = self._file.read(_BLOCK, dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise AudioError(f"{self.path}: read failed ({_reason(exc)}).") from exc
+        last = block.shape[0] < _BLOCK
+        if block.size and not np.isfinite(block).all():
+            raise AudioError(f"{self.path}: contains NaN or infinite samples.")
+        if self._resampler is not None:
+            block = self._resampler.resample_chunk(block, last=last)
+        if block.shape[0]:
+            self._buf = np.concatenate([self._buf, _to_mode(block, self.mode)], axis=1)
+        if last:
+            self._eof = True
+            self.length = self._buf_start + self._buf.shape[1]
+            if self.length == 0:
+                raise AudioError(f"{self.path}: empty audio file (0 frames).")
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Return samples ``[start, stop)`` as ``[C, stop-start]``, zero-padded past the end."""
+        if start < self._buf_start:
+            raise AudioError(f"{self.path}: stream reads must not go backwards ({start} < {self._buf_start}).")
+        while not self._eof and self._buf_start + self._buf.shape[1] < stop:
+            self._pull()
+        drop = start - self._buf_start
+        if drop > 0:
+            self._buf = self._buf[:, drop:]
+            self._buf_start = start
+        out = self._buf[:, : stop - start]
+        if out.shape[1] < stop - start:
+            out = np.pad(out, ((0, 0), (0, stop - start - out.shape[1])))
+        return out
+
+
+SUBTYPES_FLOAT = ("FLOAT", "DOUBLE")
+
+
+def save_audio(
+    path: str | Path | BinaryIO,
+    audio: np.ndarray,
+    sample_rate: int,
+    format: str = "WAV",
+    subtype: str | None = None,
+) -> int:
+    """Write ``[C, T]`` audio; integer subtypes are hard-clipped to [-1, 1].
+
+    Returns:
+        The number of samples that were clipped (0 for float subtypes, which keep them).
+    """
+    subtype = subtype or ("PCM_16" if format.upper() != "WAV" else "PCM_16")
+    x = np.asarray(audio, dtype=np.float32)
+    clipped = 0
+    if subtype.upper() not in SUBTYPES_FLOAT:
+        clipped = int(np.count_nonzero(np.abs(x) > 1.0))
+        x = np.clip(x, -1.0, 1.0)
+    target = path if not isinstance(path, (str, Path)) else os.fspath(path)
+    try:
+        sf.write(target, x.T, sample_rate, format=format, subtype=subtype)
+    except Exception as exc:
+        raise AudioError(f"{getattr(path, 'name', path)}: cannot write {format}/{subtype} ({_reason(exc)}).") from exc
+    return clipped
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> tuple[bytes, int]:
+    """Encode ``[C, T]`` audio as WAV bytes (for stdout pipelines); returns (bytes, clipped)."""
+    buf = io.BytesIO()
+    clipped = save_audio(buf, audio, sample_rate, format="WAV", subtype=subtype)
+    return buf.getvalue(), clipped

@@ -1,0 +1,460 @@
+"""The latent store: a Zarr v3 group of format ``lincae-latents`` version 1.
+
+This is the only module that imports zarr. Layout (see ``docs/store-format.md``)::
+
+    STORE/zarr.json             group attrs: format, format_version, model, geometry, ...
+    STORE/latents               [F, C, D] float16|float32, chunks (chunk_frames, C, D)
+    STORE/tracks/{key,offset,frames,samples,source_rate,channels,status}   1-D, one row a track
+    STORE/ledger/*.jsonl        failure ledger, one append-only file per writer process
+
+Concurrency: :meth:`LatentStore.plan` gives every shard a chunk-aligned frame region and whole
+status chunks, and the ledger has one file per shard, so shard processes never write the same
+file. Crash safety: zarr's ``LocalStore`` writes every chunk to a temporary file and renames it
+into place, and a track is marked done only after its latents are written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from lincae_core import store_layout as sl
+from lincae_core.store_layout import Geometry, TrackInfo, lineage_entry
+from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError, StoreMismatchError
+
+__all__ = ["Geometry", "LatentArray", "LatentStore", "TrackInfo", "lineage_entry"]
+
+log = logging.getLogger(__name__)
+DEFAULT_CHUNK_FRAMES = 1024
+TABLE_CHUNK = 65536
+MAX_TABLE_CHUNK = 2**20
+
+
+def _open_group(path: Path, mode: str) -> Any:
+    if not path.exists():
+        raise StoreFormatError(f"{path} does not exist (expected a lincae latent store)")
+    try:
+        return zarr.open_group(str(path), mode=mode)
+    except Exception as exc:
+        raise StoreFormatError(
+            f"{path} is not a lincae latent store (expected a Zarr v3 group with attribute "
+            f"format='{sl.FORMAT_NAME}'; {type(exc).__name__})"
+        ) from exc
+
+
+def _member(group: Any, name: str, path: Path) -> Any:
+    try:
+        node = group[name]
+    except Exception as exc:
+        raise StoreFormatError(f"{path}: missing array '{name}'") from exc
+    if not isinstance(node, zarr.Array):
+        raise StoreFormatError(f"{path}: '{name}': expected an array, got a group")
+    return node
+
+
+class LatentArray:
+    """Frame-range access to a store's ``latents`` array ``[F, C, D]`` (used by workers)."""
+
+    def __init__(self, array: Any, attrs: Mapping[str, Any], path: Path) -> None:
+        c, d = attrs["channels"], attrs["geometry"]["latent_dim"]
+        shape, chunks = tuple(array.shape), tuple(array.chunks)
+        if len(shape) != 3 or shape[1:] != (c, d) or shape[0] > sl.MAX_FRAMES:
+            raise StoreFormatError(f"{path}: latents: expected shape (F, {c}, {d}), got {shape}")
+        if chunks[1:] != (c, d) or not 1 <= chunks[0] <= sl.MAX_CHUNK_FRAMES:
+            raise StoreFormatError(f"{path}: latents: expected chunks (n, {c}, {d}), got {chunks}")
+        if array.dtype != np.dtype(attrs["dtype"]):
+            raise StoreFormatError(
+                f"{path}: latents: expected dtype {attrs['dtype']} (attribute dtype), "
+                f"got {array.dtype}"
+            )
+        self._array, self.path = array, path
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, mode: str = "r") -> LatentArray:
+        """Open the latent array of a store, checking format and shape but not the track table."""
+        path = Path(path)
+        group = _open_group(path, mode)
+        attrs = sl.validate_attrs(dict(group.attrs), str(path))
+        return cls(_member(group, "latents", path), attrs, path)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(F, C, D)``."""
+        return tuple(self._array.shape)  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Storage dtype (float16 or float32)."""
+        return np.dtype(self._array.dtype)
+
+    @property
+    def chunk_frames(self) -> int:
+        """Frames per chunk."""
+        return int(self._array.chunks[0])
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Read frames ``[start, stop)`` as ``[stop - start, C, D]`` in the storage dtype."""
+        return self._array[start:stop]
+
+    def write(self, start: int, z: np.ndarray) -> None:
+        """Write ``z[n, C, D]`` at frames ``[start, start + n)``."""
+        self._array[start : start + z.shape[0]] = z
+
+    def resize(self, frames: int) -> None:
+        """Set the number of frames (planning only)."""
+        self._array.resize((frames, *self.shape[1:]))
+
+
+class LatentStore:
+    """A latent store on the local file system; create with :meth:`create`, open with :meth:`open`."""
+
+    def __init__(self, path: Path, group: Any, mode: str) -> None:
+        """Wrap an opened group; use :meth:`open` or :meth:`create` instead."""
+        self.path, self.mode, self._group = path, mode, group
+        self._attrs = sl.validate_attrs(dict(group.attrs), str(path))
+        self._latents = LatentArray(_member(group, "latents", path), self._attrs, path)
+        self._geometry = Geometry.from_dict(self._attrs["geometry"])
+        self._table = self._load_table()
+        self._index: dict[str, int] | None = None
+
+    # ----------------------------------------------------------------- creation and opening
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        *,
+        model_id: str,
+        model_config: Mapping[str, Any],
+        geometry: Geometry | Mapping[str, Any],
+        channels: int,
+        dtype: str = "float16",
+        chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+        encoding: Mapping[str, Any] | None = None,
+        lineage: Sequence[Mapping[str, Any]] = (),
+        store_id: str | None = None,
+        overwrite: bool = False,
+    ) -> LatentStore:
+        """Create an empty, unplanned store (mode ``r+``); then call :meth:`plan`.
+
+        Args:
+            path: Directory of the new store.
+            model_id: SHA-256 id of the model that made (or will make) the latents.
+            model_config: The model config dict.
+            geometry: Sample rate, samples per frame and latent dim (a :class:`Geometry` or dict).
+            channels: 1 (mono) or 2 (stereo) latent channels.
+            dtype: ``"float16"`` (default) or ``"float32"``.
+            chunk_frames: Frames per chunk of the latent array.
+            encoding: Encoding window/overlap (``{"window_s", "overlap_s"}``) or None.
+            lineage: Lineage records of the operations that produced the store.
+            store_id: Identifier of the store (default: a random UUID).
+            overwrite: Replace an existing directory at ``path``.
+
+        Raises:
+            StoreFormatError: ``path`` exists and ``overwrite`` is false, or a bad argument.
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise StoreFormatError(f"{path} already exists (use overwrite to replace it)")
+        geo = geometry if isinstance(geometry, Geometry) else Geometry.from_dict(geometry)
+        if not 1 <= chunk_frames <= sl.MAX_CHUNK_FRAMES:
+            raise StoreFormatError(f"chunk_frames: expected 1..{sl.MAX_CHUNK_FRAMES}, got {chunk_frames}")
+        attrs = {
+            "format": sl.FORMAT_NAME, "format_version": sl.FORMAT_VERSION,
+            "model": {"id": model_id, "config": dict(model_config)},
+            "geometry": geo.to_dict(), "encoding": dict(encoding) if encoding else None,
+            "dtype": dtype, "channels": channels, "lineage": [dict(e) for e in lineage],
+            "store_id": store_id or uuid.uuid4().hex, "created": sl.utc_now(), "layout": None,
+        }
+        sl.validate_attrs(attrs, str(path))
+        group = zarr.open_group(str(path), mode="w")
+        group.create_array(
+            "latents", shape=(0, channels, geo.latent_dim), chunks=(chunk_frames, channels,
+            geo.latent_dim), dtype=dtype, compressors=None, fill_value=0,
+        )
+        _write_table(group, sl.empty_table(), sl.STATUS_CHUNK_MAX)
+        group.attrs.put(attrs)  # last: a crash before this leaves no 'format' attribute
+        return cls(path, group, "r+")
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, mode: str = "r") -> LatentStore:
+        """Open and validate a store (``mode`` ``"r"`` or ``"r+"``).
+
+        Raises:
+            StoreFormatError: Not a lincae store, another format version, or malformed content.
+        """
+        if mode not in ("r", "r+"):
+            raise ValueError(f"mode: expected 'r' or 'r+', got {mode!r}")
+        path = Path(path)
+        return cls(path, _open_group(path, mode), mode)
+
+    def _load_table(self) -> dict[str, np.ndarray]:
+        table = {}
+        for name in ("key", *sl.TABLE_COLUMNS):
+            arr = _member(self._group, f"tracks/{name}", self.path)
+            if arr.ndim != 1 or not 1 <= arr.chunks[0] <= MAX_TABLE_CHUNK:
+                raise StoreFormatError(f"{self.path}: tracks/{name}: expected a 1-D array with "
+                                       f"chunks <= {MAX_TABLE_CHUNK}, got chunks {arr.chunks}")
+            table[name] = arr[:]
+        sl.validate_table(table, self.total_frames, self._geometry, str(self.path))
+        return table
+
+    # ----------------------------------------------------------------------- properties
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """A copy of the validated group attributes."""
+        return json.loads(json.dumps(self._attrs))
+
+    store_id = property(lambda self: self._attrs["store_id"], doc="Identifier of this store.")
+    model_id = property(lambda self: self._attrs["model"]["id"], doc="SHA-256 model id.")
+    model_config = property(lambda self: self._attrs["model"]["config"], doc="Model config.")
+    channels = property(lambda self: self._attrs["channels"], doc="Latent channels C.")
+    dtype = property(lambda self: self._attrs["dtype"], doc="Storage dtype name.")
+    lineage = property(lambda self: self.attrs["lineage"], doc="Lineage records (a copy).")
+    encoding = property(lambda self: self._attrs.get("encoding"), doc="Encoding window/overlap.")
+    format_version = property(lambda self: self._attrs["format_version"], doc="Format version.")
+    layout = property(lambda self: self._attrs.get("layout"), doc="Shard layout or None.")
+    geometry = property(lambda self: self._geometry, doc="The store :class:`Geometry`.")
+    latents = property(lambda self: self._latents, doc="The :class:`LatentArray`.")
+    chunk_frames = property(lambda self: self._latents.chunk_frames, doc="Frames per chunk.")
+    total_frames = property(lambda self: self._latents.shape[0], doc="Frames F of the array.")
+    n_tracks = property(lambda self: int(self._table["key"].shape[0]), doc="Rows of the table.")
+
+    # ------------------------------------------------------------------------- planning
+    def plan(self, tracks: Sequence[tuple[str, int, int, int, int]], *, shards: int = 1) -> None:
+        """Fix the layout once: a row per ``(key, frames, samples, source_rate, channels)``.
+
+        Tracks are laid out contiguously in the given order; shard ``s`` owns the rows
+        :meth:`shard_tracks` returns, in a region that starts on a chunk boundary. Planning an
+        already planned store with the same tracks does nothing (so a re-run resumes).
+
+        Raises:
+            StoreFormatError: The store is already planned with other tracks, or bad rows.
+        """
+        self._require_writable()
+        table = sl.rows_to_table(tracks, str(self.path))
+        if self.layout is not None:
+            if all(np.array_equal(table[c], self._table[c]) for c in
+                   ("key", "frames", "samples", "source_rate", "channels")):
+                return
+            raise StoreFormatError(f"{self.path} is already planned with other tracks")
+        lay = sl.plan_layout(table["frames"], self.chunk_frames, shards)
+        table["offset"] = lay.offsets
+        sl.validate_table(table, lay.total_frames, self._geometry, str(self.path))
+        _write_table(self._group, table, lay.status_chunk)
+        self._latents.resize(lay.total_frames)
+        self._set_attr("layout", {"shards": lay.shards, "tracks_per_shard": lay.tracks_per_shard})
+        self._table, self._index = table, None
+
+    def shard_tracks(self, shard: int) -> range:
+        """Row indices owned by ``shard`` (empty past the last shard)."""
+        t, n = self._require_layout()["tracks_per_shard"], self.n_tracks
+        return range(min(shard * t, n), min((shard + 1) * t, n))
+
+    def shard_of(self, index: int) -> int:
+        """The shard that owns row ``index``."""
+        return int(index) // self._require_layout()["tracks_per_shard"]
+
+    # -------------------------------------------------------------------------- writing
+    def write_track(self, index: int, z: np.ndarray) -> None:
+        """Write the latents ``z[frames, C, D]`` of row ``index`` (then call :meth:`mark_done`).
+
+        Raises:
+            ShapeMismatchError: ``z`` does not have the planned shape.
+            LincaeError: Non-finite values (after the cast to the storage dtype).
+        """
+        self._require_writable()
+        t = self.track(index)
+        want = (t.frames, self.channels, self._geometry.latent_dim)
+        if tuple(z.shape) != want:
+            raise ShapeMismatchError(
+                f"{self.path}: track {t.key!r}: expected latents of shape {want}, "
+                f"got {tuple(z.shape)}")
+        zz = np.asarray(z).astype(self.dtype, copy=False)
+        if not np.isfinite(zz).all():
+            raise LincaeError(f"{self.path}: track {t.key!r}: expected finite latents "
+                              f"(got NaN/inf after the cast to {self.dtype})")
+        self._latents.write(t.offset, zz)
+
+    def mark_done(self, index: int | Sequence[int] | np.ndarray) -> None:
+        """Mark rows done; call only after their latents are written."""
+        self._set_status(index, sl.STATUS_DONE)
+
+    def mark_failed(self, index: int, reason: str) -> None:
+        """Record why row ``index`` failed in its shard's ledger file, then mark it failed."""
+        self._require_writable()
+        t = self.track(index)
+        shard = self.shard_of(index) if self.layout is not None else 0
+        self._append_ledger(f"shard-{shard:04d}", {"key": t.key, "index": int(index),
+                                                    "reason": str(reason), "time": sl.utc_now()})
+        self._set_status(index, sl.STATUS_FAILED)
+
+    def record_failure(self, source: str, reason: str, *, writer: str = "plan") -> None:
+        """Record an input that never got a row (e.g. unreadable at planning time).
+
+        Args:
+            source: The input's key or path.
+            reason: Why it failed.
+            writer: Names the ledger file (``ledger/<writer>.jsonl``); one writer per process.
+        """
+        self._require_writable()
+        if not writer.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"writer: expected letters, digits, '-' or '_', got {writer!r}")
+        self._append_ledger(writer, {"key": str(source), "index": None, "reason": str(reason),
+                                     "time": sl.utc_now()})
+
+    def add_lineage(self, entry: Mapping[str, Any]) -> None:
+        """Append a lineage record (see :func:`lineage_entry`)."""
+        self._require_writable()
+        self._set_attr("lineage", [*self._attrs["lineage"], dict(entry)])
+
+    def _set_status(self, index: Any, status: int) -> None:
+        self._require_writable()
+        idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_tracks):
+            raise IndexError(f"{self.path}: track index out of range [0, {self.n_tracks})")
+        arr = self._group["tracks/status"]
+        if idx.size == self.n_tracks and np.array_equal(idx, np.arange(self.n_tracks)):
+            arr[:] = np.full(self.n_tracks, status, dtype=np.int8)
+        elif idx.size:
+            arr[idx] = np.int8(status)
+        self._table["status"][idx] = status
+
+    def _set_attr(self, name: str, value: Any) -> None:
+        self._attrs[name] = value
+        self._group.attrs.put(json.loads(json.dumps(self._attrs)))
+
+    def _append_ledger(self, writer: str, record: dict[str, Any]) -> None:
+        sl.append_ledger(self.path / "ledger", writer, record)
+
+    def _require_writable(self) -> None:
+        if self.mode != "r+":
+            raise LincaeError(f"{self.path} is open read-only (open with mode='r+' to write)")
+
+    def _require_layout(self) -> dict[str, Any]:
+        if self.layout is None:
+            raise LincaeError(f"{self.path} is not planned yet (call plan() first)")
+        return self.layout
+
+    # -------------------------------------------------------------------------- reading
+    def table(self) -> dict[str, np.ndarray]:
+        """The whole track table as 1-D arrays (copies), status re-read from disk."""
+        self._table["status"] = self._group["tracks/status"][:]
+        return {k: v.copy() for k, v in self._table.items()}
+
+    def keys(self) -> list[str]:
+        """Track keys in table order."""
+        return self._table["key"].tolist()
+
+    def index_of(self, key: str) -> int:
+        """Row index of ``key``; raises KeyError naming the store."""
+        if self._index is None:
+            self._index = {k: i for i, k in enumerate(self.keys())}
+        try:
+            return self._index[key]
+        except KeyError:
+            raise KeyError(f"{self.path}: no track with key {key!r}") from None
+
+    def track(self, key_or_index: str | int) -> TrackInfo:
+        """The :class:`TrackInfo` of a row, by key or index."""
+        i = self.index_of(key_or_index) if isinstance(key_or_index, str) else int(key_or_index)
+        if not 0 <= i < self.n_tracks:
+            raise IndexError(f"{self.path}: track index {i} out of range [0, {self.n_tracks})")
+        t = self._table
+        return TrackInfo(str(t["key"][i]), *(int(t[c][i]) for c in list(sl.TABLE_COLUMNS)))
+
+    def tracks(self, status: int | None = None) -> list[TrackInfo]:
+        """All rows (or those with ``status``) as :class:`TrackInfo`."""
+        st = self.table()["status"]
+        return [self.track(i) for i in range(self.n_tracks) if status is None or st[i] == status]
+
+    def read_track(self, key_or_index: str | int, start_frame: int = 0,
+                   stop_frame: int | None = None) -> np.ndarray:
+        """Read frames ``[start_frame, stop_frame)`` of one track as ``[n, C, D]``."""
+        t = self.track(key_or_index)
+        stop = t.frames if stop_frame is None else stop_frame
+        if not 0 <= start_frame <= stop <= t.frames:
+            raise IndexError(f"{self.path}: track {t.key!r}: frame range [{start_frame}, {stop}) "
+                             f"outside [0, {t.frames})")
+        return self._latents.read(t.offset + start_frame, t.offset + stop)
+
+    def iter_blocks(self, key_or_index: str | int,
+                    block_frames: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Stream a track as ``(start_frame, z[n, C, D])`` blocks cut at chunk boundaries."""
+        t = self.track(key_or_index)
+        cf = self.chunk_frames
+        bf = max(cf, (block_frames or 16 * cf) // cf * cf)
+        pos = t.offset
+        while pos < t.offset + t.frames:
+            end = min((pos // bf + 1) * bf, t.offset + t.frames)
+            yield pos - t.offset, self._latents.read(pos, end)
+            pos = end
+
+    def is_complete(self) -> bool:
+        """True when the store is planned and no row is still planned (all done or failed)."""
+        return self.layout is not None and not (self.table()["status"] == sl.STATUS_PLANNED).any()
+
+    def ledger(self) -> list[dict[str, Any]]:
+        """Failure records still current: failed rows (latest reason) and unplanned inputs."""
+        return sl.read_ledger(self.path / "ledger", self.table()["status"])
+
+    def describe(self) -> dict[str, Any]:
+        """Summary for ``lincae info STORE`` (JSON-ready)."""
+        t = self.table()
+        done = t["status"] == sl.STATUS_DONE
+        a = self.attrs
+        return {
+            "path": str(self.path), "format": a["format"], "format_version": a["format_version"],
+            "store_id": a["store_id"], "created": a["created"], "model": a["model"],
+            "geometry": a["geometry"], "channels": a["channels"], "dtype": a["dtype"],
+            "chunk_frames": self.chunk_frames, "encoding": a["encoding"], "layout": a["layout"],
+            "tracks": self.n_tracks,
+            "status": {name: int((t["status"] == s).sum()) for s, name in sl.STATUS_NAMES.items()},
+            "total_frames": self.total_frames,
+            "duration_s": float(t["samples"][done].sum() / self._geometry.sample_rate),
+            "nbytes": self.total_frames * self.channels * self._geometry.latent_dim
+            * np.dtype(self.dtype).itemsize,
+            "failures": len(self.ledger()), "lineage": a["lineage"],
+        }
+
+    def compatible_with(self, other: LatentStore, force: bool = False) -> None:
+        """Refuse to combine with ``other`` unless format, geometry, channels and model agree.
+
+        Only a model mismatch (id or config) can be forced; a geometry, channel or format
+        mismatch makes latent arithmetic meaningless and is always refused.
+
+        Raises:
+            StoreMismatchError: Naming both stores and the differing field.
+        """
+        pair = f"{self.path} and {other.path}"
+        for name, a, b in (("format_version", self.format_version, other.format_version),
+                           ("geometry", self._attrs["geometry"], other._attrs["geometry"]),
+                           ("channels", self.channels, other.channels)):
+            if a != b:
+                raise StoreMismatchError(f"{pair} differ in {name}: {a} vs {b} (not combinable)")
+        if not force:
+            if self.model_id != other.model_id:
+                raise StoreMismatchError(f"{pair} come from different models ({self.model_id[:12]}"
+                                         f" vs {other.model_id[:12]}); use force to combine")
+            if self.model_config != other.model_config:
+                raise StoreMismatchError(f"{pair} differ in model config; use force to combine")
+
+
+def _write_table(group: Any, table: dict[str, np.ndarray], status_chunk: int) -> None:
+    n = table["key"].shape[0]
+    for name in ("key", *sl.TABLE_COLUMNS):
+        chunk = status_chunk if name == "status" else TABLE_CHUNK
+        dtype = str if name == "key" else sl.TABLE_COLUMNS[name]
+        arr = group.create_array(f"tracks/{name}", shape=(n,), chunks=(max(1, min(chunk, n)),),
+                                 dtype=dtype, overwrite=True,
+                                 **({} if name == "key" else {"compressors": None,
+                                                              "fill_value": 0}))
+        if n:
+            arr[:] = table[name]

@@ -1,0 +1,378 @@
+"""Pure (zarr-free) parts of the latent store format version 1: attribute and table
+validation, and the shard/chunk layout planner.
+
+The format itself is documented in ``docs/store-format.md``; :mod:`lincae_core.store` is the
+only module that touches zarr. Everything here works on plain dicts and numpy arrays, so that it
+can be tested without a store on disk and so that a malicious store is refused before any of its
+numbers are used.
+
+Layout: ``latents[frame, channel, latent_dim]`` (time-major, ``[F, C, D]``); a track ``i`` owns
+frames ``offset[i] : offset[i] + frames[i]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lincae_core.errors import StoreFormatError
+
+FORMAT_NAME = "lincae-latents"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+DTYPES = ("float16", "float32")
+STATUS_PLANNED, STATUS_DONE, STATUS_FAILED = 0, 1, 2
+STATUS_NAMES = {STATUS_PLANNED: "planned", STATUS_DONE: "done", STATUS_FAILED: "failed"}
+# Columns of the track table other than ``key`` (zarr arrays under ``tracks/``) and their dtypes.
+TABLE_COLUMNS = {
+    "offset": "int64",
+    "frames": "int64",
+    "samples": "int64",
+    "source_rate": "int32",
+    "channels": "int8",
+    "status": "int8",
+}
+# Sanity bounds: anything beyond them is treated as a corrupt or malicious store.
+MAX_FRAMES = 2**40
+MAX_TRACKS = 2**31 - 1
+MAX_CHUNK_FRAMES = 2**22
+MAX_SAMPLE_RATE = 1_000_000
+MAX_SAMPLES_PER_FRAME = 2**20
+MAX_LATENT_DIM = 2**16
+STATUS_CHUNK_MAX = 4096
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Audio ↔ latent geometry of a model: one latent frame per ``samples_per_frame`` samples."""
+
+    sample_rate: int
+    samples_per_frame: int
+    latent_dim: int
+
+    @property
+    def frame_rate(self) -> float:
+        """Latent frames per second."""
+        return self.sample_rate / self.samples_per_frame
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form stored in the ``geometry`` attribute."""
+        return {
+            "sample_rate": self.sample_rate,
+            "samples_per_frame": self.samples_per_frame,
+            "latent_dim": self.latent_dim,
+            "frame_rate": self.frame_rate,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "geometry") -> Geometry:
+        """Parse and validate a geometry dict (``frame_rate`` is checked, not trusted)."""
+        if not isinstance(d, dict):
+            raise StoreFormatError(f"{where}: expected a dict, got {type(d).__name__}")
+        g = cls(
+            sample_rate=_int(d.get("sample_rate"), f"{where}.sample_rate", 1, MAX_SAMPLE_RATE),
+            samples_per_frame=_int(
+                d.get("samples_per_frame"), f"{where}.samples_per_frame", 1, MAX_SAMPLES_PER_FRAME
+            ),
+            latent_dim=_int(d.get("latent_dim"), f"{where}.latent_dim", 1, MAX_LATENT_DIM),
+        )
+        fr = d.get("frame_rate", g.frame_rate)
+        if not isinstance(fr, (int, float)) or not math.isclose(fr, g.frame_rate, rel_tol=1e-6):
+            raise StoreFormatError(
+                f"{where}.frame_rate: expected sample_rate/samples_per_frame = {g.frame_rate}, "
+                f"got {fr!r}"
+            )
+        return g
+
+
+def _int(v: Any, name: str, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise StoreFormatError(f"{name}: expected an integer in [{lo}, {hi}], got {v!r}")
+    return v
+
+
+def validate_attrs(attrs: Any, path: str) -> dict[str, Any]:
+    """Check the group attributes of a store and return them as a plain dict.
+
+    Args:
+        attrs: The group's attributes (JSON-decoded).
+        path: The store path, used in error messages.
+
+    Returns:
+        The attributes, with ``geometry`` normalised by :class:`Geometry`.
+
+    Raises:
+        StoreFormatError: Not a lincae store, an unsupported version, or malformed attributes.
+    """
+    if not isinstance(attrs, dict) or attrs.get("format") != FORMAT_NAME:
+        raise StoreFormatError(
+            f"{path} is not a lincae latent store (expected attribute format='{FORMAT_NAME}')"
+        )
+    version = attrs.get("format_version")
+    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+        raise StoreFormatError(
+            f"{path} has format_version {version!r}; this lincae supports format_version "
+            f"{', '.join(map(str, SUPPORTED_VERSIONS))}"
+        )
+    model = attrs.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("id"), str):
+        raise StoreFormatError(f"{path}: attribute model: expected {{'id': str, 'config': dict}}")
+    if not isinstance(model.get("config"), dict):
+        raise StoreFormatError(f"{path}: attribute model.config: expected a dict")
+    out = dict(attrs)
+    out["geometry"] = Geometry.from_dict(attrs.get("geometry"), f"{path}: geometry").to_dict()
+    if attrs.get("dtype") not in DTYPES:
+        raise StoreFormatError(f"{path}: dtype: expected one of {DTYPES}, got {attrs.get('dtype')!r}")
+    if attrs.get("channels") not in (1, 2) or isinstance(attrs.get("channels"), bool):
+        raise StoreFormatError(f"{path}: channels: expected 1 or 2, got {attrs.get('channels')!r}")
+    enc = attrs.get("encoding")
+    if enc is not None and not isinstance(enc, dict):
+        raise StoreFormatError(f"{path}: encoding: expected a dict or null, got {enc!r}")
+    lineage = attrs.get("lineage")
+    if not isinstance(lineage, list) or not all(isinstance(e, dict) for e in lineage):
+        raise StoreFormatError(f"{path}: lineage: expected a list of dicts")
+    for name in ("store_id", "created"):
+        if not isinstance(attrs.get(name), str):
+            raise StoreFormatError(f"{path}: {name}: expected a string, got {attrs.get(name)!r}")
+    validate_layout_attr(attrs.get("layout"), path)
+    return out
+
+
+def validate_layout_attr(layout: Any, path: str) -> None:
+    """Check the ``layout`` attribute (``null`` before :meth:`LatentStore.plan`)."""
+    if layout is None:
+        return
+    if not isinstance(layout, dict):
+        raise StoreFormatError(f"{path}: layout: expected a dict or null, got {layout!r}")
+    _int(layout.get("shards"), f"{path}: layout.shards", 1, MAX_TRACKS)
+    _int(layout.get("tracks_per_shard"), f"{path}: layout.tracks_per_shard", 1, MAX_TRACKS)
+
+
+def validate_keys(keys: np.ndarray, where: str) -> None:
+    """Refuse keys that are not non-empty, NUL-free, unique strings.
+
+    Args:
+        keys: 1-D array of keys (a numpy string dtype).
+        where: Names the input in error messages.
+    """
+    if keys.dtype.kind not in "TU":
+        raise StoreFormatError(f"{where}: track keys: expected strings, got dtype {keys.dtype}")
+    if keys.size == 0:
+        return
+    if (np.strings.str_len(keys) == 0).any():
+        raise StoreFormatError(f"{where}: track keys: expected non-empty strings, got ''")
+    # numpy string search treats "\x00" as empty, so look for NUL in Python
+    bad = next((k for k in keys.tolist() if "\x00" in k), None)
+    if bad is not None:
+        raise StoreFormatError(f"{where}: track keys: expected no NUL characters, got {bad!r}")
+    uniq, counts = np.unique(keys, return_counts=True)
+    if uniq.size != keys.size:
+        raise StoreFormatError(
+            f"{where}: track keys: expected unique keys, got duplicate {str(uniq[counts > 1][0])!r}"
+        )
+
+
+def validate_table(table: dict[str, np.ndarray], total_frames: int, geometry: Geometry,
+                   where: str) -> None:
+    """Check a track table against the latent array it indexes.
+
+    Args:
+        table: ``key`` plus every column of :data:`TABLE_COLUMNS`, 1-D arrays of one length.
+        total_frames: Length of the latent array ``F``.
+        geometry: The store geometry (``samples <= frames * samples_per_frame``).
+        where: Names the store in error messages.
+    """
+    n = table["key"].shape[0]
+    for name, dtype in TABLE_COLUMNS.items():
+        col = table[name]
+        if col.ndim != 1 or col.shape[0] != n:
+            raise StoreFormatError(
+                f"{where}: tracks/{name}: expected shape ({n},), got {tuple(col.shape)}"
+            )
+        if col.dtype != np.dtype(dtype):
+            raise StoreFormatError(f"{where}: tracks/{name}: expected {dtype}, got {col.dtype}")
+        if (col < 0).any():
+            raise StoreFormatError(f"{where}: tracks/{name}: expected values >= 0, got {col.min()}")
+    validate_keys(table["key"], where)
+    off, fr = table["offset"], table["frames"]
+    bad = (off > total_frames) | (fr > total_frames - np.minimum(off, total_frames))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise StoreFormatError(
+            f"{where}: track {str(table['key'][i])!r}: offset {off[i]} + frames {fr[i]} exceeds "
+            f"the latent array ({total_frames} frames)"
+        )
+    order = np.argsort(off, kind="stable")
+    if n > 1 and (off[order][:-1] + fr[order][:-1] > off[order][1:]).any():
+        raise StoreFormatError(f"{where}: track table: expected non-overlapping track regions")
+    if (table["samples"] > fr * geometry.samples_per_frame).any():
+        raise StoreFormatError(
+            f"{where}: tracks/samples: expected samples <= frames * samples_per_frame"
+        )
+    if (table["source_rate"] > MAX_SAMPLE_RATE).any() or (table["status"] > 2).any():
+        raise StoreFormatError(f"{where}: tracks/source_rate or tracks/status out of range")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Result of :func:`plan_layout`: where each track lives and which shard owns it."""
+
+    offsets: np.ndarray  # (N,) int64
+    total_frames: int
+    shards: int
+    tracks_per_shard: int
+    status_chunk: int
+
+
+def plan_layout(frames: np.ndarray, chunk_frames: int, shards: int = 1) -> Layout:
+    """Lay tracks out contiguously, one chunk-aligned region per shard.
+
+    Shard ``s`` owns tracks ``[s*T, (s+1)*T)`` with ``T`` a multiple of the status chunk, and its
+    first frame sits on a latent chunk boundary. Hence no latent chunk and no status chunk is
+    shared by two shards, and concurrent shard processes never write the same chunk.
+
+    Args:
+        frames: ``(N,)`` number of latent frames of each track, in table order.
+        chunk_frames: Frames per latent chunk.
+        shards: Number of writer processes the layout must keep apart.
+
+    Returns:
+        The offsets, total frame count and shard geometry.
+    """
+    n = int(frames.shape[0])
+    if shards < 1:
+        raise ValueError(f"shards: expected >= 1, got {shards}")
+    per = max(1, math.ceil(n / shards))
+    status_chunk = min(STATUS_CHUNK_MAX, per)
+    tracks_per_shard = math.ceil(per / status_chunk) * status_chunk
+    offsets = np.zeros(n, dtype=np.int64)
+    end = 0
+    for s0 in range(0, n, tracks_per_shard):
+        start = -(-end // chunk_frames) * chunk_frames  # round up to a chunk boundary
+        f = frames[s0 : s0 + tracks_per_shard].astype(np.int64)
+        offsets[s0 : s0 + f.shape[0]] = start + np.concatenate(([0], np.cumsum(f)[:-1]))
+        end = start + int(f.sum())
+    return Layout(offsets, end, math.ceil(n / tracks_per_shard) if n else 1, tracks_per_shard,
+                  status_chunk)
+
+
+def utc_now() -> str:
+    """Return the current UTC time in ISO 8601 form."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def lineage_entry(op: str, args: Mapping[str, Any], inputs: Sequence[Any]) -> dict[str, Any]:
+    """Build one lineage record: the operation, its arguments and its inputs' paths and ids.
+
+    Args:
+        op: Operation name (``"gain"``, ``"mix"``, ...).
+        args: JSON-ready arguments that reproduce the operation.
+        inputs: Input stores (anything with ``path`` and ``store_id``).
+    """
+    from lincae_core import __version__  # lazy: lincae_core/__init__ may import the store
+
+    return {
+        "op": op,
+        "args": dict(args),
+        "inputs": [{"path": str(Path(s.path).resolve()), "store_id": s.store_id} for s in inputs],
+        "time": utc_now(),
+        "lincae_version": __version__,
+    }
+
+
+@dataclass(frozen=True)
+class TrackInfo:
+    """One row of the track table (``samples`` is the exact length at the model sample rate)."""
+
+    key: str
+    offset: int
+    frames: int
+    samples: int
+    source_rate: int
+    channels: int
+    status: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the row as a JSON-ready dict."""
+        return asdict(self)
+
+
+def empty_table() -> dict[str, np.ndarray]:
+    """A track table with no rows."""
+    t = {c: np.zeros(0, dtype=d) for c, d in TABLE_COLUMNS.items()}
+    t["key"] = np.array([], dtype=np.dtypes.StringDType())
+    return t
+
+
+def rows_to_table(rows: Sequence[Sequence[Any]], where: str) -> dict[str, np.ndarray]:
+    """Turn planning rows ``(key, frames, samples, source_rate, channels)`` into a table.
+
+    Offsets are zero and status is planned; :func:`plan_layout` fills the offsets.
+    """
+    t = empty_table()
+    if len(rows):
+        if not all(isinstance(r, (tuple, list)) and len(r) == 5 for r in rows):
+            raise StoreFormatError(
+                f"{where}: plan: expected rows (key, frames, samples, source_rate, channels)"
+            )
+        if not all(isinstance(r[0], str) for r in rows):
+            raise StoreFormatError(f"{where}: plan: expected string keys")
+        cols = list(zip(*rows, strict=True))
+        t["key"] = np.array(cols[0], dtype=np.dtypes.StringDType())
+        for name, col in zip(("frames", "samples", "source_rate", "channels"), cols[1:],
+                             strict=True):
+            arr = np.asarray(col, dtype=np.int64)
+            hi = np.iinfo(TABLE_COLUMNS[name]).max
+            if arr.min() < 0 or arr.max() > hi:
+                raise StoreFormatError(f"{where}: plan: {name} out of range [0, {hi}]")
+            t[name] = arr.astype(TABLE_COLUMNS[name])
+    t["offset"] = np.zeros(len(rows), dtype=np.int64)
+    t["status"] = np.zeros(len(rows), dtype=np.int8)
+    return t
+
+
+def append_ledger(ledger_dir: Path, writer: str, record: dict[str, Any]) -> None:
+    """Append one failure record to ``ledger_dir/<writer>.jsonl`` (one writer per file)."""
+    ledger_dir.mkdir(exist_ok=True)
+    # One short write of one line: readers skip a torn last line after a crash.
+    with open(ledger_dir / f"{writer}.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_ledger(ledger_dir: Path, status: np.ndarray) -> list[dict[str, Any]]:
+    """Read the current failure records of a store.
+
+    Args:
+        ledger_dir: The store's ``ledger/`` directory.
+        status: ``(N,)`` current track status; records of rows no longer failed are stale.
+
+    Returns:
+        The latest record of each failed row, then of each input that never got a row.
+    """
+    latest: dict[Any, dict[str, Any]] = {}
+    n = status.shape[0]
+    for f in sorted(ledger_dir.glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # torn last line of a killed writer
+            if not isinstance(rec, dict) or not isinstance(rec.get("reason"), str):
+                continue
+            i = rec.get("index")
+            if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n:
+                if status[i] == STATUS_FAILED:
+                    latest[("row", i)] = rec
+            elif i is None:
+                latest[("input", str(rec.get("key")))] = rec
+    return list(latest.values())
