@@ -22,6 +22,14 @@ EXIT_PARTIAL = 3
 # (module under lincae_cli.commands, attribute) — explicit, no dynamic discovery.
 _COMMANDS: tuple[tuple[str, str], ...] = (
     # one line per command: (module, function)
+    ("ls", "ls_cmd"),
+    ("gain", "gain_cmd"),
+    ("mix", "mix_cmd"),
+    ("extract", "extract_cmd"),
+    ("select", "select_cmd"),
+    ("export", "export_cmd"),
+    ("info", "info_cmd"),
+    ("import_weights", "import_weights_cmd"),
 )
 
 

@@ -57,6 +57,17 @@ def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, 
     return [(s, s + window) for s in starts]
 
 
+def crossfade_regions(plan: list[tuple[int, int]], overlap: int) -> list[tuple[int, int]]:
+    """Frame regions that take part in the cross-fade: each window, except that the last one
+    (moved back to end at Z) only fades in over the last ``overlap`` frames of its predecessor,
+    so that no frame is covered by three windows."""
+    regions = list(plan)
+    if len(plan) > 1:
+        s, e = plan[-1]
+        regions[-1] = (max(s, plan[-2][1] - overlap), e)
+    return regions
+
+
 def window_span(start: int, stop: int, model_or_cfg: Any) -> tuple[int, int]:
     """Audio samples [a, b) a window of latent frames [start, stop) encodes from / decodes to."""
     cfg = getattr(model_or_cfg, "config", model_or_cfg)
@@ -169,6 +180,7 @@ def encode(
     frames, _ = transforms.padded_length(rows.shape[-1], cfg)
     window, overlap = inference.frames(cfg)
     plan = plan_windows(frames, window, overlap)
+    regions = crossfade_regions(plan, overlap)
     jobs = [(r, i) for r in range(rows.shape[0]) for i in range(len(plan))]
     out = [OverlapAdd((cfg.latent_dim,)) for _ in range(rows.shape[0])]
     for batch in _batched(jobs, inference.batch_size):
@@ -179,20 +191,20 @@ def encode(
             segs.append(torch.nn.functional.pad(seg, (0, b - a - seg.shape[-1])))
         z = encode_segments(model, torch.stack(segs)).numpy()
         for (r, i), zi in zip(batch, z, strict=True):
-            out[r].add(plan[i][0], zi, _ramp_weights(plan, i, plan[i][0], zi.shape[-1]))
+            out[r].add(plan[i][0], zi, _ramp_weights(regions, i, plan[i][0], zi.shape[-1]))
         if progress:
             progress(len(batch))
     latents = np.stack([o.pop(frames) for o in out])
     return torch.from_numpy(latents).reshape(*lead, cfg.latent_dim, frames)
 
 
-def _decode_valid(plan: list[tuple[int, int]], cfg: Any) -> list[tuple[int, int]]:
+def _decode_valid(regions: list[tuple[int, int]], cfg: Any) -> list[tuple[int, int]]:
     """Trusted audio interval of each decoded window (the leading OLA edge is dropped)."""
     edge = cfg.n_fft - cfg.hop
     valid = []
-    for i, (s, e) in enumerate(plan):
+    for i, (s, e) in enumerate(regions):
         a, b = window_span(s, e, cfg)
-        valid.append((a + (edge if i > 0 else 0), b if i == len(plan) - 1 else b - edge))
+        valid.append((a + (edge if i > 0 else 0), b if i == len(regions) - 1 else b - edge))
     return valid
 
 
@@ -220,7 +232,7 @@ def iter_decode(
     total = frames * cfg.samples_per_frame if num_samples is None else num_samples
     window, overlap = inference.frames(cfg)
     plan = plan_windows(frames, window, overlap)
-    valid = _decode_valid(plan, cfg)
+    valid = _decode_valid(crossfade_regions(plan, overlap), cfg)
     ola = OverlapAdd((channels,))
     device = next(model.parameters()).device
     jobs = list(range(len(plan)))

@@ -193,9 +193,9 @@ class InferenceConfig:
             raise ConfigError("Expected batch_size >= 1 and steps >= 1.")
 
     def frames(self, cfg: ModelConfig) -> tuple[int, int]:
-        """Return (window, overlap) in latent frames of ``cfg`` (window >= 2, overlap >= 1)."""
+        """Return (window, overlap) in latent frames of ``cfg`` (window >= 2, 1 <= overlap <= W/2)."""
         window = max(round(self.window_s * cfg.frame_rate), 2)
-        overlap = min(max(round(self.overlap_s * cfg.frame_rate), 1), window - 1)
+        overlap = min(max(round(self.overlap_s * cfg.frame_rate), 1), window // 2)
         return window, overlap
 
     def to_dict(self) -> dict[str, Any]:

@@ -277,7 +277,8 @@ class LatentStore:
             raise ShapeMismatchError(
                 f"{self.path}: track {t.key!r}: expected latents of shape {want}, "
                 f"got {tuple(z.shape)}")
-        zz = np.asarray(z).astype(self.dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+            zz = np.asarray(z).astype(self.dtype, copy=False)
         if not np.isfinite(zz).all():
             raise LincaeError(f"{self.path}: track {t.key!r}: expected finite latents "
                               f"(got NaN/inf after the cast to {self.dtype})")

@@ -38,7 +38,9 @@ Layout (``--split-valid K`` moves the last K tracks to ``valid/``)::
 
 Rendering is resumable: tracks whose five files are all present with the right
 length are skipped when ``corpus.json`` records the same seed, duration, rate
-and script version; every file is written to a temporary name first.
+and script version (otherwise every track is rendered again); every file is
+written to a temporary name first. Track ``i`` depends only on the seed and
+``i``, so a larger ``--tracks`` extends a corpus without changing its tracks.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+from joblib import Parallel, delayed
+from tqdm import tqdm
 
 SCRIPT_VERSION = "1.0.0"
 INSTALL_HINT = "run scripts/install_corpus_deps.sh"
@@ -371,7 +376,9 @@ def _bass_bar(plan: TrackPlan, rng: np.random.Generator, bar: int) -> list[tuple
     fifth, octave = root + 7, root + 12
     style = plan.bass_style
     if style == "whole":
-        return [(0, 3.8, root)] if rng.random() < 0.5 else [(0, 1.9, root), (2, 1.9, _pick(rng, (root, fifth)))]
+        if rng.random() < 0.5:
+            return [(0, 3.8, root)]
+        return [(0, 1.9, root), (2, 1.9, _pick(rng, (root, fifth)))]
     if style == "eighths":
         return [(i * 0.5, 0.45, octave if i == 7 and rng.random() < 0.3 else root) for i in range(8)]
     if style == "root_fifth":
@@ -380,7 +387,7 @@ def _bass_bar(plan: TrackPlan, rng: np.random.Generator, bar: int) -> list[tuple
         onsets = [0] + [s for s in (3, 6, 8, 10, 14) if rng.random() < 0.6]
         ends = onsets[1:] + [16]
         return [(s * 0.25, (e - s) * 0.25 * 0.9, root if s == 0 else _pick(rng, (root, fifth, octave)))
-                for s, e in zip(onsets, ends)]
+                for s, e in zip(onsets, ends, strict=True)]
     nxt = 28 + (_chord_pcs(plan, plan.bar_chords[(bar + 1) % plan.bars])[0] - 4) % 12
     third = root + (_chord_pcs(plan, plan.bar_chords[bar])[1] - root) % 12
     return [(0, 0.9, root), (1, 0.9, third), (2, 0.9, fifth), (3, 0.9, nxt + _pick(rng, (-1, 1)))]
@@ -410,10 +417,11 @@ def _comp_bar(plan: TrackPlan, rng: np.random.Generator, bar: int, rhythm) -> li
     onsets = STRUM_RHYTHM if style == "strum" else rhythm
     ends = list(onsets[1:]) + [4.0]
     notes = []
-    for onset, end in zip(onsets, ends):
+    stagger = 0.02 if style == "strum" else 0.0
+    for onset, end in zip(onsets, ends, strict=True):
         length = (end - onset) * (0.95 if style == "strum" else 0.45)
         for k, pitch in enumerate(chord):
-            notes.append((start + onset + 0.02 * k * (style == "strum"), length, 0, pitch, _velocity(rng, 80)))
+            notes.append((start + onset + stagger * k, length, 0, pitch, _velocity(rng, 80)))
     return notes
 
 
@@ -436,7 +444,8 @@ def _melody_bar(plan: TrackPlan, rng: np.random.Generator, bar: int, state: dict
             idx = _snap_to_chord(idx, plan.bar_chords[bar])
         state["idx"] = idx
         pitch = _scale_pitch(plan, idx, voice["base"])
-        notes.append((bar * 4 + onset, length * 0.95, voice["channel"], pitch, _velocity(rng, voice["velocity"])))
+        velocity = _velocity(rng, voice["velocity"])
+        notes.append((bar * 4 + onset, length * 0.95, voice["channel"], pitch, velocity))
     return notes
 
 
@@ -477,8 +486,6 @@ def run_tool(cmd: list[str]) -> None:
 
 
 def read_mono(path: Path) -> tuple[np.ndarray, int]:
-    import soundfile as sf
-
     audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
     return audio.mean(axis=1), int(rate)
 
@@ -515,7 +522,9 @@ def _lyric_line(rng: np.random.Generator, seconds: float, speed: int) -> str:
     return " ".join(_pick(rng, LYRIC_WORDS) for _ in range(count))
 
 
-def _espeak_phrase(plan: TrackPlan, rng: np.random.Generator, bar: int, workdir: Path, cfg: RenderConfig) -> np.ndarray:
+def _espeak_phrase(
+    plan: TrackPlan, rng: np.random.Generator, bar: int, workdir: Path, cfg: RenderConfig
+) -> np.ndarray:
     bar_seconds = 240.0 / plan.bpm
     speed = int(plan.espeak_speed + rng.integers(-10, 11))
     pitch = int(np.clip(plan.espeak_pitch + DEGREE_PITCH[plan.bar_chords[bar]], 0, 99))
@@ -555,7 +564,8 @@ def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
 
 def render_stems(plan: TrackPlan, cfg: RenderConfig, workdir: Path) -> dict[str, np.ndarray]:
     """Compose and render the four raw stems of a track, each exactly ``n_samples`` long."""
-    drums = midi_file_bytes(drum_notes(plan, stem_rng(plan, "drums")), [(DRUM_CHANNEL, plan.drum_kit)], plan.bpm)
+    kit = [(DRUM_CHANNEL, plan.drum_kit)]
+    drums = midi_file_bytes(drum_notes(plan, stem_rng(plan, "drums")), kit, plan.bpm)
     bass = midi_file_bytes(bass_notes(plan, stem_rng(plan, "bass")), [(0, plan.bass_program)], plan.bpm)
     stems = {
         "bass": render_midi(bass, workdir, "bass", cfg),
@@ -605,8 +615,6 @@ def write_wav_float(path: Path, audio: np.ndarray, rate: int) -> None:
 
 
 def track_complete(track_dir: Path, cfg: RenderConfig) -> bool:
-    import soundfile as sf
-
     for name in (*STEMS, MIXTURE):
         path = track_dir / f"{name}.wav"
         try:
@@ -670,7 +678,9 @@ def previous_fingerprint(out_dir: Path) -> dict | None:
         return None
 
 
-def write_manifest(cfg: RenderConfig, args: argparse.Namespace, plans: list[TrackPlan], complete: bool) -> None:
+def write_manifest(
+    cfg: RenderConfig, args: argparse.Namespace, plans: list[TrackPlan], complete: bool
+) -> None:
     tracks = [{"path": plan.relpath, **asdict(plan)} for plan in plans]
     manifest = {
         "corpus": "lincae procedural multi-stem corpus (MUSDB18-HQ layout)",
@@ -691,9 +701,6 @@ def write_manifest(cfg: RenderConfig, args: argparse.Namespace, plans: list[Trac
 
 
 def render_all(plans: list[TrackPlan], cfg: RenderConfig, jobs: int, resume: bool) -> list[tuple[str, str]]:
-    from joblib import Parallel, delayed
-    from tqdm import tqdm
-
     tasks = (delayed(render_track)(plan, cfg, resume) for plan in plans)
     results = []
     with tqdm(total=len(plans), desc="render_corpus", unit="track", file=sys.stderr) as progress:

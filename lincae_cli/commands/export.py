@@ -1,0 +1,38 @@
+"""``lincae export STORE 'shards/%06d.tar' --window 10 --hop 5``: WebDataset latent shards."""
+
+from __future__ import annotations
+
+import json
+from typing import IO
+
+import click
+
+from lincae_cli.commands._ops_common import frame_progress, keys_from_option, read_keys
+from lincae_cli.options import json_option, overwrite_option
+from lincae_core.export import export_shards
+
+
+@click.command("export")
+@click.argument("store", type=click.Path())
+@click.argument("pattern")
+@click.option("--window", "window_s", type=float, required=True, help="Window length (s).")
+@click.option("--hop", "hop_s", type=float, default=None, help="Hop (s); default: --window.")
+@click.option("--maxcount", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Samples per shard.")
+@keys_from_option
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default=None,
+              help="Dtype of the .npy latents (default: the store's).")
+@overwrite_option
+@json_option
+def export_cmd(store: str, pattern: str, window_s: float, hop_s: float | None, maxcount: int,
+               keys_from: IO[str] | None, dtype: str | None, overwrite: bool,
+               as_json: bool) -> None:
+    """Write windows of STORE's tracks as .npy [C*D, T] + .json WebDataset shards."""
+    with frame_progress("export", unit="track") as progress:
+        summary = export_shards(store, pattern, window_s, hop_s, maxcount, read_keys(keys_from),
+                                dtype=dtype, overwrite=overwrite, progress=progress)
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(f"export: wrote {summary['samples']} windows of {summary['window_frames']} "
+                   f"frames to {len(summary['shards'])} shards")

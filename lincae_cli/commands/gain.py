@@ -1,0 +1,28 @@
+"""``lincae gain STORE -o OUT --gain A | --db DB``: scale every latent (homogeneity)."""
+
+from __future__ import annotations
+
+import click
+
+from lincae_cli.commands._ops_common import echo_result, frame_progress, out_option
+from lincae_cli.options import json_option, jobs_option, overwrite_option
+from lincae_core.ops import db_to_amplitude, gain_store
+
+
+@click.command("gain")
+@click.argument("store", type=click.Path())
+@out_option
+@click.option("--gain", "amplitude", type=float, default=None, help="Amplitude factor, e.g. 0.5.")
+@click.option("--db", type=float, default=None, help="Gain in decibels, e.g. -6.")
+@jobs_option
+@overwrite_option
+@json_option
+def gain_cmd(store: str, out: str, amplitude: float | None, db: float | None, jobs: int,
+             overwrite: bool, as_json: bool) -> None:
+    """Write a new store with every latent of STORE scaled: z <- a z."""
+    if (amplitude is None) == (db is None):
+        raise click.UsageError("give exactly one of --gain or --db")
+    a = db_to_amplitude(db) if db is not None else amplitude
+    with frame_progress("gain") as progress:
+        summary = gain_store(store, out, a, jobs=jobs, overwrite=overwrite, progress=progress)
+    echo_result(summary, as_json)

@@ -1,0 +1,33 @@
+"""``lincae info [PATH]``: describe a checkpoint or a latent store."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from lincae_cli.options import json_option
+from lincae_core.inspect import describe_path
+
+
+def _echo_human(info: dict, prefix: str = "") -> None:
+    for key, value in info.items():
+        if isinstance(value, dict) and key not in ("config",):
+            click.echo(f"{prefix}{key}:")
+            _echo_human(value, prefix + "  ")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            click.echo(f"{prefix}{key}: {len(value)} entr{'y' if len(value) == 1 else 'ies'}")
+        else:
+            click.echo(f"{prefix}{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+
+
+@click.command("info")
+@click.argument("path", required=False, type=click.Path())
+@json_option
+def info_cmd(path: str | None, as_json: bool) -> None:
+    """Describe a checkpoint directory or a latent store (default: the embedded model)."""
+    info = describe_path(path)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+    else:
+        _echo_human(info)

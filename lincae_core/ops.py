@@ -1,0 +1,253 @@
+"""Latent algebra of a linear autoencoder, on arrays and on whole latent stores.
+
+Latents are ``z[F, C, D]`` (frames, channels, latent dim) as in the store. The pure functions
+compute in float32 (numpy float16 arithmetic is emulated and ~40x slower): read float16, compute
+float32, cast back when writing. They rest on the two properties that Lin-CAE training induces
+(arXiv:2510.23530, Sec. 3):
+
+- homogeneity (Property 1, Eq. 1): ``Dec(a z) ≈ a Dec(z)``;
+- additivity (Property 2, Eq. 2): ``Dec(z_u + z_v) ≈ Dec(z_u) + Dec(z_v)``.
+
+The store functions stream chunk by chunk through :mod:`lincae_core.ops_engine` (memory does not
+grow with the store), in parallel with joblib; only tracks whose status is done are used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from lincae_core import ops_engine
+from lincae_core.errors import ConfigError, ShapeMismatchError
+from lincae_core.ops_plan import plan_mix, plan_select
+from lincae_core.store import LatentStore
+
+__all__ = [
+    "db_to_amplitude", "extract", "extract_store", "gain", "gain_store", "match_length", "mix",
+    "mix_stores", "select_store",
+]
+StoreLike = LatentStore | str | os.PathLike
+Progress = Callable[[int], None] | None
+MAX_BLOCK = ops_engine.DEFAULT_MAX_BLOCK_FRAMES
+
+
+def db_to_amplitude(db: float) -> float:
+    """Convert a gain in decibels to an amplitude factor, ``10 ** (db / 20)``."""
+    return float(10.0 ** (db / 20.0))
+
+
+def _compute_dtype(z: np.ndarray) -> np.dtype:
+    return np.result_type(z.dtype, np.float32)
+
+
+def gain(z: np.ndarray, a: float) -> np.ndarray:
+    """Scale a latent, ``a * z``: decodes to ``a * Dec(z)`` by homogeneity (Sec. 3, Eq. 1).
+
+    Args:
+        z: Latents ``[F, C, D]`` (any shape works).
+        a: Amplitude factor (negative flips the polarity).
+
+    Returns:
+        ``a * z`` in float32 (float64 stays float64).
+    """
+    return z.astype(_compute_dtype(z), copy=False) * np.float32(a)
+
+
+def mix(zs: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """Weighted sum ``sum_k w_k z_k``: decodes to the mix by additivity and homogeneity (Eqs. 1-2).
+
+    Args:
+        zs: ``K`` latents of one shape ``[F, C, D]``.
+        weights: ``K`` gains.
+
+    Returns:
+        The mix in float32.
+
+    Raises:
+        ShapeMismatchError: Shapes differ or ``len(weights) != len(zs)``.
+    """
+    if len(zs) == 0 or len(zs) != len(weights):
+        raise ShapeMismatchError(f"mix: expected one weight per latent and at least one latent, "
+                                 f"got {len(zs)} latents and {len(weights)} weights")
+    shape = zs[0].shape
+    for z in zs[1:]:
+        if z.shape != shape:
+            raise ShapeMismatchError(f"mix: expected latents of shape {shape}, got {z.shape}")
+    out = gain(zs[0], weights[0])
+    for z, w in zip(zs[1:], weights[1:], strict=True):
+        out += np.float32(w) * z.astype(out.dtype, copy=False)
+    return out
+
+
+def extract(z_mix: np.ndarray, z_others: Sequence[np.ndarray]) -> np.ndarray:
+    """Latent-arithmetic source estimate ``z_mix - sum z_others`` (Sec. 4.5, Fig. 3).
+
+    With ``z_others`` the accompaniment, ``Dec`` of the result estimates the remaining source.
+    """
+    return mix([z_mix, *z_others], [1.0] + [-1.0] * len(z_others))
+
+
+def match_length(z: np.ndarray, frames: int) -> np.ndarray:
+    """Trim ``z[F, C, D]`` to ``frames`` or pad it with zero frames (near-silence, see docs)."""
+    if z.shape[0] >= frames:
+        return z[:frames]
+    pad = np.zeros((frames - z.shape[0], *z.shape[1:]), dtype=z.dtype)
+    return np.concatenate([z, pad])
+
+
+# ------------------------------------------------------------------------ store operations
+def _open(s: StoreLike) -> LatentStore:
+    return s if isinstance(s, LatentStore) else LatentStore.open(s)
+
+
+def _check_gain(name: str, a: float) -> float:
+    if not isinstance(a, (int, float)) or not math.isfinite(a):
+        raise ConfigError(f"{name}: expected a finite number, got {a!r}")
+    return float(a)
+
+
+def gain_store(src: StoreLike, out: str | os.PathLike, a: float, *, jobs: int = 1,
+               overwrite: bool = False, progress: Progress = None, dtype: str | None = None,
+               max_block_frames: int = MAX_BLOCK) -> dict[str, Any]:
+    """Write ``a * z`` of every done track of ``src`` to a new store ``out`` (homogeneity).
+
+    Args:
+        src: Input store (path or open store).
+        out: Output path (must not exist unless ``overwrite``).
+        a: Amplitude factor (use :func:`db_to_amplitude` for decibels).
+        jobs: joblib workers (-1: all cores; the active joblib backend is used, e.g. dask).
+        overwrite: Replace an existing ``out``.
+        progress: Called with the number of frames written after each unit of work.
+        dtype: Output dtype (default: the input's).
+        max_block_frames: Largest block computed or read at once (bounds memory).
+
+    Returns:
+        A summary dict (``out``, ``tracks``, ``frames``, ...).
+    """
+    s = _open(src)
+    a = _check_gain("gain", a)
+    plan = plan_mix([s.table()], [str(s.path)], [a], s.geometry.samples_per_frame)
+    return ops_engine.run_plan(plan, [s], out, op="gain", args={"gain": a}, dtype=dtype,
+                               jobs=jobs, overwrite=overwrite, progress=progress,
+                               max_block_frames=max_block_frames)
+
+
+def mix_stores(
+    srcs: Sequence[StoreLike],
+    out: str | os.PathLike,
+    gains: Sequence[float] | None = None,
+    *,
+    pair: str = "key",
+    seed: int | None = None,
+    count: int | None = None,
+    gain_range: tuple[float, float] = (0.5, 1.0),
+    length: str = "shortest",
+    missing: str = "error",
+    jobs: int = 1,
+    force: bool = False,
+    overwrite: bool = False,
+    progress: Progress = None,
+    dtype: str | None = None,
+    max_block_frames: int = MAX_BLOCK,
+    op: str = "mix",
+) -> dict[str, Any]:
+    """Write ``sum_k g_k z_k`` over paired tracks of ``K`` stores (additivity, Eq. 2).
+
+    Args:
+        srcs: Input stores; all must share format version, geometry and channels, and model
+            (the model check, only, can be overridden by ``force``).
+        out: Output path.
+        gains: One gain for all inputs or one per input (default 1).
+        pair: ``"key"`` (same key in every input; output keys are the keys), ``"position"``
+            (i-th done track of each input; keys of the first), or ``"random"`` (``count``
+            mixes of uniformly drawn tracks, keys ``mix-00000000``..., each input's gain times
+            a factor drawn uniformly from ``gain_range``; reproducible with ``seed``).
+        seed: Seed of the random pairing.
+        count: Number of random mixes (default: done tracks of the first input).
+        gain_range: ``(lo, hi)`` of the random gain factors.
+        length: ``"shortest"``, ``"longest"`` (shorter inputs padded with zero latents) or
+            ``"first"``; the output ``samples`` follow the same policy.
+        missing: ``"error"``: a key (or position) absent from some input is an error naming
+            the first few; ``"skip"``: drop them, the count is in the summary (``skipped``).
+        jobs, overwrite, progress, dtype, max_block_frames: As in :func:`gain_store`.
+        force: Combine stores of different models.
+        op: Operation name recorded in the lineage.
+
+    Raises:
+        StoreMismatchError: Incompatible stores or missing keys.
+        ConfigError: Bad gains or options.
+    """
+    stores = [_open(s) for s in srcs]
+    if not stores:
+        raise ConfigError("mix: expected at least one input store")
+    for s in stores[1:]:
+        stores[0].compatible_with(s, force=force)
+    g = [1.0] * len(stores) if not gains else [_check_gain("gain", x) for x in gains]
+    if len(g) == 1:
+        g = g * len(stores)
+    if len(g) != len(stores):
+        raise ConfigError(f"gains: expected 1 or {len(stores)} gains (one per input), got {len(g)}")
+    plan = plan_mix([s.table() for s in stores], [str(s.path) for s in stores], g,
+                    stores[0].geometry.samples_per_frame, pair=pair, length=length,
+                    missing=missing, seed=seed, count=count, gain_range=tuple(gain_range))
+    args = {"gains": g, "pair": pair, "length": length, "missing": missing, "force": force}
+    if pair == "random":
+        args.update(seed=seed, count=count, gain_range=list(gain_range))
+    return ops_engine.run_plan(plan, stores, out, op=op, args=args, dtype=dtype, jobs=jobs,
+                               overwrite=overwrite, progress=progress,
+                               max_block_frames=max_block_frames)
+
+
+def extract_store(mix_src: StoreLike, minus: Sequence[StoreLike], out: str | os.PathLike, *,
+                  length: str = "first", missing: str = "error", **kwargs: Any) -> dict[str, Any]:
+    """Write ``z_mix - sum z_minus`` per key: latent-arithmetic separation (Sec. 4.5, Fig. 3).
+
+    Args:
+        mix_src: Store of mixtures.
+        minus: Stores to subtract (e.g. the accompaniment stems), paired by key.
+        out: Output path.
+        length: Length policy (default ``"first"``: the mixture's length).
+        missing: As in :func:`mix_stores`.
+        **kwargs: ``jobs``, ``force``, ``overwrite``, ``progress``, ``dtype``,
+            ``max_block_frames`` as in :func:`mix_stores`.
+    """
+    if not minus:
+        raise ConfigError("extract: expected at least one store to subtract (--minus)")
+    return mix_stores([mix_src, *minus], out, [1.0] + [-1.0] * len(minus), pair="key",
+                      length=length, missing=missing, op="extract", **kwargs)
+
+
+def _keys_record(keys: Sequence[str]) -> dict[str, Any]:
+    """Lineage form of a key list: its SHA-256 and count, and the keys when few."""
+    digest = hashlib.sha256("\n".join(keys).encode("utf-8")).hexdigest()
+    return {"count": len(keys), "sha256": digest, **({"keys": list(keys)} if len(keys) <= 1000 else {})}
+
+
+def select_store(src: StoreLike, out: str | os.PathLike, *, keys: Sequence[str] | None = None,
+                 start_s: float | None = None, duration_s: float | None = None, jobs: int = 1,
+                 overwrite: bool = False, progress: Progress = None,
+                 max_block_frames: int = MAX_BLOCK) -> dict[str, Any]:
+    """Write a subset of ``src``: the done tracks in ``keys`` (in that order), cut in time.
+
+    Args:
+        src: Input store.
+        out: Output path.
+        keys: Keys to keep (default: every done track); an unknown key is an error.
+        start_s: Start of the cut, rounded down to a latent frame boundary.
+        duration_s: Length of the cut, rounded up to whole frames; ``samples`` is exact.
+        jobs, overwrite, progress, max_block_frames: As in :func:`gain_store`.
+    """
+    s = _open(src)
+    geo = s.geometry
+    plan = plan_select(s.table(), str(s.path), geo.sample_rate, geo.samples_per_frame,
+                       keys=keys, start_s=start_s, duration_s=duration_s)
+    args = {"keys": _keys_record(plan.keys) if keys is not None else None, "start_s": start_s,
+            "duration_s": duration_s, "start_frame": plan.info["start_frame"]}
+    return ops_engine.run_plan(plan, [s], out, op="select", args=args, jobs=jobs,
+                               overwrite=overwrite, progress=progress,
+                               max_block_frames=max_block_frames)

@@ -1,0 +1,197 @@
+"""Out-of-core execution of an :class:`~lincae_core.ops_plan.OpPlan` into a new store.
+
+The output latent array is cut into blocks of whole chunks (at most ``max_block_frames`` frames,
+at least one chunk). A work unit is a run of consecutive blocks; each unit opens the stores
+itself (so it can run in a joblib worker process or on a Dask cluster), fills one float32
+block buffer ``[B, C, D]`` from bounded reads of the inputs, casts it to the output dtype and
+writes whole chunks that no other unit touches. Memory per worker is therefore about
+``(1 + 1.5 K) * max_block_frames * C * D * 4`` bytes, whatever the size of the stores.
+
+The output is built under a temporary name next to the final path and renamed into place only
+when complete, so a kill never leaves a half-written store under the final name.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from lincae_core.errors import LincaeError
+from lincae_core.ops_plan import OpPlan
+from lincae_core.store import LatentArray, LatentStore
+from lincae_core.store_layout import lineage_entry
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_BLOCK_FRAMES = 16384
+
+
+def _segments(offs: np.ndarray, frs: np.ndarray, b0: int, b1: int) -> tuple[np.ndarray, ...]:
+    """Output tracks overlapping frames ``[b0, b1)``: their indices and local frame ranges."""
+    ends = offs + frs
+    i0 = int(np.searchsorted(ends, b0, side="right"))
+    i1 = int(np.searchsorted(offs, b1, side="left"))
+    idx = np.arange(i0, i1)
+    idx = idx[frs[idx] > 0]
+    s0 = np.maximum(offs[idx], b0)
+    s1 = np.minimum(ends[idx], b1)
+    return idx, s0 - offs[idx], s1 - offs[idx], s0 - b0
+
+
+def _accumulate(buf: np.ndarray, reader: LatentArray, src_off: np.ndarray, src_fr: np.ndarray,
+                gains: np.ndarray, segs: tuple[np.ndarray, ...], max_read: int) -> None:
+    """Add ``gain * z_k`` of one input into the block buffer ``buf[B, C, D]`` (float32)."""
+    idx, l0, l1, pos = segs
+    r1 = np.minimum(l1, src_fr[idx])
+    ok = r1 > l0
+    if not ok.any():
+        return
+    idx, l0, r1, pos = idx[ok], l0[ok], r1[ok], pos[ok]
+    a, b = src_off[idx] + l0, src_off[idx] + r1
+    lo, hi = int(a.min()), int(b.max())
+    # One read for the whole block when the input frames are close together (the usual case:
+    # same track order); otherwise one read per track segment. No read exceeds max_read frames.
+    span = reader.read(lo, hi).astype(np.float32) if hi - lo <= max_read else None
+    for j in range(idx.size):
+        n = int(r1[j] - l0[j])
+        if span is not None:
+            z = span[a[j] - lo : a[j] - lo + n]
+        else:
+            z = reader.read(int(a[j]), int(b[j])).astype(np.float32)
+        g = np.float32(gains[idx[j]])
+        if g == 1.0:
+            buf[pos[j] : pos[j] + n] += z
+        else:
+            buf[pos[j] : pos[j] + n] += g * z
+
+
+def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.ndarray,
+             src_offset: np.ndarray, src_frames: np.ndarray, gains: np.ndarray,
+             blocks: Sequence[tuple[int, int]], max_read: int) -> int:
+    """Compute and write a run of output blocks; return the number of frames written.
+
+    Args:
+        out_path: Output store (opened ``r+``; only these blocks' chunks are written).
+        in_paths: ``K`` input stores.
+        offs: ``(N,)`` output offsets, ascending; ``frs``: ``(N,)`` output frames.
+        src_offset: ``(K, N)``; ``src_frames``: ``(K, N)``; ``gains``: ``(K, N)`` (see OpPlan).
+        blocks: Chunk-aligned output frame ranges ``[b0, b1)``.
+        max_read: Largest number of frames read from an input at once.
+    """
+    out = LatentArray.open(out_path, "r+")
+    readers = [LatentArray.open(p, "r") for p in in_paths]
+    _, c, d = out.shape
+    done = 0
+    for b0, b1 in blocks:
+        buf = np.zeros((b1 - b0, c, d), dtype=np.float32)
+        segs = _segments(offs, frs, b0, b1)
+        for k, reader in enumerate(readers):
+            _accumulate(buf, reader, src_offset[k], src_frames[k], gains[k], segs, max_read)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+            z = buf.astype(out.dtype)
+        if not np.isfinite(z).all():
+            raise LincaeError(
+                f"{out_path}: result overflows {out.dtype} (|z| > {np.finfo(out.dtype).max:g}); "
+                "use a float32 output or smaller gains"
+            )
+        out.write(b0, z)
+        done += b1 - b0
+    return done
+
+
+def _units(total: int, chunk_frames: int, max_block_frames: int, n_jobs: int) -> list[list[tuple[int, int]]]:
+    bf = max(chunk_frames, max_block_frames // chunk_frames * chunk_frames)
+    blocks = [(b, min(b + bf, total)) for b in range(0, total, bf)]
+    per = max(1, min(16, math.ceil(len(blocks) / (4 * n_jobs))))
+    return [blocks[i : i + per] for i in range(0, len(blocks), per)]
+
+
+def _execute(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str], total: int,
+             chunk_frames: int, jobs: int, max_block_frames: int,
+             progress: Callable[[int], None] | None) -> None:
+    n_jobs = joblib.effective_n_jobs(jobs)
+    units = _units(total, chunk_frames, max_block_frames, n_jobs)
+
+    def task(blocks: list[tuple[int, int]]) -> tuple[Any, ...]:
+        # Ship only the rows of the tracks this unit touches.
+        i0 = int(np.searchsorted(offs + plan.frames, blocks[0][0], side="right"))
+        i1 = int(np.searchsorted(offs, blocks[-1][1], side="left"))
+        sl = slice(i0, i1)
+        return (out_path, in_paths, offs[sl], plan.frames[sl], plan.src_offset[:, sl],
+                plan.src_frames[:, sl], plan.gains[:, sl], blocks, max_block_frames)
+
+    if n_jobs == 1:
+        results: Any = (run_unit(*task(u)) for u in units)
+    else:
+        par = joblib.Parallel(n_jobs=jobs, return_as="generator_unordered")
+        results = par(joblib.delayed(run_unit)(*task(u)) for u in units)
+    for n in results:
+        if progress is not None:
+            progress(n)
+
+
+def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished store into place (moving a replaced output aside first)."""
+    old = None
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise LincaeError(f"{out} already exists (use --overwrite or overwrite=True to replace it)")
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+
+
+def check_output(out: str | os.PathLike, inputs: Sequence[LatentStore], overwrite: bool) -> Path:
+    """Refuse an output that exists (unless ``overwrite``) or that is one of the inputs."""
+    out = Path(out)
+    for s in inputs:
+        if out.resolve() == Path(s.path).resolve():
+            raise LincaeError(f"{out} is also an input; write the result to another path")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise LincaeError(f"{out} already exists (use --overwrite or overwrite=True to replace it)")
+    return out
+
+
+def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike, *, op: str,
+             args: dict[str, Any], dtype: str | None = None, jobs: int = 1,
+             overwrite: bool = False, progress: Callable[[int], None] | None = None,
+             max_block_frames: int = DEFAULT_MAX_BLOCK_FRAMES) -> dict[str, Any]:
+    """Write the output store of ``plan`` at ``out`` and return a JSON-ready summary.
+
+    The output copies model, geometry, channels and encoding from ``inputs[0]`` and records a
+    lineage entry (op, args, every input's path and store id) after the first input's lineage.
+    """
+    out = check_output(out, inputs, overwrite)
+    first = inputs[0]
+    entry = lineage_entry(op, args, inputs)
+    for rec, s in zip(entry["inputs"][1:], inputs[1:], strict=True):
+        rec["lineage"] = s.lineage
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        store = LatentStore.create(
+            tmp, model_id=first.model_id, model_config=first.model_config,
+            geometry=first.geometry, channels=first.channels, dtype=dtype or first.dtype,
+            chunk_frames=first.chunk_frames, encoding=first.encoding,
+            lineage=[*first.lineage, entry],
+        )
+        store.plan(plan.rows())
+        offs = store.table()["offset"]
+        _execute(plan, offs, str(tmp), [str(s.path) for s in inputs], store.total_frames,
+                 store.chunk_frames, jobs, max_block_frames, progress)
+        store.mark_done(np.arange(store.n_tracks))
+        _publish(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"op": op, "out": str(out), "tracks": len(plan.keys),
+            "frames": int(plan.frames.sum()), **plan.info}

@@ -1,0 +1,400 @@
+"""Consistency training of a Lin-CAE (arXiv:2510.23530, Sec. 3.3; method.md section 3).
+
+One step: augment the crops (``augment.py``), encode the unscaled sources, build the pyramid
+of the conditioning latents a·z' once, then the iCT pair — student f_θ(T(a·x) + σ₂ε, σ₂, a·z')
+with gradients and teacher f_θ(T(a·x) + σ₁ε, σ₁, a·z') with the same weights and a detached
+output, one shared ε — under λ = 1/(σ₂ − σ₁) and a pseudo-Huber distance. RAdam with linear
+warm-up and cosine decay (``get_lr``); EMA every ``ema_every`` steps.
+
+Layouts: audio ``[B, T]``; representations ``[N, 2, F, M]``; latents ``[B, D, Z]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lincae_core.augment import AugmentedBatch, augment_batch, conditioning_latents, gain_range
+from lincae_core.config import ModelConfig, TrainConfig
+from lincae_core.consistency import delta_t, loss_weight, pseudo_huber, sample_t, sigma_from_t
+from lincae_core.data import CropSampler, load_validation, open_source
+from lincae_core.ema import EMA
+from lincae_core.errors import ConfigError
+from lincae_core.model import LinCAE
+from lincae_core.train_state import (
+    Distributed,
+    MetricsLog,
+    StopFlag,
+    TrainingParts,
+    gather_rank_state,
+    load_state,
+    save_state,
+    setup_distributed,
+)
+from lincae_core.transforms import to_representation
+
+__all__ = [
+    "ConsistencyObjective",
+    "TrainSummary",
+    "get_lr",
+    "noise_levels",
+    "segment_length",
+    "train",
+    "train_step",
+    "validate",
+]
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int, dict[str, Any]], None]
+VALID_GAINS = (0.25, 0.5, 0.75, 1.1)
+
+
+def get_lr(step: int, cfg: TrainConfig) -> float:
+    """Learning rate: linear warm-up, then cosine decay to ``lr_min`` (method.md §3, "Optimizer").
+
+    ``lr·k/W`` for k < W, then ``lr_min + ½(lr − lr_min)(1 + cos(π (k − W)/(K − W)))``, k ≤ K.
+    """
+    warmup, total = cfg.warmup, cfg.total_steps
+    if step < warmup:
+        return cfg.lr * step / warmup
+    k = min(step, total)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * (k - warmup) / (total - warmup)))
+
+
+def segment_length(cfg: TrainConfig, mcfg: ModelConfig) -> int:
+    """Training crop length hop·M + 3·hop samples, M = ``segment_frames`` STFT frames (method.md §1)."""
+    if cfg.segment_frames % mcfg.time_downsample:
+        raise ValueError(
+            f"Expected segment_frames to be a multiple of {mcfg.time_downsample} (STFT frames per "
+            f"latent). Got {cfg.segment_frames} instead."
+        )
+    return mcfg.hop * cfg.segment_frames + mcfg.n_fft - mcfg.hop
+
+
+def noise_levels(
+    n: int, step: int, cfg: TrainConfig, mcfg: ModelConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw the iCT pair (σ₂, σ₁): lognormal t₂ on the ρ-grid, t₁ = max(t₂ − Δt(k), 0) (method.md §3).
+
+    Returns:
+        ``(sigma_student, sigma_teacher)``, each ``[n]``, with σ₂ ≥ σ₁.
+    """
+    t2 = sample_t(n, generator, mcfg.sigma_min, mcfg.sigma_max, mcfg.rho, cfg.p_mean, cfg.p_std)
+    t1 = (t2 - delta_t(step, cfg.total_steps, cfg.end_exp, cfg.base_dt)).clamp(min=0.0)
+    s2 = sigma_from_t(t2, mcfg.sigma_min, mcfg.sigma_max, mcfg.rho)
+    s1 = sigma_from_t(t1, mcfg.sigma_min, mcfg.sigma_max, mcfg.rho)
+    return torch.as_tensor(s2), torch.as_tensor(s1)
+
+
+class ConsistencyObjective(nn.Module):
+    """The Lin-CAE consistency-training loss as one ``forward`` (arXiv:2510.23530, Eq. 4).
+
+    A module so that DistributedDataParallel can wrap it: every parameter is reached from
+    ``forward``. ``huber_c=None`` uses c = 5.4e-4·√D (the reference code).
+    """
+
+    def __init__(self, model: LinCAE, huber_c: float | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.huber_c = huber_c
+
+    def forward(
+        self,
+        batch: AugmentedBatch,
+        target: torch.Tensor,
+        sigma2: torch.Tensor,
+        sigma1: torch.Tensor,
+        eps: torch.Tensor,
+    ) -> torch.Tensor:
+        """Return the batch-mean loss.
+
+        Args:
+            batch: the augmented batch (``batch.x`` ``[B, T]`` goes to the encoder, unscaled).
+            target: T(a·x_aug) ``[N, 2, F, M]``.
+            sigma2: student noise levels ``[N]``.
+            sigma1: teacher noise levels ``[N]``.
+            eps: the shared noise ``[N, 2, F, M]``.
+        """
+        m = self.model
+        z = m.encoder(to_representation(batch.x, m.config))  # (B, D, Z); mixtures not encoded
+        pyramid = m.decoder(conditioning_latents(z, batch))  # once, shared by student and teacher
+        student = m.denoise(target + sigma2.reshape(-1, 1, 1, 1) * eps, sigma2, pyramid)
+        with torch.no_grad():
+            teacher = m.denoise(target + sigma1.reshape(-1, 1, 1, 1) * eps, sigma1, pyramid)
+        per_item = loss_weight(sigma2, sigma1) * pseudo_huber(student.float() - teacher.float(), self.huber_c)
+        return torch.nan_to_num(per_item, nan=0.0).mean()
+
+
+def _autocast(device: torch.device, cfg: TrainConfig) -> contextlib.AbstractContextManager[Any]:
+    if device.type == "cuda" and cfg.mixed_precision:
+        return torch.autocast("cuda", dtype=torch.float16)
+    if device.type == "cpu" and cfg.cpu_bf16:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_step(
+    objective: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    x: torch.Tensor,
+    step: int,
+    cfg: TrainConfig,
+    mcfg: ModelConfig,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """Run one optimiser step on crops ``x`` ``[B, T]`` at global step ``step`` (0-based).
+
+    Every random draw comes from ``generator`` (CPU), in a fixed order: augmentation, t, noise.
+
+    Returns:
+        ``{"loss", "lr", "a_min", "a_max", "dt"}``.
+    """
+    lr = get_lr(step, cfg)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    batch = augment_batch(x, cfg, step, generator)
+    target = to_representation(batch.target, mcfg)  # (N, 2, F, M)
+    sigma2, sigma1 = noise_levels(target.shape[0], step, cfg, mcfg, generator)
+    eps = torch.randn(target.shape, generator=generator).to(x.device)
+    if cfg.channels_last:
+        target, eps = (t.contiguous(memory_format=torch.channels_last) for t in (target, eps))
+    with _autocast(x.device, cfg):
+        loss = objective(batch, target, sigma2.to(x.device), sigma1.to(x.device), eps)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    a_min, a_max = gain_range(step, cfg.total_steps, cfg.anneal) if cfg.homogeneity else (1.0, 1.0)
+    dt = delta_t(step, cfg.total_steps, cfg.end_exp, cfg.base_dt)
+    return {"loss": float(loss.detach()), "lr": lr, "a_min": a_min, "a_max": a_max, "dt": dt}
+
+
+@torch.no_grad()
+def validate(model: LinCAE, x: torch.Tensor, seed: int = 0) -> dict[str, float]:
+    """Cheap validation of reconstruction and linearity (arXiv:2510.23530, Sec. 4.2-4.4).
+
+    Reconstruction SNR/MSS of one-step decodes, encoder homogeneity error averaged over
+    a ∈ {0.25, 0.5, 0.75, 1.1}, and encoder/decoder additivity on pairs (x_i, x_{i−1}).
+    Decodes are seeded, so the numbers depend only on the weights and ``x``.
+
+    Args:
+        model: the model to score (the EMA weights), in eval mode.
+        x: validation audio ``[N, T]``.
+    """
+    from lincae_core import metrics
+
+    sr, n = model.config.sample_rate, x.shape[-1]
+
+    def dec(z: torch.Tensor) -> torch.Tensor:
+        return model.decode(z, num_samples=n, generator=torch.Generator(z.device).manual_seed(seed))
+
+    z = model.encode(x)
+    out = {k: float(v.mean()) for k, v in metrics.reconstruction_scores(dec(z), x, sr).items()}
+    hom = [metrics.encoder_homogeneity_error(model.encode(a * x), z, a).mean() for a in VALID_GAINS]
+    out["enc_hom"] = float(torch.stack(hom).mean())
+    if x.shape[0] > 1:
+        z_mix, z_sum = model.encode(x + x.roll(1, 0)), z + z.roll(1, 0)
+        out["enc_add"] = float(metrics.encoder_additivity_error(z_mix, z_sum).mean())
+        dec_add = metrics.decoder_additivity(dec(z_sum), dec(z_mix), sr)
+        out.update({f"dec_add_{k}": float(v.mean()) for k, v in dec_add.items()})
+    return out
+
+
+@dataclass
+class TrainSummary:
+    """What a ``train`` call did."""
+
+    out_dir: Path
+    step: int
+    total_steps: int
+    interrupted: bool = False
+    last: dict[str, float] = field(default_factory=dict)
+    valid: dict[str, float] = field(default_factory=dict)
+    model_id: str | None = None
+    data_stats: dict[str, int] = field(default_factory=dict)
+
+
+def _objective_name(cfg: TrainConfig) -> str:
+    names = {(True, True): "lin-cae", (False, True): "lin-cae without additivity",
+             (True, False): "lin-cae without homogeneity", (False, False): "music2latent baseline"}
+    return names[(cfg.additivity, cfg.homogeneity)]
+
+
+def _prepare_run_dir(out: Path, resume: bool, env: Distributed) -> None:
+    state = out / "state.pt"
+    if resume and not state.is_file():
+        raise ConfigError(f"Cannot resume: {state} does not exist. Start a new run without --resume.")
+    if not resume and state.exists():
+        raise ConfigError(f"{out} already holds a training run; pass --resume to continue it or choose another -o.")
+    if env.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+
+
+def _build(
+    cfg: TrainConfig, mcfg: ModelConfig, env: Distributed, device: torch.device
+) -> tuple[TrainingParts, nn.Module]:
+    """Create the model, the (DDP-wrapped) objective, optimiser, scaler, EMA, sampler and generator."""
+    if not cfg.data:
+        raise ConfigError("Expected at least one data source (--data PATH[:WEIGHT]).")
+    sampler = CropSampler(
+        [open_source(s) for s in cfg.data], mcfg.sample_rate, segment_length(cfg, mcfg),
+        cfg.seed, env.rank, cfg.silence_rms,
+    )
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = LinCAE(mcfg).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    objective: nn.Module = ConsistencyObjective(model, cfg.huber_c)
+    if env.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        # find_unused_parameters: the latent upsampler's proj_emb layers are dead (method.md §2.2).
+        objective = DistributedDataParallel(objective, device_ids=ids, find_unused_parameters=True)
+    optimizer = torch.optim.RAdam(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps)
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and cfg.mixed_precision)
+    generator = torch.Generator().manual_seed(cfg.seed * 2 + 1 + 1_000_003 * env.rank)
+    ema = EMA(model, cfg.ema_decay, cfg.ema_every)
+    return TrainingParts(model, optimizer, scaler, ema, sampler, generator), objective
+
+
+def _save(
+    parts: TrainingParts, out: Path, cfg: TrainConfig, env: Distributed, card: dict[str, Any]
+) -> str | None:
+    """Save ``state.pt`` and the EMA checkpoint ``ema/`` (every rank joins; rank 0 writes)."""
+    from lincae_core.checkpoint import save_checkpoint
+
+    ranks = gather_rank_state(parts.rank_state(), env)
+    if not env.is_main:
+        return None
+    mcfg = cfg.model_config()
+    extra = {"train_config": cfg.to_dict(), "model_config": mcfg.to_dict(), "world_size": env.world_size}
+    save_state(out / "state.pt", parts.state_dict(ranks, extra))
+    card["training"].update(steps=parts.step, data_stats=dict(parts.sampler.stats))
+    return save_checkpoint(parts.ema.shadow, out / "ema", mcfg, card)
+
+
+def _model_card(cfg: TrainConfig, parts: TrainingParts, env: Distributed, command: str) -> dict[str, Any]:
+    corpus = [{"path": s.path, "weight": s.weight, "items": len(s)} for s in parts.sampler.sources]
+    return {"training": {
+        "command": command, "objective": _objective_name(cfg), "config": cfg.to_dict(),
+        "corpus": corpus, "valid_set": cfg.valid, "total_steps": cfg.total_steps,
+        "world_size": env.world_size, "weights": "EMA", "valid": {},
+    }}
+
+
+class _Validator:
+    """Scores the EMA weights on a fixed validation batch (rank 0 only)."""
+
+    def __init__(self, cfg: TrainConfig, mcfg: ModelConfig, device: torch.device) -> None:
+        self.x = load_validation(cfg.valid, mcfg.sample_rate, segment_length(cfg, mcfg),
+                                 cfg.valid_items, cfg.silence_rms).to(device) if cfg.valid else None
+        self.model = LinCAE(mcfg).to(device).eval() if cfg.valid else None
+
+    def __call__(self, ema: EMA, seed: int) -> dict[str, float]:
+        if self.x is None or self.model is None:
+            return {}
+        ema.copy_to(self.model)
+        return validate(self.model, self.x, seed)
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    stop_at: int | None = None,
+    max_seconds: float | None = None,
+    progress: ProgressFn | None = None,
+    command: str | None = None,
+) -> TrainSummary:
+    """Train a Lin-CAE (or its baseline/ablations) into the run folder ``out_dir``.
+
+    Works alone or under ``torchrun`` (DDP; gloo on CPU, nccl on CUDA; rank 0 writes). The
+    state is saved every ``checkpoint_every`` steps, at the end, and on SIGINT/SIGTERM.
+
+    Args:
+        cfg: the training configuration (written to ``train_config.json``).
+        out_dir: the run folder.
+        resume: continue from ``out_dir/state.pt`` (bit-for-bit on the same world size).
+        stop_at: stop (and save) at this global step, before ``cfg.total_steps``.
+        max_seconds: stop (and save) after this much wall time.
+        progress: called as ``progress(step, total_steps, row)`` after every step.
+        command: the command line, recorded in the EMA checkpoint's model card.
+
+    Raises:
+        ConfigError: a bad config, missing data, or a run folder in the wrong state.
+        CheckpointError: an unreadable ``state.pt`` on resume.
+    """
+    out = Path(out_dir)
+    env, device = setup_distributed(cfg.device)
+    mcfg = cfg.model_config()
+    _prepare_run_dir(out, resume, env)
+    parts, objective = _build(cfg, mcfg, env, device)
+    if resume:
+        state = load_state(out / "state.pt", device)
+        if state["model_config"] != mcfg.to_dict():
+            raise ConfigError(f"{out}/state.pt was trained with another model config; cannot resume with this one.")
+        parts.load_state_dict(state, env)
+    metrics = MetricsLog(out / "metrics.jsonl", parts.step if resume else None) if env.is_main else None
+    if env.is_main:
+        (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    card = _model_card(cfg, parts, env, command or " ".join(sys.argv))
+    validator = _Validator(cfg, mcfg, device) if env.is_main else None
+    summary = TrainSummary(out, parts.step, cfg.total_steps)
+    end = min(stop_at, cfg.total_steps) if stop_at is not None else cfg.total_steps
+    stop, start = StopFlag(), time.monotonic()
+    with stop.installed():
+        summary.interrupted = _loop(parts, objective, cfg, mcfg, env, device, end, stop, start, max_seconds,
+                                    metrics, validator, card, out, progress, summary)
+    summary.model_id = _save(parts, out, cfg, env, card)
+    summary.step, summary.valid, summary.data_stats = parts.step, card["training"]["valid"], dict(parts.sampler.stats)
+    return summary
+
+
+def _loop(
+    parts: TrainingParts, objective: nn.Module, cfg: TrainConfig, mcfg: ModelConfig, env: Distributed,
+    device: torch.device, end: int, stop: StopFlag, start: float, max_seconds: float | None,
+    metrics: MetricsLog | None, validator: _Validator | None, card: dict[str, Any], out: Path,
+    progress: ProgressFn | None, summary: TrainSummary,
+) -> bool:
+    """Run steps until ``end``, a signal or the time limit; return whether it was interrupted."""
+    acc, t_log = [], time.monotonic()
+    objective.train()
+    while parts.step < end:
+        x = parts.sampler.batch(cfg.batch_size).to(device)
+        row = train_step(objective, parts.optimizer, parts.scaler, x, parts.step, cfg, mcfg, parts.generator)
+        parts.step += 1
+        parts.ema.update(parts.model, parts.step)
+        acc.append(row["loss"])
+        if metrics is not None and (parts.step % cfg.log_every == 0 or parts.step == end):
+            now = time.monotonic()
+            row = {"step": parts.step, **row, "loss": sum(acc) / len(acc), "sec_per_step": (now - t_log) / len(acc)}
+            metrics.write(row)
+            summary.last, acc, t_log = row, [], now
+        if progress is not None:
+            progress(parts.step, cfg.total_steps, {"step": parts.step, **row})
+        if validator is not None and metrics is not None and parts.step % cfg.valid_every == 0:
+            valid = validator(parts.ema, cfg.seed)
+            if valid:
+                card["training"]["valid"] = {"step": parts.step, **valid}
+                metrics.write({"step": parts.step, "kind": "valid", **valid})
+        timed_out = max_seconds is not None and time.monotonic() - start > max_seconds
+        if stop.agreed(env, device, timed_out):
+            return stop.requested
+        if parts.step % cfg.checkpoint_every == 0 and parts.step < end:
+            _save(parts, out, cfg, env, card)
+    return False

@@ -1,0 +1,244 @@
+"""Run bookkeeping of ``lincae train``: the run folder, resumable state, signals and distribution.
+
+A run folder holds ``train_config.json`` (the ``TrainConfig``), ``metrics.jsonl`` (one JSON
+object per line: training rows and validation rows), ``state.pt`` (everything a bit-exact resume
+needs; tensors and plain types only, read with ``torch.load(weights_only=True)``) and ``ema/``
+(a lincae checkpoint of the EMA weights). Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from lincae_core.errors import CheckpointError
+
+__all__ = [
+    "STATE_FORMAT",
+    "Distributed",
+    "MetricsLog",
+    "StopFlag",
+    "gather_rank_state",
+    "load_state",
+    "save_state",
+    "TrainingParts",
+    "setup_distributed",
+]
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = "lincae-train-state"
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a (possibly one-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a process group is in use."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes checkpoints and logs."""
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> tuple[Distributed, torch.device]:
+    """Join the ``torchrun`` process group named by WORLD_SIZE/RANK (gloo on CPU, nccl on CUDA).
+
+    Args:
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Returns:
+        The process's ``Distributed`` and its device.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", local if world > 1 else torch.cuda.current_device())
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world)
+    return Distributed(rank, world, local), dev
+
+
+def gather_rank_state(state: dict[str, Any], env: Distributed) -> list[dict[str, Any]]:
+    """Collect every rank's RNG/sampler state on all ranks (a list indexed by rank)."""
+    if not env.enabled:
+        return [state]
+    out: list[Any] = [None] * env.world_size
+    dist.all_gather_object(out, state)
+    return out
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state.pt`` atomically (a kill mid-write leaves the previous one intact)."""
+    _atomic_torch_save({"format": STATE_FORMAT, "format_version": STATE_VERSION, **state}, path)
+
+
+def load_state(path: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read ``state.pt`` with ``weights_only=True`` and check its format.
+
+    Raises:
+        CheckpointError: missing, unreadable or foreign file.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"Cannot resume: {path} does not exist (no saved training state).")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"Cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{path} is not a lincae training state.")
+    if state.get("format_version") != STATE_VERSION:
+        raise CheckpointError(
+            f"{path} has training-state version {state.get('format_version')!r}; expected {STATE_VERSION}."
+        )
+    return state
+
+
+class MetricsLog:
+    """Append-only JSON-lines log (``metrics.jsonl``); a resume drops rows past the resumed step."""
+
+    def __init__(self, path: Path, resume_step: int | None = None) -> None:
+        self.path = path
+        if resume_step is not None and path.exists():
+            rows = [line for line in path.read_text().splitlines() if line.strip()]
+            kept = [r for r in rows if json.loads(r).get("step", 0) <= resume_step]
+            path.write_text("".join(r + "\n" for r in kept))
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Append one row."""
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row, sort_keys=False) + "\n")
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM so the loop can save its state and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name: str | None = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+        log.warning("%s received: saving the training state after this step.", self.signal_name)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopFlag]:
+        """Install the handlers for the duration of the block (main thread only), then restore."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def agreed(self, env: Distributed, device: torch.device, extra: bool = False) -> bool:
+        """Whether any rank wants to stop (every rank must call this at the same step)."""
+        want = self.requested or extra
+        if not env.enabled:
+            return want
+        flag = torch.tensor([1.0 if want else 0.0], device=device)
+        dist.all_reduce(flag)
+        return bool(flag.item() > 0)
+
+
+@dataclass
+class TrainingParts:
+    """Everything a training step mutates, and so everything ``state.pt`` must hold."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    ema: Any  # lincae_core.ema.EMA
+    sampler: Any  # lincae_core.data.CropSampler
+    generator: torch.Generator
+    step: int = 0
+
+    def rank_state(self) -> dict[str, Any]:
+        """This rank's random state: step generator, data sampler, global torch RNGs."""
+        state: dict[str, Any] = {
+            "generator": self.generator.get_state(),
+            "sampler": self.sampler.state_dict(),
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state()
+        return state
+
+    def state_dict(self, ranks: list[dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:
+        """The full resumable state, with every rank's random state."""
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ranks": ranks,
+            **extra,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], env: Distributed) -> None:
+        """Restore a ``state_dict``; rank r takes the r-th random state when the world size matches."""
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        ranks = state["ranks"]
+        if len(ranks) != env.world_size:
+            log.warning(
+                "Resuming %d-process state with %d processes: the data and noise streams restart "
+                "from fresh seeds (not bit-exact).", len(ranks), env.world_size,
+            )
+        if env.rank < len(ranks):
+            mine = ranks[env.rank]
+            self.generator.set_state(mine["generator"])
+            self.sampler.load_state_dict(mine["sampler"])
+            torch.set_rng_state(mine["torch"])
+            if "cuda" in mine and torch.cuda.is_available():
+                torch.cuda.set_rng_state(mine["cuda"])

@@ -1,0 +1,278 @@
+"""Latent algebra: pure functions, and streaming operations on real stores on disk."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import webdataset as wds
+from _latent_stores import make_store
+
+from lincae_core import ops, ops_engine
+from lincae_core.errors import ConfigError, LincaeError, ShapeMismatchError, StoreMismatchError
+from lincae_core.export import export_shards, sample_key, window_starts
+from lincae_core.store import LatentArray, LatentStore
+
+F16 = {"rtol": 2e-3, "atol": 4e-3}  # one float16 rounding of values of order 1
+A_TRACKS = [("x", 30), ("y", 50), ("z", 7)]
+B_TRACKS = [("z", 10), ("x", 30), ("y", 60)]  # same keys, other order and lengths
+
+
+@pytest.fixture
+def ab(tmp_path: Path) -> tuple[LatentStore, dict, LatentStore, dict]:
+    a, za = make_store(tmp_path / "A", A_TRACKS, seed=1)
+    b, zb = make_store(tmp_path / "B", B_TRACKS, seed=2)
+    return a, za, b, zb
+
+
+def f32(z: np.ndarray) -> np.ndarray:
+    return z.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------ pure algebra
+def test_pure_gain_composes_and_db() -> None:
+    z = np.random.default_rng(0).standard_normal((20, 2, 8)).astype(np.float16)
+    np.testing.assert_allclose(ops.gain(ops.gain(z, 0.5), -3.0), ops.gain(z, -1.5), rtol=1e-6)
+    assert ops.gain(z, 2.0).dtype == np.float32
+    assert ops.db_to_amplitude(20.0) == pytest.approx(10.0)
+    assert ops.db_to_amplitude(-6.0) == pytest.approx(0.501187, rel=1e-5)
+
+
+def test_pure_mix_extract_and_length() -> None:
+    rng = np.random.default_rng(1)
+    a, b = (rng.standard_normal((12, 1, 8)).astype(np.float16) for _ in range(2))
+    np.testing.assert_allclose(ops.mix([a, b], [0.3, 2.0]), ops.mix([b, a], [2.0, 0.3]), rtol=1e-6)
+    np.testing.assert_allclose(ops.extract(ops.mix([a, b], [1, 1]), [b]), f32(a), atol=1e-6)
+    with pytest.raises(ShapeMismatchError):
+        ops.mix([a, b[:5]], [1, 1])
+    with pytest.raises(ShapeMismatchError):
+        ops.mix([a, b], [1])
+    assert ops.match_length(a, 5).shape[0] == 5
+    padded = ops.match_length(a, 15)
+    assert padded.shape[0] == 15 and not padded[12:].any()
+
+
+# --------------------------------------------------------------------------- store algebra
+def test_gain_store_composes(ab: tuple, tmp_path: Path) -> None:
+    a, za, _, _ = ab
+    ops.gain_store(a, tmp_path / "g1", 0.5)
+    ops.gain_store(tmp_path / "g1", tmp_path / "g2", -4.0)
+    ops.gain_store(a, tmp_path / "g3", -2.0, max_block_frames=16)
+    g2, g3 = LatentStore.open(tmp_path / "g2"), LatentStore.open(tmp_path / "g3")
+    for k, z in za.items():
+        np.testing.assert_allclose(f32(g2.read_track(k)), -2 * f32(z), **F16)
+        np.testing.assert_allclose(f32(g3.read_track(k)), -2 * f32(z), **F16)
+        assert g3.track(k).samples == a.track(k).samples
+
+
+def test_mix_commutes_and_extract_inverts(ab: tuple, tmp_path: Path) -> None:
+    a, za, b, zb = ab
+    ops.mix_stores([a, b], tmp_path / "ab")
+    ops.mix_stores([b, a], tmp_path / "ba")
+    ab_, ba_ = LatentStore.open(tmp_path / "ab"), LatentStore.open(tmp_path / "ba")
+    assert ab_.keys() == ["x", "y", "z"] and ba_.keys() == ["z", "x", "y"]
+    for k in za:
+        np.testing.assert_array_equal(ab_.read_track(k), ba_.read_track(k))
+        n = min(za[k].shape[0], zb[k].shape[0])
+        np.testing.assert_allclose(f32(ab_.read_track(k)), f32(za[k][:n]) + f32(zb[k][:n]), **F16)
+    ops.extract_store(tmp_path / "ab", [b], tmp_path / "ex", length="shortest")
+    ex = LatentStore.open(tmp_path / "ex")
+    for k in za:
+        n = ex.track(k).frames
+        np.testing.assert_allclose(f32(ex.read_track(k)), f32(za[k][:n]), rtol=0, atol=1e-2)
+
+
+def test_length_policies(ab: tuple, tmp_path: Path) -> None:
+    a, za, b, zb = ab
+    for length, want in (("shortest", [30, 50, 7]), ("longest", [30, 60, 10]), ("first", [30, 50, 7])):
+        ops.mix_stores([a, b], tmp_path / length, [1.0, 0.5], length=length)
+        m = LatentStore.open(tmp_path / length)
+        assert [m.track(k).frames for k in "xyz"] == want
+    m = LatentStore.open(tmp_path / "longest")
+    y = f32(m.read_track("y"))
+    np.testing.assert_allclose(y[50:], 0.5 * f32(zb["y"][50:]), **F16)  # A padded with zeros
+    assert m.track("y").samples == b.track("y").samples
+    assert LatentStore.open(tmp_path / "shortest").track("z").samples == a.track("z").samples
+
+
+def test_pair_by_position_and_random(ab: tuple, tmp_path: Path) -> None:
+    a, za, b, zb = ab
+    ops.mix_stores([a, b], tmp_path / "pos", pair="position", length="first")
+    pos = LatentStore.open(tmp_path / "pos")
+    n = 10  # "z" of B (10 frames) pairs with "x" of A (30) at position 0
+    np.testing.assert_allclose(f32(pos.read_track("x"))[:n], f32(za["x"][:n]) + f32(zb["z"]), **F16)
+    runs = []
+    for name, seed in (("r1", 7), ("r2", 7), ("r3", 8)):
+        ops.mix_stores([a, b], tmp_path / name, pair="random", seed=seed, count=5)
+        s = LatentStore.open(tmp_path / name)
+        runs.append(np.concatenate([s.read_track(k) for k in s.keys()]))
+    assert s.keys() == [f"mix-{i:08d}" for i in range(5)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert runs[0].shape != runs[2].shape or not np.array_equal(runs[0], runs[2])
+
+
+def test_random_gain_range(tmp_path: Path) -> None:
+    one, zo = make_store(tmp_path / "one", [("t", 20)], seed=3)
+    zero, _ = make_store(tmp_path / "zero", [("t", 20)], scale=0.0)
+    ops.mix_stores([one, zero], tmp_path / "r", pair="random", seed=0, count=20,
+                   gain_range=(0.25, 0.75))
+    r = LatentStore.open(tmp_path / "r")
+    ref = f32(zo["t"]).ravel()
+    for k in r.keys():
+        g = float(f32(r.read_track(k)).ravel() @ ref / (ref @ ref))
+        assert 0.249 <= g <= 0.751
+
+
+def test_missing_keys_error_or_skip(tmp_path: Path) -> None:
+    a, _ = make_store(tmp_path / "A", A_TRACKS, seed=1)
+    b, _ = make_store(tmp_path / "B", [("x", 30), ("w", 5), ("y", 9)], seed=2, failed=("y",))
+    with pytest.raises(StoreMismatchError, match=r"3 track keys.*'y' \(missing from .*B\)"):
+        ops.mix_stores([a, b], tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+    summary = ops.mix_stores([a, b], tmp_path / "m", missing="skip")
+    assert summary["skipped"] == 3 and LatentStore.open(tmp_path / "m").keys() == ["x"]
+    with pytest.raises(StoreMismatchError, match="different numbers of done tracks"):
+        ops.mix_stores([a, b], tmp_path / "p", pair="position")
+
+
+def test_refusals_between_models_and_geometries(ab: tuple, tmp_path: Path) -> None:
+    a, _, _, _ = ab
+    other, _ = make_store(tmp_path / "O", A_TRACKS, model_id="model-b")
+    geo, _ = make_store(tmp_path / "G", A_TRACKS, geometry={"sample_rate": 16000,
+                                                           "samples_per_frame": 512, "latent_dim": 8})
+    with pytest.raises(StoreMismatchError, match="different models"):
+        ops.mix_stores([a, other], tmp_path / "m")
+    ops.mix_stores([a, other], tmp_path / "m", force=True)
+    with pytest.raises(StoreMismatchError, match="geometry"):
+        ops.mix_stores([a, geo], tmp_path / "n", force=True)
+    with pytest.raises(ConfigError, match="expected 1 or 2 gains"):
+        ops.mix_stores([a, other], tmp_path / "k", [1, 2, 3], force=True)
+
+
+def test_lineage_recorded(ab: tuple, tmp_path: Path) -> None:
+    a, _, b, _ = ab
+    ops.mix_stores([a, b], tmp_path / "m", [0.5, 0.25], length="longest")
+    ops.gain_store(tmp_path / "m", tmp_path / "g", 2.0)
+    g = LatentStore.open(tmp_path / "g")
+    mix_entry, gain_entry = g.lineage
+    assert mix_entry["op"] == "mix" and mix_entry["args"]["gains"] == [0.5, 0.25]
+    assert [i["store_id"] for i in mix_entry["inputs"]] == [a.store_id, b.store_id]
+    assert mix_entry["inputs"][1]["lineage"] == []
+    assert gain_entry["op"] == "gain" and gain_entry["args"] == {"gain": 2.0}
+    assert g.model_id == a.model_id and g.geometry == a.geometry and g.encoding == a.encoding
+
+
+def test_only_done_tracks_are_processed(tmp_path: Path) -> None:
+    s, zs = make_store(tmp_path / "s", A_TRACKS, failed=("y",))
+    ops.gain_store(s, tmp_path / "g", 1.0)
+    assert LatentStore.open(tmp_path / "g").keys() == ["x", "z"]
+
+
+def test_select_by_keys_and_time(ab: tuple, tmp_path: Path) -> None:
+    a, za, _, _ = ab
+    ops.select_store(a, tmp_path / "s", keys=["y", "x"], start_s=0.1, duration_s=0.2)
+    s = LatentStore.open(tmp_path / "s")
+    assert s.keys() == ["y", "x"]
+    # 0.1 s = 6.25 frames -> frame 6; 0.2 s = 12.5 frames -> 13 frames, 3200 samples
+    y = s.track("y")
+    assert (y.frames, y.samples) == (13, 3200)
+    np.testing.assert_array_equal(s.read_track("y"), za["y"][6:19])
+    summary = ops.select_store(a, tmp_path / "late", start_s=0.2)
+    assert summary["empty"] == 1  # "z" (7 frames) ends before frame 12
+    assert LatentStore.open(tmp_path / "late").track("x").samples == 30 * 256 - 100 - 12 * 256
+    with pytest.raises(StoreMismatchError, match="'nope'"):
+        ops.select_store(a, tmp_path / "bad", keys=["x", "nope"])
+
+
+def test_streaming_reads_are_bounded(ab: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, _, b, _ = ab
+    sizes: list[int] = []
+    real_read = LatentArray.read
+
+    def spy(self: LatentArray, start: int, stop: int) -> np.ndarray:
+        sizes.append(stop - start)
+        return real_read(self, start, stop)
+
+    monkeypatch.setattr(LatentArray, "read", spy)
+    ops.mix_stores([a, b], tmp_path / "m", max_block_frames=32, length="longest")
+    ops.mix_stores([a, b], tmp_path / "r", pair="random", seed=1, count=30, max_block_frames=32)
+    assert sizes and max(sizes) <= 32
+
+
+def test_parallel_jobs_match_sequential(ab: tuple, tmp_path: Path) -> None:
+    a, _, b, _ = ab
+    ops.mix_stores([a, b], tmp_path / "seq", max_block_frames=16)
+    ops.mix_stores([a, b], tmp_path / "par", max_block_frames=16, jobs=2)
+    s, p = LatentStore.open(tmp_path / "seq"), LatentStore.open(tmp_path / "par")
+    for k in s.keys():
+        np.testing.assert_array_equal(s.read_track(k), p.read_track(k))
+
+
+def test_outputs_are_atomic(ab: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, _, _, _ = ab
+    ops.gain_store(a, tmp_path / "out", 2.0)
+    before = LatentStore.open(tmp_path / "out").store_id
+    with pytest.raises(LincaeError, match="already exists"):
+        ops.gain_store(a, tmp_path / "out", 3.0)
+    with pytest.raises(LincaeError, match="also an input"):
+        ops.gain_store(a, a.path, 3.0, overwrite=True)
+
+    def killed(*args: object, **kwargs: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ops_engine, "run_unit", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ops.gain_store(a, tmp_path / "out", 3.0, overwrite=True)
+    monkeypatch.undo()
+    assert LatentStore.open(tmp_path / "out").store_id == before  # old output intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["A", "B", "out"]  # no temp left
+    ops.gain_store(a, tmp_path / "out", 3.0, overwrite=True)
+    assert LatentStore.open(tmp_path / "out").store_id != before
+
+
+def test_float16_overflow_is_refused(tmp_path: Path) -> None:
+    s, _ = make_store(tmp_path / "s", [("t", 8)], scale=100.0)
+    with pytest.raises(LincaeError, match="overflows float16"):
+        ops.gain_store(s, tmp_path / "g", 1e4)
+    assert not (tmp_path / "g").exists()
+    ops.gain_store(s, tmp_path / "g", 1e4, dtype="float32")
+
+
+# ---------------------------------------------------------------------------------- export
+def test_window_starts_and_keys() -> None:
+    assert window_starts(10, 4, 4) == [0, 4, 8]
+    assert window_starts(8, 4, 4) == [0, 4]
+    assert window_starts(3, 4, 2) == [0]
+    assert window_starts(0, 4, 2) == []
+    assert sample_key("a/b.c d", 3) == "a/b%2Ec%20d/00000003"
+    assert "." not in sample_key("../../etc", 0) and sample_key("/x", 0).startswith("%2F")
+
+
+def test_export_shards_read_back(tmp_path: Path) -> None:
+    s, zs = make_store(tmp_path / "s", [("song.one", 30), ("two", 7)], dtype="float16")
+    pattern = str(tmp_path / "shards" / "%06d.tar")
+    summary = export_shards(s, pattern, window_s=0.2, hop_s=0.16, maxcount=3)
+    w = summary["window_frames"]
+    assert (w, summary["hop_frames"], summary["samples"]) == (12, 10, 4)
+    assert len(summary["shards"]) == 2
+    samples = list(wds.WebDataset(summary["shards"], shardshuffle=False, empty_check=False))
+    assert [x["__key__"] for x in samples] == ["song%2Eone/00000000", "song%2Eone/00000010",
+                                               "song%2Eone/00000020", "two/00000000"]
+    for x in samples:
+        z = np.load(io.BytesIO(x["latent.npy"]), allow_pickle=False)
+        meta = json.loads(x["json"])
+        assert z.shape == (2 * 8, w) and z.dtype == np.float16  # [C*D, T]
+        start, n = meta["start_frame"], meta["frames"]
+        assert meta["padding_mask"] == [1] * n + [0] * (w - n)
+        ref = zs[meta["key"]][start : start + n].reshape(n, -1).T
+        np.testing.assert_array_equal(z[:, :n], ref)
+        assert not z[:, n:].any()
+        assert meta["seconds_start"] == pytest.approx(start / 62.5)
+        assert meta["model_id"] == s.model_id
+    with pytest.raises(LincaeError, match="already exists"):
+        export_shards(s, pattern, window_s=0.2)
+    with pytest.raises(ConfigError, match="%-field"):
+        export_shards(s, str(tmp_path / "x.tar"), window_s=0.2)

@@ -1,0 +1,246 @@
+"""Latent store format v1 on real Zarr stores: round trips, layout, ledger, refusals."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from _latent_stores import GEOMETRY, make_store
+
+from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError, StoreMismatchError
+from lincae_core.store import LatentStore
+from lincae_core.store_layout import Geometry, plan_layout
+
+TRACKS = [("a/one", 30), ("b.two", 50), ("c", 7), ("d", 0), ("e", 21)]
+
+
+def test_round_trip_and_reopen(tmp_path: Path) -> None:
+    s, zs = make_store(tmp_path / "s", TRACKS)
+    assert s.is_complete()
+    r = LatentStore.open(tmp_path / "s")
+    assert r.keys() == [k for k, _ in TRACKS]
+    for k, z in zs.items():
+        np.testing.assert_array_equal(r.read_track(k), z)
+    np.testing.assert_array_equal(r.read_track("b.two", 10, 20), zs["b.two"][10:20])
+    t = r.track("a/one")
+    assert (t.frames, t.samples, t.source_rate, t.channels, t.status) == (30, 30 * 256 - 100, 44100, 2, 1)
+    assert r.track(1).key == "b.two" and len(r.tracks(status=1)) == len(TRACKS)
+    d = r.describe()
+    assert d["tracks"] == 5 and d["status"] == {"planned": 0, "done": 5, "failed": 0}
+    assert d["geometry"]["frame_rate"] == 62.5 and d["dtype"] == "float16"
+    assert json.loads(json.dumps(d)) == d  # JSON-ready
+
+
+def test_float32_store_is_exact(tmp_path: Path) -> None:
+    _, zs = make_store(tmp_path / "s", TRACKS[:2], dtype="float32")
+    r = LatentStore.open(tmp_path / "s")
+    np.testing.assert_array_equal(r.read_track("a/one"), zs["a/one"])
+    assert r.read_track("a/one").dtype == np.float32
+
+
+def test_iter_blocks_cut_at_chunk_boundaries(tmp_path: Path) -> None:
+    s, zs = make_store(tmp_path / "s", TRACKS)
+    t = s.track("b.two")
+    blocks = list(s.iter_blocks("b.two", block_frames=16))
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), zs["b.two"])
+    for start, _ in blocks[1:]:
+        assert (t.offset + start) % s.chunk_frames == 0
+
+
+def test_plan_layout_shards_never_share_chunks() -> None:
+    frames = np.array([5, 17, 3, 40, 1, 9, 12])
+    lay = plan_layout(frames, chunk_frames=16, shards=3)
+    assert lay.tracks_per_shard % lay.status_chunk == 0
+    starts = lay.offsets[:: lay.tracks_per_shard]
+    assert (starts % 16 == 0).all()
+    ends = lay.offsets + frames
+    for s in range(1, lay.shards):  # a shard's first chunk starts after the previous one's end
+        assert starts[s] >= ends[s * lay.tracks_per_shard - 1]
+    assert (np.diff(lay.offsets) >= 0).all() and lay.total_frames == ends.max()
+
+
+def _write_shard(path: str, shard: int) -> None:
+    s = LatentStore.open(path, "r+")
+    for i in s.shard_tracks(shard):
+        t = s.track(i)
+        s.write_track(i, np.full((t.frames, 1, 8), i + 1, dtype=np.float16))
+        s.mark_done(i)
+        if i % 3 == 0:
+            s.mark_failed(i, f"failure in shard {shard}")
+
+
+def test_concurrent_shards_write_disjoint_chunks(tmp_path: Path) -> None:
+    s = LatentStore.create(tmp_path / "s", model_id="m", model_config={}, geometry=GEOMETRY,
+                           channels=1, chunk_frames=8)
+    s.plan([(f"k{i}", 3 + i % 11, 0, 16000, 1) for i in range(40)], shards=4)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_write_shard, args=(str(tmp_path / "s"), k)) for k in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    r = LatentStore.open(tmp_path / "s")
+    assert r.is_complete()
+    for i in range(40):
+        assert (r.read_track(i) == i + 1).all()
+    st = r.table()["status"]
+    assert list(np.flatnonzero(st == 2)) == list(range(0, 40, 3))
+    assert sorted(e["index"] for e in r.ledger()) == list(range(0, 40, 3))
+    assert len(list((tmp_path / "s" / "ledger").glob("shard-*.jsonl"))) == 4
+    chunk = json.loads((tmp_path / "s/tracks/status/zarr.json").read_text())
+    assert r.layout["tracks_per_shard"] % chunk["chunk_grid"]["configuration"]["chunk_shape"][0] == 0
+
+
+def test_replan_same_is_noop_other_is_refused(tmp_path: Path) -> None:
+    s, _ = make_store(tmp_path / "s", TRACKS)
+    rows = [(k, f, max(0, f * 256 - 100), 44100, 2) for k, f in TRACKS]
+    s.plan(rows)
+    assert s.table()["status"].tolist() == [1] * 5  # nothing reset
+    with pytest.raises(StoreFormatError, match="already planned"):
+        s.plan(rows[:2])
+
+
+def test_write_refusals(tmp_path: Path) -> None:
+    s = LatentStore.create(tmp_path / "s", model_id="m", model_config={}, geometry=GEOMETRY,
+                           channels=1)
+    s.plan([("k", 4, 1000, 16000, 1)])
+    with pytest.raises(ShapeMismatchError, match=r"expected latents of shape \(4, 1, 8\)"):
+        s.write_track(0, np.zeros((5, 1, 8)))
+    with pytest.raises(LincaeError, match="finite"):
+        s.write_track(0, np.full((4, 1, 8), 1e6))  # overflows float16
+    with pytest.raises(LincaeError, match="read-only"):
+        LatentStore.open(tmp_path / "s").write_track(0, np.zeros((4, 1, 8)))
+    with pytest.raises(StoreFormatError, match="already exists"):
+        LatentStore.create(tmp_path / "s", model_id="m", model_config={}, geometry=GEOMETRY,
+                           channels=1)
+    with pytest.raises(StoreFormatError, match="NUL"):
+        s2 = LatentStore.create(tmp_path / "t", model_id="m", model_config={},
+                                geometry=GEOMETRY, channels=1)
+        s2.plan([("a\x00b", 1, 0, 1, 1)])
+    with pytest.raises(StoreFormatError, match="unique"):
+        s2.plan([("a", 1, 0, 1, 1), ("a", 2, 0, 1, 1)])
+
+
+def test_ledger_records_retries_and_torn_lines(tmp_path: Path) -> None:
+    s, _ = make_store(tmp_path / "s", TRACKS, failed=("c", "e"))
+    s.record_failure("lib/broken.flac", "cannot decode: truncated file")
+    assert not (s.table()["status"] == 0).any()
+    with open(tmp_path / "s/ledger/shard-0000.jsonl", "a") as f:
+        f.write('{"key": "x", "reas')  # a killed writer's last line
+    s.write_track(2, np.zeros((7, 2, 8)))  # retry of "c" succeeds
+    s.mark_done(2)
+    led = LatentStore.open(tmp_path / "s").ledger()
+    assert {(e["key"], e["index"]) for e in led} == {("e", 4), ("lib/broken.flac", None)}
+    assert LatentStore.open(tmp_path / "s").describe()["failures"] == 2
+
+
+def test_open_refuses_non_stores(tmp_path: Path) -> None:
+    with pytest.raises(StoreFormatError, match="does not exist"):
+        LatentStore.open(tmp_path / "nope")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(StoreFormatError, match="is not a lincae latent store"):
+        LatentStore.open(tmp_path / "plain")
+    zarr.open_group(str(tmp_path / "other"), mode="w").attrs["x"] = 1
+    with pytest.raises(StoreFormatError, match="expected attribute format='lincae-latents'"):
+        LatentStore.open(tmp_path / "other")
+
+
+def _edit_attrs(path: Path, **changes: object) -> None:
+    meta = json.loads((path / "zarr.json").read_text())
+    meta["attributes"].update(changes)
+    (path / "zarr.json").write_text(json.dumps(meta))
+
+
+def test_open_refuses_unknown_version(tmp_path: Path) -> None:
+    make_store(tmp_path / "s", TRACKS[:1])
+    _edit_attrs(tmp_path / "s", format_version=7)
+    with pytest.raises(StoreFormatError, match="format_version 7.*supports format_version 1"):
+        LatentStore.open(tmp_path / "s")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"geometry": {"sample_rate": -1, "samples_per_frame": 256, "latent_dim": 8}}, "sample_rate"),
+        ({"geometry": {"sample_rate": 16000, "samples_per_frame": 256, "latent_dim": 2**40}}, "latent_dim"),
+        ({"geometry": {**GEOMETRY, "frame_rate": 99.0}}, "frame_rate"),
+        ({"dtype": "object"}, "dtype"),
+        ({"channels": 3}, "channels"),
+        ({"channels": True}, "channels"),
+        ({"lineage": "rm -rf /"}, "lineage"),
+        ({"model": {"id": 5, "config": {}}}, "model"),
+        ({"store_id": None}, "store_id"),
+        ({"layout": {"shards": -3, "tracks_per_shard": 1}}, "layout.shards"),
+    ],
+)
+def test_open_refuses_malicious_attrs(tmp_path: Path, changes: dict, message: str) -> None:
+    make_store(tmp_path / "s", TRACKS[:2])
+    _edit_attrs(tmp_path / "s", **changes)
+    with pytest.raises(StoreFormatError, match=message):
+        LatentStore.open(tmp_path / "s")
+
+
+def _edit_column(path: Path, name: str, values: np.ndarray, dtype: object = None) -> None:
+    g = zarr.open_group(str(path), mode="r+")
+    g.create_array(f"tracks/{name}", shape=values.shape, dtype=dtype or values.dtype,
+                   chunks=(max(1, values.size),), overwrite=True)[:] = values
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "message"),
+    [
+        ("offset", np.array([0, 10**9]), "exceeds the latent array"),
+        ("frames", np.array([-5, 50]), "expected values >= 0"),
+        ("offset", np.array([0, 5]), "non-overlapping"),
+        ("key", np.array([1, 2]), "expected strings"),
+        ("key", np.array(["a", "a"], dtype=np.dtypes.StringDType()), "unique"),
+        ("key", np.array(["a", ""], dtype=np.dtypes.StringDType()), "non-empty"),
+        ("samples", np.array([10**9, 0]), "samples <= frames"),
+        ("status", np.array([1, 9], dtype=np.int8), "out of range"),
+        ("frames", np.array([30.0, 50.0]), "expected int64"),
+        ("channels", np.array([1, 1, 1], dtype=np.int8), r"expected shape \(2,\)"),
+    ],
+)
+def test_open_refuses_malicious_tables(tmp_path: Path, name: str, values: np.ndarray,
+                                       message: str) -> None:
+    make_store(tmp_path / "s", TRACKS[:2])
+    _edit_column(tmp_path / "s", name, values)
+    with pytest.raises(StoreFormatError, match=message):
+        LatentStore.open(tmp_path / "s")
+
+
+def test_open_refuses_absurd_latent_shapes(tmp_path: Path) -> None:
+    make_store(tmp_path / "s", TRACKS[:1])
+    g = zarr.open_group(str(tmp_path / "s"), mode="r+")
+    g.create_array("latents", shape=(30, 2, 9), dtype="float16", chunks=(16, 2, 9), overwrite=True)
+    with pytest.raises(StoreFormatError, match=r"latents: expected shape \(F, 2, 8\)"):
+        LatentStore.open(tmp_path / "s")
+    g.create_array("latents", shape=(30, 2, 8), dtype="int16", chunks=(16, 2, 8), overwrite=True)
+    with pytest.raises(StoreFormatError, match="expected dtype float16"):
+        LatentStore.open(tmp_path / "s")
+
+
+def test_compatibility_rules(tmp_path: Path) -> None:
+    a, _ = make_store(tmp_path / "a", TRACKS[:1])
+    b, _ = make_store(tmp_path / "b", TRACKS[:1], model_id="model-b")
+    c, _ = make_store(tmp_path / "c", TRACKS[:1],
+                      geometry={"sample_rate": 44100, "samples_per_frame": 4096, "latent_dim": 8})
+    d, _ = make_store(tmp_path / "d", TRACKS[:1], channels=1)
+    a.compatible_with(a)
+    with pytest.raises(StoreMismatchError, match="different models"):
+        a.compatible_with(b)
+    a.compatible_with(b, force=True)
+    for other, field in ((c, "geometry"), (d, "channels")):
+        with pytest.raises(StoreMismatchError, match=field):
+            a.compatible_with(other, force=True)
+
+
+def test_geometry_validation() -> None:
+    g = Geometry.from_dict(GEOMETRY)
+    assert g.frame_rate == 62.5 and Geometry.from_dict(g.to_dict()) == g
+    with pytest.raises(StoreFormatError):
+        Geometry.from_dict({**GEOMETRY, "samples_per_frame": 0})
