@@ -29,7 +29,9 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("select", "select_cmd"),
     ("export", "export_cmd"),
     ("info", "info_cmd"),
+    ("decode", "decode_cmd"),
     ("import_weights", "import_weights_cmd"),
+    ("train", "train_cmd"),
 )
 
 

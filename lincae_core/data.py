@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
-import soxr
+import soundfile as sf  # type: ignore[import-untyped]
+import soxr  # type: ignore[import-untyped]
 import torch
 
 from lincae_core.errors import AudioError, ConfigError
@@ -82,7 +82,7 @@ def find_audio_files(root: str | Path) -> list[Path]:
 def _shard_paths(path: str) -> list[Path]:
     """Expand a shard spec: a ``.tar`` file, a brace pattern, or the ``.tar`` files of a folder."""
     if "{" in path:
-        from webdataset.shardlists import expand_urls
+        from webdataset.shardlists import expand_urls  # type: ignore[import-untyped]
 
         return [Path(p) for p in expand_urls(path)]
     p = Path(path)
@@ -276,7 +276,8 @@ class CropSampler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a ``state_dict``; the sources must be the same as when it was saved."""
-        if state["sources"] != [s.path for s in self.sources] or state["sizes"] != [len(s) for s in self.sources]:
+        sizes = [len(s) for s in self.sources]
+        if state["sources"] != [s.path for s in self.sources] or state["sizes"] != sizes:
             log.warning("Data sources changed since the checkpoint: the crop stream will differ.")
         self.generator.set_state(state["generator"])
         self.bad = [set(b) for b in state["bad"]][: len(self.sources)]
@@ -305,7 +306,8 @@ def load_validation(
         try:
             frames, sr = src.info(index)
             need = math.ceil(segment * sr / sample_rate) + 16
-            crop = _resample_crop(src.read(index, max((frames - need) // 2, 0), need), sr, sample_rate, segment)
+            mono = src.read(index, max((frames - need) // 2, 0), need)
+            crop = _resample_crop(mono, sr, sample_rate, segment)
         except Exception as exc:  # noqa: BLE001
             log.warning("Skipping unreadable validation audio %s: %s", src.items[index], exc)
             continue

@@ -126,8 +126,10 @@ def export_shards(store: LatentStore | str | os.PathLike, pattern: str, window_s
     """
     s = store if isinstance(store, LatentStore) else LatentStore.open(store)
     fr = s.geometry.frame_rate
-    window = round(window_s * fr) if math.isfinite(window_s) else 0
-    hop = round((hop_s if hop_s is not None else window_s) * fr) if window else 0
+    hop_s = window_s if hop_s is None else hop_s
+    # Seconds to whole frames, rounding half up (Python's round() would round half to even).
+    window = math.floor(window_s * fr + 0.5) if math.isfinite(window_s) else 0
+    hop = math.floor(hop_s * fr + 0.5) if window and math.isfinite(hop_s) else 0
     if window < 1 or hop < 1 or maxcount < 1:
         raise ConfigError(f"window/hop/maxcount: expected at least one latent frame "
                           f"({1 / fr:.4f} s) and maxcount >= 1, got {window_s}, {hop_s}, {maxcount}")

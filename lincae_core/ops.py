@@ -174,8 +174,12 @@ def mix_stores(
             ``"first"``; the output ``samples`` follow the same policy.
         missing: ``"error"``: a key (or position) absent from some input is an error naming
             the first few; ``"skip"``: drop them, the count is in the summary (``skipped``).
-        jobs, overwrite, progress, dtype, max_block_frames: As in :func:`gain_store`.
+        jobs: joblib workers, as in :func:`gain_store`.
         force: Combine stores of different models.
+        overwrite: Replace an existing ``out``.
+        progress: Called with the number of frames written after each unit of work.
+        dtype: Output dtype (default: the first input's).
+        max_block_frames: Largest block computed or read at once (bounds memory).
         op: Operation name recorded in the lineage.
 
     Raises:
@@ -194,7 +198,8 @@ def mix_stores(
         raise ConfigError(f"gains: expected 1 or {len(stores)} gains (one per input), got {len(g)}")
     plan = plan_mix([s.table() for s in stores], [str(s.path) for s in stores], g,
                     stores[0].geometry.samples_per_frame, pair=pair, length=length,
-                    missing=missing, seed=seed, count=count, gain_range=tuple(gain_range))
+                    missing=missing, seed=seed, count=count,
+                    gain_range=(float(gain_range[0]), float(gain_range[1])))
     args = {"gains": g, "pair": pair, "length": length, "missing": missing, "force": force}
     if pair == "random":
         args.update(seed=seed, count=count, gain_range=list(gain_range))
@@ -240,7 +245,10 @@ def select_store(src: StoreLike, out: str | os.PathLike, *, keys: Sequence[str] 
         keys: Keys to keep (default: every done track); an unknown key is an error.
         start_s: Start of the cut, rounded down to a latent frame boundary.
         duration_s: Length of the cut, rounded up to whole frames; ``samples`` is exact.
-        jobs, overwrite, progress, max_block_frames: As in :func:`gain_store`.
+        jobs: joblib workers, as in :func:`gain_store`.
+        overwrite: Replace an existing ``out``.
+        progress: Called with the number of frames written after each unit of work.
+        max_block_frames: Largest block computed or read at once (bounds memory).
     """
     s = _open(src)
     geo = s.geometry

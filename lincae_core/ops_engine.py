@@ -81,8 +81,11 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
     Args:
         out_path: Output store (opened ``r+``; only these blocks' chunks are written).
         in_paths: ``K`` input stores.
-        offs: ``(N,)`` output offsets, ascending; ``frs``: ``(N,)`` output frames.
-        src_offset: ``(K, N)``; ``src_frames``: ``(K, N)``; ``gains``: ``(K, N)`` (see OpPlan).
+        offs: ``(N,)`` output offsets, ascending.
+        frs: ``(N,)`` output frames.
+        src_offset: ``(K, N)`` where each output track starts in each input (see OpPlan).
+        src_frames: ``(K, N)`` frames each input can give (the rest is silence).
+        gains: ``(K, N)`` gain of each input for each output track.
         blocks: Chunk-aligned output frame ranges ``[b0, b1)``.
         max_read: Largest number of frames read from an input at once.
     """

@@ -96,10 +96,10 @@ def pair_by_position(tables: Sequence[Table], names: Sequence[str], missing: str
     counts = [d.size for d in done]
     n = min(counts)
     if max(counts) != n and missing == "error":
+        per_input = ", ".join(f"{p}: {c}" for p, c in zip(names, counts, strict=True))
         raise StoreMismatchError(
-            f"inputs have different numbers of done tracks ({', '.join(f'{p}: {c}' for p, c in zip(names, counts, strict=True))}); "
-            "pass missing='skip' (--missing skip) to pair only the first "
-            f"{n}"
+            f"inputs have different numbers of done tracks ({per_input}); "
+            f"pass missing='skip' (--missing skip) to pair only the first {n}"
         )
     return np.stack([d[:n] for d in done]), {"skipped": max(counts) - n}
 

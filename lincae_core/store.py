@@ -21,14 +21,14 @@ import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import zarr
 
 from lincae_core import store_layout as sl
+from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError
 from lincae_core.store_layout import Geometry, TrackInfo, lineage_entry
-from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError, StoreMismatchError
 
 __all__ = ["Geometry", "LatentArray", "LatentStore", "TrackInfo", "lineage_entry"]
 
@@ -38,7 +38,7 @@ TABLE_CHUNK = 65536
 MAX_TABLE_CHUNK = 2**20
 
 
-def _open_group(path: Path, mode: str) -> Any:
+def _open_group(path: Path, mode: Literal["r", "r+"]) -> Any:
     if not path.exists():
         raise StoreFormatError(f"{path} does not exist (expected a lincae latent store)")
     try:
@@ -64,6 +64,7 @@ class LatentArray:
     """Frame-range access to a store's ``latents`` array ``[F, C, D]`` (used by workers)."""
 
     def __init__(self, array: Any, attrs: Mapping[str, Any], path: Path) -> None:
+        """Wrap a zarr array after checking its shape, chunks and dtype against ``attrs``."""
         c, d = attrs["channels"], attrs["geometry"]["latent_dim"]
         shape, chunks = tuple(array.shape), tuple(array.chunks)
         if len(shape) != 3 or shape[1:] != (c, d) or shape[0] > sl.MAX_FRAMES:
@@ -78,7 +79,7 @@ class LatentArray:
         self._array, self.path = array, path
 
     @classmethod
-    def open(cls, path: str | os.PathLike, mode: str = "r") -> LatentArray:
+    def open(cls, path: str | os.PathLike, mode: Literal["r", "r+"] = "r") -> LatentArray:
         """Open the latent array of a store, checking format and shape but not the track table."""
         path = Path(path)
         group = _open_group(path, mode)
@@ -166,7 +167,7 @@ class LatentStore:
         geo = geometry if isinstance(geometry, Geometry) else Geometry.from_dict(geometry)
         if not 1 <= chunk_frames <= sl.MAX_CHUNK_FRAMES:
             raise StoreFormatError(f"chunk_frames: expected 1..{sl.MAX_CHUNK_FRAMES}, got {chunk_frames}")
-        attrs = {
+        attrs: dict[str, Any] = {
             "format": sl.FORMAT_NAME, "format_version": sl.FORMAT_VERSION,
             "model": {"id": model_id, "config": dict(model_config)},
             "geometry": geo.to_dict(), "encoding": dict(encoding) if encoding else None,
@@ -184,7 +185,7 @@ class LatentStore:
         return cls(path, group, "r+")
 
     @classmethod
-    def open(cls, path: str | os.PathLike, mode: str = "r") -> LatentStore:
+    def open(cls, path: str | os.PathLike, mode: Literal["r", "r+"] = "r") -> LatentStore:
         """Open and validate a store (``mode`` ``"r"`` or ``"r+"``).
 
         Raises:
@@ -434,18 +435,7 @@ class LatentStore:
         Raises:
             StoreMismatchError: Naming both stores and the differing field.
         """
-        pair = f"{self.path} and {other.path}"
-        for name, a, b in (("format_version", self.format_version, other.format_version),
-                           ("geometry", self._attrs["geometry"], other._attrs["geometry"]),
-                           ("channels", self.channels, other.channels)):
-            if a != b:
-                raise StoreMismatchError(f"{pair} differ in {name}: {a} vs {b} (not combinable)")
-        if not force:
-            if self.model_id != other.model_id:
-                raise StoreMismatchError(f"{pair} come from different models ({self.model_id[:12]}"
-                                         f" vs {other.model_id[:12]}); use force to combine")
-            if self.model_config != other.model_config:
-                raise StoreMismatchError(f"{pair} differ in model config; use force to combine")
+        sl.check_compatible(self._attrs, other._attrs, f"{self.path} and {other.path}", force)
 
 
 def _write_table(group: Any, table: dict[str, np.ndarray], status_chunk: int) -> None:

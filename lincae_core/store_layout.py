@@ -1,5 +1,4 @@
-"""Pure (zarr-free) parts of the latent store format version 1: attribute and table
-validation, and the shard/chunk layout planner.
+"""Pure (zarr-free) parts of the latent store format v1: validation, layout, ledger.
 
 The format itself is documented in ``docs/store-format.md``; :mod:`lincae_core.store` is the
 only module that touches zarr. Everything here works on plain dicts and numpy arrays, so that it
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lincae_core.errors import StoreFormatError
+from lincae_core.errors import StoreFormatError, StoreMismatchError
 
 FORMAT_NAME = "lincae-latents"
 FORMAT_VERSION = 1
@@ -219,6 +218,25 @@ def validate_table(table: dict[str, np.ndarray], total_frames: int, geometry: Ge
         )
     if (table["source_rate"] > MAX_SAMPLE_RATE).any() or (table["status"] > 2).any():
         raise StoreFormatError(f"{where}: tracks/source_rate or tracks/status out of range")
+
+
+def check_compatible(a: Mapping[str, Any], b: Mapping[str, Any], pair: str, force: bool) -> None:
+    """Refuse to combine two stores' attributes unless format, geometry, channels, model agree.
+
+    Only the model (id or config) check yields to ``force``; see ``LatentStore.compatible_with``.
+    """
+    for name in ("format_version", "geometry", "channels"):
+        if a[name] != b[name]:
+            raise StoreMismatchError(f"{pair} differ in {name}: {a[name]} vs {b[name]} "
+                                     "(latent arithmetic between them is meaningless)")
+    if force:
+        return
+    ida, idb = a["model"]["id"], b["model"]["id"]
+    if ida != idb:
+        raise StoreMismatchError(f"{pair} come from different models ({ida[:12]} vs {idb[:12]}); "
+                                 "use --force / force=True to combine them anyway")
+    if a["model"]["config"] != b["model"]["config"]:
+        raise StoreMismatchError(f"{pair} differ in model config; use --force / force=True")
 
 
 @dataclass(frozen=True)

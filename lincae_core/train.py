@@ -39,8 +39,11 @@ from lincae_core.train_state import (
     TrainingParts,
     gather_rank_state,
     load_state,
+    model_card,
+    prepare_run_dir,
     save_state,
     setup_distributed,
+    weights_sha256,
 )
 from lincae_core.transforms import to_representation
 
@@ -70,7 +73,8 @@ def get_lr(step: int, cfg: TrainConfig) -> float:
     if step < warmup:
         return cfg.lr * step / warmup
     k = min(step, total)
-    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * (k - warmup) / (total - warmup)))
+    cosine = 1.0 + math.cos(math.pi * (k - warmup) / (total - warmup))
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * cosine
 
 
 def segment_length(cfg: TrainConfig, mcfg: ModelConfig) -> int:
@@ -225,22 +229,12 @@ class TrainSummary:
     valid: dict[str, float] = field(default_factory=dict)
     model_id: str | None = None
     data_stats: dict[str, int] = field(default_factory=dict)
+    weights_sha256: str = ""
 
-
-def _objective_name(cfg: TrainConfig) -> str:
-    names = {(True, True): "lin-cae", (False, True): "lin-cae without additivity",
-             (True, False): "lin-cae without homogeneity", (False, False): "music2latent baseline"}
-    return names[(cfg.additivity, cfg.homogeneity)]
-
-
-def _prepare_run_dir(out: Path, resume: bool, env: Distributed) -> None:
-    state = out / "state.pt"
-    if resume and not state.is_file():
-        raise ConfigError(f"Cannot resume: {state} does not exist. Start a new run without --resume.")
-    if not resume and state.exists():
-        raise ConfigError(f"{out} already holds a training run; pass --resume to continue it or choose another -o.")
-    if env.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+    @property
+    def finished(self) -> bool:
+        """Whether the run reached ``total_steps``."""
+        return self.step >= self.total_steps
 
 
 def _build(
@@ -256,7 +250,7 @@ def _build(
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = LinCAE(mcfg).to(device)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     objective: nn.Module = ConsistencyObjective(model, cfg.huber_c)
     if env.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -269,31 +263,6 @@ def _build(
     generator = torch.Generator().manual_seed(cfg.seed * 2 + 1 + 1_000_003 * env.rank)
     ema = EMA(model, cfg.ema_decay, cfg.ema_every)
     return TrainingParts(model, optimizer, scaler, ema, sampler, generator), objective
-
-
-def _save(
-    parts: TrainingParts, out: Path, cfg: TrainConfig, env: Distributed, card: dict[str, Any]
-) -> str | None:
-    """Save ``state.pt`` and the EMA checkpoint ``ema/`` (every rank joins; rank 0 writes)."""
-    from lincae_core.checkpoint import save_checkpoint
-
-    ranks = gather_rank_state(parts.rank_state(), env)
-    if not env.is_main:
-        return None
-    mcfg = cfg.model_config()
-    extra = {"train_config": cfg.to_dict(), "model_config": mcfg.to_dict(), "world_size": env.world_size}
-    save_state(out / "state.pt", parts.state_dict(ranks, extra))
-    card["training"].update(steps=parts.step, data_stats=dict(parts.sampler.stats))
-    return save_checkpoint(parts.ema.shadow, out / "ema", mcfg, card)
-
-
-def _model_card(cfg: TrainConfig, parts: TrainingParts, env: Distributed, command: str) -> dict[str, Any]:
-    corpus = [{"path": s.path, "weight": s.weight, "items": len(s)} for s in parts.sampler.sources]
-    return {"training": {
-        "command": command, "objective": _objective_name(cfg), "config": cfg.to_dict(),
-        "corpus": corpus, "valid_set": cfg.valid, "total_steps": cfg.total_steps,
-        "world_size": env.world_size, "weights": "EMA", "valid": {},
-    }}
 
 
 class _Validator:
@@ -311,6 +280,21 @@ class _Validator:
         return validate(self.model, self.x, seed)
 
 
+@dataclass
+class _Run:
+    """The fixed context of one ``train`` call, shared by the loop helpers."""
+
+    cfg: TrainConfig
+    mcfg: ModelConfig
+    env: Distributed
+    device: torch.device
+    out: Path
+    card: dict[str, Any]
+    metrics: MetricsLog | None = None
+    validator: _Validator | None = None
+    progress: ProgressFn | None = None
+
+
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -323,8 +307,9 @@ def train(
 ) -> TrainSummary:
     """Train a Lin-CAE (or its baseline/ablations) into the run folder ``out_dir``.
 
-    Works alone or under ``torchrun`` (DDP; gloo on CPU, nccl on CUDA; rank 0 writes). The
-    state is saved every ``checkpoint_every`` steps, at the end, and on SIGINT/SIGTERM.
+    Works alone or under ``torchrun`` (DDP; gloo on CPU, nccl on CUDA; rank 0 writes;
+    ``batch_size`` is per process). The state is saved every ``checkpoint_every`` steps, at
+    the end, and on SIGINT/SIGTERM.
 
     Args:
         cfg: the training configuration (written to ``train_config.json``).
@@ -342,59 +327,85 @@ def train(
     out = Path(out_dir)
     env, device = setup_distributed(cfg.device)
     mcfg = cfg.model_config()
-    _prepare_run_dir(out, resume, env)
+    prepare_run_dir(out, resume, env)
     parts, objective = _build(cfg, mcfg, env, device)
     if resume:
         state = load_state(out / "state.pt", device)
         if state["model_config"] != mcfg.to_dict():
-            raise ConfigError(f"{out}/state.pt was trained with another model config; cannot resume with this one.")
+            raise ConfigError(f"{out}/state.pt was trained with another model config; cannot resume with it.")
         parts.load_state_dict(state, env)
-    metrics = MetricsLog(out / "metrics.jsonl", parts.step if resume else None) if env.is_main else None
+    run = _Run(cfg, mcfg, env, device, out, model_card(cfg, parts, env, command or " ".join(sys.argv), out),
+               progress=progress)
     if env.is_main:
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    card = _model_card(cfg, parts, env, command or " ".join(sys.argv))
-    validator = _Validator(cfg, mcfg, device) if env.is_main else None
+        run.metrics = MetricsLog(out / "metrics.jsonl", parts.step if resume else None)
+        run.validator = _Validator(cfg, mcfg, device)
+    end = cfg.total_steps if stop_at is None else min(stop_at, cfg.total_steps)
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     summary = TrainSummary(out, parts.step, cfg.total_steps)
-    end = min(stop_at, cfg.total_steps) if stop_at is not None else cfg.total_steps
-    stop, start = StopFlag(), time.monotonic()
+    stop = StopFlag()
     with stop.installed():
-        summary.interrupted = _loop(parts, objective, cfg, mcfg, env, device, end, stop, start, max_seconds,
-                                    metrics, validator, card, out, progress, summary)
-    summary.model_id = _save(parts, out, cfg, env, card)
-    summary.step, summary.valid, summary.data_stats = parts.step, card["training"]["valid"], dict(parts.sampler.stats)
+        summary.interrupted = _loop(parts, objective, run, end, stop, deadline, summary)
+    summary.model_id = _save(parts, run)
+    summary.step, summary.valid = parts.step, run.card["training"]["valid"]
+    summary.data_stats = dict(parts.sampler.stats)
+    summary.weights_sha256 = weights_sha256(parts.model)
     return summary
 
 
 def _loop(
-    parts: TrainingParts, objective: nn.Module, cfg: TrainConfig, mcfg: ModelConfig, env: Distributed,
-    device: torch.device, end: int, stop: StopFlag, start: float, max_seconds: float | None,
-    metrics: MetricsLog | None, validator: _Validator | None, card: dict[str, Any], out: Path,
-    progress: ProgressFn | None, summary: TrainSummary,
+    parts: TrainingParts, objective: nn.Module, run: _Run, end: int, stop: StopFlag,
+    deadline: float | None, summary: TrainSummary,
 ) -> bool:
-    """Run steps until ``end``, a signal or the time limit; return whether it was interrupted."""
-    acc, t_log = [], time.monotonic()
+    """Run steps until ``end``, a signal or the deadline; return whether a signal stopped it."""
+    cfg = run.cfg
+    losses, t_log = [], time.monotonic()
     objective.train()
     while parts.step < end:
-        x = parts.sampler.batch(cfg.batch_size).to(device)
-        row = train_step(objective, parts.optimizer, parts.scaler, x, parts.step, cfg, mcfg, parts.generator)
+        x = parts.sampler.batch(cfg.batch_size).to(run.device)
+        row = train_step(
+            objective, parts.optimizer, parts.scaler, x, parts.step, cfg, run.mcfg, parts.generator
+        )
         parts.step += 1
         parts.ema.update(parts.model, parts.step)
-        acc.append(row["loss"])
-        if metrics is not None and (parts.step % cfg.log_every == 0 or parts.step == end):
+        losses.append(row["loss"])
+        if run.metrics is not None and (parts.step % cfg.log_every == 0 or parts.step == end):
             now = time.monotonic()
-            row = {"step": parts.step, **row, "loss": sum(acc) / len(acc), "sec_per_step": (now - t_log) / len(acc)}
-            metrics.write(row)
-            summary.last, acc, t_log = row, [], now
-        if progress is not None:
-            progress(parts.step, cfg.total_steps, {"step": parts.step, **row})
-        if validator is not None and metrics is not None and parts.step % cfg.valid_every == 0:
-            valid = validator(parts.ema, cfg.seed)
-            if valid:
-                card["training"]["valid"] = {"step": parts.step, **valid}
-                metrics.write({"step": parts.step, "kind": "valid", **valid})
-        timed_out = max_seconds is not None and time.monotonic() - start > max_seconds
-        if stop.agreed(env, device, timed_out):
+            row = {"step": parts.step, **row, "loss": sum(losses) / len(losses),
+                   "sec_per_step": (now - t_log) / len(losses)}
+            run.metrics.write(row)
+            summary.last, losses, t_log = row, [], now
+        if run.progress is not None:
+            run.progress(parts.step, cfg.total_steps, {"step": parts.step, **row})
+        if run.validator is not None and parts.step % cfg.valid_every == 0:
+            _validate_and_log(parts, run)
+        if stop.agreed(run.env, run.device, deadline is not None and time.monotonic() > deadline):
             return stop.requested
         if parts.step % cfg.checkpoint_every == 0 and parts.step < end:
-            _save(parts, out, cfg, env, card)
+            _save(parts, run)
     return False
+
+
+def _validate_and_log(parts: TrainingParts, run: _Run) -> None:
+    """Score the EMA weights and record the result in the log and the model card."""
+    assert run.validator is not None, "validation runs on rank 0 only"
+    assert run.metrics is not None, "validation runs on rank 0 only"
+    valid = run.validator(parts.ema, run.cfg.seed)
+    if valid:
+        run.card["training"]["valid"] = {"step": parts.step, **valid}
+        run.metrics.write({"step": parts.step, "kind": "valid", **valid})
+        log.info("step %d validation: %s", parts.step, valid)
+
+
+def _save(parts: TrainingParts, run: _Run) -> str | None:
+    """Save ``state.pt`` and the EMA checkpoint ``ema/`` (every rank joins; rank 0 writes)."""
+    from lincae_core.checkpoint import save_checkpoint
+
+    ranks = gather_rank_state(parts.rank_state(), run.env)
+    if not run.env.is_main:
+        return None
+    extra = {"train_config": run.cfg.to_dict(), "model_config": run.mcfg.to_dict(),
+             "world_size": run.env.world_size}
+    save_state(run.out / "state.pt", parts.state_dict(ranks, extra))
+    run.card["training"].update(steps=parts.step, data_stats=dict(parts.sampler.stats))
+    return save_checkpoint(parts.ema.shadow, run.out / "ema", run.mcfg, run.card)

@@ -9,6 +9,7 @@ needs; tensors and plain types only, read with ``torch.load(weights_only=True)``
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -21,8 +22,10 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
-from lincae_core.errors import CheckpointError
+from lincae_core.config import TrainConfig
+from lincae_core.errors import CheckpointError, ConfigError
 
 __all__ = [
     "STATE_FORMAT",
@@ -242,3 +245,79 @@ class TrainingParts:
             torch.set_rng_state(mine["torch"])
             if "cuda" in mine and torch.cuda.is_available():
                 torch.cuda.set_rng_state(mine["cuda"])
+
+
+def objective_name(cfg: TrainConfig) -> str:
+    """Name the trained variant: Lin-CAE, one of its ablations, or the Music2Latent baseline."""
+    names = {(True, True): "lin-cae", (False, True): "lin-cae without additivity",
+             (True, False): "lin-cae without homogeneity", (False, False): "music2latent baseline"}
+    return names[(cfg.additivity, cfg.homogeneity)]
+
+
+def prepare_run_dir(out: Path, resume: bool, env: Distributed) -> None:
+    """Check that ``out`` suits a new run or a resume, and create it (rank 0).
+
+    Raises:
+        ConfigError: resuming without ``state.pt``, or a new run over an existing one.
+    """
+    state = out / "state.pt"
+    if resume and not state.is_file():
+        raise ConfigError(f"Cannot resume: {state} does not exist. Start a new run without --resume.")
+    if not resume and state.exists():
+        raise ConfigError(
+            f"{out} already holds a training run; pass --resume to continue it or choose another -o."
+        )
+    if env.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+
+
+def model_card(
+    cfg: TrainConfig, parts: TrainingParts, env: Distributed, command: str, out: Path
+) -> dict[str, Any]:
+    """Start the EMA checkpoint's model card: commands, config, corpus (steps/metrics added later)."""
+    corpus = [{"path": s.path, "weight": s.weight, "items": len(s)} for s in parts.sampler.sources]
+    commands = [command]
+    previous = out / "ema" / "model_card.json"
+    if parts.step and previous.is_file():  # a resumed run: keep the commands of earlier sessions
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            commands = list(json.loads(previous.read_text())["training"]["commands"]) + commands
+    return {"training": {
+        "commands": commands, "objective": objective_name(cfg), "config": cfg.to_dict(),
+        "corpus": corpus, "valid_set": cfg.valid, "total_steps": cfg.total_steps,
+        "world_size": env.world_size, "weights": "EMA", "valid": {},
+    }}
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """Digest of the trained weights (ranks of a DDP run must agree)."""
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def resolve_train_config(
+    config_file: str | Path | None, out_dir: str | Path, resume: bool, overrides: dict[str, Any]
+) -> TrainConfig:
+    """Merge the run's config: saved ``train_config.json`` (on resume) < ``config_file`` < overrides.
+
+    Args:
+        config_file: a JSON ``TrainConfig`` file, or None.
+        out_dir: the run folder (its ``train_config.json`` is the base when resuming).
+        resume: whether the run resumes.
+        overrides: explicit values (e.g. from the command line); None values are ignored.
+
+    Raises:
+        ConfigError: an unreadable file, unknown keys or invalid values.
+    """
+    from lincae_core.config import load_json_config
+
+    merged: dict[str, Any] = {}
+    saved = Path(out_dir) / "train_config.json"
+    if resume and saved.is_file():
+        merged.update(load_json_config(saved))
+    if config_file is not None:
+        merged.update(load_json_config(config_file))
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(merged)

@@ -52,7 +52,8 @@ def test_pure_mix_extract_and_length() -> None:
         ops.mix([a, b], [1])
     assert ops.match_length(a, 5).shape[0] == 5
     padded = ops.match_length(a, 15)
-    assert padded.shape[0] == 15 and not padded[12:].any()
+    assert padded.shape[0] == 15
+    assert not padded[12:].any()
 
 
 # --------------------------------------------------------------------------- store algebra
@@ -73,7 +74,8 @@ def test_mix_commutes_and_extract_inverts(ab: tuple, tmp_path: Path) -> None:
     ops.mix_stores([a, b], tmp_path / "ab")
     ops.mix_stores([b, a], tmp_path / "ba")
     ab_, ba_ = LatentStore.open(tmp_path / "ab"), LatentStore.open(tmp_path / "ba")
-    assert ab_.keys() == ["x", "y", "z"] and ba_.keys() == ["z", "x", "y"]
+    assert ab_.keys() == ["x", "y", "z"]
+    assert ba_.keys() == ["z", "x", "y"]
     for k in za:
         np.testing.assert_array_equal(ab_.read_track(k), ba_.read_track(k))
         n = min(za[k].shape[0], zb[k].shape[0])
@@ -108,7 +110,7 @@ def test_pair_by_position_and_random(ab: tuple, tmp_path: Path) -> None:
     for name, seed in (("r1", 7), ("r2", 7), ("r3", 8)):
         ops.mix_stores([a, b], tmp_path / name, pair="random", seed=seed, count=5)
         s = LatentStore.open(tmp_path / name)
-        runs.append(np.concatenate([s.read_track(k) for k in s.keys()]))
+        runs.append(np.concatenate([s.read_track(k) for k in s.keys()]))  # noqa: SIM118
     assert s.keys() == [f"mix-{i:08d}" for i in range(5)]
     np.testing.assert_array_equal(runs[0], runs[1])
     assert runs[0].shape != runs[2].shape or not np.array_equal(runs[0], runs[2])
@@ -121,7 +123,7 @@ def test_random_gain_range(tmp_path: Path) -> None:
                    gain_range=(0.25, 0.75))
     r = LatentStore.open(tmp_path / "r")
     ref = f32(zo["t"]).ravel()
-    for k in r.keys():
+    for k in r.keys():  # noqa: SIM118 - LatentStore.keys()
         g = float(f32(r.read_track(k)).ravel() @ ref / (ref @ ref))
         assert 0.249 <= g <= 0.751
 
@@ -133,7 +135,8 @@ def test_missing_keys_error_or_skip(tmp_path: Path) -> None:
         ops.mix_stores([a, b], tmp_path / "m")
     assert not (tmp_path / "m").exists()
     summary = ops.mix_stores([a, b], tmp_path / "m", missing="skip")
-    assert summary["skipped"] == 3 and LatentStore.open(tmp_path / "m").keys() == ["x"]
+    assert summary["skipped"] == 3
+    assert LatentStore.open(tmp_path / "m").keys() == ["x"]
     with pytest.raises(StoreMismatchError, match="different numbers of done tracks"):
         ops.mix_stores([a, b], tmp_path / "p", pair="position")
 
@@ -158,11 +161,15 @@ def test_lineage_recorded(ab: tuple, tmp_path: Path) -> None:
     ops.gain_store(tmp_path / "m", tmp_path / "g", 2.0)
     g = LatentStore.open(tmp_path / "g")
     mix_entry, gain_entry = g.lineage
-    assert mix_entry["op"] == "mix" and mix_entry["args"]["gains"] == [0.5, 0.25]
+    assert mix_entry["op"] == "mix"
+    assert mix_entry["args"]["gains"] == [0.5, 0.25]
     assert [i["store_id"] for i in mix_entry["inputs"]] == [a.store_id, b.store_id]
     assert mix_entry["inputs"][1]["lineage"] == []
-    assert gain_entry["op"] == "gain" and gain_entry["args"] == {"gain": 2.0}
-    assert g.model_id == a.model_id and g.geometry == a.geometry and g.encoding == a.encoding
+    assert gain_entry["op"] == "gain"
+    assert gain_entry["args"] == {"gain": 2.0}
+    assert g.model_id == a.model_id
+    assert g.geometry == a.geometry
+    assert g.encoding == a.encoding
 
 
 def test_only_done_tracks_are_processed(tmp_path: Path) -> None:
@@ -199,7 +206,8 @@ def test_streaming_reads_are_bounded(ab: tuple, tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(LatentArray, "read", spy)
     ops.mix_stores([a, b], tmp_path / "m", max_block_frames=32, length="longest")
     ops.mix_stores([a, b], tmp_path / "r", pair="random", seed=1, count=30, max_block_frames=32)
-    assert sizes and max(sizes) <= 32
+    assert sizes
+    assert max(sizes) <= 32
 
 
 def test_parallel_jobs_match_sequential(ab: tuple, tmp_path: Path) -> None:
@@ -207,7 +215,7 @@ def test_parallel_jobs_match_sequential(ab: tuple, tmp_path: Path) -> None:
     ops.mix_stores([a, b], tmp_path / "seq", max_block_frames=16)
     ops.mix_stores([a, b], tmp_path / "par", max_block_frames=16, jobs=2)
     s, p = LatentStore.open(tmp_path / "seq"), LatentStore.open(tmp_path / "par")
-    for k in s.keys():
+    for k in s.keys():  # noqa: SIM118 - LatentStore.keys()
         np.testing.assert_array_equal(s.read_track(k), p.read_track(k))
 
 
@@ -248,7 +256,8 @@ def test_window_starts_and_keys() -> None:
     assert window_starts(3, 4, 2) == [0]
     assert window_starts(0, 4, 2) == []
     assert sample_key("a/b.c d", 3) == "a/b%2Ec%20d/00000003"
-    assert "." not in sample_key("../../etc", 0) and sample_key("/x", 0).startswith("%2F")
+    assert "." not in sample_key("../../etc", 0)
+    assert sample_key("/x", 0).startswith("%2F")
 
 
 def test_export_shards_read_back(tmp_path: Path) -> None:
@@ -256,7 +265,7 @@ def test_export_shards_read_back(tmp_path: Path) -> None:
     pattern = str(tmp_path / "shards" / "%06d.tar")
     summary = export_shards(s, pattern, window_s=0.2, hop_s=0.16, maxcount=3)
     w = summary["window_frames"]
-    assert (w, summary["hop_frames"], summary["samples"]) == (12, 10, 4)
+    assert (w, summary["hop_frames"], summary["samples"]) == (13, 10, 4)
     assert len(summary["shards"]) == 2
     samples = list(wds.WebDataset(summary["shards"], shardshuffle=False, empty_check=False))
     assert [x["__key__"] for x in samples] == ["song%2Eone/00000000", "song%2Eone/00000010",
@@ -264,7 +273,8 @@ def test_export_shards_read_back(tmp_path: Path) -> None:
     for x in samples:
         z = np.load(io.BytesIO(x["latent.npy"]), allow_pickle=False)
         meta = json.loads(x["json"])
-        assert z.shape == (2 * 8, w) and z.dtype == np.float16  # [C*D, T]
+        assert z.shape == (2 * 8, w)  # [C*D, T]
+        assert z.dtype == np.float16
         start, n = meta["start_frame"], meta["frames"]
         assert meta["padding_mask"] == [1] * n + [0] * (w - n)
         ref = zs[meta["key"]][start : start + n].reshape(n, -1).T

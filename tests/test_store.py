@@ -28,10 +28,13 @@ def test_round_trip_and_reopen(tmp_path: Path) -> None:
     np.testing.assert_array_equal(r.read_track("b.two", 10, 20), zs["b.two"][10:20])
     t = r.track("a/one")
     assert (t.frames, t.samples, t.source_rate, t.channels, t.status) == (30, 30 * 256 - 100, 44100, 2, 1)
-    assert r.track(1).key == "b.two" and len(r.tracks(status=1)) == len(TRACKS)
+    assert r.track(1).key == "b.two"
+    assert len(r.tracks(status=1)) == len(TRACKS)
     d = r.describe()
-    assert d["tracks"] == 5 and d["status"] == {"planned": 0, "done": 5, "failed": 0}
-    assert d["geometry"]["frame_rate"] == 62.5 and d["dtype"] == "float16"
+    assert d["tracks"] == 5
+    assert d["status"] == {"planned": 0, "done": 5, "failed": 0}
+    assert d["geometry"]["frame_rate"] == 62.5
+    assert d["dtype"] == "float16"
     assert json.loads(json.dumps(d)) == d  # JSON-ready
 
 
@@ -60,7 +63,8 @@ def test_plan_layout_shards_never_share_chunks() -> None:
     ends = lay.offsets + frames
     for s in range(1, lay.shards):  # a shard's first chunk starts after the previous one's end
         assert starts[s] >= ends[s * lay.tracks_per_shard - 1]
-    assert (np.diff(lay.offsets) >= 0).all() and lay.total_frames == ends.max()
+    assert (np.diff(lay.offsets) >= 0).all()
+    assert lay.total_frames == ends.max()
 
 
 def _write_shard(path: str, shard: int) -> None:
@@ -117,9 +121,9 @@ def test_write_refusals(tmp_path: Path) -> None:
     with pytest.raises(StoreFormatError, match="already exists"):
         LatentStore.create(tmp_path / "s", model_id="m", model_config={}, geometry=GEOMETRY,
                            channels=1)
+    s2 = LatentStore.create(tmp_path / "t", model_id="m", model_config={}, geometry=GEOMETRY,
+                            channels=1)
     with pytest.raises(StoreFormatError, match="NUL"):
-        s2 = LatentStore.create(tmp_path / "t", model_id="m", model_config={},
-                                geometry=GEOMETRY, channels=1)
         s2.plan([("a\x00b", 1, 0, 1, 1)])
     with pytest.raises(StoreFormatError, match="unique"):
         s2.plan([("a", 1, 0, 1, 1), ("a", 2, 0, 1, 1)])
@@ -241,6 +245,7 @@ def test_compatibility_rules(tmp_path: Path) -> None:
 
 def test_geometry_validation() -> None:
     g = Geometry.from_dict(GEOMETRY)
-    assert g.frame_rate == 62.5 and Geometry.from_dict(g.to_dict()) == g
+    assert g.frame_rate == 62.5
+    assert Geometry.from_dict(g.to_dict()) == g
     with pytest.raises(StoreFormatError):
         Geometry.from_dict({**GEOMETRY, "samples_per_frame": 0})

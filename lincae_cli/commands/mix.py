@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lincae_cli.commands._ops_common import echo_result, frame_progress, out_option
-from lincae_cli.options import force_option, json_option, jobs_option, overwrite_option
+from lincae_cli.options import force_option, jobs_option, json_option, overwrite_option
 from lincae_core.ops import mix_stores
 
 

@@ -7,9 +7,13 @@ from typing import IO
 import click
 
 from lincae_cli.commands._ops_common import (
-    echo_result, frame_progress, keys_from_option, out_option, read_keys,
+    echo_result,
+    frame_progress,
+    keys_from_option,
+    out_option,
+    read_keys,
 )
-from lincae_cli.options import json_option, jobs_option, overwrite_option
+from lincae_cli.options import jobs_option, json_option, overwrite_option
 from lincae_core.ops import select_store
 
 

@@ -1,0 +1,209 @@
+"""Decode tracks of a latent store to audio files (mirrored key paths) or a WAV stream.
+
+Memory is bounded by the decode window (``api.iter_decode`` streams audio blocks, written to
+the file as they come). Output paths come from track keys but can never leave the output
+directory: see ``safe_relpath``. Clipping policy: integer subtypes (PCM_16, PCM_24) are
+hard-clipped to [-1, 1] and the number of clipped samples is reported per track; float
+subtypes (``FLOAT``) keep the samples as decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import struct
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import soundfile as sf
+
+from lincae_core import api
+from lincae_core.config import InferenceConfig
+from lincae_core.errors import AudioError, StoreMismatchError
+from lincae_core.model import LinCAE
+from lincae_core.store import LatentStore
+
+__all__ = ["DecodeSummary", "check_model_matches", "decode_store", "decode_to_wav_stream", "safe_relpath"]
+
+log = logging.getLogger(__name__)
+
+FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16")}
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\:*?\"<>|]")
+
+
+def safe_relpath(key: str, suffix: str) -> Path:
+    """Map a track key to a relative output path that cannot escape its directory.
+
+    Components are split on '/', empty and '.' parts dropped, '..' replaced by '__', control
+    characters and reserved characters replaced by '_', leading dots removed (no hidden files).
+    """
+    parts = []
+    for part in key.split("/"):
+        part = _UNSAFE.sub("_", part).strip()
+        if part in ("", "."):
+            continue
+        part = "__" if part == ".." else part.lstrip(".") or "_"
+        parts.append(part[:200])
+    if not parts:
+        parts = ["_"]
+    return Path(*parts[:-1], parts[-1] + suffix)
+
+
+def _inside(root: Path, rel: Path) -> Path:
+    target = (root / rel).resolve()
+    if os.path.commonpath([root.resolve(), target]) != str(root.resolve()):
+        raise AudioError(f"output path for {rel} escapes {root}")  # defence in depth
+    return target
+
+
+def check_model_matches(store: LatentStore, model: LinCAE, force: bool = False) -> None:
+    """Refuse to decode a store with a model other than the one that encoded it (unless forced)."""
+    geo = store.attrs["geometry"]
+    cfg = model.config
+    if (geo["sample_rate"], geo["samples_per_frame"], geo["latent_dim"]) != (
+        cfg.sample_rate, cfg.samples_per_frame, cfg.latent_dim
+    ):
+        raise StoreMismatchError(f"{store.path}: latent geometry {geo} does not match the model's {cfg.geometry()}.")
+    mid = getattr(model, "model_id", None)
+    if not force and store.model_id != mid:
+        raise StoreMismatchError(
+            f"{store.path} was encoded by model {store.model_id[:12]}, not {str(mid)[:12]} "
+            "(pass the encoding checkpoint, or --force)."
+        )
+
+
+def _check_keys(store: LatentStore, keys: Sequence[str]) -> None:
+    """Unknown or not-done keys are an error before anything is written."""
+    for k in keys:
+        try:
+            status = store.track(k).status
+        except KeyError:
+            raise StoreMismatchError(f"{store.path}: no track with key {k!r}.") from None
+        if status != 1:
+            raise StoreMismatchError(f"{store.path}: track {k!r} has no latents (status {status}).")
+
+
+@dataclass
+class DecodeSummary:
+    """What a decode run wrote."""
+
+    files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    clipped: dict[str, int] = field(default_factory=dict)
+
+
+def _track_blocks(store: LatentStore, key: str, model: LinCAE, inference: InferenceConfig,
+                  seed: int, steps: int):  # noqa: ANN202
+    t = store.track(key)
+    z = store.read_track(key).astype(np.float32).transpose(1, 2, 0)  # (C, D, Z)
+    return t, api.iter_decode(model, z, t.samples, inference, seed, steps)
+
+
+def decode_store(
+    store_path: str | Path,
+    out_dir: str | Path,
+    model: LinCAE,
+    keys: Sequence[str] | None = None,
+    fmt: str = "wav",
+    subtype: str | None = None,
+    seed: int = 0,
+    steps: int = 1,
+    inference: InferenceConfig | None = None,
+    force: bool = False,
+    progress: Callable[[str, float], None] | None = None,
+) -> DecodeSummary:
+    """Decode tracks (all done tracks, or ``keys``) into ``out_dir/<key>.<fmt>``.
+
+    Each file is written to a temporary name and renamed into place when complete.
+    """
+    store = LatentStore.open(store_path)
+    check_model_matches(store, model, force)
+    if fmt not in FORMATS:
+        raise AudioError(f"Unknown format {fmt!r}; expected one of {sorted(FORMATS)}.")
+    major, default_subtype = FORMATS[fmt]
+    subtype = (subtype or default_subtype).upper()
+    if not sf.check_format(major, subtype):
+        raise AudioError(f"Subtype {subtype} is not valid for {fmt}.")
+    keys = list(keys) if keys else [t.key for t in store.tracks(status=1)]
+    _check_keys(store, keys)
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    inference = inference or InferenceConfig()
+    summary = DecodeSummary()
+    rate = model.config.sample_rate
+    for key in keys:
+        target = _inside(root, safe_relpath(key, "." + fmt))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        info, blocks = _track_blocks(store, key, model, inference, seed, steps)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix="." + fmt)
+        os.close(fd)
+        clipped = 0
+        try:
+            with sf.SoundFile(tmp, "w", rate, info.channels, subtype, format=major) as f:
+                for block in blocks:
+                    if subtype not in ("FLOAT", "DOUBLE"):
+                        clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+                        block = np.clip(block, -1.0, 1.0)
+                    f.write(block.T)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        if clipped:
+            summary.clipped[key] = clipped
+            log.warning("%s: %d samples clipped to [-1, 1] (use --subtype FLOAT to keep them)", key, clipped)
+        summary.files.append(str(target))
+        summary.seconds += info.samples / rate
+        if progress:
+            progress(key, info.samples / rate)
+    return summary
+
+
+def _wav_header(channels: int, rate: int, frames: int, float32: bool) -> bytes:
+    width = 4 if float32 else 2
+    data = frames * channels * width
+    fmt = struct.pack("<HHIIHH", 3 if float32 else 1, channels, rate, rate * channels * width,
+                      channels * width, 8 * width)
+    return b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + \
+        b"data" + struct.pack("<I", data)
+
+
+def decode_to_wav_stream(
+    store_path: str | Path,
+    key: str,
+    out: BinaryIO,
+    model: LinCAE,
+    subtype: str = "PCM_16",
+    seed: int = 0,
+    steps: int = 1,
+    inference: InferenceConfig | None = None,
+    force: bool = False,
+) -> int:
+    """Write one track as a WAV stream (header first, then blocks) for shell pipelines.
+
+    Returns:
+        The number of clipped samples (PCM_16) or 0 (FLOAT).
+    """
+    store = LatentStore.open(store_path)
+    check_model_matches(store, model, force)
+    subtype = subtype.upper()
+    if subtype not in ("PCM_16", "FLOAT"):
+        raise AudioError(f"WAV streams support subtypes PCM_16 and FLOAT, not {subtype}.")
+    _check_keys(store, [key])
+    info, blocks = _track_blocks(store, key, model, inference or InferenceConfig(), seed, steps)
+    out.write(_wav_header(info.channels, model.config.sample_rate, info.samples, subtype == "FLOAT"))
+    clipped = 0
+    for block in blocks:
+        x = block.T  # (n, C) interleaved
+        if subtype == "FLOAT":
+            out.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
+        else:
+            clipped += int(np.count_nonzero(np.abs(x) > 1.0))
+            out.write((np.clip(x, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
+    out.flush()
+    return clipped

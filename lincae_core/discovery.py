@@ -1,0 +1,188 @@
+"""Find the audio files of a library and give each a stable, unique key.
+
+A *source* is one input of an encode: a file path and its key, the path relative to the
+library root without its extension, with POSIX separators (``drums/kick.wav`` -> ``drums/kick``).
+Discovery is deterministic (sources are sorted by relative path), case-insensitive on
+extensions, skips hidden files and directories, follows directory symlinks without looping, and
+also returns *directories* named like audio files (``d.wav/``), so that the encode can record
+them in the failure ledger instead of silently ignoring them.
+
+Key collisions (``a.wav`` and ``a.flac`` both want key ``a``) are resolved in sorted order: the
+first source keeps the plain key, each later one keeps its extension (``a.wav``), and if that is
+taken too a ``~N`` suffix is added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "Source",
+    "discover",
+    "parse_extensions",
+    "read_file_list",
+    "sources_fingerprint",
+]
+
+log = logging.getLogger(__name__)
+
+# Extensions of the containers libsndfile (hence soundfile) reads; RAW and MAT are left out
+# because their files are rarely audio.
+AUDIO_EXTENSIONS: tuple[str, ...] = (
+    "aif", "aifc", "aiff", "au", "avr", "bwf", "caf", "flac", "htk", "ircam", "mp3", "mpc", "nist",
+    "oga", "ogg", "opus", "paf", "rf64", "sd2", "sds", "sf", "snd", "sph", "svx", "voc", "w64",
+    "wav", "wave", "wve", "xi",
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input of an encode: where it is, and the key its track gets in the store."""
+
+    path: Path
+    key: str
+    rel: str  # path relative to the library root (POSIX), or the whole path if outside it
+    outside: bool = False  # a listed file outside the library root (recorded as a failure)
+
+    def to_dict(self) -> dict[str, str]:
+        """Return a JSON-ready dict."""
+        return {"path": str(self.path), "key": self.key, "rel": self.rel}
+
+
+def parse_extensions(spec: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Normalise an extension list (``"wav,FLAC"`` or ``[".wav", "flac"]``) to lower case, no dots.
+
+    Raises:
+        ValueError: The list is empty.
+    """
+    if spec is None:
+        return AUDIO_EXTENSIONS
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    exts = tuple(sorted({e.strip().lstrip(".").lower() for e in items if e.strip().lstrip(".")}))
+    if not exts:
+        raise ValueError(f"Expected at least one extension. Got {spec!r} instead.")
+    return exts
+
+
+def _has_ext(name: str, exts: Sequence[str]) -> bool:
+    suffix = PurePosixPath(name).suffix
+    return bool(suffix) and suffix[1:].lower() in exts
+
+
+def _walk(root: Path, exts: Sequence[str]) -> list[Path]:
+    """Every non-hidden file (and directory named like audio) under ``root``, symlink-loop safe."""
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            st = d.stat()
+        except OSError as exc:
+            log.warning("skipping %s: %s", d, exc)
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # a symlink back up the tree, or a second link
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as exc:
+            log.warning("skipping %s: %s", d, exc)
+            continue
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            path = Path(e.path)
+            is_dir = e.is_dir()  # follows symlinks; broken links are not dirs
+            if is_dir:
+                stack.append(path)
+            if _has_ext(e.name, exts):
+                found.append(path)  # files, broken links and dirs named like audio
+    return found
+
+
+def read_file_list(lines: Iterable[str]) -> list[str]:
+    """Parse a ``--files-from`` list: one path per line; blank lines and ``#`` comments skipped."""
+    out = []
+    for line in lines:
+        p = line.rstrip("\r\n")
+        if p.strip() and not p.lstrip().startswith("#"):
+            out.append(p)
+    return out
+
+
+def _relative(path: Path, root: Path) -> tuple[str, bool]:
+    """Return (relative POSIX path, outside) of ``path`` under ``root`` (lexically)."""
+    try:
+        return path.relative_to(root).as_posix(), False
+    except ValueError:
+        return path.as_posix(), True
+
+
+def _assign_keys(rels: Sequence[str]) -> list[str]:
+    """Keys for sorted relative paths: stem path, else full path, else ``~N`` suffixes."""
+    used: set[str] = set()
+    keys = []
+    for rel in rels:
+        p = PurePosixPath(rel.lstrip("/"))
+        candidates = [p.with_suffix("").as_posix() if p.suffix else p.as_posix(), p.as_posix()]
+        key = next((c for c in candidates if c not in used), None)
+        n = 2
+        while key is None:
+            key = f"{candidates[1]}~{n}" if f"{candidates[1]}~{n}" not in used else None
+            n += 1
+        used.add(key)
+        keys.append(key)
+    return keys
+
+
+def discover(
+    root: str | os.PathLike[str],
+    extensions: Sequence[str] | None = None,
+    files: Sequence[str] | None = None,
+) -> list[Source]:
+    """List a library's audio sources in deterministic order, with unique keys.
+
+    Args:
+        root: Library root: keys are paths relative to it. A single file is a one-track library.
+        extensions: Lower-case extensions without dots (default :data:`AUDIO_EXTENSIONS`).
+            Only applied when walking; listed ``files`` are taken as given.
+        files: Explicit paths (``--files-from``) instead of a walk; relative ones are taken
+            relative to ``root`` (as rsync does). Duplicates are dropped.
+
+    Returns:
+        Sources sorted by relative path. Missing listed files are kept: the encode records them
+        in the failure ledger.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist (and no file list is given).
+    """
+    exts = parse_extensions(extensions)
+    base = Path(root)
+    if files is None:
+        if base.is_file():
+            return [Source(base, _assign_keys([base.name])[0], base.name)]
+        if not base.is_dir():
+            raise FileNotFoundError(f"Expected a library directory or audio file. Got {str(base)!r}.")
+        paths = _walk(base, exts)
+    else:
+        paths = [Path(f) if os.path.isabs(f) else base / f for f in files]
+    unique = {os.path.normpath(p): Path(os.path.normpath(p)) for p in paths}
+    norm_root = Path(os.path.normpath(base))
+    rows = sorted((*_relative(p, norm_root), p) for p in unique.values())
+    keys = _assign_keys([r for r, _, _ in rows])
+    return [Source(p, k, r, out) for (r, out, p), k in zip(rows, keys, strict=True)]
+
+
+def sources_fingerprint(sources: Sequence[Source]) -> str:
+    """SHA-256 of the (key, relative path) list: identifies an input set across machines."""
+    h = hashlib.sha256()
+    for s in sources:
+        h.update(f"{s.key}\0{s.rel}\n".encode())
+    return h.hexdigest()

@@ -1,0 +1,66 @@
+"""The CLI's foundation commands through CliRunner, and the installed console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from click.testing import CliRunner
+
+from lincae_cli.main import cli
+
+
+def test_help_lists_commands() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in ("info", "import-weights"):
+        assert name in result.output
+
+
+def test_info_checkpoint_json(micro_ckpt: str) -> None:
+    result = CliRunner().invoke(cli, ["info", micro_ckpt, "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["kind"] == "checkpoint" and info["preset"] == "micro"
+    assert info["geometry"]["samples_per_frame"] == 2048
+    p = info["parameters"]
+    assert p["total"] == p["encoder"] + p["decoder"] + p["denoiser"] > 0
+    assert len(info["model_id"]) == 64
+
+
+def test_info_default_model_human() -> None:
+    result = CliRunner().invoke(cli, ["info"])
+    assert result.exit_code == 0, result.output
+    assert "model_id:" in result.output and "parameters:" in result.output
+
+
+def test_info_bad_path_is_one_line_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["info", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and "Error:" in result.output
+
+
+def test_import_weights_cli(tmp_path: Path, micro_model) -> None:  # noqa: ANN001
+    torch.save({"gen_state_dict": micro_model.state_dict()}, tmp_path / "m2l.pt")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(micro_model.config.to_dict()))
+    result = CliRunner().invoke(
+        cli, ["import-weights", str(tmp_path / "m2l.pt"), "-o", str(tmp_path / "ck"), "--config", str(cfg)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "ck" / "model.safetensors").exists()
+    bad = CliRunner().invoke(cli, ["import-weights", str(tmp_path / "m2l.pt"), "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 1 and "missing key" in bad.output  # paper preset != micro weights
+
+
+def test_console_script_subprocess(micro_ckpt: str) -> None:
+    exe = shutil.which("lincae")
+    cmd = [exe] if exe else [sys.executable, "-m", "lincae_cli"]
+    out = subprocess.run([*cmd, "info", micro_ckpt, "--json"], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["kind"] == "checkpoint"
+    version = subprocess.run([*cmd, "--version"], capture_output=True, text=True, check=True)
+    assert "0.1.0" in version.stdout

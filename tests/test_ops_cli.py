@@ -1,0 +1,125 @@
+"""The latent-operation commands through click's CliRunner: output, exit codes, messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _latent_stores import make_store
+from click.testing import CliRunner
+
+from lincae_cli.main import cli
+from lincae_core.store import LatentStore
+
+TRACKS = [("x", 30), ("y", 50), ("z", 7)]
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> tuple[str, str]:
+    make_store(tmp_path / "A", TRACKS, seed=1, failed=("z",))
+    make_store(tmp_path / "B", TRACKS, seed=2)
+    return str(tmp_path / "A"), str(tmp_path / "B")
+
+
+def run(*args: str, input: str | None = None, code: int = 0) -> str:
+    result = CliRunner().invoke(cli, list(args), input=input)
+    assert result.exit_code == code, result.output
+    return result.stdout if code == 0 else result.stderr
+
+
+def one_line_error(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    assert lines[0].startswith("Error: "), text
+    return lines[0]
+
+
+def test_ls_human_json_and_filter(stores: tuple[str, str]) -> None:
+    a, _ = stores
+    lines = run("ls", a).splitlines()
+    assert lines == ["x\t0.474\tdone", "y\t0.794\tdone", "z\t0.106\tfailed"]
+    rows = json.loads(run("ls", a, "--json"))
+    assert rows[0] == {"key": "x", "duration_s": (30 * 256 - 100) / 16000, "frames": 30,
+                       "status": "done"}
+    assert run("ls", a, "--status", "failed").splitlines() == ["z\t0.106\tfailed"]
+
+
+def test_gain_by_amplitude_and_db(stores: tuple[str, str], tmp_path: Path) -> None:
+    a, _ = stores
+    assert "wrote" in run("gain", a, "-o", str(tmp_path / "g"), "--gain", "0.5")
+    summary = json.loads(run("gain", a, "-o", str(tmp_path / "d"), "--db", "-6", "--json"))
+    assert summary["tracks"] == 2
+    g, d = LatentStore.open(tmp_path / "g"), LatentStore.open(tmp_path / "d")
+    np.testing.assert_allclose(g.read_track("x").astype(float), d.read_track("x"), rtol=5e-3, atol=2e-3)
+    assert "exactly one of --gain or --db" in run("gain", a, "-o", str(tmp_path / "n"), code=2)
+    err = run("gain", a, "-o", str(tmp_path / "g"), "--gain", "2", code=1)
+    assert "already exists" in one_line_error(err)
+    run("gain", a, "-o", str(tmp_path / "g"), "--gain", "2", "--overwrite")
+
+
+def test_mix_options_and_refusals(stores: tuple[str, str], tmp_path: Path) -> None:
+    a, b = stores
+    err = run("mix", a, b, "-o", str(tmp_path / "m"), code=1)
+    assert "'z' (missing from" in one_line_error(err)
+    summary = json.loads(run("mix", a, b, "-o", str(tmp_path / "m"), "--missing", "skip",
+                             "--gain", "0.5", "--gain", "1", "--length", "longest", "--json"))
+    assert summary["skipped"] == 1
+    assert summary["tracks"] == 2
+    out = run("mix", a, b, "-o", str(tmp_path / "r"), "--pair", "random", "--seed", "3",
+              "--count", "4", "--gain-range", "0.2", "0.4", "--jobs", "1")
+    assert "4 tracks" in out
+    assert LatentStore.open(tmp_path / "r").lineage[-1]["args"]["seed"] == 3
+    assert "at least two" in run("mix", a, "-o", str(tmp_path / "s"), code=2)
+    make_store(tmp_path / "C", TRACKS, model_id="other")
+    err = run("mix", a, str(tmp_path / "C"), "-o", str(tmp_path / "c"), "--missing", "skip", code=1)
+    assert "different models" in one_line_error(err)
+    run("mix", a, str(tmp_path / "C"), "-o", str(tmp_path / "c"), "--missing", "skip", "--force")
+
+
+def test_extract(stores: tuple[str, str], tmp_path: Path) -> None:
+    a, b = stores
+    run("mix", a, b, "-o", str(tmp_path / "m"), "--missing", "skip")
+    assert "extract: wrote" in run("extract", str(tmp_path / "m"), "--minus", b,
+                                   "-o", str(tmp_path / "e"), "--missing", "skip")
+    e, ref = LatentStore.open(tmp_path / "e"), LatentStore.open(a)
+    np.testing.assert_allclose(e.read_track("y").astype(float), ref.read_track("y"), atol=1e-2)
+    assert "Missing option '--minus'" in run("extract", a, "-o", str(tmp_path / "f"), code=2)
+
+
+def test_select_with_keys_from_stdin(stores: tuple[str, str], tmp_path: Path) -> None:
+    _, b = stores
+    out = run("select", b, "-o", str(tmp_path / "s"), "--keys-from", "-", "--start", "0.1",
+              "--duration", "0.2", input="y\n\nx\n")
+    assert "2 tracks" in out
+    s = LatentStore.open(tmp_path / "s")
+    assert s.keys() == ["y", "x"]
+    assert s.track("y").frames == 13
+    err = run("select", b, "-o", str(tmp_path / "t"), "--keys-from", "-", input="nope\n", code=1)
+    assert "'nope'" in one_line_error(err)
+    keys = tmp_path / "keys.txt"
+    keys.write_text("z\n")
+    run("select", b, "-o", str(tmp_path / "u"), "--keys-from", str(keys))
+    assert LatentStore.open(tmp_path / "u").keys() == ["z"]
+
+
+def test_export(stores: tuple[str, str], tmp_path: Path) -> None:
+    a, _ = stores
+    pattern = str(tmp_path / "sh" / "%04d.tar")
+    summary = json.loads(run("export", a, pattern, "--window", "0.4", "--hop", "0.2",
+                             "--maxcount", "2", "--json"))
+    assert summary["window_frames"] == 25
+    assert summary["samples"] == 5
+    assert all(Path(p).is_file() for p in summary["shards"])
+    assert "windows" in run("export", a, pattern, "--window", "0.4", "--overwrite")
+    err = run("export", a, str(tmp_path / "plain.tar"), "--window", "1", code=1)
+    assert "%-field" in one_line_error(err)
+
+
+def test_bad_stores_give_one_line_errors(tmp_path: Path) -> None:
+    for cmd in (["ls"], ["gain", "--gain", "2", "-o", str(tmp_path / "o")]):
+        err = run(*cmd[:1], str(tmp_path / "missing"), *cmd[1:], code=1)
+        assert "does not exist" in one_line_error(err)
+    (tmp_path / "dir").mkdir()
+    assert "is not a lincae latent store" in one_line_error(run("ls", str(tmp_path / "dir"), code=1))
