@@ -22,6 +22,7 @@ EXIT_PARTIAL = 3
 # (module under lincae_cli.commands, attribute) — explicit, no dynamic discovery.
 _COMMANDS: tuple[tuple[str, str], ...] = (
     # one line per command: (module, function)
+    ("encode", "encode_cmd"),
     ("ls", "ls_cmd"),
     ("gain", "gain_cmd"),
     ("mix", "mix_cmd"),
@@ -32,6 +33,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("decode", "decode_cmd"),
     ("import_weights", "import_weights_cmd"),
     ("train", "train_cmd"),
+    ("evaluate", "evaluate_cmd"),
 )
 
 

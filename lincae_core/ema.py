@@ -60,7 +60,8 @@ class EMA:
 
     def copy_to(self, model: nn.Module) -> None:
         """Load the shadow weights into ``model`` (strict)."""
-        model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in self.shadow.items()})
+        target = model.state_dict()
+        model.load_state_dict({k: v.to(target[k].dtype) for k, v in self.shadow.items()})
 
     def state_dict(self) -> dict[str, Any]:
         """Resumable state (tensors and plain types only)."""

@@ -78,9 +78,13 @@ def get_lr(step: int, cfg: TrainConfig) -> float:
 
 
 def segment_length(cfg: TrainConfig, mcfg: ModelConfig) -> int:
-    """Training crop length hop·M + 3·hop samples, M = ``segment_frames`` STFT frames (method.md §1)."""
+    """Training crop length hop·M + 3·hop samples, M = ``segment_frames`` STFT frames (method.md §1).
+
+    Raises:
+        ConfigError: if M is not a multiple of the STFT frames per latent frame.
+    """
     if cfg.segment_frames % mcfg.time_downsample:
-        raise ValueError(
+        raise ConfigError(
             f"Expected segment_frames to be a multiple of {mcfg.time_downsample} (STFT frames per "
             f"latent). Got {cfg.segment_frames} instead."
         )

@@ -16,7 +16,7 @@ from lincae_core.train_state import resolve_train_config
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON TrainConfig file.")
 @click.option("--preset", help="Model preset (paper, small, tiny).")
-@click.option("--data", multiple=True, help="Training source PATH[:WEIGHT] (folder or .tar shards); repeatable.")
+@click.option("--data", multiple=True, help="Source PATH[:WEIGHT] (folder or .tar shards); repeatable.")
 @click.option("--valid", help="Held-out validation folder.")
 @click.option("--steps", "total_steps", type=int, help="Schedule length K (LR, Delta-t, gain annealing).")
 @click.option("--batch-size", type=int, help="Crops per step (per process), before mixtures.")
@@ -49,9 +49,9 @@ def train_cmd(out_dir: str, config_file: str | None, stop_at: int | None, max_mi
         if not bars:  # created on the first step, so setup errors print without a bar
             bars.append(tqdm(total=total, initial=step - 1, file=sys.stderr, disable=not main,
                              dynamic_ncols=True))
-        bars[0].update(step - bars[0].n)
         bars[0].set_postfix(loss=f"{row['loss']:.4g}", lr=f"{row['lr']:.2e}",
-                            gain=f"[{row['a_min']:.2f},{row['a_max']:.2f}]")
+                            gain=f"[{row['a_min']:.2f},{row['a_max']:.2f}]", refresh=False)
+        bars[0].update(step - bars[0].n)
 
     try:
         summary = train(cfg, out_dir, resume=resume, stop_at=stop_at, progress=progress,

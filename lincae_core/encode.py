@@ -1,0 +1,367 @@
+"""Encode audio libraries into a latent store: resumable, shardable, safe with bad files.
+
+``encode_files(discover(LIB), "OUT.zarr", model)`` is one call. It
+
+1. plans the store once (:mod:`lincae_core.encode_plan`: headers only, atomic publication);
+2. or, when ``OUT`` exists, checks that it was planned by the same model, config, window,
+   channels, dtype and input set (a clear error otherwise, unless ``overwrite``), and resumes;
+3. encodes the rows of its shard still pending (:mod:`lincae_core.encode_run`), in the canonical
+   batch schedule of :mod:`lincae_core.encode_schedule`, so that a killed-and-rerun, a sharded
+   and an uninterrupted encode write byte-identical latents;
+4. records every input that fails, with the reason, in the store's failure ledger.
+
+A track is marked done only after its latents are written, and zarr writes each chunk
+atomically, so a kill at any instant loses at most the work since the last status write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lincae_core.config import InferenceConfig
+from lincae_core.discovery import Source, sources_fingerprint
+from lincae_core.encode_plan import EncodePlan, build_plan, create_planned_store, remove_stale_temporaries
+from lincae_core.encode_run import RunStats, Runner
+from lincae_core.encode_schedule import BLOCK_TRACKS, BlockSchedule, block_schedule, blocks_of
+from lincae_core.errors import ConfigError, StoreFormatError, StoreMismatchError
+from lincae_core.model import LinCAE
+from lincae_core.store import LatentStore, lineage_entry
+from lincae_core.store_layout import STATUS_DONE, STATUS_FAILED, STATUS_PLANNED
+
+__all__ = [
+    "EncodeProgress",
+    "EncodeSettings",
+    "EncodeSummary",
+    "encode_files",
+    "plan_encode",
+    "resolve_device",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """How to encode (everything but the model and the window, which ``InferenceConfig`` holds).
+
+    Attributes:
+        channels: ``"mono"`` (1 latent channel) or ``"stereo"`` (2).
+        dtype: Storage dtype, ``"float16"`` or ``"float32"``.
+        workers: Audio reader threads (decode + resample, overlapped with the model).
+        shard: This process's shard index, in ``[0, shards)``.
+        shards: Number of shard processes filling the store.
+        overwrite: Replace an existing ``OUT`` made by another model/config/input set.
+        plan_only: Plan the store and stop (then start the shards).
+        amp: float16 autocast of the encoder on CUDA.
+    """
+
+    channels: str = "mono"
+    dtype: str = "float16"
+    workers: int = 2
+    shard: int = 0
+    shards: int = 1
+    overwrite: bool = False
+    plan_only: bool = False
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        if self.channels not in ("mono", "stereo"):
+            raise ConfigError(f"Expected channels 'mono' or 'stereo'. Got {self.channels!r} instead.")
+        if self.dtype not in ("float16", "float32"):
+            raise ConfigError(f"Expected dtype 'float16' or 'float32'. Got {self.dtype!r} instead.")
+        if not 0 <= self.shard < self.shards:
+            raise ConfigError(f"Expected shard i/N with 0 <= i < N. Got {self.shard}/{self.shards} instead.")
+        if self.workers < 1:
+            raise ConfigError(f"Expected workers >= 1. Got {self.workers} instead.")
+        if self.overwrite and self.shards > 1 and not self.plan_only:
+            raise ConfigError("overwrite with several shards would let each shard replace the "
+                              "others' work: replace the store once with plan_only, then run shards.")
+
+    @property
+    def latent_channels(self) -> int:
+        """Latent channels C."""
+        return 1 if self.channels == "mono" else 2
+
+
+@dataclass(frozen=True)
+class EncodeProgress:
+    """A progress report: ``phase`` is ``"plan"`` (probing headers) or ``"encode"``."""
+
+    phase: str
+    files_done: int
+    files_total: int
+    seconds_done: float = 0.0
+    seconds_total: float = 0.0
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class EncodeSummary:
+    """What one ``encode_files`` call did (JSON-ready through :meth:`to_dict`)."""
+
+    store: str
+    shard: int
+    shards: int
+    tracks: int = 0
+    encoded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    failed_total: int = 0
+    plan_failures: int = 0
+    pending_elsewhere: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    planned_here: bool = False
+    nothing_to_do: bool = False
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def realtime(self) -> float:
+        """Audio seconds encoded per wall second (x real time)."""
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @property
+    def partial(self) -> bool:
+        """Whether some inputs of this shard (or, for shard 0, of the plan) failed."""
+        return self.failed_total > 0 or (self.shard == 0 and self.plan_failures > 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {**asdict(self), "realtime": self.realtime, "partial": self.partial}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Map ``auto|cpu|cuda[:i]`` to a device (``auto``: CUDA when available)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"Expected a CUDA device for {name!r}. Got none (torch sees no GPU).")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"Expected device auto, cpu or cuda[:i]. Got {name!r} instead.") from exc
+
+
+def plan_encode(
+    sources: Sequence[Source], model: LinCAE, workers: int = 2,
+    progress: Callable[[EncodeProgress], None] | None = None,
+) -> EncodePlan:
+    """Probe every source's header and return the plan (``--dry-run``: writes nothing)."""
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(EncodeProgress("plan", done[0], len(sources)))
+
+    return build_plan(sources, model.config, workers, tick)
+
+
+def _expected_identity(
+    model: LinCAE, inference: InferenceConfig, settings: EncodeSettings, fingerprint: str,
+    n_sources: int,
+) -> dict[str, Any]:
+    window, overlap = inference.frames(model.config)
+    return {
+        "window_s": inference.window_s, "overlap_s": inference.overlap_s,
+        "window_frames": window, "overlap_frames": overlap, "batch_size": inference.batch_size,
+        "block_tracks": BLOCK_TRACKS, "channels": settings.channels, "inputs": n_sources,
+        "inputs_sha256": fingerprint,
+    }
+
+
+def _check_identity(store: LatentStore, model: LinCAE, settings: EncodeSettings,
+                    encoding: Mapping[str, Any]) -> None:
+    """Refuse to resume a store made by another model, config, window or input set."""
+    have = store.encoding or {}
+    checks = [
+        ("model id", store.model_id, getattr(model, "model_id", None)),
+        ("model config", store.model_config, model.config.to_dict()),
+        ("latent channels", store.channels, settings.latent_channels),
+        ("dtype", store.dtype, settings.dtype),
+        *((k, have.get(k), encoding[k]) for k in
+          ("window_frames", "overlap_frames", "block_tracks", "channels", "inputs", "inputs_sha256")),
+    ]
+    for name, got, want in checks:
+        if got != want:
+            show = (lambda v: f"{v[:12]}..." if isinstance(v, str) and len(v) > 16 else v)
+            raise StoreMismatchError(
+                f"{store.path} was made with another {name} (store: {show(got)}, this encode: "
+                f"{show(want)}); use --overwrite to replace it, or another output path."
+            )
+    if have.get("batch_size") != encoding["batch_size"]:
+        log.warning("%s was planned with batch size %s, this run uses %s: latents may differ in the "
+                    "last bit from an uninterrupted run.", store.path, have.get("batch_size"),
+                    encoding["batch_size"])
+
+
+def _plan_store(out: Path, sources: Sequence[Source], model: LinCAE, settings: EncodeSettings,
+                encoding: dict[str, Any], args: Mapping[str, Any],
+                progress: Callable[[EncodeProgress], None] | None, replace: bool) -> bool:
+    plan = plan_encode(sources, model, settings.workers, progress)
+    cfg = model.config
+    lineage = [lineage_entry("encode", {**args, "encoding": encoding}, [])]
+    return create_planned_store(
+        out, plan, settings.shards, replace, model_id=getattr(model, "model_id", "unknown"),
+        model_config=cfg.to_dict(), geometry=cfg.geometry(), channels=settings.latent_channels,
+        dtype=settings.dtype, encoding=encoding, lineage=lineage, store_id=_store_id(model, settings, encoding),
+    )
+
+
+def _store_id(model: LinCAE, settings: EncodeSettings, encoding: Mapping[str, Any]) -> str:
+    """A store id that is a function of what the store will hold (the same after a rerun)."""
+    ident = {"model": getattr(model, "model_id", None), "dtype": settings.dtype,
+             "shards": settings.shards, "encoding": dict(encoding)}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def open_or_plan(out: Path, sources: Sequence[Source], model: LinCAE, inference: InferenceConfig,
+                 settings: EncodeSettings, args: Mapping[str, Any] | None = None,
+                 progress: Callable[[EncodeProgress], None] | None = None) -> tuple[LatentStore, bool]:
+    """Open the store at ``out`` (checked against this encode), planning it first if needed.
+
+    Returns:
+        The store opened ``r+`` and whether this process planned it.
+    """
+    encoding = _expected_identity(model, inference, settings, sources_fingerprint(sources), len(sources))
+    remove_stale_temporaries(out)
+    planned = False
+    for _ in range(3):  # plan, or lose the race to another shard and open its store
+        if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+            planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, False)
+        try:
+            store = LatentStore.open(out, "r+")
+            _check_identity(store, model, settings, encoding)
+            return store, planned
+        except (StoreFormatError, StoreMismatchError):
+            if not settings.overwrite or planned:
+                raise
+            if not (out / "zarr.json").is_file():
+                raise StoreFormatError(f"{out} exists and is not a Zarr store: refusing to replace "
+                                       "it, even with --overwrite.") from None
+        log.info("replacing %s (--overwrite)", out)
+        planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, True)
+    raise StoreFormatError(f"{out}: could not plan the store (it keeps changing under this process).")
+
+
+def _schedules(store: LatentStore, rows: range, inference: InferenceConfig, cfg: Any,
+               channels: int, pending: np.ndarray) -> Iterator[BlockSchedule]:
+    window, overlap = inference.frames(cfg)
+    frames = store.table()["frames"]
+    for block in blocks_of(rows):
+        yield block_schedule(block, frames, window, overlap, channels, inference.batch_size, pending)
+
+
+@contextlib.contextmanager
+def _deterministic_cudnn() -> Iterator[None]:
+    """cuDNN in deterministic mode while encoding (restored afterwards)."""
+    old = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = old
+
+
+def encode_files(
+    sources: Sequence[Source],
+    out: str | Path,
+    model: LinCAE,
+    inference: InferenceConfig | None = None,
+    settings: EncodeSettings | None = None,
+    args: Mapping[str, Any] | None = None,
+    progress: Callable[[EncodeProgress], None] | None = None,
+) -> EncodeSummary:
+    """Encode audio files into the latent store ``out`` (planned once, resumed, sharded).
+
+    Args:
+        sources: Inputs with their keys (:func:`lincae_core.discovery.discover`).
+        out: Store path; created (planned) if missing, resumed if made by the same encode.
+        model: The autoencoder, on the device it should run on (``model_id`` attribute set by
+            :func:`lincae_core.checkpoint.load_model`).
+        inference: Window, overlap and batch size (default ``InferenceConfig()``).
+        settings: Channels, dtype, workers, shard, overwrite (default ``EncodeSettings()``).
+        args: JSON-ready arguments recorded in the store's lineage (e.g. the command line).
+        progress: Called with an :class:`EncodeProgress` while planning and encoding.
+
+    Returns:
+        What this call did; ``partial`` is true when some inputs failed.
+
+    Raises:
+        StoreMismatchError: ``out`` was made by another model, config or input set.
+        StoreFormatError: ``out`` is not a lincae store, or is planned for another shard count.
+    """
+    t0 = time.monotonic()
+    inference, settings = inference or InferenceConfig(), settings or EncodeSettings()
+    out = Path(out)
+    store, planned = open_or_plan(out, sources, model, inference, settings, args, progress)
+    layout = store.layout or {}
+    if layout.get("shards") != settings.shards:
+        raise StoreFormatError(f"{out} is planned for {layout.get('shards')} shard(s); this process "
+                               f"runs shard {settings.shard}/{settings.shards}.")
+    summary = EncodeSummary(str(out), settings.shard, settings.shards, tracks=store.n_tracks,
+                            planned_here=planned,
+                            plan_failures=sum(1 for r in store.ledger() if r.get("index") is None))
+    if settings.plan_only:
+        return _finish_summary(summary, store, t0)
+    own = store.shard_tracks(settings.shard)
+    status = store.table()["status"]
+    pending = np.zeros(store.n_tracks, bool)
+    pending[own.start:own.stop] = status[own.start:own.stop] == STATUS_PLANNED
+    summary.skipped = int(len(own) - pending.sum())
+    if not pending.any():
+        summary.nothing_to_do = True
+        return _finish_summary(summary, store, t0)
+    stats = _run(store, model, sources, inference, settings, own, pending, progress, t0)
+    summary.encoded, summary.failed, summary.audio_seconds = stats.encoded, stats.failed, stats.seconds
+    return _finish_summary(summary, store, t0)
+
+
+def _run(store: LatentStore, model: LinCAE, sources: Sequence[Source], inference: InferenceConfig,
+         settings: EncodeSettings, own: range, pending: np.ndarray,
+         progress: Callable[[EncodeProgress], None] | None, t0: float) -> RunStats:
+    table = store.table()
+    by_key = {s.key: s.path for s in sources}
+    lo, hi = blocks_of(own)[0] * BLOCK_TRACKS, min((blocks_of(own)[-1] + 1) * BLOCK_TRACKS, store.n_tracks)
+    paths = {r: by_key[str(table["key"][r])] for r in range(lo, hi)}
+    files_total = int(pending.sum())
+    seconds_total = float(table["samples"][pending].sum()) / model.config.sample_rate
+    files = [0]
+
+    def report(stats: RunStats, finished: int) -> None:
+        files[0] += finished
+        if progress:
+            progress(EncodeProgress("encode", files[0], files_total, stats.seconds, seconds_total,
+                                    time.monotonic() - t0))
+
+    device = next(model.parameters()).device
+    runner = Runner(store, model, paths, pending, settings.channels,
+                    settings.amp and device.type == "cuda", report)
+    ctx = _deterministic_cudnn() if device.type == "cuda" else contextlib.nullcontext()
+    with ctx:
+        schedules = _schedules(store, own, inference, model.config, settings.latent_channels, pending)
+        return runner.run(schedules, settings.workers, inference.batch_size)
+
+
+def _finish_summary(summary: EncodeSummary, store: LatentStore, t0: float) -> EncodeSummary:
+    own = store.shard_tracks(summary.shard)
+    status = store.table()["status"]
+    summary.failed_total = int((status[own.start:own.stop] == STATUS_FAILED).sum())
+    summary.pending_elsewhere = int((status == STATUS_PLANNED).sum())
+    summary.wall_seconds = time.monotonic() - t0
+    done_here = status[own.start:own.stop] == STATUS_DONE
+    log.debug("%s: %d of %d own rows done", store.path, int(done_here.sum()), len(own))
+    summary.failures = [r for r in store.ledger()
+                        if r.get("index") is None or int(r["index"]) in own]
+    return summary

@@ -1,0 +1,216 @@
+"""Planning an encode: probe every source's header, fix the store layout once, atomically.
+
+The planning step reads headers only (``probe_audio``): it fixes each track's exact length at the
+model rate (``samples``), its latent frames and its place in the latent array. Inputs that cannot
+be planned (unreadable, empty, truncated, directories, outside the library root) go to the
+failure ledger and get no row.
+
+Plan once, atomically: a store is planned in a hidden sibling directory
+(``.OUT.plan-<host>-<pid>-<rand>``) and renamed onto ``OUT`` when complete. ``rename`` is atomic
+and refuses to replace a non-empty directory, so when N shard processes start together each may
+plan, exactly one rename wins, and the others discard their copy and open the winner. A reader
+never sees a half-planned store, and a kill during planning leaves only a hidden temporary that
+a later run on the same host removes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from lincae_core.audio import AudioInfo, probe_audio, resampled_length
+from lincae_core.config import ModelConfig
+from lincae_core.discovery import Source
+from lincae_core.errors import AudioError, StoreFormatError
+from lincae_core.store import LatentStore
+from lincae_core.transforms import padded_length
+
+__all__ = ["EncodePlan", "build_plan", "create_planned_store", "probe_source"]
+
+log = logging.getLogger(__name__)
+
+_DATA_LINE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)  # streaming writers leave the size open
+
+
+def probe_source(source: Source) -> AudioInfo:
+    """Read one source's header, refusing files that cannot be encoded exactly.
+
+    libsndfile silently shortens a WAV/AIFF whose data chunk is cut off; its header log
+    (``data : N (should be M)``) says so, and such a file is refused as truncated.
+
+    Raises:
+        AudioError: Naming the file and the reason.
+    """
+    if source.outside:
+        raise AudioError(f"{source.path}: outside the library root (keys are relative to it).")
+    if not os.path.lexists(source.path):
+        raise AudioError(f"{source.path}: no such file.")
+    if source.path.is_file() and source.path.stat().st_size == 0:
+        raise AudioError(f"{source.path}: empty file (0 bytes).")
+    info = probe_audio(source.path)
+    try:
+        log_text = sf.info(str(source.path)).extra_info
+    except Exception:  # probe_audio just read it; a race with a deleter is not ours to report
+        log_text = ""
+    m = _DATA_LINE.search(log_text)
+    if m and int(m.group(1)) not in _UNKNOWN_SIZES and int(m.group(2)) < int(m.group(1)):
+        raise AudioError(
+            f"{source.path}: truncated file (header declares {m.group(1)} bytes of audio data, "
+            f"the file holds {m.group(2)})."
+        )
+    return info
+
+
+@dataclass
+class EncodePlan:
+    """What an encode will do: one row per plannable source, and the failures."""
+
+    rows: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    failures: list[tuple[Source, str]] = field(default_factory=list)
+    sample_rate: int = 1
+
+    @property
+    def audio_seconds(self) -> float:
+        """Total duration of the planned rows at the model rate."""
+        return sum(r[2] for r in self.rows) / self.sample_rate
+
+    def store_bytes(self, channels: int, latent_dim: int, dtype: str) -> int:
+        """Size of the latent array of a single-shard store (excluding chunk padding)."""
+        return sum(r[1] for r in self.rows) * channels * latent_dim * np.dtype(dtype).itemsize
+
+    def to_dict(self, channels: int, latent_dim: int, dtype: str) -> dict[str, Any]:
+        """Return a JSON-ready summary (``--dry-run``)."""
+        return {
+            "files": len(self.rows) + len(self.failures),
+            "planned": len(self.rows),
+            "failed": len(self.failures),
+            "hours": self.audio_seconds / 3600,
+            "frames": sum(r[1] for r in self.rows),
+            "store_bytes": self.store_bytes(channels, latent_dim, dtype),
+            "failures": [{"key": s.key, "path": str(s.path), "reason": why} for s, why in self.failures],
+        }
+
+
+def build_plan(
+    sources: Sequence[Source],
+    cfg: ModelConfig,
+    workers: int = 2,
+    progress: Callable[[int], None] | None = None,
+) -> EncodePlan:
+    """Probe every source's header (in parallel) and lay out one row per good source.
+
+    Args:
+        sources: From :func:`lincae_core.discovery.discover`.
+        cfg: The model config (sample rate and samples per latent frame).
+        workers: Threads probing headers.
+        progress: Called with 1 after each probed source.
+
+    Returns:
+        The plan; rows are ``(key, frames, samples, source_rate, source_channels)``.
+    """
+
+    def probe(src: Source) -> AudioInfo | str:
+        try:
+            return probe_source(src)
+        except AudioError as exc:
+            return str(exc)
+
+    plan = EncodePlan(sample_rate=cfg.sample_rate)
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for src, info in zip(sources, pool.map(probe, sources), strict=True):
+            if progress:
+                progress(1)  # from this thread only: callbacks need not be thread-safe
+            if isinstance(info, str):
+                plan.failures.append((src, info))
+                continue
+            samples = resampled_length(info.frames, info.sample_rate, cfg.sample_rate)
+            frames, _ = padded_length(samples, cfg)
+            plan.rows.append((src.key, frames, samples, info.sample_rate, info.channels))
+            plan.paths.append(src.path)
+    return plan
+
+
+def _temp_name(out: Path, kind: str) -> Path:
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())
+    return out.parent / f".{out.name}.{kind}-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Delete planning temporaries of ``out`` left by dead processes of this host."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())
+    for p in out.parent.glob(f".{out.name}.*-{host}-*-*"):
+        m = re.fullmatch(rf"\.{re.escape(out.name)}\.(plan|old)-{re.escape(host)}-(\d+)-[0-9a-f]+", p.name)
+        if m and not _alive(int(m.group(2))):
+            log.info("removing stale temporary %s", p)
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def create_planned_store(
+    out: Path, plan: EncodePlan, shards: int, replace: bool, **create_args: Any
+) -> bool:
+    """Create, plan and atomically publish a store at ``out``.
+
+    Args:
+        out: Destination path.
+        plan: The rows and the planning failures.
+        shards: Number of shard processes the layout keeps apart.
+        replace: Replace an existing ``out`` (a store of another model/config, or not a store).
+        **create_args: Passed to :meth:`LatentStore.create`.
+
+    Returns:
+        True if this process published the store, False if another process was first.
+    """
+    tmp = _temp_name(out, "plan")
+    try:
+        store = LatentStore.create(tmp, **create_args)
+        store.plan(plan.rows, shards=shards)
+        for src, reason in plan.failures:
+            store.record_failure(src.key, reason, writer="plan")
+        return _publish(tmp, out, replace)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(tmp: Path, out: Path, replace: bool) -> bool:
+    """Rename ``tmp`` onto ``out``; with ``replace`` move an existing ``out`` away first."""
+    old = None
+    if replace and out.exists():
+        old = _temp_name(out, "old")
+        os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except OSError as exc:
+        if out.exists() and not out.is_dir():
+            raise StoreFormatError(f"{out} exists and is not a directory ({exc}).") from exc
+        if not out.exists():
+            raise
+        return False  # another shard published first
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return True

@@ -1,0 +1,303 @@
+"""Executing an encode plan: streamed audio in worker threads, batched forward passes, stitching.
+
+Data flow (one process, one shard)::
+
+    reader threads (bounded)             main thread
+    AudioStream(row r) --windows--> q_r  --> batch slots (schedule) --> forward [N, L] -> [N, D, W]
+    AudioStream(row r+1) ---------> q_r+1        |                            |
+                                                 +-- per-row latent cross-fade (OverlapAdd)
+                                                 +-- write_track + mark_done (main thread only)
+
+Readers decode and resample (soundfile and soxr release the GIL) while the model runs. Each
+reader streams its file window by window through a small bounded queue, so memory is bounded by
+the batch size, the window and the look-ahead, never by a track's length. All store writes
+happen in the main thread, in row order within a block, so two writes never race on a chunk.
+Audio that cannot be read (a decode error mid-file) is replaced by zeros in its batch slots, so
+that the batch content, hence every other window's latents, is the same in every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lincae_core import transforms
+from lincae_core.api import _ramp_weights, window_span
+from lincae_core.audio import AudioStream
+from lincae_core.encode_schedule import BlockSchedule
+from lincae_core.errors import AudioError
+from lincae_core.model import LinCAE
+from lincae_core.store import LatentStore
+
+__all__ = ["RowJob", "Runner", "forward_segments"]
+
+log = logging.getLogger(__name__)
+
+_DRAIN = 1 << 16
+_MARK_EVERY = 64  # rows marked done per status write (a kill redoes at most these)
+_MARK_SECONDS = 10.0
+
+
+class _Cancelled(Exception):
+    """The consumer stopped; a reader thread gives up."""
+
+
+@dataclass(frozen=True)
+class RowJob:
+    """What a reader thread needs to stream one row's windows."""
+
+    row: int
+    path: Path
+    spans: list[tuple[int, int]]  # audio samples [a, b) of each window
+    needed: list[bool]
+    samples: int  # planned exact length at the model rate
+    full: bool  # read to the end (to check the length), not just to the last needed window
+
+
+def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+    raise _Cancelled
+
+
+def read_row(job: RowJob, rate: int, mode: str, q: queue.Queue[Any], stop: threading.Event) -> None:
+    """Stream a row's needed windows into ``q``: ``("win", i, [C, L])`` ..., ``("end", length, error)``.
+
+    Any read error is reported once in the ``end`` item; the windows from the failure on are
+    zeros, so the batches they are part of have the same content in every run.
+    """
+    channels = 1 if mode == "mono" else 2
+    error: str | None = None
+    length: int | None = None
+    stream: AudioStream | None = None
+    try:
+        stream = AudioStream(job.path, rate, mode)
+    except Exception as exc:  # soundfile raises more than AudioError on garbage
+        error = _reason(job.path, exc)
+    last = len(job.spans) - 1 if job.full else max(i for i, n in enumerate(job.needed) if n)
+    try:
+        for i, (a, b) in enumerate(job.spans[: last + 1]):
+            x = None
+            if stream is not None and error is None:
+                try:
+                    x = np.ascontiguousarray(stream.read(a, b), dtype=np.float32)
+                except Exception as exc:
+                    error = _reason(job.path, exc)
+            if job.needed[i]:
+                _put(q, ("win", i, x if x is not None else np.zeros((channels, b - a), np.float32)), stop)
+        if stream is not None and error is None and job.full:
+            try:
+                length = _drain(stream, job.spans[-1][1])
+            except Exception as exc:
+                error = _reason(job.path, exc)
+    finally:
+        if stream is not None:
+            stream.close()
+    _put(q, ("end", length, error), stop)
+
+
+def _reason(path: Path, exc: Exception) -> str:
+    return str(exc) if isinstance(exc, AudioError) else f"{path}: read failed ({type(exc).__name__}: {exc})."
+
+
+def _drain(stream: AudioStream, pos: int) -> int:
+    """Read a stream to its end in bounded blocks and return its length."""
+    while stream.length is None:
+        stream.read(pos, pos + _DRAIN)
+        pos += _DRAIN
+    return stream.length
+
+
+@torch.no_grad()
+def forward_segments(model: LinCAE, x: np.ndarray, amp: bool = False) -> np.ndarray:
+    """Encode equal-length segments ``[N, L]`` into raw latents ``[N, D, W]`` (float32).
+
+    The same operations as :func:`lincae_core.api.encode_segments`; ``amp`` runs the encoder
+    under float16 autocast (CUDA only).
+    """
+    device = next(model.parameters()).device
+    seg = torch.from_numpy(x).to(device, non_blocking=True)
+    rep = transforms.to_representation(seg, model.config)
+    ctx = torch.autocast("cuda", dtype=torch.float16) if amp else contextlib.nullcontext()
+    with ctx:
+        z = model.encode_representation(rep)
+    return z.float().cpu().numpy()
+
+
+class _RowState:
+    """Cross-fade accumulator of one row being encoded (the api's OverlapAdd, preallocated)."""
+
+    def __init__(self, channels: int, dim: int, frames: int, segments: int) -> None:
+        self.acc = np.zeros((channels, dim, frames), np.float32)
+        self.wsum = np.zeros((channels, frames), np.float32)
+        self.left = segments
+
+
+@dataclass
+class RunStats:
+    """Counters of one run (for the summary and the progress callback)."""
+
+    encoded: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+
+class Runner:
+    """Executes block schedules for the pending rows of one shard."""
+
+    def __init__(
+        self,
+        store: LatentStore,
+        model: LinCAE,
+        paths: dict[int, Path],
+        pending: np.ndarray,
+        mode: str,
+        amp: bool,
+        on_progress: Callable[[RunStats, int], None] | None = None,
+    ) -> None:
+        self.store, self.model, self.paths, self.pending = store, model, paths, pending
+        self.mode, self.amp, self.on_progress = mode, amp, on_progress
+        self.cfg = model.config
+        self.table = store.table()
+        self.channels = 1 if mode == "mono" else 2
+        self.states: dict[int, _RowState] = {}
+        self.data: dict[int, np.ndarray] = {}
+        self.fill: dict[int, int] = {}
+        self.ends: dict[int, tuple[int | None, str | None]] = {}
+        self.done: list[int] = []
+        self.flushed_at = time.monotonic()
+        self.stats = RunStats()
+
+    def jobs(self, schedules: Iterator[BlockSchedule]) -> Iterator[tuple[BlockSchedule, RowJob]]:
+        """Reader jobs of every needed row, in schedule order."""
+        for s in schedules:
+            for r in s.needed_rows():
+                spans = [window_span(a, b, self.cfg) for a, b in s.windows[r]]
+                yield s, RowJob(r, self.paths[r], spans, s.window_needed(r),
+                                int(self.table["samples"][r]), bool(self.pending[r]))
+
+    def run(self, schedules: Iterator[BlockSchedule], workers: int, batch_size: int) -> RunStats:
+        """Stream, encode, stitch and write every pending row; return the counters."""
+        stop = threading.Event()
+        qsize = max(2, -(-batch_size // self.channels))
+        pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="lincae-read")
+        inflight: deque[tuple[BlockSchedule, RowJob, queue.Queue[Any], Future[None]]] = deque()
+        try:
+            for s, job in self.jobs(schedules):
+                q: queue.Queue[Any] = queue.Queue(maxsize=qsize)
+                fut = pool.submit(read_row, job, self.cfg.sample_rate, self.mode, q, stop)
+                inflight.append((s, job, q, fut))
+                if len(inflight) > 2 * workers:  # look-ahead: bounded, keeps the readers busy
+                    self._consume(*inflight.popleft())
+            while inflight:
+                self._consume(*inflight.popleft())
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._flush_done()  # on an exception too (Ctrl-C): written rows are complete
+        return self.stats
+
+    def _consume(self, s: BlockSchedule, job: RowJob, q: queue.Queue[Any], fut: Future[None]) -> None:
+        """Take one row's windows from its reader into the batch slots, running full batches."""
+        while True:
+            try:
+                item = q.get(timeout=0.5)
+            except queue.Empty:
+                if fut.done() and q.empty():
+                    fut.result()  # re-raises a reader's unexpected error
+                    raise RuntimeError(f"reader of {job.path} ended without a result") from None
+                continue
+            if item[0] == "end":
+                self._row_end(job.row, item[1], item[2])
+                return
+            _, i, x = item
+            for c in range(self.channels):
+                b, slot = s.slots[job.row][i][c]
+                if s.needed[b]:
+                    self._fill(s, b, slot, x[c])
+
+    def _fill(self, s: BlockSchedule, b: int, slot: int, x: np.ndarray) -> None:
+        key = (s.block << 32) | b
+        if key not in self.data:
+            self.data[key] = np.empty((len(s.batches[b]), x.shape[-1]), np.float32)
+            self.fill[key] = 0
+        self.data[key][slot] = x
+        self.fill[key] += 1
+        if self.fill[key] == len(s.batches[b]):
+            z = forward_segments(self.model, self.data.pop(key), self.amp)
+            del self.fill[key]
+            for (r, i, c), zi in zip(s.batches[b], z, strict=True):
+                if self.pending[r]:
+                    self._stitch(s, r, i, c, zi)
+
+    def _state(self, s: BlockSchedule, r: int) -> _RowState:
+        if r not in self.states:
+            frames = int(self.table["frames"][r])
+            self.states[r] = _RowState(self.channels, self.cfg.latent_dim, frames,
+                                       len(s.windows[r]) * self.channels)
+        return self.states[r]
+
+    def _stitch(self, s: BlockSchedule, r: int, i: int, c: int, z: np.ndarray) -> None:
+        st, plan = self._state(s, r), s.windows[r]
+        start, stop = plan[i][0], plan[i][0] + z.shape[-1]
+        w = _ramp_weights(s.regions[r], i, start, z.shape[-1])  # exactly as api.encode
+        st.acc[c, :, start:stop] += z * w
+        st.wsum[c, start:stop] += w
+        st.left -= 1
+        self.stats.seconds += int(self.table["samples"][r]) / self.cfg.sample_rate / (len(plan) * self.channels)
+        if self.on_progress:
+            self.on_progress(self.stats, 0)
+        if st.left == 0 and r in self.ends:
+            self._finish(r)
+
+    def _row_end(self, r: int, length: int | None, error: str | None) -> None:
+        if not self.pending[r]:
+            return
+        self.ends[r] = (length, error)
+        st = self.states.get(r)
+        if st is not None and st.left == 0:
+            self._finish(r)
+
+    def _finish(self, r: int) -> None:
+        st = self.states.pop(r)
+        length, error = self.ends.pop(r)
+        samples = int(self.table["samples"][r])
+        if error is None and length != samples:
+            error = (f"{self.paths[r]}: decoded {length} samples at {self.cfg.sample_rate} Hz but the "
+                     f"header promised {samples} (truncated or corrupt file).")
+        if error is not None:
+            self._flush_done()
+            self.store.mark_failed(r, error)
+            self.stats.failed += 1
+            log.warning("failed: %s", error)
+        else:
+            z = st.acc / np.maximum(st.wsum[:, None, :], 1e-12)  # [C, D, Z]
+            self.store.write_track(r, np.ascontiguousarray(z.transpose(2, 0, 1)))
+            self.done.append(r)
+            self.stats.encoded += 1
+            if len(self.done) >= _MARK_EVERY or time.monotonic() - self.flushed_at > _MARK_SECONDS:
+                self._flush_done()
+        if self.on_progress:
+            self.on_progress(self.stats, 1)
+
+    def _flush_done(self) -> None:
+        if self.done:
+            self.store.mark_done(sorted(self.done))
+            self.done = []
+        self.flushed_at = time.monotonic()

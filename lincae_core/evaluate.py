@@ -1,0 +1,333 @@
+"""``lincae eval``: the paper's evaluation (arXiv:2510.23530 Sec. 4) of checkpoints side by side.
+
+Composes :mod:`lincae_core.eval_protocol` (chunking, seeded decodes, per-track scores) over a
+MUSDB18-HQ-style stems folder (``<track>/{bass,drums,other,vocals}.wav``; Table 1: additivity,
+separation, reconstruction of ``mix = Σ stems``) and a folder of music (Table 2: reconstruction
+and homogeneity; the stems' mixtures when no music folder is given). Audio is loaded mono at each
+model's sample rate. The result holds every number per track and the mean over tracks, per
+checkpoint, plus the protocol settings; :mod:`lincae_core.report` writes it out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lincae_core import __version__
+from lincae_core.audio import load_audio
+from lincae_core.checkpoint import load_model
+from lincae_core.discovery import discover
+from lincae_core.errors import AudioError, ConfigError, LincaeError
+from lincae_core.eval_protocol import STEMS, ChunkCodec, EvalConfig, score_music_track, score_stems_track
+from lincae_core.metrics import mss_resolutions
+from lincae_core.model import LinCAE
+
+__all__ = [
+    "EvalResult",
+    "NamedModel",
+    "StemTrack",
+    "evaluate",
+    "find_stem_tracks",
+    "load_named_models",
+]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+STEM_EXTENSIONS = ("wav", "flac")
+MIXTURE_NOTE = "mix = sum of the 4 stems (bass, drums, other, vocals) as loaded; mixture.wav is not used"
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A model to evaluate, with the name of its row in the report and where it came from."""
+
+    name: str
+    model: LinCAE
+    source: str = "default"
+
+    def describe(self) -> dict[str, Any]:
+        """Return the JSON description of the checkpoint (id, preset, rate, provenance)."""
+        card = dict(getattr(self.model, "card", {}) or {})
+        return {
+            "name": self.name,
+            "checkpoint": self.source,
+            "model_id": getattr(self.model, "model_id", None),
+            "preset": self.model.config.name,
+            "sample_rate": self.model.config.sample_rate,
+            "untrained": bool(card.get("untrained", False)),
+            "training": card.get("training"),
+        }
+
+
+@dataclass(frozen=True)
+class StemTrack:
+    """One track of a MUSDB18-HQ-style folder: its name and one file per stem."""
+
+    name: str
+    stems: tuple[Path, ...]  # in the order of STEMS
+
+
+@dataclass
+class EvalResult:
+    """Everything an evaluation measured; ``to_dict`` is ``report.json``."""
+
+    config: EvalConfig
+    models: list[NamedModel]
+    stems_dir: str
+    music_dir: str | None
+    stem_tracks: list[str]
+    music_tracks: list[str]
+    skipped: list[dict[str, str]]
+    table1: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # model -> track -> metric
+    table2: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    example_track: str | None = None
+    example_audio: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # model -> name -> [T]
+
+    def means(self, table: str, name: str) -> dict[str, float]:
+        """Mean over tracks of every metric of one model in ``table1`` or ``table2``."""
+        rows = list(getattr(self, table).get(name, {}).values())
+        keys = [k for k in (rows[0] if rows else {}) if k != "gain"]
+        return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+    def protocol(self) -> dict[str, Any]:
+        """The protocol settings, as recorded in the report."""
+        rates = sorted({m.model.config.sample_rate for m in self.models})
+        return {
+            **self.config.to_dict(),
+            "gain_distribution": self.config.gains.to_dict(),
+            "gain_seed": self.config.seed,
+            "sample_rates": rates,
+            "chunk_samples": {str(r): list(self.config.chunk_samples(r)) for r in rates},
+            "channels": "mono",
+            "mixture": MIXTURE_NOTE,
+            "music_source": self.music_dir or "the stems folder's mixtures (sum of the 4 stems)",
+            "decode_noise": "drawn per (seed, track, chunk): every decode of a track uses the same noise",
+            "mss": {str(r): [list(t) for t in mss_resolutions(r)] for r in rates},
+            "kad": "not computed (needs a CLAP model; out of scope offline)",
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON report: settings, data, and per checkpoint every number and its mean."""
+        checkpoints = []
+        for m in self.models:
+            entry = m.describe()
+            for table in ("table1", "table2"):
+                entry[table] = {"mean": self.means(table, m.name), "tracks": getattr(self, table).get(m.name, {})}
+            checkpoints.append(entry)
+        return {
+            "format": "lincae-eval-report",
+            "format_version": 1,
+            "lincae_version": __version__,
+            "protocol": self.protocol(),
+            "data": {
+                "stems_dir": self.stems_dir,
+                "music_dir": self.music_dir,
+                "stem_tracks": self.stem_tracks,
+                "music_tracks": self.music_tracks,
+                "skipped": self.skipped,
+                "example_track": self.example_track,
+            },
+            "checkpoints": checkpoints,
+        }
+
+
+def load_named_models(
+    checkpoints: Sequence[str], names: Sequence[str] = (), device: str = "cpu"
+) -> list[NamedModel]:
+    """Load checkpoints to compare; ``"default"`` is the embedded model.
+
+    Args:
+        checkpoints: checkpoint directories (or ``"default"``); none means the default only.
+        names: row names, in order (default: the checkpoint directory names).
+        device: torch device of the models.
+
+    Returns:
+        One named model per checkpoint; duplicate names get a ``-2``, ``-3`` suffix.
+    """
+    specs = list(checkpoints) or ["default"]
+    if len(names) > len(specs):
+        raise ConfigError(f"Expected at most one name per checkpoint ({len(specs)}). Got {len(names)}.")
+    out: list[NamedModel] = []
+    used: set[str] = set()
+    for i, spec in enumerate(specs):
+        path = None if spec == "default" else Path(spec)
+        base = names[i] if i < len(names) else ("default" if path is None else path.resolve().name)
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}-{n}", n + 1
+        used.add(name)
+        out.append(NamedModel(name, load_model(path, device=device), "default" if path is None else str(path)))
+    return out
+
+
+def _stem_file(track_dir: Path, stem: str) -> Path | None:
+    for ext in STEM_EXTENSIONS:
+        if (track_dir / f"{stem}.{ext}").is_file():
+            return track_dir / f"{stem}.{ext}"
+    return None
+
+
+def find_stem_tracks(stems_dir: str | Path) -> tuple[list[StemTrack], list[dict[str, str]]]:
+    """List the tracks of a MUSDB18-HQ-style folder (``<track>/<stem>.wav``), sorted by name.
+
+    Returns:
+        The complete tracks, and ``{"track", "reason"}`` for each folder missing a stem.
+
+    Raises:
+        ConfigError: If the folder does not exist or holds no complete track.
+    """
+    root = Path(stems_dir)
+    if not root.is_dir():
+        raise ConfigError(f"Expected a MUSDB18-HQ-style stems folder. Got {str(root)!r} (not a directory).")
+    tracks, skipped = [], []
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = [_stem_file(d, s) for s in STEMS]
+        missing = [s for s, f in zip(STEMS, files, strict=True) if f is None]
+        if missing:
+            log.warning("skipping %s: no %s stem", d.name, "/".join(missing))
+            skipped.append({"track": d.name, "reason": f"missing stem(s): {', '.join(missing)}"})
+        else:
+            tracks.append(StemTrack(d.name, tuple(f for f in files if f is not None)))
+    if not tracks:
+        raise ConfigError(
+            f"Expected track folders with {', '.join(f'{s}.wav' for s in STEMS)} in {root}. Got none."
+        )
+    return tracks, skipped
+
+
+def _load(path: Path, sample_rate: int, max_seconds: float | None) -> torch.Tensor:
+    x = torch.from_numpy(load_audio(path, sample_rate, "mono")[0])
+    return x if max_seconds is None else x[: round(max_seconds * sample_rate)]
+
+
+def _load_stems(track: StemTrack, sample_rate: int, max_seconds: float | None) -> list[torch.Tensor]:
+    """Load the 4 stems mono at ``sample_rate``; unequal lengths are cut to the shortest."""
+    stems = [_load(p, sample_rate, max_seconds) for p in track.stems]
+    length = min(s.shape[-1] for s in stems)
+    if any(s.shape[-1] != length for s in stems):
+        log.warning("%s: stems differ in length; cutting all to %d samples", track.name, length)
+    return [s[:length] for s in stems]
+
+
+def _music_files(music_dir: str | Path, max_tracks: int | None) -> list[tuple[str, Path]]:
+    try:
+        sources = discover(music_dir)
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc)) from None
+    files = [(s.key, s.path) for s in sources if s.path.is_file()]
+    if not files:
+        raise ConfigError(f"Expected audio files in the music folder {music_dir}. Got none.")
+    return files[:max_tracks]
+
+
+def _score_stems(
+    result: EvalResult, track: StemTrack, codecs: dict[str, ChunkCodec], music_gain: float | None
+) -> None:
+    """Score one stems track with every model (and Table 2 on its mix when there is no music)."""
+    loaded: dict[int, list[torch.Tensor]] = {}
+    keep = result.example_track is None or result.example_track == track.name
+    for m in result.models:
+        codec = codecs[m.name]
+        if codec.sample_rate not in loaded:
+            loaded[codec.sample_rate] = _load_stems(track, codec.sample_rate, result.config.max_seconds)
+        stems = loaded[codec.sample_rate]
+        scores, audio = score_stems_track(codec, stems, f"stems/{track.name}", keep_audio=keep)
+        result.table1.setdefault(m.name, {})[track.name] = scores
+        if keep:
+            result.example_track = track.name
+            result.example_audio[m.name] = {k: v.numpy() for k, v in audio.items()}
+        if music_gain is not None:
+            mix = torch.stack(stems).sum(0)
+            row = score_music_track(codec, mix, music_gain, f"music/{track.name}")
+            result.table2.setdefault(m.name, {})[track.name] = row
+
+
+def _drop_stems_track(result: EvalResult, name: str, reason: str) -> None:
+    """Forget a stems track that failed to load, recording why."""
+    log.warning("skipping %s: %s", name, reason)
+    result.skipped.append({"track": name, "reason": reason})
+    result.stem_tracks.remove(name)
+    if result.music_dir is None:
+        result.music_tracks.remove(name)
+    for table in (result.table1, result.table2):
+        for rows in table.values():
+            rows.pop(name, None)
+    if result.example_track == name:
+        result.example_track, result.example_audio = None, {}
+
+
+def _score_music(
+    result: EvalResult, key: str, path: Path, gain: float, codecs: dict[str, ChunkCodec]
+) -> None:
+    """Score one music file with every model (Table 2)."""
+    loaded: dict[int, torch.Tensor] = {}
+    for m in result.models:
+        codec = codecs[m.name]
+        if codec.sample_rate not in loaded:
+            loaded[codec.sample_rate] = _load(path, codec.sample_rate, result.config.max_seconds)
+        row = score_music_track(codec, loaded[codec.sample_rate], gain, f"music/{key}")
+        result.table2.setdefault(m.name, {})[key] = row
+
+
+def evaluate(
+    models: Sequence[NamedModel],
+    stems_dir: str | Path,
+    music_dir: str | Path | None = None,
+    config: EvalConfig | None = None,
+    progress: Progress | None = None,
+) -> EvalResult:
+    """Run the evaluation protocol of arXiv:2510.23530 Sec. 4 for several models side by side.
+
+    Args:
+        models: the models to compare (one report row each).
+        stems_dir: a MUSDB18-HQ-style folder (Table 1).
+        music_dir: a folder of music files (Table 2); ``None`` uses the stems' mixtures.
+        config: protocol settings (default ``EvalConfig()``: 2-s chunks, 0.5-s overlap, 1 step).
+        progress: called as ``progress(done, total, label)`` after each (track, all models).
+
+    Returns:
+        The result; the first stems track is kept as the example (its audio is in memory).
+
+    Raises:
+        ConfigError: If a folder holds no usable track or the settings are invalid.
+    """
+    config = config or EvalConfig()
+    if not models:
+        raise ConfigError("Expected at least one model to evaluate. Got none.")
+    tracks, skipped = find_stem_tracks(stems_dir)
+    tracks = tracks[: config.max_tracks]
+    music = _music_files(music_dir, config.max_tracks) if music_dir is not None else []
+    names = [k for k, _ in music] if music else [t.name for t in tracks]
+    gains = config.gains.sample(np.random.default_rng(config.seed), len(names))
+    result = EvalResult(config, list(models), str(stems_dir), None if music_dir is None else str(music_dir),
+                        [t.name for t in tracks], names, skipped)
+    codecs = {m.name: ChunkCodec(m.model, config) for m in models}
+    total, done = len(tracks) + len(music), 0
+    for i, track in enumerate(tracks):
+        try:
+            _score_stems(result, track, codecs, None if music else gains[i])
+        except AudioError as exc:
+            _drop_stems_track(result, track.name, str(exc))
+        done += 1
+        if progress:
+            progress(done, total, f"stems/{track.name}")
+    for (key, path), gain in zip(music, gains if music else [], strict=True):
+        try:
+            _score_music(result, key, path, gain, codecs)
+        except AudioError as exc:
+            log.warning("skipping music file %s: %s", path, exc)
+            result.skipped.append({"track": f"music/{key}", "reason": str(exc)})
+            result.music_tracks.remove(key)
+        done += 1
+        if progress:
+            progress(done, total, f"music/{key}")
+    if not result.stem_tracks or not result.music_tracks:
+        raise LincaeError("No track could be evaluated: " + "; ".join(d["reason"] for d in result.skipped))
+    return result

@@ -1,0 +1,250 @@
+"""Write an evaluation result: JSON, Markdown tables in the layout of arXiv:2510.23530 Tables 1-2, plots, audio.
+
+``REPORT_DIR`` gets ``report.json`` (every number), ``report.md`` (one row per checkpoint, with
+the paper's rows for reference), ``separation_si_sdr.png`` (per-stem separation SI-SDR by
+checkpoint), ``spectrograms.png`` (one separated stem next to its references) and
+``examples/<checkpoint>/*.wav`` (the example track: mixture, stems separated by latent arithmetic,
+latent-domain remix ``Dec(Σ zᵢ)``). matplotlib is imported lazily, with the Agg backend.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lincae_core.audio import save_audio
+from lincae_core.eval_protocol import STEMS
+from lincae_core.evaluate import EvalResult
+
+__all__ = ["markdown_report", "summary_tables", "write_report"]
+
+# (header, metric key); separation cells are "MSS / SI-SDR" per stem, as in the paper.
+TABLE1_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("Add Dec MSS↓", "add_dec_mss"),
+    ("Add Dec SNR↑", "add_dec_snr"),
+    ("Add Enc err↓", "add_enc_err"),
+    ("Recon MSS↓", "recon_mss"),
+    ("Recon SNR↑", "recon_snr"),
+)
+TABLE2_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("Recon MSS↓", "recon_mss"),
+    ("Recon SNR↑", "recon_snr"),
+    ("Dec-Hom MSS↓", "dec_hom_mss"),
+    ("Dec-Hom SNR↑", "dec_hom_snr"),
+    ("Enc-Hom err↓", "enc_hom_err"),
+)
+# arXiv:2510.23530 Tables 1-2 (44.1 kHz, MUSDB18-HQ test / MusicCaps), for reference only.
+PAPER_TABLE1: tuple[tuple[str, str], ...] = (
+    ("M2L (retrained)", "5.21 | −0.48 | 2.73 | 0.97 | 0.10 | 39.56 / −11.11 | 12.26 / −11.95 | 5.30 / −11.81 | 3.49 / −12.56"),
+    ("Lin-CAE", "0.99 | 1.22 | 0.60 | 1.00 | 0.21 | 1.58 / −0.59 | 1.16 / −0.28 | 1.21 / −1.82 | 1.23 / −1.18"),
+    ("− Additivity (hom. only)", "1.68 | 0.30 | 2.07 | 1.39 | −0.06 | 6.61 / −7.12 | 2.37 / −6.11 | 3.44 / −8.52 | 2.87 / −12.18"),
+    ("− Homogeneity (add. only)", "4.24 | −0.89 | 1.42 | 0.96 | 0.43 | 23.61 / −5.96 | 7.84 / −5.14 | 2.98 / −8.30 | 3.08 / −7.95"),
+)
+PAPER_TABLE2: tuple[tuple[str, str], ...] = (
+    ("M2L (retrained)", "0.98 | 3.09 | 2.27 | −2.30 | 8.52"),
+    ("Lin-CAE", "1.01 | 3.19 | 1.37 | 0.86 | 0.69"),
+)
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.2f}".replace("-", "−")
+
+
+def _table(headers: list[str], rows: list[tuple[str, list[str]]]) -> list[str]:
+    lines = ["| " + " | ".join(["Model", *headers]) + " |", "|" + "---|" * (len(headers) + 1)]
+    lines += ["| " + " | ".join([name, *cells]) + " |" for name, cells in rows]
+    return lines
+
+
+def _table1_rows(result: EvalResult) -> list[tuple[str, list[str]]]:
+    rows = []
+    for m in result.models:
+        mean = result.means("table1", m.name)
+        cells = [_fmt(mean.get(k)) for _, k in TABLE1_COLUMNS]
+        cells += [f"{_fmt(mean.get(f'sep_{s}_mss'))} / {_fmt(mean.get(f'sep_{s}_si_sdr'))}" for s in STEMS]
+        rows.append((m.name, cells))
+    return rows
+
+
+def _table2_rows(result: EvalResult) -> list[tuple[str, list[str]]]:
+    rows = []
+    for m in result.models:
+        mean = result.means("table2", m.name)
+        rows.append((m.name, [_fmt(mean.get(k)) for _, k in TABLE2_COLUMNS] + ["—"]))
+    return rows
+
+
+def _headers() -> tuple[list[str], list[str]]:
+    stems = [f"{s.capitalize()} MSS↓ / SI-SDR↑" for s in STEMS]
+    return [h for h, _ in TABLE1_COLUMNS] + stems, [h for h, _ in TABLE2_COLUMNS] + ["KAD↓"]
+
+
+def summary_tables(result: EvalResult) -> str:
+    """Return Tables 1 and 2 (means over tracks, one row per checkpoint) as Markdown."""
+    h1, h2 = _headers()
+    n1, n2 = len(result.stem_tracks), len(result.music_tracks)
+    lines = [f"Table 1 — additivity and separation ({n1} stems tracks of {result.stems_dir})", ""]
+    lines += _table(h1, _table1_rows(result))
+    lines += ["", f"Table 2 — reconstruction and homogeneity ({n2} tracks of "
+              f"{result.music_dir or 'the stems mixtures'})", ""]
+    lines += _table(h2, _table2_rows(result))
+    return "\n".join(lines) + "\n"
+
+
+def _protocol_lines(result: EvalResult) -> list[str]:
+    p = result.protocol()
+    chunks = ", ".join(f"{c} / {o} samples at {r} Hz" for r, (c, o) in p["chunk_samples"].items())
+    return [
+        f"- Chunks: {p['chunk_s']} s with {p['overlap_s']} s overlap ({chunks}), each chunk encoded "
+        "on its own, decoded to the chunk length, linear-crossfade overlap-add, trimmed to the track.",
+        f"- Decoding: {p['steps']} step(s), seed {p['seed']}; decode noise {p['decode_noise']}.",
+        f"- Homogeneity gain per track: {p['gain_distribution']['spec']} (seed {p['gain_seed']}); "
+        "each track's gain is in report.json.",
+        f"- Table 1 mixture: {p['mixture']}. Table 2 tracks: {p['music_source']}.",
+        f"- Audio: mono at each model's rate; max {p['max_tracks'] or 'all'} tracks, "
+        f"max {p['max_seconds'] or 'full'} s per track.",
+        "- MSS: mean over 3 resolutions (10/25/50 ms windows, hop = win/2) of spectral convergence "
+        "+ mean |Δ ln mel| (80 Slaney mels), per track. SNR/SI-SDR in dB, zero_mean=False.",
+        "- Errors (Add Enc, Enc-Hom) are relative L2 over every latent of a track (all chunks), not %.",
+        "- KAD is not computed: it needs a CLAP model, which is out of scope offline.",
+    ]
+
+
+def markdown_report(result: EvalResult, files: dict[str, str] | None = None) -> str:
+    """Return ``report.md``: the protocol, Tables 1-2 with the paper's rows, and the artifacts."""
+    h1, h2 = _headers()
+    lines = ["# lincae eval report", "", "## Checkpoints", ""]
+    for m in result.models:
+        d = m.describe()
+        note = " (untrained)" if d["untrained"] else ""
+        lines.append(f"- **{m.name}**: `{d['checkpoint']}`, preset {d['preset']}, {d['sample_rate']} Hz, "
+                     f"model id `{(d['model_id'] or '')[:12]}`{note}")
+    lines += ["", "## Protocol (arXiv:2510.23530 Sec. 4; docs/evaluation.md)", "", *_protocol_lines(result)]
+    if result.skipped:
+        lines += ["", "Skipped: " + "; ".join(f"{s['track']} ({s['reason']})" for s in result.skipped)]
+    lines += ["", "## Table 1 — MUSDB18-HQ-style stems: additivity and separation", "",
+              f"Mean over {len(result.stem_tracks)} tracks of `{result.stems_dir}`. "
+              "Separation cells are MSS↓ / SI-SDR↑ of Dec(Enc(mix) − Enc(mix − sᵢ)) against Dec(Enc(sᵢ)).",
+              "", *_table(h1, _table1_rows(result)), "", "Paper (44.1 kHz, MUSDB18-HQ test, 50 tracks):", "",
+              *_table(h1, [(n, r.split(" | ")) for n, r in PAPER_TABLE1])]
+    lines += ["", "## Table 2 — reconstruction and homogeneity", "",
+              f"Mean over {len(result.music_tracks)} tracks of "
+              f"{'`' + result.music_dir + '`' if result.music_dir else 'the stems folder mixtures'}.",
+              "", *_table(h2, _table2_rows(result)), "", "Paper (44.1 kHz, MusicCaps):", "",
+              *_table(h2, [(n, r.split(" | ") + ["—"]) for n, r in PAPER_TABLE2])]
+    if files:
+        lines += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in files.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+
+
+def _plot_separation(result: EvalResult, path: Path) -> None:
+    """Grouped bars: mean separation SI-SDR per stem, one bar per checkpoint."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(result.models)
+    width = 0.8 / n
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(STEMS), 3.5))
+    for j, m in enumerate(result.models):
+        mean = result.means("table1", m.name)
+        vals = [mean.get(f"sep_{s}_si_sdr", np.nan) for s in STEMS]
+        ax.bar(np.arange(len(STEMS)) + (j - (n - 1) / 2) * width, vals, width, label=m.name)
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set_xticks(np.arange(len(STEMS)), [s.capitalize() for s in STEMS])
+    ax.set_ylabel("SI-SDR (dB) ↑")
+    ax.set_title(f"Separation by latent arithmetic (mean of {len(result.stem_tracks)} tracks)")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _log_spectrogram(x: np.ndarray, n_fft: int = 1024) -> np.ndarray:
+    """Return the dB magnitude ``[F, frames]`` of a Hann STFT with hop n_fft/4."""
+    hop = n_fft // 4
+    x = np.pad(x.astype(np.float64), (n_fft // 2, n_fft // 2))
+    n = max(1 + (len(x) - n_fft) // hop, 1)
+    frames = np.lib.stride_tricks.as_strided(x, (n, n_fft), (x.strides[0] * hop, x.strides[0]))
+    mag = np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=-1)).T
+    return 20 * np.log10(mag + 1e-6)
+
+
+def _plot_spectrograms(result: EvalResult, path: Path, stem: str = "vocals") -> None:
+    """One row per checkpoint: the stem, Dec(Enc(stem)) and the separated stem, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = ((f"stem_{stem}", f"{stem} (input)"), (f"autoencoded_{stem}", "reference Dec(Enc(s))"),
+            (f"separated_{stem}", "separated Dec(Enc(mix) − Enc(mix − s))"))
+    models = [m for m in result.models if m.name in result.example_audio]
+    fig, axes = plt.subplots(len(models), 3, figsize=(12, 2.6 * len(models)), squeeze=False)
+    for i, m in enumerate(models):
+        audio, sr = result.example_audio[m.name], m.model.config.sample_rate
+        score = result.table1[m.name][result.example_track or ""].get(f"sep_{stem}_si_sdr", np.nan)
+        for j, (key, title) in enumerate(cols):
+            spec = _log_spectrogram(audio[key])
+            top = spec.max()
+            axes[i, j].imshow(spec, origin="lower", aspect="auto", vmin=top - 80, vmax=top, cmap="magma",
+                              extent=(0, len(audio[key]) / sr, 0, sr / 2000))
+            axes[i, j].set_title(f"{m.name}: {title}" + (f", SI-SDR {score:.1f} dB" if j == 2 else ""),
+                                 fontsize=8)
+            axes[i, j].set_xlabel("s", fontsize=7)
+            axes[i, j].set_ylabel("kHz", fontsize=7)
+    fig.suptitle(f"{result.example_track}: {stem}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _write_examples(result: EvalResult, out: Path) -> list[str]:
+    """Write the example track's audio per checkpoint (float WAV: no clipping of remixes)."""
+    written = []
+    for m in result.models:
+        folder = out / "examples" / _safe(m.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        for key, x in result.example_audio.get(m.name, {}).items():
+            if key.startswith("stem_"):
+                continue  # the input stems are in the dataset already
+            save_audio(folder / f"{key}.wav", x[None], m.model.config.sample_rate, subtype="FLOAT")
+            written.append(str((folder / f"{key}.wav").relative_to(out)))
+    return written
+
+
+def write_report(result: EvalResult, out_dir: str | Path, stem: str = "vocals") -> dict[str, str]:
+    """Write report.json, report.md, the plots and the example audio into ``out_dir``.
+
+    Args:
+        result: what ``evaluate`` returned.
+        out_dir: the report folder (created; existing report files are replaced).
+        stem: the stem shown in the spectrogram figure.
+
+    Returns:
+        The written artifacts by kind, as paths relative to ``out_dir``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {"json": "report.json", "markdown": "report.md",
+                             "separation_plot": "separation_si_sdr.png"}
+    _plot_separation(result, out / files["separation_plot"])
+    if result.example_audio:
+        files["spectrograms"] = "spectrograms.png"
+        _plot_spectrograms(result, out / files["spectrograms"], stem)
+        files["examples"] = f"examples/ ({len(_write_examples(result, out))} WAV files, track "\
+                            f"{result.example_track})"
+    data: dict[str, Any] = result.to_dict()
+    data["files"] = files
+    (out / "report.json").write_text(json.dumps(data, indent=2, allow_nan=True) + "\n")
+    (out / "report.md").write_text(markdown_report(result, files))
+    return files

@@ -1,0 +1,247 @@
+"""Benchmark the streaming latent operations against a plain numpy pass, with peak memory.
+
+Builds two synthetic float16 stores of ``--size-gb`` each (paper geometry: 64-dim mono latents,
+tracks of 500-5000 frames), then runs, each in a fresh subprocess so that its peak RSS
+(``getrusage``) is its own:
+
+- ``gain``: ``lincae_core.ops.gain_store`` of store A;
+- ``mix``:  ``lincae_core.ops.mix_stores`` of A and B paired by key;
+- ``numpy-gain`` / ``numpy-mix``: the same arithmetic as a plain numpy pass over the same
+  latents kept as raw memory-mapped files (read float16 block, compute float32, write float16),
+  i.e. the same bytes in and out with no store format, no track table and no Zarr;
+- ``torch-gain`` / ``torch-mix``: that pass again with torch's fast float16 casts (what the ops
+  engine uses), the stricter reference: it isolates the cost of the store format itself.
+
+It prints a table and writes JSON (``--out``): throughput in GB/s of input latents, the ratios
+ops/numpy (target >= 0.5) and ops/torch-pass, and the peak RSS of every run.
+``--rss-limit-mb`` additionally caps the address space of the op subprocesses (RLIMIT_AS) to
+show they work in less memory than the store occupies.
+
+``--with-model CKPT`` also times the audio-domain path (decode -> mix -> encode) on a few tracks
+with a real model: see :func:`audio_path_speedup`.
+
+Usage:  python scripts/bench_ops.py --size-gb 1 --out bench_ops.json [--jobs 2] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lincae_core import ops  # noqa: E402
+from lincae_core.store import LatentStore  # noqa: E402
+
+GEOMETRY = {"sample_rate": 44100, "samples_per_frame": 4096, "latent_dim": 64}
+BLOCK = 16384  # frames per block of the numpy baseline (the ops' default max_block_frames)
+
+
+def build_store(path: Path, size_gb: float, seed: int) -> dict[str, Any]:
+    """Create a synthetic float16 store of about ``size_gb`` GB and its raw ``.f16`` twin."""
+    d = GEOMETRY["latent_dim"]
+    frames_total = int(size_gb * 1e9 / (2 * d))
+    rng = np.random.default_rng(0)  # same track table for A and B (pairing by key)
+    lengths = []
+    while sum(lengths) < frames_total:
+        lengths.append(int(rng.integers(500, 5000)))
+    s = LatentStore.create(path, model_id="bench", model_config={}, geometry=GEOMETRY,
+                           channels=1)
+    s.plan([(f"track-{i:06d}", f, f * 4096, 44100, 1) for i, f in enumerate(lengths)])
+    raw = np.memmap(f"{path}.f16", dtype=np.float16, mode="w+", shape=(s.total_frames, 1, d))
+    data = np.random.default_rng(seed)
+    for b0 in range(0, s.total_frames, BLOCK):
+        z = data.standard_normal((min(BLOCK, s.total_frames - b0), 1, d), dtype=np.float32)
+        z16 = z.astype(np.float16)
+        s.latents.write(b0, z16)
+        raw[b0 : b0 + z16.shape[0]] = z16
+    raw.flush()
+    s.mark_done(np.arange(s.n_tracks))
+    return {"tracks": s.n_tracks, "frames": s.total_frames,
+            "nbytes": s.total_frames * d * 2}
+
+
+def numpy_pass(inputs: list[str], out: str, gains: list[float], frames: int,
+               use_torch: bool = False) -> None:
+    """The baseline: ``out = sum g_k x_k`` over raw float16 files, block by block.
+
+    ``use_torch`` does the float16<->float32 casts with torch (one thread) instead of numpy, the
+    way the ops engine does them: the same pass without any store format around it.
+    """
+    shape = (frames, 1, GEOMETRY["latent_dim"])
+    xs = [np.memmap(p, dtype=np.float16, mode="r", shape=shape) for p in inputs]
+    y = np.memmap(out, dtype=np.float16, mode="w+", shape=shape)
+    if use_torch:
+        import torch
+
+        torch.set_num_threads(1)
+    for b0 in range(0, frames, BLOCK):
+        if use_torch:
+            acc = torch.from_numpy(np.asarray(xs[0][b0 : b0 + BLOCK])).float().mul_(gains[0])
+            for x, g in zip(xs[1:], gains[1:], strict=True):
+                acc.add_(torch.from_numpy(np.asarray(x[b0 : b0 + BLOCK])), alpha=g)
+            y[b0 : b0 + BLOCK] = acc.half().numpy()
+            continue
+        acc = xs[0][b0 : b0 + BLOCK].astype(np.float32) * np.float32(gains[0])
+        for x, g in zip(xs[1:], gains[1:], strict=True):
+            acc += np.float32(g) * x[b0 : b0 + BLOCK].astype(np.float32)
+        y[b0 : b0 + BLOCK] = acc.astype(np.float16)
+    y.flush()
+    del y
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one measured operation in this (fresh) process and print a JSON result line."""
+    if args.rss_limit_mb:
+        lim = args.rss_limit_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+    work = Path(args.dir)
+    t0 = time.perf_counter()
+    if args.child == "gain":
+        ops.gain_store(work / "A", work / "out-gain", 0.5, jobs=args.jobs, overwrite=True)
+    elif args.child == "mix":
+        ops.mix_stores([work / "A", work / "B"], work / "out-mix", [0.5, 0.5], jobs=args.jobs,
+                       overwrite=True)
+    else:  # numpy-gain, numpy-mix, torch-gain, torch-mix
+        kind, op = args.child.split("-")
+        ins = [f"{work}/A.f16"] + ([f"{work}/B.f16"] if op == "mix" else [])
+        numpy_pass(ins, f"{work}/out.f16", [0.5] * len(ins), args.frames, kind == "torch")
+    seconds = time.perf_counter() - t0
+    rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # KiB on Linux
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": rss / 1024}))
+
+
+def run_child(name: str, args: argparse.Namespace, frames: int, limit: int | None) -> dict:
+    """Run ``name`` in a subprocess; return its timing and peak RSS."""
+    cmd = [sys.executable, __file__, "--child", name, "--dir", str(args.dir), "--frames",
+           str(frames), "--jobs", str(args.jobs), "--rss-limit-mb", str(limit or 0)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def audio_path_speedup(model: Any, store: LatentStore, n_tracks: int = 4, seed: int = 0) -> dict:
+    """Time decode -> mix -> encode against the latent mix, on ``n_tracks`` pairs of tracks.
+
+    Args:
+        model: A ``LinCAE``-like object: ``encode(audio[B, T]) -> z[B, D, L]`` and
+            ``decode(z[B, D, L], num_samples, generator=...) -> audio[B, T]``, matching the
+            store's geometry.
+        store: A store of the model's geometry (mono); tracks ``0, 1`` are mixed, ``2, 3``, ...
+        n_tracks: Number of tracks used (pairs of consecutive tracks).
+        seed: Decoder seed.
+
+    Returns:
+        Seconds of each path and the speed-up of the latent path.
+    """
+    import torch  # only this path needs the model stack
+
+    rows = list(range(min(n_tracks, store.n_tracks) // 2 * 2))
+    t_audio = t_latent = 0.0
+    for i in range(0, len(rows), 2):
+        za, zb = (store.read_track(r)[:, 0, :].T[None].astype(np.float32) for r in rows[i : i + 2])
+        n = min(za.shape[-1], zb.shape[-1])
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            g = torch.Generator().manual_seed(seed)
+            xa = model.decode(torch.from_numpy(za[..., :n]), n * 4096, generator=g)
+            xb = model.decode(torch.from_numpy(zb[..., :n]), n * 4096, generator=g)
+            model.encode(xa + xb)
+        t_audio += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ops.mix([za[..., :n], zb[..., :n]], [1.0, 1.0])
+        t_latent += time.perf_counter() - t0
+    return {"audio_path_s": t_audio, "latent_path_s": t_latent,
+            "speedup": t_audio / max(t_latent, 1e-9), "pairs": len(rows) // 2}
+
+
+def main() -> None:
+    """Build the stores, run every measurement, print the table and write the JSON."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--size-gb", type=float, default=1.0, help="Size of each input store.")
+    p.add_argument("--dir", default=None, help="Work directory (default: a temp dir).")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=3, help="Runs of each pass (median reported).")
+    p.add_argument("--rss-limit-mb", type=int, default=0,
+                   help="RLIMIT_AS of the op subprocesses (0: none).")
+    p.add_argument("--out", default="bench_ops.json")
+    p.add_argument("--keep", action="store_true", help="Keep the work directory.")
+    p.add_argument("--with-model", default=None, metavar="CKPT",
+                   help="Also time decode->mix->encode with this checkpoint.")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        child(args)
+        return
+    args.dir = Path(args.dir or tempfile.mkdtemp(prefix="lincae-bench-"))
+    args.dir.mkdir(parents=True, exist_ok=True)
+    try:
+        results = measure(args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(args.dir, ignore_errors=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Build the inputs and run the four measured passes (two ops, two baselines)."""
+    t0 = time.perf_counter()
+    info = build_store(args.dir / "A", args.size_gb, seed=1)
+    build_store(args.dir / "B", args.size_gb, seed=2)
+    print(f"built 2 stores of {info['nbytes'] / 1e9:.2f} GB ({info['tracks']} tracks) "
+          f"in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    rows = []
+    for op, n_in in (("gain", 1), ("mix", 2)):
+        runs = []
+        for _ in range(args.repeat):  # interleaved, so that load changes hit all three alike
+            runs.append({
+                "numpy": run_child(f"numpy-{op}", args, info["frames"], None),
+                "torch": run_child(f"torch-{op}", args, info["frames"], None),
+                "ops": run_child(op, args, info["frames"], args.rss_limit_mb or None),
+            })
+        gb = n_in * info["nbytes"] / 1e9
+        sec = {k: float(np.median([r[k]["seconds"] for r in runs])) for k in runs[0]}
+        rows.append({
+            "op": op, "input_gb": gb, "jobs": args.jobs, "repeat": args.repeat,
+            "seconds": sec, "ops_gb_s": gb / sec["ops"], "numpy_gb_s": gb / sec["numpy"],
+            "torch_pass_gb_s": gb / sec["torch"],
+            "ratio_vs_numpy": float(np.median([r["numpy"]["seconds"] / r["ops"]["seconds"]
+                                               for r in runs])),
+            "ratio_vs_torch_pass": float(np.median([r["torch"]["seconds"] / r["ops"]["seconds"]
+                                                    for r in runs])),
+            "ops_peak_rss_mb": max(r["ops"]["peak_rss_mb"] for r in runs),
+            "numpy_peak_rss_mb": max(r["numpy"]["peak_rss_mb"] for r in runs),
+            "rss_limit_mb": args.rss_limit_mb or None,
+        })
+    print(f"{'op':5} {'in GB':>6} {'ops GB/s':>9} {'numpy GB/s':>11} {'ratio':>6} "
+          f"{'torch-pass GB/s':>16} {'ratio':>6} {'ops RSS MB':>11}")
+    for r in rows:
+        print(f"{r['op']:5} {r['input_gb']:6.2f} {r['ops_gb_s']:9.3f} {r['numpy_gb_s']:11.3f} "
+              f"{r['ratio_vs_numpy']:6.2f} {r['torch_pass_gb_s']:16.3f} "
+              f"{r['ratio_vs_torch_pass']:6.2f} {r['ops_peak_rss_mb']:11.0f}")
+    out: dict[str, Any] = {"store": info, "results": rows, "load_avg": list(os.getloadavg())}
+    if args.with_model:
+        from lincae_core.checkpoint import load_model
+
+        out["audio_path"] = audio_path_speedup(load_model(args.with_model),
+                                               LatentStore.open(args.dir / "A"))
+    return out
+
+
+if __name__ == "__main__":
+    main()

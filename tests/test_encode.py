@@ -1,0 +1,268 @@
+"""``lincae encode``: latents equal to ``api.encode``, the failure ledger, exit codes, resume after
+a kill (byte-identical), and two shard processes at once (identical to one process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from conftest import music
+
+from lincae_cli.main import cli
+from lincae_core import api
+from lincae_core.audio import load_audio, resampled_length
+from lincae_core.checkpoint import load_model
+from lincae_core.config import InferenceConfig
+from lincae_core.discovery import discover
+from lincae_core.encode import EncodeProgress, EncodeSettings, encode_files
+from lincae_core.encode_schedule import block_schedule
+from lincae_core.store import LatentStore
+from lincae_core.transforms import padded_length
+
+ROOT = Path(__file__).resolve().parents[1]
+INFERENCE = InferenceConfig(window_s=1.0, overlap_s=0.3, batch_size=3)
+CLI_WINDOW = ["--window", "1", "--overlap", "0.3"]
+GOOD = {"a": ("a.wav", 44100, 1, 3.0), "sub/b": ("sub/b.flac", 22050, 2, 2.0),
+        "c": ("c.wav", 16000, 1, 5.0), "e": ("e.flac", 48000, 1, 1.2)}
+PLAN_FAILURES = {"x": "empty", "y": "not a readable", "t": "truncated", "z": "not a readable",
+                 "d": "directory"}
+
+
+def _write_good(root: Path) -> None:
+    for i, (rel, rate, ch, sec) in enumerate(GOOD.values()):
+        x = music(rate, sec, seed=i)
+        data = x if ch == 1 else np.stack([x, music(rate, sec, seed=10 + i)], axis=1)
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / rel, data, rate)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Good files (44.1/22.05/16/48 kHz, mono and stereo, wav and flac) and bad ones."""
+    root = tmp_path_factory.mktemp("lib")
+    _write_good(root)
+    (root / "x.wav").write_bytes(b"")  # empty
+    (root / "y.flac").write_bytes(np.random.default_rng(0).bytes(4096))  # garbage
+    (root / "z.mp3").write_text("this is not audio\n" * 20)  # mislabeled text
+    (root / "d.wav").mkdir()  # a directory named like audio
+    sf.write(root / "full.wav", music(44100, 2.0, seed=7), 44100)
+    data = (root / "full.wav").read_bytes()
+    (root / "t.wav").write_bytes(data[: len(data) // 2])  # truncated WAV: header says 2 s
+    (root / "full.wav").unlink()
+    sf.write(root / "full.flac", music(16000, 3.0, seed=8), 16000)
+    data = (root / "full.flac").read_bytes()
+    (root / "tf.flac").write_bytes(data[: len(data) // 2])  # truncated FLAC: fails when decoded
+    (root / "full.flac").unlink()
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(micro_ckpt: str) -> Any:
+    return load_model(micro_ckpt)
+
+
+def _snapshot(path: Path, per_key: bool = False) -> dict[str, Any]:
+    """Latents and track table of a store (per key, without offsets, for other layouts)."""
+    store = LatentStore.open(path)
+    table = store.table()
+    snap: dict[str, Any] = {c: v.tolist() for c, v in table.items() if not (per_key and c == "offset")}
+    if per_key:
+        snap["latents"] = {k: store.read_track(k).tobytes() for k in store.keys()}
+    else:
+        snap["latents"] = store.latents.read(0, store.total_frames).tobytes()
+    snap["ledger"] = sorted((r["key"], r["index"], r["reason"]) for r in store.ledger())
+    return snap
+
+
+def test_encode_matches_api_and_records_failures(library: Path, model: Any, tmp_path: Path) -> None:
+    out = tmp_path / "s.zarr"
+    summary = encode_files(discover(library), out, model, INFERENCE, EncodeSettings(dtype="float32"),
+                           args={"library": str(library)})
+    assert (summary.encoded, summary.failed, summary.plan_failures) == (4, 1, 5)
+    assert summary.partial and not summary.nothing_to_do
+    store = LatentStore.open(out)
+    assert sorted(store.keys()) == sorted([*GOOD, "tf"])
+    for key, (rel, rate, ch, sec) in GOOD.items():
+        t = store.track(key)
+        samples = resampled_length(int(rate * sec), rate, 16000)
+        assert (t.samples, t.source_rate, t.channels, t.status) == (samples, rate, ch, 1)
+        assert t.frames == padded_length(samples, model.config)[0]
+        ref = api.encode(model, load_audio(library / rel, 16000), INFERENCE).numpy()  # [1, D, Z]
+        # other batch neighbours than api.encode's: equal up to kernel rounding (1e-7)
+        np.testing.assert_allclose(store.read_track(key).transpose(1, 2, 0), ref, atol=1e-5, rtol=0)
+    assert store.track("tf").status == 2
+    reasons = {r["key"]: r["reason"] for r in store.ledger()}
+    assert set(reasons) == {*PLAN_FAILURES, "tf"}
+    for key, words in PLAN_FAILURES.items():
+        assert words in reasons[key], reasons[key]
+    assert "tf.flac" in reasons["tf"]
+    a = store.attrs
+    assert a["model"]["id"] == model.model_id and a["model"]["config"] == model.config.to_dict()
+    assert a["dtype"] == "float32" and a["channels"] == 1
+    assert (a["encoding"]["window_s"], a["encoding"]["overlap_s"]) == (1.0, 0.3)
+    assert a["lineage"][0]["op"] == "encode" and a["lineage"][0]["args"]["library"] == str(library)
+
+
+def test_single_track_is_bitwise_api_encode(library: Path, model: Any, tmp_path: Path) -> None:
+    """Alone in the store, a track's windows batch exactly as in api.encode: same bits."""
+    encode_files(discover(library / "a.wav"), tmp_path / "one.zarr", model, INFERENCE,
+                 EncodeSettings(dtype="float32"))
+    ref = api.encode(model, load_audio(library / "a.wav", 16000), INFERENCE).numpy()
+    z = LatentStore.open(tmp_path / "one.zarr").read_track("a")
+    np.testing.assert_array_equal(z.transpose(1, 2, 0), ref)
+
+
+def test_stereo_keeps_two_latent_channels(library: Path, model: Any, tmp_path: Path) -> None:
+    sources = discover(library, files=["sub/b.flac", "c.wav"])
+    summary = encode_files(sources, tmp_path / "st.zarr", model, INFERENCE,
+                           EncodeSettings(channels="stereo", dtype="float32"))
+    assert (summary.encoded, summary.partial) == (2, False)
+    store = LatentStore.open(tmp_path / "st.zarr")
+    z = store.read_track("sub/b")  # [Z, 2, D]
+    ref = api.encode(model, load_audio(library / "sub/b.flac", 16000, "stereo")[None], INFERENCE).numpy()
+    np.testing.assert_allclose(z.transpose(1, 2, 0), ref[0], atol=1e-5)
+    zc = store.read_track("c")
+    np.testing.assert_array_equal(zc[:, 0], zc[:, 1])  # a mono source gives two equal channels
+
+
+def test_schedule_does_not_depend_on_progress() -> None:
+    frames = np.array([3, 20, 8, 5, 3, 40, 1])
+    full = block_schedule(0, frames, 8, 2, 2, 3, np.ones(7, bool))
+    part = block_schedule(0, frames, 8, 2, 2, 3, np.array([0, 0, 1, 0, 0, 0, 0], bool))
+    assert full.batches == part.batches and all(full.needed)
+    assert all(len(b) <= 3 for b in full.batches)
+    assert [r for b, n in zip(part.batches, part.needed, strict=True) if n for r, _, _ in b].count(2) == 2
+    for b, length in zip(full.batches, full.lengths, strict=True):  # equal window lengths per batch
+        assert {full.windows[r][i][1] - full.windows[r][i][0] for r, i, _ in b} == {length}
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_interrupted_encodes_resume_identically(library: Path, model: Any, tmp_path: Path) -> None:
+    sources = discover(library)
+    settings = EncodeSettings(workers=2)
+    encode_files(sources, tmp_path / "clean.zarr", model, INFERENCE, settings)
+
+    def crash_at(phase: str, files: int, seconds: float = 0.0) -> Any:
+        def progress(p: EncodeProgress) -> None:
+            if p.phase == phase and p.files_done >= files and p.seconds_done > seconds:
+                raise _Crash
+
+        return progress
+
+    out = tmp_path / "resumed.zarr"
+    for point in (crash_at("plan", 3, -1), crash_at("encode", 0), crash_at("encode", 2)):
+        with pytest.raises(_Crash):
+            encode_files(sources, out, model, INFERENCE, settings, progress=point)
+    final = encode_files(sources, out, model, INFERENCE, settings)
+    assert final.encoded + final.failed < 5  # the earlier runs had done part of the work
+    assert _snapshot(out) == _snapshot(tmp_path / "clean.zarr")
+    again = encode_files(sources, out, model, INFERENCE, settings)
+    assert again.nothing_to_do and again.encoded == 0
+
+
+def _run_cli(*args: str) -> Any:
+    return CliRunner().invoke(cli, ["encode", *args], catch_exceptions=False)
+
+
+def test_cli_exit_codes_rerun_and_refusals(library: Path, micro_ckpt: str, tmp_path: Path) -> None:
+    out = str(tmp_path / "cli.zarr")
+    common = [str(library), out, "-c", micro_ckpt, *CLI_WINDOW]
+    first = _run_cli(*common)
+    assert first.exit_code == 3, first.output
+    assert "encoded 4 tracks" in first.output and "1 failed" in first.output
+    again = _run_cli(*common, "--json")
+    assert again.exit_code == 3 and json.loads(again.stdout)["nothing_to_do"] is True
+    other = _run_cli(str(library), out, "-c", micro_ckpt, "--window", "2")
+    assert other.exit_code == 1 and "another window_frames" in other.output
+    good = [f"{rel}\n" for rel, *_ in GOOD.values()]
+    ok = CliRunner().invoke(cli, ["encode", str(library), str(tmp_path / "good.zarr"), "-c", micro_ckpt,
+                                  "--files-from", "-", "--dtype", "float32", *CLI_WINDOW], input="".join(good))
+    assert ok.exit_code == 0, ok.output
+    assert LatentStore.open(tmp_path / "good.zarr").dtype == "float32"
+    assert LatentStore.open(out).dtype == "float16"
+    replaced = _run_cli(str(library), out, "-c", micro_ckpt, "--window", "2", "--overwrite")
+    assert replaced.exit_code == 3 and LatentStore.open(out).encoding["window_s"] == 2.0
+
+
+def test_cli_dry_run_and_usage_errors(library: Path, micro_ckpt: str, tmp_path: Path) -> None:
+    out = tmp_path / "dry.zarr"
+    dry = _run_cli(str(library), str(out), "-c", micro_ckpt, "--dry-run", "--json")
+    assert dry.exit_code == 0 and not out.exists()
+    plan = json.loads(dry.stdout)
+    assert (plan["files"], plan["planned"], plan["failed"]) == (10, 5, 5)
+    assert plan["hours"] > 0 and plan["store_bytes"] == plan["frames"] * 64 * 2
+    for args in (["--shard", "2/2"], ["--shard", "x"], ["--channels", "quad"],
+                 ["--overwrite", "--shard", "0/2"], ["--ext", ","]):
+        bad = _run_cli(str(library), str(out), "-c", micro_ckpt, *args)
+        assert bad.exit_code == 2, (args, bad.output)
+    assert _run_cli(str(tmp_path / "nope"), str(out)).exit_code == 2
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- processes
+@pytest.fixture(scope="module")
+def big_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 short tracks (two windows each): long enough to kill an encode half-way."""
+    root = tmp_path_factory.mktemp("big")
+    for i in range(16):
+        sf.write(root / f"t{i:02d}.wav", music(16000, 1.5 + 0.1 * (i % 3), seed=100 + i), 16000)
+    return root
+
+
+def _cmd(lib: Path, out: Path, ckpt: str, *extra: str) -> list[str]:
+    return [str(lib), str(out), "-c", ckpt, *CLI_WINDOW, "--batch-size", "2", "--workers", "1", *extra]
+
+
+@pytest.fixture(scope="module")
+def big_clean(big_library: Path, micro_ckpt: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("clean") / "clean.zarr"
+    assert _run_cli(*_cmd(big_library, out, micro_ckpt)).exit_code == 0
+    return out
+
+
+def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "lincae_cli", "encode", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_sigkill_then_rerun_is_byte_identical(big_library: Path, big_clean: Path, micro_ckpt: str,
+                                              tmp_path: Path) -> None:
+    out = tmp_path / "killed.zarr"
+    proc = _spawn(_cmd(big_library, out, micro_ckpt))
+    deadline = time.monotonic() + 60
+    while not (out / "latents" / "c").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = LatentStore.open(out)
+    assert not killed.is_complete(), "the encode finished before the kill: make the library larger"
+    rerun = _run_cli(*_cmd(big_library, out, micro_ckpt))
+    assert rerun.exit_code == 0, rerun.output
+    assert _snapshot(out) == _snapshot(big_clean)
+
+
+def test_two_shards_at_once_match_one_process(big_library: Path, big_clean: Path, micro_ckpt: str,
+                                              tmp_path: Path) -> None:
+    out = tmp_path / "sharded.zarr"
+    procs = [_spawn(_cmd(big_library, out, micro_ckpt, "--shard", f"{i}/2")) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+    store = LatentStore.open(out)
+    assert store.is_complete() and store.layout["shards"] == 2
+    assert _snapshot(out, per_key=True) == _snapshot(big_clean, per_key=True)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
