@@ -32,7 +32,7 @@ import torch
 from lincae_core.config import InferenceConfig
 from lincae_core.discovery import Source, sources_fingerprint
 from lincae_core.encode_plan import EncodePlan, build_plan, create_planned_store, remove_stale_temporaries
-from lincae_core.encode_run import RunStats, Runner
+from lincae_core.encode_run import Runner, RunStats
 from lincae_core.encode_schedule import BLOCK_TRACKS, BlockSchedule, block_schedule, blocks_of
 from lincae_core.errors import ConfigError, StoreFormatError, StoreMismatchError
 from lincae_core.model import LinCAE
@@ -76,6 +76,7 @@ class EncodeSettings:
     amp: bool = True
 
     def __post_init__(self) -> None:
+        """Validate the settings (``ConfigError`` naming what was expected)."""
         if self.channels not in ("mono", "stereo"):
             raise ConfigError(f"Expected channels 'mono' or 'stereo'. Got {self.channels!r} instead.")
         if self.dtype not in ("float16", "float32"):
@@ -176,9 +177,14 @@ def _expected_identity(
     return {
         "window_s": inference.window_s, "overlap_s": inference.overlap_s,
         "window_frames": window, "overlap_frames": overlap, "batch_size": inference.batch_size,
-        "block_tracks": BLOCK_TRACKS, "channels": settings.channels, "inputs": n_sources,
+        "block_tracks": BLOCK_TRACKS, "channels": settings.channels, "shards": settings.shards,
+        "inputs": n_sources,
         "inputs_sha256": fingerprint,
     }
+
+
+def _short(v: Any) -> Any:
+    return f"{v[:12]}..." if isinstance(v, str) and len(v) > 16 else v
 
 
 def _check_identity(store: LatentStore, model: LinCAE, settings: EncodeSettings,
@@ -195,10 +201,9 @@ def _check_identity(store: LatentStore, model: LinCAE, settings: EncodeSettings,
     ]
     for name, got, want in checks:
         if got != want:
-            show = (lambda v: f"{v[:12]}..." if isinstance(v, str) and len(v) > 16 else v)
             raise StoreMismatchError(
-                f"{store.path} was made with another {name} (store: {show(got)}, this encode: "
-                f"{show(want)}); use --overwrite to replace it, or another output path."
+                f"{store.path} was made with another {name} (store: {_short(got)}, this encode: "
+                f"{_short(want)}); use --overwrite to replace it, or another output path."
             )
     if have.get("batch_size") != encoding["batch_size"]:
         log.warning("%s was planned with batch size %s, this run uses %s: latents may differ in the "
@@ -215,7 +220,8 @@ def _plan_store(out: Path, sources: Sequence[Source], model: LinCAE, settings: E
     return create_planned_store(
         out, plan, settings.shards, replace, model_id=getattr(model, "model_id", "unknown"),
         model_config=cfg.to_dict(), geometry=cfg.geometry(), channels=settings.latent_channels,
-        dtype=settings.dtype, encoding=encoding, lineage=lineage, store_id=_store_id(model, settings, encoding),
+        dtype=settings.dtype, encoding=encoding, lineage=lineage,
+        store_id=_store_id(model, settings, encoding),
     )
 
 
@@ -265,7 +271,7 @@ def _schedules(store: LatentStore, rows: range, inference: InferenceConfig, cfg:
 
 @contextlib.contextmanager
 def _deterministic_cudnn() -> Iterator[None]:
-    """cuDNN in deterministic mode while encoding (restored afterwards)."""
+    """Run cuDNN in deterministic mode while encoding (restored afterwards)."""
     old = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
@@ -306,10 +312,10 @@ def encode_files(
     inference, settings = inference or InferenceConfig(), settings or EncodeSettings()
     out = Path(out)
     store, planned = open_or_plan(out, sources, model, inference, settings, args, progress)
-    layout = store.layout or {}
-    if layout.get("shards") != settings.shards:
-        raise StoreFormatError(f"{out} is planned for {layout.get('shards')} shard(s); this process "
-                               f"runs shard {settings.shard}/{settings.shards}.")
+    planned_shards = (store.encoding or {}).get("shards")
+    if planned_shards != settings.shards:
+        raise StoreMismatchError(f"{out} is planned for {planned_shards} shard(s); this process runs "
+                                 f"shard {settings.shard}/{settings.shards} (use --shard i/{planned_shards}).")
     summary = EncodeSummary(str(out), settings.shard, settings.shards, tracks=store.n_tracks,
                             planned_here=planned,
                             plan_failures=sum(1 for r in store.ledger() if r.get("index") is None))

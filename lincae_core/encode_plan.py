@@ -135,6 +135,7 @@ def build_plan(
             if progress:
                 progress(1)  # from this thread only: callbacks need not be thread-safe
             if isinstance(info, str):
+                log.warning("skipped: %s", info)
                 plan.failures.append((src, info))
                 continue
             samples = resampled_length(info.frames, info.sample_rate, cfg.sample_rate)

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 _DRAIN = 1 << 16
 _MARK_EVERY = 64  # rows marked done per status write (a kill redoes at most these)
-_MARK_SECONDS = 10.0
+_MARK_SECONDS = 2.0
 
 
 class _Cancelled(Exception):
@@ -171,6 +171,7 @@ class Runner:
         amp: bool,
         on_progress: Callable[[RunStats, int], None] | None = None,
     ) -> None:
+        """Prepare to encode the ``pending`` rows (a boolean mask over the table) of ``store``."""
         self.store, self.model, self.paths, self.pending = store, model, paths, pending
         self.mode, self.amp, self.on_progress = mode, amp, on_progress
         self.cfg = model.config
@@ -260,7 +261,8 @@ class Runner:
         st.acc[c, :, start:stop] += z * w
         st.wsum[c, start:stop] += w
         st.left -= 1
-        self.stats.seconds += int(self.table["samples"][r]) / self.cfg.sample_rate / (len(plan) * self.channels)
+        share = len(plan) * self.channels  # each segment reports its share of the row's duration
+        self.stats.seconds += int(self.table["samples"][r]) / self.cfg.sample_rate / share
         if self.on_progress:
             self.on_progress(self.stats, 0)
         if st.left == 0 and r in self.ends:
@@ -282,7 +284,6 @@ class Runner:
             error = (f"{self.paths[r]}: decoded {length} samples at {self.cfg.sample_rate} Hz but the "
                      f"header promised {samples} (truncated or corrupt file).")
         if error is not None:
-            self._flush_done()
             self.store.mark_failed(r, error)
             self.stats.failed += 1
             log.warning("failed: %s", error)

@@ -1,4 +1,4 @@
-"""The evaluation protocol of arXiv:2510.23530 Sec. 4 on one track: chunking, seeded decodes, scores.
+r"""The evaluation protocol of arXiv:2510.23530 Sec. 4 on one track: chunking, seeded decodes, scores.
 
 The paper evaluates "on 2-second audio chunks (0.5s overlap)" and "reconstruct[s] the full track
 using overlap-add" (Sec. 4.2). As the reference code (Lin-CAE ``Autoencoder`` with
@@ -6,8 +6,8 @@ using overlap-add" (Sec. 4.2). As the reference code (Lin-CAE ``Autoencoder`` wi
 the end, cut into chunks that are encoded and decoded *on their own*, and the decoded chunks are
 joined by a linear cross-fade over each overlap::
 
-    chunk 0   |==========\\                 fade-out on every chunk but the last,
-    chunk 1          /==========\\          fade-in on every chunk but the first;
+    chunk 0   |==========\                 fade-out on every chunk but the last,
+    chunk 1          /==========\          fade-in on every chunk but the first;
     chunk 2                 /==========|   the two ramps of an overlap sum to 1
 
 Latent arithmetic (``a·z``, ``Σ zᵢ``, ``z_mix − z_{mix−sᵢ}``) is done chunk by chunk on the
@@ -116,6 +116,7 @@ class EvalConfig:
     max_tracks: int | None = None
     max_seconds: float | None = None
     batch_size: int = 16
+    example_seconds: float | None = 10.0  # audio of the example track kept for the report
 
     def __post_init__(self) -> None:
         if self.chunk_s <= 0 or not 0 <= self.overlap_s < self.chunk_s:
@@ -124,11 +125,14 @@ class EvalConfig:
                 f"Got chunk_s={self.chunk_s}, overlap_s={self.overlap_s} instead."
             )
         if self.steps < 1 or self.batch_size < 1:
-            raise ConfigError(f"Expected steps >= 1 and batch_size >= 1. Got {self.steps}, {self.batch_size}.")
+            raise ConfigError(
+                f"Expected steps >= 1 and batch_size >= 1. Got {self.steps} and {self.batch_size} instead."
+            )
         if self.max_tracks is not None and self.max_tracks < 1:
             raise ConfigError(f"Expected max_tracks >= 1. Got {self.max_tracks} instead.")
-        if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ConfigError(f"Expected max_seconds > 0. Got {self.max_seconds} instead.")
+        for name in ("max_seconds", "example_seconds"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ConfigError(f"Expected {name} > 0 or None. Got {getattr(self, name)} instead.")
         GainDistribution.parse(self.gain_dist)
 
     @property
@@ -197,7 +201,11 @@ def overlap_add(chunks: torch.Tensor, overlap: int, length: int) -> torch.Tensor
 
 
 def chunk_generators(seed: int, track: str, n: int) -> list[torch.Generator]:
-    """One noise generator per chunk, a function of (seed, track, chunk index) only."""
+    """Return the decode noise generators of a track's chunks (Sec. 4.2 decodes, seeded).
+
+    Each is a function of (seed, track, chunk index) only, so every decode of the track, with
+    any checkpoint and any batching, draws the same noise for the same chunk.
+    """
     gens = []
     for i in range(n):
         digest = hashlib.sha256(f"lincae-eval:{seed}:{track}:{i}".encode()).digest()
@@ -298,7 +306,8 @@ def score_stems_track(
     if keep_audio:
         audio = {"mixture": mix, "autoencoded_mixture": dec_mix, "remix_latent_sum": dec_sum}
         for i, name in enumerate(STEMS):
-            audio.update({f"stem_{name}": s[i], f"autoencoded_{name}": dec_s[i], f"separated_{name}": s_hat[i]})
+            audio[f"stem_{name}"], audio[f"autoencoded_{name}"] = s[i], dec_s[i]
+            audio[f"separated_{name}"] = s_hat[i]
     return out, audio
 
 

@@ -119,7 +119,8 @@ class EvalResult:
         for m in self.models:
             entry = m.describe()
             for table in ("table1", "table2"):
-                entry[table] = {"mean": self.means(table, m.name), "tracks": getattr(self, table).get(m.name, {})}
+                tracks = getattr(self, table).get(m.name, {})
+                entry[table] = {"mean": self.means(table, m.name), "tracks": tracks}
             checkpoints.append(entry)
         return {
             "format": "lincae-eval-report",
@@ -163,7 +164,8 @@ def load_named_models(
         while name in used:
             name, n = f"{base}-{n}", n + 1
         used.add(name)
-        out.append(NamedModel(name, load_model(path, device=device), "default" if path is None else str(path)))
+        source = "default" if path is None else str(path)
+        out.append(NamedModel(name, load_model(path, device=device), source))
     return out
 
 
@@ -175,7 +177,7 @@ def _stem_file(track_dir: Path, stem: str) -> Path | None:
 
 
 def find_stem_tracks(stems_dir: str | Path) -> tuple[list[StemTrack], list[dict[str, str]]]:
-    """List the tracks of a MUSDB18-HQ-style folder (``<track>/<stem>.wav``), sorted by name.
+    """List the tracks of a MUSDB18-HQ-style folder (Sec. 4.4), ``<track>/<stem>.wav``, by name.
 
     Returns:
         The complete tracks, and ``{"track", "reason"}`` for each folder missing a stem.
@@ -241,8 +243,10 @@ def _score_stems(
         scores, audio = score_stems_track(codec, stems, f"stems/{track.name}", keep_audio=keep)
         result.table1.setdefault(m.name, {})[track.name] = scores
         if keep:
+            seconds = result.config.example_seconds
+            limit = None if seconds is None else round(seconds * codec.sample_rate)
             result.example_track = track.name
-            result.example_audio[m.name] = {k: v.numpy() for k, v in audio.items()}
+            result.example_audio[m.name] = {k: v[:limit].numpy() for k, v in audio.items()}
         if music_gain is not None:
             mix = torch.stack(stems).sum(0)
             row = score_music_track(codec, mix, music_gain, f"music/{track.name}")

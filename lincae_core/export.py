@@ -103,6 +103,44 @@ def _check_pattern(pattern: str, overwrite: bool) -> Path:
     return Path(a)
 
 
+class _PartialShards:
+    """A ``webdataset.ShardWriter`` writing ``<name>.partial`` files renamed when complete.
+
+    On an error the partial shard is removed; complete shards stay.
+    """
+
+    def __init__(self, pattern: str, maxcount: int) -> None:
+        self.shards: list[str] = []
+        self._open: dict[str, BinaryIO] = {}
+        self._writer = wds.ShardWriter(pattern, maxcount=maxcount, verbose=0, opener=self._opener,
+                                       post=self._post, encoder=False, mtime=0.0,
+                                       format="PAX_FORMAT")
+
+    def _opener(self, fname: str) -> BinaryIO:
+        self._open[fname] = open(f"{fname}.partial", "wb")  # noqa: SIM115 - closed in _post
+        return self._open[fname]
+
+    def _post(self, fname: str) -> None:
+        self._open.pop(fname).close()
+        os.replace(f"{fname}.partial", fname)
+        self.shards.append(fname)
+
+    def write(self, sample: dict[str, Any]) -> None:
+        """Write one sample (``__key__`` plus bytes values)."""
+        self._writer.write(sample)
+
+    def __enter__(self) -> _PartialShards:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            self._writer.post = None  # close the tar stream without publishing it
+        self._writer.close()
+        for fname, fh in self._open.items():
+            fh.close()
+            Path(f"{fname}.partial").unlink(missing_ok=True)
+
+
 def export_shards(store: LatentStore | str | os.PathLike, pattern: str, window_s: float,
                   hop_s: float | None = None, maxcount: int = 10000,
                   keys: Sequence[str] | None = None, *, dtype: str | None = None,
@@ -135,31 +173,13 @@ def export_shards(store: LatentStore | str | os.PathLike, pattern: str, window_s
                           f"({1 / fr:.4f} s) and maxcount >= 1, got {window_s}, {hop_s}, {maxcount}")
     _check_pattern(pattern, overwrite)
     out_dtype = np.dtype(dtype or s.dtype)
-    handles: dict[str, BinaryIO] = {}
-    shards: list[str] = []
-
-    def opener(fname: str) -> BinaryIO:
-        handles[fname] = open(f"{fname}.partial", "wb")  # noqa: SIM115 - closed in post()
-        return handles[fname]
-
-    def post(fname: str) -> None:
-        handles.pop(fname).close()
-        os.replace(f"{fname}.partial", fname)
-        shards.append(fname)
-
     n = 0
-    writer = wds.ShardWriter(pattern, maxcount=maxcount, verbose=0, opener=opener, post=post,
-                             encoder=False, mtime=0.0, format="PAX_FORMAT")
-    try:
+    with _PartialShards(pattern, maxcount) as writer:
         for row in _rows(s, keys):
             for start in window_starts(s.track(row).frames, window, hop):
                 writer.write(_window_sample(s, row, start, window, out_dtype))
                 n += 1
             if progress is not None:
                 progress(1)
-        writer.close()
-    finally:
-        for fname, fh in handles.items():
-            fh.close()
-            Path(f"{fname}.partial").unlink(missing_ok=True)
+    shards = writer.shards
     return {"shards": shards, "samples": n, "window_frames": window, "hop_frames": hop}

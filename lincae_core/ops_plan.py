@@ -165,7 +165,10 @@ def plan_mix(
     else:
         rows, info = (pair_by_key if pair == "key" else pair_by_position)(tables, names, missing)
         keys = [str(x) for x in tables[0]["key"][rows[0]]] if rows.size else []
-    take = lambda col: np.stack([t[col][r] for t, r in zip(tables, rows, strict=True)])  # noqa: E731
+
+    def take(col: str) -> np.ndarray:  # (K, N) column of the paired rows
+        return np.stack([t[col][r] for t, r in zip(tables, rows, strict=True)])
+
     in_frames, in_samples = take("frames"), take("samples")
     frames, samples = apply_length(length, in_frames, in_samples)
     first = tables[0]

@@ -1,4 +1,4 @@
-"""Write an evaluation result: JSON, Markdown tables in the layout of arXiv:2510.23530 Tables 1-2, plots, audio.
+"""Write an evaluation result: JSON, Markdown in the layout of arXiv:2510.23530 Tables 1-2, plots, audio.
 
 ``REPORT_DIR`` gets ``report.json`` (every number), ``report.md`` (one row per checkpoint, with
 the paper's rows for reference), ``separation_si_sdr.png`` (per-stem separation SI-SDR by
@@ -39,10 +39,14 @@ TABLE2_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 # arXiv:2510.23530 Tables 1-2 (44.1 kHz, MUSDB18-HQ test / MusicCaps), for reference only.
 PAPER_TABLE1: tuple[tuple[str, str], ...] = (
-    ("M2L (retrained)", "5.21 | −0.48 | 2.73 | 0.97 | 0.10 | 39.56 / −11.11 | 12.26 / −11.95 | 5.30 / −11.81 | 3.49 / −12.56"),
-    ("Lin-CAE", "0.99 | 1.22 | 0.60 | 1.00 | 0.21 | 1.58 / −0.59 | 1.16 / −0.28 | 1.21 / −1.82 | 1.23 / −1.18"),
-    ("− Additivity (hom. only)", "1.68 | 0.30 | 2.07 | 1.39 | −0.06 | 6.61 / −7.12 | 2.37 / −6.11 | 3.44 / −8.52 | 2.87 / −12.18"),
-    ("− Homogeneity (add. only)", "4.24 | −0.89 | 1.42 | 0.96 | 0.43 | 23.61 / −5.96 | 7.84 / −5.14 | 2.98 / −8.30 | 3.08 / −7.95"),
+    ("M2L (retrained)",
+     "5.21 | −0.48 | 2.73 | 0.97 | 0.10 | 39.56 / −11.11 | 12.26 / −11.95 | 5.30 / −11.81 | 3.49 / −12.56"),
+    ("Lin-CAE",
+     "0.99 | 1.22 | 0.60 | 1.00 | 0.21 | 1.58 / −0.59 | 1.16 / −0.28 | 1.21 / −1.82 | 1.23 / −1.18"),
+    ("− Additivity (hom. only)",
+     "1.68 | 0.30 | 2.07 | 1.39 | −0.06 | 6.61 / −7.12 | 2.37 / −6.11 | 3.44 / −8.52 | 2.87 / −12.18"),
+    ("− Homogeneity (add. only)",
+     "4.24 | −0.89 | 1.42 | 0.96 | 0.43 | 23.61 / −5.96 | 7.84 / −5.14 | 2.98 / −8.30 | 3.08 / −7.95"),
 )
 PAPER_TABLE2: tuple[tuple[str, str], ...] = (
     ("M2L (retrained)", "0.98 | 3.09 | 2.27 | −2.30 | 8.52"),
@@ -114,7 +118,9 @@ def _protocol_lines(result: EvalResult) -> list[str]:
     ]
 
 
-def markdown_report(result: EvalResult, files: dict[str, str] | None = None) -> str:
+def markdown_report(
+    result: EvalResult, files: dict[str, str] | None = None, example: dict[str, Any] | None = None
+) -> str:
     """Return ``report.md``: the protocol, Tables 1-2 with the paper's rows, and the artifacts."""
     h1, h2 = _headers()
     lines = ["# lincae eval report", "", "## Checkpoints", ""]
@@ -138,7 +144,20 @@ def markdown_report(result: EvalResult, files: dict[str, str] | None = None) -> 
               *_table(h2, [(n, r.split(" | ") + ["—"]) for n, r in PAPER_TABLE2])]
     if files:
         lines += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in files.items()]
+    if example:
+        lines += _example_lines(example)
     return "\n".join(lines) + "\n"
+
+
+def _example_lines(example: dict[str, Any]) -> list[str]:
+    seconds = f"first {example['seconds']:g} s" if example["seconds"] else "whole track"
+    lines = ["", f"## Example track: {example['track']} ({seconds})", "",
+             "`examples/<checkpoint>/`: `mixture.wav` (Σ stems), `autoencoded_mixture.wav` (Dec(Enc(mix))), "
+             "`remix_latent_sum.wav` (latent-domain remix Dec(Σ Enc(sᵢ))), `separated_<stem>.wav` "
+             "(Dec(Enc(mix) − Enc(mix − sᵢ))) and `autoencoded_<stem>.wav` (the reference Dec(Enc(sᵢ))).", ""]
+    scaled = {name: scale for name, scale in example["scale"].items() if scale != 1.0}
+    lines += [f"- {name}: files scaled by {g:.3g} (peak above full scale)" for name, g in scaled.items()]
+    return lines
 
 
 def _safe(name: str) -> str:
@@ -208,18 +227,29 @@ def _plot_spectrograms(result: EvalResult, path: Path, stem: str = "vocals") -> 
     plt.close(fig)
 
 
-def _write_examples(result: EvalResult, out: Path) -> list[str]:
-    """Write the example track's audio per checkpoint (float WAV: no clipping of remixes)."""
-    written = []
+def _write_examples(result: EvalResult, out: Path) -> dict[str, Any]:
+    """Write the example track's decoded audio per checkpoint as 16-bit WAV.
+
+    Files of one checkpoint share one scale, 1/peak when a remix exceeds full scale (no
+    clipping, levels stay comparable within a checkpoint); the scale is recorded.
+    """
+    seconds = result.config.example_seconds
+    info: dict[str, Any] = {"track": result.example_track, "seconds": seconds, "scale": {}, "files": []}
     for m in result.models:
+        sr = m.model.config.sample_rate
+        audio = {k: x for k, x in result.example_audio.get(m.name, {}).items()
+                 if not k.startswith("stem_")}  # the input stems are in the dataset already
+        if not audio:
+            continue
+        peak = max(float(np.abs(x).max()) for x in audio.values())
+        scale = 1.0 / peak if peak > 1.0 else 1.0
         folder = out / "examples" / _safe(m.name)
         folder.mkdir(parents=True, exist_ok=True)
-        for key, x in result.example_audio.get(m.name, {}).items():
-            if key.startswith("stem_"):
-                continue  # the input stems are in the dataset already
-            save_audio(folder / f"{key}.wav", x[None], m.model.config.sample_rate, subtype="FLOAT")
-            written.append(str((folder / f"{key}.wav").relative_to(out)))
-    return written
+        for key, x in audio.items():
+            save_audio(folder / f"{key}.wav", scale * x[None], sr, subtype="PCM_16")
+            info["files"].append((folder / f"{key}.wav").relative_to(out).as_posix())
+        info["scale"][m.name] = scale
+    return info
 
 
 def write_report(result: EvalResult, out_dir: str | Path, stem: str = "vocals") -> dict[str, str]:
@@ -231,20 +261,20 @@ def write_report(result: EvalResult, out_dir: str | Path, stem: str = "vocals") 
         stem: the stem shown in the spectrogram figure.
 
     Returns:
-        The written artifacts by kind, as paths relative to ``out_dir``.
+        The written files by kind, as paths relative to ``out_dir`` (``examples``: the folder).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {"json": "report.json", "markdown": "report.md",
                              "separation_plot": "separation_si_sdr.png"}
     _plot_separation(result, out / files["separation_plot"])
+    data: dict[str, Any] = result.to_dict()
     if result.example_audio:
         files["spectrograms"] = "spectrograms.png"
         _plot_spectrograms(result, out / files["spectrograms"], stem)
-        files["examples"] = f"examples/ ({len(_write_examples(result, out))} WAV files, track "\
-                            f"{result.example_track})"
-    data: dict[str, Any] = result.to_dict()
+        files["examples"] = "examples/"
+        data["example"] = _write_examples(result, out)
     data["files"] = files
     (out / "report.json").write_text(json.dumps(data, indent=2, allow_nan=True) + "\n")
-    (out / "report.md").write_text(markdown_report(result, files))
+    (out / "report.md").write_text(markdown_report(result, files, data.get("example")))
     return files

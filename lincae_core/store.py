@@ -374,7 +374,7 @@ class LatentStore:
         if not 0 <= i < self.n_tracks:
             raise IndexError(f"{self.path}: track index {i} out of range [0, {self.n_tracks})")
         t = self._table
-        return TrackInfo(str(t["key"][i]), *(int(t[c][i]) for c in list(sl.TABLE_COLUMNS)))
+        return TrackInfo(key=str(t["key"][i]), **{c: int(t[c][i]) for c in sl.TABLE_COLUMNS})
 
     def tracks(self, status: int | None = None) -> list[TrackInfo]:
         """All rows (or those with ``status``) as :class:`TrackInfo`."""

@@ -67,6 +67,7 @@ def build_store(path: Path, size_gb: float, seed: int) -> dict[str, Any]:
         s.latents.write(b0, z16)
         raw[b0 : b0 + z16.shape[0]] = z16
     raw.flush()
+    del raw
     s.mark_done(np.arange(s.n_tracks))
     return {"tracks": s.n_tracks, "frames": s.total_frames,
             "nbytes": s.total_frames * d * 2}
@@ -97,7 +98,7 @@ def numpy_pass(inputs: list[str], out: str, gains: list[float], frames: int,
         for x, g in zip(xs[1:], gains[1:], strict=True):
             acc += np.float32(g) * x[b0 : b0 + BLOCK].astype(np.float32)
         y[b0 : b0 + BLOCK] = acc.astype(np.float16)
-    y.flush()
+    # No flush (msync): like the ops' file writes, the output is left to the page cache.
     del y
 
 
@@ -118,15 +119,32 @@ def child(args: argparse.Namespace) -> None:
         ins = [f"{work}/A.f16"] + ([f"{work}/B.f16"] if op == "mix" else [])
         numpy_pass(ins, f"{work}/out.f16", [0.5] * len(ins), args.frames, kind == "torch")
     seconds = time.perf_counter() - t0
-    rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # KiB on Linux
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": rss / 1024}))
+    if args.jobs != 1:  # reap joblib's workers so that RUSAGE_CHILDREN counts them
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process and of its finished children (joblib workers), in MiB.
+
+    ``VmHWM`` of this process, not ``getrusage(RUSAGE_SELF)``: on Linux a fork+exec'd child
+    inherits its parent's ``ru_maxrss``.
+    """
+    hwm = 0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])  # KiB
+    return max(hwm, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 
 
 def run_child(name: str, args: argparse.Namespace, frames: int, limit: int | None) -> dict:
     """Run ``name`` in a subprocess; return its timing and peak RSS."""
     cmd = [sys.executable, __file__, "--child", name, "--dir", str(args.dir), "--frames",
            str(frames), "--jobs", str(args.jobs), "--rss-limit-mb", str(limit or 0)]
+    os.sync()  # start every run with no dirty pages left by the previous one
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{proc.stderr[-2000:]}")

@@ -55,13 +55,16 @@ def test_symlink_loops_are_safe(tmp_path: Path) -> None:
     os.symlink(tmp_path / "lib/a/x.wav", tmp_path / "lib/link.wav")
     os.symlink(tmp_path / "missing.wav", tmp_path / "lib/broken.wav")
     rels = [s.rel for s in discover(tmp_path / "lib")]
-    assert "a/x.wav" in rels and "link.wav" in rels and "broken.wav" in rels
+    assert "a/x.wav" in rels
+    assert "link.wav" in rels
+    assert "broken.wav" in rels
     assert len(rels) == len(set(rels)) <= 4
 
 
 def test_directories_named_like_audio_are_sources(tmp_path: Path) -> None:
     _touch(tmp_path, "d.wav/inner.flac")
-    assert [(s.rel, s.key) for s in discover(tmp_path)] == [("d.wav", "d"), ("d.wav/inner.flac", "d.wav/inner")]
+    found = [(s.rel, s.key) for s in discover(tmp_path)]
+    assert found == [("d.wav", "d"), ("d.wav/inner.flac", "d.wav/inner")]
 
 
 def test_files_from(tmp_path: Path) -> None:
@@ -72,7 +75,8 @@ def test_files_from(tmp_path: Path) -> None:
     by_rel = {s.rel: s for s in srcs}
     assert [s.key for s in srcs if not s.outside] == ["a", "missing", "notes", "sub/b"]  # duplicates dropped
     outside = [s for s in srcs if s.outside]
-    assert len(outside) == 1 and outside[0].path == tmp_path / "elsewhere/c.wav"
+    assert len(outside) == 1
+    assert outside[0].path == tmp_path / "elsewhere/c.wav"
     assert by_rel["notes.txt"].key == "notes"  # listed files are taken as given
 
 

@@ -26,6 +26,7 @@ from lincae_core.config import InferenceConfig
 from lincae_core.discovery import discover
 from lincae_core.encode import EncodeProgress, EncodeSettings, encode_files
 from lincae_core.encode_schedule import block_schedule
+from lincae_core.errors import StoreMismatchError
 from lincae_core.store import LatentStore
 from lincae_core.transforms import padded_length
 
@@ -77,7 +78,8 @@ def _snapshot(path: Path, per_key: bool = False) -> dict[str, Any]:
     table = store.table()
     snap: dict[str, Any] = {c: v.tolist() for c, v in table.items() if not (per_key and c == "offset")}
     if per_key:
-        snap["latents"] = {k: store.read_track(k).tobytes() for k in store.keys()}
+        keys: list[str] = store.keys()
+        snap["latents"] = {k: store.read_track(k).tobytes() for k in keys}
     else:
         snap["latents"] = store.latents.read(0, store.total_frames).tobytes()
     snap["ledger"] = sorted((r["key"], r["index"], r["reason"]) for r in store.ledger())
@@ -89,7 +91,8 @@ def test_encode_matches_api_and_records_failures(library: Path, model: Any, tmp_
     summary = encode_files(discover(library), out, model, INFERENCE, EncodeSettings(dtype="float32"),
                            args={"library": str(library)})
     assert (summary.encoded, summary.failed, summary.plan_failures) == (4, 1, 5)
-    assert summary.partial and not summary.nothing_to_do
+    assert summary.partial
+    assert not summary.nothing_to_do
     store = LatentStore.open(out)
     assert sorted(store.keys()) == sorted([*GOOD, "tf"])
     for key, (rel, rate, ch, sec) in GOOD.items():
@@ -107,10 +110,13 @@ def test_encode_matches_api_and_records_failures(library: Path, model: Any, tmp_
         assert words in reasons[key], reasons[key]
     assert "tf.flac" in reasons["tf"]
     a = store.attrs
-    assert a["model"]["id"] == model.model_id and a["model"]["config"] == model.config.to_dict()
-    assert a["dtype"] == "float32" and a["channels"] == 1
+    assert a["model"]["id"] == model.model_id
+    assert a["model"]["config"] == model.config.to_dict()
+    assert a["dtype"] == "float32"
+    assert a["channels"] == 1
     assert (a["encoding"]["window_s"], a["encoding"]["overlap_s"]) == (1.0, 0.3)
-    assert a["lineage"][0]["op"] == "encode" and a["lineage"][0]["args"]["library"] == str(library)
+    assert a["lineage"][0]["op"] == "encode"
+    assert a["lineage"][0]["args"]["library"] == str(library)
 
 
 def test_single_track_is_bitwise_api_encode(library: Path, model: Any, tmp_path: Path) -> None:
@@ -139,7 +145,8 @@ def test_schedule_does_not_depend_on_progress() -> None:
     frames = np.array([3, 20, 8, 5, 3, 40, 1])
     full = block_schedule(0, frames, 8, 2, 2, 3, np.ones(7, bool))
     part = block_schedule(0, frames, 8, 2, 2, 3, np.array([0, 0, 1, 0, 0, 0, 0], bool))
-    assert full.batches == part.batches and all(full.needed)
+    assert full.batches == part.batches
+    assert all(full.needed)
     assert all(len(b) <= 3 for b in full.batches)
     assert [r for b, n in zip(part.batches, part.needed, strict=True) if n for r, _, _ in b].count(2) == 2
     for b, length in zip(full.batches, full.lengths, strict=True):  # equal window lengths per batch
@@ -170,7 +177,8 @@ def test_interrupted_encodes_resume_identically(library: Path, model: Any, tmp_p
     assert final.encoded + final.failed < 5  # the earlier runs had done part of the work
     assert _snapshot(out) == _snapshot(tmp_path / "clean.zarr")
     again = encode_files(sources, out, model, INFERENCE, settings)
-    assert again.nothing_to_do and again.encoded == 0
+    assert again.nothing_to_do
+    assert again.encoded == 0
 
 
 def _run_cli(*args: str) -> Any:
@@ -182,28 +190,35 @@ def test_cli_exit_codes_rerun_and_refusals(library: Path, micro_ckpt: str, tmp_p
     common = [str(library), out, "-c", micro_ckpt, *CLI_WINDOW]
     first = _run_cli(*common)
     assert first.exit_code == 3, first.output
-    assert "encoded 4 tracks" in first.output and "1 failed" in first.output
+    assert "encoded 4 tracks" in first.output
+    assert "1 failed" in first.output
     again = _run_cli(*common, "--json")
-    assert again.exit_code == 3 and json.loads(again.stdout)["nothing_to_do"] is True
+    assert again.exit_code == 3
+    assert json.loads(again.stdout)["nothing_to_do"] is True
     other = _run_cli(str(library), out, "-c", micro_ckpt, "--window", "2")
-    assert other.exit_code == 1 and "another window_frames" in other.output
+    assert other.exit_code == 1
+    assert "another window_frames" in other.output
     good = [f"{rel}\n" for rel, *_ in GOOD.values()]
-    ok = CliRunner().invoke(cli, ["encode", str(library), str(tmp_path / "good.zarr"), "-c", micro_ckpt,
-                                  "--files-from", "-", "--dtype", "float32", *CLI_WINDOW], input="".join(good))
+    args = ["encode", str(library), str(tmp_path / "good.zarr"), "-c", micro_ckpt, "--files-from", "-",
+            "--dtype", "float32", *CLI_WINDOW]
+    ok = CliRunner().invoke(cli, args, input="".join(good))
     assert ok.exit_code == 0, ok.output
     assert LatentStore.open(tmp_path / "good.zarr").dtype == "float32"
     assert LatentStore.open(out).dtype == "float16"
     replaced = _run_cli(str(library), out, "-c", micro_ckpt, "--window", "2", "--overwrite")
-    assert replaced.exit_code == 3 and LatentStore.open(out).encoding["window_s"] == 2.0
+    assert replaced.exit_code == 3
+    assert LatentStore.open(out).encoding["window_s"] == 2.0
 
 
 def test_cli_dry_run_and_usage_errors(library: Path, micro_ckpt: str, tmp_path: Path) -> None:
     out = tmp_path / "dry.zarr"
     dry = _run_cli(str(library), str(out), "-c", micro_ckpt, "--dry-run", "--json")
-    assert dry.exit_code == 0 and not out.exists()
+    assert dry.exit_code == 0
+    assert not out.exists()
     plan = json.loads(dry.stdout)
     assert (plan["files"], plan["planned"], plan["failed"]) == (10, 5, 5)
-    assert plan["hours"] > 0 and plan["store_bytes"] == plan["frames"] * 64 * 2
+    assert plan["hours"] > 0
+    assert plan["store_bytes"] == plan["frames"] * 64 * 2
     for args in (["--shard", "2/2"], ["--shard", "x"], ["--channels", "quad"],
                  ["--overwrite", "--shard", "0/2"], ["--ext", ","]):
         bad = _run_cli(str(library), str(out), "-c", micro_ckpt, *args)
@@ -239,20 +254,33 @@ def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _kill_when(proc: subprocess.Popen[bytes], ready: Any, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _mtime(p: Path) -> float:
+    return p.stat().st_mtime_ns if p.exists() else 0
+
+
 def test_sigkill_then_rerun_is_byte_identical(big_library: Path, big_clean: Path, micro_ckpt: str,
                                               tmp_path: Path) -> None:
     out = tmp_path / "killed.zarr"
-    proc = _spawn(_cmd(big_library, out, micro_ckpt))
-    deadline = time.monotonic() + 60
-    while not (out / "latents" / "c").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed = LatentStore.open(out)
-    assert not killed.is_complete(), "the encode finished before the kill: make the library larger"
-    rerun = _run_cli(*_cmd(big_library, out, micro_ckpt))
+    args = _cmd(big_library, out, micro_ckpt)
+    proc = _spawn(args)  # killed as soon as it has written latents (no track marked done yet)
+    _kill_when(proc, lambda: (out / "latents" / "c").exists())
+    assert not LatentStore.open(out).is_complete(), "finished before the kill: make the library larger"
+    status = out / "tracks" / "status" / "c" / "0"
+    planned_at = _mtime(status)
+    proc = _spawn(args)  # the same command, killed when it first marks tracks done
+    _kill_when(proc, lambda: _mtime(status) != planned_at)
+    rerun = _run_cli(*args)
     assert rerun.exit_code == 0, rerun.output
     assert _snapshot(out) == _snapshot(big_clean)
+    assert "nothing to do" in _run_cli(*args).output
 
 
 def test_two_shards_at_once_match_one_process(big_library: Path, big_clean: Path, micro_ckpt: str,
@@ -263,6 +291,22 @@ def test_two_shards_at_once_match_one_process(big_library: Path, big_clean: Path
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err.decode()[-2000:]
     store = LatentStore.open(out)
-    assert store.is_complete() and store.layout["shards"] == 2
+    assert store.is_complete()
+    assert store.layout["shards"] == 2
     assert _snapshot(out, per_key=True) == _snapshot(big_clean, per_key=True)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def test_plan_only_then_shards_one_by_one(library: Path, model: Any, tmp_path: Path) -> None:
+    sources, out = discover(library), tmp_path / "planned.zarr"
+    first = encode_files(sources, out, model, INFERENCE, EncodeSettings(shards=2, plan_only=True))
+    assert first.planned_here
+    assert first.encoded == 0
+    assert LatentStore.open(out).tracks(status=0)  # planned, nothing encoded yet
+    with pytest.raises(StoreMismatchError, match="planned for 2 shard"):
+        encode_files(sources, out, model, INFERENCE, EncodeSettings())
+    done = [encode_files(sources, out, model, INFERENCE, EncodeSettings(shard=i, shards=2)) for i in (0, 1)]
+    assert sum(d.encoded for d in done) == 4
+    assert sum(d.failed for d in done) == 1
+    assert done[0].partial  # shard 0 reports the planning failures
+    assert LatentStore.open(out).is_complete()

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 from click.testing import CliRunner
+from conftest import music, randomize
 
 from lincae_cli.main import cli
 from lincae_core import transforms
@@ -28,7 +29,6 @@ from lincae_core.eval_protocol import (
 from lincae_core.evaluate import NamedModel, evaluate, find_stem_tracks
 from lincae_core.model import LinCAE
 from lincae_core.report import write_report
-from conftest import music, randomize
 
 SR = 16000
 
@@ -70,7 +70,8 @@ def cli_report(
     out = tmp_path_factory.mktemp("report") / "rep"
     stems, music_dir = data_dirs
     args = ["eval", "--stems", str(stems), "--music", str(music_dir), "-c", micro_ckpt, "-c", str(other),
-            "-o", str(out), "--max-seconds", "2", "--chunk-s", "1", "--overlap-s", "0.25", "--seed", "3", "--json"]
+            "-o", str(out), "--max-seconds", "2", "--chunk-s", "1", "--overlap-s", "0.25", "--seed", "3",
+            "--example-seconds", "1.5", "--json"]
     res = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     return out, json.loads(res.stdout), res.stdout
@@ -103,9 +104,11 @@ def test_chunking_matches_reference_code() -> None:
 
 def test_gain_distribution_parse_and_sample() -> None:
     dist = GainDistribution.parse("choice:0.25,0.5,0.75,1.1")
-    assert dist == GainDistribution() and dist.spec == "choice:0.25,0.5,0.75,1.1"
+    assert dist == GainDistribution()
+    assert dist.spec == "choice:0.25,0.5,0.75,1.1"
     gains = dist.sample(np.random.default_rng(0), 50)
-    assert set(gains) <= {0.25, 0.5, 0.75, 1.1} and len(set(gains)) == 4
+    assert set(gains) <= {0.25, 0.5, 0.75, 1.1}
+    assert len(set(gains)) == 4
     assert gains == dist.sample(np.random.default_rng(0), 50)  # seeded
     uni = GainDistribution.parse("uniform:0.5:2")
     assert all(0.5 <= a < 2 for a in uni.sample(np.random.default_rng(0), 20))
@@ -156,7 +159,8 @@ def test_linear_encoder_has_zero_homogeneity_error(micro_cfg) -> None:
     x = torch.from_numpy(music(SR, 3.0, seed=2))
     row = score_music_track(codec, x, 0.5, "t")  # 0.5 scales floats exactly
     assert row["enc_hom_err"] == 0.0
-    assert row["gain"] == 0.5 and all(math.isfinite(v) for v in row.values())
+    assert row["gain"] == 0.5
+    assert all(math.isfinite(v) for v in row.values())
 
 
 def test_additive_fake_separates_perfectly(micro_cfg, data_dirs: tuple[Path, Path], tmp_path: Path) -> None:
@@ -188,22 +192,28 @@ def test_cli_report_json(cli_report: tuple[Path, dict, str]) -> None:
     report = json.loads((out / "report.json").read_text())
     assert stdout_json["checkpoints"] == report["checkpoints"]
     assert [c["name"] for c in report["checkpoints"]] == ["micro", "other"]
+    assert report["example"]["track"] == "track_0"
+    assert report["protocol"]["example_seconds"] == 1.5
+    assert set(report["example"]["scale"]) == {"micro", "other"}
     p = report["protocol"]
     assert (p["chunk_s"], p["overlap_s"], p["steps"], p["seed"], p["max_seconds"]) == (1.0, 0.25, 1, 3, 2.0)
-    assert p["chunk_samples"]["16000"] == [16000, 4000] and p["gain_distribution"]["kind"] == "choice"
+    assert p["chunk_samples"]["16000"] == [16000, 4000]
+    assert p["gain_distribution"]["kind"] == "choice"
     assert report["data"]["stem_tracks"] == ["track_0", "track_1"]
     assert report["data"]["music_tracks"] == ["a", "b"]
     assert report["data"]["skipped"][0]["track"] == "track_9"
     for ckpt in report["checkpoints"]:
         assert len(ckpt["model_id"]) == 64
         t1, t2 = ckpt["table1"], ckpt["table2"]
-        assert set(t1["tracks"]) == {"track_0", "track_1"} and set(t2["tracks"]) == {"a", "b"}
+        assert set(t1["tracks"]) == {"track_0", "track_1"}
+        assert set(t2["tracks"]) == {"a", "b"}
         keys = {"add_dec_mss", "add_dec_snr", "add_enc_err", "recon_mss", "recon_snr"}
         keys |= {f"sep_{s}_{m}" for s in STEMS for m in ("mss", "si_sdr")}
         assert set(t1["mean"]) == keys
         assert set(t2["mean"]) == {"recon_mss", "recon_snr", "dec_hom_mss", "dec_hom_snr", "enc_hom_err"}
         assert all(r["gain"] in (0.25, 0.5, 0.75, 1.1) for r in t2["tracks"].values())
-        assert _finite(t1) and _finite(t2)
+        assert _finite(t1)
+        assert _finite(t2)
     gains = [c["table2"]["tracks"]["a"]["gain"] for c in report["checkpoints"]]
     assert gains[0] == gains[1]  # one gain per track, shared by the checkpoints
 
@@ -211,7 +221,9 @@ def test_cli_report_json(cli_report: tuple[Path, dict, str]) -> None:
 def test_cli_report_files(cli_report: tuple[Path, dict, str]) -> None:
     out, _, _ = cli_report
     md = (out / "report.md").read_text()
-    assert "## Table 1" in md and "## Table 2" in md and "KAD" in md
+    assert "## Table 1" in md
+    assert "## Table 2" in md
+    assert "KAD" in md
     for name in ("micro", "other"):
         assert sum(line.startswith(f"| {name} |") for line in md.splitlines()) == 2
     for png in ("separation_si_sdr.png", "spectrograms.png"):
@@ -221,16 +233,20 @@ def test_cli_report_files(cli_report: tuple[Path, dict, str]) -> None:
         wavs = {p.name for p in folder.glob("*.wav")}
         assert {"mixture.wav", "remix_latent_sum.wav"} | {f"separated_{s}.wav" for s in STEMS} <= wavs
         x, sr = sf.read(folder / "separated_vocals.wav")
-        assert sr == SR and x.shape == (2 * SR,) and np.isfinite(x).all()
+        assert sr == SR
+        assert x.shape == (24000,)  # --example-seconds 1.5
+        assert np.isfinite(x).all()
 
 
 def test_cli_errors(tmp_path: Path, micro_ckpt: str) -> None:
     (tmp_path / "empty" / "song").mkdir(parents=True)
     res = CliRunner().invoke(cli, ["eval", "--stems", str(tmp_path / "empty"), "-c", micro_ckpt,
                                    "-o", str(tmp_path / "r")])
-    assert res.exit_code == 1 and "bass.wav" in res.output
-    res = CliRunner().invoke(cli, ["eval", "--stems", str(tmp_path), "-c", micro_ckpt, "-o", str(tmp_path / "r"),
-                                   "--overlap-s", "3"])
-    assert res.exit_code == 1 and "overlap_s" in res.output
+    assert res.exit_code == 1
+    assert "bass.wav" in res.output
+    res = CliRunner().invoke(cli, ["eval", "--stems", str(tmp_path), "-c", micro_ckpt,
+                                   "-o", str(tmp_path / "r"), "--overlap-s", "3"])
+    assert res.exit_code == 1
+    assert "overlap_s" in res.output
     with pytest.raises(ConfigError):
         find_stem_tracks(tmp_path / "missing")

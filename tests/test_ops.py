@@ -11,6 +11,7 @@ import pytest
 import webdataset as wds
 from _latent_stores import make_store
 
+from lincae_core import export as export_mod
 from lincae_core import ops, ops_engine
 from lincae_core.errors import ConfigError, LincaeError, ShapeMismatchError, StoreMismatchError
 from lincae_core.export import export_shards, sample_key, window_starts
@@ -286,3 +287,28 @@ def test_export_shards_read_back(tmp_path: Path) -> None:
         export_shards(s, pattern, window_s=0.2)
     with pytest.raises(ConfigError, match="%-field"):
         export_shards(s, str(tmp_path / "x.tar"), window_s=0.2)
+
+
+def test_export_failure_leaves_no_partial_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s, _ = make_store(tmp_path / "s", [("a", 30), ("b", 30)])
+    calls = {"n": 0}
+    real = export_mod._window_sample
+
+    def failing(*args: object) -> dict:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError("disk full")
+        return real(*args)
+
+    monkeypatch.setattr(export_mod, "_window_sample", failing)
+    with pytest.raises(OSError, match="disk full"):
+        export_shards(s, str(tmp_path / "sh" / "%03d.tar"), window_s=0.2, maxcount=2)
+    assert sorted(p.name for p in (tmp_path / "sh").iterdir()) == ["000.tar"]
+
+
+def test_progress_counts_every_frame(ab: tuple, tmp_path: Path) -> None:
+    a, _, b, _ = ab
+    seen: list[int] = []
+    summary = ops.mix_stores([a, b], tmp_path / "m", progress=seen.append, max_block_frames=16)
+    assert len(seen) > 1
+    assert sum(seen) == LatentStore.open(tmp_path / "m").total_frames >= summary["frames"]

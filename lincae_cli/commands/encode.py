@@ -16,6 +16,7 @@ from lincae_core.discovery import discover, parse_extensions, read_file_list
 from lincae_core.encode import EncodeProgress, EncodeSettings, encode_files, plan_encode, resolve_device
 
 _DEF = InferenceConfig()
+_HOURS = "{l_bar}{bar}| {n:.3f}/{total:.3f} h [{elapsed}<{remaining}{postfix}]"
 
 
 class ShardType(click.ParamType):
@@ -23,7 +24,9 @@ class ShardType(click.ParamType):
 
     name = "i/N"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, int]:
         if isinstance(value, tuple):
             return value
         try:
@@ -47,7 +50,7 @@ class _Bar:
             self.close()
             self.phase = p.phase
             total = p.files_total if p.phase == "plan" else p.seconds_total / 3600
-            fmt = None if p.phase == "plan" else "{l_bar}{bar}| {n:.3f}/{total:.3f} h [{elapsed}<{remaining}{postfix}]"
+            fmt = None if p.phase == "plan" else _HOURS
             self.bar = tqdm(total=total, desc="probe" if p.phase == "plan" else "encode", unit="file",
                             file=sys.stderr, disable=None, bar_format=fmt, dynamic_ncols=True)
         assert self.bar is not None
@@ -69,7 +72,8 @@ class _Bar:
 @click.argument("out", type=click.Path())
 @click.option("--files-from", type=click.File("r"), default=None,
               help="Encode the paths listed in FILE ('-': stdin), one per line, relative to LIBRARY.")
-@click.option("--ext", default=None, help="Comma-separated extensions to find (default: every soundfile format).")
+@click.option("--ext", default=None,
+              help="Comma-separated extensions to find (default: every soundfile format).")
 @click.option("--channels", type=click.Choice(["mono", "stereo"]), default="mono", show_default=True)
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
 @click.option("--window", "window_s", type=click.FloatRange(min=0, min_open=True), default=_DEF.window_s,
@@ -134,8 +138,6 @@ def _echo_dry_run(d: dict[str, Any], out: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({**d, "out": out, "dry_run": True}, indent=2))
         return
-    for f in d["failures"]:
-        click.echo(f"would fail: {f['key']}: {f['reason']}", err=True)
     click.echo(f"dry run: {d['files']} files, {d['planned']} to encode ({d['hours']:.3f} h of audio), "
                f"{d['failed']} unreadable; store {out} would hold about {d['store_bytes'] / 1e6:.1f} MB. "
                "Nothing written.")

@@ -9,8 +9,8 @@ import click
 from tqdm import tqdm
 
 from lincae_cli.options import json_option
-from lincae_core.evaluate import evaluate, load_named_models
 from lincae_core.eval_protocol import EvalConfig
+from lincae_core.evaluate import evaluate, load_named_models
 from lincae_core.report import summary_tables, write_report
 
 _DEFAULTS = EvalConfig()
@@ -24,7 +24,8 @@ _DEFAULTS = EvalConfig()
 @click.option("-c", "--checkpoint", "checkpoints", multiple=True,
               help="Checkpoint directory, or 'default'; repeat to compare several.")
 @click.option("--name", "names", multiple=True, help="Row name of each -c, in order (default: dir name).")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Report folder (created; report files in it are replaced).")
 @click.option("--max-tracks", type=int, help="Evaluate only the first N tracks of each folder.")
 @click.option("--max-seconds", type=float, help="Crop every track to its first S seconds.")
 @click.option("--chunk-s", type=float, default=_DEFAULTS.chunk_s, show_default=True, help="Chunk length.")
@@ -39,12 +40,15 @@ _DEFAULTS = EvalConfig()
               help="Chunks per encoder/decoder call.")
 @click.option("--example-stem", type=click.Choice(["bass", "drums", "other", "vocals"]), default="vocals",
               show_default=True, help="Stem shown in spectrograms.png.")
+@click.option("--example-seconds", type=float, default=_DEFAULTS.example_seconds, show_default=True,
+              help="Audio of the example track kept for the WAVs and spectrograms (0: all).")
 @click.option("--device", default="cpu", show_default=True, help="torch device of the models.")
 @json_option
 def evaluate_cmd(stems_dir: str, music_dir: str | None, checkpoints: tuple[str, ...], names: tuple[str, ...],
-                 out_dir: str, example_stem: str, device: str, as_json: bool, **settings: object) -> None:
+                 out_dir: str, example_stem: str, example_seconds: float, device: str, as_json: bool,
+                 **settings: object) -> None:
     """Evaluate checkpoints side by side with the paper's protocol and write a report."""
-    config = EvalConfig(**settings)  # type: ignore[arg-type]
+    config = EvalConfig(example_seconds=example_seconds or None, **settings)  # type: ignore[arg-type]
     models = load_named_models(checkpoints, names, device=device)
     with tqdm(total=None, file=sys.stderr, unit="track", dynamic_ncols=True) as bar:
         def progress(done: int, total: int, label: str) -> None:
