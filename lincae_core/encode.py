@@ -17,6 +17,7 @@ atomically, so a kill at any instant loses at most the work since the last statu
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -32,7 +33,7 @@ import torch
 from lincae_core.config import InferenceConfig
 from lincae_core.discovery import Source, sources_fingerprint
 from lincae_core.encode_plan import EncodePlan, build_plan, create_planned_store, remove_stale_temporaries
-from lincae_core.encode_run import Runner, RunStats
+from lincae_core.encode_run import Runner, RunStats, forward_segments
 from lincae_core.encode_schedule import BLOCK_TRACKS, BlockSchedule, block_schedule, blocks_of
 from lincae_core.errors import ConfigError, StoreFormatError, StoreMismatchError
 from lincae_core.model import LinCAE
@@ -64,6 +65,9 @@ class EncodeSettings:
         overwrite: Replace an existing ``OUT`` made by another model/config/input set.
         plan_only: Plan the store and stop (then start the shards).
         amp: float16 autocast of the encoder on CUDA.
+        channels_last: Run the encoder in channels-last memory format: about 2x faster on the
+            CPUs measured here, but the latents differ from ``api.encode`` by up to ~1e-4
+            (below float16 storage precision; a different convolution algorithm).
     """
 
     channels: str = "mono"
@@ -74,6 +78,7 @@ class EncodeSettings:
     overwrite: bool = False
     plan_only: bool = False
     amp: bool = True
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         """Validate the settings (``ConfigError`` naming what was expected)."""
@@ -177,6 +182,7 @@ def _expected_identity(
     return {
         "window_s": inference.window_s, "overlap_s": inference.overlap_s,
         "window_frames": window, "overlap_frames": overlap, "batch_size": inference.batch_size,
+        "channels_last": settings.channels_last,
         "block_tracks": BLOCK_TRACKS, "channels": settings.channels, "shards": settings.shards,
         "inputs": n_sources,
         "inputs_sha256": fingerprint,
@@ -205,10 +211,11 @@ def _check_identity(store: LatentStore, model: LinCAE, settings: EncodeSettings,
                 f"{store.path} was made with another {name} (store: {_short(got)}, this encode: "
                 f"{_short(want)}); use --overwrite to replace it, or another output path."
             )
-    if have.get("batch_size") != encoding["batch_size"]:
-        log.warning("%s was planned with batch size %s, this run uses %s: latents may differ in the "
-                    "last bit from an uninterrupted run.", store.path, have.get("batch_size"),
-                    encoding["batch_size"])
+    for name in ("batch_size", "channels_last"):
+        if have.get(name) != encoding[name]:
+            log.warning("%s was planned with %s=%s, this run uses %s: latents may differ in the "
+                        "last bits from an uninterrupted run.", store.path, name, have.get(name),
+                        encoding[name])
 
 
 def _plan_store(out: Path, sources: Sequence[Source], model: LinCAE, settings: EncodeSettings,
@@ -280,6 +287,19 @@ def _deterministic_cudnn() -> Iterator[None]:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = old
 
 
+@contextlib.contextmanager
+def _encoder_memory_format(model: LinCAE, channels_last: bool) -> Iterator[None]:
+    """Convert the encoder's weights to channels-last for a block (restored afterwards)."""
+    if not channels_last:
+        yield
+        return
+    model.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    try:
+        yield
+    finally:
+        model.encoder.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+
+
 def encode_files(
     sources: Sequence[Source],
     out: str | Path,
@@ -314,8 +334,10 @@ def encode_files(
     store, planned = open_or_plan(out, sources, model, inference, settings, args, progress)
     planned_shards = (store.encoding or {}).get("shards")
     if planned_shards != settings.shards:
-        raise StoreMismatchError(f"{out} is planned for {planned_shards} shard(s); this process runs "
-                                 f"shard {settings.shard}/{settings.shards} (use --shard i/{planned_shards}).")
+        raise StoreMismatchError(
+            f"{out} is planned for {planned_shards} shard(s); this process runs shard "
+            f"{settings.shard}/{settings.shards} (use --shard i/{planned_shards})."
+        )
     summary = EncodeSummary(str(out), settings.shard, settings.shards, tracks=store.n_tracks,
                             planned_here=planned,
                             plan_failures=sum(1 for r in store.ledger() if r.get("index") is None))
@@ -352,10 +374,11 @@ def _run(store: LatentStore, model: LinCAE, sources: Sequence[Source], inference
                                     time.monotonic() - t0))
 
     device = next(model.parameters()).device
-    runner = Runner(store, model, paths, pending, settings.channels,
-                    settings.amp and device.type == "cuda", report)
+    forward = functools.partial(forward_segments, model, amp=settings.amp and device.type == "cuda",
+                                channels_last=settings.channels_last)
+    runner = Runner(store, model.config, forward, paths, pending, settings.channels, report)
     ctx = _deterministic_cudnn() if device.type == "cuda" else contextlib.nullcontext()
-    with ctx:
+    with ctx, _encoder_memory_format(model, settings.channels_last):
         schedules = _schedules(store, own, inference, model.config, settings.latent_channels, pending)
         return runner.run(schedules, settings.workers, inference.batch_size)
 

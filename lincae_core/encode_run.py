@@ -36,6 +36,7 @@ import torch
 from lincae_core import transforms
 from lincae_core.api import _ramp_weights, window_span
 from lincae_core.audio import AudioStream
+from lincae_core.config import ModelConfig
 from lincae_core.encode_schedule import BlockSchedule
 from lincae_core.errors import AudioError
 from lincae_core.model import LinCAE
@@ -125,15 +126,20 @@ def _drain(stream: AudioStream, pos: int) -> int:
 
 
 @torch.no_grad()
-def forward_segments(model: LinCAE, x: np.ndarray, amp: bool = False) -> np.ndarray:
+def forward_segments(
+    model: LinCAE, x: np.ndarray, amp: bool = False, channels_last: bool = False
+) -> np.ndarray:
     """Encode equal-length segments ``[N, L]`` into raw latents ``[N, D, W]`` (float32).
 
-    The same operations as :func:`lincae_core.api.encode_segments`; ``amp`` runs the encoder
-    under float16 autocast (CUDA only).
+    By default the same operations as :func:`lincae_core.api.encode_segments`. ``amp`` runs the
+    encoder under float16 autocast (CUDA only); ``channels_last`` feeds it a channels-last
+    representation (use with an encoder converted to channels-last).
     """
     device = next(model.parameters()).device
     seg = torch.from_numpy(x).to(device, non_blocking=True)
-    rep = transforms.to_representation(seg, model.config)
+    rep = transforms.to_representation(seg, model.config)  # [N, 2, F, T]
+    if channels_last:
+        rep = rep.contiguous(memory_format=torch.channels_last)
     ctx = torch.autocast("cuda", dtype=torch.float16) if amp else contextlib.nullcontext()
     with ctx:
         z = model.encode_representation(rep)
@@ -164,17 +170,27 @@ class Runner:
     def __init__(
         self,
         store: LatentStore,
-        model: LinCAE,
+        cfg: ModelConfig,
+        forward: Callable[[np.ndarray], np.ndarray],
         paths: dict[int, Path],
         pending: np.ndarray,
         mode: str,
-        amp: bool,
         on_progress: Callable[[RunStats, int], None] | None = None,
     ) -> None:
-        """Prepare to encode the ``pending`` rows (a boolean mask over the table) of ``store``."""
-        self.store, self.model, self.paths, self.pending = store, model, paths, pending
-        self.mode, self.amp, self.on_progress = mode, amp, on_progress
-        self.cfg = model.config
+        """Prepare to encode the ``pending`` rows (a boolean mask over the table) of ``store``.
+
+        Args:
+            store: The store, open ``r+``.
+            cfg: The model config.
+            forward: Segments ``[N, L]`` -> raw latents ``[N, D, W]`` (:func:`forward_segments`).
+            paths: Audio file of every row of the blocks this run touches.
+            pending: ``(N,)`` rows to encode and write.
+            mode: ``"mono"`` or ``"stereo"``.
+            on_progress: Called with the counters and the number of rows just finished.
+        """
+        self.store, self.forward, self.paths, self.pending = store, forward, paths, pending
+        self.mode, self.on_progress = mode, on_progress
+        self.cfg = cfg
         self.table = store.table()
         self.channels = 1 if mode == "mono" else 2
         self.states: dict[int, _RowState] = {}
@@ -241,7 +257,7 @@ class Runner:
         self.data[key][slot] = x
         self.fill[key] += 1
         if self.fill[key] == len(s.batches[b]):
-            z = forward_segments(self.model, self.data.pop(key), self.amp)
+            z = self.forward(self.data.pop(key))
             del self.fill[key]
             for (r, i, c), zi in zip(s.batches[b], z, strict=True):
                 if self.pending[r]:

@@ -62,6 +62,7 @@ class NamedModel:
             "preset": self.model.config.name,
             "sample_rate": self.model.config.sample_rate,
             "untrained": bool(card.get("untrained", False)),
+            "steps": (card.get("training") or {}).get("steps"),
             "training": card.get("training"),
         }
 

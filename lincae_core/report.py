@@ -126,7 +126,7 @@ def markdown_report(
     lines = ["# lincae eval report", "", "## Checkpoints", ""]
     for m in result.models:
         d = m.describe()
-        note = " (untrained)" if d["untrained"] else ""
+        note = " (untrained)" if d["untrained"] else (f", {d['steps']} training steps" if d["steps"] else "")
         lines.append(f"- **{m.name}**: `{d['checkpoint']}`, preset {d['preset']}, {d['sample_rate']} Hz, "
                      f"model id `{(d['model_id'] or '')[:12]}`{note}")
     lines += ["", "## Protocol (arXiv:2510.23530 Sec. 4; docs/evaluation.md)", "", *_protocol_lines(result)]
@@ -153,8 +153,8 @@ def _example_lines(example: dict[str, Any]) -> list[str]:
     seconds = f"first {example['seconds']:g} s" if example["seconds"] else "whole track"
     lines = ["", f"## Example track: {example['track']} ({seconds})", "",
              "`examples/<checkpoint>/`: `mixture.wav` (Σ stems), `autoencoded_mixture.wav` (Dec(Enc(mix))), "
-             "`remix_latent_sum.wav` (latent-domain remix Dec(Σ Enc(sᵢ))), `separated_<stem>.wav` "
-             "(Dec(Enc(mix) − Enc(mix − sᵢ))) and `autoencoded_<stem>.wav` (the reference Dec(Enc(sᵢ))).", ""]
+             "`remix_latent_sum.wav` (latent-domain remix Dec(Σ Enc(sᵢ))) and `separated_<stem>.wav` "
+             "(Dec(Enc(mix) − Enc(mix − sᵢ))).", ""]
     scaled = {name: scale for name, scale in example["scale"].items() if scale != 1.0}
     lines += [f"- {name}: files scaled by {g:.3g} (peak above full scale)" for name, g in scaled.items()]
     return lines
@@ -205,10 +205,10 @@ def _plot_spectrograms(result: EvalResult, path: Path, stem: str = "vocals") -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = ((f"stem_{stem}", f"{stem} (input)"), (f"autoencoded_{stem}", "reference Dec(Enc(s))"),
+    cols = ((f"stem_{stem}", f"{stem} (input stem s)"), (f"autoencoded_{stem}", "reference Dec(Enc(s))"),
             (f"separated_{stem}", "separated Dec(Enc(mix) − Enc(mix − s))"))
     models = [m for m in result.models if m.name in result.example_audio]
-    fig, axes = plt.subplots(len(models), 3, figsize=(12, 2.6 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), 3, figsize=(11, 2.4 * len(models)), squeeze=False)
     for i, m in enumerate(models):
         audio, sr = result.example_audio[m.name], m.model.config.sample_rate
         score = result.table1[m.name][result.example_track or ""].get(f"sep_{stem}_si_sdr", np.nan)
@@ -217,14 +217,21 @@ def _plot_spectrograms(result: EvalResult, path: Path, stem: str = "vocals") -> 
             top = spec.max()
             axes[i, j].imshow(spec, origin="lower", aspect="auto", vmin=top - 80, vmax=top, cmap="magma",
                               extent=(0, len(audio[key]) / sr, 0, sr / 2000))
-            axes[i, j].set_title(f"{m.name}: {title}" + (f", SI-SDR {score:.1f} dB" if j == 2 else ""),
-                                 fontsize=8)
+            if i == 0:
+                axes[i, j].set_title(title, fontsize=9)
+            if j == 2:
+                axes[i, j].text(0.01, 0.97, f"SI-SDR {score:.1f} dB", transform=axes[i, j].transAxes,
+                                va="top", fontsize=8, color="w")
             axes[i, j].set_xlabel("s", fontsize=7)
-            axes[i, j].set_ylabel("kHz", fontsize=7)
+            axes[i, j].set_ylabel(f"{m.name}\nkHz" if j == 0 else "kHz", fontsize=7)
     fig.suptitle(f"{result.example_track}: {stem}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
+
+
+# The input stems are in the dataset and the autoencoded stems are in spectrograms.png.
+_EXAMPLE_FILES = ("mixture", "autoencoded_mixture", "remix_latent_sum")
 
 
 def _write_examples(result: EvalResult, out: Path) -> dict[str, Any]:
@@ -238,7 +245,7 @@ def _write_examples(result: EvalResult, out: Path) -> dict[str, Any]:
     for m in result.models:
         sr = m.model.config.sample_rate
         audio = {k: x for k, x in result.example_audio.get(m.name, {}).items()
-                 if not k.startswith("stem_")}  # the input stems are in the dataset already
+                 if k in _EXAMPLE_FILES or k.startswith("separated_")}
         if not audio:
             continue
         peak = max(float(np.abs(x).max()) for x in audio.values())

@@ -97,9 +97,8 @@ def time_e2e(lib: Path, out: Path, model: LinCAE, inference: InferenceConfig,
     return time.perf_counter() - t0, summary.audio_seconds
 
 
-def time_forward(store: LatentStore, model: LinCAE, inference: InferenceConfig, amp: bool) -> float:
-    """Seconds the model alone takes for the batches the encode ran (same shapes, same count)."""
-    cfg = model.config
+def batch_shapes(store: LatentStore, cfg: ModelConfig, inference: InferenceConfig) -> list[tuple[int, int]]:
+    """Shapes ``(N, L)`` of the forward passes an encode of ``store`` runs, in order."""
     window, overlap = inference.frames(cfg)
     frames = store.table()["frames"]
     pending = np.ones(store.n_tracks, bool)
@@ -109,12 +108,20 @@ def time_forward(store: LatentStore, model: LinCAE, inference: InferenceConfig, 
         for batch, length in zip(s.batches, s.lengths, strict=True):
             a, e = window_span(0, length, cfg)
             shapes.append((len(batch), e - a))
+    return shapes
+
+
+def time_forward(model: LinCAE, shapes: list[tuple[int, int]], amp: bool, channels_last: bool) -> float:
+    """Seconds the model alone takes for the batches the encode ran (same shapes, same count)."""
     data = {sh: np.random.default_rng(0).standard_normal(sh).astype(np.float32) * 0.1 for sh in set(shapes)}
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model.encoder.to(memory_format=fmt)
     _sync(model)
     t0 = time.perf_counter()
     for sh in shapes:
-        forward_segments(model, data[sh], amp)
+        forward_segments(model, data[sh], amp, channels_last)
     _sync(model)
+    model.encoder.to(memory_format=torch.contiguous_format)
     return time.perf_counter() - t0
 
 
@@ -162,19 +169,24 @@ def agreement(store: LatentStore, keys: list[str], ref_out: list[torch.Tensor],
 
 
 _RSS_CHILD = """
-import json, resource, sys, tempfile, torch
+import json, re, resource, sys, tempfile, torch
 from lincae_core.config import InferenceConfig, get_preset
 from lincae_core.discovery import discover
 from lincae_core.encode import EncodeSettings, encode_files
 from lincae_core.model import LinCAE
+
+def status(field):
+    return int(re.search(field + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
 torch.manual_seed(0)
 model = LinCAE(get_preset(sys.argv[2])).eval(); model.model_id = "bench"
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = status("VmRSS")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak RSS (VmHWM) to the current RSS
 with tempfile.TemporaryDirectory() as d:
     s = encode_files(discover(sys.argv[1]), d + "/s.zarr", model,
                      InferenceConfig(batch_size=int(sys.argv[3])), EncodeSettings(workers=2))
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"before_mb": before / 1024, "peak_mb": after / 1024, "audio_s": s.audio_seconds,
+print(json.dumps({"before_mb": before, "peak_mb": status("VmHWM"), "audio_s": s.audio_seconds,
                   "wall_s": s.wall_seconds}))
 """
 
@@ -186,11 +198,87 @@ def peak_rss(path: Path, preset: str, batch: int) -> dict[str, float]:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def run_scenario(name: str, lib: Path, tmp: Path, ours: LinCAE, ref: Any, inference: InferenceConfig,
+                 a: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Interleaved timings of one library: lincae (default and channels-last), forward, reference."""
+    cfg, amp = ours.config, device.type == "cuda"
+    files = sorted(lib.iterdir())
+    t: dict[str, list[float]] = {k: [] for k in ("e2e", "e2e_cl", "forward", "forward_cl", "reference")}
+    for r in range(a.repeats):  # interleaved, so that machine noise hits all alike
+        for key, cl in (("e2e", False), ("e2e_cl", True)):
+            settings = EncodeSettings(dtype="float32", workers=a.workers, channels_last=cl)
+            dt, audio_s = time_e2e(lib, tmp / f"{name}-{key}-{r}.zarr", ours, inference, settings)
+            t[key].append(dt)
+        store = LatentStore.open(tmp / f"{name}-e2e-{r}.zarr")
+        shapes = batch_shapes(store, cfg, inference)
+        t["forward"].append(time_forward(ours, shapes, amp, False))
+        t["forward_cl"].append(time_forward(ours, shapes, amp, True))
+        dt, ref_out = reference_encode(ref, files, cfg, inference, device)
+        t["reference"].append(dt)
+    best = {k: min(v) for k, v in t.items()}
+    res: dict[str, Any] = {
+        "files": len(files), "audio_s": audio_s, "batches": len(shapes),
+        "x_realtime": {k: audio_s / v for k, v in best.items()},
+        "ratio_e2e_vs_forward": best["forward"] / best["e2e"],
+        "ratio_e2e_vs_reference": best["reference"] / best["e2e"],
+        "ratio_e2e_cl_vs_forward_cl": best["forward_cl"] / best["e2e_cl"],
+        "ratio_e2e_cl_vs_reference": best["reference"] / best["e2e_cl"],
+        "timings_s": t,
+    }
+    if ref_out[0].dim() == 4:  # chunked by the reference: compare window by window
+        res["agreement"] = agreement(store, [f.stem for f in files], ref_out, inference, cfg)
+    else:  # one chunk per clip: give the reference our padded window, compare everything
+        res["agreement"] = clip_agreement(store, files[0], ref, cfg, device)
+    return res
+
+
+def clip_agreement(store: LatentStore, path: Path, ref: Any, cfg: ModelConfig,
+                   device: torch.device) -> dict[str, float]:
+    """Max |ours - reference| for a one-window clip, the reference fed the same padded audio."""
+    z = store.read_track(path.stem)[:, 0, :].T  # [D, Z]
+    x = load_audio(path, cfg.sample_rate)
+    a, b = window_span(0, z.shape[-1], cfg)
+    x = np.pad(x, ((0, 0), (0, b - a - x.shape[-1])))
+    with torch.no_grad():
+        zr = ref.encode(torch.from_numpy(x).to(device)).float().cpu().numpy()[0]
+    return {"max_abs_diff": float(np.abs(z - zr).max()), "frames_compared": int(z.shape[-1])}
+
+
+def print_scenario(name: str, r: dict[str, Any], device: torch.device) -> None:
+    """One block of the printed table."""
+    x = r["x_realtime"]
+    print(f"[{name}] {r['files']} files, {r['audio_s'] / 60:.1f} min of audio on {device}, "
+          f"{r['batches']} batches")
+    print(f"  x real time: lincae {x['e2e']:.1f}, lincae --channels-last {x['e2e_cl']:.1f}, forward "
+          f"alone {x['forward']:.1f} / {x['forward_cl']:.1f} (channels-last), "
+          f"linear-cae {x['reference']:.1f}")
+    print(f"  e2e / forward          = {r['ratio_e2e_vs_forward']:.3f}  (channels-last "
+          f"{r['ratio_e2e_cl_vs_forward_cl']:.3f}; target >= 0.9)")
+    print(f"  e2e / reference        = {r['ratio_e2e_vs_reference']:.3f}  (channels-last "
+          f"{r['ratio_e2e_cl_vs_reference']:.3f}; target >= 1.3)")
+    ag = r["agreement"]
+    print(f"  latents vs linear-cae: max |diff| {ag['max_abs_diff']:.2e} over {ag['frames_compared']} frames")
+
+
+def make_libraries(root: Path, a: argparse.Namespace) -> dict[str, Path]:
+    """'songs': a few long files (chunked by both APIs); 'clips': many short equal-length files."""
+    libs = {"songs": root / "songs", "clips": root / "clips"}
+    for lib in libs.values():
+        lib.mkdir()
+    for i in range(a.files):
+        sf.write(libs["songs"] / f"s{i:03d}.flac", make_signal(a.rate, a.seconds, seed=i), a.rate)
+    for i in range(a.clips):
+        sf.write(libs["clips"] / f"c{i:03d}.flac", make_signal(a.rate, a.clip_seconds, seed=1000 + i), a.rate)
+    return libs
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="tiny")
-    p.add_argument("--files", type=int, default=8)
-    p.add_argument("--seconds", type=float, default=60.0, help="length of each library file")
+    p.add_argument("--files", type=int, default=6, help="number of long files ('songs')")
+    p.add_argument("--seconds", type=float, default=60.0, help="length of each long file")
+    p.add_argument("--clips", type=int, default=48, help="number of short files ('clips')")
+    p.add_argument("--clip-seconds", type=float, default=4.0)
     p.add_argument("--rate", type=int, default=44100, help="sample rate of the library files")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--workers", type=int, default=2)
@@ -204,54 +292,35 @@ def main() -> None:
 
     device = resolve_device(a.device)
     cfg = get_preset(a.preset)
-    amp = device.type == "cuda"
     torch.set_grad_enabled(False)
-    ours, ref = build_models(cfg, device, amp)
+    ours, ref = build_models(cfg, device, device.type == "cuda")
     inference = InferenceConfig(window_s=a.window, overlap_s=a.overlap, batch_size=a.batch_size)
-    settings = EncodeSettings(dtype="float32", workers=a.workers)
     result: dict[str, Any] = {"preset": a.preset, "device": str(device), "host": platform.node(),
-                              "torch_threads": torch.get_num_threads(), "args": {k: str(v) for k, v in vars(a).items()}}
+                              "torch_threads": torch.get_num_threads(),
+                              "args": {k: str(v) for k, v in vars(a).items()}}
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
-        lib = tmp / "lib"
-        lib.mkdir()
-        for i in range(a.files):
-            sf.write(lib / f"f{i:03d}.flac", make_signal(a.rate, a.seconds, seed=i), a.rate)
-        files = sorted(lib.iterdir())
-        forward_segments(ours, np.zeros((a.batch_size, window_span(0, inference.frames(cfg)[0], cfg)[1]),
-                                        np.float32), amp)  # warm-up
-        e2e, fwd, refs = [], [], []
-        for r in range(a.repeats):  # interleaved, so that machine noise hits all three alike
-            t, audio_s = time_e2e(lib, tmp / f"s{r}.zarr", ours, inference, settings)
-            e2e.append(t)
-            store = LatentStore.open(tmp / f"s{r}.zarr")
-            fwd.append(time_forward(store, ours, inference, amp))
-            t_ref, ref_out = reference_encode(ref, files, cfg, inference, device)
-            refs.append(t_ref)
-        agree = agreement(store, [f.stem for f in files], ref_out, inference, cfg)
-        result.update({
-            "audio_s": audio_s, "e2e_s": min(e2e), "forward_s": min(fwd), "reference_s": min(refs),
-            "e2e_x_realtime": audio_s / min(e2e), "forward_x_realtime": audio_s / min(fwd),
-            "reference_x_realtime": audio_s / min(refs),
-            "ratio_e2e_vs_forward": min(fwd) / min(e2e), "ratio_e2e_vs_reference": min(refs) / min(e2e),
-            "agreement": agree, "timings": {"e2e": e2e, "forward": fwd, "reference": refs},
-        })
-        print(f"audio {audio_s / 60:.1f} min on {device}: lincae {result['e2e_x_realtime']:.1f}x real time, "
-              f"model forward alone {result['forward_x_realtime']:.1f}x, linear-cae "
-              f"{result['reference_x_realtime']:.1f}x")
-        print(f"ratio e2e / forward   = {result['ratio_e2e_vs_forward']:.3f}   (target >= 0.9)")
-        print(f"ratio e2e / reference = {result['ratio_e2e_vs_reference']:.3f}   (target >= 1.3)")
-        print(f"latents vs reference: max |diff| {agree['max_abs_diff']:.2e} over {agree['frames_compared']} frames")
+        libs = make_libraries(tmp, a)
+        window = window_span(0, inference.frames(cfg)[0], cfg)[1]
+        forward_segments(ours, np.zeros((a.batch_size, window), np.float32), device.type == "cuda")  # warm-up
+        for name, lib in libs.items():
+            result[name] = run_scenario(name, lib, tmp, ours, ref, inference, a, device)
+            print_scenario(name, result[name], device)
         if a.long_minutes > 0:
-            write_long(tmp / "long.wav", a.rate, a.long_minutes * 60)
-            write_long(tmp / "short.wav", a.rate, 60)
-            long_, short = peak_rss(tmp / "long.wav", a.preset, a.batch_size), peak_rss(tmp / "short.wav", a.preset, a.batch_size)
-            result["rss"] = {"long_minutes": a.long_minutes, "long": long_, "one_minute": short}
-            print(f"peak RSS: {a.long_minutes:.0f}-min file {long_['peak_mb']:.0f} MB, 1-min file "
-                  f"{short['peak_mb']:.0f} MB (process before encoding {long_['before_mb']:.0f} MB; "
-                  f"{long_['audio_s'] / long_['wall_s']:.1f}x real time)")
+            result["rss"] = measure_rss(tmp, a)
     if a.out:
         a.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def measure_rss(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
+    """Peak RSS of encoding a long file and a 1-minute file, each in a fresh process."""
+    write_long(tmp / "long.wav", a.rate, a.long_minutes * 60)
+    write_long(tmp / "short.wav", a.rate, 60)
+    long_, short = (peak_rss(tmp / f, a.preset, a.batch_size) for f in ("long.wav", "short.wav"))
+    print(f"peak RSS: {a.long_minutes:.0f}-min file {long_['peak_mb']:.0f} MB, 1-min file "
+          f"{short['peak_mb']:.0f} MB (RSS before encoding {long_['before_mb']:.0f} MB; the long file "
+          f"at {long_['audio_s'] / long_['wall_s']:.1f}x real time)")
+    return {"long_minutes": a.long_minutes, "long": long_, "one_minute": short}
 
 
 if __name__ == "__main__":

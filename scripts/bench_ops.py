@@ -110,10 +110,9 @@ def child(args: argparse.Namespace) -> None:
     work = Path(args.dir)
     t0 = time.perf_counter()
     if args.child == "gain":
-        ops.gain_store(work / "A", work / "out-gain", 0.5, jobs=args.jobs, overwrite=True)
+        ops.gain_store(work / "A", work / "out-gain", 0.5, jobs=args.jobs)
     elif args.child == "mix":
-        ops.mix_stores([work / "A", work / "B"], work / "out-mix", [0.5, 0.5], jobs=args.jobs,
-                       overwrite=True)
+        ops.mix_stores([work / "A", work / "B"], work / "out-mix", [0.5, 0.5], jobs=args.jobs)
     else:  # numpy-gain, numpy-mix, torch-gain, torch-mix
         kind, op = args.child.split("-")
         ins = [f"{work}/A.f16"] + ([f"{work}/B.f16"] if op == "mix" else [])
@@ -144,6 +143,9 @@ def run_child(name: str, args: argparse.Namespace, frames: int, limit: int | Non
     """Run ``name`` in a subprocess; return its timing and peak RSS."""
     cmd = [sys.executable, __file__, "--child", name, "--dir", str(args.dir), "--frames",
            str(frames), "--jobs", str(args.jobs), "--rss-limit-mb", str(limit or 0)]
+    for old in ("out-gain", "out-mix", "out.f16"):  # deleting is not part of any measured pass
+        target = Path(args.dir) / old
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     os.sync()  # start every run with no dirty pages left by the previous one
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -197,6 +199,8 @@ def main() -> None:
                    help="RLIMIT_AS of the op subprocesses (0: none).")
     p.add_argument("--out", default="bench_ops.json")
     p.add_argument("--keep", action="store_true", help="Keep the work directory.")
+    p.add_argument("--reuse", action="store_true",
+                   help="Reuse the stores of a kept --dir instead of building them.")
     p.add_argument("--with-model", default=None, metavar="CKPT",
                    help="Also time decode->mix->encode with this checkpoint.")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -219,8 +223,12 @@ def main() -> None:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Build the inputs and run the four measured passes (two ops, two baselines)."""
     t0 = time.perf_counter()
-    info = build_store(args.dir / "A", args.size_gb, seed=1)
-    build_store(args.dir / "B", args.size_gb, seed=2)
+    if args.reuse and (args.dir / "B.f16").exists():
+        a = LatentStore.open(args.dir / "A")
+        info = {"tracks": a.n_tracks, "frames": a.total_frames, "nbytes": a.describe()["nbytes"]}
+    else:
+        info = build_store(args.dir / "A", args.size_gb, seed=1)
+        build_store(args.dir / "B", args.size_gb, seed=2)
     print(f"built 2 stores of {info['nbytes'] / 1e9:.2f} GB ({info['tracks']} tracks) "
           f"in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     rows = []

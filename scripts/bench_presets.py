@@ -11,12 +11,14 @@ two CPU cores) it measures, with random weights:
   for each segment length in ``--segment-frames``, plain fp32 and, unless ``--no-variants``,
   with ``channels_last``, with bfloat16 autocast, and with both; seconds per step
   (minimum and median of ``--steps`` timed steps after ``--warmup``, variants interleaved), steps per hour and
-  hours of crops seen per hour;
+  hours of crops seen per hour; and the median CPU seconds per step (with ``--threads 1`` a
+  load-independent measure of the work of a step);
 - the in-process crop loader (``lincae_core.data.CropSampler``) on a synthetic 44.1 kHz
   WAV corpus resampled to each preset's rate, seconds per batch.
 
-Prints a table and writes JSON (``--out``). Ratios within one run are what to compare: other
-processes sharing the two cores slow every number about equally.
+Prints a table and writes JSON (``--out``), with the load average at start and end. Ratios
+within one run are what to compare: variants are interleaved, so other processes sharing the
+two cores slow them about equally; the minimum over steps is the least disturbed time.
 
 Usage:  python scripts/bench_presets.py --out bench_presets.json [--include-paper]
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -106,23 +109,27 @@ def bench_steps(
     """Time the variants' steps interleaved round by round; report min and median seconds.
 
     Interleaving spreads any load from other processes over all variants; the minimum is the
-    least disturbed estimate, the one the steps/hour column uses.
+    least disturbed estimate, the one the steps/hour column uses. ``cpu_s`` (median process
+    CPU time) hardly depends on other processes when ``--threads 1``.
     """
     fns = [_step_fn(preset, batch, frames, v) for v in variants]
     for fn, _ in fns:
         for _ in range(warmup):
             fn()
     times: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
     for _ in range(steps):
         for i, (fn, _) in enumerate(fns):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times[i].append(time.perf_counter() - t0)
+            cpu[i].append(time.process_time() - c0)
     rows = []
-    for (_, info), ts in zip(fns, times, strict=True):
+    for (_, info), ts, cs in zip(fns, times, cpu, strict=True):
         sec = min(ts)
         rows.append({**info, "sec_per_step": sec, "median_s": statistics.median(ts),
-                     "steps_per_hour": 3600 / sec, "audio_h_per_h": batch * info["crop_s"] / sec})
+                     "cpu_s": statistics.median(cs), "steps_per_hour": 3600 / sec,
+                     "audio_h_per_h": batch * info["crop_s"] / sec})
     return rows
 
 
@@ -163,10 +170,15 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-variants", action="store_true")
+    p.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = p.parse_args()
-    presets = ["tiny", "small"] + (["paper"] if args.include_paper else [])
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    presets = list(args.presets) + (["paper"] if args.include_paper else [])
     variants = ["fp32"] if args.no_variants else list(VARIANTS)
     result: dict[str, Any] = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                              "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(),
                               "codec": [], "train": [], "loader": []}
     for preset in presets:
         result["codec"].append(bench_codec(preset, args.seconds, 3 if preset != "paper" else 1))
@@ -188,6 +200,8 @@ def main() -> None:
     print("\n## Training step\n" + _table(result["train"], list(result["train"][0])))
     print("\n## Crop loading (in process, 44.1 kHz WAV -> model rate)\n"
           + _table(result["loader"], list(result["loader"][0])))
+    result["loadavg_end"] = os.getloadavg()
+    print(f"\nload average (1, 5, 15 min): start {result['loadavg_start']}, end {result['loadavg_end']}")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
 

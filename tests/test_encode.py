@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from click.testing import CliRunner
 from conftest import music
 
@@ -126,6 +127,18 @@ def test_single_track_is_bitwise_api_encode(library: Path, model: Any, tmp_path:
     ref = api.encode(model, load_audio(library / "a.wav", 16000), INFERENCE).numpy()
     z = LatentStore.open(tmp_path / "one.zarr").read_track("a")
     np.testing.assert_array_equal(z.transpose(1, 2, 0), ref)
+
+
+def test_channels_last_is_close_and_restores_the_model(library: Path, model: Any, tmp_path: Path) -> None:
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    encode_files(discover(library / "c.wav"), tmp_path / "cl.zarr", model, INFERENCE,
+                 EncodeSettings(dtype="float32", channels_last=True))
+    ref = api.encode(model, load_audio(library / "c.wav", 16000), INFERENCE).numpy()
+    z = LatentStore.open(tmp_path / "cl.zarr").read_track("c")
+    np.testing.assert_allclose(z.transpose(1, 2, 0), ref, atol=1e-3, rtol=0)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+        assert v.is_contiguous()
 
 
 def test_stereo_keeps_two_latent_channels(library: Path, model: Any, tmp_path: Path) -> None:

@@ -231,7 +231,8 @@ def test_cli_report_files(cli_report: tuple[Path, dict, str]) -> None:
     for name in ("micro", "other"):
         folder = out / "examples" / name
         wavs = {p.name for p in folder.glob("*.wav")}
-        assert {"mixture.wav", "remix_latent_sum.wav"} | {f"separated_{s}.wav" for s in STEMS} <= wavs
+        assert wavs == {"mixture.wav", "autoencoded_mixture.wav", "remix_latent_sum.wav"} | {
+            f"separated_{s}.wav" for s in STEMS}
         x, sr = sf.read(folder / "separated_vocals.wav")
         assert sr == SR
         assert x.shape == (24000,)  # --example-seconds 1.5

@@ -85,6 +85,8 @@ class _Bar:
               help="Windows per forward pass (across tracks).")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Audio reader threads.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:i].")
+@click.option("--channels-last", is_flag=True,
+              help="Channels-last encoder: ~2x faster on CPU, latents within ~1e-4 of api.encode.")
 @click.option("--shard", type=ShardType(), default="0/1", show_default=True,
               help="Fill shard i of N (SLURM arrays, torchrun ranks); the store is planned once.")
 @click.option("--plan-only", is_flag=True, help="Plan the store (for --shard */N) and stop.")
@@ -95,7 +97,8 @@ class _Bar:
 @click.pass_context
 def encode_cmd(ctx: click.Context, library: str, out: str, files_from: Any, ext: str | None,
                channels: str, dtype: str, window_s: float, overlap_s: float | None, batch_size: int,
-               workers: int, device: str, shard: tuple[int, int], plan_only: bool, dry_run: bool,
+               workers: int, device: str, channels_last: bool, shard: tuple[int, int],
+               plan_only: bool, dry_run: bool,
                checkpoint: str | None, overwrite: bool, as_json: bool) -> None:
     """Encode the audio files under LIBRARY into the latent store OUT (resumable, shardable).
 
@@ -107,7 +110,8 @@ def encode_cmd(ctx: click.Context, library: str, out: str, files_from: Any, ext:
         overlap_s = min(_DEF.overlap_s, window_s / 2) if overlap_s is None else overlap_s
         inference = InferenceConfig(window_s=window_s, overlap_s=overlap_s, batch_size=batch_size)
         settings = EncodeSettings(channels=channels, dtype=dtype, workers=workers, shard=shard[0],
-                                  shards=shard[1], overwrite=overwrite, plan_only=plan_only)
+                                  shards=shard[1], overwrite=overwrite, plan_only=plan_only,
+                                  channels_last=channels_last)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     files = read_file_list(files_from) if files_from is not None else None
@@ -124,7 +128,8 @@ def encode_cmd(ctx: click.Context, library: str, out: str, files_from: Any, ext:
         return
     args = {"library": library, "files_from": getattr(files_from, "name", None), "ext": list(exts),
             "checkpoint": checkpoint, "channels": channels, "dtype": dtype, "window_s": window_s,
-            "overlap_s": inference.overlap_s, "batch_size": batch_size, "shards": shard[1]}
+            "overlap_s": inference.overlap_s, "batch_size": batch_size, "shards": shard[1],
+            "channels_last": channels_last}
     summary = encode_files(sources, out, model, inference, settings, args, bar)
     bar.close()
     _echo_summary(summary.to_dict(), as_json)
