@@ -30,6 +30,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("select", "select_cmd"),
     ("export", "export_cmd"),
     ("info", "info_cmd"),
+    ("demo", "demo_cmd"),
     ("decode", "decode_cmd"),
     ("import_weights", "import_weights_cmd"),
     ("train", "train_cmd"),
