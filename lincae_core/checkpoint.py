@@ -52,9 +52,11 @@ def model_id(state: dict[str, torch.Tensor], cfg: ModelConfig) -> str:
     """SHA-256 over the canonical config JSON and every tensor (name, dtype, shape, bytes)."""
     h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
     for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
+        t = state[name].detach().cpu()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # clone(contiguous_format) also normalises size-1 strides left by channels_last
+        flat = t.clone(memory_format=torch.contiguous_format).reshape(-1)
+        h.update(flat.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
@@ -81,9 +83,10 @@ def save_checkpoint(
     """
     if isinstance(model, LinCAE):
         cfg = cfg or model.config
-        state = {k: v.detach().cpu().float().contiguous() for k, v in model.state_dict().items()}
+        state = {k: v.detach().cpu().float().clone(memory_format=torch.contiguous_format)
+                 for k, v in model.state_dict().items()}
     else:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.items()}
+        state = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in model.items()}
     if cfg is None:
         raise ConfigError("save_checkpoint needs cfg when given a state dict.")
     out = Path(out_dir)
