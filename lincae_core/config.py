@@ -303,6 +303,7 @@ class TrainConfig:
     mixed_precision: bool = True
     cpu_bf16: bool = False
     channels_last: bool = False
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         positive = ("segment_frames", "total_steps", "batch_size", "ema_every", "checkpoint_every",
@@ -322,6 +323,8 @@ class TrainConfig:
             raise ConfigError("Expected 0 < lr_min <= lr, 0 <= ema_decay < 1 and end_exp >= 1.")
         if not (0 <= self.gain_prob <= 1 and 0 <= self.mixit_prob <= 1) or len(self.betas) != 2:
             raise ConfigError("Expected gain_prob and mixit_prob in [0, 1] and two betas.")
+        if self.threads is not None and self.threads <= 0:
+            raise ConfigError(f"Expected threads > 0. Got {self.threads} instead.")
         if self.model is not None and not isinstance(self.model, dict):
             raise ConfigError(f"Expected model overrides as a JSON object. Got {self.model!r} instead.")
 

@@ -329,6 +329,8 @@ def train(
         CheckpointError: an unreadable ``state.pt`` on resume.
     """
     out = Path(out_dir)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     env, device = setup_distributed(cfg.device)
     mcfg = cfg.model_config()
     prepare_run_dir(out, resume, env)

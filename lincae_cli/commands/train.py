@@ -33,6 +33,7 @@ from lincae_core.train_state import resolve_train_config
 @click.option("--valid-every", type=int, help="Validate the EMA weights every N steps.")
 @click.option("--device", help="auto, cpu, cuda or cuda:N.")
 @click.option("--channels-last/--no-channels-last", default=None, help="channels_last memory format.")
+@click.option("--threads", type=int, help="CPU threads (1 is faster when other work shares the cores).")
 @click.option("--stop-at", type=int, help="Stop (and save) at this step, before --steps.")
 @click.option("--max-minutes", type=float, help="Stop (and save) after this much wall time.")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from its state.pt.")
