@@ -276,15 +276,16 @@ def model_card(
 ) -> dict[str, Any]:
     """Start the EMA checkpoint's model card: commands, config, corpus (steps/metrics added later)."""
     corpus = [{"path": s.path, "weight": s.weight, "items": len(s)} for s in parts.sampler.sources]
-    commands = [command]
+    commands, valid = [command], {}
     previous = out / "ema" / "model_card.json"
-    if parts.step and previous.is_file():  # a resumed run: keep the commands of earlier sessions
+    if parts.step and previous.is_file():  # a resumed run: keep earlier commands and metrics
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            commands = list(json.loads(previous.read_text())["training"]["commands"]) + commands
+            old = json.loads(previous.read_text())["training"]
+            commands, valid = list(old["commands"]) + commands, dict(old["valid"])
     return {"training": {
         "commands": commands, "objective": objective_name(cfg), "config": cfg.to_dict(),
         "corpus": corpus, "valid_set": cfg.valid, "total_steps": cfg.total_steps,
-        "world_size": env.world_size, "weights": "EMA", "valid": {},
+        "world_size": env.world_size, "weights": "EMA", "valid": valid,
     }}
 
 
