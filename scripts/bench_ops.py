@@ -153,39 +153,42 @@ def run_child(name: str, args: argparse.Namespace, frames: int, limit: int | Non
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def audio_path_speedup(model: Any, store: LatentStore, n_tracks: int = 4, seed: int = 0) -> dict:
-    """Time decode -> mix -> encode against the latent mix, on ``n_tracks`` pairs of tracks.
+def audio_path_speedup(model: Any, work: Path, n_tracks: int = 4, seconds: float = 30.0) -> dict:
+    """Time latent mixing (``mix_stores``) against decode -> mix -> encode on the same tracks.
 
-    Args:
-        model: A ``LinCAE``-like object: ``encode(audio[B, T]) -> z[B, D, L]`` and
-            ``decode(z[B, D, L], num_samples, generator=...) -> audio[B, T]``, matching the
-            store's geometry.
-        store: A store of the model's geometry (mono); tracks ``0, 1`` are mixed, ``2, 3``, ...
-        n_tracks: Number of tracks used (pairs of consecutive tracks).
-        seed: Decoder seed.
-
-    Returns:
-        Seconds of each path and the speed-up of the latent path.
+    Two stores of ``n_tracks`` synthetic tracks are encoded with ``model`` (a real LinCAE); the
+    latent path mixes them store to store, the audio path decodes both (``api.decode``), sums
+    the audio and encodes the sum (``api.encode``), without even writing the result.
     """
-    import torch  # only this path needs the model stack
+    import soundfile as sf
+    import torch
 
-    rows = list(range(min(n_tracks, store.n_tracks) // 2 * 2))
-    t_audio = t_latent = 0.0
-    for i in range(0, len(rows), 2):
-        za, zb = (store.read_track(r)[:, 0, :].T[None].astype(np.float32) for r in rows[i : i + 2])
-        n = min(za.shape[-1], zb.shape[-1])
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            g = torch.Generator().manual_seed(seed)
-            xa = model.decode(torch.from_numpy(za[..., :n]), n * 4096, generator=g)
-            xb = model.decode(torch.from_numpy(zb[..., :n]), n * 4096, generator=g)
-            model.encode(xa + xb)
-        t_audio += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        ops.mix([za[..., :n], zb[..., :n]], [1.0, 1.0])
-        t_latent += time.perf_counter() - t0
-    return {"audio_path_s": t_audio, "latent_path_s": t_latent,
-            "speedup": t_audio / max(t_latent, 1e-9), "pairs": len(rows) // 2}
+    from lincae_core import api
+    from lincae_core.discovery import discover
+    from lincae_core.encode import EncodeSettings, encode_files
+
+    rate = model.config.sample_rate
+    rng = np.random.default_rng(0)
+    for name in ("A", "B"):
+        lib = work / f"lib{name}"
+        lib.mkdir(parents=True, exist_ok=True)
+        for i in range(n_tracks):
+            x = 0.1 * rng.standard_normal(int(seconds * rate)).astype(np.float32)
+            sf.write(lib / f"t{i}.wav", x, rate)
+        encode_files(discover(lib), work / f"audio{name}.zarr", model, settings=EncodeSettings(overwrite=True))
+    t0 = time.perf_counter()
+    ops.mix_stores([work / "audioA.zarr", work / "audioB.zarr"], work / "mixAB.zarr", overwrite=True)
+    t_latent = time.perf_counter() - t0
+    sa, sb = LatentStore.open(work / "audioA.zarr"), LatentStore.open(work / "audioB.zarr")
+    t0 = time.perf_counter()
+    for key in sa.keys():
+        za, zb = (s.read_track(key).astype(np.float32).transpose(1, 2, 0) for s in (sa, sb))
+        n = sa.track(key).samples
+        xa, xb = api.decode(model, torch.from_numpy(za), n), api.decode(model, torch.from_numpy(zb), n)
+        api.encode(model, xa + xb)
+    t_audio = time.perf_counter() - t0
+    return {"audio_path_s": t_audio, "latent_path_s": t_latent, "speedup": t_audio / max(t_latent, 1e-9),
+            "tracks": n_tracks, "seconds_per_track": seconds, "model": model.config.name}
 
 
 def main() -> None:
@@ -264,8 +267,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     if args.with_model:
         from lincae_core.checkpoint import load_model
 
-        out["audio_path"] = audio_path_speedup(load_model(args.with_model),
-                                               LatentStore.open(args.dir / "A"))
+        model = load_model(None if args.with_model == "default" else args.with_model)
+        out["audio_path"] = r = audio_path_speedup(model, Path(args.dir or tempfile.mkdtemp()) / "audio_path")
+        print(f"audio path (decode -> mix -> encode) {r['audio_path_s']:.2f} s vs latent mix "
+              f"{r['latent_path_s']:.3f} s: {r['speedup']:.0f}x ({r['tracks']} x {r['seconds_per_track']:.0f} s, "
+              f"{r['model']})")
     return out
 
 
