@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import micro_config, randomize
+from lincae_core.config import get_preset
 from lincae_core import transforms
 from lincae_core.checkpoint import import_weights, load_model, save_checkpoint
 from lincae_core.errors import CheckpointError
@@ -61,11 +62,15 @@ def _reference_autoencoder(cfg):  # noqa: ANN001, ANN202
     return ae.eval()
 
 
-@pytest.mark.parametrize("fmt", ["linear-cae", "music2latent"])
-def test_import_reference_weights_matches_reference(tmp_path: Path, fmt: str) -> None:
-    cfg = micro_config()
+@pytest.mark.parametrize(
+    ("fmt", "preset"),
+    [("linear-cae", "micro"), ("music2latent", "micro"),
+     pytest.param("linear-cae", "paper", marks=pytest.mark.slow)],
+)
+def test_import_reference_weights_matches_reference(tmp_path: Path, fmt: str, preset: str) -> None:
+    cfg = micro_config() if preset == "micro" else get_preset("paper")
     ref = _reference_autoencoder(cfg)
-    x = 0.3 * torch.randn(2, 9000)
+    x = 0.3 * torch.randn(2, 9000 if preset == "micro" else 30000)
     with torch.no_grad():
         z_ref = ref.encode(x)  # also triggers the reference's duplicate `encoder.*` keys
     src = tmp_path / "weights.pth"

@@ -111,3 +111,21 @@ def test_decode_clipping_is_reported(tmp_path: Path, model: LinCAE) -> None:
     assert summary.clipped["t0"] > 0
     x, _ = sf.read(summary.files[0])
     assert np.abs(x).max() <= 1.0
+
+
+def test_encode_then_decode_gives_exact_original_lengths(tmp_path: Path, micro_ckpt: str) -> None:
+    lib = tmp_path / "lib"
+    (lib / "sub").mkdir(parents=True)
+    lengths = {"a": (44100, 30001), "sub/b": (22050, 7777), "c": (16000, 16000)}
+    for key, (rate, n) in lengths.items():
+        sf.write(lib / f"{key}.wav", music(rate, n / rate, 1), rate)
+    runner = CliRunner()
+    enc = runner.invoke(cli, ["encode", str(lib), str(tmp_path / "s.zarr"), "-c", micro_ckpt])
+    assert enc.exit_code == 0, enc.output
+    dec = runner.invoke(cli, ["decode", str(tmp_path / "s.zarr"), str(tmp_path / "out"), "-c", micro_ckpt])
+    assert dec.exit_code == 0, dec.output
+    for key, (rate, n) in lengths.items():
+        info = sf.info(tmp_path / "out" / f"{key}.wav")
+        n = sf.info(lib / f"{key}.wav").frames
+        expected = (2 * n * 16000 + rate) // (2 * rate)  # exact length at the model rate
+        assert info.samplerate == 16000 and info.frames == expected
