@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-6000}; STOP=${STOP:-$STEPS}; THREADS=${THREADS:-1}
-RUNS=${RUNS:-runs}; CORPUS=${CORPUS:-data/corpus16k}; REPORT=${REPORT:-docs/default_model_eval}
+RUNS=${RUNS:-training}; CORPUS=${CORPUS:-data/corpus16k}; REPORT=${REPORT:-docs/default_model_eval}
 [ -d "$CORPUS/valid" ] || { bash scripts/install_corpus_deps.sh
   python scripts/render_corpus.py "$CORPUS" --tracks 64 --seconds 30 --seed 1234 --sample-rate 16000 --split-valid 8; }
 COMMON=(--preset tiny --data "$CORPUS/train" --valid "$CORPUS/valid" --steps "$STEPS" --batch-size 8
