@@ -44,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lincae_core import ops  # noqa: E402
 from lincae_core.store import LatentStore  # noqa: E402
 
+PRESET_NAMES = ("paper", "small", "tiny")
+
 GEOMETRY = {"sample_rate": 44100, "samples_per_frame": 4096, "latent_dim": 64}
 BLOCK = 16384  # frames per block of the numpy baseline (the ops' default max_block_frames)
 
@@ -204,8 +206,10 @@ def main() -> None:
     p.add_argument("--keep", action="store_true", help="Keep the work directory.")
     p.add_argument("--reuse", action="store_true",
                    help="Reuse the stores of a kept --dir instead of building them.")
+    p.add_argument("--audio-tracks", type=int, default=4, help="Tracks per store for --with-model.")
+    p.add_argument("--audio-seconds", type=float, default=30.0, help="Seconds per track for --with-model.")
     p.add_argument("--with-model", default=None, metavar="CKPT",
-                   help="Also time decode->mix->encode with this checkpoint.")
+                   help="Also time decode->mix->encode: a checkpoint dir, default, or a preset name (random weights).")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -267,8 +271,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     if args.with_model:
         from lincae_core.checkpoint import load_model
 
-        model = load_model(None if args.with_model == "default" else args.with_model)
-        out["audio_path"] = r = audio_path_speedup(model, Path(args.dir or tempfile.mkdtemp()) / "audio_path")
+        if args.with_model in PRESET_NAMES:  # random weights of a preset: same cost as trained
+            from lincae_core.checkpoint import model_id
+            from lincae_core.config import get_preset
+            from lincae_core.model import LinCAE
+
+            model = LinCAE(get_preset(args.with_model)).eval()
+            model.model_id = model_id(model.state_dict(), model.config)
+        else:
+            model = load_model(None if args.with_model == "default" else args.with_model)
+        out["audio_path"] = r = audio_path_speedup(model, Path(args.dir or tempfile.mkdtemp()) / "audio_path",
+                                                   args.audio_tracks, args.audio_seconds)
         print(f"audio path (decode -> mix -> encode) {r['audio_path_s']:.2f} s vs latent mix "
               f"{r['latent_path_s']:.3f} s: {r['speedup']:.0f}x ({r['tracks']} x {r['seconds_per_track']:.0f} s, "
               f"{r['model']})")
