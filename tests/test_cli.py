@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from click.testing import CliRunner
 
@@ -64,3 +65,16 @@ def test_console_script_subprocess(micro_ckpt: str) -> None:
     assert json.loads(out.stdout)["kind"] == "checkpoint"
     version = subprocess.run([*cmd, "--version"], capture_output=True, text=True, check=True)
     assert "0.1.0" in version.stdout
+
+
+def test_demo_runs_the_main_job(tmp_path: Path, micro_ckpt: str) -> None:
+    result = CliRunner().invoke(cli, ["demo", "--workdir", str(tmp_path / "d"), "--tracks", "2",
+                                      "--seconds", "2", "--checkpoint", micro_ckpt, "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["tracks"] == 2 and out["latent_ops_s"] > 0
+    assert set(out["metrics"]) >= {"latent remix vs audio remix", "separation vs Dec(Enc(vocals))"}
+    for row in out["metrics"].values():
+        assert all(np.isfinite(v) for v in row.values())
+    for name in ("vocals_est", "remix", "mixture_gain"):
+        assert len(list((tmp_path / "d" / "decoded" / name).glob("*.wav"))) == 2
