@@ -36,6 +36,7 @@ __all__ = [
     "load_checkpoint_info",
     "load_model",
     "model_id",
+    "reference_kwargs",
     "save_checkpoint",
 ]
 
@@ -187,6 +188,26 @@ def load_model(
     model.model_id = mid  # type: ignore[assignment]
     model.card = card  # type: ignore[assignment]
     return model.to(device).eval()
+
+
+def reference_kwargs(cfg: ModelConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The reference (linear-cae) ``frontend`` and ``generator`` kwargs equal to ``cfg``.
+
+    These mirror the release's ``frontend_kwargs_*.yaml`` / ``generator_kwargs_*.yaml``
+    (method.md section 5): the mapping between the two configurations, in one place.
+    """
+    frontend = dict(hop_size=cfg.hop, n_fft_factor=cfg.n_fft_factor, alpha_rescale=cfg.alpha,
+                    beta_rescale=cfg.beta, sample_rate=cfg.sample_rate)
+    generator = dict(
+        base_channels=cfg.base_channels, layers_list=list(cfg.layers), multipliers_list=list(cfg.multipliers),
+        attention_list=list(cfg.attention), freq_downsample_list=list(cfg.freq_downsample),
+        layers_list_encoder=list(cfg.encoder_layers), attention_list_encoder=list(cfg.encoder_attention),
+        bottleneck_base_channels=cfg.bottleneck_base_channels, bottleneck_channels=cfg.latent_dim,
+        num_bottleneck_layers=cfg.num_bottleneck_layers, hop=cfg.hop, cond_channels=cfg.cond_channels,
+        heads=cfg.heads, sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, sigma_data=cfg.sigma_data,
+        data_channels=cfg.data_channels,
+    )
+    return frontend, generator
 
 
 def _check_keys(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], src: str) -> None:

@@ -33,7 +33,7 @@ import torch
 from lincae_core import encode as encode_mod
 from lincae_core.api import _ramp_weights, crossfade_regions, plan_windows, window_span
 from lincae_core.audio import load_audio
-from lincae_core.checkpoint import model_id
+from lincae_core.checkpoint import model_id, reference_kwargs
 from lincae_core.config import InferenceConfig, ModelConfig, get_preset
 from lincae_core.discovery import discover
 from lincae_core.encode import EncodeSettings, encode_files, resolve_device
@@ -69,16 +69,7 @@ def build_models(cfg: ModelConfig, device: torch.device, amp: bool) -> tuple[Lin
     """Our model and the reference Autoencoder with the same random weights."""
     from linear_cae import Autoencoder
 
-    generator = dict(
-        base_channels=cfg.base_channels, layers_list=list(cfg.layers), multipliers_list=list(cfg.multipliers),
-        attention_list=list(cfg.attention), freq_downsample_list=list(cfg.freq_downsample),
-        layers_list_encoder=list(cfg.encoder_layers), attention_list_encoder=list(cfg.encoder_attention),
-        bottleneck_base_channels=cfg.bottleneck_base_channels, bottleneck_channels=cfg.latent_dim,
-        num_bottleneck_layers=cfg.num_bottleneck_layers, hop=cfg.hop, cond_channels=cfg.cond_channels,
-        heads=cfg.heads,
-    )
-    frontend = dict(hop_size=cfg.hop, n_fft_factor=cfg.n_fft_factor, alpha_rescale=cfg.alpha,
-                    beta_rescale=cfg.beta, sample_rate=cfg.sample_rate)
+    frontend, generator = reference_kwargs(cfg)
     torch.manual_seed(0)
     ref = Autoencoder(frontend, generator, {}, scale_factor=1.0, mixed_precision=amp)
     with torch.no_grad():

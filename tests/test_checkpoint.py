@@ -12,7 +12,7 @@ import torch
 from conftest import micro_config, randomize
 from lincae_core.config import get_preset
 from lincae_core import transforms
-from lincae_core.checkpoint import import_weights, load_model, save_checkpoint
+from lincae_core.checkpoint import import_weights, load_model, reference_kwargs, save_checkpoint
 from lincae_core.errors import CheckpointError
 from lincae_core.model import LinCAE
 
@@ -47,15 +47,7 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
 
 def _reference_autoencoder(cfg):  # noqa: ANN001, ANN202
     inference = pytest.importorskip("linear_cae.inference")
-    gen = dict(
-        base_channels=cfg.base_channels, layers_list=list(cfg.layers), multipliers_list=list(cfg.multipliers),
-        attention_list=list(cfg.attention), freq_downsample_list=list(cfg.freq_downsample),
-        layers_list_encoder=list(cfg.encoder_layers), attention_list_encoder=list(cfg.encoder_attention),
-        bottleneck_base_channels=cfg.bottleneck_base_channels, bottleneck_channels=cfg.latent_dim,
-        num_bottleneck_layers=cfg.num_bottleneck_layers, hop=cfg.hop, cond_channels=cfg.cond_channels,
-    )
-    front = dict(hop_size=cfg.hop, n_fft_factor=4, alpha_rescale=cfg.alpha, beta_rescale=cfg.beta,
-                 sample_rate=cfg.sample_rate)
+    front, gen = reference_kwargs(cfg)
     torch.manual_seed(3)
     ae = inference.Autoencoder(front, gen, {}, scale_factor=1.0)
     randomize(ae.generator, 0.02)

@@ -7,6 +7,7 @@ import torch
 
 from conftest import micro_config, randomize
 from lincae_core import transforms
+from lincae_core.checkpoint import reference_kwargs
 from lincae_core.config import ModelConfig, get_preset
 from lincae_core.consistency import sampler_sigmas, scalings
 from lincae_core.model import LinCAE
@@ -57,14 +58,7 @@ def test_decode_is_seeded(micro_model: LinCAE) -> None:
 
 def _reference_unet(cfg: ModelConfig):  # noqa: ANN202
     generator = pytest.importorskip("linear_cae.components.generator")
-    return generator.UNet(
-        base_channels=cfg.base_channels, layers_list=list(cfg.layers), multipliers_list=list(cfg.multipliers),
-        attention_list=list(cfg.attention), freq_downsample_list=list(cfg.freq_downsample),
-        layers_list_encoder=list(cfg.encoder_layers), attention_list_encoder=list(cfg.encoder_attention),
-        bottleneck_base_channels=cfg.bottleneck_base_channels, bottleneck_channels=cfg.latent_dim,
-        num_bottleneck_layers=cfg.num_bottleneck_layers, hop=cfg.hop, cond_channels=cfg.cond_channels,
-        heads=cfg.heads,
-    )
+    return generator.UNet(**reference_kwargs(cfg)[1])
 
 
 def _oracle(cfg: ModelConfig, seconds: float) -> None:
