@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,15 @@ import torch
 from lincae_core.checkpoint import save_checkpoint
 from lincae_core.config import ModelConfig, get_preset
 from lincae_core.model import LinCAE
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Run on one thread: two OpenMP threads slow tiny models 10-100x when the cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def micro_config() -> ModelConfig:

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,7 @@ from lincae_core.transforms import to_representation
 SMALL_MODEL = {"base_channels": 4, "bottleneck_base_channels": 32, "cond_channels": 16, "latent_dim": 8}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Run on one thread: two OpenMP threads slow tiny models 10-100x when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tone(sr: int, seconds: float, freq: float, amp: float = 0.3, seed: int = 0) -> np.ndarray:

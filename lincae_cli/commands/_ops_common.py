@@ -14,6 +14,10 @@ from tqdm import tqdm
 out_option = click.option(
     "-o", "--out", "out", required=True, type=click.Path(), help="Output store (a new directory)."
 )
+missing_option = click.option(
+    "--missing", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+    help="A key missing from some input: refuse, or drop it.",
+)
 keys_from_option = click.option(
     "--keys-from", type=click.File("r", encoding="utf-8"), default=None,
     help="File with one track key per line ('-' reads stdin).",

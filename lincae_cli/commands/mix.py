@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lincae_cli.commands._ops_common import echo_result, frame_progress, out_option
+from lincae_cli.commands._ops_common import echo_result, frame_progress, missing_option, out_option
 from lincae_cli.options import force_option, jobs_option, json_option, overwrite_option
 from lincae_core.ops import mix_stores
 
@@ -24,8 +24,7 @@ from lincae_core.ops import mix_stores
 @click.option("--length", type=click.Choice(["shortest", "longest", "first"]),
               default="shortest", show_default=True,
               help="Output length when paired tracks differ (longest pads with zero latents).")
-@click.option("--missing", type=click.Choice(["error", "skip"]), default="error",
-              show_default=True, help="A key missing from some input: refuse, or drop it.")
+@missing_option
 @jobs_option
 @force_option
 @overwrite_option
