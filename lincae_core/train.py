@@ -340,8 +340,15 @@ def train(
         if state["model_config"] != mcfg.to_dict():
             raise ConfigError(f"{out}/state.pt was trained with another model config; cannot resume with it.")
         parts.load_state_dict(state, env)
+    schedule_change = _schedule_change(out, cfg, parts.step) if resume else None
     run = _Run(cfg, mcfg, env, device, out, model_card(cfg, parts, env, command or " ".join(sys.argv), out),
                progress=progress)
+    if schedule_change is not None:
+        run.card["training"].setdefault("schedule_changes", []).append(schedule_change)
+        if env.is_main:
+            log.warning("%s: resuming at step %d with schedule length K=%d (was %d): the learning rate, "
+                        "Delta-t and gain range follow the new schedule from here on (a warm restart)",
+                        out, parts.step, schedule_change["to"], schedule_change["from"])
     if env.is_main:
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         run.metrics = MetricsLog(out / "metrics.jsonl", parts.step if resume else None)
@@ -357,6 +364,27 @@ def train(
     summary.data_stats = dict(parts.sampler.stats)
     summary.weights_sha256 = weights_sha256(parts.model)
     return summary
+
+
+def _schedule_change(out: Path, cfg: TrainConfig, step: int) -> dict[str, int] | None:
+    """On resume: the schedule change ``{step, from, to}`` when ``--steps`` differs from the run's K.
+
+    A finished run resumed with a larger K continues where it stopped; from then on every
+    scheduled quantity (LR, Delta-t, the annealed gain range) is read off the longer schedule.
+
+    Raises:
+        ConfigError: the new K is below the step the run has already reached.
+    """
+    from lincae_core.config import load_json_config
+
+    saved = out / "train_config.json"
+    old = load_json_config(saved).get("total_steps") if saved.is_file() else None
+    if cfg.total_steps < step:
+        raise ConfigError(f"{out}: --steps {cfg.total_steps} is below the run's step {step}; "
+                          f"expected a schedule length >= {step}.")
+    if old is None or old == cfg.total_steps:
+        return None
+    return {"step": step, "from": int(old), "to": cfg.total_steps}
 
 
 def _loop(

@@ -276,17 +276,21 @@ def model_card(
 ) -> dict[str, Any]:
     """Start the EMA checkpoint's model card: commands, config, corpus (steps/metrics added later)."""
     corpus = [{"path": s.path, "weight": s.weight, "items": len(s)} for s in parts.sampler.sources]
-    commands, valid = [command], {}
+    commands, valid, changes = [command], {}, []
     previous = out / "ema" / "model_card.json"
-    if parts.step and previous.is_file():  # a resumed run: keep earlier commands and metrics
+    if parts.step and previous.is_file():  # a resumed run: keep earlier commands, metrics, K changes
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             old = json.loads(previous.read_text())["training"]
             commands, valid = list(old["commands"]) + commands, dict(old["valid"])
-    return {"training": {
+            changes = list(old.get("schedule_changes", []))
+    card = {"training": {
         "commands": commands, "objective": objective_name(cfg), "config": cfg.to_dict(),
         "corpus": corpus, "valid_set": cfg.valid, "total_steps": cfg.total_steps,
         "world_size": env.world_size, "weights": "EMA", "valid": valid,
     }}
+    if changes:
+        card["training"]["schedule_changes"] = changes
+    return card
 
 
 def weights_sha256(model: nn.Module) -> str:

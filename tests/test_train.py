@@ -250,6 +250,25 @@ def test_resume_is_bit_exact(corpus: Path, tmp_path: Path) -> None:
     assert card["objective"] == "lin-cae"
 
 
+def test_resume_with_longer_schedule_extends_it(corpus: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    cfg = _cfg(corpus)
+    assert train(cfg, tmp_path / "r").finished  # K = 8
+    longer = dataclasses.replace(cfg, total_steps=12)
+    summary = train(longer, tmp_path / "r", resume=True)
+    assert summary.finished and summary.step == 12
+    rows = [json.loads(r) for r in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    for r in rows[8:]:  # steps 9..12 read the learning rate off the new schedule
+        assert r["lr"] == pytest.approx(get_lr(r["step"] - 1, longer), rel=1e-6)
+    card = json.loads((tmp_path / "r" / "ema" / "model_card.json").read_text())["training"]
+    assert card["schedule_changes"] == [{"step": 8, "from": 8, "to": 12}]
+    assert card["steps"] == 12 and card["total_steps"] == 12
+    with pytest.raises(ConfigError, match="below the run's step 12"):
+        train(dataclasses.replace(cfg, total_steps=10), tmp_path / "r", resume=True)
+
+
 def test_sigterm_saves_state_and_stops(corpus: Path, tmp_path: Path) -> None:
     def progress(step: int, total: int, row: dict[str, float]) -> None:
         if step == 3:
