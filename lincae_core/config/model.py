@@ -1,48 +1,15 @@
-"""The single home of lincae's defaults: frozen, validated config dataclasses and named presets.
-
-Every artifact embeds its config as JSON (``to_dict``), so a checkpoint or a latent store
-describes itself; ``from_dict`` rejects unknown keys so that a typo never passes silently.
-"""
+"""Model geometry (``ModelConfig``), its named presets and the windowing of long audio (``InferenceConfig``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from lincae_core.config._base import from_dict
 from lincae_core.errors import ConfigError
 
-__all__ = ["PRESETS", "InferenceConfig", "ModelConfig", "get_preset", "load_json_config"]
-
-T = TypeVar("T")
-
-
-def _from_dict(cls: type[T], data: dict[str, Any], what: str) -> T:
-    """Build a dataclass from a JSON dict, refusing unknown keys and turning lists into tuples."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"Expected a JSON object for {what}. Got {type(data).__name__} instead.")
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"Unknown {what} field(s) {unknown}. Expected a subset of {sorted(names)}.")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"Invalid {what}: {exc}") from exc
-
-
-def load_json_config(path: str | Path) -> dict[str, Any]:
-    """Read a JSON config file into a dict, with a one-line error on failure."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"Cannot read config file {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"Expected a JSON object in {path}. Got {type(data).__name__} instead.")
-    return data
+__all__ = ["PRESETS", "InferenceConfig", "ModelConfig", "get_preset"]
 
 
 @dataclass(frozen=True)
@@ -161,7 +128,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Build from a dict as written by ``to_dict``; unknown keys are an error."""
-        return _from_dict(cls, data, "model config")
+        return from_dict(cls, data, "model config")
 
     def replace(self, **changes: Any) -> ModelConfig:
         """Return a copy with some fields changed (validated again)."""
@@ -205,7 +172,7 @@ class InferenceConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InferenceConfig:
         """Build from a dict; unknown keys are an error."""
-        return _from_dict(cls, data, "inference config")
+        return from_dict(cls, data, "inference config")
 
 
 # CPU presets: 16 kHz, hop 256 (2048 samples per latent frame, 7.8 Hz), no attention, narrow.
@@ -247,116 +214,3 @@ def get_preset(name: str) -> ModelConfig:
         return PRESETS[name]
     except KeyError:
         raise ConfigError(f"Unknown preset {name!r}. Expected one of {sorted(PRESETS)}.") from None
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Consistency training of a Lin-CAE (arXiv:2510.23530, Sec. 3.3; method.md section 3).
-
-    Defaults follow the reference code where it and the paper disagree (docs/training.md lists
-    every disagreement and the option that selects the other reading). ``model`` holds
-    ``ModelConfig`` overrides applied on top of the named ``preset``; ``data`` holds
-    ``PATH[:WEIGHT]`` source specs. ``warmup_steps=None`` means the paper's ratio, 10k of 800k
-    (``total_steps // 80``); ``mixit=None`` turns the Music2Latent mixit augmentation on exactly
-    for the baseline (no additivity and no homogeneity).
-    """
-
-    # --- model and data ---
-    preset: str = "paper"
-    model: dict[str, Any] | None = None
-    data: tuple[str, ...] = ()
-    valid: str | None = None
-    segment_frames: int = 64
-    silence_rms: float = 1e-3
-    # --- schedule and optimiser (RAdam, linear warm-up, cosine decay) ---
-    total_steps: int = 800_000
-    batch_size: int = 20
-    lr: float = 1e-4
-    lr_min: float = 1e-6
-    warmup_steps: int | None = None
-    betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
-    # --- consistency objective ---
-    end_exp: float = 2.0
-    base_dt: float = 0.1
-    p_mean: float = -1.1
-    p_std: float = 2.0
-    huber_c: float | None = None
-    # --- EMA ---
-    ema_decay: float = 0.9999
-    ema_every: int = 10
-    # --- Lin-CAE augmentations (Sec. 3.2) ---
-    additivity: bool = True
-    homogeneity: bool = True
-    mix_weights: str = "convex"
-    anneal: bool = True
-    gain_prob: float = 0.8
-    mixit: bool | None = None
-    mixit_prob: float = 0.5
-    # --- run control ---
-    seed: int = 0
-    checkpoint_every: int = 1000
-    valid_every: int = 1000
-    valid_items: int = 8
-    log_every: int = 10
-    device: str = "auto"
-    mixed_precision: bool = True
-    cpu_bf16: bool = False
-    channels_last: bool = False
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        positive = ("segment_frames", "total_steps", "batch_size", "ema_every", "checkpoint_every",
-                    "valid_every", "valid_items", "log_every")
-        for name in positive:
-            if int(getattr(self, name)) <= 0:
-                raise ConfigError(f"Expected {name} > 0. Got {getattr(self, name)} instead.")
-        if self.mix_weights not in ("convex", "sum"):
-            raise ConfigError(f"Expected mix_weights 'convex' or 'sum'. Got {self.mix_weights!r} instead.")
-        if self.additivity and self.batch_size < 2:
-            raise ConfigError("Expected batch_size >= 2 with additivity (mixtures pair distinct items).")
-        if self.warmup_steps is not None and not 0 <= self.warmup_steps < self.total_steps:
-            raise ConfigError(
-                f"Expected 0 <= warmup_steps < total_steps. Got {self.warmup_steps} of {self.total_steps}."
-            )
-        if not 0 < self.lr_min <= self.lr or not 0 <= self.ema_decay < 1 or self.end_exp < 1:
-            raise ConfigError("Expected 0 < lr_min <= lr, 0 <= ema_decay < 1 and end_exp >= 1.")
-        if not (0 <= self.gain_prob <= 1 and 0 <= self.mixit_prob <= 1) or len(self.betas) != 2:
-            raise ConfigError("Expected gain_prob and mixit_prob in [0, 1] and two betas.")
-        if self.threads is not None and self.threads <= 0:
-            raise ConfigError(f"Expected threads > 0. Got {self.threads} instead.")
-        if self.model is not None and not isinstance(self.model, dict):
-            raise ConfigError(f"Expected model overrides as a JSON object. Got {self.model!r} instead.")
-
-    @property
-    def warmup(self) -> int:
-        """Warm-up steps: the explicit value, or the paper's 10k-of-800k ratio."""
-        return self.total_steps // 80 if self.warmup_steps is None else self.warmup_steps
-
-    @property
-    def use_mixit(self) -> bool:
-        """Whether the Music2Latent mixit augmentation is on (auto: only for the baseline)."""
-        if self.mixit is None:
-            return not (self.additivity or self.homogeneity)
-        return self.mixit
-
-    def model_config(self) -> ModelConfig:
-        """Return the preset with the ``model`` overrides applied (validated)."""
-        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in (self.model or {}).items()}
-        try:
-            return get_preset(self.preset).replace(**overrides)
-        except TypeError as exc:
-            raise ConfigError(f"Invalid model override: {exc}") from exc
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a dict as written by ``to_dict``; unknown keys are an error."""
-        return _from_dict(cls, data, "train config")
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        """Return a copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
