@@ -42,6 +42,7 @@ from lincae_core.train_state import (
     model_card,
     prepare_run_dir,
     save_state,
+    schedule_change_on_resume,
     setup_distributed,
     weights_sha256,
 )
@@ -340,7 +341,7 @@ def train(
         if state["model_config"] != mcfg.to_dict():
             raise ConfigError(f"{out}/state.pt was trained with another model config; cannot resume with it.")
         parts.load_state_dict(state, env)
-    schedule_change = _schedule_change(out, cfg, parts.step) if resume else None
+    schedule_change = schedule_change_on_resume(out, cfg, parts.step) if resume else None
     run = _Run(cfg, mcfg, env, device, out, model_card(cfg, parts, env, command or " ".join(sys.argv), out),
                progress=progress)
     if schedule_change is not None:
@@ -364,27 +365,6 @@ def train(
     summary.data_stats = dict(parts.sampler.stats)
     summary.weights_sha256 = weights_sha256(parts.model)
     return summary
-
-
-def _schedule_change(out: Path, cfg: TrainConfig, step: int) -> dict[str, int] | None:
-    """On resume: the schedule change ``{step, from, to}`` when ``--steps`` differs from the run's K.
-
-    A finished run resumed with a larger K continues where it stopped; from then on every
-    scheduled quantity (LR, Delta-t, the annealed gain range) is read off the longer schedule.
-
-    Raises:
-        ConfigError: the new K is below the step the run has already reached.
-    """
-    from lincae_core.config import load_json_config
-
-    saved = out / "train_config.json"
-    old = load_json_config(saved).get("total_steps") if saved.is_file() else None
-    if cfg.total_steps < step:
-        raise ConfigError(f"{out}: --steps {cfg.total_steps} is below the run's step {step}; "
-                          f"expected a schedule length >= {step}.")
-    if old is None or old == cfg.total_steps:
-        return None
-    return {"step": step, "from": int(old), "to": cfg.total_steps}
 
 
 def _loop(

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lincae_core.config import TrainConfig
+from lincae_core.config import TrainConfig, load_json_config
 from lincae_core.errors import CheckpointError, ConfigError
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "gather_rank_state",
     "load_state",
     "save_state",
+    "schedule_change_on_resume",
     "TrainingParts",
     "setup_distributed",
 ]
@@ -302,6 +303,25 @@ def weights_sha256(model: nn.Module) -> str:
     return h.hexdigest()
 
 
+def schedule_change_on_resume(out: Path, cfg: TrainConfig, step: int) -> dict[str, int] | None:
+    """On resume: the schedule change ``{step, from, to}`` when ``--steps`` differs from the run's K.
+
+    A finished run resumed with a larger K continues where it stopped; from then on every
+    scheduled quantity (LR, Delta-t, the annealed gain range) is read off the longer schedule.
+
+    Raises:
+        ConfigError: the new K is below the step the run has already reached.
+    """
+    saved = out / "train_config.json"
+    old = load_json_config(saved).get("total_steps") if saved.is_file() else None
+    if cfg.total_steps < step:
+        raise ConfigError(f"{out}: --steps {cfg.total_steps} is below the run's step {step}; "
+                          f"expected a schedule length >= {step}.")
+    if old is None or old == cfg.total_steps:
+        return None
+    return {"step": step, "from": int(old), "to": cfg.total_steps}
+
+
 def resolve_train_config(
     config_file: str | Path | None, out_dir: str | Path, resume: bool, overrides: dict[str, Any]
 ) -> TrainConfig:
@@ -316,7 +336,6 @@ def resolve_train_config(
     Raises:
         ConfigError: an unreadable file, unknown keys or invalid values.
     """
-    from lincae_core.config import load_json_config
 
     merged: dict[str, Any] = {}
     saved = Path(out_dir) / "train_config.json"
