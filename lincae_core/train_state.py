@@ -336,7 +336,6 @@ def resolve_train_config(
     Raises:
         ConfigError: an unreadable file, unknown keys or invalid values.
     """
-
     merged: dict[str, Any] = {}
     saved = Path(out_dir) / "train_config.json"
     if resume and saved.is_file():
