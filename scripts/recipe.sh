@@ -19,14 +19,24 @@ recipe_args() {  # the shared `lincae train` options (tiny preset, 0.56-s crops,
           --channels-last --threads "$THREADS" --stop-at "$STOP")
 }
 
+log_cmd() {  # append the command line to $LOG (when set), shell-quoted
+  [ -z "${LOG:-}" ] && return 0
+  printf '%q ' "$@" >> "$LOG"; printf '\n' >> "$LOG"
+}
+
 train_run() {  # DIR [extra flags...]: train (or resume) one run; writes DIR/FINISHED at the end
   local dir=$1; shift
-  [ -f "$dir/FINISHED" ] && { echo "recipe: $dir already trained ($(cat "$dir/FINISHED"))" >&2; return 0; }
+  if [ -f "$dir/FINISHED" ]; then  # finished at K=STEPS: skip; finished at another K: extend it
+    if grep -q "/$STEPS;" "$dir/FINISHED"; then
+      echo "recipe: $dir already trained ($(cat "$dir/FINISHED"))" >&2; return 0
+    fi
+    rm "$dir/FINISHED"
+  fi
   local resume=(); [ -f "$dir/state.pt" ] && resume=(--resume)
   recipe_args
   local cmd=(lincae train -o "$dir" "${RECIPE[@]}" "$@" "${resume[@]}")
   [ -n "${MAX_MINUTES:-}" ] && cmd+=(--max-minutes "$MAX_MINUTES")
-  [ -n "${LOG:-}" ] && { printf '%q ' "${cmd[@]}" >> "$LOG"; printf '\n' >> "$LOG"; }
+  log_cmd "${cmd[@]}"
   local summary; summary=$("${cmd[@]}" | tail -n 1)
   echo "$summary" >&2
   [[ "$summary" == finished* ]] && echo "$summary" > "$dir/FINISHED"

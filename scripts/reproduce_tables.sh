@@ -12,8 +12,9 @@
 #       no-homogeneity  "- Homogeneity (add. only)"  (--no-homogeneity)
 #  3. `lincae eval` of the four EMA checkpoints on the held-out split, report written to REPORT.
 #
-# Re-runnable: a run folder with FINISHED is skipped, one with a state.pt is resumed. With STOP or
-# MAX_MINUTES a session trains only up to that step or time and the script exits with status 3 until every run has
+# Re-runnable: a run folder whose FINISHED names step STEPS is skipped, one with a state.pt is
+# resumed (a run finished at another K is extended to STEPS). With STOP or MAX_MINUTES a session
+# trains only up to that step or time and the script exits with status 3 until every run has
 # finished. Every training and eval command is appended to $OUT/commands.log and copied into the
 # report folder.
 # Environment: STEPS [6000]  STOP [STEPS]  MAX_MINUTES [unset]  SEED [0]  THREADS [1]  CORPUS [data/corpus16k]
@@ -53,7 +54,7 @@ for i in "${!NAMES[@]}"; do
 done
 [ -n "$EVAL_TRACKS" ] && args+=(--max-tracks "$EVAL_TRACKS")
 [ -n "$EVAL_SECONDS" ] && args+=(--max-seconds "$EVAL_SECONDS")
-printf '%q ' "${args[@]}" >> "$LOG"; printf '\n' >> "$LOG"
+log_cmd "${args[@]}"
 "${args[@]}"
 cp "$LOG" "$REPORT/commands.log"
 echo "reproduce: report in $REPORT/report.md" >&2

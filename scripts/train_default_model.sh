@@ -14,9 +14,6 @@ STEPS=${STEPS:-9500}
 source scripts/recipe.sh
 RUNS=${RUNS:-training}; REPORT=${REPORT:-docs/default_model_eval}
 ensure_corpus
-for name in lincae-tiny baseline-tiny; do  # a finished run resumed with a larger K is not finished
-  [ -f "$RUNS/$name/FINISHED" ] && ! grep -q "/$STEPS;" "$RUNS/$name/FINISHED" && rm "$RUNS/$name/FINISHED"
-done
 train_run "$RUNS/lincae-tiny" &
 train_run "$RUNS/baseline-tiny" --no-additivity --no-homogeneity &
 wait
