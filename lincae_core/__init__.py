@@ -11,17 +11,17 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "LinCAE": "lincae_core.model",
+    "LinCAE": "lincae_core.nn.model",
     "ModelConfig": "lincae_core.config",
     "InferenceConfig": "lincae_core.config",
     "load_model": "lincae_core.checkpoint",
     "save_checkpoint": "lincae_core.checkpoint",
     "import_weights": "lincae_core.checkpoint",
-    "encode": "lincae_core.api",
-    "decode": "lincae_core.api",
-    "encode_files": "lincae_core.encode",
+    "encode": "lincae_core.inference",
+    "decode": "lincae_core.inference",
+    "encode_files": "lincae_core.encoding.job",
     "discover": "lincae_core.discovery",
-    "decode_store": "lincae_core.decode",
+    "decode_store": "lincae_core.decoding",
     "LatentStore": "lincae_core.store",
     "gain": "lincae_core.ops",
     "mix": "lincae_core.ops",
@@ -30,7 +30,7 @@ _EXPORTS = {
     "mix_stores": "lincae_core.ops",
     "extract_store": "lincae_core.ops",
     "select_store": "lincae_core.ops",
-    "export_shards": "lincae_core.export",
+    "export_shards": "lincae_core.ops.export",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -25,8 +25,8 @@ from safetensors.torch import load_file, save_file
 from lincae_core import __version__
 from lincae_core.config import ModelConfig, get_preset
 from lincae_core.errors import CheckpointError, ConfigError
-from lincae_core.model import LinCAE
-from lincae_core.transforms import analysis_window
+from lincae_core.nn.model import LinCAE
+from lincae_core.nn.transforms import analysis_window
 
 __all__ = [
     "CHECKPOINT_FORMAT",

@@ -22,12 +22,13 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from lincae_core import metrics, ops
+from lincae_core import ops
+from lincae_core.evaluation import metrics
 from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig
-from lincae_core.decode import decode_store
+from lincae_core.decoding import decode_store
 from lincae_core.discovery import discover
-from lincae_core.encode import EncodeSettings, encode_files
+from lincae_core.encoding.job import EncodeSettings, encode_files
 
 __all__ = ["STEMS", "run_demo", "synth_stems"]
 

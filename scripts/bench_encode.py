@@ -30,16 +30,16 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from lincae_core import encode as encode_mod
-from lincae_core.api import _ramp_weights, crossfade_regions, plan_windows, window_span
+from lincae_core.encoding import job as encode_mod
+from lincae_core.inference import _ramp_weights, crossfade_regions, plan_windows, window_span
 from lincae_core.audio import load_audio
 from lincae_core.checkpoint import model_id, reference_kwargs
 from lincae_core.config import InferenceConfig, ModelConfig, get_preset
 from lincae_core.discovery import discover
-from lincae_core.encode import EncodeSettings, encode_files, resolve_device
-from lincae_core.encode_run import forward_segments
-from lincae_core.encode_schedule import block_schedule, blocks_of
-from lincae_core.model import LinCAE
+from lincae_core.encoding.job import EncodeSettings, encode_files, resolve_device
+from lincae_core.encoding.run import forward_segments
+from lincae_core.encoding.schedule import block_schedule, blocks_of
+from lincae_core.nn.model import LinCAE
 from lincae_core.store import LatentStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,8 +184,8 @@ _RSS_CHILD = """
 import json, re, resource, sys, tempfile, torch
 from lincae_core.config import InferenceConfig, get_preset
 from lincae_core.discovery import discover
-from lincae_core.encode import EncodeSettings, encode_files
-from lincae_core.model import LinCAE
+from lincae_core.encoding.job import EncodeSettings, encode_files
+from lincae_core.nn.model import LinCAE
 
 def status(field):
     return int(re.search(field + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024

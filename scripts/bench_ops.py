@@ -159,15 +159,15 @@ def audio_path_speedup(model: Any, work: Path, n_tracks: int = 4, seconds: float
     """Time latent mixing (``mix_stores``) against decode -> mix -> encode on the same tracks.
 
     Two stores of ``n_tracks`` synthetic tracks are encoded with ``model`` (a real LinCAE); the
-    latent path mixes them store to store, the audio path decodes both (``api.decode``), sums
-    the audio and encodes the sum (``api.encode``), without even writing the result.
+    latent path mixes them store to store, the audio path decodes both (``inference.decode``), sums
+    the audio and encodes the sum (``inference.encode``), without even writing the result.
     """
     import soundfile as sf
     import torch
 
-    from lincae_core import api
+    from lincae_core import inference
     from lincae_core.discovery import discover
-    from lincae_core.encode import EncodeSettings, encode_files
+    from lincae_core.encoding.job import EncodeSettings, encode_files
 
     rate = model.config.sample_rate
     rng = np.random.default_rng(0)
@@ -186,8 +186,8 @@ def audio_path_speedup(model: Any, work: Path, n_tracks: int = 4, seconds: float
     for key in sa.keys():
         za, zb = (s.read_track(key).astype(np.float32).transpose(1, 2, 0) for s in (sa, sb))
         n = sa.track(key).samples
-        xa, xb = api.decode(model, torch.from_numpy(za), n), api.decode(model, torch.from_numpy(zb), n)
-        api.encode(model, xa + xb)
+        xa, xb = inference.decode(model, torch.from_numpy(za), n), inference.decode(model, torch.from_numpy(zb), n)
+        inference.encode(model, xa + xb)
     t_audio = time.perf_counter() - t0
     return {"audio_path_s": t_audio, "latent_path_s": t_latent, "speedup": t_audio / max(t_latent, 1e-9),
             "tracks": n_tracks, "seconds_per_track": seconds, "model": model.config.name}
@@ -274,7 +274,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         if args.with_model in PRESET_NAMES:  # random weights of a preset: same cost as trained
             from lincae_core.checkpoint import model_id
             from lincae_core.config import get_preset
-            from lincae_core.model import LinCAE
+            from lincae_core.nn.model import LinCAE
 
             model = LinCAE(get_preset(args.with_model)).eval()
             model.model_id = model_id(model.state_dict(), model.config)

@@ -6,14 +6,14 @@ two CPU cores) it measures, with random weights:
 - parameter count;
 - ``model.encode`` and ``model.decode`` (1 step, seeded) on ``--seconds`` of audio ``[1, T]``,
   as x-real-time;
-- one full Lin-CAE training step (``lincae_core.train.train_step``: mixtures -> 2B items,
+- one full Lin-CAE training step (``lincae_core.train.loop.train_step``: mixtures -> 2B items,
   gains, encoder, latent upsampler, student + detached teacher, RAdam) at ``--batch`` crops
   for each segment length in ``--segment-frames``, plain fp32 and, unless ``--no-variants``,
   with ``channels_last``, with bfloat16 autocast, and with both; seconds per step
   (minimum and median of ``--steps`` timed steps after ``--warmup``, variants interleaved), steps per hour and
   hours of crops seen per hour; and the median CPU seconds per step (with ``--threads 1`` a
   load-independent measure of the work of a step);
-- the in-process crop loader (``lincae_core.data.CropSampler``) on a synthetic 44.1 kHz
+- the in-process crop loader (``lincae_core.train.data.CropSampler``) on a synthetic 44.1 kHz
   WAV corpus resampled to each preset's rate, seconds per batch.
 
 Prints a table and writes JSON (``--out``), with the load average at start and end. Ratios
@@ -41,9 +41,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lincae_core.config import TrainConfig, get_preset  # noqa: E402
-from lincae_core.data import CropSampler, open_source  # noqa: E402
-from lincae_core.model import LinCAE  # noqa: E402
-from lincae_core.train import ConsistencyObjective, segment_length, train_step  # noqa: E402
+from lincae_core.train.data import CropSampler, open_source  # noqa: E402
+from lincae_core.nn.model import LinCAE  # noqa: E402
+from lincae_core.train.loop import ConsistencyObjective, segment_length, train_step  # noqa: E402
 
 VARIANTS = {"fp32": (False, False), "channels_last": (True, False), "bf16": (False, True),
             "channels_last+bf16": (True, True)}

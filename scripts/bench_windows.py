@@ -1,6 +1,6 @@
 """Reconstruction quality against the encode/decode window length (chooses InferenceConfig defaults).
 
-For each (window, overlap), encode and decode a few tracks with ``api.encode``/``api.decode`` and
+For each (window, overlap), encode and decode a few tracks with ``inference.encode``/``inference.decode`` and
 score the reconstruction (SNR, multi-scale mel distance) against the original, next to the
 single-pass reference (one window covering the whole track). Prints a table; writes JSON.
 
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lincae_core import api, metrics
+from lincae_core.inference import decode as decode_audio, encode as encode_audio
+from lincae_core.evaluation import metrics
 from lincae_core.audio import load_audio
 from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig
@@ -35,8 +36,8 @@ def _tracks(root: Path, n: int, seconds: float, rate: int) -> list[np.ndarray]:
 def _score(model, tracks, inference) -> dict[str, float]:  # noqa: ANN001
     snr, mss, t0 = [], [], time.perf_counter()
     for x in tracks:
-        z = api.encode(model, torch.from_numpy(x), inference)
-        y = api.decode(model, z, x.shape[-1], inference, seed=0)
+        z = encode_audio(model, torch.from_numpy(x), inference)
+        y = decode_audio(model, z, x.shape[-1], inference, seed=0)
         ref = torch.from_numpy(x)[None]
         snr.append(float(metrics.snr(y[None], ref)[0]))
         mss.append(float(metrics.mss_distance(y[None], ref, model.config.sample_rate)[0]))

@@ -10,7 +10,7 @@ import torch
 
 from lincae_core.checkpoint import save_checkpoint
 from lincae_core.config import ModelConfig, get_preset
-from lincae_core.model import LinCAE
+from lincae_core.nn.model import LinCAE
 
 
 @pytest.fixture

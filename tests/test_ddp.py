@@ -13,7 +13,7 @@ import torch
 import torch.multiprocessing as mp
 
 from lincae_core.config import TrainConfig
-from lincae_core.train_state import load_state
+from lincae_core.train.state import load_state
 
 SMALL_MODEL = {"base_channels": 4, "bottleneck_base_channels": 32, "cond_channels": 16, "latent_dim": 8}
 
@@ -30,7 +30,7 @@ def _worker(rank: int, world: int, port: int, cfg_dict: dict[str, object], out: 
     torch.set_num_threads(1)
     import torch.distributed as dist
 
-    from lincae_core.train import train
+    from lincae_core.train.loop import train
 
     try:
         summary = train(TrainConfig.from_dict(cfg_dict), out)
@@ -62,7 +62,7 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     gens = [r["sampler"]["generator"] for r in state["ranks"]]
     assert not torch.equal(gens[0], gens[1])  # each rank draws its own crops
     torch.manual_seed(cfg.seed)
-    from lincae_core.model import LinCAE
+    from lincae_core.nn.model import LinCAE
 
     init = LinCAE(cfg.model_config()).state_dict()
     assert any(not torch.equal(init[k], state["model"][k]) for k in init)  # it trained

@@ -13,11 +13,11 @@ from click.testing import CliRunner
 
 from conftest import music
 from lincae_cli.main import cli
-from lincae_core import api
+from lincae_core import inference
 from lincae_core.config import InferenceConfig
-from lincae_core.decode import decode_store, safe_relpath
+from lincae_core.decoding import decode_store, safe_relpath
 from lincae_core.errors import StoreMismatchError
-from lincae_core.model import LinCAE
+from lincae_core.nn.model import LinCAE
 from lincae_core.store import LatentStore
 
 KEYS = ["song", "album/track 1", "../../escape", "/abs/path", "a/./b/../c", ".hidden", "x\\..\\y"]
@@ -29,7 +29,7 @@ def _store(path: Path, model: LinCAE, lengths: list[int], keys: list[str] | None
     keys = keys or [f"t{i}" for i in range(len(lengths))]
     store = LatentStore.create(path, model_id=model.model_id, model_config=cfg.to_dict(),
                                geometry=cfg.geometry(), channels=channels, chunk_frames=8)
-    zs = [api.encode(model, np.stack([music(cfg.sample_rate, n / cfg.sample_rate, i)] * channels))
+    zs = [inference.encode(model, np.stack([music(cfg.sample_rate, n / cfg.sample_rate, i)] * channels))
           for i, n in enumerate(lengths)]
     store.plan([(k, z.shape[-1], n, 44100, channels) for k, z, n in zip(keys, zs, lengths, strict=True)])
     for i, z in enumerate(zs):

@@ -1,4 +1,4 @@
-"""``lincae encode``: latents equal to ``api.encode``, the failure ledger, exit codes, resume after
+"""``lincae encode``: latents equal to ``inference.encode``, the failure ledger, exit codes, resume after
 a kill (byte-identical), and two shard processes at once (identical to one process)."""
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from click.testing import CliRunner
 from conftest import music
 
 from lincae_cli.main import cli
-from lincae_core import api
+from lincae_core import inference
 from lincae_core.audio import load_audio, resampled_length
 from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig
 from lincae_core.discovery import discover
-from lincae_core.encode import EncodeProgress, EncodeSettings, encode_files
-from lincae_core.encode_schedule import block_schedule
+from lincae_core.encoding.job import EncodeProgress, EncodeSettings, encode_files
+from lincae_core.encoding.schedule import block_schedule
 from lincae_core.errors import StoreMismatchError
 from lincae_core.store import LatentStore
-from lincae_core.transforms import padded_length
+from lincae_core.nn.transforms import padded_length
 
 ROOT = Path(__file__).resolve().parents[1]
 INFERENCE = InferenceConfig(window_s=1.0, overlap_s=0.3, batch_size=3)
@@ -101,8 +101,8 @@ def test_encode_matches_api_and_records_failures(library: Path, model: Any, tmp_
         samples = resampled_length(int(rate * sec), rate, 16000)
         assert (t.samples, t.source_rate, t.channels, t.status) == (samples, rate, ch, 1)
         assert t.frames == padded_length(samples, model.config)[0]
-        ref = api.encode(model, load_audio(library / rel, 16000), INFERENCE).numpy()  # [1, D, Z]
-        # other batch neighbours than api.encode's: equal up to kernel rounding (1e-7)
+        ref = inference.encode(model, load_audio(library / rel, 16000), INFERENCE).numpy()  # [1, D, Z]
+        # other batch neighbours than inference.encode's: equal up to kernel rounding (1e-7)
         np.testing.assert_allclose(store.read_track(key).transpose(1, 2, 0), ref, atol=1e-5, rtol=0)
     assert store.track("tf").status == 2
     reasons = {r["key"]: r["reason"] for r in store.ledger()}
@@ -121,10 +121,10 @@ def test_encode_matches_api_and_records_failures(library: Path, model: Any, tmp_
 
 
 def test_single_track_is_bitwise_api_encode(library: Path, model: Any, tmp_path: Path) -> None:
-    """Alone in the store, a track's windows batch exactly as in api.encode: same bits."""
+    """Alone in the store, a track's windows batch exactly as in inference.encode: same bits."""
     encode_files(discover(library / "a.wav"), tmp_path / "one.zarr", model, INFERENCE,
                  EncodeSettings(dtype="float32"))
-    ref = api.encode(model, load_audio(library / "a.wav", 16000), INFERENCE).numpy()
+    ref = inference.encode(model, load_audio(library / "a.wav", 16000), INFERENCE).numpy()
     z = LatentStore.open(tmp_path / "one.zarr").read_track("a")
     np.testing.assert_array_equal(z.transpose(1, 2, 0), ref)
 
@@ -133,7 +133,7 @@ def test_channels_last_is_close_and_restores_the_model(library: Path, model: Any
     before = {k: v.clone() for k, v in model.state_dict().items()}
     encode_files(discover(library / "c.wav"), tmp_path / "cl.zarr", model, INFERENCE,
                  EncodeSettings(dtype="float32", channels_last=True))
-    ref = api.encode(model, load_audio(library / "c.wav", 16000), INFERENCE).numpy()
+    ref = inference.encode(model, load_audio(library / "c.wav", 16000), INFERENCE).numpy()
     z = LatentStore.open(tmp_path / "cl.zarr").read_track("c")
     np.testing.assert_allclose(z.transpose(1, 2, 0), ref, atol=1e-3, rtol=0)
     for k, v in model.state_dict().items():
@@ -148,7 +148,7 @@ def test_stereo_keeps_two_latent_channels(library: Path, model: Any, tmp_path: P
     assert (summary.encoded, summary.partial) == (2, False)
     store = LatentStore.open(tmp_path / "st.zarr")
     z = store.read_track("sub/b")  # [Z, 2, D]
-    ref = api.encode(model, load_audio(library / "sub/b.flac", 16000, "stereo")[None], INFERENCE).numpy()
+    ref = inference.encode(model, load_audio(library / "sub/b.flac", 16000, "stereo")[None], INFERENCE).numpy()
     np.testing.assert_allclose(z.transpose(1, 2, 0), ref[0], atol=1e-5)
     zc = store.read_track("c")
     np.testing.assert_array_equal(zc[:, 0], zc[:, 1])  # a mono source gives two equal channels

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from conftest import music, randomize
 
 from lincae_cli.main import cli
-from lincae_core import transforms
+from lincae_core.nn import transforms
 from lincae_core.checkpoint import save_checkpoint
 from lincae_core.errors import ConfigError
-from lincae_core.eval_protocol import (
+from lincae_core.evaluation.protocol import (
     STEMS,
     ChunkCodec,
     EvalConfig,
@@ -26,9 +26,9 @@ from lincae_core.eval_protocol import (
     overlap_add,
     score_music_track,
 )
-from lincae_core.evaluate import NamedModel, evaluate, find_stem_tracks
-from lincae_core.model import LinCAE
-from lincae_core.report import write_report
+from lincae_core.evaluation.runner import NamedModel, evaluate, find_stem_tracks
+from lincae_core.nn.model import LinCAE
+from lincae_core.evaluation.report import write_report
 
 SR = 16000
 

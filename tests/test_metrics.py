@@ -1,4 +1,4 @@
-"""Tests of lincae_core.metrics against auraloss, torchmetrics and librosa, and of their properties."""
+"""Tests of lincae_core.evaluation.metrics against auraloss, torchmetrics and librosa, and of their properties."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torchmetrics.functional.audio import (
     signal_noise_ratio,
 )
 
-from lincae_core import metrics
+from lincae_core.evaluation import metrics
 from lincae_core.errors import ShapeMismatchError
 
 SR = 44100

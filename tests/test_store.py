@@ -13,7 +13,7 @@ from _latent_stores import GEOMETRY, make_store
 
 from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError, StoreMismatchError
 from lincae_core.store import LatentStore
-from lincae_core.store_layout import Geometry, plan_layout
+from lincae_core.store.layout import Geometry, plan_layout
 
 TRACKS = [("a/one", 30), ("b.two", 50), ("c", 7), ("d", 0), ("e", 21)]
 

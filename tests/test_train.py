@@ -1,4 +1,4 @@
-"""Tests of lincae_core.train, data, ema and train_state: objective, schedules, data, resume, CLI."""
+"""Tests of lincae_core.train.loop, data, ema and train_state: objective, schedules, data, resume, CLI."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from lincae_core import data
-from lincae_core.augment import augment_batch
+from lincae_core.train import data
+from lincae_core.train.augment import augment_batch
 from lincae_core.config import TrainConfig
-from lincae_core.consistency import loss_weight, pseudo_huber, sigma_from_t
-from lincae_core.ema import EMA, ema_decay
+from lincae_core.nn.consistency import loss_weight, pseudo_huber, sigma_from_t
+from lincae_core.train.ema import EMA, ema_decay
 from lincae_core.errors import ConfigError
-from lincae_core.model import LinCAE
-from lincae_core.train import ConsistencyObjective, get_lr, noise_levels, segment_length, train, validate
-from lincae_core.train_state import load_state
-from lincae_core.transforms import to_representation
+from lincae_core.nn.model import LinCAE
+from lincae_core.train.loop import ConsistencyObjective, get_lr, noise_levels, segment_length, train, validate
+from lincae_core.train.state import load_state
+from lincae_core.nn.transforms import to_representation
 
 SMALL_MODEL = {"base_channels": 4, "bottleneck_base_channels": 32, "cond_channels": 16, "latent_dim": 8}
 
@@ -123,7 +123,7 @@ def test_objective_teacher_is_detached_and_shares_the_noise() -> None:
     def manual(detach: bool, noise_teacher: torch.Tensor) -> dict[str, torch.Tensor]:
         model.zero_grad()
         z = model.encoder(to_representation(batch.x, model.config))
-        from lincae_core.augment import conditioning_latents
+        from lincae_core.train.augment import conditioning_latents
 
         pyr = model.decoder(conditioning_latents(z, batch))
         f_s = model.denoise(target + s2[:, None, None, None] * eps, s2, pyr)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import music
-from lincae_core import transforms
+from lincae_core.nn import transforms
 from lincae_core.config import get_preset
 
 PAPER = get_preset("paper")

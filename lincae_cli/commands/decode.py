@@ -11,7 +11,7 @@ from tqdm import tqdm
 from lincae_cli.options import checkpoint_option, force_option, json_option
 from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig
-from lincae_core.decode import decode_store, decode_to_wav_stream
+from lincae_core.decoding import decode_store, decode_to_wav_stream
 
 
 @click.command("decode")

@@ -13,7 +13,7 @@ from lincae_cli.options import checkpoint_option, json_option, overwrite_option
 from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig
 from lincae_core.discovery import discover, parse_extensions, read_file_list
-from lincae_core.encode import EncodeProgress, EncodeSettings, encode_files, plan_encode, resolve_device
+from lincae_core.encoding.job import EncodeProgress, EncodeSettings, encode_files, plan_encode, resolve_device
 
 _DEF = InferenceConfig()
 _HOURS = "{l_bar}{bar}| {n:.3f}/{total:.3f} h [{elapsed}<{remaining}{postfix}]"
@@ -86,7 +86,7 @@ class _Bar:
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Audio reader threads.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:i].")
 @click.option("--channels-last", is_flag=True,
-              help="Channels-last encoder: ~2x faster on CPU, latents within ~1e-4 of api.encode.")
+              help="Channels-last encoder: ~2x faster on CPU, latents within ~1e-4 of inference.encode.")
 @click.option("--shard", type=ShardType(), default="0/1", show_default=True,
               help="Fill shard i of N (SLURM arrays, torchrun ranks); the store is planned once.")
 @click.option("--plan-only", is_flag=True, help="Plan the store (for --shard */N) and stop.")

@@ -9,7 +9,7 @@ import click
 
 from lincae_cli.commands._ops_common import frame_progress, keys_from_option, read_keys
 from lincae_cli.options import json_option, overwrite_option
-from lincae_core.export import export_shards
+from lincae_core.ops.export import export_shards
 
 
 @click.command("export")

@@ -8,7 +8,7 @@ import click
 
 from lincae_cli.options import json_option
 from lincae_core.store import LatentStore
-from lincae_core.store_layout import STATUS_NAMES
+from lincae_core.store.layout import STATUS_NAMES
 
 
 def _printable(key: str) -> str:

@@ -8,8 +8,8 @@ import sys
 import click
 from tqdm import tqdm
 
-from lincae_core.train import train
-from lincae_core.train_state import resolve_train_config
+from lincae_core.train.loop import train
+from lincae_core.train.state import resolve_train_config
 
 
 @click.command("train")

@@ -1,4 +1,4 @@
-"""Out-of-core execution of an :class:`~lincae_core.ops_plan.OpPlan` into a new store.
+"""Out-of-core execution of an :class:`~lincae_core.ops.plan.OpPlan` into a new store.
 
 The output latent array is cut into blocks of whole chunks (at most ``max_block_frames`` frames,
 at least one chunk). A work unit is a run of consecutive blocks; each unit opens the stores
@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from lincae_core.errors import LincaeError
-from lincae_core.ops_plan import OpPlan
+from lincae_core.ops.plan import OpPlan
 from lincae_core.store import LatentArray, LatentStore
-from lincae_core.store_layout import lineage_entry
+from lincae_core.store.lineage import lineage_entry
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BLOCK_FRAMES = 16384

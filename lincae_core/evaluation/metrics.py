@@ -9,7 +9,7 @@ Every metric returns one value per item, shape ``[B]`` (waveform metrics: the me
 the caller averages over items. Arguments go estimate first, reference second (as auraloss). The
 definitions follow the reference code (auraloss ``SNRLoss``/``SISDRLoss`` with ``zero_mean=False``,
 ``MultiResolutionSTFTLoss`` from ``get_mss_loss_args``), with spectral convergence per track. The
-spectral distances (mel filterbank, MR-STFT, MSS) live in :mod:`lincae_core.spectral` and are
+spectral distances (mel filterbank, MR-STFT, MSS) live in :mod:`lincae_core.evaluation.spectral` and are
 re-exported here.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from lincae_core.errors import ShapeMismatchError
-from lincae_core.spectral import (  # re-exported: the spectral half of the metrics
+from lincae_core.evaluation.spectral import (  # re-exported: the spectral half of the metrics
     _audio_pair,
     _check_pair,
     mel_filterbank,

@@ -3,7 +3,7 @@
 Layouts: audio ``[T]``, ``[B, T]`` or ``[B, C, T]`` (a 1-D signal is a batch of one, a 2-D one
 ``B`` mono items); every distance returns one value per item, ``[B]`` (the mean over channels).
 Arguments go estimate first, reference second (as auraloss). Re-exported by
-:mod:`lincae_core.metrics`.
+:mod:`lincae_core.evaluation.metrics`.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
-"""Latent algebra of a linear autoencoder, on arrays and on whole latent stores.
+"""Latent algebra on whole latent stores: gain, mix, extract and select, streamed chunk by chunk.
 
-Latents are ``z[F, C, D]`` (frames, channels, latent dim) as in the store. The pure functions
-compute in float32 (numpy float16 arithmetic is emulated and ~40x slower): read float16, compute
-float32, cast back when writing. They rest on the two properties that Lin-CAE training induces
-(arXiv:2510.23530, Sec. 3):
-
-- homogeneity (Property 1, Eq. 1): ``Dec(a z) ≈ a Dec(z)``;
-- additivity (Property 2, Eq. 2): ``Dec(z_u + z_v) ≈ Dec(z_u) + Dec(z_v)``.
-
-The store functions stream chunk by chunk through :mod:`lincae_core.ops_engine` (memory does not
-grow with the store), in parallel with joblib; only tracks whose status is done are used.
+Each operation plans its output with :mod:`lincae_core.ops.plan` (pure) and runs it with
+:mod:`lincae_core.ops.engine` (memory does not grow with the store; parallel with joblib); only
+tracks whose status is done are used. The per-array math is :mod:`lincae_core.ops.algebra`.
 """
 
 from __future__ import annotations
@@ -20,87 +13,17 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
-from lincae_core import ops_engine
-from lincae_core.errors import ConfigError, ShapeMismatchError
-from lincae_core.ops_plan import plan_mix, plan_select
+from lincae_core.errors import ConfigError
+from lincae_core.ops import engine as ops_engine
+from lincae_core.ops.plan import plan_mix, plan_select
 from lincae_core.store import LatentStore
 
-__all__ = [
-    "db_to_amplitude", "extract", "extract_store", "gain", "gain_store", "match_length", "mix",
-    "mix_stores", "select_store",
-]
+__all__ = ["extract_store", "gain_store", "mix_stores", "select_store"]
+
 StoreLike = LatentStore | str | os.PathLike
 Progress = Callable[[int], None] | None
 MAX_BLOCK = ops_engine.DEFAULT_MAX_BLOCK_FRAMES
 
-
-def db_to_amplitude(db: float) -> float:
-    """Convert a gain in decibels to an amplitude factor, ``10 ** (db / 20)``."""
-    return float(10.0 ** (db / 20.0))
-
-
-def _compute_dtype(z: np.ndarray) -> np.dtype:
-    return np.result_type(z.dtype, np.float32)
-
-
-def gain(z: np.ndarray, a: float) -> np.ndarray:
-    """Scale a latent, ``a * z``: decodes to ``a * Dec(z)`` by homogeneity (Sec. 3, Eq. 1).
-
-    Args:
-        z: Latents ``[F, C, D]`` (any shape works).
-        a: Amplitude factor (negative flips the polarity).
-
-    Returns:
-        ``a * z`` in float32 (float64 stays float64).
-    """
-    return z.astype(_compute_dtype(z), copy=False) * np.float32(a)
-
-
-def mix(zs: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
-    """Weighted sum ``sum_k w_k z_k``: decodes to the mix by additivity and homogeneity (Eqs. 1-2).
-
-    Args:
-        zs: ``K`` latents of one shape ``[F, C, D]``.
-        weights: ``K`` gains.
-
-    Returns:
-        The mix in float32.
-
-    Raises:
-        ShapeMismatchError: Shapes differ or ``len(weights) != len(zs)``.
-    """
-    if len(zs) == 0 or len(zs) != len(weights):
-        raise ShapeMismatchError(f"mix: expected one weight per latent and at least one latent, "
-                                 f"got {len(zs)} latents and {len(weights)} weights")
-    shape = zs[0].shape
-    for z in zs[1:]:
-        if z.shape != shape:
-            raise ShapeMismatchError(f"mix: expected latents of shape {shape}, got {z.shape}")
-    out = gain(zs[0], weights[0])
-    for z, w in zip(zs[1:], weights[1:], strict=True):
-        out += np.float32(w) * z.astype(out.dtype, copy=False)
-    return out
-
-
-def extract(z_mix: np.ndarray, z_others: Sequence[np.ndarray]) -> np.ndarray:
-    """Latent-arithmetic source estimate ``z_mix - sum z_others`` (Sec. 4.5, Fig. 3).
-
-    With ``z_others`` the accompaniment, ``Dec`` of the result estimates the remaining source.
-    """
-    return mix([z_mix, *z_others], [1.0] + [-1.0] * len(z_others))
-
-
-def match_length(z: np.ndarray, frames: int) -> np.ndarray:
-    """Trim ``z[F, C, D]`` to ``frames`` or pad it with zero frames (near-silence, see docs)."""
-    if z.shape[0] >= frames:
-        return z[:frames]
-    pad = np.zeros((frames - z.shape[0], *z.shape[1:]), dtype=z.dtype)
-    return np.concatenate([z, pad])
-
-
-# ------------------------------------------------------------------------ store operations
 def _open(s: StoreLike) -> LatentStore:
     return s if isinstance(s, LatentStore) else LatentStore.open(s)
 

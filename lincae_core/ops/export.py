@@ -25,7 +25,7 @@ import webdataset as wds
 
 from lincae_core.errors import ConfigError, LincaeError, StoreMismatchError
 from lincae_core.store import LatentStore
-from lincae_core.store_layout import STATUS_DONE
+from lincae_core.store.layout import STATUS_DONE
 
 __all__ = ["export_shards", "sample_key", "window_starts"]
 

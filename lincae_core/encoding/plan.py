@@ -35,7 +35,7 @@ from lincae_core.config import ModelConfig
 from lincae_core.discovery import Source
 from lincae_core.errors import AudioError, StoreFormatError
 from lincae_core.store import LatentStore
-from lincae_core.transforms import padded_length
+from lincae_core.nn.transforms import padded_length
 
 __all__ = ["EncodePlan", "build_plan", "create_planned_store", "probe_source"]
 

@@ -1,7 +1,7 @@
-"""Pure (zarr-free) parts of the latent store format v1: validation, layout, ledger.
+"""Pure (zarr-free, I/O-free) parts of the latent store format v1: constants, validation, layout.
 
 The format itself is documented in ``docs/store-format.md``; :mod:`lincae_core.store` is the
-only module that touches zarr. Everything here works on plain dicts and numpy arrays, so that it
+only package that touches zarr. Everything here works on plain dicts and numpy arrays, so that it
 can be tested without a store on disk and so that a malicious store is refused before any of its
 numbers are used.
 
@@ -11,13 +11,9 @@ frames ``offset[i] : offset[i] + frames[i]``.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -282,30 +278,6 @@ def plan_layout(frames: np.ndarray, chunk_frames: int, shards: int = 1) -> Layou
                   status_chunk)
 
 
-def utc_now() -> str:
-    """Return the current UTC time in ISO 8601 form."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def lineage_entry(op: str, args: Mapping[str, Any], inputs: Sequence[Any]) -> dict[str, Any]:
-    """Build one lineage record: the operation, its arguments and its inputs' paths and ids.
-
-    Args:
-        op: Operation name (``"gain"``, ``"mix"``, ...).
-        args: JSON-ready arguments that reproduce the operation.
-        inputs: Input stores (anything with ``path`` and ``store_id``).
-    """
-    from lincae_core import __version__  # lazy: lincae_core/__init__ may import the store
-
-    return {
-        "op": op,
-        "args": dict(args),
-        "inputs": [{"path": str(Path(s.path).resolve()), "store_id": s.store_id} for s in inputs],
-        "time": utc_now(),
-        "lincae_version": __version__,
-    }
-
-
 @dataclass(frozen=True)
 class TrackInfo:
     """One row of the track table (``samples`` is the exact length at the model sample rate)."""
@@ -355,42 +327,3 @@ def rows_to_table(rows: Sequence[Sequence[Any]], where: str) -> dict[str, np.nda
     t["offset"] = np.zeros(len(rows), dtype=np.int64)
     t["status"] = np.zeros(len(rows), dtype=np.int8)
     return t
-
-
-def append_ledger(ledger_dir: Path, writer: str, record: dict[str, Any]) -> None:
-    """Append one failure record to ``ledger_dir/<writer>.jsonl`` (one writer per file)."""
-    ledger_dir.mkdir(exist_ok=True)
-    # One short write of one line: readers skip a torn last line after a crash.
-    with open(ledger_dir / f"{writer}.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, ensure_ascii=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def read_ledger(ledger_dir: Path, status: np.ndarray) -> list[dict[str, Any]]:
-    """Read the current failure records of a store.
-
-    Args:
-        ledger_dir: The store's ``ledger/`` directory.
-        status: ``(N,)`` current track status; records of rows no longer failed are stale.
-
-    Returns:
-        The latest record of each failed row, then of each input that never got a row.
-    """
-    latest: dict[Any, dict[str, Any]] = {}
-    n = status.shape[0]
-    for f in sorted(ledger_dir.glob("*.jsonl")):
-        for line in f.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # torn last line of a killed writer
-            if not isinstance(rec, dict) or not isinstance(rec.get("reason"), str):
-                continue
-            i = rec.get("index")
-            if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n:
-                if status[i] == STATUS_FAILED:
-                    latest[("row", i)] = rec
-            elif i is None:
-                latest[("input", str(rec.get("key")))] = rec
-    return list(latest.values())

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from lincae_core.audio import save_audio
-from lincae_core.eval_protocol import STEMS
-from lincae_core.evaluate import EvalResult
+from lincae_core.evaluation.protocol import STEMS
+from lincae_core.evaluation.runner import EvalResult
 
 __all__ = ["markdown_report", "summary_tables", "write_report"]
 

@@ -1,11 +1,11 @@
 """``lincae eval``: the paper's evaluation (arXiv:2510.23530 Sec. 4) of checkpoints side by side.
 
-Composes :mod:`lincae_core.eval_protocol` (chunking, seeded decodes, per-track scores) over a
+Composes :mod:`lincae_core.evaluation.protocol` (chunking, seeded decodes, per-track scores) over a
 MUSDB18-HQ-style stems folder (``<track>/{bass,drums,other,vocals}.wav``; Table 1: additivity,
 separation, reconstruction of ``mix = Σ stems``) and a folder of music (Table 2: reconstruction
 and homogeneity; the stems' mixtures when no music folder is given). Audio is loaded mono at each
 model's sample rate. The result holds every number per track and the mean over tracks, per
-checkpoint, plus the protocol settings; :mod:`lincae_core.report` writes it out.
+checkpoint, plus the protocol settings; :mod:`lincae_core.evaluation.report` writes it out.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from lincae_core.audio import load_audio
 from lincae_core.checkpoint import load_model
 from lincae_core.discovery import discover
 from lincae_core.errors import AudioError, ConfigError, LincaeError
-from lincae_core.eval_protocol import STEMS, ChunkCodec, EvalConfig, score_music_track, score_stems_track
-from lincae_core.metrics import mss_resolutions
-from lincae_core.model import LinCAE
+from lincae_core.evaluation.protocol import STEMS, ChunkCodec, EvalConfig, score_music_track, score_stems_track
+from lincae_core.evaluation.metrics import mss_resolutions
+from lincae_core.nn.model import LinCAE
 
 __all__ = [
     "EvalResult",

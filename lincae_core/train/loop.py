@@ -25,14 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from lincae_core.augment import AugmentedBatch, augment_batch, conditioning_latents, gain_range
+from lincae_core.train.augment import AugmentedBatch, augment_batch, conditioning_latents, gain_range
 from lincae_core.config import ModelConfig, TrainConfig
-from lincae_core.consistency import delta_t, loss_weight, pseudo_huber, sample_t, sigma_from_t
-from lincae_core.data import CropSampler, load_validation, open_source
-from lincae_core.ema import EMA
+from lincae_core.nn.consistency import delta_t, loss_weight, pseudo_huber, sample_t, sigma_from_t
+from lincae_core.train.data import CropSampler, load_validation, open_source
+from lincae_core.train.ema import EMA
 from lincae_core.errors import ConfigError
-from lincae_core.model import LinCAE
-from lincae_core.train_state import (
+from lincae_core.nn.model import LinCAE
+from lincae_core.train.state import (
     Distributed,
     MetricsLog,
     StopFlag,
@@ -46,7 +46,7 @@ from lincae_core.train_state import (
     setup_distributed,
     weights_sha256,
 )
-from lincae_core.transforms import to_representation
+from lincae_core.nn.transforms import to_representation
 
 __all__ = [
     "ConsistencyObjective",
@@ -203,7 +203,7 @@ def validate(model: LinCAE, x: torch.Tensor, seed: int = 0) -> dict[str, float]:
         model: the model to score (the EMA weights), in eval mode.
         x: validation audio ``[N, T]``.
     """
-    from lincae_core import metrics
+    from lincae_core.evaluation import metrics
 
     sr, n = model.config.sample_rate, x.shape[-1]
 

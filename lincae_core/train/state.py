@@ -197,8 +197,8 @@ class TrainingParts:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    ema: Any  # lincae_core.ema.EMA
-    sampler: Any  # lincae_core.data.CropSampler
+    ema: Any  # lincae_core.train.ema.EMA
+    sampler: Any  # lincae_core.train.data.CropSampler
     generator: torch.Generator
     step: int = 0
 

@@ -26,9 +26,11 @@ from typing import Any, Literal
 import numpy as np
 import zarr
 
-from lincae_core import store_layout as sl
+import lincae_core.store.layout as sl
 from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError
-from lincae_core.store_layout import Geometry, TrackInfo, lineage_entry
+from lincae_core.store.layout import Geometry, TrackInfo
+from lincae_core.store.ledger import append_ledger, read_ledger
+from lincae_core.store.lineage import lineage_entry, utc_now
 
 __all__ = ["Geometry", "LatentArray", "LatentStore", "TrackInfo", "lineage_entry"]
 
@@ -176,7 +178,7 @@ class LatentStore:
             "model": {"id": model_id, "config": dict(model_config)},
             "geometry": geo.to_dict(), "encoding": dict(encoding) if encoding else None,
             "dtype": dtype, "channels": channels, "lineage": [dict(e) for e in lineage],
-            "store_id": store_id or uuid.uuid4().hex, "created": sl.utc_now(), "layout": None,
+            "store_id": store_id or uuid.uuid4().hex, "created": utc_now(), "layout": None,
         }
         sl.validate_attrs(attrs, str(path))
         group = zarr.open_group(str(path), mode="w")
@@ -299,7 +301,7 @@ class LatentStore:
         t = self.track(index)
         shard = self.shard_of(index) if self.layout is not None else 0
         self._append_ledger(f"shard-{shard:04d}", {"key": t.key, "index": int(index),
-                                                    "reason": str(reason), "time": sl.utc_now()})
+                                                    "reason": str(reason), "time": utc_now()})
         self._set_status(index, sl.STATUS_FAILED)
 
     def record_failure(self, source: str, reason: str, *, writer: str = "plan") -> None:
@@ -314,7 +316,7 @@ class LatentStore:
         if not writer.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"writer: expected letters, digits, '-' or '_', got {writer!r}")
         self._append_ledger(writer, {"key": str(source), "index": None, "reason": str(reason),
-                                     "time": sl.utc_now()})
+                                     "time": utc_now()})
 
     def add_lineage(self, entry: Mapping[str, Any]) -> None:
         """Append a lineage record (see :func:`lineage_entry`)."""
@@ -338,7 +340,7 @@ class LatentStore:
         self._group.attrs.put(json.loads(json.dumps(self._attrs)))
 
     def _append_ledger(self, writer: str, record: dict[str, Any]) -> None:
-        sl.append_ledger(self.path / "ledger", writer, record)
+        append_ledger(self.path / "ledger", writer, record)
 
     def _require_writable(self) -> None:
         if self.mode != "r+":
@@ -409,7 +411,7 @@ class LatentStore:
 
     def ledger(self) -> list[dict[str, Any]]:
         """Failure records still current: failed rows (latest reason) and unplanned inputs."""
-        return sl.read_ledger(self.path / "ledger", self.table()["status"])
+        return read_ledger(self.path / "ledger", self.table()["status"])
 
     def describe(self) -> dict[str, Any]:
         """Summary for ``lincae info STORE`` (JSON-ready)."""

@@ -5,7 +5,7 @@ or at random with a seed), the length policy, and time selection. The result, an
 :class:`OpPlan`, says for every output track ``i`` and input ``k`` where to read
 (``src_offset[k, i]``, a frame index into input ``k``'s latent array), how many frames input
 ``k`` can give (``src_frames[k, i]``; the rest of the output track is silence, i.e. zeros) and
-with which gain (``gains[k, i]``). :mod:`lincae_core.ops_engine` executes it chunk by chunk.
+with which gain (``gains[k, i]``). :mod:`lincae_core.ops.engine` executes it chunk by chunk.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lincae_core.errors import ConfigError, StoreMismatchError
-from lincae_core.store_layout import STATUS_DONE
+from lincae_core.store.layout import STATUS_DONE
 
 PAIRS = ("key", "position", "random")
 LENGTHS = ("shortest", "longest", "first")

@@ -16,10 +16,10 @@ import math
 import torch
 from torch import nn
 
-from lincae_core import transforms
+from lincae_core.nn import transforms
 from lincae_core.config import ModelConfig
-from lincae_core.consistency import sampler_sigmas, scalings
-from lincae_core.layers import (
+from lincae_core.nn.consistency import sampler_sigmas, scalings
+from lincae_core.nn.layers import (
     DownsampleConv,
     DownsampleFreqConv,
     FreqGain,

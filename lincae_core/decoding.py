@@ -1,6 +1,6 @@
 """Decode tracks of a latent store to audio files (mirrored key paths) or a WAV stream.
 
-Memory is bounded by the decode window (``api.iter_decode`` streams audio blocks, written to
+Memory is bounded by the decode window (``inference.iter_decode`` streams audio blocks, written to
 the file as they come). Output paths come from track keys but can never leave the output
 directory: see ``safe_relpath``. Clipping policy: integer subtypes (PCM_16, PCM_24) are
 hard-clipped to [-1, 1] and the number of clipped samples is reported per track; float
@@ -22,10 +22,10 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
-from lincae_core import api
+from lincae_core.inference import iter_decode
 from lincae_core.config import InferenceConfig
 from lincae_core.errors import AudioError, StoreMismatchError
-from lincae_core.model import LinCAE
+from lincae_core.nn.model import LinCAE
 from lincae_core.store import LatentStore
 
 __all__ = ["DecodeSummary", "check_model_matches", "decode_store", "decode_to_wav_stream", "safe_relpath"]
@@ -101,7 +101,7 @@ def _track_blocks(store: LatentStore, key: str, model: LinCAE, inference: Infere
                   seed: int, steps: int):  # noqa: ANN202
     t = store.track(key)
     z = store.read_track(key).astype(np.float32).transpose(1, 2, 0)  # (C, D, Z)
-    return t, api.iter_decode(model, z, t.samples, inference, seed, steps)
+    return t, iter_decode(model, z, t.samples, inference, seed, steps)
 
 
 def decode_store(

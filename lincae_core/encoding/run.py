@@ -33,13 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from lincae_core import transforms
-from lincae_core.api import _ramp_weights, window_span
+from lincae_core.nn import transforms
+from lincae_core.windowing import OverlapAdd, ramp_weights, window_span
 from lincae_core.audio import AudioStream
 from lincae_core.config import ModelConfig
-from lincae_core.encode_schedule import BlockSchedule
+from lincae_core.encoding.schedule import BlockSchedule
 from lincae_core.errors import AudioError
-from lincae_core.model import LinCAE
+from lincae_core.nn.model import LinCAE
 from lincae_core.store import LatentStore
 
 __all__ = ["RowJob", "Runner", "forward_segments"]
@@ -131,7 +131,7 @@ def forward_segments(
 ) -> np.ndarray:
     """Encode equal-length segments ``[N, L]`` into raw latents ``[N, D, W]`` (float32).
 
-    By default the same operations as :func:`lincae_core.api.encode_segments`. ``amp`` runs the
+    By default the same operations as :func:`lincae_core.inference.encode_segments`. ``amp`` runs the
     encoder under float16 autocast (CUDA only); ``channels_last`` feeds it a channels-last
     representation (use with an encoder converted to channels-last).
     """
@@ -147,12 +147,16 @@ def forward_segments(
 
 
 class _RowState:
-    """Cross-fade accumulator of one row being encoded (the api's OverlapAdd, preallocated)."""
+    """Cross-fade accumulators of one row being encoded (one preallocated OverlapAdd a channel)."""
 
     def __init__(self, channels: int, dim: int, frames: int, segments: int) -> None:
-        self.acc = np.zeros((channels, dim, frames), np.float32)
-        self.wsum = np.zeros((channels, frames), np.float32)
+        self.frames = frames
+        self.ola = [OverlapAdd((dim,), frames) for _ in range(channels)]
         self.left = segments
+
+    def latents(self) -> np.ndarray:
+        """The stitched latents ``[C, D, Z]``."""
+        return np.stack([o.pop(self.frames) for o in self.ola])
 
 
 @dataclass
@@ -272,10 +276,8 @@ class Runner:
 
     def _stitch(self, s: BlockSchedule, r: int, i: int, c: int, z: np.ndarray) -> None:
         st, plan = self._state(s, r), s.windows[r]
-        start, stop = plan[i][0], plan[i][0] + z.shape[-1]
-        w = _ramp_weights(s.regions[r], i, start, z.shape[-1])  # exactly as api.encode
-        st.acc[c, :, start:stop] += z * w
-        st.wsum[c, start:stop] += w
+        start = plan[i][0]
+        st.ola[c].add(start, z, ramp_weights(s.regions[r], i, start, z.shape[-1]))  # as inference.encode
         st.left -= 1
         share = len(plan) * self.channels  # each segment reports its share of the row's duration
         self.stats.seconds += int(self.table["samples"][r]) / self.cfg.sample_rate / share
@@ -304,7 +306,7 @@ class Runner:
             self.stats.failed += 1
             log.warning("failed: %s", error)
         else:
-            z = st.acc / np.maximum(st.wsum[:, None, :], 1e-12)  # [C, D, Z]
+            z = st.latents()  # [C, D, Z]
             self.store.write_track(r, np.ascontiguousarray(z.transpose(2, 0, 1)))
             self.done.append(r)
             self.stats.encoded += 1

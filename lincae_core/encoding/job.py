@@ -2,11 +2,11 @@
 
 ``encode_files(discover(LIB), "OUT.zarr", model)`` is one call. It
 
-1. plans the store once (:mod:`lincae_core.encode_plan`: headers only, atomic publication);
+1. plans the store once (:mod:`lincae_core.encoding.plan`: headers only, atomic publication);
 2. or, when ``OUT`` exists, checks that it was planned by the same model, config, window,
    channels, dtype and input set (a clear error otherwise, unless ``overwrite``), and resumes;
-3. encodes the rows of its shard still pending (:mod:`lincae_core.encode_run`), in the canonical
-   batch schedule of :mod:`lincae_core.encode_schedule`, so that a killed-and-rerun, a sharded
+3. encodes the rows of its shard still pending (:mod:`lincae_core.encoding.run`), in the canonical
+   batch schedule of :mod:`lincae_core.encoding.schedule`, so that a killed-and-rerun, a sharded
    and an uninterrupted encode write byte-identical latents;
 4. records every input that fails, with the reason, in the store's failure ledger.
 
@@ -32,13 +32,13 @@ import torch
 
 from lincae_core.config import InferenceConfig
 from lincae_core.discovery import Source, sources_fingerprint
-from lincae_core.encode_plan import EncodePlan, build_plan, create_planned_store, remove_stale_temporaries
-from lincae_core.encode_run import Runner, RunStats, forward_segments
-from lincae_core.encode_schedule import BLOCK_TRACKS, BlockSchedule, block_schedule, blocks_of
+from lincae_core.encoding.plan import EncodePlan, build_plan, create_planned_store, remove_stale_temporaries
+from lincae_core.encoding.run import Runner, RunStats, forward_segments
+from lincae_core.encoding.schedule import BLOCK_TRACKS, BlockSchedule, block_schedule, blocks_of
 from lincae_core.errors import ConfigError, StoreFormatError, StoreMismatchError
-from lincae_core.model import LinCAE
+from lincae_core.nn.model import LinCAE
 from lincae_core.store import LatentStore, lineage_entry
-from lincae_core.store_layout import STATUS_DONE, STATUS_FAILED, STATUS_PLANNED
+from lincae_core.store.layout import STATUS_DONE, STATUS_FAILED, STATUS_PLANNED
 
 __all__ = [
     "EncodeProgress",
@@ -66,7 +66,7 @@ class EncodeSettings:
         plan_only: Plan the store and stop (then start the shards).
         amp: float16 autocast of the encoder on CUDA.
         channels_last: Run the encoder in channels-last memory format: about 2x faster on the
-            CPUs measured here, but the latents differ from ``api.encode`` by up to ~1e-4
+            CPUs measured here, but the latents differ from ``inference.encode`` by up to ~1e-4
             (below float16 storage precision; a different convolution algorithm).
     """
 

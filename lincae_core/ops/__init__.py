@@ -1,0 +1,18 @@
+"""Latent-domain operations: pure algebra on arrays, and the same operations on whole stores.
+
+Rooms: :mod:`~lincae_core.ops.algebra` (pure math on ``[F, C, D]`` arrays),
+:mod:`~lincae_core.ops.plan` (pure planning of an output table from input tables),
+:mod:`~lincae_core.ops.engine` (chunked I/O, joblib workers, publishing the output),
+:mod:`~lincae_core.ops.stores` (the store-level operations) and :mod:`~lincae_core.ops.export`
+(WebDataset shards). Nothing here imports a model.
+"""
+
+from __future__ import annotations
+
+from lincae_core.ops.algebra import db_to_amplitude, extract, gain, match_length, mix
+from lincae_core.ops.stores import extract_store, gain_store, mix_stores, select_store
+
+__all__ = [
+    "db_to_amplitude", "extract", "extract_store", "gain", "gain_store", "match_length", "mix",
+    "mix_stores", "select_store",
+]
