@@ -76,13 +76,13 @@ def _to_mode(x: np.ndarray, mode: str) -> np.ndarray:
     raise AudioError(f"Unknown channel mode {mode!r}; expected one of {CHANNEL_MODES}.")
 
 
-def load_audio(
-    path: str | Path | BinaryIO, sample_rate: int, channels: str = "mono"
-) -> np.ndarray:
+def load_audio(path: str | Path | BinaryIO, sample_rate: int, channels: str = "mono") -> np.ndarray:
     """Load a whole file, resampled to ``sample_rate`` with soxr (VHQ): ``[C, T]`` float32."""
     name = getattr(path, "name", path)
     try:
-        data, rate = sf.read(path if not isinstance(path, Path) else str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(
+            path if not isinstance(path, Path) else str(path), dtype="float32", always_2d=True
+        )
     except Exception as exc:
         raise AudioError(f"{name}: not a readable audio file ({_reason(exc)}).") from exc
     if data.shape[0] == 0:
@@ -115,7 +115,8 @@ class AudioStream:
             raise AudioError(f"{self.path}: not a readable audio file ({_reason(exc)}).") from exc
         self._resampler = (
             soxr.ResampleStream(self.rate_in, sample_rate, info.channels, dtype="float32", quality="VHQ")
-            if self.rate_in != sample_rate else None
+            if self.rate_in != sample_rate
+            else None
         )
         self._buf = np.zeros((self.num_channels, 0), np.float32)
         self._buf_start = 0
@@ -153,7 +154,9 @@ class AudioStream:
     def read(self, start: int, stop: int) -> np.ndarray:
         """Return samples ``[start, stop)`` as ``[C, stop-start]``, zero-padded past the end."""
         if start < self._buf_start:
-            raise AudioError(f"{self.path}: stream reads must not go backwards ({start} < {self._buf_start}).")
+            raise AudioError(
+                f"{self.path}: stream reads must not go backwards ({start} < {self._buf_start})."
+            )
         while not self._eof and self._buf_start + self._buf.shape[1] < stop:
             self._pull()
         drop = start - self._buf_start
@@ -191,7 +194,9 @@ def save_audio(
     try:
         sf.write(target, x.T, sample_rate, format=format, subtype=subtype)
     except Exception as exc:
-        raise AudioError(f"{getattr(path, 'name', path)}: cannot write {format}/{subtype} ({_reason(exc)}).") from exc
+        raise AudioError(
+            f"{getattr(path, 'name', path)}: cannot write {format}/{subtype} ({_reason(exc)})."
+        ) from exc
     return clipped
 
 

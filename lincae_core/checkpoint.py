@@ -14,8 +14,6 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from lincae_core.config import ModelConfig, get_preset
 from lincae_core.errors import CheckpointError, ConfigError
 from lincae_core.nn.model import LinCAE
 from lincae_core.nn.transforms import analysis_window
+from lincae_core.publish import atomic_path, write_text_atomic
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -61,13 +60,6 @@ def model_id(state: dict[str, torch.Tensor], cfg: ModelConfig) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(
     model: LinCAE | dict[str, torch.Tensor],
     out_dir: str | Path,
@@ -84,8 +76,10 @@ def save_checkpoint(
     """
     if isinstance(model, LinCAE):
         cfg = cfg or model.config
-        state = {k: v.detach().cpu().float().clone(memory_format=torch.contiguous_format)
-                 for k, v in model.state_dict().items()}
+        state = {
+            k: v.detach().cpu().float().clone(memory_format=torch.contiguous_format)
+            for k, v in model.state_dict().items()
+        }
     else:
         state = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in model.items()}
     if cfg is None:
@@ -93,21 +87,19 @@ def save_checkpoint(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     mid = model_id(state, cfg)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".model.", suffix=".safetensors")
-    os.close(fd)
-    save_file(state, tmp, metadata={"format": CHECKPOINT_FORMAT, "model_id": mid})
-    os.replace(tmp, out / "model.safetensors")
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": CHECKPOINT_FORMAT, "model_id": mid})
     config = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "model": cfg.to_dict()}
-    _atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
+    write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
     full_card = {
         "model_id": mid,
         "lincae_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "preset": cfg.name,
         "parameters": sum(int(v.numel()) for v in state.values()),
         **(card or {}),
     }
-    _atomic_write_text(out / "model_card.json", json.dumps(full_card, indent=2) + "\n")
+    write_text_atomic(out / "model_card.json", json.dumps(full_card, indent=2) + "\n")
     return mid
 
 
@@ -127,7 +119,9 @@ def load_checkpoint_info(path: str | Path) -> tuple[ModelConfig, dict[str, Any]]
     """Read and validate a checkpoint's ``config.json`` and ``model_card.json``."""
     p = Path(path)
     if not p.is_dir():
-        raise CheckpointError(f"{p} is not a checkpoint directory (expected model.safetensors + config.json).")
+        raise CheckpointError(
+            f"{p} is not a checkpoint directory (expected model.safetensors + config.json)."
+        )
     config = _read_json(p / "config.json")
     if config.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p} is not a lincae checkpoint (format={config.get('format')!r}).")
@@ -166,7 +160,8 @@ def load_model(
         if not (DEFAULT_MODEL_DIR / "model.safetensors").exists():
             log.warning(
                 "No trained default model ships with this lincae yet: using a freshly initialised "
-                "'%s' model (outputs are not meaningful audio).", FALLBACK_PRESET,
+                "'%s' model (outputs are not meaningful audio).",
+                FALLBACK_PRESET,
             )
             return _fallback_model().to(device).eval()
         path = DEFAULT_MODEL_DIR
@@ -196,15 +191,30 @@ def reference_kwargs(cfg: ModelConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     These mirror the release's ``frontend_kwargs_*.yaml`` / ``generator_kwargs_*.yaml``
     (method.md section 5): the mapping between the two configurations, in one place.
     """
-    frontend = dict(hop_size=cfg.hop, n_fft_factor=cfg.n_fft_factor, alpha_rescale=cfg.alpha,
-                    beta_rescale=cfg.beta, sample_rate=cfg.sample_rate)
+    frontend = dict(
+        hop_size=cfg.hop,
+        n_fft_factor=cfg.n_fft_factor,
+        alpha_rescale=cfg.alpha,
+        beta_rescale=cfg.beta,
+        sample_rate=cfg.sample_rate,
+    )
     generator = dict(
-        base_channels=cfg.base_channels, layers_list=list(cfg.layers), multipliers_list=list(cfg.multipliers),
-        attention_list=list(cfg.attention), freq_downsample_list=list(cfg.freq_downsample),
-        layers_list_encoder=list(cfg.encoder_layers), attention_list_encoder=list(cfg.encoder_attention),
-        bottleneck_base_channels=cfg.bottleneck_base_channels, bottleneck_channels=cfg.latent_dim,
-        num_bottleneck_layers=cfg.num_bottleneck_layers, hop=cfg.hop, cond_channels=cfg.cond_channels,
-        heads=cfg.heads, sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, sigma_data=cfg.sigma_data,
+        base_channels=cfg.base_channels,
+        layers_list=list(cfg.layers),
+        multipliers_list=list(cfg.multipliers),
+        attention_list=list(cfg.attention),
+        freq_downsample_list=list(cfg.freq_downsample),
+        layers_list_encoder=list(cfg.encoder_layers),
+        attention_list_encoder=list(cfg.encoder_attention),
+        bottleneck_base_channels=cfg.bottleneck_base_channels,
+        bottleneck_channels=cfg.latent_dim,
+        num_bottleneck_layers=cfg.num_bottleneck_layers,
+        hop=cfg.hop,
+        cond_channels=cfg.cond_channels,
+        heads=cfg.heads,
+        sigma_min=cfg.sigma_min,
+        sigma_max=cfg.sigma_max,
+        sigma_data=cfg.sigma_data,
         data_channels=cfg.data_channels,
     )
     return frontend, generator
@@ -256,7 +266,7 @@ def _extract_generator_state(obj: Any, src: Path) -> tuple[dict[str, torch.Tenso
         state: dict[str, torch.Tensor] = {}
         for k, v in obj.items():
             if k.startswith("generator."):
-                state[k[len("generator."):]] = v
+                state[k[len("generator.") :]] = v
             elif k == "frontend.window":
                 n = v.numel()
                 if not torch.allclose(v.float(), analysis_window(n), atol=1e-6):
@@ -273,9 +283,7 @@ def _extract_generator_state(obj: Any, src: Path) -> tuple[dict[str, torch.Tenso
     )
 
 
-def import_weights(
-    src: str | Path, out_dir: str | Path, cfg: ModelConfig | None = None
-) -> str:
+def import_weights(src: str | Path, out_dir: str | Path, cfg: ModelConfig | None = None) -> str:
     """Convert a released Lin-CAE or Music2Latent weights file into a lincae checkpoint.
 
     Args:
@@ -299,6 +307,7 @@ def import_weights(
     card = {
         "source": {"file": src.name, "sha256": digest.hexdigest(), "format": kind},
         "note": "Imported release weights (Music2Latent weights are CC BY-NC 4.0)."
-        if kind == "music2latent" else "Imported Lin-CAE release weights.",
+        if kind == "music2latent"
+        else "Imported Lin-CAE release weights.",
     }
     return save_checkpoint({k: v.float() for k, v in state.items()}, out_dir, cfg, card)

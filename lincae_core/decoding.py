@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import struct
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +21,11 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
-from lincae_core.inference import iter_decode
 from lincae_core.config import InferenceConfig
 from lincae_core.errors import AudioError, StoreMismatchError
+from lincae_core.inference import iter_decode
 from lincae_core.nn.model import LinCAE
+from lincae_core.publish import atomic_path
 from lincae_core.store import LatentStore
 
 __all__ = ["DecodeSummary", "check_model_matches", "decode_store", "decode_to_wav_stream", "safe_relpath"]
@@ -66,9 +66,13 @@ def check_model_matches(store: LatentStore, model: LinCAE, force: bool = False) 
     geo = store.attrs["geometry"]
     cfg = model.config
     if (geo["sample_rate"], geo["samples_per_frame"], geo["latent_dim"]) != (
-        cfg.sample_rate, cfg.samples_per_frame, cfg.latent_dim
+        cfg.sample_rate,
+        cfg.samples_per_frame,
+        cfg.latent_dim,
     ):
-        raise StoreMismatchError(f"{store.path}: latent geometry {geo} does not match the model's {cfg.geometry()}.")
+        raise StoreMismatchError(
+            f"{store.path}: latent geometry {geo} does not match the model's {cfg.geometry()}."
+        )
     mid = getattr(model, "model_id", None)
     if not force and store.model_id != mid:
         raise StoreMismatchError(
@@ -97,8 +101,9 @@ class DecodeSummary:
     clipped: dict[str, int] = field(default_factory=dict)
 
 
-def _track_blocks(store: LatentStore, key: str, model: LinCAE, inference: InferenceConfig,
-                  seed: int, steps: int):  # noqa: ANN202
+def _track_blocks(
+    store: LatentStore, key: str, model: LinCAE, inference: InferenceConfig, seed: int, steps: int
+):  # noqa: ANN202
     t = store.track(key)
     z = store.read_track(key).astype(np.float32).transpose(1, 2, 0)  # (C, D, Z)
     return t, iter_decode(model, z, t.samples, inference, seed, steps)
@@ -140,20 +145,16 @@ def decode_store(
         target = _inside(root, safe_relpath(key, "." + fmt))
         target.parent.mkdir(parents=True, exist_ok=True)
         info, blocks = _track_blocks(store, key, model, inference, seed, steps)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix="." + fmt)
-        os.close(fd)
         clipped = 0
-        try:
-            with sf.SoundFile(tmp, "w", rate, info.channels, subtype, format=major) as f:
-                for block in blocks:
-                    if subtype not in ("FLOAT", "DOUBLE"):
-                        clipped += int(np.count_nonzero(np.abs(block) > 1.0))
-                        block = np.clip(block, -1.0, 1.0)
-                    f.write(block.T)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with (
+            atomic_path(target, suffix="." + fmt) as tmp,
+            sf.SoundFile(tmp, "w", rate, info.channels, subtype, format=major) as f,
+        ):
+            for block in blocks:
+                if subtype not in ("FLOAT", "DOUBLE"):
+                    clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+                    block = np.clip(block, -1.0, 1.0)
+                f.write(block.T)
         if clipped:
             summary.clipped[key] = clipped
             log.warning("%s: %d samples clipped to [-1, 1] (use --subtype FLOAT to keep them)", key, clipped)
@@ -167,10 +168,18 @@ def decode_store(
 def _wav_header(channels: int, rate: int, frames: int, float32: bool) -> bytes:
     width = 4 if float32 else 2
     data = frames * channels * width
-    fmt = struct.pack("<HHIIHH", 3 if float32 else 1, channels, rate, rate * channels * width,
-                      channels * width, 8 * width)
-    return b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + \
-        b"data" + struct.pack("<I", data)
+    fmt = struct.pack(
+        "<HHIIHH", 3 if float32 else 1, channels, rate, rate * channels * width, channels * width, 8 * width
+    )
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data)
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", data)
+    )
 
 
 def decode_to_wav_stream(

@@ -23,12 +23,12 @@ import soundfile as sf
 import torch
 
 from lincae_core import ops
-from lincae_core.evaluation import metrics
 from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig
 from lincae_core.decoding import decode_store
 from lincae_core.discovery import discover
 from lincae_core.encoding.job import EncodeSettings, encode_files
+from lincae_core.evaluation import metrics
 
 __all__ = ["STEMS", "run_demo", "synth_stems"]
 
@@ -57,7 +57,9 @@ def synth_stems(sample_rate: int, seconds: float, seed: int) -> dict[str, np.nda
         stems["bass"][s : s + t.size] += _note(chord, t, 4, 3.0)
         kick = np.sin(2 * np.pi * (50 + 100 * np.exp(-30 * t)) * t) * np.exp(-12 * t)
         hat = rng.standard_normal(t.size) * np.exp(-60 * t) * 0.3
-        stems["drums"][s : s + t.size] += (kick if i % 2 == 0 else rng.standard_normal(t.size) * np.exp(-20 * t) * 0.5) + hat
+        stems["drums"][s : s + t.size] += (
+            kick if i % 2 == 0 else rng.standard_normal(t.size) * np.exp(-20 * t) * 0.5
+        ) + hat
         for iv in (12, 16, 19):
             stems["other"][s : s + t.size] += 0.4 * _note(chord * 2 ** (iv / 12), t, 3, 1.5)
     t = np.arange(n) / sample_rate
@@ -68,7 +70,9 @@ def synth_stems(sample_rate: int, seconds: float, seed: int) -> dict[str, np.nda
     return {k: (0.2 * v / (np.abs(v).max() + 1e-9)).astype(np.float32) for k, v in stems.items()}
 
 
-def _build_library(lib: Path, sample_rate: int, tracks: int, seconds: float) -> dict[str, dict[str, np.ndarray]]:
+def _build_library(
+    lib: Path, sample_rate: int, tracks: int, seconds: float
+) -> dict[str, dict[str, np.ndarray]]:
     audio: dict[str, dict[str, np.ndarray]] = {}
     for i in range(tracks):
         name = f"song{i:02d}"
@@ -106,41 +110,80 @@ def run_demo(
     model = load_model(checkpoint)
     rate = model.config.sample_rate
     inference = InferenceConfig()
-    log(f"model {model.model_id[:12]} ({model.config.name}, {rate} Hz)"
-        + (" -- UNTRAINED fallback: metrics are not meaningful" if model.card.get("untrained") else ""))
+    log(
+        f"model {model.model_id[:12]} ({model.config.name}, {rate} Hz)"
+        + (" -- UNTRAINED fallback: metrics are not meaningful" if model.card.get("untrained") else "")
+    )
     audio = _build_library(work / "library", rate, tracks, seconds)
     stores = {}
     t0 = time.perf_counter()
     for kind in ("mixture", *STEMS):
         stores[kind] = work / f"{kind}.zarr"
-        encode_files(discover(work / "library" / kind), stores[kind], model, inference,
-                     EncodeSettings(dtype="float32", overwrite=True, workers=1))
+        encode_files(
+            discover(work / "library" / kind),
+            stores[kind],
+            model,
+            inference,
+            EncodeSettings(dtype="float32", overwrite=True, workers=1),
+        )
     encode_s = time.perf_counter() - t0
     log(f"encoded {tracks} tracks x 5 stores in {encode_s:.1f} s")
     t0 = time.perf_counter()
-    ops.extract_store(stores["mixture"], [stores[k] for k in STEMS if k != "vocals"], work / "vocals_est.zarr", overwrite=True)
-    ops.mix_stores([stores[k] for k in STEMS], work / "remix.zarr", [REMIX_GAINS[k] for k in STEMS], overwrite=True)
-    ops.gain_store(stores["mixture"], work / "mixture_gain.zarr", ops.db_to_amplitude(GAIN_DB), overwrite=True)
+    ops.extract_store(
+        stores["mixture"],
+        [stores[k] for k in STEMS if k != "vocals"],
+        work / "vocals_est.zarr",
+        overwrite=True,
+    )
+    ops.mix_stores(
+        [stores[k] for k in STEMS], work / "remix.zarr", [REMIX_GAINS[k] for k in STEMS], overwrite=True
+    )
+    ops.gain_store(
+        stores["mixture"], work / "mixture_gain.zarr", ops.db_to_amplitude(GAIN_DB), overwrite=True
+    )
     ops_s = time.perf_counter() - t0
     log(f"latent ops (extract, mix, gain) in {ops_s:.2f} s, no decoding or re-encoding")
     out = {}
     for name in ("vocals_est", "remix", "mixture_gain", "vocals", "mixture"):
-        decode_store(work / f"{name}.zarr", work / "decoded" / name, model, inference=inference, subtype="FLOAT")
+        decode_store(
+            work / f"{name}.zarr", work / "decoded" / name, model, inference=inference, subtype="FLOAT"
+        )
         out[name] = _read_dir(work / "decoded" / name)
     a = ops.db_to_amplitude(GAIN_DB)
-    rows = {"separation (mixture - accompaniment) vs true vocals": [], "separation vs Dec(Enc(vocals))": [],
-            "latent remix vs audio remix": [], f"latent gain {GAIN_DB:+.0f} dB vs a*Dec(z)": [],
-            f"latent gain {GAIN_DB:+.0f} dB vs a*x": [], "reconstruction Dec(Enc(mixture)) vs mixture": []}
+    rows = {
+        "separation (mixture - accompaniment) vs true vocals": [],
+        "separation vs Dec(Enc(vocals))": [],
+        "latent remix vs audio remix": [],
+        f"latent gain {GAIN_DB:+.0f} dB vs a*Dec(z)": [],
+        f"latent gain {GAIN_DB:+.0f} dB vs a*x": [],
+        "reconstruction Dec(Enc(mixture)) vs mixture": [],
+    }
     for key, stems in audio.items():
         remix = sum(REMIX_GAINS[k] * stems[k] for k in STEMS)
-        pairs = list(zip(rows, [(out["vocals_est"][key], stems["vocals"]),
-                                (out["vocals_est"][key], out["vocals"][key]),
-                                (out["remix"][key], remix),
-                                (out["mixture_gain"][key], a * out["mixture"][key]),
-                                (out["mixture_gain"][key], a * stems["mixture"]),
-                                (out["mixture"][key], stems["mixture"])], strict=True))
+        pairs = list(
+            zip(
+                rows,
+                [
+                    (out["vocals_est"][key], stems["vocals"]),
+                    (out["vocals_est"][key], out["vocals"][key]),
+                    (out["remix"][key], remix),
+                    (out["mixture_gain"][key], a * out["mixture"][key]),
+                    (out["mixture_gain"][key], a * stems["mixture"]),
+                    (out["mixture"][key], stems["mixture"]),
+                ],
+                strict=True,
+            )
+        )
         for row, (est, ref) in pairs:
             rows[row].append(_scores(est, ref, rate))
     table = {row: {m: float(np.mean([s[m] for s in vals])) for m in vals[0]} for row, vals in rows.items()}
-    return {"workdir": str(work), "model_id": model.model_id, "untrained": bool(model.card.get("untrained")),
-            "tracks": tracks, "seconds": seconds, "encode_s": encode_s, "latent_ops_s": ops_s, "metrics": table}
+    return {
+        "workdir": str(work),
+        "model_id": model.model_id,
+        "untrained": bool(model.card.get("untrained")),
+        "tracks": tracks,
+        "seconds": seconds,
+        "encode_s": encode_s,
+        "latent_ops_s": ops_s,
+        "metrics": table,
+    }

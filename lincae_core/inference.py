@@ -14,15 +14,15 @@ Shapes: audio ``[T]``, ``[B, T]`` or ``[B, C, T]``; latents ``[D, Z]``, ``[B, D,
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from lincae_core.nn import transforms
 from lincae_core.config import InferenceConfig
 from lincae_core.errors import ShapeMismatchError
+from lincae_core.nn import transforms
 from lincae_core.nn.model import LinCAE
 from lincae_core.windowing import (
     OverlapAdd,

@@ -11,7 +11,7 @@ is encoded/decoded on its own and the pieces are joined by a linear cross-fade
 
 On decode a window's first ``n_fft - hop`` samples are only partly covered by STFT frames (an
 edge fade), so they get weight 0 and the cross-fade starts after them
-(:func:`decode_valid_spans`). docs/method.md section 6 states the windowing rules.
+(:func:`decode_valid_spans`). docs/method.md section 4.1 states the windowing rules.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Benchmark ``lincae encode`` (design.md section 7): ratios measured in one run.
+"""Benchmark ``lincae encode`` against the bare forward pass and ``linear-cae``: ratios measured in one run.
 
 1. end-to-end library throughput (``encode_files``: probe, stream, resample, batch, stitch, write)
    vs the model's own forward throughput on exactly the same batches (target >= 0.9: audio
@@ -30,15 +30,15 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from lincae_core.encoding import job as encode_mod
-from lincae_core.inference import _ramp_weights, crossfade_regions, plan_windows, window_span
 from lincae_core.audio import load_audio
 from lincae_core.checkpoint import model_id, reference_kwargs
 from lincae_core.config import InferenceConfig, ModelConfig, get_preset
 from lincae_core.discovery import discover
+from lincae_core.encoding import job as encode_mod
 from lincae_core.encoding.job import EncodeSettings, encode_files, resolve_device
 from lincae_core.encoding.run import forward_segments
 from lincae_core.encoding.schedule import block_schedule, blocks_of
+from lincae_core.inference import _ramp_weights, crossfade_regions, plan_windows, window_span
 from lincae_core.nn.model import LinCAE
 from lincae_core.store import LatentStore
 

@@ -58,8 +58,7 @@ def build_store(path: Path, size_gb: float, seed: int) -> dict[str, Any]:
     lengths = []
     while sum(lengths) < frames_total:
         lengths.append(int(rng.integers(500, 5000)))
-    s = LatentStore.create(path, model_id="bench", model_config={}, geometry=GEOMETRY,
-                           channels=1)
+    s = LatentStore.create(path, model_id="bench", model_config={}, geometry=GEOMETRY, channels=1)
     s.plan([(f"track-{i:06d}", f, f * 4096, 44100, 1) for i, f in enumerate(lengths)])
     raw = np.memmap(f"{path}.f16", dtype=np.float16, mode="w+", shape=(s.total_frames, 1, d))
     data = np.random.default_rng(seed)
@@ -71,12 +70,10 @@ def build_store(path: Path, size_gb: float, seed: int) -> dict[str, Any]:
     raw.flush()
     del raw
     s.mark_done(np.arange(s.n_tracks))
-    return {"tracks": s.n_tracks, "frames": s.total_frames,
-            "nbytes": s.total_frames * d * 2}
+    return {"tracks": s.n_tracks, "frames": s.total_frames, "nbytes": s.total_frames * d * 2}
 
 
-def numpy_pass(inputs: list[str], out: str, gains: list[float], frames: int,
-               use_torch: bool = False) -> None:
+def numpy_pass(inputs: list[str], out: str, gains: list[float], frames: int, use_torch: bool = False) -> None:
     """The baseline: ``out = sum g_k x_k`` over raw float16 files, block by block.
 
     ``use_torch`` does the float16<->float32 casts with torch (one thread) instead of numpy, the
@@ -143,8 +140,20 @@ def peak_rss_mb() -> float:
 
 def run_child(name: str, args: argparse.Namespace, frames: int, limit: int | None) -> dict:
     """Run ``name`` in a subprocess; return its timing and peak RSS."""
-    cmd = [sys.executable, __file__, "--child", name, "--dir", str(args.dir), "--frames",
-           str(frames), "--jobs", str(args.jobs), "--rss-limit-mb", str(limit or 0)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        name,
+        "--dir",
+        str(args.dir),
+        "--frames",
+        str(frames),
+        "--jobs",
+        str(args.jobs),
+        "--rss-limit-mb",
+        str(limit or 0),
+    ]
     for old in ("out-gain", "out-mix", "out.f16"):  # deleting is not part of any measured pass
         target = Path(args.dir) / old
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
@@ -177,20 +186,31 @@ def audio_path_speedup(model: Any, work: Path, n_tracks: int = 4, seconds: float
         for i in range(n_tracks):
             x = 0.1 * rng.standard_normal(int(seconds * rate)).astype(np.float32)
             sf.write(lib / f"t{i}.wav", x, rate)
-        encode_files(discover(lib), work / f"audio{name}.zarr", model, settings=EncodeSettings(overwrite=True))
+        encode_files(
+            discover(lib), work / f"audio{name}.zarr", model, settings=EncodeSettings(overwrite=True)
+        )
     t0 = time.perf_counter()
     ops.mix_stores([work / "audioA.zarr", work / "audioB.zarr"], work / "mixAB.zarr", overwrite=True)
     t_latent = time.perf_counter() - t0
     sa, sb = LatentStore.open(work / "audioA.zarr"), LatentStore.open(work / "audioB.zarr")
     t0 = time.perf_counter()
-    for key in sa.keys():
+    for key in sa:
         za, zb = (s.read_track(key).astype(np.float32).transpose(1, 2, 0) for s in (sa, sb))
         n = sa.track(key).samples
-        xa, xb = inference.decode(model, torch.from_numpy(za), n), inference.decode(model, torch.from_numpy(zb), n)
+        xa, xb = (
+            inference.decode(model, torch.from_numpy(za), n),
+            inference.decode(model, torch.from_numpy(zb), n),
+        )
         inference.encode(model, xa + xb)
     t_audio = time.perf_counter() - t0
-    return {"audio_path_s": t_audio, "latent_path_s": t_latent, "speedup": t_audio / max(t_latent, 1e-9),
-            "tracks": n_tracks, "seconds_per_track": seconds, "model": model.config.name}
+    return {
+        "audio_path_s": t_audio,
+        "latent_path_s": t_latent,
+        "speedup": t_audio / max(t_latent, 1e-9),
+        "tracks": n_tracks,
+        "seconds_per_track": seconds,
+        "model": model.config.name,
+    }
 
 
 def main() -> None:
@@ -200,16 +220,20 @@ def main() -> None:
     p.add_argument("--dir", default=None, help="Work directory (default: a temp dir).")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--repeat", type=int, default=3, help="Runs of each pass (median reported).")
-    p.add_argument("--rss-limit-mb", type=int, default=0,
-                   help="RLIMIT_AS of the op subprocesses (0: none).")
+    p.add_argument("--rss-limit-mb", type=int, default=0, help="RLIMIT_AS of the op subprocesses (0: none).")
     p.add_argument("--out", default="bench_ops.json")
     p.add_argument("--keep", action="store_true", help="Keep the work directory.")
-    p.add_argument("--reuse", action="store_true",
-                   help="Reuse the stores of a kept --dir instead of building them.")
+    p.add_argument(
+        "--reuse", action="store_true", help="Reuse the stores of a kept --dir instead of building them."
+    )
     p.add_argument("--audio-tracks", type=int, default=4, help="Tracks per store for --with-model.")
     p.add_argument("--audio-seconds", type=float, default=30.0, help="Seconds per track for --with-model.")
-    p.add_argument("--with-model", default=None, metavar="CKPT",
-                   help="Also time decode->mix->encode: a checkpoint dir, default, or a preset name (random weights).")
+    p.add_argument(
+        "--with-model",
+        default=None,
+        metavar="CKPT",
+        help="Also time decode->mix->encode: a checkpoint dir, default, or a preset name (random weights).",
+    )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -236,37 +260,55 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     else:
         info = build_store(args.dir / "A", args.size_gb, seed=1)
         build_store(args.dir / "B", args.size_gb, seed=2)
-    print(f"built 2 stores of {info['nbytes'] / 1e9:.2f} GB ({info['tracks']} tracks) "
-          f"in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    print(
+        f"built 2 stores of {info['nbytes'] / 1e9:.2f} GB ({info['tracks']} tracks) "
+        f"in {time.perf_counter() - t0:.0f} s",
+        file=sys.stderr,
+    )
     rows = []
     for op, n_in in (("gain", 1), ("mix", 2)):
         runs = []
         for _ in range(args.repeat):  # interleaved, so that load changes hit all three alike
-            runs.append({
-                "numpy": run_child(f"numpy-{op}", args, info["frames"], None),
-                "torch": run_child(f"torch-{op}", args, info["frames"], None),
-                "ops": run_child(op, args, info["frames"], args.rss_limit_mb or None),
-            })
+            runs.append(
+                {
+                    "numpy": run_child(f"numpy-{op}", args, info["frames"], None),
+                    "torch": run_child(f"torch-{op}", args, info["frames"], None),
+                    "ops": run_child(op, args, info["frames"], args.rss_limit_mb or None),
+                }
+            )
         gb = n_in * info["nbytes"] / 1e9
         sec = {k: float(np.median([r[k]["seconds"] for r in runs])) for k in runs[0]}
-        rows.append({
-            "op": op, "input_gb": gb, "jobs": args.jobs, "repeat": args.repeat,
-            "seconds": sec, "ops_gb_s": gb / sec["ops"], "numpy_gb_s": gb / sec["numpy"],
-            "torch_pass_gb_s": gb / sec["torch"],
-            "ratio_vs_numpy": float(np.median([r["numpy"]["seconds"] / r["ops"]["seconds"]
-                                               for r in runs])),
-            "ratio_vs_torch_pass": float(np.median([r["torch"]["seconds"] / r["ops"]["seconds"]
-                                                    for r in runs])),
-            "ops_peak_rss_mb": max(r["ops"]["peak_rss_mb"] for r in runs),
-            "numpy_peak_rss_mb": max(r["numpy"]["peak_rss_mb"] for r in runs),
-            "rss_limit_mb": args.rss_limit_mb or None,
-        })
-    print(f"{'op':5} {'in GB':>6} {'ops GB/s':>9} {'numpy GB/s':>11} {'ratio':>6} "
-          f"{'torch-pass GB/s':>16} {'ratio':>6} {'ops RSS MB':>11}")
+        rows.append(
+            {
+                "op": op,
+                "input_gb": gb,
+                "jobs": args.jobs,
+                "repeat": args.repeat,
+                "seconds": sec,
+                "ops_gb_s": gb / sec["ops"],
+                "numpy_gb_s": gb / sec["numpy"],
+                "torch_pass_gb_s": gb / sec["torch"],
+                "ratio_vs_numpy": float(
+                    np.median([r["numpy"]["seconds"] / r["ops"]["seconds"] for r in runs])
+                ),
+                "ratio_vs_torch_pass": float(
+                    np.median([r["torch"]["seconds"] / r["ops"]["seconds"] for r in runs])
+                ),
+                "ops_peak_rss_mb": max(r["ops"]["peak_rss_mb"] for r in runs),
+                "numpy_peak_rss_mb": max(r["numpy"]["peak_rss_mb"] for r in runs),
+                "rss_limit_mb": args.rss_limit_mb or None,
+            }
+        )
+    print(
+        f"{'op':5} {'in GB':>6} {'ops GB/s':>9} {'numpy GB/s':>11} {'ratio':>6} "
+        f"{'torch-pass GB/s':>16} {'ratio':>6} {'ops RSS MB':>11}"
+    )
     for r in rows:
-        print(f"{r['op']:5} {r['input_gb']:6.2f} {r['ops_gb_s']:9.3f} {r['numpy_gb_s']:11.3f} "
-              f"{r['ratio_vs_numpy']:6.2f} {r['torch_pass_gb_s']:16.3f} "
-              f"{r['ratio_vs_torch_pass']:6.2f} {r['ops_peak_rss_mb']:11.0f}")
+        print(
+            f"{r['op']:5} {r['input_gb']:6.2f} {r['ops_gb_s']:9.3f} {r['numpy_gb_s']:11.3f} "
+            f"{r['ratio_vs_numpy']:6.2f} {r['torch_pass_gb_s']:16.3f} "
+            f"{r['ratio_vs_torch_pass']:6.2f} {r['ops_peak_rss_mb']:11.0f}"
+        )
     out: dict[str, Any] = {"store": info, "results": rows, "load_avg": list(os.getloadavg())}
     if args.with_model:
         from lincae_core.checkpoint import load_model
@@ -280,11 +322,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             model.model_id = model_id(model.state_dict(), model.config)
         else:
             model = load_model(None if args.with_model == "default" else args.with_model)
-        out["audio_path"] = r = audio_path_speedup(model, Path(args.dir or tempfile.mkdtemp()) / "audio_path",
-                                                   args.audio_tracks, args.audio_seconds)
-        print(f"audio path (decode -> mix -> encode) {r['audio_path_s']:.2f} s vs latent mix "
-              f"{r['latent_path_s']:.3f} s: {r['speedup']:.0f}x ({r['tracks']} x {r['seconds_per_track']:.0f} s, "
-              f"{r['model']})")
+        out["audio_path"] = r = audio_path_speedup(
+            model, Path(args.dir or tempfile.mkdtemp()) / "audio_path", args.audio_tracks, args.audio_seconds
+        )
+        print(
+            f"audio path (decode -> mix -> encode) {r['audio_path_s']:.2f} s vs latent mix "
+            f"{r['latent_path_s']:.3f} s: {r['speedup']:.0f}x "
+            f"({r['tracks']} x {r['seconds_per_track']:.0f} s, "
+            f"{r['model']})"
+        )
     return out
 
 

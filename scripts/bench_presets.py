@@ -41,8 +41,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lincae_core.config import TrainConfig, get_preset  # noqa: E402
-from lincae_core.train.data import CropSampler, open_source  # noqa: E402
 from lincae_core.nn.model import LinCAE  # noqa: E402
+from lincae_core.train.data import CropSampler, open_source  # noqa: E402
 from lincae_core.train.loop import ConsistencyObjective, segment_length, train_step  # noqa: E402
 
 VARIANTS = {"fp32": (False, False), "channels_last": (True, False), "bf16": (False, True),

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lincae_core.inference import decode as decode_audio, encode as encode_audio
-from lincae_core.evaluation import metrics
 from lincae_core.audio import load_audio
 from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig
+from lincae_core.evaluation import metrics
+from lincae_core.inference import decode as decode_audio
+from lincae_core.inference import encode as encode_audio
 
 
 def _tracks(root: Path, n: int, seconds: float, rate: int) -> list[np.ndarray]:
@@ -57,16 +58,30 @@ def main() -> None:
     torch.manual_seed(0)
     model = load_model(args.checkpoint)
     tracks = _tracks(args.audio, args.tracks, args.seconds, model.config.sample_rate)
-    rows = [{"window_s": "full", "overlap_s": 0.0, **_score(model, tracks, InferenceConfig(window_s=1e4, overlap_s=1))}]
+    rows = [
+        {
+            "window_s": "full",
+            "overlap_s": 0.0,
+            **_score(model, tracks, InferenceConfig(window_s=1e4, overlap_s=1)),
+        }
+    ]
     for w in (float(v) for v in args.windows.split(",")):
         ov = max(w * args.overlap_fraction, 1.0 / model.config.frame_rate)
-        rows.append({"window_s": w, "overlap_s": round(ov, 3),
-                     **_score(model, tracks, InferenceConfig(window_s=w, overlap_s=ov))})
+        rows.append(
+            {
+                "window_s": w,
+                "overlap_s": round(ov, 3),
+                **_score(model, tracks, InferenceConfig(window_s=w, overlap_s=ov)),
+            }
+        )
     print(f"model {model.model_id[:12]} ({model.config.name}); {len(tracks)} tracks x {args.seconds:.0f} s")
     print("| window (s) | overlap (s) | SNR (dB) | MSS | seconds |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['window_s']} | {r['overlap_s']} | {r['snr_db']:.2f} | {r['mss']:.3f} | {r['seconds']:.1f} |")
+        print(
+            f"| {r['window_s']} | {r['overlap_s']} | {r['snr_db']:.2f} | {r['mss']:.3f} "
+            f"| {r['seconds']:.1f} |"
+        )
     if args.out:
         args.out.write_text(json.dumps({"model_id": model.model_id, "rows": rows}, indent=2))
 

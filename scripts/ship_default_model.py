@@ -40,7 +40,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("lincae_run", type=Path)
     p.add_argument("baseline_run", type=Path)
-    p.add_argument("--report", type=Path, required=True, help="lincae eval report dir (names lincae, baseline)")
+    p.add_argument(
+        "--report", type=Path, required=True, help="lincae eval report dir (names lincae, baseline)"
+    )
     p.add_argument("--command", default="bash scripts/train_default_model.sh")
     args = p.parse_args()
     card = _copy(args.lincae_run, DEFAULT)
@@ -55,8 +57,10 @@ def main() -> None:
         "baseline_model_id": base_card["model_id"],
     }
     (DEFAULT / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"shipped {card['model_id'][:12]} (step {card['training'].get('steps')}) as the default; "
-          f"baseline {base_card['model_id'][:12]} in {BASELINE.relative_to(ROOT)}")
+    print(
+        f"shipped {card['model_id'][:12]} (step {card['training'].get('steps')}) as the default; "
+        f"baseline {base_card['model_id'][:12]} in {BASELINE.relative_to(ROOT)}"
+    )
 
 
 if __name__ == "__main__":

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lincae_core.train import augment
 from lincae_core.config import ModelConfig, TrainConfig, get_preset
 from lincae_core.nn.consistency import delta_t
 from lincae_core.nn.model import LinCAE
 from lincae_core.nn.transforms import to_representation
+from lincae_core.train import augment
 
 K = 800_000
 

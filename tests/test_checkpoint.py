@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import micro_config, randomize
-from lincae_core.config import get_preset
-from lincae_core.nn import transforms
+
 from lincae_core.checkpoint import import_weights, load_model, reference_kwargs, save_checkpoint
+from lincae_core.config import get_preset
 from lincae_core.errors import CheckpointError
+from lincae_core.nn import transforms
 from lincae_core.nn.model import LinCAE
 
 
@@ -23,7 +23,8 @@ def test_round_trip_and_model_id(micro_ckpt: str, micro_model: LinCAE) -> None:
     for k, v in micro_model.state_dict().items():
         assert torch.equal(model.state_dict()[k], v)
     card = json.loads((Path(micro_ckpt) / "model_card.json").read_text())
-    assert card["model_id"] == model.model_id and len(model.model_id) == 64
+    assert card["model_id"] == model.model_id
+    assert len(model.model_id) == 64
     assert json.loads((Path(micro_ckpt) / "config.json").read_text())["format_version"] == 1
 
 
@@ -97,7 +98,8 @@ def test_import_is_strict(tmp_path: Path, micro_model: LinCAE) -> None:
     torch.save({"gen_state_dict": state}, tmp_path / "missing.pt")
     with pytest.raises(CheckpointError, match="missing key 'conv_out.weight'"):
         import_weights(tmp_path / "missing.pt", tmp_path / "o2", micro_model.config)
-    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+    assert not (tmp_path / "o1").exists()
+    assert not (tmp_path / "o2").exists()
 
 
 class _Evil:

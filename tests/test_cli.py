@@ -26,7 +26,8 @@ def test_info_checkpoint_json(micro_ckpt: str) -> None:
     result = CliRunner().invoke(cli, ["info", micro_ckpt, "--json"])
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
-    assert info["kind"] == "checkpoint" and info["preset"] == "micro"
+    assert info["kind"] == "checkpoint"
+    assert info["preset"] == "micro"
     assert info["geometry"]["samples_per_frame"] == 2048
     p = info["parameters"]
     assert p["total"] == p["encoder"] + p["decoder"] + p["denoiser"] > 0
@@ -36,13 +37,15 @@ def test_info_checkpoint_json(micro_ckpt: str) -> None:
 def test_info_default_model_human() -> None:
     result = CliRunner().invoke(cli, ["info"])
     assert result.exit_code == 0, result.output
-    assert "model_id:" in result.output and "parameters:" in result.output
+    assert "model_id:" in result.output
+    assert "parameters:" in result.output
 
 
 def test_info_bad_path_is_one_line_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["info", str(tmp_path / "nope")])
     assert result.exit_code == 1
-    assert result.output.count("\n") == 1 and "Error:" in result.output
+    assert result.output.count("\n") == 1
+    assert "Error:" in result.output
 
 
 def test_import_weights_cli(tmp_path: Path, micro_model) -> None:  # noqa: ANN001
@@ -55,7 +58,8 @@ def test_import_weights_cli(tmp_path: Path, micro_model) -> None:  # noqa: ANN00
     assert result.exit_code == 0, result.output
     assert (tmp_path / "ck" / "model.safetensors").exists()
     bad = CliRunner().invoke(cli, ["import-weights", str(tmp_path / "m2l.pt"), "-o", str(tmp_path / "x")])
-    assert bad.exit_code == 1 and "missing key" in bad.output  # paper preset != micro weights
+    assert bad.exit_code == 1
+    assert "missing key" in bad.output
 
 
 def test_console_script_subprocess(micro_ckpt: str) -> None:
@@ -72,7 +76,8 @@ def test_demo_runs_the_main_job(tmp_path: Path, micro_ckpt: str) -> None:
                                       "--seconds", "2", "--checkpoint", micro_ckpt, "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out["tracks"] == 2 and out["latent_ops_s"] > 0
+    assert out["tracks"] == 2
+    assert out["latent_ops_s"] > 0
     assert set(out["metrics"]) >= {"latent remix vs audio remix", "separation vs Dec(Enc(vocals))"}
     for row in out["metrics"].values():
         assert all(np.isfinite(v) for v in row.values())

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 from click.testing import CliRunner
-
 from conftest import music
+
 from lincae_cli.main import cli
 from lincae_core import inference
 from lincae_core.config import InferenceConfig
@@ -23,14 +23,23 @@ from lincae_core.store import LatentStore
 KEYS = ["song", "album/track 1", "../../escape", "/abs/path", "a/./b/../c", ".hidden", "x\\..\\y"]
 
 
-def _store(path: Path, model: LinCAE, lengths: list[int], keys: list[str] | None = None,
-           channels: int = 1) -> LatentStore:
+def _store(
+    path: Path, model: LinCAE, lengths: list[int], keys: list[str] | None = None, channels: int = 1
+) -> LatentStore:
     cfg = model.config
     keys = keys or [f"t{i}" for i in range(len(lengths))]
-    store = LatentStore.create(path, model_id=model.model_id, model_config=cfg.to_dict(),
-                               geometry=cfg.geometry(), channels=channels, chunk_frames=8)
-    zs = [inference.encode(model, np.stack([music(cfg.sample_rate, n / cfg.sample_rate, i)] * channels))
-          for i, n in enumerate(lengths)]
+    store = LatentStore.create(
+        path,
+        model_id=model.model_id,
+        model_config=cfg.to_dict(),
+        geometry=cfg.geometry(),
+        channels=channels,
+        chunk_frames=8,
+    )
+    zs = [
+        inference.encode(model, np.stack([music(cfg.sample_rate, n / cfg.sample_rate, i)] * channels))
+        for i, n in enumerate(lengths)
+    ]
     store.plan([(k, z.shape[-1], n, 44100, channels) for k, z, n in zip(keys, zs, lengths, strict=True)])
     for i, z in enumerate(zs):
         store.write_track(i, z.permute(2, 0, 1).numpy())
@@ -47,7 +56,8 @@ def model(micro_model: LinCAE) -> LinCAE:
 @pytest.mark.parametrize("key", KEYS)
 def test_safe_relpath_never_escapes(key: str, tmp_path: Path) -> None:
     rel = safe_relpath(key, ".wav")
-    assert not rel.is_absolute() and ".." not in rel.parts
+    assert not rel.is_absolute()
+    assert ".." not in rel.parts
     assert (tmp_path / rel).resolve().is_relative_to(tmp_path.resolve())
     assert not any(p.startswith(".") for p in rel.parts)
 
@@ -56,13 +66,17 @@ def test_decode_exact_lengths_and_mirrored_paths(tmp_path: Path, model: LinCAE) 
     lengths = [5000, 12345, 30000, 7000, 9000, 4000, 3000]
     _store(tmp_path / "s.zarr", model, lengths, KEYS)
     out = tmp_path / "out"
-    summary = decode_store(tmp_path / "s.zarr", out, model, inference=InferenceConfig(window_s=1, overlap_s=0.3))
+    summary = decode_store(
+        tmp_path / "s.zarr", out, model, inference=InferenceConfig(window_s=1, overlap_s=0.3)
+    )
     assert len(summary.files) == len(KEYS)
     for f, n in zip(summary.files, lengths, strict=True):
         assert Path(f).resolve().is_relative_to(out.resolve())
-        assert sf.info(f).frames == n and sf.info(f).samplerate == model.config.sample_rate
+        assert sf.info(f).frames == n
+        assert sf.info(f).samplerate == model.config.sample_rate
     assert (out / "album" / "track 1.wav").exists()
-    assert not list(tmp_path.glob("escape*")) and not Path("/abs/path.wav").exists()
+    assert not list(tmp_path.glob("escape*"))
+    assert not Path("/abs/path.wav").exists()
     assert not list(out.rglob(".part-*"))  # no temporary leftovers
 
 
@@ -71,19 +85,46 @@ def test_decode_seeded_reproducible_and_flac_stereo(tmp_path: Path, model: LinCA
     a = decode_store(tmp_path / "s.zarr", tmp_path / "a", model, fmt="flac", seed=3).files[0]
     b = decode_store(tmp_path / "s.zarr", tmp_path / "b", model, fmt="flac", seed=3).files[0]
     xa, xb = sf.read(a)[0], sf.read(b)[0]
-    assert xa.shape == (6000, 2) and np.array_equal(xa, xb)
+    assert xa.shape == (6000, 2)
+    assert np.array_equal(xa, xb)
 
 
 def test_stdout_wav_stream_matches_file(tmp_path: Path, model: LinCAE, micro_ckpt: str) -> None:
     _store(tmp_path / "s.zarr", model, [9000])
     runner = CliRunner()
-    res = runner.invoke(cli, ["decode", str(tmp_path / "s.zarr"), "--key", "t0", "-o", "-",
-                              "--checkpoint", micro_ckpt, "--force", "--subtype", "FLOAT"])
+    res = runner.invoke(
+        cli,
+        [
+            "decode",
+            str(tmp_path / "s.zarr"),
+            "--key",
+            "t0",
+            "-o",
+            "-",
+            "--checkpoint",
+            micro_ckpt,
+            "--force",
+            "--subtype",
+            "FLOAT",
+        ],
+    )
     assert res.exit_code == 0, res.output
     x, rate = sf.read(io.BytesIO(res.stdout_bytes))
-    assert rate == model.config.sample_rate and x.shape == (9000,)
-    files = runner.invoke(cli, ["decode", str(tmp_path / "s.zarr"), str(tmp_path / "o"), "--checkpoint",
-                                micro_ckpt, "--force", "--subtype", "FLOAT"])
+    assert rate == model.config.sample_rate
+    assert x.shape == (9000,)
+    files = runner.invoke(
+        cli,
+        [
+            "decode",
+            str(tmp_path / "s.zarr"),
+            str(tmp_path / "o"),
+            "--checkpoint",
+            micro_ckpt,
+            "--force",
+            "--subtype",
+            "FLOAT",
+        ],
+    )
     assert files.exit_code == 0, files.output
     y, _ = sf.read(tmp_path / "o" / "t0.wav")
     assert np.allclose(x, y, atol=1e-6)
@@ -93,12 +134,26 @@ def test_decode_refuses_other_model(tmp_path: Path, model: LinCAE, micro_ckpt: s
     _store(tmp_path / "s.zarr", model, [5000])
     with pytest.raises(StoreMismatchError, match="was encoded by model"):
         decode_store(tmp_path / "s.zarr", tmp_path / "o", LinCAE(model.config))
-    res = CliRunner().invoke(cli, ["decode", str(tmp_path / "s.zarr"), str(tmp_path / "o"),
-                                   "--checkpoint", micro_ckpt])
-    assert res.exit_code == 1 and "encoded by model" in res.output
-    res = CliRunner().invoke(cli, ["decode", str(tmp_path / "s.zarr"), str(tmp_path / "o"), "--key", "nope",
-                                   "--checkpoint", micro_ckpt, "--force"])
-    assert res.exit_code == 1 and "nope" in res.output
+    res = CliRunner().invoke(
+        cli, ["decode", str(tmp_path / "s.zarr"), str(tmp_path / "o"), "--checkpoint", micro_ckpt]
+    )
+    assert res.exit_code == 1
+    assert "encoded by model" in res.output
+    res = CliRunner().invoke(
+        cli,
+        [
+            "decode",
+            str(tmp_path / "s.zarr"),
+            str(tmp_path / "o"),
+            "--key",
+            "nope",
+            "--checkpoint",
+            micro_ckpt,
+            "--force",
+        ],
+    )
+    assert res.exit_code == 1
+    assert "nope" in res.output
 
 
 def test_decode_clipping_is_reported(tmp_path: Path, model: LinCAE) -> None:
@@ -128,4 +183,5 @@ def test_encode_then_decode_gives_exact_original_lengths(tmp_path: Path, micro_c
         info = sf.info(tmp_path / "out" / f"{key}.wav")
         n = sf.info(lib / f"{key}.wav").frames
         expected = (2 * n * 16000 + rate) // (2 * rate)  # exact length at the model rate
-        assert info.samplerate == 16000 and info.frames == expected
+        assert info.samplerate == 16000
+        assert info.frames == expected

@@ -28,16 +28,25 @@ from lincae_core.discovery import discover
 from lincae_core.encoding.job import EncodeProgress, EncodeSettings, encode_files
 from lincae_core.encoding.schedule import block_schedule
 from lincae_core.errors import StoreMismatchError
-from lincae_core.store import LatentStore
 from lincae_core.nn.transforms import padded_length
+from lincae_core.store import LatentStore
 
 ROOT = Path(__file__).resolve().parents[1]
 INFERENCE = InferenceConfig(window_s=1.0, overlap_s=0.3, batch_size=3)
 CLI_WINDOW = ["--window", "1", "--overlap", "0.3"]
-GOOD = {"a": ("a.wav", 44100, 1, 3.0), "sub/b": ("sub/b.flac", 22050, 2, 2.0),
-        "c": ("c.wav", 16000, 1, 5.0), "e": ("e.flac", 48000, 1, 1.2)}
-PLAN_FAILURES = {"x": "empty", "y": "not a readable", "t": "truncated", "z": "not a readable",
-                 "d": "directory"}
+GOOD = {
+    "a": ("a.wav", 44100, 1, 3.0),
+    "sub/b": ("sub/b.flac", 22050, 2, 2.0),
+    "c": ("c.wav", 16000, 1, 5.0),
+    "e": ("e.flac", 48000, 1, 1.2),
+}
+PLAN_FAILURES = {
+    "x": "empty",
+    "y": "not a readable",
+    "t": "truncated",
+    "z": "not a readable",
+    "d": "directory",
+}
 
 
 def _write_good(root: Path) -> None:
@@ -89,8 +98,14 @@ def _snapshot(path: Path, per_key: bool = False) -> dict[str, Any]:
 
 def test_encode_matches_api_and_records_failures(library: Path, model: Any, tmp_path: Path) -> None:
     out = tmp_path / "s.zarr"
-    summary = encode_files(discover(library), out, model, INFERENCE, EncodeSettings(dtype="float32"),
-                           args={"library": str(library)})
+    summary = encode_files(
+        discover(library),
+        out,
+        model,
+        INFERENCE,
+        EncodeSettings(dtype="float32"),
+        args={"library": str(library)},
+    )
     assert (summary.encoded, summary.failed, summary.plan_failures) == (4, 1, 5)
     assert summary.partial
     assert not summary.nothing_to_do
@@ -122,8 +137,9 @@ def test_encode_matches_api_and_records_failures(library: Path, model: Any, tmp_
 
 def test_single_track_is_bitwise_api_encode(library: Path, model: Any, tmp_path: Path) -> None:
     """Alone in the store, a track's windows batch exactly as in inference.encode: same bits."""
-    encode_files(discover(library / "a.wav"), tmp_path / "one.zarr", model, INFERENCE,
-                 EncodeSettings(dtype="float32"))
+    encode_files(
+        discover(library / "a.wav"), tmp_path / "one.zarr", model, INFERENCE, EncodeSettings(dtype="float32")
+    )
     ref = inference.encode(model, load_audio(library / "a.wav", 16000), INFERENCE).numpy()
     z = LatentStore.open(tmp_path / "one.zarr").read_track("a")
     np.testing.assert_array_equal(z.transpose(1, 2, 0), ref)
@@ -131,8 +147,13 @@ def test_single_track_is_bitwise_api_encode(library: Path, model: Any, tmp_path:
 
 def test_channels_last_is_close_and_restores_the_model(library: Path, model: Any, tmp_path: Path) -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    encode_files(discover(library / "c.wav"), tmp_path / "cl.zarr", model, INFERENCE,
-                 EncodeSettings(dtype="float32", channels_last=True))
+    encode_files(
+        discover(library / "c.wav"),
+        tmp_path / "cl.zarr",
+        model,
+        INFERENCE,
+        EncodeSettings(dtype="float32", channels_last=True),
+    )
     ref = inference.encode(model, load_audio(library / "c.wav", 16000), INFERENCE).numpy()
     z = LatentStore.open(tmp_path / "cl.zarr").read_track("c")
     np.testing.assert_allclose(z.transpose(1, 2, 0), ref, atol=1e-3, rtol=0)
@@ -143,12 +164,15 @@ def test_channels_last_is_close_and_restores_the_model(library: Path, model: Any
 
 def test_stereo_keeps_two_latent_channels(library: Path, model: Any, tmp_path: Path) -> None:
     sources = discover(library, files=["sub/b.flac", "c.wav"])
-    summary = encode_files(sources, tmp_path / "st.zarr", model, INFERENCE,
-                           EncodeSettings(channels="stereo", dtype="float32"))
+    summary = encode_files(
+        sources, tmp_path / "st.zarr", model, INFERENCE, EncodeSettings(channels="stereo", dtype="float32")
+    )
     assert (summary.encoded, summary.partial) == (2, False)
     store = LatentStore.open(tmp_path / "st.zarr")
     z = store.read_track("sub/b")  # [Z, 2, D]
-    ref = inference.encode(model, load_audio(library / "sub/b.flac", 16000, "stereo")[None], INFERENCE).numpy()
+    ref = inference.encode(
+        model, load_audio(library / "sub/b.flac", 16000, "stereo")[None], INFERENCE
+    ).numpy()
     np.testing.assert_allclose(z.transpose(1, 2, 0), ref[0], atol=1e-5)
     zc = store.read_track("c")
     np.testing.assert_array_equal(zc[:, 0], zc[:, 1])  # a mono source gives two equal channels
@@ -212,8 +236,18 @@ def test_cli_exit_codes_rerun_and_refusals(library: Path, micro_ckpt: str, tmp_p
     assert other.exit_code == 1
     assert "another window_frames" in other.output
     good = [f"{rel}\n" for rel, *_ in GOOD.values()]
-    args = ["encode", str(library), str(tmp_path / "good.zarr"), "-c", micro_ckpt, "--files-from", "-",
-            "--dtype", "float32", *CLI_WINDOW]
+    args = [
+        "encode",
+        str(library),
+        str(tmp_path / "good.zarr"),
+        "-c",
+        micro_ckpt,
+        "--files-from",
+        "-",
+        "--dtype",
+        "float32",
+        *CLI_WINDOW,
+    ]
     ok = CliRunner().invoke(cli, args, input="".join(good))
     assert ok.exit_code == 0, ok.output
     assert LatentStore.open(tmp_path / "good.zarr").dtype == "float32"
@@ -232,8 +266,13 @@ def test_cli_dry_run_and_usage_errors(library: Path, micro_ckpt: str, tmp_path: 
     assert (plan["files"], plan["planned"], plan["failed"]) == (10, 5, 5)
     assert plan["hours"] > 0
     assert plan["store_bytes"] == plan["frames"] * 64 * 2
-    for args in (["--shard", "2/2"], ["--shard", "x"], ["--channels", "quad"],
-                 ["--overwrite", "--shard", "0/2"], ["--ext", ","]):
+    for args in (
+        ["--shard", "2/2"],
+        ["--shard", "x"],
+        ["--channels", "quad"],
+        ["--overwrite", "--shard", "0/2"],
+        ["--ext", ","],
+    ):
         bad = _run_cli(str(library), str(out), "-c", micro_ckpt, *args)
         assert bad.exit_code == 2, (args, bad.output)
     assert _run_cli(str(tmp_path / "nope"), str(out)).exit_code == 2
@@ -263,8 +302,13 @@ def big_clean(big_library: Path, micro_ckpt: str, tmp_path_factory: pytest.TempP
 
 def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "lincae_cli", "encode", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lincae_cli", "encode", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _kill_when(proc: subprocess.Popen[bytes], ready: Any, timeout: float = 90) -> None:
@@ -279,8 +323,9 @@ def _mtime(p: Path) -> float:
     return p.stat().st_mtime_ns if p.exists() else 0
 
 
-def test_sigkill_then_rerun_is_byte_identical(big_library: Path, big_clean: Path, micro_ckpt: str,
-                                              tmp_path: Path) -> None:
+def test_sigkill_then_rerun_is_byte_identical(
+    big_library: Path, big_clean: Path, micro_ckpt: str, tmp_path: Path
+) -> None:
     out = tmp_path / "killed.zarr"
     args = _cmd(big_library, out, micro_ckpt)
     proc = _spawn(args)  # killed as soon as it has written latents (no track marked done yet)
@@ -296,8 +341,9 @@ def test_sigkill_then_rerun_is_byte_identical(big_library: Path, big_clean: Path
     assert "nothing to do" in _run_cli(*args).output
 
 
-def test_two_shards_at_once_match_one_process(big_library: Path, big_clean: Path, micro_ckpt: str,
-                                              tmp_path: Path) -> None:
+def test_two_shards_at_once_match_one_process(
+    big_library: Path, big_clean: Path, micro_ckpt: str, tmp_path: Path
+) -> None:
     out = tmp_path / "sharded.zarr"
     procs = [_spawn(_cmd(big_library, out, micro_ckpt, "--shard", f"{i}/2")) for i in range(2)]
     for p in procs:

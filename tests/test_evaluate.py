@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from conftest import music, randomize
 
 from lincae_cli.main import cli
-from lincae_core.nn import transforms
 from lincae_core.checkpoint import save_checkpoint
 from lincae_core.errors import ConfigError
 from lincae_core.evaluation.protocol import (
@@ -26,9 +25,10 @@ from lincae_core.evaluation.protocol import (
     overlap_add,
     score_music_track,
 )
-from lincae_core.evaluation.runner import NamedModel, evaluate, find_stem_tracks
-from lincae_core.nn.model import LinCAE
 from lincae_core.evaluation.report import write_report
+from lincae_core.evaluation.runner import NamedModel, evaluate, find_stem_tracks
+from lincae_core.nn import transforms
+from lincae_core.nn.model import LinCAE
 
 SR = 16000
 

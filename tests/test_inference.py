@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from lincae_core import inference, windowing
-from lincae_core.nn import transforms
 from lincae_core.config import InferenceConfig, get_preset
+from lincae_core.nn import transforms
 from lincae_core.nn.model import LinCAE
 
 CFG = get_preset("tiny")

@@ -1,4 +1,4 @@
-"""Tests of lincae_core.evaluation.metrics against auraloss, torchmetrics and librosa, and of their properties."""
+"""lincae_core.evaluation.metrics against auraloss, torchmetrics and librosa; their properties."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from torchmetrics.functional.audio import (
     signal_noise_ratio,
 )
 
-from lincae_core.evaluation import metrics
 from lincae_core.errors import ShapeMismatchError
+from lincae_core.evaluation import metrics
 
 SR = 44100
 N_SAMPLES = 11025  # 0.25 s: longer than half the largest FFT (4096) at 44.1 kHz

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import micro_config, randomize
-from lincae_core.nn import transforms
+
 from lincae_core.checkpoint import reference_kwargs
 from lincae_core.config import ModelConfig, get_preset
+from lincae_core.nn import transforms
 from lincae_core.nn.consistency import sampler_sigmas, scalings
 from lincae_core.nn.model import LinCAE
 
 
 def test_scalings_boundary_condition() -> None:
     c_skip, c_out, c_in = scalings(torch.tensor([0.002, 80.0]), 0.5, 0.002)
-    assert c_skip[0].item() == pytest.approx(1.0) and c_out[0].item() == pytest.approx(0.0)
+    assert c_skip[0].item() == pytest.approx(1.0)
+    assert c_out[0].item() == pytest.approx(0.0)
     assert c_skip[1].item() == pytest.approx(3.906e-5, rel=1e-3)
     assert c_out[1].item() == pytest.approx(0.49998, abs=1e-5)
     assert c_in[1].item() == pytest.approx(0.0125, rel=1e-3)
@@ -27,7 +28,8 @@ def test_scalings_boundary_condition() -> None:
 )
 def test_sampler_sigmas_match_method(steps: int, expected: list[float]) -> None:
     sig = sampler_sigmas(steps, 0.002, 80.0, 7.0)
-    assert len(sig) == steps + 1 and sig[-1] == pytest.approx(0.002)
+    assert len(sig) == steps + 1
+    assert sig[-1] == pytest.approx(0.002)
     assert sig[:steps] == pytest.approx(expected, rel=2e-3)
 
 
@@ -53,7 +55,8 @@ def test_decode_is_seeded(micro_model: LinCAE) -> None:
     b = micro_model.decode(z, 5000, steps=2, generator=torch.Generator().manual_seed(7))
     c = micro_model.decode(z, 5000, steps=2, generator=torch.Generator().manual_seed(8))
     assert a.shape == (2, 5000)
-    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
 
 
 def _reference_unet(cfg: ModelConfig):  # noqa: ANN202

@@ -11,10 +11,10 @@ import pytest
 import webdataset as wds
 from _latent_stores import make_store
 
-from lincae_core.ops import export as export_mod
 from lincae_core import ops
-from lincae_core.ops import engine as ops_engine
 from lincae_core.errors import ConfigError, LincaeError, ShapeMismatchError, StoreMismatchError
+from lincae_core.ops import engine as ops_engine
+from lincae_core.ops import export as export_mod
 from lincae_core.ops.export import export_shards, sample_key, window_starts
 from lincae_core.store import LatentArray, LatentStore
 

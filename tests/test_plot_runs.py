@@ -31,10 +31,12 @@ def test_plot_runs_writes_a_png_and_reads_both_row_kinds(tmp_path: Path) -> None
     pr = _module()
     a, b = _run(tmp_path / "lincae", 0.01), _run(tmp_path / "baseline", 0.002)
     train, valid = pr.read_run(a)
-    assert len(train) == 20 and [r["step"] for r in valid] == [100, 200]
+    assert len(train) == 20
+    assert [r["step"] for r in valid] == [100, 200]
     out = tmp_path / "plots" / "curves.png"
     assert pr.main([str(a), str(b), "-o", str(out), "--smooth", "5"]) == 0
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 10_000
 
 
 def test_plot_runs_names_a_folder_without_metrics(tmp_path: Path) -> None:

@@ -16,16 +16,16 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
+from lincae_core.config import TrainConfig
+from lincae_core.errors import ConfigError
+from lincae_core.nn.consistency import loss_weight, pseudo_huber, sigma_from_t
+from lincae_core.nn.model import LinCAE
+from lincae_core.nn.transforms import to_representation
 from lincae_core.train import data
 from lincae_core.train.augment import augment_batch
-from lincae_core.config import TrainConfig
-from lincae_core.nn.consistency import loss_weight, pseudo_huber, sigma_from_t
 from lincae_core.train.ema import EMA, ema_decay
-from lincae_core.errors import ConfigError
-from lincae_core.nn.model import LinCAE
 from lincae_core.train.loop import ConsistencyObjective, get_lr, noise_levels, segment_length, train, validate
 from lincae_core.train.state import load_state
-from lincae_core.nn.transforms import to_representation
 
 SMALL_MODEL = {"base_channels": 4, "bottleneck_base_channels": 32, "cond_channels": 16, "latent_dim": 8}
 
@@ -257,14 +257,16 @@ def test_resume_with_longer_schedule_extends_it(corpus: Path, tmp_path: Path) ->
     assert train(cfg, tmp_path / "r").finished  # K = 8
     longer = dataclasses.replace(cfg, total_steps=12)
     summary = train(longer, tmp_path / "r", resume=True)
-    assert summary.finished and summary.step == 12
+    assert summary.finished
+    assert summary.step == 12
     rows = [json.loads(r) for r in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 13))
     for r in rows[8:]:  # steps 9..12 read the learning rate off the new schedule
         assert r["lr"] == pytest.approx(get_lr(r["step"] - 1, longer), rel=1e-6)
     card = json.loads((tmp_path / "r" / "ema" / "model_card.json").read_text())["training"]
     assert card["schedule_changes"] == [{"step": 8, "from": 8, "to": 12}]
-    assert card["steps"] == 12 and card["total_steps"] == 12
+    assert card["steps"] == 12
+    assert card["total_steps"] == 12
     with pytest.raises(ConfigError, match="below the run's step 12"):
         train(dataclasses.replace(cfg, total_steps=10), tmp_path / "r", resume=True)
 

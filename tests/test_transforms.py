@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import music
-from lincae_core.nn import transforms
+
 from lincae_core.config import get_preset
+from lincae_core.nn import transforms
 
 PAPER = get_preset("paper")
 

@@ -10,8 +10,8 @@ from tqdm import tqdm
 
 from lincae_cli.options import json_option
 from lincae_core.evaluation.protocol import EvalConfig
-from lincae_core.evaluation.runner import evaluate, load_named_models
 from lincae_core.evaluation.report import summary_tables, write_report
+from lincae_core.evaluation.runner import evaluate, load_named_models
 
 _DEFAULTS = EvalConfig()
 

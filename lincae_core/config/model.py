@@ -1,4 +1,7 @@
-"""Model geometry (``ModelConfig``), its named presets and the windowing of long audio (``InferenceConfig``)."""
+"""Model geometry (``ModelConfig``), its named presets and the windowing of long audio.
+
+``InferenceConfig`` holds the windowing and decoding defaults.
+"""
 
 from __future__ import annotations
 
@@ -108,9 +111,7 @@ class ModelConfig:
     @property
     def latent_freq_dim(self) -> int:
         """Frequency rows at the bottom of the 2-D pyramid (32 for the paper preset)."""
-        return self.freq_bins // (4 ** self.freq_downsample.count(1)) // (
-            2 ** self.freq_downsample.count(0)
-        )
+        return self.freq_bins // (4 ** self.freq_downsample.count(1)) // (2 ** self.freq_downsample.count(0))
 
     def geometry(self) -> dict[str, Any]:
         """Return the geometry that a latent store must share with its model."""

@@ -32,11 +32,12 @@ import torch
 
 from lincae_core.config import InferenceConfig
 from lincae_core.discovery import Source, sources_fingerprint
-from lincae_core.encoding.plan import EncodePlan, build_plan, create_planned_store, remove_stale_temporaries
+from lincae_core.encoding.plan import EncodePlan, build_plan, create_planned_store
 from lincae_core.encoding.run import Runner, RunStats, forward_segments
 from lincae_core.encoding.schedule import BLOCK_TRACKS, BlockSchedule, block_schedule, blocks_of
 from lincae_core.errors import ConfigError, StoreFormatError, StoreMismatchError
 from lincae_core.nn.model import LinCAE
+from lincae_core.publish import remove_stale_siblings
 from lincae_core.store import LatentStore, lineage_entry
 from lincae_core.store.layout import STATUS_DONE, STATUS_FAILED, STATUS_PLANNED
 
@@ -248,7 +249,8 @@ def open_or_plan(out: Path, sources: Sequence[Source], model: LinCAE, inference:
         The store opened ``r+`` and whether this process planned it.
     """
     encoding = _expected_identity(model, inference, settings, sources_fingerprint(sources), len(sources))
-    remove_stale_temporaries(out)
+    for p in remove_stale_siblings(out):
+        log.info("removed stale temporary %s", p)
     planned = False
     for _ in range(3):  # plan, or lose the race to another shard and open its store
         if not out.exists() or (out.is_dir() and not any(out.iterdir())):

@@ -19,8 +19,6 @@ import logging
 import os
 import re
 import shutil
-import socket
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,8 +32,9 @@ from lincae_core.audio import AudioInfo, probe_audio, resampled_length
 from lincae_core.config import ModelConfig
 from lincae_core.discovery import Source
 from lincae_core.errors import AudioError, StoreFormatError
-from lincae_core.store import LatentStore
 from lincae_core.nn.transforms import padded_length
+from lincae_core.publish import publish_dir, temp_sibling
+from lincae_core.store import LatentStore
 
 __all__ = ["EncodePlan", "build_plan", "create_planned_store", "probe_source"]
 
@@ -145,31 +144,6 @@ def build_plan(
     return plan
 
 
-def _temp_name(out: Path, kind: str) -> Path:
-    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())
-    return out.parent / f".{out.name}.{kind}-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def remove_stale_temporaries(out: Path) -> None:
-    """Delete planning temporaries of ``out`` left by dead processes of this host."""
-    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())
-    for p in out.parent.glob(f".{out.name}.*-{host}-*-*"):
-        m = re.fullmatch(rf"\.{re.escape(out.name)}\.(plan|old)-{re.escape(host)}-(\d+)-[0-9a-f]+", p.name)
-        if m and not _alive(int(m.group(2))):
-            log.info("removing stale temporary %s", p)
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def create_planned_store(
     out: Path, plan: EncodePlan, shards: int, replace: bool, **create_args: Any
 ) -> bool:
@@ -185,33 +159,15 @@ def create_planned_store(
     Returns:
         True if this process published the store, False if another process was first.
     """
-    tmp = _temp_name(out, "plan")
+    tmp = temp_sibling(out, "plan")
     try:
         store = LatentStore.create(tmp, **create_args)
         store.plan(plan.rows, shards=shards)
         for src, reason in plan.failures:
             store.record_failure(src.key, reason, writer="plan")
-        return _publish(tmp, out, replace)
+        if out.exists() and not out.is_dir() and not replace:
+            raise StoreFormatError(f"{out} exists and is not a directory.")
+        return publish_dir(tmp, out, replace)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _publish(tmp: Path, out: Path, replace: bool) -> bool:
-    """Rename ``tmp`` onto ``out``; with ``replace`` move an existing ``out`` away first."""
-    old = None
-    if replace and out.exists():
-        old = _temp_name(out, "old")
-        os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except OSError as exc:
-        if out.exists() and not out.is_dir():
-            raise StoreFormatError(f"{out} exists and is not a directory ({exc}).") from exc
-        if not out.exists():
-            raise
-        return False  # another shard published first
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    return True

@@ -33,14 +33,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from lincae_core.nn import transforms
-from lincae_core.windowing import OverlapAdd, ramp_weights, window_span
 from lincae_core.audio import AudioStream
 from lincae_core.config import ModelConfig
 from lincae_core.encoding.schedule import BlockSchedule
 from lincae_core.errors import AudioError
+from lincae_core.nn import transforms
 from lincae_core.nn.model import LinCAE
 from lincae_core.store import LatentStore
+from lincae_core.windowing import OverlapAdd, ramp_weights, window_span
 
 __all__ = ["RowJob", "Runner", "forward_segments"]
 

@@ -8,7 +8,8 @@ planned track table, never of what is already done or of the shard count:
 
 * the table is cut into blocks of :data:`BLOCK_TRACKS` consecutive rows (batches never cross a
   block, so a shard only ever touches the blocks that overlap its rows);
-* inside a block, rows are visited in order, each row's windows (:func:`lincae_core.windowing.plan_windows`) in order,
+* inside a block, rows are visited in order, each row's windows
+  (:func:`lincae_core.windowing.plan_windows`) in order,
   and each window's channels in order; every such *segment* joins the open batch of its window
   length (long tracks: all windows are ``W`` frames; a track shorter than ``W`` is one window
   of its own length), and a batch closes when it holds ``batch_size`` segments.

@@ -27,10 +27,10 @@ from collections.abc import Sequence
 
 import torch
 
-from lincae_core.evaluation import metrics
-from lincae_core.nn import transforms
 from lincae_core.config import EvalConfig, GainDistribution
 from lincae_core.errors import ConfigError, ShapeMismatchError
+from lincae_core.evaluation import metrics
+from lincae_core.nn import transforms
 from lincae_core.nn.model import LinCAE
 
 __all__ = [

@@ -24,8 +24,14 @@ from lincae_core.audio import load_audio
 from lincae_core.checkpoint import load_model
 from lincae_core.discovery import discover
 from lincae_core.errors import AudioError, ConfigError, LincaeError
-from lincae_core.evaluation.protocol import STEMS, ChunkCodec, EvalConfig, score_music_track, score_stems_track
 from lincae_core.evaluation.metrics import mss_resolutions
+from lincae_core.evaluation.protocol import (
+    STEMS,
+    ChunkCodec,
+    EvalConfig,
+    score_music_track,
+    score_stems_track,
+)
 from lincae_core.nn.model import LinCAE
 
 __all__ = [

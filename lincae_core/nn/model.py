@@ -16,8 +16,8 @@ import math
 import torch
 from torch import nn
 
-from lincae_core.nn import transforms
 from lincae_core.config import ModelConfig
+from lincae_core.nn import transforms
 from lincae_core.nn.consistency import sampler_sigmas, scalings
 from lincae_core.nn.layers import (
     DownsampleConv,
@@ -59,7 +59,9 @@ class Encoder(nn.Module):
         cin = ch[0]
         for level, n in enumerate(cfg.encoder_layers):
             for _ in range(n):
-                layers.append(ResBlock(cin, ch[level], attention=bool(cfg.encoder_attention[level]), heads=cfg.heads))
+                layers.append(
+                    ResBlock(cin, ch[level], attention=bool(cfg.encoder_attention[level]), heads=cfg.heads)
+                )
                 cin = ch[level]
             if level < len(ch) - 1:
                 layers.append(_downsampler(cfg, level, cin, cin, cfg.pre_normalize_downsampling_encoder))
@@ -102,7 +104,10 @@ class LatentUpsampler(nn.Module):
         self.conv_inp = nn.Conv1d(cfg.latent_dim, width, 1)
         # Built with cond_channels but called without t_emb, as in the reference (dead proj_emb).
         self.bottleneck_layers = nn.Sequential(
-            *[ResBlock(width, width, cfg.cond_channels, use_2d=False) for _ in range(cfg.num_bottleneck_layers)]
+            *[
+                ResBlock(width, width, cfg.cond_channels, use_2d=False)
+                for _ in range(cfg.num_bottleneck_layers)
+            ]
         )
         self.conv_out_bottleneck = nn.Conv1d(width, ch[-1] * self.freq_dim, 1)
         layers: list[nn.Module] = []
@@ -111,7 +116,9 @@ class LatentUpsampler(nn.Module):
         for up, n in enumerate(reversed(cfg.encoder_layers)):
             level = levels - 1 - up
             for _ in range(n):
-                layers.append(ResBlock(cin, cin, attention=bool(cfg.encoder_attention[level]), heads=cfg.heads))
+                layers.append(
+                    ResBlock(cin, cin, attention=bool(cfg.encoder_attention[level]), heads=cfg.heads)
+                )
             if up < levels - 1:
                 layers.append(_upsampler(cfg, up, cin, ch[level - 1]))
                 cin = ch[level - 1]
@@ -164,8 +171,10 @@ class LinCAE(nn.Module):
         down: list[nn.Module] = []
         for level, n in enumerate(cfg.layers):
             for _ in range(n):
-                down += [nn.Conv2d(ch[level], ch[level], 1),
-                         ResBlock(ch[level], ch[level], cfg.cond_channels, bool(cfg.attention[level]), cfg.heads)]
+                down += [
+                    nn.Conv2d(ch[level], ch[level], 1),
+                    ResBlock(ch[level], ch[level], cfg.cond_channels, bool(cfg.attention[level]), cfg.heads),
+                ]
             if level < len(ch) - 1:
                 down.append(_downsampler(cfg, level, ch[level], ch[level + 1], False))
         self.down_layers = nn.ModuleList(down)
@@ -173,8 +182,10 @@ class LinCAE(nn.Module):
         for u, n in enumerate(reversed(cfg.layers)):
             level = len(ch) - 1 - u
             for _ in range(n):
-                up += [nn.Conv2d(ch[level], ch[level], 1),
-                       ResBlock(ch[level], ch[level], cfg.cond_channels, bool(cfg.attention[level]), cfg.heads)]
+                up += [
+                    nn.Conv2d(ch[level], ch[level], 1),
+                    ResBlock(ch[level], ch[level], cfg.cond_channels, bool(cfg.attention[level]), cfg.heads),
+                ]
             if level > 0:
                 up.append(_upsampler(cfg, u, ch[level], ch[level - 1]))
         self.up_layers = nn.ModuleList(up)
@@ -183,9 +194,7 @@ class LinCAE(nn.Module):
         self.conv_out = zero_init(nn.Conv2d(ch[0], cfg.data_channels, 3, padding=1))
 
     # --- the denoiser ------------------------------------------------------------------
-    def _raw_denoiser(
-        self, x: torch.Tensor, e: torch.Tensor, pyramid: list[torch.Tensor]
-    ) -> torch.Tensor:
+    def _raw_denoiser(self, x: torch.Tensor, e: torch.Tensor, pyramid: list[torch.Tensor]) -> torch.Tensor:
         """The U-Net F_theta on a c_in-scaled input; e is the raw noise embedding [B, cond]."""
         b = x.shape[0]
         t_emb = self.emb_proj(e)
@@ -280,7 +289,9 @@ class LinCAE(nn.Module):
             if generators is not None:
                 eps = torch.stack([torch.randn(shape[1:], generator=g) for g in generators])
             else:
-                eps = torch.randn(shape, generator=generator, device=generator.device if generator else z.device)
+                eps = torch.randn(
+                    shape, generator=generator, device=generator.device if generator else z.device
+                )
             return eps.to(device=z.device, dtype=z.dtype)
 
         pyramid = self.decoder(z)

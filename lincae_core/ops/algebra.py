@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lincae_core.errors import ConfigError, ShapeMismatchError
+from lincae_core.errors import ShapeMismatchError
 
 __all__ = ["db_to_amplitude", "extract", "gain", "match_length", "mix"]
 

@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -31,12 +30,12 @@ import torch
 
 from lincae_core.errors import LincaeError
 from lincae_core.ops.plan import OpPlan
+from lincae_core.publish import publish_dir, temp_sibling
 from lincae_core.store import LatentArray, LatentStore
 from lincae_core.store.lineage import lineage_entry
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BLOCK_FRAMES = 16384
-
 
 def _segments(offs: np.ndarray, frs: np.ndarray, b0: int, b1: int) -> tuple[np.ndarray, ...]:
     """Output tracks overlapping frames ``[b0, b1)``: their indices and local frame ranges."""
@@ -49,9 +48,7 @@ def _segments(offs: np.ndarray, frs: np.ndarray, b0: int, b1: int) -> tuple[np.n
     s1 = np.minimum(ends[idx], b1)
     return idx, s0 - offs[idx], s1 - offs[idx], s0 - b0
 
-
 Request = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
 
 def _requests(segs: tuple[np.ndarray, ...], src_off: np.ndarray,
               src_fr: np.ndarray) -> Request | None:
@@ -62,7 +59,6 @@ def _requests(segs: tuple[np.ndarray, ...], src_off: np.ndarray,
     if not ok.any():
         return None
     return idx[ok], pos[ok], src_off[idx[ok]] + l0[ok], src_off[idx[ok]] + r1[ok]
-
 
 def _fetch(readers: Sequence[LatentArray], reqs: Sequence[Request | None],
            max_read: int) -> list[np.ndarray | None]:
@@ -77,7 +73,6 @@ def _fetch(readers: Sequence[LatentArray], reqs: Sequence[Request | None],
         lo, hi = (int(req[2].min()), int(req[3].max())) if req is not None else (0, 0)
         spans.append(reader.read(lo, hi) if req is not None and hi - lo <= max_read else None)
     return spans
-
 
 def _accumulate(buf: torch.Tensor, reader: LatentArray, req: Request | None,
                 span: np.ndarray | None, gains: np.ndarray) -> None:
@@ -95,7 +90,6 @@ def _accumulate(buf: torch.Tensor, reader: LatentArray, req: Request | None,
         # float16 in, float32 arithmetic (torch casts with SIMD, ~20x numpy's float16 casts)
         buf[pos[j] : pos[j] + n].add_(z, alpha=float(gains[idx[j]]))
 
-
 @contextlib.contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
     """Run torch with ``n`` intra-op threads (small blocks: threading costs more than it gives)."""
@@ -105,7 +99,6 @@ def _torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
-
 
 def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.ndarray,
              src_offset: np.ndarray, src_frames: np.ndarray, gains: np.ndarray,
@@ -158,13 +151,11 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
             f.result()
     return sum(b1 - b0 for b0, b1 in blocks)
 
-
 def _units(total: int, chunk_frames: int, max_block_frames: int, n_jobs: int) -> list[list[tuple[int, int]]]:
     bf = max(chunk_frames, max_block_frames // chunk_frames * chunk_frames)
     blocks = [(b, min(b + bf, total)) for b in range(0, total, bf)]
     per = max(1, min(16, math.ceil(len(blocks) / (4 * n_jobs))))
     return [blocks[i : i + per] for i in range(0, len(blocks), per)]
-
 
 def _execute(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str], total: int,
              chunk_frames: int, jobs: int, max_block_frames: int,
@@ -189,20 +180,6 @@ def _execute(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str],
         if progress is not None:
             progress(n)
 
-
-def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished store into place (moving a replaced output aside first)."""
-    old = None
-    if out.exists() or out.is_symlink():
-        if not overwrite:
-            raise LincaeError(f"{out} already exists (use --overwrite or overwrite=True to replace it)")
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
-
-
 def check_output(out: str | os.PathLike, inputs: Sequence[LatentStore], overwrite: bool) -> Path:
     """Refuse an output that exists (unless ``overwrite``) or that is one of the inputs."""
     out = Path(out)
@@ -212,7 +189,6 @@ def check_output(out: str | os.PathLike, inputs: Sequence[LatentStore], overwrit
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise LincaeError(f"{out} already exists (use --overwrite or overwrite=True to replace it)")
     return out
-
 
 def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike, *, op: str,
              args: dict[str, Any], dtype: str | None = None, jobs: int = 1,
@@ -228,7 +204,7 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
     entry = lineage_entry(op, args, inputs)
     for rec, s in zip(entry["inputs"][1:], inputs[1:], strict=True):
         rec["lineage"] = s.lineage
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = temp_sibling(out, "tmp")
     try:
         store = LatentStore.create(
             tmp, model_id=first.model_id, model_config=first.model_config,
@@ -241,7 +217,8 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
         _execute(plan, offs, str(tmp), [str(s.path) for s in inputs], store.total_frames,
                  store.chunk_frames, jobs, max_block_frames, progress)
         store.mark_done(np.arange(store.n_tracks))
-        _publish(tmp, out, overwrite)
+        if not publish_dir(tmp, out, overwrite):
+            raise LincaeError(f"{out} appeared while it was being written; nothing replaced")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

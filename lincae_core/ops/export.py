@@ -24,6 +24,7 @@ import numpy as np
 import webdataset as wds
 
 from lincae_core.errors import ConfigError, LincaeError, StoreMismatchError
+from lincae_core.publish import publish_file
 from lincae_core.store import LatentStore
 from lincae_core.store.layout import STATUS_DONE
 
@@ -122,7 +123,7 @@ class _PartialShards:
 
     def _post(self, fname: str) -> None:
         self._open.pop(fname).close()
-        os.replace(f"{fname}.partial", fname)
+        publish_file(f"{fname}.partial", fname)
         self.shards.append(fname)
 
     def write(self, sample: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ mixture an item) and/or WebDataset tar shards (a ``.tar`` file, a brace pattern 
 decoded with soundfile from bytes. Sources are drawn with weights (``PATH[:WEIGHT]``).
 
 Crops are read in the training process: on two CPU cores a busy loader worker slows each step
-about 2.8x (design.md section 7), and reading only the crop (``sf.read(start=, frames=)``) is
+about 2.8x (measured; docs/training.md), and reading only the crop (``sf.read(start=, frames=)``) is
 cheap. The sampler draws from its own ``torch.Generator``, whose state is part of the training
 checkpoint, so a resumed run reads exactly the crops an uninterrupted run would.
 

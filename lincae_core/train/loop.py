@@ -25,13 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from lincae_core.train.augment import AugmentedBatch, augment_batch, conditioning_latents, gain_range
 from lincae_core.config import ModelConfig, TrainConfig
+from lincae_core.errors import ConfigError
 from lincae_core.nn.consistency import delta_t, loss_weight, pseudo_huber, sample_t, sigma_from_t
+from lincae_core.nn.model import LinCAE
+from lincae_core.nn.transforms import to_representation
+from lincae_core.train.augment import AugmentedBatch, augment_batch, conditioning_latents, gain_range
 from lincae_core.train.data import CropSampler, load_validation, open_source
 from lincae_core.train.ema import EMA
-from lincae_core.errors import ConfigError
-from lincae_core.nn.model import LinCAE
 from lincae_core.train.state import (
     Distributed,
     MetricsLog,
@@ -46,7 +47,6 @@ from lincae_core.train.state import (
     setup_distributed,
     weights_sha256,
 )
-from lincae_core.nn.transforms import to_representation
 
 __all__ = [
     "ConsistencyObjective",

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import signal
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from torch import nn
 
 from lincae_core.config import TrainConfig, load_json_config
 from lincae_core.errors import CheckpointError, ConfigError
+from lincae_core.publish import atomic_path
 
 __all__ = [
     "STATE_FORMAT",
@@ -99,14 +99,8 @@ def gather_rank_state(state: dict[str, Any], env: Distributed) -> list[dict[str,
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:

@@ -1,0 +1,142 @@
+"""Build an output beside its final path, then rename it into place: the one way outputs appear.
+
+Every artifact lincae writes (a store, a checkpoint file, a training state, a decoded file, an
+export shard) is written under a temporary sibling name and renamed onto its final path only
+when complete, so a reader never sees a half-written output and a kill leaves the previous one
+intact. Temporary names carry the host and process id (``.NAME.KIND-HOST-PID-RAND``) so that a
+later run can remove the leftovers of dead processes (:func:`remove_stale_siblings`).
+
+Files get the permissions of an ordinary ``open()`` under the user's umask (``mkstemp`` would
+leave them ``0600``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = [
+    "atomic_path", "publish_dir", "publish_file", "remove_stale_siblings", "temp_sibling",
+    "write_text_atomic",
+]
+
+_umask: int | None = None
+
+
+def _file_mode() -> int:
+    """``0o666`` less the process umask (read once; ``os.umask`` can only be read by setting it)."""
+    global _umask
+    if _umask is None:
+        _umask = os.umask(0o022)
+        os.umask(_umask)
+    return 0o666 & ~_umask
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())
+
+
+def temp_sibling(out: Path, kind: str, suffix: str = "") -> Path:
+    """A fresh temporary path beside ``out``: ``.NAME.KIND-HOST-PID-RAND[suffix]``."""
+    out = Path(out)
+    return out.parent / f".{out.name}.{kind}-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_siblings(out: Path) -> list[Path]:
+    """Delete temporaries of ``out`` left by dead processes of this host; return what was removed."""
+    out, host, removed = Path(out), _host(), []
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.[a-z]+-{re.escape(host)}-(\d+)-[0-9a-f]+(\..*)?")
+    for p in out.parent.glob(f".{glob_escape(out.name)}.*-{host}-*-*"):
+        m = pattern.fullmatch(p.name)
+        if m and not _alive(int(m.group(1))):
+            _remove(p)
+            removed.append(p)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """Escape glob metacharacters of a file name."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
+def publish_dir(tmp: Path, out: Path, replace: bool) -> bool:
+    """Rename the finished directory ``tmp`` onto ``out``.
+
+    Args:
+        tmp: The complete output, a sibling of ``out`` (see :func:`temp_sibling`).
+        out: The final path.
+        replace: Move an existing ``out`` (directory, file or link) aside first and delete it
+            once ``tmp`` is in place.
+
+    Returns:
+        True if ``tmp`` was published; False if ``out`` exists and ``replace`` is off (another
+        process published first). ``tmp`` is left for the caller to remove in that case.
+    """
+    tmp, out = Path(tmp), Path(out)
+    old = None
+    if replace and (out.exists() or out.is_symlink()):
+        old = temp_sibling(out, "old")
+        os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        if not (out.exists() or out.is_symlink()):
+            raise
+        return False
+    finally:
+        if old is not None:
+            _remove(old)
+    return True
+
+
+def publish_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Give the finished file ``tmp`` the umask's permissions and rename it onto ``path``."""
+    os.chmod(tmp, _file_mode())
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write; publish it on success, remove it on error.
+
+    Args:
+        path: The final file.
+        suffix: Suffix of the temporary name (writers that infer the format from it).
+    """
+    path = Path(path)
+    tmp = temp_sibling(path, "part", suffix)
+    try:
+        yield tmp
+        publish_file(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
