@@ -1,41 +1,30 @@
-"""Root click group of the ``lincae`` command.
-
-Exit codes (documented in the README):
-    0  success
-    1  error (bad input, a refused operation); one line on stderr, no traceback unless --verbose
-    2  usage error (click)
-    3  partial failure: some inputs failed and are recorded (e.g. the encode ledger)
-"""
+"""Root click group of the ``lincae`` command: global options, explicit command registration, and
+the mapping of library errors to one-line messages (exit codes: ``lincae_cli.options``)."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 
 import click
 
-from lincae_core.errors import LincaeError
+from lincae_cli.commands.decode import decode_cmd
+from lincae_cli.commands.demo import demo_cmd
+from lincae_cli.commands.encode import encode_cmd
+from lincae_cli.commands.evaluate import evaluate_cmd
+from lincae_cli.commands.export import export_cmd
+from lincae_cli.commands.extract import extract_cmd
+from lincae_cli.commands.gain import gain_cmd
+from lincae_cli.commands.import_weights import import_weights_cmd
+from lincae_cli.commands.info import info_cmd
+from lincae_cli.commands.ls import ls_cmd
+from lincae_cli.commands.mix import mix_cmd
+from lincae_cli.commands.select import select_cmd
+from lincae_cli.commands.train import train_cmd
+from lincae_cli.options import EXIT_PARTIAL
+from lincae_core import LincaeError
 
-EXIT_PARTIAL = 3
-
-# (module under lincae_cli.commands, attribute) — explicit, no dynamic discovery.
-_COMMANDS: tuple[tuple[str, str], ...] = (
-    # one line per command: (module, function)
-    ("encode", "encode_cmd"),
-    ("ls", "ls_cmd"),
-    ("gain", "gain_cmd"),
-    ("mix", "mix_cmd"),
-    ("extract", "extract_cmd"),
-    ("select", "select_cmd"),
-    ("export", "export_cmd"),
-    ("info", "info_cmd"),
-    ("demo", "demo_cmd"),
-    ("decode", "decode_cmd"),
-    ("import_weights", "import_weights_cmd"),
-    ("train", "train_cmd"),
-    ("evaluate", "evaluate_cmd"),
-)
+__all__ = ["EXIT_PARTIAL", "cli"]
 
 
 class LincaeGroup(click.Group):
@@ -65,10 +54,6 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     )
 
 
-def _register() -> None:
-    for module, attr in _COMMANDS:
-        mod = importlib.import_module(f"lincae_cli.commands.{module}")
-        cli.add_command(getattr(mod, attr))
-
-
-_register()
+for _command in (encode_cmd, ls_cmd, gain_cmd, mix_cmd, extract_cmd, select_cmd, export_cmd, info_cmd,
+                 demo_cmd, decode_cmd, import_weights_cmd, train_cmd, evaluate_cmd):
+    cli.add_command(_command)

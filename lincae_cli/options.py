@@ -1,8 +1,22 @@
-"""Shared click options and parameter types."""
+"""Shared click options, parameter types and exit codes: one spelling per option on every command.
+
+Exit codes (documented in the README):
+    0  success
+    1  error (bad input, a refused operation); one line on stderr, no traceback unless --verbose
+    2  usage error (click)
+    3  partial failure: some inputs failed and are recorded (e.g. the encode ledger)
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
+
+EXIT_PARTIAL = 3
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout."
@@ -19,5 +33,62 @@ jobs_option = click.option(
 )
 checkpoint_option = click.option(
     "-c", "--checkpoint", type=click.Path(), default=None,
-    help="Checkpoint directory (default: the model embedded in the package).",
+    help="Checkpoint directory, or 'default' (the model embedded in the package; also when omitted).",
 )
+device_option = click.option(
+    "--device", default="auto", show_default=True,
+    help="Where the model runs: auto (CUDA when available), cpu or cuda[:i].",
+)
+
+
+def out_option(help_text: str, required: bool = False, file_okay: bool = True,
+               old: str | None = None) -> Callable[[F], F]:
+    """``-o/--out PATH``: the output of a command (``old``: a former spelling kept as a hidden alias).
+
+    The value lands in the ``out`` parameter; a hidden alias lands in ``out_alias`` and is merged by
+    :func:`pick_out`.
+    """
+    def deco(f: F) -> F:
+        f = click.option("-o", "--out", "out", required=required and old is None,
+                         type=click.Path(file_okay=file_okay), help=help_text)(f)
+        if old is not None:
+            f = click.option(old, "out_alias", hidden=True, type=click.Path(file_okay=file_okay))(f)
+        return f
+
+    return deco
+
+
+def pick_out(*candidates: tuple[str, str | None], required: str | None = None) -> str | None:
+    """Return the one output path given among ``(spelling, value)`` candidates.
+
+    Raises:
+        click.UsageError: Two spellings were given, or none when ``required`` names what is missing.
+    """
+    given = [(name, v) for name, v in candidates if v is not None]
+    if len(given) > 1:
+        raise click.UsageError(f"Give the output once: {' and '.join(n for n, _ in given)} both set it.")
+    if not given:
+        if required:
+            raise click.UsageError(f"Missing the output: {required}.")
+        return None
+    return given[0][1]
+
+
+class ShardType(click.ParamType):
+    """``i/N``: shard i of N (0-based)."""
+
+    name = "i/N"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, int]:
+        """Parse ``i/N`` into ``(i, N)``."""
+        if isinstance(value, tuple):
+            return value
+        try:
+            i, n = (int(v) for v in str(value).split("/"))
+        except ValueError:
+            self.fail(f"Expected i/N, e.g. 0/4. Got {value!r} instead.", param, ctx)
+        if not 0 <= i < n:
+            self.fail(f"Expected 0 <= i < N. Got {value!r} instead.", param, ctx)
+        return i, n

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from lincae_core import __version__
 from lincae_core.config import ModelConfig, get_preset
+from lincae_core.device import resolve_device
 from lincae_core.errors import CheckpointError, ConfigError
 from lincae_core.nn.model import LinCAE
 from lincae_core.nn.transforms import analysis_window
@@ -143,8 +144,8 @@ def _fallback_model() -> LinCAE:
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = LinCAE(get_preset(FALLBACK_PRESET))
-    model.model_id = model_id(model.state_dict(), model.config)  # type: ignore[assignment]
-    model.card = {"model_id": model.model_id, "untrained": True, "preset": FALLBACK_PRESET}  # type: ignore[assignment]
+    model.model_id = model_id(model.state_dict(), model.config)
+    model.card = {"model_id": model.model_id, "untrained": True, "preset": FALLBACK_PRESET}
     return model
 
 
@@ -153,10 +154,11 @@ def load_model(
 ) -> LinCAE:
     """Load a checkpoint directory (the embedded default when ``path`` is None) in eval mode.
 
-    The returned model carries ``model_id`` and ``card`` attributes. With ``verify`` the model id
+    The returned model has its ``model_id`` and ``card`` fields set. With ``verify`` the model id
     is recomputed from the weights and must match the card.
     """
-    if path is None:
+    device = resolve_device(device)
+    if path is None or str(path) == "default":
         if not (DEFAULT_MODEL_DIR / "model.safetensors").exists():
             log.warning(
                 "No trained default model ships with this lincae yet: using a freshly initialised "
@@ -180,8 +182,8 @@ def load_model(
             f"{p}: weights do not match the model card (card model_id {card['model_id'][:12]}..., "
             f"weights hash to {mid[:12]}...)."
         )
-    model.model_id = mid  # type: ignore[assignment]
-    model.card = card  # type: ignore[assignment]
+    model.model_id = mid
+    model.card = card
     return model.to(device).eval()
 
 

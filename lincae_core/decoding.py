@@ -73,7 +73,7 @@ def check_model_matches(store: LatentStore, model: LinCAE, force: bool = False) 
         raise StoreMismatchError(
             f"{store.path}: latent geometry {geo} does not match the model's {cfg.geometry()}."
         )
-    mid = getattr(model, "model_id", None)
+    mid = model.model_id
     if not force and store.model_id != mid:
         raise StoreMismatchError(
             f"{store.path} was encoded by model {store.model_id[:12]}, not {str(mid)[:12]} "

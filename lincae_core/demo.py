@@ -104,10 +104,11 @@ def run_demo(
     tracks: int = 3,
     seconds: float = 8.0,
     log: Callable[[str], None] = lambda s: None,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Run the whole main job in ``workdir`` and return what happened (JSON-ready)."""
     work = Path(workdir)
-    model = load_model(checkpoint)
+    model = load_model(checkpoint, device)
     rate = model.config.sample_rate
     inference = InferenceConfig()
     log(

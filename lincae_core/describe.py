@@ -24,7 +24,7 @@ def describe_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
     return {
         "kind": "checkpoint",
         "path": str(path) if path is not None else f"(embedded default) {DEFAULT_MODEL_DIR}",
-        "model_id": model.model_id,  # type: ignore[attr-defined]
+        "model_id": model.model_id,
         "preset": cfg.name,
         "geometry": {
             **cfg.geometry(),
@@ -34,7 +34,7 @@ def describe_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
         },
         "parameters": params,
         "config": cfg.to_dict(),
-        "model_card": model.card,  # type: ignore[attr-defined]
+        "model_card": model.card,
     }
 
 

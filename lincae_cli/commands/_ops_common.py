@@ -1,19 +1,15 @@
-"""Helpers shared by the latent-operation commands: progress bars, key lists, result output."""
+"""Helpers shared by the latent-operation commands: the output store option, key lists, result output."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
-from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import click
-from tqdm import tqdm
 
-out_option = click.option(
-    "-o", "--out", "out", required=True, type=click.Path(), help="Output store (a new directory)."
-)
+from lincae_cli.options import out_option
+
+store_out_option = out_option("Output store (a new directory).", required=True)
 missing_option = click.option(
     "--missing", type=click.Choice(["error", "skip"]), default="error", show_default=True,
     help="A key missing from some input: refuse, or drop it.",
@@ -22,14 +18,6 @@ keys_from_option = click.option(
     "--keys-from", type=click.File("r", encoding="utf-8"), default=None,
     help="File with one track key per line ('-' reads stdin).",
 )
-
-
-@contextlib.contextmanager
-def frame_progress(desc: str, unit: str = "frame") -> Iterator[Callable[[int], None]]:
-    """Yield a progress callback drawing a tqdm bar on stderr (hidden when not a terminal)."""
-    with tqdm(desc=desc, unit=unit, unit_scale=True, file=sys.stderr, disable=None,
-              leave=False) as bar:
-        yield bar.update
 
 
 def read_keys(stream: IO[str] | None) -> list[str] | None:

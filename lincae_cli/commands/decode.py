@@ -8,17 +8,23 @@ import sys
 import click
 from tqdm import tqdm
 
-from lincae_cli.options import checkpoint_option, force_option, json_option
-from lincae_core.checkpoint import load_model
-from lincae_core.config import InferenceConfig
-from lincae_core.decoding import decode_store, decode_to_wav_stream
+from lincae_cli.options import (
+    checkpoint_option,
+    device_option,
+    force_option,
+    json_option,
+    out_option,
+    pick_out,
+)
+from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, load_model
 
 
 @click.command("decode")
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.argument("outdir", required=False, type=click.Path(file_okay=False))
 @click.option("-k", "--key", "keys", multiple=True, help="Track key to decode (repeatable; default all).")
-@click.option("-o", "--output", default=None, help="'-' writes one track as WAV to stdout.")
+@out_option("Output folder (or give it as the second argument); '-' writes one track as WAV to stdout.",
+            file_okay=False, old="--output")
 @click.option("--format", "fmt", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
 @click.option("--subtype", default=None, help="Sample format, e.g. PCM_16 (default), PCM_24, FLOAT.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Decode noise seed.")
@@ -26,30 +32,31 @@ from lincae_core.decoding import decode_store, decode_to_wav_stream
 @click.option("--window", "window_s", type=float, default=None, help="Decode window in seconds.")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Windows per forward pass.")
 @checkpoint_option
+@device_option
 @force_option
 @json_option
-def decode_cmd(store: str, outdir: str | None, keys: tuple[str, ...], output: str | None, fmt: str,
-               subtype: str | None, seed: int, steps: int, window_s: float | None,
-               batch_size: int | None, checkpoint: str | None, force: bool, as_json: bool) -> None:
+def decode_cmd(store: str, outdir: str | None, keys: tuple[str, ...], out: str | None,
+               out_alias: str | None, fmt: str, subtype: str | None, seed: int, steps: int,
+               window_s: float | None, batch_size: int | None, checkpoint: str | None, device: str,
+               force: bool, as_json: bool) -> None:
     """Decode tracks of STORE into OUTDIR/<key>.<format> (paths mirror the keys).
 
     Integer subtypes are hard-clipped to [-1, 1]; clipped sample counts are reported on stderr.
     """
-    defaults = InferenceConfig()
-    inference = InferenceConfig(window_s=window_s or defaults.window_s,
-                                overlap_s=min(defaults.overlap_s, (window_s or defaults.window_s) / 2),
-                                batch_size=batch_size or defaults.batch_size)
-    model = load_model(checkpoint)
+    output = pick_out(("OUTDIR", outdir), ("-o/--out", out), ("--output", out_alias),
+                      required="give OUTDIR, or -o - with one --key for stdout")
+    inference = InferenceConfig.for_window(window_s, batch_size=batch_size)
+    if output == "-" and len(keys) != 1:
+        raise click.UsageError("-o - writes exactly one track: give one --key.")
+    model = load_model(checkpoint, device)
     if output == "-":
-        if len(keys) != 1 or outdir:
-            raise click.UsageError("-o - writes exactly one track: give one --key and no OUTDIR.")
         clipped = decode_to_wav_stream(store, keys[0], sys.stdout.buffer, model, subtype or "PCM_16",
                                        seed, steps, inference, force)
         if clipped:
             click.echo(f"warning: {clipped} samples clipped to [-1, 1]", err=True)
         return
-    if output is not None or not outdir:
-        raise click.UsageError("Give OUTDIR (or -o - with one --key for stdout).")
+    assert output is not None, "pick_out raised"
+    outdir = output
     bar = tqdm(total=len(keys) or None, unit="track", file=sys.stderr, disable=None)
     summary = decode_store(store, outdir, model, keys or None, fmt, subtype, seed, steps, inference,
                            force, progress=lambda k, s: bar.update(1))

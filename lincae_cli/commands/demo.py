@@ -6,8 +6,8 @@ import json
 
 import click
 
-from lincae_cli.options import checkpoint_option, json_option
-from lincae_core.demo import run_demo
+from lincae_cli.options import checkpoint_option, device_option, json_option
+from lincae_core import run_demo
 
 
 @click.command("demo")
@@ -16,14 +16,17 @@ from lincae_core.demo import run_demo
 @click.option("--tracks", type=click.IntRange(1, 50), default=3, show_default=True)
 @click.option("--seconds", type=click.FloatRange(1.0, 120.0), default=8.0, show_default=True)
 @checkpoint_option
+@device_option
 @json_option
-def demo_cmd(workdir: str, tracks: int, seconds: float, checkpoint: str | None, as_json: bool) -> None:
+def demo_cmd(workdir: str, tracks: int, seconds: float, checkpoint: str | None, device: str,
+             as_json: bool) -> None:
     """Build a stems library, encode it, extract/remix/re-gain on latents, decode, and score.
 
     Each latent-domain result is compared with its audio-domain equivalent using the paper's
     metrics (SNR, SI-SDR, multi-scale mel distance).
     """
-    result = run_demo(workdir, checkpoint, tracks, seconds, log=lambda s: click.echo(s, err=True))
+    result = run_demo(workdir, checkpoint, tracks, seconds, log=lambda s: click.echo(s, err=True),
+                      device=device)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -8,10 +8,8 @@ import sys
 import click
 from tqdm import tqdm
 
-from lincae_cli.options import json_option
-from lincae_core.evaluation.protocol import EvalConfig
-from lincae_core.evaluation.report import summary_tables, write_report
-from lincae_core.evaluation.runner import evaluate, load_named_models
+from lincae_cli.options import device_option, json_option
+from lincae_core import EvalConfig, evaluate, load_named_models, summary_tables, write_report
 
 _DEFAULTS = EvalConfig()
 
@@ -42,7 +40,7 @@ _DEFAULTS = EvalConfig()
               show_default=True, help="Stem shown in spectrograms.png.")
 @click.option("--example-seconds", type=float, default=_DEFAULTS.example_seconds, show_default=True,
               help="Audio of the example track kept for the WAVs and spectrograms (0: all).")
-@click.option("--device", default="cpu", show_default=True, help="torch device of the models.")
+@device_option
 @json_option
 def evaluate_cmd(stems_dir: str, music_dir: str | None, checkpoints: tuple[str, ...], names: tuple[str, ...],
                  out_dir: str, example_stem: str, example_seconds: float, device: str, as_json: bool,

@@ -7,14 +7,16 @@ from typing import IO
 
 import click
 
-from lincae_cli.commands._ops_common import frame_progress, keys_from_option, read_keys
-from lincae_cli.options import json_option, overwrite_option
-from lincae_core.ops.export import export_shards
+from lincae_cli.commands._ops_common import keys_from_option, read_keys
+from lincae_cli.options import json_option, out_option, overwrite_option, pick_out
+from lincae_cli.progress import frame_progress
+from lincae_core import export_shards
 
 
 @click.command("export")
 @click.argument("store", type=click.Path())
-@click.argument("pattern")
+@click.argument("pattern_arg", metavar="PATTERN", required=False)
+@out_option("Shard path pattern with a %-field, e.g. 'shards/%06d.tar' (or the second argument).")
 @click.option("--window", "window_s", type=float, required=True, help="Window length (s).")
 @click.option("--hop", "hop_s", type=float, default=None, help="Hop (s); default: --window.")
 @click.option("--maxcount", type=click.IntRange(min=1), default=10000, show_default=True,
@@ -24,10 +26,13 @@ from lincae_core.ops.export import export_shards
               help="Dtype of the .npy latents (default: the store's).")
 @overwrite_option
 @json_option
-def export_cmd(store: str, pattern: str, window_s: float, hop_s: float | None, maxcount: int,
+def export_cmd(store: str, pattern_arg: str | None, out: str | None, window_s: float,
+               hop_s: float | None, maxcount: int,
                keys_from: IO[str] | None, dtype: str | None, overwrite: bool,
                as_json: bool) -> None:
-    """Write windows of STORE's tracks as .npy [C*D, T] + .json WebDataset shards."""
+    """Write windows of STORE's tracks as .npy [C*D, T] + .json WebDataset shards at PATTERN."""
+    pattern = pick_out(("PATTERN", pattern_arg), ("-o/--out", out), required="give PATTERN or -o/--out")
+    assert pattern is not None, "pick_out raised"
     with frame_progress("export", unit="track") as progress:
         summary = export_shards(store, pattern, window_s, hop_s, maxcount, read_keys(keys_from),
                                 dtype=dtype, overwrite=overwrite, progress=progress)

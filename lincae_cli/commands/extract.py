@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import click
 
-from lincae_cli.commands._ops_common import echo_result, frame_progress, missing_option, out_option
+from lincae_cli.commands._ops_common import echo_result, missing_option, store_out_option
 from lincae_cli.options import force_option, jobs_option, json_option, overwrite_option
-from lincae_core.ops import extract_store
+from lincae_cli.progress import frame_progress
+from lincae_core import extract_store
 
 
 @click.command("extract")
 @click.argument("mix", type=click.Path())
 @click.option("--minus", "minus", multiple=True, required=True, type=click.Path(),
               help="Store to subtract, paired by key (repeat for several).")
-@out_option
+@store_out_option
 @click.option("--length", type=click.Choice(["shortest", "longest", "first"]), default="first",
               show_default=True, help="Output length when paired tracks differ.")
 @missing_option

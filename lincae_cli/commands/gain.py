@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
-from lincae_cli.commands._ops_common import echo_result, frame_progress, out_option
+from lincae_cli.commands._ops_common import echo_result, store_out_option
 from lincae_cli.options import jobs_option, json_option, overwrite_option
-from lincae_core.ops import db_to_amplitude, gain_store
+from lincae_cli.progress import frame_progress
+from lincae_core import db_to_amplitude, gain_store
 
 
 @click.command("gain")
 @click.argument("store", type=click.Path())
-@out_option
+@store_out_option
 @click.option("--gain", "amplitude", type=float, default=None, help="Amplitude factor, e.g. 0.5.")
 @click.option("--db", type=float, default=None, help="Gain in decibels, e.g. -6.")
 @jobs_option

@@ -7,7 +7,7 @@ import json
 import click
 
 from lincae_cli.options import json_option
-from lincae_core.describe import describe_path
+from lincae_core import describe_path
 
 
 def _echo_human(info: dict, prefix: str = "") -> None:

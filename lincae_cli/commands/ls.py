@@ -7,8 +7,7 @@ import json
 import click
 
 from lincae_cli.options import json_option
-from lincae_core.store import LatentStore
-from lincae_core.store.layout import STATUS_NAMES
+from lincae_core import STATUS_NAMES, LatentStore
 
 
 def _printable(key: str) -> str:

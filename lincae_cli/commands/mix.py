@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
-from lincae_cli.commands._ops_common import echo_result, frame_progress, missing_option, out_option
+from lincae_cli.commands._ops_common import echo_result, missing_option, store_out_option
 from lincae_cli.options import force_option, jobs_option, json_option, overwrite_option
-from lincae_core.ops import mix_stores
+from lincae_cli.progress import frame_progress
+from lincae_core import mix_stores
 
 
 @click.command("mix")
 @click.argument("stores", nargs=-1, required=True, type=click.Path())
-@out_option
+@store_out_option
 @click.option("--gain", "gains", type=float, multiple=True,
               help="Gain for every input (once) or one per input (repeat).")
 @click.option("--pair", type=click.Choice(["key", "position", "random"]), default="key",

@@ -8,18 +8,18 @@ import click
 
 from lincae_cli.commands._ops_common import (
     echo_result,
-    frame_progress,
     keys_from_option,
-    out_option,
     read_keys,
+    store_out_option,
 )
 from lincae_cli.options import jobs_option, json_option, overwrite_option
-from lincae_core.ops import select_store
+from lincae_cli.progress import frame_progress
+from lincae_core import select_store
 
 
 @click.command("select")
 @click.argument("store", type=click.Path())
-@out_option
+@store_out_option
 @keys_from_option
 @click.option("--start", "start_s", type=float, default=None,
               help="Start in seconds (rounded down to a latent frame).")

@@ -8,8 +8,7 @@ import sys
 import click
 from tqdm import tqdm
 
-from lincae_core.train.loop import train
-from lincae_core.train.state import resolve_train_config
+from lincae_core import resolve_train_config, train_model
 
 
 @click.command("train")
@@ -31,7 +30,7 @@ from lincae_core.train.state import resolve_train_config
 @click.option("--seed", type=int, help="Run seed.")
 @click.option("--checkpoint-every", type=int, help="Save state.pt and ema/ every N steps.")
 @click.option("--valid-every", type=int, help="Validate the EMA weights every N steps.")
-@click.option("--device", help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", help="Where the model runs: auto (default), cpu or cuda[:i].")
 @click.option("--channels-last/--no-channels-last", default=None, help="channels_last memory format.")
 @click.option("--threads", type=int, help="CPU threads (1 is faster when other work shares the cores).")
 @click.option("--stop-at", type=int, help="Stop (and save) at this step, before --steps.")
@@ -55,7 +54,7 @@ def train_cmd(out_dir: str, config_file: str | None, stop_at: int | None, max_mi
         bars[0].update(step - bars[0].n)
 
     try:
-        summary = train(cfg, out_dir, resume=resume, stop_at=stop_at, progress=progress,
+        summary = train_model(cfg, out_dir, resume=resume, stop_at=stop_at, progress=progress,
                         max_seconds=None if max_minutes is None else 60.0 * max_minutes,
                         command=" ".join(["lincae", *sys.argv[1:]]))
     finally:

@@ -160,6 +160,17 @@ class InferenceConfig:
         if self.batch_size < 1 or self.steps < 1:
             raise ConfigError("Expected batch_size >= 1 and steps >= 1.")
 
+    @classmethod
+    def for_window(cls, window_s: float | None = None, overlap_s: float | None = None,
+                   **other: Any) -> InferenceConfig:
+        """Build from a window (default 10 s) with the default overlap rule.
+
+        The overlap is the default 1 s, but at most half the window, unless given.
+        """
+        window = cls.window_s if window_s is None else window_s
+        overlap = min(cls.overlap_s, window / 2) if overlap_s is None else overlap_s
+        return cls(window_s=window, overlap_s=overlap, **{k: v for k, v in other.items() if v is not None})
+
     def frames(self, cfg: ModelConfig) -> tuple[int, int]:
         """Return (window, overlap) in latent frames of ``cfg`` (window >= 2, 1 <= overlap <= W/2)."""
         window = max(round(self.window_s * cfg.frame_rate), 2)

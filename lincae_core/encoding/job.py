@@ -42,12 +42,12 @@ from lincae_core.store import LatentStore, lineage_entry
 from lincae_core.store.layout import STATUS_DONE, STATUS_FAILED, STATUS_PLANNED
 
 __all__ = [
+    "encode_args",
     "EncodeProgress",
     "EncodeSettings",
     "EncodeSummary",
     "encode_files",
     "plan_encode",
-    "resolve_device",
 ]
 
 log = logging.getLogger(__name__)
@@ -148,16 +148,14 @@ class EncodeSummary:
         return {**asdict(self), "realtime": self.realtime, "partial": self.partial}
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """Map ``auto|cpu|cuda[:i]`` to a device (``auto``: CUDA when available)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"Expected a CUDA device for {name!r}. Got none (torch sees no GPU).")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"Expected device auto, cpu or cuda[:i]. Got {name!r} instead.") from exc
+def encode_args(library: str, files_from: str | None, extensions: Sequence[str], checkpoint: str | None,
+                inference: InferenceConfig, settings: EncodeSettings) -> dict[str, Any]:
+    """The JSON-ready arguments of an encode, as recorded in the store's lineage."""
+    return {"library": library, "files_from": files_from, "ext": list(extensions),
+            "checkpoint": checkpoint, "channels": settings.channels, "dtype": settings.dtype,
+            "window_s": inference.window_s, "overlap_s": inference.overlap_s,
+            "batch_size": inference.batch_size, "shards": settings.shards,
+            "channels_last": settings.channels_last}
 
 
 def plan_encode(
@@ -199,7 +197,7 @@ def _check_identity(store: LatentStore, model: LinCAE, settings: EncodeSettings,
     """Refuse to resume a store made by another model, config, window or input set."""
     have = store.encoding or {}
     checks = [
-        ("model id", store.model_id, getattr(model, "model_id", None)),
+        ("model id", store.model_id, model.model_id),
         ("model config", store.model_config, model.config.to_dict()),
         ("latent channels", store.channels, settings.latent_channels),
         ("dtype", store.dtype, settings.dtype),
@@ -226,7 +224,7 @@ def _plan_store(out: Path, sources: Sequence[Source], model: LinCAE, settings: E
     cfg = model.config
     lineage = [lineage_entry("encode", {**args, "encoding": encoding}, [])]
     return create_planned_store(
-        out, plan, settings.shards, replace, model_id=getattr(model, "model_id", "unknown"),
+        out, plan, settings.shards, replace, model_id=model.model_id or "unknown",
         model_config=cfg.to_dict(), geometry=cfg.geometry(), channels=settings.latent_channels,
         dtype=settings.dtype, encoding=encoding, lineage=lineage,
         store_id=_store_id(model, settings, encoding),
@@ -235,7 +233,7 @@ def _plan_store(out: Path, sources: Sequence[Source], model: LinCAE, settings: E
 
 def _store_id(model: LinCAE, settings: EncodeSettings, encoding: Mapping[str, Any]) -> str:
     """A store id that is a function of what the store will hold (the same after a rerun)."""
-    ident = {"model": getattr(model, "model_id", None), "dtype": settings.dtype,
+    ident = {"model": model.model_id, "dtype": settings.dtype,
              "shards": settings.shards, "encoding": dict(encoding)}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -316,7 +314,7 @@ def encode_files(
     Args:
         sources: Inputs with their keys (:func:`lincae_core.discovery.discover`).
         out: Store path; created (planned) if missing, resumed if made by the same encode.
-        model: The autoencoder, on the device it should run on (``model_id`` attribute set by
+        model: The autoencoder, on the device it should run on (its ``model_id`` is set by
             :func:`lincae_core.checkpoint.load_model`).
         inference: Window, overlap and batch size (default ``InferenceConfig()``).
         settings: Channels, dtype, workers, shard, overwrite (default ``EncodeSettings()``).

@@ -60,11 +60,11 @@ class NamedModel:
 
     def describe(self) -> dict[str, Any]:
         """Return the JSON description of the checkpoint (id, preset, rate, provenance)."""
-        card = dict(getattr(self.model, "card", {}) or {})
+        card = dict(self.model.card)
         return {
             "name": self.name,
             "checkpoint": self.source,
-            "model_id": getattr(self.model, "model_id", None),
+            "model_id": self.model.model_id,
             "preset": self.model.config.name,
             "sample_rate": self.model.config.sample_rate,
             "untrained": bool(card.get("untrained", False)),
@@ -154,7 +154,7 @@ def load_named_models(
     Args:
         checkpoints: checkpoint directories (or ``"default"``); none means the default only.
         names: row names, in order (default: the checkpoint directory names).
-        device: torch device of the models.
+        device: ``auto``, ``cpu`` or ``cuda[:i]`` (:func:`lincae_core.device.resolve_device`).
 
     Returns:
         One named model per checkpoint; duplicate names get a ``-2``, ``-3`` suffix.

@@ -12,6 +12,7 @@ latent, D = latent_dim, N = tdown*Z STFT frames).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -155,11 +156,23 @@ def _mlp(cond: int, out: int, depth: int) -> nn.Sequential:
 
 
 class LinCAE(nn.Module):
-    """Consistency autoencoder: Enc, latent upsampler and the denoiser F_theta with its scalings."""
+    """Consistency autoencoder: Enc, latent upsampler and the denoiser F_theta with its scalings.
+
+    Attributes:
+        config: The geometry and architecture.
+        model_id: SHA-256 of the weights and config when they were loaded from or saved to a
+            checkpoint (``lincae_core.checkpoint``); None for weights that were never saved.
+        card: The checkpoint's model card (``{}`` when not loaded from a checkpoint).
+    """
+
+    model_id: str | None
+    card: dict[str, Any]
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.config = cfg
+        self.model_id = None
+        self.card = {}
         ch = [cfg.base_channels * m for m in cfg.multipliers]
         self.encoder = Encoder(cfg)
         self.decoder = LatentUpsampler(cfg)

@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch import nn
 
 from lincae_core.config import TrainConfig, load_json_config
+from lincae_core.device import resolve_device
 from lincae_core.errors import CheckpointError, ConfigError
 from lincae_core.publish import atomic_path
 
@@ -77,11 +78,7 @@ def setup_distributed(device: str) -> tuple[Distributed, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", local if world > 1 else torch.cuda.current_device())
+    dev = resolve_device(device, local if world > 1 else None)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():

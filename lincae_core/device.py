@@ -1,0 +1,34 @@
+"""Where a model runs: the one resolver of ``--device`` values used by every command."""
+
+from __future__ import annotations
+
+import torch
+
+from lincae_core.errors import ConfigError
+
+__all__ = ["resolve_device"]
+
+
+def resolve_device(name: str | torch.device = "auto", local_rank: int | None = None) -> torch.device:
+    """Map ``auto|cpu|cuda[:i]`` to a device (``auto``: CUDA when available, else CPU).
+
+    Args:
+        name: The requested device.
+        local_rank: Under ``torchrun``, a bare ``cuda`` becomes ``cuda:<local_rank>``.
+
+    Raises:
+        ConfigError: A CUDA device was asked for on a machine without one, or the name is invalid.
+    """
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"Expected a CUDA device for {name!r}. Got none (torch sees no GPU).")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"Expected device auto, cpu or cuda[:i]. Got {name!r} instead.") from exc
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device() if local_rank is None else local_rank)
+    return dev
