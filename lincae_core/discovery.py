@@ -25,6 +25,7 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "Source",
     "discover",
+    "is_audio_name",
     "parse_extensions",
     "read_file_list",
     "sources_fingerprint",
@@ -70,7 +71,8 @@ def parse_extensions(spec: str | Iterable[str] | None) -> tuple[str, ...]:
     return exts
 
 
-def _has_ext(name: str, exts: Sequence[str]) -> bool:
+def is_audio_name(name: str, exts: Sequence[str] = AUDIO_EXTENSIONS) -> bool:
+    """Whether a file name has one of the audio extensions ``exts`` (case-insensitive)."""
     suffix = PurePosixPath(name).suffix
     return bool(suffix) and suffix[1:].lower() in exts
 
@@ -102,7 +104,7 @@ def _walk(root: Path, exts: Sequence[str]) -> list[Path]:
             is_dir = e.is_dir()  # follows symlinks; broken links are not dirs
             if is_dir:
                 stack.append(path)
-            if _has_ext(e.name, exts):
+            if is_audio_name(e.name, exts):
                 found.append(path)  # files, broken links and dirs named like audio
     return found
 

@@ -42,8 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lincae_core.config import TrainConfig, get_preset  # noqa: E402
 from lincae_core.nn.model import LinCAE  # noqa: E402
-from lincae_core.train.data import CropSampler, open_source  # noqa: E402
-from lincae_core.train.loop import ConsistencyObjective, segment_length, train_step  # noqa: E402
+from lincae_core.train.data import (  # noqa: E402
+    CropSampler,
+    open_source,
+    segment_length,  # noqa: E402
+)
+from lincae_core.train.loop import ConsistencyObjective, train_step  # noqa: E402
 
 VARIANTS = {"fp32": (False, False), "channels_last": (True, False), "bf16": (False, True),
             "channels_last+bf16": (True, True)}

@@ -28,6 +28,7 @@ import zarr
 
 import lincae_core.store.layout as sl
 from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError
+from lincae_core.store.array import LatentArray, member, open_group
 from lincae_core.store.layout import Geometry, TrackInfo
 from lincae_core.store.ledger import append_ledger, read_ledger
 from lincae_core.store.lineage import lineage_entry, utc_now
@@ -42,84 +43,6 @@ TABLE_CHUNK = 65536
 MAX_TABLE_CHUNK = 2**20
 
 
-def _open_group(path: Path, mode: Literal["r", "r+"]) -> Any:
-    if not path.exists():
-        raise StoreFormatError(f"{path} does not exist (expected a lincae latent store)")
-    try:
-        return zarr.open_group(str(path), mode=mode)
-    except Exception as exc:
-        raise StoreFormatError(
-            f"{path} is not a lincae latent store (expected a Zarr v3 group with attribute "
-            f"format='{sl.FORMAT_NAME}'; {type(exc).__name__})"
-        ) from exc
-
-
-def _member(group: Any, name: str, path: Path) -> Any:
-    try:
-        node = group[name]
-    except Exception as exc:
-        raise StoreFormatError(f"{path}: missing array '{name}'") from exc
-    if not isinstance(node, zarr.Array):
-        raise StoreFormatError(f"{path}: '{name}': expected an array, got a group")
-    return node
-
-
-class LatentArray:
-    """Frame-range access to a store's ``latents`` array ``[F, C, D]`` (used by workers)."""
-
-    def __init__(self, array: Any, attrs: Mapping[str, Any], path: Path) -> None:
-        """Wrap a zarr array after checking its shape, chunks and dtype against ``attrs``."""
-        c, d = attrs["channels"], attrs["geometry"]["latent_dim"]
-        shape, chunks = tuple(array.shape), tuple(array.chunks)
-        if len(shape) != 3 or shape[1:] != (c, d) or shape[0] > sl.MAX_FRAMES:
-            raise StoreFormatError(f"{path}: latents: expected shape (F, {c}, {d}), got {shape}")
-        if chunks[1:] != (c, d) or not 1 <= chunks[0] <= sl.MAX_CHUNK_FRAMES:
-            raise StoreFormatError(f"{path}: latents: expected chunks (n, {c}, {d}), got {chunks}")
-        if array.dtype != np.dtype(attrs["dtype"]):
-            raise StoreFormatError(
-                f"{path}: latents: expected dtype {attrs['dtype']} (attribute dtype), "
-                f"got {array.dtype}"
-            )
-        # write_empty_chunks: skip zarr's scan of every chunk for "all fill value" (a full extra
-        # pass) and always store written chunks, zeros included.
-        self._array, self.path = array.with_config({"write_empty_chunks": True}), path
-
-    @classmethod
-    def open(cls, path: str | os.PathLike, mode: Literal["r", "r+"] = "r") -> LatentArray:
-        """Open the latent array of a store, checking format and shape but not the track table."""
-        path = Path(path)
-        group = _open_group(path, mode)
-        attrs = sl.validate_attrs(dict(group.attrs), str(path))
-        return cls(_member(group, "latents", path), attrs, path)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """``(F, C, D)``."""
-        return tuple(self._array.shape)  # type: ignore[return-value]
-
-    @property
-    def dtype(self) -> np.dtype:
-        """Storage dtype (float16 or float32)."""
-        return np.dtype(self._array.dtype)
-
-    @property
-    def chunk_frames(self) -> int:
-        """Frames per chunk."""
-        return int(self._array.chunks[0])
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Read frames ``[start, stop)`` as ``[stop - start, C, D]`` in the storage dtype."""
-        return self._array[start:stop]
-
-    def write(self, start: int, z: np.ndarray) -> None:
-        """Write ``z[n, C, D]`` at frames ``[start, start + n)``."""
-        self._array[start : start + z.shape[0]] = z
-
-    def resize(self, frames: int) -> None:
-        """Set the number of frames (planning only)."""
-        self._array.resize((frames, *self.shape[1:]))
-
-
 class LatentStore:
     """A latent store on the local file system; create with :meth:`create`, open with :meth:`open`."""
 
@@ -127,7 +50,7 @@ class LatentStore:
         """Wrap an opened group; use :meth:`open` or :meth:`create` instead."""
         self.path, self.mode, self._group = path, mode, group
         self._attrs = sl.validate_attrs(dict(group.attrs), str(path))
-        self._latents = LatentArray(_member(group, "latents", path), self._attrs, path)
+        self._latents = LatentArray(member(group, "latents", path), self._attrs, path)
         self._geometry = Geometry.from_dict(self._attrs["geometry"])
         self._table = self._load_table()
         self._index: dict[str, int] | None = None
@@ -200,12 +123,12 @@ class LatentStore:
         if mode not in ("r", "r+"):
             raise ValueError(f"mode: expected 'r' or 'r+', got {mode!r}")
         path = Path(path)
-        return cls(path, _open_group(path, mode), mode)
+        return cls(path, open_group(path, mode), mode)
 
     def _load_table(self) -> dict[str, np.ndarray]:
         table = {}
         for name in ("key", *sl.TABLE_COLUMNS):
-            arr = _member(self._group, f"tracks/{name}", self.path)
+            arr = member(self._group, f"tracks/{name}", self.path)
             if arr.ndim != 1 or not 1 <= arr.chunks[0] <= MAX_TABLE_CHUNK:
                 raise StoreFormatError(f"{self.path}: tracks/{name}: expected a 1-D array with "
                                        f"chunks <= {MAX_TABLE_CHUNK}, got chunks {arr.chunks}")

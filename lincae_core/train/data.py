@@ -29,25 +29,37 @@ import soundfile as sf  # type: ignore[import-untyped]
 import soxr  # type: ignore[import-untyped]
 import torch
 
+from lincae_core.config import ModelConfig, TrainConfig
+from lincae_core.discovery import AUDIO_EXTENSIONS, is_audio_name
 from lincae_core.errors import AudioError, ConfigError
 
 __all__ = [
-    "AUDIO_EXTENSIONS",
     "AudioSource",
     "CropSampler",
     "find_audio_files",
     "load_validation",
     "open_source",
+    "segment_length",
     "parse_data_spec",
 ]
 
 log = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS = frozenset(
-    {"wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "aifc", "au", "snd",
-     "caf", "w64", "rf64"}
-)
 _MAX_ATTEMPTS = 1000  # consecutive unusable draws (silent or unreadable) before giving up
+
+
+def segment_length(cfg: TrainConfig, mcfg: ModelConfig) -> int:
+    """Training crop length hop·M + 3·hop samples, M = ``segment_frames`` STFT frames (method.md §1).
+
+    Raises:
+        ConfigError: if M is not a multiple of the STFT frames per latent frame.
+    """
+    if cfg.segment_frames % mcfg.time_downsample:
+        raise ConfigError(
+            f"Expected segment_frames to be a multiple of {mcfg.time_downsample} (STFT frames per "
+            f"latent). Got {cfg.segment_frames} instead."
+        )
+    return mcfg.hop * cfg.segment_frames + mcfg.n_fft - mcfg.hop
 
 
 def parse_data_spec(spec: str) -> tuple[str, float]:
@@ -70,13 +82,9 @@ def parse_data_spec(spec: str) -> tuple[str, float]:
     return path, weight
 
 
-def _is_audio_name(name: str) -> bool:
-    return name.rsplit(".", 1)[-1].lower() in AUDIO_EXTENSIONS if "." in name else False
-
-
 def find_audio_files(root: str | Path) -> list[Path]:
     """Return every audio file under ``root`` (recursive, sorted; directories named like audio skipped)."""
-    return sorted(p for p in Path(root).rglob("*") if _is_audio_name(p.name) and p.is_file())
+    return sorted(p for p in Path(root).rglob("*") if is_audio_name(p.name) and p.is_file())
 
 
 def _shard_paths(path: str) -> list[Path]:
@@ -94,7 +102,7 @@ def _shard_paths(path: str) -> list[Path]:
 def _index_tar(path: Path) -> list[tuple[str, int, int]]:
     """List a tar shard's audio members as ``(shard, data offset, size)`` for random access."""
     with tarfile.open(path, "r:") as tar:
-        return [(str(path), m.offset_data, m.size) for m in tar if m.isfile() and _is_audio_name(m.name)]
+        return [(str(path), m.offset_data, m.size) for m in tar if m.isfile() and is_audio_name(m.name)]
 
 
 @dataclass
@@ -154,7 +162,7 @@ def open_source(spec: str) -> AudioSource:
     items: list[str | tuple[str, int, int]] = []
     if p.is_dir():
         items += [str(f) for f in find_audio_files(p)]
-    elif p.is_file() and _is_audio_name(p.name):
+    elif p.is_file() and is_audio_name(p.name):
         items.append(str(p))
     bad_shards = 0
     for shard in _shard_paths(path):

@@ -31,38 +31,25 @@ from lincae_core.nn.consistency import delta_t, loss_weight, pseudo_huber, sampl
 from lincae_core.nn.model import LinCAE
 from lincae_core.nn.transforms import to_representation
 from lincae_core.train.augment import AugmentedBatch, augment_batch, conditioning_latents, gain_range
-from lincae_core.train.data import CropSampler, load_validation, open_source
+from lincae_core.train.card import model_card, schedule_change_on_resume, weights_sha256
+from lincae_core.train.data import CropSampler, open_source, segment_length
+from lincae_core.train.distributed import Distributed, StopFlag, gather_rank_state, setup_distributed
 from lincae_core.train.ema import EMA
-from lincae_core.train.state import (
-    Distributed,
-    MetricsLog,
-    StopFlag,
-    TrainingParts,
-    gather_rank_state,
-    load_state,
-    model_card,
-    prepare_run_dir,
-    save_state,
-    schedule_change_on_resume,
-    setup_distributed,
-    weights_sha256,
-)
+from lincae_core.train.state import MetricsLog, TrainingParts, load_state, prepare_run_dir, save_state
+from lincae_core.train.validation import Validator
 
 __all__ = [
     "ConsistencyObjective",
     "TrainSummary",
     "get_lr",
     "noise_levels",
-    "segment_length",
     "train",
     "train_step",
-    "validate",
 ]
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, dict[str, Any]], None]
-VALID_GAINS = (0.25, 0.5, 0.75, 1.1)
 
 
 def get_lr(step: int, cfg: TrainConfig) -> float:
@@ -76,20 +63,6 @@ def get_lr(step: int, cfg: TrainConfig) -> float:
     k = min(step, total)
     cosine = 1.0 + math.cos(math.pi * (k - warmup) / (total - warmup))
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * cosine
-
-
-def segment_length(cfg: TrainConfig, mcfg: ModelConfig) -> int:
-    """Training crop length hop·M + 3·hop samples, M = ``segment_frames`` STFT frames (method.md §1).
-
-    Raises:
-        ConfigError: if M is not a multiple of the STFT frames per latent frame.
-    """
-    if cfg.segment_frames % mcfg.time_downsample:
-        raise ConfigError(
-            f"Expected segment_frames to be a multiple of {mcfg.time_downsample} (STFT frames per "
-            f"latent). Got {cfg.segment_frames} instead."
-        )
-    return mcfg.hop * cfg.segment_frames + mcfg.n_fft - mcfg.hop
 
 
 def noise_levels(
@@ -192,36 +165,6 @@ def train_step(
 
 
 @torch.no_grad()
-def validate(model: LinCAE, x: torch.Tensor, seed: int = 0) -> dict[str, float]:
-    """Cheap validation of reconstruction and linearity (arXiv:2510.23530, Sec. 4.2-4.4).
-
-    Reconstruction SNR/MSS of one-step decodes, encoder homogeneity error averaged over
-    a ∈ {0.25, 0.5, 0.75, 1.1}, and encoder/decoder additivity on pairs (x_i, x_{i−1}).
-    Decodes are seeded, so the numbers depend only on the weights and ``x``.
-
-    Args:
-        model: the model to score (the EMA weights), in eval mode.
-        x: validation audio ``[N, T]``.
-    """
-    from lincae_core.evaluation import metrics
-
-    sr, n = model.config.sample_rate, x.shape[-1]
-
-    def dec(z: torch.Tensor) -> torch.Tensor:
-        return model.decode(z, num_samples=n, generator=torch.Generator(z.device).manual_seed(seed))
-
-    z = model.encode(x)
-    out = {k: float(v.mean()) for k, v in metrics.reconstruction_scores(dec(z), x, sr).items()}
-    hom = [metrics.encoder_homogeneity_error(model.encode(a * x), z, a).mean() for a in VALID_GAINS]
-    out["enc_hom"] = float(torch.stack(hom).mean())
-    if x.shape[0] > 1:
-        z_mix, z_sum = model.encode(x + x.roll(1, 0)), z + z.roll(1, 0)
-        out["enc_add"] = float(metrics.encoder_additivity_error(z_mix, z_sum).mean())
-        dec_add = metrics.decoder_additivity(dec(z_sum), dec(z_mix), sr)
-        out.update({f"dec_add_{k}": float(v.mean()) for k, v in dec_add.items()})
-    return out
-
-
 @dataclass
 class TrainSummary:
     """What a ``train`` call did."""
@@ -270,21 +213,6 @@ def _build(
     return TrainingParts(model, optimizer, scaler, ema, sampler, generator), objective
 
 
-class _Validator:
-    """Scores the EMA weights on a fixed validation batch (rank 0 only)."""
-
-    def __init__(self, cfg: TrainConfig, mcfg: ModelConfig, device: torch.device) -> None:
-        self.x = load_validation(cfg.valid, mcfg.sample_rate, segment_length(cfg, mcfg),
-                                 cfg.valid_items, cfg.silence_rms).to(device) if cfg.valid else None
-        self.model = LinCAE(mcfg).to(device).eval() if cfg.valid else None
-
-    def __call__(self, ema: EMA, seed: int) -> dict[str, float]:
-        if self.x is None or self.model is None:
-            return {}
-        ema.copy_to(self.model)
-        return validate(self.model, self.x, seed)
-
-
 @dataclass
 class _Run:
     """The fixed context of one ``train`` call, shared by the loop helpers."""
@@ -296,7 +224,7 @@ class _Run:
     out: Path
     card: dict[str, Any]
     metrics: MetricsLog | None = None
-    validator: _Validator | None = None
+    validator: Validator | None = None
     progress: ProgressFn | None = None
 
 
@@ -353,7 +281,7 @@ def train(
     if env.is_main:
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         run.metrics = MetricsLog(out / "metrics.jsonl", parts.step if resume else None)
-        run.validator = _Validator(cfg, mcfg, device)
+        run.validator = Validator(cfg, mcfg, device)
     end = cfg.total_steps if stop_at is None else min(stop_at, cfg.total_steps)
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     summary = TrainSummary(out, parts.step, cfg.total_steps)

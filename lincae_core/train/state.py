@@ -1,98 +1,35 @@
-"""Run bookkeeping of ``lincae train``: the run folder, resumable state, signals and distribution.
+"""Run bookkeeping of ``lincae train``: the run folder, its configuration and resumable state.
 
 A run folder holds ``train_config.json`` (the ``TrainConfig``), ``metrics.jsonl`` (one JSON
 object per line: training rows and validation rows), ``state.pt`` (everything a bit-exact resume
 needs; tensors and plain types only, read with ``torch.load(weights_only=True)``) and ``ema/``
-(a lincae checkpoint of the EMA weights). Only rank 0 writes.
+(a lincae checkpoint of the EMA weights). Only rank 0 writes. Process control (``torchrun``,
+signals) is :mod:`lincae_core.train.distributed`; the model card is :mod:`lincae_core.train.card`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
-import os
-import signal
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
-from torch import nn
 
 from lincae_core.config import TrainConfig, load_json_config
-from lincae_core.device import resolve_device
 from lincae_core.errors import CheckpointError, ConfigError
 from lincae_core.publish import atomic_path
+from lincae_core.train.distributed import Distributed
 
-__all__ = [
-    "STATE_FORMAT",
-    "Distributed",
-    "MetricsLog",
-    "StopFlag",
-    "gather_rank_state",
-    "load_state",
-    "save_state",
-    "schedule_change_on_resume",
-    "TrainingParts",
-    "setup_distributed",
-]
+__all__ = ["STATE_FORMAT", "MetricsLog", "TrainingParts", "load_state", "prepare_run_dir",
+           "resolve_train_config",
+           "save_state"]
 
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = "lincae-train-state"
 STATE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Distributed:
-    """This process's place in a (possibly one-process) run."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        """Whether a process group is in use."""
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        """Whether this process writes checkpoints and logs."""
-        return self.rank == 0
-
-
-def setup_distributed(device: str) -> tuple[Distributed, torch.device]:
-    """Join the ``torchrun`` process group named by WORLD_SIZE/RANK (gloo on CPU, nccl on CUDA).
-
-    Args:
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-
-    Returns:
-        The process's ``Distributed`` and its device.
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    dev = resolve_device(device, local if world > 1 else None)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world)
-    return Distributed(rank, world, local), dev
-
-
-def gather_rank_state(state: dict[str, Any], env: Distributed) -> list[dict[str, Any]]:
-    """Collect every rank's RNG/sampler state on all ranks (a list indexed by rank)."""
-    if not env.enabled:
-        return [state]
-    out: list[Any] = [None] * env.world_size
-    dist.all_gather_object(out, state)
-    return out
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -140,45 +77,6 @@ class MetricsLog:
         """Append one row."""
         with open(self.path, "a") as f:
             f.write(json.dumps(row, sort_keys=False) + "\n")
-
-
-class StopFlag:
-    """Set by SIGINT/SIGTERM so the loop can save its state and stop after the current step."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signal_name: str | None = None
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.requested:  # a second signal: stop now
-            raise KeyboardInterrupt
-        self.requested = True
-        self.signal_name = signal.Signals(signum).name
-        log.warning("%s received: saving the training state after this step.", self.signal_name)
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[StopFlag]:
-        """Install the handlers for the duration of the block (main thread only), then restore."""
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-
-    def agreed(self, env: Distributed, device: torch.device, extra: bool = False) -> bool:
-        """Whether any rank wants to stop (every rank must call this at the same step)."""
-        want = self.requested or extra
-        if not env.enabled:
-            return want
-        flag = torch.tensor([1.0 if want else 0.0], device=device)
-        dist.all_reduce(flag)
-        return bool(flag.item() > 0)
 
 
 @dataclass
@@ -239,13 +137,6 @@ class TrainingParts:
                 torch.cuda.set_rng_state(mine["cuda"])
 
 
-def objective_name(cfg: TrainConfig) -> str:
-    """Name the trained variant: Lin-CAE, one of its ablations, or the Music2Latent baseline."""
-    names = {(True, True): "lin-cae", (False, True): "lin-cae without additivity",
-             (True, False): "lin-cae without homogeneity", (False, False): "music2latent baseline"}
-    return names[(cfg.additivity, cfg.homogeneity)]
-
-
 def prepare_run_dir(out: Path, resume: bool, env: Distributed) -> None:
     """Check that ``out`` suits a new run or a resume, and create it (rank 0).
 
@@ -261,56 +152,6 @@ def prepare_run_dir(out: Path, resume: bool, env: Distributed) -> None:
         )
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
-
-
-def model_card(
-    cfg: TrainConfig, parts: TrainingParts, env: Distributed, command: str, out: Path
-) -> dict[str, Any]:
-    """Start the EMA checkpoint's model card: commands, config, corpus (steps/metrics added later)."""
-    corpus = [{"path": s.path, "weight": s.weight, "items": len(s)} for s in parts.sampler.sources]
-    commands, valid, changes = [command], {}, []
-    previous = out / "ema" / "model_card.json"
-    if parts.step and previous.is_file():  # a resumed run: keep earlier commands, metrics, K changes
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            old = json.loads(previous.read_text())["training"]
-            commands, valid = list(old["commands"]) + commands, dict(old["valid"])
-            changes = list(old.get("schedule_changes", []))
-    card = {"training": {
-        "commands": commands, "objective": objective_name(cfg), "config": cfg.to_dict(),
-        "corpus": corpus, "valid_set": cfg.valid, "total_steps": cfg.total_steps,
-        "world_size": env.world_size, "weights": "EMA", "valid": valid,
-    }}
-    if changes:
-        card["training"]["schedule_changes"] = changes
-    return card
-
-
-def weights_sha256(model: nn.Module) -> str:
-    """Digest of the trained weights (ranks of a DDP run must agree)."""
-    h = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().clone(memory_format=torch.contiguous_format).reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def schedule_change_on_resume(out: Path, cfg: TrainConfig, step: int) -> dict[str, int] | None:
-    """On resume: the schedule change ``{step, from, to}`` when ``--steps`` differs from the run's K.
-
-    A finished run resumed with a larger K continues where it stopped; from then on every
-    scheduled quantity (LR, Delta-t, the annealed gain range) is read off the longer schedule.
-
-    Raises:
-        ConfigError: the new K is below the step the run has already reached.
-    """
-    saved = out / "train_config.json"
-    old = load_json_config(saved).get("total_steps") if saved.is_file() else None
-    if cfg.total_steps < step:
-        raise ConfigError(f"{out}: --steps {cfg.total_steps} is below the run's step {step}; "
-                          f"expected a schedule length >= {step}.")
-    if old is None or old == cfg.total_steps:
-        return None
-    return {"step": step, "from": int(old), "to": cfg.total_steps}
 
 
 def resolve_train_config(

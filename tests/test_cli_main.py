@@ -83,3 +83,32 @@ def test_demo_runs_the_main_job(tmp_path: Path, micro_ckpt: str) -> None:
         assert all(np.isfinite(v) for v in row.values())
     for name in ("vocals_est", "remix", "mixture_gain"):
         assert len(list((tmp_path / "d" / "decoded" / name).glob("*.wav"))) == 2
+
+
+def test_output_option_is_spelled_the_same_everywhere(tmp_path: Path, micro_ckpt: str) -> None:
+    """-o/--out on every command; positional forms and the old --output stay as aliases."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    import soundfile as sf
+
+    sf.write(lib / "a.wav", np.sin(np.arange(24000) / 9.0).astype(np.float32) * 0.3, 16000)
+    runner = CliRunner()
+    enc = runner.invoke(cli, ["encode", str(lib), "-o", str(tmp_path / "s.zarr"), "-c", micro_ckpt])
+    assert enc.exit_code == 0, enc.output
+    assert (tmp_path / "s.zarr" / "zarr.json").exists()
+    both = runner.invoke(cli, ["encode", str(lib), str(tmp_path / "t.zarr"), "-o", str(tmp_path / "u.zarr")])
+    assert both.exit_code == 2
+    assert "once" in both.output
+    none = runner.invoke(cli, ["encode", str(lib)])
+    assert none.exit_code == 2
+    for args, where in ((["-o", str(tmp_path / "d1")], "d1"), (["--output", str(tmp_path / "d2")], "d2"),
+                        ([str(tmp_path / "d3")], "d3")):
+        dec = runner.invoke(cli, ["decode", str(tmp_path / "s.zarr"), *args, "-c", micro_ckpt,
+                                  "--device", "cpu"])
+        assert dec.exit_code == 0, dec.output
+        assert (tmp_path / where / "a.wav").exists()
+    exp = runner.invoke(cli, ["export", str(tmp_path / "s.zarr"), "-o", str(tmp_path / "sh" / "%03d.tar"),
+                              "--window", "1"])
+    assert exp.exit_code == 0, exp.output
+    assert (tmp_path / "sh" / "000.tar").exists()
+    assert "--output" not in runner.invoke(cli, ["decode", "--help"]).output  # the alias is hidden

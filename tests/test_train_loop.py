@@ -23,9 +23,11 @@ from lincae_core.nn.model import LinCAE
 from lincae_core.nn.transforms import to_representation
 from lincae_core.train import data
 from lincae_core.train.augment import augment_batch
+from lincae_core.train.data import segment_length
 from lincae_core.train.ema import EMA, ema_decay
-from lincae_core.train.loop import ConsistencyObjective, get_lr, noise_levels, segment_length, train, validate
+from lincae_core.train.loop import ConsistencyObjective, get_lr, noise_levels, train
 from lincae_core.train.state import load_state
+from lincae_core.train.validation import validate
 
 SMALL_MODEL = {"base_channels": 4, "bottleneck_base_channels": 32, "cond_channels": 16, "latent_dim": 8}
 
