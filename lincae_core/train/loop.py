@@ -164,7 +164,6 @@ def train_step(
     return {"loss": float(loss.detach()), "lr": lr, "a_min": a_min, "a_max": a_max, "dt": dt}
 
 
-@torch.no_grad()
 @dataclass
 class TrainSummary:
     """What a ``train`` call did."""

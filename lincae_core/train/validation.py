@@ -15,6 +15,7 @@ __all__ = ["VALID_GAINS", "Validator", "validate"]
 VALID_GAINS = (0.25, 0.5, 0.75, 1.1)
 
 
+@torch.no_grad()
 def validate(model: LinCAE, x: torch.Tensor, seed: int = 0) -> dict[str, float]:
     """Cheap validation of reconstruction and linearity (arXiv:2510.23530, Sec. 4.2-4.4).
 
