@@ -13,22 +13,27 @@ import logging
 import os
 import re
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
+import soxr
 
+from lincae_core.audio import resampled_length
 from lincae_core.config import InferenceConfig
-from lincae_core.errors import AudioError, StoreMismatchError
+from lincae_core.errors import AudioError, LincaeError, StoreMismatchError
 from lincae_core.inference import iter_decode
 from lincae_core.nn.model import LinCAE
 from lincae_core.publish import atomic_path
 from lincae_core.store import LatentStore
 
-__all__ = ["DecodeSummary", "check_model_matches", "decode_store", "decode_to_wav_stream", "safe_relpath"]
+__all__ = [
+    "DecodeSummary", "check_model_matches", "decode_store", "decode_to_wav_stream", "output_rate",
+    "safe_relpath",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +106,62 @@ class DecodeSummary:
     clipped: dict[str, int] = field(default_factory=dict)
 
 
+def output_rate(rate: str | int, source_rate: int, model_rate: int) -> int:
+    """The sample rate a track is decoded to: ``"model"``, ``"source"`` (the recorded one) or Hz."""
+    if rate == "model":
+        return model_rate
+    if rate == "source":
+        return int(source_rate) if source_rate > 0 else model_rate
+    try:
+        hz = int(rate)
+    except (TypeError, ValueError):
+        raise AudioError(f"Expected a sample rate 'model', 'source' or Hz. Got {rate!r} instead.") from None
+    if not 1000 <= hz <= 768_000:
+        raise AudioError(f"Expected a sample rate between 1000 and 768000 Hz. Got {hz}.")
+    return hz
+
+
 def _track_blocks(
-    store: LatentStore, key: str, model: LinCAE, inference: InferenceConfig, seed: int, steps: int
-):  # noqa: ANN202
+    store: LatentStore, key: str, model: LinCAE, inference: InferenceConfig, seed: int, steps: int,
+    rate: str | int = "model",
+) -> tuple[int, int, Iterator[np.ndarray]]:
+    """Decode one track as ``[C, n]`` blocks at its output rate.
+
+    The channel count is the store's (latent) channels, whatever the source had; the length is the
+    exact original length at the model rate, or that length carried to the output rate by soxr.
+
+    Returns:
+        ``(output rate, output length in samples, blocks)``.
+    """
     t = store.track(key)
     z = store.read_track(key).astype(np.float32).transpose(1, 2, 0)  # (C, D, Z)
-    return t, iter_decode(model, z, t.samples, inference, seed, steps)
+    model_rate = model.config.sample_rate
+    out_rate = output_rate(rate, t.source_rate, model_rate)
+    blocks = iter_decode(model, z, t.samples, inference, seed, steps)
+    if out_rate == model_rate:
+        return out_rate, t.samples, blocks
+    length = resampled_length(t.samples, model_rate, out_rate)
+    return out_rate, length, _resampled(blocks, z.shape[0], model_rate, out_rate, length)
+
+
+def _resampled(blocks: Iterator[np.ndarray], channels: int, rate_in: int, rate_out: int,
+               length: int) -> Iterator[np.ndarray]:
+    """Stream ``[C, n]`` blocks through soxr and cut or pad the result to exactly ``length``."""
+    stream = soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32", quality="HQ")
+    done = 0
+
+    def emit(y: np.ndarray) -> Iterator[np.ndarray]:
+        nonlocal done
+        y = y[: max(length - done, 0)]
+        done += y.shape[0]
+        if y.shape[0]:
+            yield np.ascontiguousarray(y.T)
+
+    for block in blocks:
+        yield from emit(stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32)))
+    yield from emit(stream.resample_chunk(np.zeros((0, channels), np.float32), last=True))
+    if done < length:
+        yield np.zeros((channels, length - done), np.float32)
 
 
 def decode_store(
@@ -121,10 +176,15 @@ def decode_store(
     inference: InferenceConfig | None = None,
     force: bool = False,
     progress: Callable[[str, float], None] | None = None,
+    sample_rate: str | int = "model",
+    overwrite: bool = False,
 ) -> DecodeSummary:
     """Decode tracks (all done tracks, or ``keys``) into ``out_dir/<key>.<fmt>``.
 
-    Each file is written to a temporary name and renamed into place when complete.
+    Files have the store's channel count and ``sample_rate`` (``"model"``: the model's rate,
+    ``"source"``: each track's recorded source rate, or a rate in Hz). Existing files are refused
+    before anything is written, unless ``overwrite``. Each file is written to a temporary name and
+    renamed into place when complete.
     """
     store = LatentStore.open(store_path)
     check_model_matches(store, model, force)
@@ -140,15 +200,18 @@ def decode_store(
     root.mkdir(parents=True, exist_ok=True)
     inference = inference or InferenceConfig()
     summary = DecodeSummary()
-    rate = model.config.sample_rate
-    for key in keys:
-        target = _inside(root, safe_relpath(key, "." + fmt))
+    targets = {key: _inside(root, safe_relpath(key, "." + fmt)) for key in keys}
+    taken = [p for p in targets.values() if p.exists()]
+    if taken and not overwrite:
+        raise LincaeError(f"{taken[0]} already exists ({len(taken)} of {len(targets)} outputs do); "
+                          "use --overwrite to replace them, or another output folder.")
+    for key, target in targets.items():
         target.parent.mkdir(parents=True, exist_ok=True)
-        info, blocks = _track_blocks(store, key, model, inference, seed, steps)
+        rate, length, blocks = _track_blocks(store, key, model, inference, seed, steps, sample_rate)
         clipped = 0
         with (
             atomic_path(target, suffix="." + fmt) as tmp,
-            sf.SoundFile(tmp, "w", rate, info.channels, subtype, format=major) as f,
+            sf.SoundFile(tmp, "w", rate, store.channels, subtype, format=major) as f,
         ):
             for block in blocks:
                 if subtype not in ("FLOAT", "DOUBLE"):
@@ -159,9 +222,9 @@ def decode_store(
             summary.clipped[key] = clipped
             log.warning("%s: %d samples clipped to [-1, 1] (use --subtype FLOAT to keep them)", key, clipped)
         summary.files.append(str(target))
-        summary.seconds += info.samples / rate
+        summary.seconds += length / rate
         if progress:
-            progress(key, info.samples / rate)
+            progress(key, length / rate)
     return summary
 
 
@@ -192,6 +255,7 @@ def decode_to_wav_stream(
     steps: int = 1,
     inference: InferenceConfig | None = None,
     force: bool = False,
+    sample_rate: str | int = "model",
 ) -> int:
     """Write one track as a WAV stream (header first, then blocks) for shell pipelines.
 
@@ -204,8 +268,9 @@ def decode_to_wav_stream(
     if subtype not in ("PCM_16", "FLOAT"):
         raise AudioError(f"WAV streams support subtypes PCM_16 and FLOAT, not {subtype}.")
     _check_keys(store, [key])
-    info, blocks = _track_blocks(store, key, model, inference or InferenceConfig(), seed, steps)
-    out.write(_wav_header(info.channels, model.config.sample_rate, info.samples, subtype == "FLOAT"))
+    rate, length, blocks = _track_blocks(store, key, model, inference or InferenceConfig(), seed, steps,
+                                         sample_rate)
+    out.write(_wav_header(store.channels, rate, length, subtype == "FLOAT"))
     clipped = 0
     for block in blocks:
         x = block.T  # (n, C) interleaved

@@ -7,7 +7,7 @@ from typing import Any
 
 from lincae_core.checkpoint import DEFAULT_MODEL_DIR, load_model
 
-__all__ = ["describe_checkpoint", "describe_path"]
+__all__ = ["describe_checkpoint", "describe_path", "list_tracks"]
 
 
 def describe_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
@@ -49,3 +49,37 @@ def describe_path(path: str | Path | None) -> dict[str, Any]:
 
     store = LatentStore.open(p)
     return {"kind": "store", "path": str(p), **store.describe()}
+
+
+def list_tracks(path: str | Path, status: str | None = None) -> list[dict[str, Any]]:
+    """The rows of ``lincae ls``: every track (or those with ``status``), JSON-ready.
+
+    Each row has ``key``, ``duration_s``, ``frames`` and ``status``; failed rows add their
+    ``reason``; a mix store's rows add ``sources`` (store, key and gain of each input). Inputs
+    that failed at planning (and so have no row) are listed as failed rows with ``planning``.
+    """
+    from lincae_core.store import LatentStore
+    from lincae_core.store.layout import STATUS_NAMES
+
+    store = LatentStore.open(path)
+    t, sr = store.table(), store.geometry.sample_rate
+    ledger = store.ledger()
+    reasons = {int(r["index"]): r["reason"] for r in ledger if r.get("index") is not None}
+    sources = store.sources()
+    rows: list[dict[str, Any]] = []
+    for i in range(store.n_tracks):
+        name = STATUS_NAMES[int(t["status"][i])]
+        if status is not None and name != status:
+            continue
+        row: dict[str, Any] = {"key": str(t["key"][i]), "duration_s": int(t["samples"][i]) / sr,
+                               "frames": int(t["frames"][i]), "status": name}
+        if i in reasons:
+            row["reason"] = reasons[i]
+        if sources is not None:
+            row["sources"] = [{"store": s, "key": str(k), "gain": float(g)} for s, k, g in
+                              zip(sources["inputs"], sources["key"][i], sources["gain"][i], strict=True)]
+        rows.append(row)
+    if status in (None, "failed"):
+        rows += [{"key": str(r["key"]), "duration_s": 0.0, "frames": 0, "status": "failed",
+                  "reason": r["reason"], "planning": True} for r in ledger if r.get("index") is None]
+    return rows

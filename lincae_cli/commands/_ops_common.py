@@ -7,9 +7,16 @@ from typing import IO, Any
 
 import click
 
-from lincae_cli.options import out_option
+from lincae_cli.options import EXIT_PARTIAL, out_option
 
-store_out_option = out_option("Output store (a new directory).", required=True)
+store_out_option = out_option(
+    "Output store (a new directory; default: beside the first input, named after the inputs and "
+    "the operation, e.g. a+b.mix.zarr, never replacing one)."
+)
+require_complete_option = click.option(
+    "--require-complete", is_flag=True,
+    help="Refuse inputs with planned or failed tracks (default: leave them out, exit 3).",
+)
 missing_option = click.option(
     "--missing", type=click.Choice(["error", "skip"]), default="error", show_default=True,
     help="A key missing from some input: refuse, or drop it.",
@@ -28,11 +35,22 @@ def read_keys(stream: IO[str] | None) -> list[str] | None:
 
 
 def echo_result(summary: dict[str, Any], as_json: bool) -> None:
-    """Print an operation summary: JSON, or one human-readable line."""
-    if as_json:
-        click.echo(json.dumps(summary))
-        return
-    extra = [f"{k} {v}" for k, v in summary.items()
-             if k in ("skipped", "empty") and v]
+    """Print an operation's result: its output path alone on stdout (``--json``: the record).
+
+    The human summary, a drawn random seed and any left-out tracks go to stderr; left-out tracks
+    (planned or failed in an input) make the exit status 3.
+    """
+    click.echo(json.dumps(summary) if as_json else summary["out"])
+    extra = [f"{k} {v}" for k, v in summary.items() if k in ("skipped", "empty") and v]
     click.echo(f"{summary['op']}: wrote {summary['out']} ({summary['tracks']} tracks, "
-               f"{summary['frames']} frames{''.join(', ' + e for e in extra)})")
+               f"{summary['frames']} frames{''.join(', ' + e for e in extra)})", err=True)
+    if summary.get("pair") == "random" or "seed" in summary:
+        click.echo(f"{summary['op']}: random seed {summary['seed']} (--seed {summary['seed']} "
+                   "reproduces these mixes)", err=True)
+    left = summary.get("left_out") or {}
+    for path, n in left.items():
+        click.echo(f"{summary['op']}: left out {n['planned']} planned and {n['failed']} failed "
+                   f"tracks of {path} (finish its encode, or see: lincae ls --status failed {path})",
+                   err=True)
+    if left:
+        raise click.exceptions.Exit(EXIT_PARTIAL)

@@ -33,6 +33,11 @@ def export_cmd(store: str, pattern_arg: str | None, out: str | None, window_s: f
     """Write windows of STORE's tracks as .npy [C*D, T] + .json WebDataset shards at PATTERN."""
     pattern = pick_out(("PATTERN", pattern_arg), ("-o/--out", out), required="give PATTERN or -o/--out")
     assert pattern is not None, "pick_out raised"
+    try:
+        pattern % 0
+    except (TypeError, ValueError):
+        raise click.UsageError(f"PATTERN {pattern!r}: expected one %-field for the shard number, "
+                               "e.g. 'shards/%06d.tar'") from None
     with frame_progress("export", unit="track") as progress:
         summary = export_shards(store, pattern, window_s, hop_s, maxcount, read_keys(keys_from),
                                 dtype=dtype, overwrite=overwrite, progress=progress)

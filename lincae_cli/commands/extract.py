@@ -1,10 +1,15 @@
-"""``lincae extract MIX --minus ACC [--minus ...] -o OUT``: latent-arithmetic separation."""
+"""``lincae extract MIX --minus ACC [--minus ...] [-o OUT]``: latent-arithmetic separation."""
 
 from __future__ import annotations
 
 import click
 
-from lincae_cli.commands._ops_common import echo_result, missing_option, store_out_option
+from lincae_cli.commands._ops_common import (
+    echo_result,
+    missing_option,
+    require_complete_option,
+    store_out_option,
+)
 from lincae_cli.options import force_option, jobs_option, json_option, overwrite_option
 from lincae_cli.progress import frame_progress
 from lincae_core import extract_store
@@ -18,14 +23,17 @@ from lincae_core import extract_store
 @click.option("--length", type=click.Choice(["shortest", "longest", "first"]), default="first",
               show_default=True, help="Output length when paired tracks differ.")
 @missing_option
+@require_complete_option
 @jobs_option
 @force_option
 @overwrite_option
 @json_option
-def extract_cmd(mix: str, minus: tuple[str, ...], out: str, length: str, missing: str,
-                jobs: int, force: bool, overwrite: bool, as_json: bool) -> None:
+def extract_cmd(mix: str, minus: tuple[str, ...], out: str | None, length: str, missing: str,
+                require_complete: bool, jobs: int, force: bool, overwrite: bool,
+                as_json: bool) -> None:
     """Write a new store with z <- z_MIX - sum z_MINUS (the paper's Fig. 3)."""
     with frame_progress("extract") as progress:
         summary = extract_store(mix, list(minus), out, length=length, missing=missing,
-                                jobs=jobs, force=force, overwrite=overwrite, progress=progress)
+                                jobs=jobs, force=force, overwrite=overwrite, progress=progress,
+                                require_complete=require_complete)
     echo_result(summary, as_json)

@@ -1,10 +1,10 @@
-"""``lincae gain STORE -o OUT --gain A | --db DB``: scale every latent (homogeneity)."""
+"""``lincae gain STORE [-o OUT] --gain A | --db DB``: scale every latent (homogeneity)."""
 
 from __future__ import annotations
 
 import click
 
-from lincae_cli.commands._ops_common import echo_result, store_out_option
+from lincae_cli.commands._ops_common import echo_result, require_complete_option, store_out_option
 from lincae_cli.options import jobs_option, json_option, overwrite_option
 from lincae_cli.progress import frame_progress
 from lincae_core import db_to_amplitude, gain_store
@@ -15,15 +15,17 @@ from lincae_core import db_to_amplitude, gain_store
 @store_out_option
 @click.option("--gain", "amplitude", type=float, default=None, help="Amplitude factor, e.g. 0.5.")
 @click.option("--db", type=float, default=None, help="Gain in decibels, e.g. -6.")
+@require_complete_option
 @jobs_option
 @overwrite_option
 @json_option
-def gain_cmd(store: str, out: str, amplitude: float | None, db: float | None, jobs: int,
-             overwrite: bool, as_json: bool) -> None:
+def gain_cmd(store: str, out: str | None, amplitude: float | None, db: float | None,
+             require_complete: bool, jobs: int, overwrite: bool, as_json: bool) -> None:
     """Write a new store with every latent of STORE scaled: z <- a z."""
     if (amplitude is None) == (db is None):
         raise click.UsageError("give exactly one of --gain or --db")
     a = db_to_amplitude(db) if db is not None else amplitude
     with frame_progress("gain") as progress:
-        summary = gain_store(store, out, a, jobs=jobs, overwrite=overwrite, progress=progress)
+        summary = gain_store(store, out, a, jobs=jobs, overwrite=overwrite, progress=progress,
+                             require_complete=require_complete)
     echo_result(summary, as_json)

@@ -7,7 +7,7 @@ import json
 import click
 
 from lincae_cli.options import json_option
-from lincae_core import STATUS_NAMES, LatentStore
+from lincae_core import STATUS_NAMES, list_tracks
 
 
 def _printable(key: str) -> str:
@@ -21,18 +21,15 @@ def _printable(key: str) -> str:
               show_default=True, help="Only tracks with this status.")
 @json_option
 def ls_cmd(store: str, status: str, as_json: bool) -> None:
-    """List the tracks of STORE: key, duration in seconds, status (one per line)."""
-    s = LatentStore.open(store)
-    t = s.table()
-    sr = s.geometry.sample_rate
-    rows = [
-        {"key": str(t["key"][i]), "duration_s": int(t["samples"][i]) / sr,
-         "frames": int(t["frames"][i]), "status": STATUS_NAMES[int(t["status"][i])]}
-        for i in range(s.n_tracks)
-        if status == "all" or STATUS_NAMES[int(t["status"][i])] == status
-    ]
+    """List the tracks of STORE: key, duration in seconds, status (one per line).
+
+    Failed tracks carry their reason; --status failed also lists the inputs that failed at
+    planning (no row in the store). --json adds each mix track's sources and gains.
+    """
+    rows = list_tracks(store, None if status == "all" else status)
     if as_json:
         click.echo(json.dumps(rows))
         return
     for r in rows:
-        click.echo(f"{_printable(r['key'])}\t{r['duration_s']:.3f}\t{r['status']}")
+        reason = f"\t{r['reason']}" if r.get("reason") else ""
+        click.echo(f"{_printable(r['key'])}\t{r['duration_s']:.3f}\t{r['status']}{reason}")

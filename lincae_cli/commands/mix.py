@@ -1,10 +1,15 @@
-"""``lincae mix A B [C ...] -o OUT``: weighted sum of paired tracks (additivity)."""
+"""``lincae mix A B [C ...] [-o OUT] [--gain G ...]``: weighted sum of paired tracks (additivity)."""
 
 from __future__ import annotations
 
 import click
 
-from lincae_cli.commands._ops_common import echo_result, missing_option, store_out_option
+from lincae_cli.commands._ops_common import (
+    echo_result,
+    missing_option,
+    require_complete_option,
+    store_out_option,
+)
 from lincae_cli.options import force_option, jobs_option, json_option, overwrite_option
 from lincae_cli.progress import frame_progress
 from lincae_core import mix_stores
@@ -17,29 +22,44 @@ from lincae_core import mix_stores
               help="Gain for every input (once) or one per input (repeat).")
 @click.option("--pair", type=click.Choice(["key", "position", "random"]), default="key",
               show_default=True, help="How tracks of the inputs are paired.")
-@click.option("--seed", type=int, default=None, help="Seed of --pair random.")
+@click.option("--seed", type=int, default=None,
+              help="Seed of --pair random (drawn and printed on stderr when not given).")
 @click.option("--count", type=click.IntRange(min=1), default=None,
               help="Number of random mixes (default: tracks of the first input).")
-@click.option("--gain-range", type=(float, float), default=(0.5, 1.0), show_default=True,
-              help="Range of the random gain factors of --pair random.")
+@click.option("--gain-range", type=(float, float), default=None,
+              help="Range LO HI of the random gain factors of --pair random [default: 0.5 1.0].")
 @click.option("--length", type=click.Choice(["shortest", "longest", "first"]),
               default="shortest", show_default=True,
               help="Output length when paired tracks differ (longest pads with zero latents).")
 @missing_option
+@require_complete_option
 @jobs_option
 @force_option
 @overwrite_option
 @json_option
-def mix_cmd(stores: tuple[str, ...], out: str, gains: tuple[float, ...], pair: str,
-            seed: int | None, count: int | None, gain_range: tuple[float, float], length: str,
-            missing: str, jobs: int, force: bool, overwrite: bool, as_json: bool) -> None:
-    """Write a new store with z <- sum_i g_i z_i over paired tracks of STORES."""
+def mix_cmd(stores: tuple[str, ...], out: str | None, gains: tuple[float, ...], pair: str,
+            seed: int | None, count: int | None, gain_range: tuple[float, float] | None, length: str,
+            missing: str, require_complete: bool, jobs: int, force: bool, overwrite: bool,
+            as_json: bool) -> None:
+    """Write a new store with z <- sum_i g_i z_i over paired tracks of STORES.
+
+    --gain once applies to every input; repeated, once per input in order. Each output track's
+    sources and gains are recorded in the store (lincae ls --json OUT).
+    """
     if len(stores) < 2:
         raise click.UsageError("mix needs at least two input stores")
+    if len(gains) not in (0, 1, len(stores)):
+        raise click.UsageError(f"--gain: give it once (every input) or {len(stores)} times (one per "
+                               f"input), not {len(gains)} times")
+    if pair != "random":
+        given = [o for o, v in (("--seed", seed), ("--count", count), ("--gain-range", gain_range))
+                 if v is not None]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: only with --pair random")
     with frame_progress("mix") as progress:
         summary = mix_stores(
             list(stores), out, list(gains) or None, pair=pair, seed=seed, count=count,
             gain_range=gain_range, length=length, missing=missing, jobs=jobs, force=force,
-            overwrite=overwrite, progress=progress,
+            overwrite=overwrite, progress=progress, require_complete=require_complete,
         )
     echo_result(summary, as_json)

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -227,15 +225,7 @@ def _plan_store(out: Path, sources: Sequence[Source], model: LinCAE, settings: E
         out, plan, settings.shards, replace, model_id=model.model_id or "unknown",
         model_config=cfg.to_dict(), geometry=cfg.geometry(), channels=settings.latent_channels,
         dtype=settings.dtype, encoding=encoding, lineage=lineage,
-        store_id=_store_id(model, settings, encoding),
     )
-
-
-def _store_id(model: LinCAE, settings: EncodeSettings, encoding: Mapping[str, Any]) -> str:
-    """A store id that is a function of what the store will hold (the same after a rerun)."""
-    ident = {"model": model.model_id, "dtype": settings.dtype,
-             "shards": settings.shards, "encoding": dict(encoding)}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def open_or_plan(out: Path, sources: Sequence[Source], model: LinCAE, inference: InferenceConfig,
@@ -250,6 +240,12 @@ def open_or_plan(out: Path, sources: Sequence[Source], model: LinCAE, inference:
     for p in remove_stale_siblings(out):
         log.info("removed stale temporary %s", p)
     planned = False
+    if settings.overwrite and (out.exists() or out.is_symlink()):
+        if not (out / "zarr.json").is_file():
+            raise StoreFormatError(f"{out} exists and is not a Zarr store: refusing to replace it, "
+                                   "even with --overwrite.")
+        log.info("replacing %s (--overwrite)", out)
+        planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, True)
     for _ in range(3):  # plan, or lose the race to another shard and open its store
         if not out.exists() or (out.is_dir() and not any(out.iterdir())):
             planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, False)

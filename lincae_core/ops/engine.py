@@ -32,6 +32,7 @@ from lincae_core.errors import LincaeError
 from lincae_core.ops.plan import OpPlan
 from lincae_core.publish import publish_dir, temp_sibling
 from lincae_core.store import LatentArray, LatentStore
+from lincae_core.store.layout import STATUS_FAILED, STATUS_PLANNED
 from lincae_core.store.lineage import lineage_entry
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,31 @@ def _execute(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str],
         if progress is not None:
             progress(n)
 
+def default_output(inputs: Sequence[LatentStore], op: str) -> Path:
+    """The output path of an operation run without one: beside the first input, named after the
+    inputs and the operation (``a+b.mix.zarr``); a taken name gets a suffix (``a+b.mix-2.zarr``).
+    """
+    stems = [Path(s.path).name.removesuffix(".zarr") for s in inputs]
+    name = "+".join(stems[:3]) + (f"+{len(stems) - 3}more" if len(stems) > 3 else "")
+    parent = Path(inputs[0].path).parent
+    for n in range(1, 10_000):
+        out = parent / f"{name}.{op}{'' if n == 1 else f'-{n}'}.zarr"
+        if not (out.exists() or out.is_symlink()):
+            return out
+    raise LincaeError(f"{parent}: no free output name for {name}.{op}; give -o/--out")
+
+
+def unfinished(inputs: Sequence[LatentStore]) -> dict[str, dict[str, int]]:
+    """Per input path, how many tracks are still planned or failed (left out of an operation)."""
+    out = {}
+    for s in inputs:
+        st = s.table()["status"]
+        planned, failed = int((st == STATUS_PLANNED).sum()), int((st == STATUS_FAILED).sum())
+        if planned or failed:
+            out[str(s.path)] = {"planned": planned, "failed": failed}
+    return out
+
+
 def check_output(out: str | os.PathLike, inputs: Sequence[LatentStore], overwrite: bool) -> Path:
     """Refuse an output that exists (unless ``overwrite``) or that is one of the inputs."""
     out = Path(out)
@@ -190,16 +216,25 @@ def check_output(out: str | os.PathLike, inputs: Sequence[LatentStore], overwrit
         raise LincaeError(f"{out} already exists (use --overwrite or overwrite=True to replace it)")
     return out
 
-def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike, *, op: str,
+def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike | None, *, op: str,
              args: dict[str, Any], dtype: str | None = None, jobs: int = 1,
              overwrite: bool = False, progress: Callable[[int], None] | None = None,
-             max_block_frames: int = DEFAULT_MAX_BLOCK_FRAMES) -> dict[str, Any]:
+             max_block_frames: int = DEFAULT_MAX_BLOCK_FRAMES,
+             require_complete: bool = False) -> dict[str, Any]:
     """Write the output store of ``plan`` at ``out`` and return a JSON-ready summary.
 
     The output copies model, geometry, channels and encoding from ``inputs[0]`` and records a
     lineage entry (op, args, every input's path and store id) after the first input's lineage.
+    Without ``out`` the store goes beside the first input (:func:`default_output`). Tracks of the
+    inputs that are still planned or failed are left out and counted in the summary
+    (``left_out``); ``require_complete`` refuses such inputs instead.
     """
-    out = check_output(out, inputs, overwrite)
+    left = unfinished(inputs)
+    if left and require_complete:
+        path, n = next(iter(left.items()))
+        raise LincaeError(f"{path} has {n['planned']} planned and {n['failed']} failed tracks "
+                          "(require_complete); finish its encode first, or drop --require-complete")
+    out = check_output(default_output(inputs, op) if out is None else out, inputs, overwrite)
     first = inputs[0]
     entry = lineage_entry(op, args, inputs)
     for rec, s in zip(entry["inputs"][1:], inputs[1:], strict=True):
@@ -213,6 +248,8 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
             lineage=[*first.lineage, entry],
         )
         store.plan(plan.rows())
+        if plan.sources is not None:
+            store.write_sources(plan.sources.T, plan.gains.T, [str(Path(s.path).resolve()) for s in inputs])
         offs = store.table()["offset"]
         _execute(plan, offs, str(tmp), [str(s.path) for s in inputs], store.total_frames,
                  store.chunk_frames, jobs, max_block_frames, progress)
@@ -223,4 +260,4 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"op": op, "out": str(out), "tracks": len(plan.keys),
-            "frames": int(plan.frames.sum()), **plan.info}
+            "frames": int(plan.frames.sum()), **plan.info, **({"left_out": left} if left else {})}

@@ -43,6 +43,7 @@ class OpPlan:
     src_frames: np.ndarray
     gains: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    sources: np.ndarray | None = None  # (K, N) input keys of each output track (mix only)
 
     def rows(self) -> list[tuple[str, int, int, int, int]]:
         """Rows for :meth:`LatentStore.plan`."""
@@ -177,6 +178,7 @@ def plan_mix(
         source_rate=first["source_rate"][rows[0]], channels=first["channels"][rows[0]],
         src_offset=take("offset"), src_frames=np.minimum(in_frames, frames[None, :]),
         gains=np.broadcast_to(g, rows.shape).copy(), info=info,
+        sources=np.stack([t["key"][r] for t, r in zip(tables, rows, strict=True)]) if k else None,
     )
 
 

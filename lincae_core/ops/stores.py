@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,14 +35,16 @@ def _check_gain(name: str, a: float) -> float:
     return float(a)
 
 
-def gain_store(src: StoreLike, out: str | os.PathLike, a: float, *, jobs: int = 1,
+def gain_store(src: StoreLike, out: str | os.PathLike | None, a: float, *, jobs: int = 1,
                overwrite: bool = False, progress: Progress = None, dtype: str | None = None,
-               max_block_frames: int = MAX_BLOCK) -> dict[str, Any]:
+               max_block_frames: int = MAX_BLOCK, require_complete: bool = False) -> dict[str, Any]:
     """Write ``a * z`` of every done track of ``src`` to a new store ``out`` (homogeneity).
 
     Args:
         src: Input store (path or open store).
-        out: Output path (must not exist unless ``overwrite``).
+        out: Output path (must not exist unless ``overwrite``; default: beside ``src``, named
+            after it, see :func:`lincae_core.ops.engine.default_output`).
+        require_complete: As in :func:`mix_stores`.
         a: Amplitude factor (use :func:`db_to_amplitude` for decibels).
         jobs: joblib workers (-1: all cores; the active joblib backend is used, e.g. dask).
         overwrite: Replace an existing ``out``.
@@ -57,18 +60,18 @@ def gain_store(src: StoreLike, out: str | os.PathLike, a: float, *, jobs: int = 
     plan = plan_mix([s.table()], [str(s.path)], [a], s.geometry.samples_per_frame)
     return ops_engine.run_plan(plan, [s], out, op="gain", args={"gain": a}, dtype=dtype,
                                jobs=jobs, overwrite=overwrite, progress=progress,
-                               max_block_frames=max_block_frames)
+                               max_block_frames=max_block_frames, require_complete=require_complete)
 
 
 def mix_stores(
     srcs: Sequence[StoreLike],
-    out: str | os.PathLike,
+    out: str | os.PathLike | None,
     gains: Sequence[float] | None = None,
     *,
     pair: str = "key",
     seed: int | None = None,
     count: int | None = None,
-    gain_range: tuple[float, float] = (0.5, 1.0),
+    gain_range: tuple[float, float] | None = None,
     length: str = "shortest",
     missing: str = "error",
     jobs: int = 1,
@@ -78,6 +81,7 @@ def mix_stores(
     dtype: str | None = None,
     max_block_frames: int = MAX_BLOCK,
     op: str = "mix",
+    require_complete: bool = False,
 ) -> dict[str, Any]:
     """Write ``sum_k g_k z_k`` over paired tracks of ``K`` stores (additivity, Eq. 2).
 
@@ -90,9 +94,10 @@ def mix_stores(
             (i-th done track of each input; keys of the first), or ``"random"`` (``count``
             mixes of uniformly drawn tracks, keys ``mix-00000000``..., each input's gain times
             a factor drawn uniformly from ``gain_range``; reproducible with ``seed``).
-        seed: Seed of the random pairing.
+        seed: Seed of the random pairing (drawn, and returned in the summary, when None).
         count: Number of random mixes (default: done tracks of the first input).
-        gain_range: ``(lo, hi)`` of the random gain factors.
+        gain_range: ``(lo, hi)`` of the random gain factors (default ``(0.5, 1.0)``).
+            ``seed``, ``count`` and ``gain_range`` are refused unless ``pair="random"``.
         length: ``"shortest"``, ``"longest"`` (shorter inputs padded with zero latents) or
             ``"first"``; the output ``samples`` follow the same policy.
         missing: ``"error"``: a key (or position) absent from some input is an error naming
@@ -104,6 +109,11 @@ def mix_stores(
         dtype: Output dtype (default: the first input's).
         max_block_frames: Largest block computed or read at once (bounds memory).
         op: Operation name recorded in the lineage.
+        require_complete: Refuse inputs with planned or failed tracks (by default they are left
+            out and counted in the summary's ``left_out``).
+
+    The sources and gains of every output track are recorded in the output store
+    (:meth:`LatentStore.sources`).
 
     Raises:
         StoreMismatchError: Incompatible stores or missing keys.
@@ -112,6 +122,14 @@ def mix_stores(
     stores = [_open(s) for s in srcs]
     if not stores:
         raise ConfigError("mix: expected at least one input store")
+    if pair != "random":
+        options = (("seed", seed), ("count", count), ("gain_range", gain_range))
+        given = [n for n, v in options if v is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: only with pair='random' (--pair random)")
+    elif seed is None:
+        seed = secrets.randbits(63)  # drawn, recorded and returned: every random mix is reproducible
+    gain_range = (0.5, 1.0) if gain_range is None else gain_range
     for s in stores[1:]:
         stores[0].compatible_with(s, force=force)
     g = [1.0] * len(stores) if not gains else [_check_gain("gain", x) for x in gains]
@@ -128,10 +146,10 @@ def mix_stores(
         args.update(seed=seed, count=count, gain_range=list(gain_range))
     return ops_engine.run_plan(plan, stores, out, op=op, args=args, dtype=dtype, jobs=jobs,
                                overwrite=overwrite, progress=progress,
-                               max_block_frames=max_block_frames)
+                               max_block_frames=max_block_frames, require_complete=require_complete)
 
 
-def extract_store(mix_src: StoreLike, minus: Sequence[StoreLike], out: str | os.PathLike, *,
+def extract_store(mix_src: StoreLike, minus: Sequence[StoreLike], out: str | os.PathLike | None, *,
                   length: str = "first", missing: str = "error", **kwargs: Any) -> dict[str, Any]:
     """Write ``z_mix - sum z_minus`` per key: latent-arithmetic separation (Sec. 4.5, Fig. 3).
 
@@ -156,15 +174,16 @@ def _keys_record(keys: Sequence[str]) -> dict[str, Any]:
     return {"count": len(keys), "sha256": digest, **({"keys": list(keys)} if len(keys) <= 1000 else {})}
 
 
-def select_store(src: StoreLike, out: str | os.PathLike, *, keys: Sequence[str] | None = None,
+def select_store(src: StoreLike, out: str | os.PathLike | None, *, keys: Sequence[str] | None = None,
                  start_s: float | None = None, duration_s: float | None = None, jobs: int = 1,
                  overwrite: bool = False, progress: Progress = None,
-                 max_block_frames: int = MAX_BLOCK) -> dict[str, Any]:
+                 max_block_frames: int = MAX_BLOCK, require_complete: bool = False) -> dict[str, Any]:
     """Write a subset of ``src``: the done tracks in ``keys`` (in that order), cut in time.
 
     Args:
         src: Input store.
-        out: Output path.
+        out: Output path (default: beside ``src``, see :func:`lincae_core.ops.engine.default_output`).
+        require_complete: As in :func:`mix_stores`.
         keys: Keys to keep (default: every done track); an unknown key is an error.
         start_s: Start of the cut, rounded down to a latent frame boundary.
         duration_s: Length of the cut, rounded up to whole frames; ``samples`` is exact.
@@ -181,4 +200,4 @@ def select_store(src: StoreLike, out: str | os.PathLike, *, keys: Sequence[str] 
             "duration_s": duration_s, "start_frame": plan.info["start_frame"]}
     return ops_engine.run_plan(plan, [s], out, op="select", args=args, jobs=jobs,
                                overwrite=overwrite, progress=progress,
-                               max_block_frames=max_block_frames)
+                               max_block_frames=max_block_frames, require_complete=require_complete)

@@ -328,6 +328,39 @@ class LatentStore:
             yield pos - t.offset, self._latents.read(pos, end)
             pos = end
 
+    def write_sources(self, keys: np.ndarray, gains: np.ndarray, inputs: Sequence[str]) -> None:
+        """Record what each output track was made of: ``keys[N, K]`` of ``inputs[K]`` with ``gains``.
+
+        Written by ``mix`` (keyed, positional or random pairing), read back by :meth:`sources`.
+        """
+        n, k = self.n_tracks, len(inputs)
+        if keys.shape != (n, k) or gains.shape != (n, k):
+            raise ShapeMismatchError(f"{self.path}: sources: expected ({n}, {k}) keys and gains, "
+                                     f"got {keys.shape} and {gains.shape}")
+        chunk = (max(1, min(TABLE_CHUNK, n)), k)
+        arr = self._group.create_array("sources/key", shape=(n, k), chunks=chunk, dtype=str,
+                                       overwrite=True)
+        if n:
+            arr[:] = keys.astype(np.dtypes.StringDType())
+        garr = self._group.create_array("sources/gain", shape=(n, k), chunks=chunk, dtype="float64",
+                                        overwrite=True, compressors=None, fill_value=0.0)
+        if n:
+            garr[:] = gains
+        self._group.attrs["sources"] = {"inputs": list(inputs)}
+        self._attrs = sl.validate_attrs(dict(self._group.attrs), str(self.path))
+
+    def sources(self) -> dict[str, Any] | None:
+        """``{"inputs": [...], "key": [N, K], "gain": [N, K]}`` of a mix store, else None."""
+        meta = self.attrs.get("sources")
+        if not isinstance(meta, dict) or not isinstance(meta.get("inputs"), list):
+            return None
+        keys = member(self._group, "sources/key", self.path)
+        gains = member(self._group, "sources/gain", self.path)
+        shape = (self.n_tracks, len(meta["inputs"]))
+        if tuple(keys.shape) != shape or tuple(gains.shape) != shape:
+            raise StoreFormatError(f"{self.path}: sources: expected shape {shape}")
+        return {"inputs": list(meta["inputs"]), "key": keys[:], "gain": gains[:]}
+
     def is_complete(self) -> bool:
         """True when the store is planned and no row is still planned (all done or failed)."""
         return self.layout is not None and not (self.table()["status"] == sl.STATUS_PLANNED).any()
