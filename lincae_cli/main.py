@@ -3,7 +3,9 @@ the mapping of library errors to one-line messages (exit codes: ``lincae_cli.opt
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sys
 
 import click
@@ -27,28 +29,92 @@ from lincae_core import LincaeError
 __all__ = ["EXIT_PARTIAL", "cli"]
 
 
+_ADVICE = {
+    errno.ENOSPC: "free space (or write elsewhere) and re-run: finished work is kept and an encode "
+                  "resumes where it stopped",
+    errno.EDQUOT: "free space in your quota and re-run: finished work is kept and an encode resumes "
+                  "where it stopped",
+    errno.EACCES: "check the permissions of that path, or write the output elsewhere",
+    errno.EPERM: "check the permissions of that path, or write the output elsewhere",
+    errno.EROFS: "the file system is read-only: write the output elsewhere",
+    errno.ENOENT: "it vanished while lincae used it (deleted or unmounted?): check it and re-run",
+}
+
+
+def machine_error(exc: OSError) -> str:
+    """One line for a failure of the machine (not of the input): the path, the cause, what to do."""
+    path = exc.filename if exc.filename is not None else "(output)"
+    cause = exc.strerror or type(exc).__name__
+    advice = _ADVICE.get(exc.errno or -1, "fix the cause and re-run: finished work is kept")
+    return f"{path}: {cause}; {advice}."
+
+
 class LincaeGroup(click.Group):
-    """Click group that turns LincaeError into a one-line ClickException."""
+    """Click group that turns library errors and machine failures into one-line messages.
+
+    ``LincaeError`` (bad input, refused operation) and ``OSError`` (disk full, permissions, a
+    vanished path) exit 1 with one line on stderr (a traceback with ``-v``); a closed stdout (``|
+    head``) ends the command quietly with status 0, as Unix filters do.
+    """
 
     def invoke(self, ctx: click.Context):  # noqa: D102
         try:
             return super().invoke(ctx)
-        except LincaeError as exc:
+        except BrokenPipeError:
+            _quiet_stdout()
+            ctx.exit(0)
+        except (LincaeError, OSError) as exc:
             if ctx.obj is not None and ctx.obj.get("verbose"):
                 raise
-            raise click.ClickException(str(exc)) from exc
+            msg = str(exc) if isinstance(exc, LincaeError) else machine_error(exc)
+            raise click.ClickException(msg) from exc
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file descriptor (a test runner's buffer)
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``-v``/``-q`` given after the subcommand: the same effect as before it."""
+    if not value:
+        return
+    obj = ctx.find_root().ensure_object(dict)
+    obj[param.name] = True
+    logging.getLogger().setLevel(logging.DEBUG if param.name == "verbose" else logging.ERROR)
+
+
+def _with_verbosity(command: click.Command) -> click.Command:
+    for name, flag, text in (("verbose", "-v", "Debug logging and full tracebacks."),
+                             ("quiet", "-q", "No logs or warnings on stderr (results and errors only).")):
+        command.params.append(click.Option([flag, f"--{name}"], is_flag=True, expose_value=False,
+                                           is_eager=True, callback=_set_verbosity, help=text))
+    return command
 
 
 @click.group(cls=LincaeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and full tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="No logs or warnings on stderr (results and errors only).")
 @click.version_option(package_name="lincae")
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool) -> None:
-    """lincae: latent audio datasets with a linear consistency autoencoder (Lin-CAE)."""
+def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
+    """lincae: latent audio datasets with a linear consistency autoencoder (Lin-CAE).
+
+    Results go to stdout (one path or record a line), logs and progress to stderr. Exit status:
+    0 success, 1 error (one line; -v for a traceback), 2 usage error, 3 partial (some inputs
+    failed or were left out; they are listed on stderr).
+    """
     ctx.ensure_object(dict)
-    ctx.obj["verbose"] = verbose
+    ctx.obj["verbose"] = ctx.obj.get("verbose", False) or verbose
+    ctx.obj["quiet"] = ctx.obj.get("quiet", False) or quiet
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO,
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
@@ -56,4 +122,4 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 for _command in (encode_cmd, ls_cmd, gain_cmd, mix_cmd, extract_cmd, select_cmd, export_cmd, info_cmd,
                  demo_cmd, decode_cmd, import_weights_cmd, train_cmd, evaluate_cmd):
-    cli.add_command(_command)
+    cli.add_command(_with_verbosity(_command))

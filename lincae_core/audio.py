@@ -62,7 +62,11 @@ def probe_audio(path: str | Path) -> AudioInfo:
 
 
 def _reason(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    """libsndfile's reason, without its misleading wording for a regular file it cannot parse."""
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    if "possibly a pipe" in text or "Format not recognised" in text:
+        return "its content is not in an audio format libsndfile reads: a wrong extension or a corrupt file"
+    return text
 
 
 def _to_mode(x: np.ndarray, mode: str) -> np.ndarray:

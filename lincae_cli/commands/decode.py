@@ -14,6 +14,7 @@ from lincae_cli.options import (
     force_option,
     json_option,
     out_option,
+    overwrite_option,
     pick_out,
 )
 from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, load_model
@@ -29,20 +30,32 @@ from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, loa
 @click.option("--subtype", default=None, help="Sample format, e.g. PCM_16 (default), PCM_24, FLOAT.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Decode noise seed.")
 @click.option("--steps", type=click.IntRange(1, 64), default=1, show_default=True, help="Consistency steps.")
+@click.option("--sample-rate", "sample_rate", default="model", show_default=True,
+              help="Rate of the files: model (the model's rate, 16000 Hz for the default model), "
+              "source (each track's recorded source rate, resampled with soxr) or a rate in Hz.")
 @click.option("--window", "window_s", type=float, default=None, help="Decode window in seconds.")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Windows per forward pass.")
 @checkpoint_option
 @device_option
 @force_option
+@overwrite_option
 @json_option
 def decode_cmd(store: str, outdir: str | None, keys: tuple[str, ...], out: str | None,
                out_alias: str | None, fmt: str, subtype: str | None, seed: int, steps: int,
-               window_s: float | None, batch_size: int | None, checkpoint: str | None, device: str,
-               force: bool, as_json: bool) -> None:
+               sample_rate: str, window_s: float | None, batch_size: int | None,
+               checkpoint: str | None, device: str, force: bool, overwrite: bool,
+               as_json: bool) -> None:
     """Decode tracks of STORE into OUTDIR/<key>.<format> (paths mirror the keys).
 
-    Integer subtypes are hard-clipped to [-1, 1]; clipped sample counts are reported on stderr.
+    Files have the store's channel count (mono unless it was encoded with --channels stereo) at
+    the model's sample rate (16000 Hz for the embedded default), each trimmed to its original
+    length; --sample-rate source restores each track's source rate. Existing files are refused
+    unless --overwrite. Integer subtypes are hard-clipped to [-1, 1]; clipped sample counts are
+    reported on stderr. Prints the written files, one per line (--json: the record).
     """
+    if sample_rate not in ("model", "source") and not sample_rate.isdigit():
+        raise click.BadParameter(f"expected model, source or a rate in Hz, got {sample_rate!r}",
+                                 param_hint="--sample-rate")
     output = pick_out(("OUTDIR", outdir), ("-o/--out", out), ("--output", out_alias),
                       required="give OUTDIR, or -o - with one --key for stdout")
     inference = InferenceConfig.for_window(window_s, batch_size=batch_size)
@@ -51,7 +64,7 @@ def decode_cmd(store: str, outdir: str | None, keys: tuple[str, ...], out: str |
     model = load_model(checkpoint, device)
     if output == "-":
         clipped = decode_to_wav_stream(store, keys[0], sys.stdout.buffer, model, subtype or "PCM_16",
-                                       seed, steps, inference, force)
+                                       seed, steps, inference, force, sample_rate)
         if clipped:
             click.echo(f"warning: {clipped} samples clipped to [-1, 1]", err=True)
         return
@@ -59,11 +72,15 @@ def decode_cmd(store: str, outdir: str | None, keys: tuple[str, ...], out: str |
     outdir = output
     bar = tqdm(total=len(keys) or None, unit="track", file=sys.stderr, disable=None)
     summary = decode_store(store, outdir, model, keys or None, fmt, subtype, seed, steps, inference,
-                           force, progress=lambda k, s: bar.update(1))
+                           force, progress=lambda k, s: bar.update(1), sample_rate=sample_rate,
+                           overwrite=overwrite)
     bar.close()
     if as_json:
         click.echo(json.dumps({"files": summary.files, "seconds": summary.seconds,
                                "clipped": summary.clipped}, indent=2))
-    else:
-        click.echo(f"decoded {len(summary.files)} tracks ({summary.seconds:.1f} s of audio) into {outdir}"
-                   + (f"; {len(summary.clipped)} tracks had clipped samples" if summary.clipped else ""))
+        return
+    for f in summary.files:
+        click.echo(f)
+    click.echo(f"decoded {len(summary.files)} tracks ({summary.seconds:.1f} s of audio) into {outdir}"
+               + (f"; {len(summary.clipped)} tracks had clipped samples" if summary.clipped else ""),
+               err=True)

@@ -70,7 +70,9 @@ def encode_cmd(ctx: click.Context, library: str, out_arg: str | None, out: str |
                checkpoint: str | None, overwrite: bool, as_json: bool) -> None:
     """Encode the audio files under LIBRARY into the latent store OUT (resumable, shardable).
 
-    OUT is the second argument or -o/--out.
+    OUT is the second argument or -o/--out; its path is printed on stdout. Audio is resampled to
+    the model's rate (16000 Hz for the embedded default) and folded to mono unless --channels
+    stereo; the source rate and channel count are kept as metadata.
 
     Exit status: 0 when every input is encoded, 3 when some failed (they are in the store's
     failure ledger), 1 on errors, 2 on usage errors. Re-running a finished encode does nothing.
@@ -114,19 +116,22 @@ def _echo_dry_run(d: dict[str, Any], out: str, as_json: bool) -> None:
 
 
 def _echo_summary(d: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(d, indent=2))
-        return
+    """The store path alone on stdout (``--json``: the record); what happened on stderr."""
+    click.echo(json.dumps(d, indent=2) if as_json else d["store"])
     where = f"{d['store']}" + (f" (shard {d['shard']}/{d['shards']})" if d["shards"] > 1 else "")
     failed = f"; {d['failed_total']} failed" if d["failed_total"] else ""
-    planfail = f"; {d['plan_failures']} unreadable at planning" if d["plan_failures"] else ""
-    if d["nothing_to_do"]:
-        click.echo(f"nothing to do: {where} is already encoded ({d['skipped']} tracks finished"
-                   f"{failed}{planfail}).")
+    planfail = f"; {d['plan_failures']} inputs unreadable" if d["plan_failures"] else ""
+    if d["tracks"] == 0:
+        msg = f"planned {where}: no readable audio among the inputs{planfail}."
+    elif d["nothing_to_do"]:
+        msg = f"nothing to do: {where} is already encoded ({d['skipped']} tracks finished{failed}{planfail})."
     elif d["encoded"] or d["failed"]:
-        click.echo(f"encoded {d['encoded']} tracks ({d['audio_seconds'] / 3600:.3f} h) into {where} in "
-                   f"{d['wall_seconds']:.1f} s ({d['realtime']:.1f}x real time){failed}{planfail}.")
+        msg = (f"encoded {d['encoded']} tracks ({d['audio_seconds'] / 3600:.3f} h) into {where} in "
+               f"{d['wall_seconds']:.1f} s ({d['realtime']:.1f}x real time){failed}{planfail}.")
     else:
-        click.echo(f"planned {where}: {d['tracks']} tracks{planfail}.")
+        msg = f"planned {where}: {d['tracks']} tracks{planfail}."
+    click.echo(msg, err=True)
+    if d["failed_total"] or d["plan_failures"]:
+        click.echo(f"the reasons: lincae ls --status failed {d['store']}", err=True)
     if d["pending_elsewhere"]:
-        click.echo(f"{d['pending_elsewhere']} tracks are still to be encoded by other shards.")
+        click.echo(f"{d['pending_elsewhere']} tracks are still to be encoded by other shards.", err=True)

@@ -15,6 +15,10 @@ def _echo_human(info: dict, prefix: str = "") -> None:
         if isinstance(value, dict) and key not in ("config",):
             click.echo(f"{prefix}{key}:")
             _echo_human(value, prefix + "  ")
+        elif key == "failures" and isinstance(value, list):
+            click.echo(f"{prefix}failures: {len(value)}")
+            for rec in value:
+                click.echo(f"{prefix}  {rec['key']}: {rec['reason']}")
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             click.echo(f"{prefix}{key}: {len(value)} entr{'y' if len(value) == 1 else 'ies'}")
         else:

@@ -385,7 +385,9 @@ class LatentStore:
             "duration_s": float(t["samples"][done].sum() / self._geometry.sample_rate),
             "nbytes": self.total_frames * self.channels * self._geometry.latent_dim
             * np.dtype(self.dtype).itemsize,
-            "failures": len(self.ledger()), "lineage": a["lineage"],
+            "failures": [{"key": r["key"], "reason": r["reason"], "planning": r.get("index") is None}
+                         for r in self.ledger()],
+            "lineage": a["lineage"],
         }
 
     def compatible_with(self, other: LatentStore, force: bool = False) -> None:
