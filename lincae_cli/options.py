@@ -32,12 +32,13 @@ jobs_option = click.option(
     help="Parallel workers (joblib); -1 uses every core.",
 )
 checkpoint_option = click.option(
-    "-c", "--checkpoint", type=click.Path(), default=None,
-    help="Checkpoint directory, or 'default' (the model embedded in the package; also when omitted).",
+    "-c", "--checkpoint", type=click.Path(), default=None, envvar="LINCAE_CHECKPOINT",
+    help="Checkpoint directory, or 'default' (the model embedded in the package; also when omitted). "
+    "Env: LINCAE_CHECKPOINT.",
 )
 device_option = click.option(
-    "--device", default="auto", show_default=True,
-    help="Where the model runs: auto (CUDA when available), cpu or cuda[:i].",
+    "--device", default="auto", show_default=True, envvar="LINCAE_DEVICE",
+    help="Where the model runs: auto (CUDA when available), cpu or cuda[:i]. Env: LINCAE_DEVICE.",
 )
 
 

@@ -60,10 +60,11 @@ def safe_relpath(key: str, suffix: str) -> Path:
 
 
 def _inside(root: Path, rel: Path) -> Path:
+    """``root / rel``, as the caller spelled ``root``, after checking it stays inside ``root``."""
     target = (root / rel).resolve()
     if os.path.commonpath([root.resolve(), target]) != str(root.resolve()):
         raise AudioError(f"output path for {rel} escapes {root}")  # defence in depth
-    return target
+    return root / rel
 
 
 def check_model_matches(store: LatentStore, model: LinCAE, force: bool = False) -> None:

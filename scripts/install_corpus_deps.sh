@@ -9,7 +9,7 @@
 # Works as root; uses sudo when not root and sudo is available.
 set -euo pipefail
 
-PKGS=(fluidsynth fluid-soundfont-gm espeak-ng)
+PKGS=(fluidsynth fluid-soundfont-gm espeak-ng sox)  # sox: the README pipeline test
 
 missing=()
 for pkg in "${PKGS[@]}"; do

@@ -87,9 +87,19 @@ def test_single_file_and_missing_root(tmp_path: Path) -> None:
         discover(tmp_path / "nope")
 
 
-def test_fingerprint_depends_on_keys_and_paths_only(tmp_path: Path) -> None:
+def test_fingerprint_covers_names_sizes_and_mtimes(tmp_path: Path) -> None:
+    """Same relative layout and file stats under another root (a shard on another node): the
+    same fingerprint; other audio under the same names, or a changed file: another one."""
     _touch(tmp_path, "x/a.wav", "y/a.wav")
+    for root in ("x", "y"):
+        (tmp_path / root / "a.wav").write_bytes(b"RIFF0000")
+        os.utime(tmp_path / root / "a.wav", ns=(1_700_000_000_000_000_000,) * 2)
     fx, fy = discover(tmp_path / "x"), discover(tmp_path / "y")
-    assert sources_fingerprint(fx) == sources_fingerprint(fy)  # same relative layout, other root
-    _touch(tmp_path, "y/b.wav")
+    assert sources_fingerprint(fx) == sources_fingerprint(fy)
+    (tmp_path / "y" / "a.wav").write_bytes(b"RIFF00001")  # other content, same name
     assert sources_fingerprint(discover(tmp_path / "y")) != sources_fingerprint(fx)
+    (tmp_path / "y" / "a.wav").write_bytes(b"RIFF0000")  # same size, new mtime
+    assert sources_fingerprint(discover(tmp_path / "y")) != sources_fingerprint(fx)
+    _touch(tmp_path, "x/b.wav")
+    assert sources_fingerprint(discover(tmp_path / "x")) != sources_fingerprint(fx)
+
