@@ -285,7 +285,8 @@ def _extract_generator_state(obj: Any, src: Path) -> tuple[dict[str, torch.Tenso
     )
 
 
-def import_weights(src: str | Path, out_dir: str | Path, cfg: ModelConfig | None = None) -> str:
+def import_weights(src: str | Path, out_dir: str | Path, cfg: ModelConfig | None = None,
+                   overwrite: bool = False) -> str:
     """Convert a released Lin-CAE or Music2Latent weights file into a lincae checkpoint.
 
     Args:
@@ -293,11 +294,15 @@ def import_weights(src: str | Path, out_dir: str | Path, cfg: ModelConfig | None
             Music2Latent ``{'gen_state_dict': ...}``).
         out_dir: checkpoint directory to write.
         cfg: model config of the weights (default: the ``paper`` preset).
+        overwrite: replace a checkpoint already in ``out_dir``.
 
     Returns:
         The model id of the new checkpoint.
     """
     src = Path(src)
+    if (Path(out_dir) / "model.safetensors").exists() and not overwrite:
+        raise CheckpointError(f"{out_dir} already holds a checkpoint; use --overwrite to replace it, "
+                              "or another output folder.")
     cfg = cfg or get_preset("paper")
     obj = _safe_torch_load(src)
     state, kind = _extract_generator_state(obj, src)

@@ -48,7 +48,7 @@ if [ "$unfinished" -gt 0 ]; then
   exit 3
 fi
 
-args=(lincae eval --stems "$CORPUS/valid" -o "$REPORT" --seed "$SEED" --example-seconds "$EXAMPLE_SECONDS")
+args=(lincae eval --stems "$CORPUS/valid" -o "$REPORT" --overwrite --seed "$SEED" --example-seconds "$EXAMPLE_SECONDS")
 for i in "${!NAMES[@]}"; do
   args+=(-c "$OUT/${NAMES[$i]}/ema" --name "${LABELS[$i]}")
 done

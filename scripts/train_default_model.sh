@@ -20,6 +20,6 @@ wait
 for name in lincae-tiny baseline-tiny; do
   [ -f "$RUNS/$name/FINISHED" ] || { echo "train_default_model: $name stopped before step $STEPS; run again" >&2; exit 3; }
 done
-lincae eval --stems "$CORPUS/valid" -c "$RUNS/lincae-tiny/ema" --name lincae -c "$RUNS/baseline-tiny/ema" \
+lincae eval --overwrite --stems "$CORPUS/valid" -c "$RUNS/lincae-tiny/ema" --name lincae -c "$RUNS/baseline-tiny/ema" \
   --name baseline --max-seconds 12 -o "$REPORT"
 python scripts/ship_default_model.py "$RUNS/lincae-tiny" "$RUNS/baseline-tiny" --report "$REPORT"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 from tqdm import tqdm
 
-from lincae_cli.options import device_option, json_option
+from lincae_cli.options import device_option, json_option, overwrite_option
 from lincae_core import EvalConfig, evaluate, load_named_models, summary_tables, write_report
 
 _DEFAULTS = EvalConfig()
@@ -23,7 +24,7 @@ _DEFAULTS = EvalConfig()
               help="Checkpoint directory, or 'default'; repeat to compare several.")
 @click.option("--name", "names", multiple=True, help="Row name of each -c, in order (default: dir name).")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Report folder (created; report files in it are replaced).")
+              help="Report folder (created; an existing report is refused unless --overwrite).")
 @click.option("--max-tracks", type=int, help="Evaluate only the first N tracks of each folder.")
 @click.option("--max-seconds", type=float, help="Crop every track to its first S seconds.")
 @click.option("--chunk-s", type=float, default=_DEFAULTS.chunk_s, show_default=True, help="Chunk length.")
@@ -41,11 +42,15 @@ _DEFAULTS = EvalConfig()
 @click.option("--example-seconds", type=float, default=_DEFAULTS.example_seconds, show_default=True,
               help="Audio of the example track kept for the WAVs and spectrograms (0: all).")
 @device_option
+@overwrite_option
 @json_option
 def evaluate_cmd(stems_dir: str, music_dir: str | None, checkpoints: tuple[str, ...], names: tuple[str, ...],
-                 out_dir: str, example_stem: str, example_seconds: float, device: str, as_json: bool,
-                 **settings: object) -> None:
+                 out_dir: str, example_stem: str, example_seconds: float, device: str, overwrite: bool,
+                 as_json: bool, **settings: object) -> None:
     """Evaluate checkpoints side by side with the paper's protocol and write a report."""
+    if (Path(out_dir) / "report.md").exists() and not overwrite:
+        raise click.UsageError(f"{out_dir} already holds a report; use --overwrite to replace it, or "
+                               "another -o/--out.")
     config = EvalConfig(example_seconds=example_seconds or None, **settings)  # type: ignore[arg-type]
     models = load_named_models(checkpoints, names, device=device)
     with tqdm(total=None, file=sys.stderr, unit="track", dynamic_ncols=True) as bar:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lincae_cli.options import out_option, pick_out
+from lincae_cli.options import out_option, overwrite_option, pick_out
 from lincae_core import ModelConfig, get_preset, import_weights, load_json_config
 
 
@@ -14,8 +14,9 @@ from lincae_core import ModelConfig, get_preset, import_weights, load_json_confi
 @click.option("--preset", default="paper", show_default=True, help="Model preset of the weights.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="JSON model config of the weights (overrides --preset).")
+@overwrite_option
 def import_weights_cmd(src: str, out: str | None, out_alias: str | None, preset: str,
-                       config_path: str | None) -> None:
+                       config_path: str | None, overwrite: bool) -> None:
     """Convert a Lin-CAE release (.pth) or Music2Latent (.pt) weights file into a checkpoint.
 
     The file is loaded with torch.load(weights_only=True); every key must match the model
@@ -24,5 +25,5 @@ def import_weights_cmd(src: str, out: str | None, out_alias: str | None, preset:
     out_dir = pick_out(("-o/--out", out), ("--output", out_alias), required="give -o/--out DIR")
     assert out_dir is not None, "pick_out raised"
     cfg = ModelConfig.from_dict(load_json_config(config_path)) if config_path else get_preset(preset)
-    mid = import_weights(src, out_dir, cfg)
+    mid = import_weights(src, out_dir, cfg, overwrite=overwrite)
     click.echo(f"{out_dir}\t{mid}")
