@@ -155,7 +155,11 @@ def test_one_convention_across_commands(tmp_path: Path, micro_ckpt: str) -> None
     mode = os.stat(tmp_path / "s.gain.zarr" / "zarr.json").st_mode & 0o777
     lincae("decode", "s.zarr", "d", cwd=tmp_path, ckpt="default")
     assert os.stat(tmp_path / "d" / "a.wav").st_mode & 0o777 == mode  # the umask, not 0600
+    from lincae_cli.main import cli
+
     for cmd in ("encode", "decode", "eval", "demo"):
-        assert "[default: auto]" in lincae(cmd, "--help", cwd=tmp_path, ckpt=micro_ckpt).stdout
+        device = next(p for p in cli.commands[cmd].params if p.name == "device")
+        assert device.default == "auto"
+        assert "--device" in lincae(cmd, "--help", cwd=tmp_path, ckpt=micro_ckpt).stdout
     rows = json.loads(lincae("ls", "s.zarr", "--json", cwd=tmp_path, ckpt=micro_ckpt).stdout)
     assert rows[0]["status"] == "done"
