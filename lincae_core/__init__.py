@@ -61,6 +61,9 @@ _EXPORTS = {
     "summary_tables": "lincae_core.evaluation.report",
     "write_report": "lincae_core.evaluation.report",
     "run_demo": "lincae_core.demo",
+    # how far the latent operations can be trusted (model card thresholds)
+    "linearity_warnings": "lincae_core.linearity",
+    "linearity_verdict": "lincae_core.linearity",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
