@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from lincae_core import linearity_warnings
@@ -87,3 +90,41 @@ def test_verdict_sentence() -> None:
     assert "additivity is good enough for latent mixing and extraction" in good
     bad = linearity_verdict("B", {**GOOD, "add_dec_mss": 1.85})
     assert "additivity is not good enough for latent mixing and extraction (Add Dec MSS 1.85 > 1.2)" in bad
+
+
+# --- the shipped models' measured cards (lincae card, committed) -------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = {"lincae": ROOT / "lincae_core" / "default_model", "baseline": ROOT / "models" / "baseline-tiny"}
+
+
+def _shipped(name: str) -> dict:
+    return json.loads((SHIPPED[name] / "model_card.json").read_text())
+
+
+def test_shipped_cards_are_measured() -> None:
+    for name in SHIPPED:
+        card = _shipped(name)
+        assert card["measured"]["version"] == 1
+        assert card["measured"]["model_id"] == card["model_id"]  # measured on these weights
+        assert card["recommended_steps"] in (1, 2, 3, 4)
+        assert card_figures(card) is not None
+
+
+def test_shipped_lincae_passes_and_baseline_warns() -> None:
+    lincae, baseline = _shipped("lincae"), _shipped("baseline")
+    for op, gains in (("gain", [0.5]), ("gain", [2.0]), ("mix", [1.0, 0.8]), ("extract", [])):
+        assert linearity_warnings(lincae, op, gains) == [], op
+    assert "good enough for latent gain" in linearity_verdict("Lin-CAE", card_figures(lincae))
+    assert "not good enough" not in linearity_verdict("Lin-CAE", card_figures(lincae))
+    gain = linearity_warnings(baseline, "gain", [1.0])
+    assert len(gain) == 1
+    assert "homogeneity" in gain[0]
+    for op in ("mix", "extract"):
+        lines = linearity_warnings(baseline, op, [1.0, 1.0])
+        assert len(lines) == 1
+        assert "additivity" in lines[0]
+        assert "Add Enc err" in lines[0]
+    # the baseline was trained without gains: 0.5 is outside its training range too
+    assert len(linearity_warnings(baseline, "gain", [0.5])) == 2
+    assert "-1" in linearity_warnings(lincae, "gain", [-1.0])[0]
