@@ -11,6 +11,10 @@ from lincae_core.linearity import card_figures, linearity_verdict
 __all__ = ["describe_checkpoint", "describe_path", "measured_summary"]
 
 
+def _r2(v: Any) -> float | None:
+    return None if v is None else round(float(v), 2)
+
+
 def measured_summary(card: dict[str, Any], model_id: str | None = None) -> dict[str, Any] | str:
     """A short summary of the card's ``measured`` block (``lincae card``), or why there is none."""
     measured = card.get("measured")
@@ -18,17 +22,16 @@ def measured_summary(card: dict[str, Any], model_id: str | None = None) -> dict[
     if not isinstance(measured, dict) or figures is None:
         return "not measured (run `lincae card CKPT --stems DIR`)"
     data = measured.get("data", {})
-    r2 = lambda v: None if v is None else round(float(v), 2)  # noqa: E731
     return {
         "on": f"{len(data.get('stem_tracks', []))} stems tracks x first {data.get('max_seconds')} s of "
               f"{data.get('stems_dir')} ({data.get('music_source')} for reconstruction and homogeneity)",
         "date": measured.get("date"),
         "same_weights": model_id is None or measured.get("model_id") == model_id,
-        "recon_mss_by_steps": {str(r["steps"]): r2(r["mss"]) for r in measured.get("reconstruction", [])},
+        "recon_mss_by_steps": {str(r["steps"]): _r2(r["mss"]) for r in measured.get("reconstruction", [])},
         "recommended_steps": card.get("recommended_steps", measured.get("recommended_steps")),
-        **{k: r2(v) for k, v in figures.items()},
-        "separation_si_sdr_mean": r2((measured.get("separation", {}).get("si_sdr") or {}).get("mean")),
-        "origin_ratio": r2((measured.get("origin") or {}).get("ratio")),
+        **{k: _r2(v) for k, v in figures.items()},
+        "separation_si_sdr_mean": _r2((measured.get("separation", {}).get("si_sdr") or {}).get("mean")),
+        "origin_ratio": _r2((measured.get("origin") or {}).get("ratio")),
         "verdict": linearity_verdict("this model", figures),
     }
 
