@@ -230,7 +230,10 @@ def measure_checkpoint(
     _, card = load_checkpoint_info(path)
     card["measured"] = measured
     card["recommended_steps"] = measured["recommended_steps"]
-    write_text_atomic(path / "model_card.json", json.dumps(card, indent=2, allow_nan=True) + "\n")
+    try:
+        write_text_atomic(path / "model_card.json", json.dumps(card, indent=2, allow_nan=True) + "\n")
+    except OSError as exc:  # e.g. the embedded model of a read-only installation
+        raise CheckpointError(f"Cannot write {path / 'model_card.json'}: {exc}") from exc
     again = load_model(path, verify=True)
     if again.model_id != model.model_id:  # pragma: no cover - the weights are not written
         raise CheckpointError(f"{path}: the model id changed while writing the card.")
