@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from lincae_cli.commands.card import card_cmd
 from lincae_cli.commands.decode import decode_cmd
 from lincae_cli.commands.demo import demo_cmd
 from lincae_cli.commands.encode import encode_cmd
@@ -121,5 +122,5 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 
 
 for _command in (encode_cmd, ls_cmd, gain_cmd, mix_cmd, extract_cmd, select_cmd, export_cmd, info_cmd,
-                 demo_cmd, decode_cmd, import_weights_cmd, train_cmd, evaluate_cmd):
+                 demo_cmd, decode_cmd, import_weights_cmd, train_cmd, evaluate_cmd, card_cmd):
     cli.add_command(_with_verbosity(_command))

@@ -61,7 +61,11 @@ _EXPORTS = {
     "load_named_models": "lincae_core.evaluation.runner",
     "summary_tables": "lincae_core.evaluation.report",
     "write_report": "lincae_core.evaluation.report",
+    "measure_checkpoint": "lincae_core.evaluation.card",
     "run_demo": "lincae_core.demo",
+    # how far the latent operations can be trusted (model card thresholds)
+    "linearity_warnings": "lincae_core.linearity",
+    "linearity_verdict": "lincae_core.linearity",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

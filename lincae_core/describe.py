@@ -6,8 +6,34 @@ from pathlib import Path
 from typing import Any
 
 from lincae_core.checkpoint import DEFAULT_MODEL_DIR, load_model
+from lincae_core.linearity import card_figures, linearity_verdict
 
-__all__ = ["describe_checkpoint", "describe_path", "list_tracks"]
+__all__ = ["describe_checkpoint", "describe_path", "list_tracks", "measured_summary"]
+
+
+def _r2(v: Any) -> float | None:
+    return None if v is None else round(float(v), 2)
+
+
+def measured_summary(card: dict[str, Any], model_id: str | None = None) -> dict[str, Any] | str:
+    """A short summary of the card's ``measured`` block (``lincae card``), or why there is none."""
+    measured = card.get("measured")
+    figures = card_figures(card)
+    if not isinstance(measured, dict) or figures is None:
+        return "not measured (run `lincae card CKPT --stems DIR`)"
+    data = measured.get("data", {})
+    return {
+        "on": f"{len(data.get('stem_tracks', []))} stems tracks x first {data.get('max_seconds')} s of "
+              f"{data.get('stems_dir')} ({data.get('music_source')} for reconstruction and homogeneity)",
+        "date": measured.get("date"),
+        "same_weights": model_id is None or measured.get("model_id") == model_id,
+        "recon_mss_by_steps": {str(r["steps"]): _r2(r["mss"]) for r in measured.get("reconstruction", [])},
+        "recommended_steps": card.get("recommended_steps", measured.get("recommended_steps")),
+        **{k: _r2(v) for k, v in figures.items()},
+        "separation_si_sdr_mean": _r2((measured.get("separation", {}).get("si_sdr") or {}).get("mean")),
+        "origin_ratio": _r2((measured.get("origin") or {}).get("ratio")),
+        "verdict": linearity_verdict("this model", figures),
+    }
 
 
 def describe_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
@@ -34,6 +60,7 @@ def describe_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
         },
         "parameters": params,
         "config": cfg.to_dict(),
+        "measured": measured_summary(model.card, model.model_id),
         "model_card": model.card,
     }
 

@@ -171,6 +171,9 @@ def test_additive_fake_separates_perfectly(micro_cfg, data_dirs: tuple[Path, Pat
     assert mean["add_dec_snr"] > 60
     for stem in STEMS:
         assert mean[f"sep_{stem}_si_sdr"] > 40, mean
+    sdr = result.separation_sdr("linear")
+    assert all(sdr[stem]["ae"]["bsseval_v4"] > 40 and sdr[stem]["ae"]["mdx_global"] > 40 for stem in STEMS)
+    assert "additivity is good enough" in result.linearity("linear")["verdict"]
     assert result.music_tracks == result.stem_tracks == ["track_0", "track_1"]  # stems' mixtures
     assert result.means("table2", "linear")["enc_hom_err"] < 1e-6
     assert [s["track"] for s in result.skipped] == ["track_9"]
@@ -208,8 +211,19 @@ def test_cli_report_json(cli_report: tuple[Path, dict, str]) -> None:
         assert set(t1["tracks"]) == {"track_0", "track_1"}
         assert set(t2["tracks"]) == {"a", "b"}
         keys = {"add_dec_mss", "add_dec_snr", "add_enc_err", "recon_mss", "recon_snr"}
-        keys |= {f"sep_{s}_{m}" for s in STEMS for m in ("mss", "si_sdr")}
-        assert set(t1["mean"]) == keys
+        keys |= {f"sep_{s}_{m}" for s in STEMS for m in ("mss", "si_sdr", "sdr_global_ae", "sdr_global_true")}
+        assert set(t1["mean"]) == keys  # the v4 SDRs aggregate by the median, in separation_sdr
+        for stem in STEMS:
+            for ref in ("ae", "true"):
+                sdr = ckpt["separation_sdr"][stem][ref]
+                assert set(sdr) == {"bsseval_v4", "mdx_global", "silent_frames", "frames"}
+                assert sdr["frames"] == 4  # 2 tracks x 2 frames of 1 s
+                assert sdr["silent_frames"] == 0
+                assert math.isfinite(sdr["bsseval_v4"])
+                assert sdr["mdx_global"] == pytest.approx(t1["mean"][f"sep_{stem}_sdr_global_{ref}"])
+        assert ckpt["linearity"]["verdict"].startswith(ckpt["name"] + ": homogeneity is")
+        assert set(ckpt["linearity"]["figures"]) == {
+            "enc_hom_err", "dec_hom_mss", "dec_hom_snr", "add_enc_err", "add_dec_mss", "add_dec_snr"}
         assert set(t2["mean"]) == {"recon_mss", "recon_snr", "dec_hom_mss", "dec_hom_snr", "enc_hom_err"}
         assert all(r["gain"] in (0.25, 0.5, 0.75, 1.1) for r in t2["tracks"].values())
         assert _finite(t1)
@@ -224,6 +238,12 @@ def test_cli_report_files(cli_report: tuple[Path, dict, str]) -> None:
     assert "## Table 1" in md
     assert "## Table 2" in md
     assert "KAD" in md
+    assert "## Separation SDR, as the separation community reads it" in md
+    assert "| micro vs sᵢ |" in md
+    verdict = md.split("## Linearity verdict")[1].split("##")[0]
+    assert "Enc-Hom err ≤ 0.75" in verdict
+    assert "micro: homogeneity is" in verdict
+    assert "other: homogeneity is" in verdict
     for name in ("micro", "other"):
         assert sum(line.startswith(f"| {name} |") for line in md.splitlines()) == 2
     for png in ("separation_si_sdr.png", "spectrograms.png"):

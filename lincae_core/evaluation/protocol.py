@@ -29,7 +29,7 @@ import torch
 
 from lincae_core.config import EvalConfig, GainDistribution
 from lincae_core.errors import ConfigError, ShapeMismatchError
-from lincae_core.evaluation import metrics
+from lincae_core.evaluation import metrics, sdr
 from lincae_core.nn import transforms
 from lincae_core.nn.model import LinCAE
 
@@ -40,6 +40,7 @@ __all__ = [
     "GainDistribution",  # re-exported from lincae_core.config
     "chunk_audio",
     "chunk_generators",
+    "community_sdr",
     "overlap_add",
     "score_music_track",
     "score_stems_track",
@@ -201,6 +202,7 @@ def score_stems_track(
     sep = metrics.separation_scores(s_hat, dec_s, sr)  # one value per stem
     for i, name in enumerate(STEMS):
         out.update({f"sep_{name}_{k}": float(v[i]) for k, v in sep.items()})
+        out.update(community_sdr(s_hat[i], {"ae": dec_s[i], "true": s[i]}, sr, f"sep_{name}_"))
     audio: dict[str, torch.Tensor] = {}
     if keep_audio:
         audio = {"mixture": mix, "autoencoded_mixture": dec_mix, "remix_latent_sum": dec_sum}
@@ -208,6 +210,25 @@ def score_stems_track(
             audio[f"stem_{name}"], audio[f"autoencoded_{name}"] = s[i], dec_s[i]
             audio[f"separated_{name}"] = s_hat[i]
     return out, audio
+
+
+def community_sdr(
+    estimate: torch.Tensor, references: dict[str, torch.Tensor], sample_rate: int, prefix: str
+) -> dict[str, float]:
+    """SDR of a separated stem as the separation community reads it (:mod:`.sdr`), per reference.
+
+    For each reference (``ae``: the autoencoded stem, ``true``: the stem itself), the BSSEval v4
+    median over 1-s frames (``sdr_v4_<ref>``, NaN if every frame is silent), the frames skipped as
+    silent (``silent_frames_<ref>``) and the MDX global SDR (``sdr_global_<ref>``).
+    """
+    out: dict[str, float] = {}
+    for ref_name, ref in references.items():
+        framed = sdr.bsseval_v4_sdr(estimate, ref, sample_rate)
+        out[f"{prefix}sdr_v4_{ref_name}"] = framed.median
+        out[f"{prefix}silent_frames_{ref_name}"] = float(framed.silent)
+        out[f"{prefix}sdr_global_{ref_name}"] = sdr.global_sdr(estimate, ref)
+    out[f"{prefix}sdr_frames"] = float(framed.frames)
+    return out
 
 
 def score_music_track(codec: ChunkCodec, x: torch.Tensor, a: float, track: str) -> dict[str, float]:

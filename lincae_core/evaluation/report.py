@@ -19,6 +19,7 @@ import numpy as np
 from lincae_core.audio import save_audio
 from lincae_core.evaluation.protocol import STEMS
 from lincae_core.evaluation.runner import EvalResult
+from lincae_core.linearity import THRESHOLDS
 
 __all__ = ["markdown_report", "summary_tables", "write_report"]
 
@@ -142,11 +143,41 @@ def markdown_report(
               f"{'`' + result.music_dir + '`' if result.music_dir else 'the stems folder mixtures'}.",
               "", *_table(h2, _table2_rows(result)), "", "Paper (44.1 kHz, MusicCaps):", "",
               *_table(h2, [(n, r.split(" | ") + ["—"]) for n, r in PAPER_TABLE2])]
+    lines += _sdr_lines(result) + _linearity_lines(result)
     if files:
         lines += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in files.items()]
     if example:
         lines += _example_lines(example)
     return "\n".join(lines) + "\n"
+
+
+def _sdr_lines(result: EvalResult) -> list[str]:
+    """The separation SDR by the community's conventions, against both references."""
+    headers = [f"{s.capitalize()} v4 / MDX" for s in STEMS] + ["silent frames skipped"]
+    rows = []
+    for m in result.models:
+        sdr = result.separation_sdr(m.name)
+        for ref, label in (("ae", "vs Dec(Enc(sᵢ))"), ("true", "vs sᵢ")):
+            cells = [f"{_fmt(sdr[s][ref]['bsseval_v4'])} / {_fmt(sdr[s][ref]['mdx_global'])}" for s in STEMS]
+            skipped = sum(int(sdr[s][ref]["silent_frames"] or 0) for s in STEMS)
+            frames = sum(int(sdr[s][ref]["frames"] or 0) for s in STEMS)
+            rows.append((f"{m.name} {label}", [*cells, f"{skipped} of {frames}"]))
+    return ["", "## Separation SDR, as the separation community reads it", "",
+            "Stems separated by latent arithmetic, ŝᵢ = Dec(Enc(mix) − Enc(mix − sᵢ)), in dB, against the "
+            "autoencoded stem (the paper's reference) and against the true stem. **v4**: BSSEval v4 "
+            "(museval) SDR per 1-s frame, median over frames, then median over tracks; a frame whose "
+            "reference or estimate is digital silence is skipped and counted. **MDX**: the Music Demixing "
+            "Challenge global SDR 10·log10(Σs²/Σ(s − ŝ)²) per track, mean over tracks.",
+            "", *_table(headers, rows)]
+
+
+def _linearity_lines(result: EvalResult) -> list[str]:
+    """One paragraph: is each checkpoint linear enough for latent gain, mixing and extraction?"""
+    limits = ", ".join(f"{t.label} ≤ {t.limit:g}" for t in THRESHOLDS.values())
+    verdicts = " ".join(result.linearity(m.name)["verdict"] for m in result.models)
+    return ["", "## Linearity verdict", "",
+            f"With the thresholds of docs/evaluation.md ({limits}; homogeneity serves `lincae gain`, "
+            f"additivity `lincae mix` and `lincae extract`), on the means above: {verdicts}"]
 
 
 def _example_lines(example: dict[str, Any]) -> list[str]:

@@ -11,6 +11,7 @@ checkpoint, plus the protocol settings; :mod:`lincae_core.evaluation.report` wri
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ from lincae_core.evaluation.protocol import (
     score_music_track,
     score_stems_track,
 )
+from lincae_core.evaluation.sdr import mean_over_tracks, median_over_tracks
+from lincae_core.linearity import THRESHOLDS, linearity_verdict
 from lincae_core.nn.model import LinCAE
 
 __all__ = [
@@ -39,14 +42,19 @@ __all__ = [
     "NamedModel",
     "StemTrack",
     "evaluate",
+    "find_music_files",
     "find_stem_tracks",
     "load_named_models",
+    "load_stems",
+    "load_track",
 ]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 STEM_EXTENSIONS = ("wav", "flac")
+LINEARITY_KEYS = ("enc_hom_err", "dec_hom_mss", "dec_hom_snr", "add_enc_err", "add_dec_mss", "add_dec_snr")
+_MEDIAN_KEY = re.compile(r"_sdr_v4_|_silent_frames_|_sdr_frames$")
 MIXTURE_NOTE = "mix = sum of the 4 stems (bass, drums, other, vocals) as loaded; mixture.wav is not used"
 
 
@@ -98,10 +106,41 @@ class EvalResult:
     example_audio: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # model -> name -> [T]
 
     def means(self, table: str, name: str) -> dict[str, float]:
-        """Mean over tracks of every metric of one model in ``table1`` or ``table2``."""
+        """Mean over tracks of every metric of one model in ``table1`` or ``table2``.
+
+        The BSSEval v4 SDRs and the frame counts are left out: they aggregate by the median
+        (:meth:`separation_sdr`).
+        """
         rows = list(getattr(self, table).get(name, {}).values())
-        keys = [k for k in (rows[0] if rows else {}) if k != "gain"]
+        keys = [k for k in (rows[0] if rows else {}) if k != "gain" and not _MEDIAN_KEY.search(k)]
         return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+    def separation_sdr(self, name: str) -> dict[str, dict[str, dict[str, float | int | None]]]:
+        """The separation SDRs of one model by the community's conventions (:mod:`.sdr`).
+
+        Returns:
+            ``stem -> reference ("ae": Dec(Enc(sᵢ)), "true": sᵢ) ->`` ``bsseval_v4`` (median over
+            tracks of the median over 1-s frames), ``mdx_global`` (mean over tracks),
+            ``silent_frames`` (frames skipped, all tracks) and ``frames``.
+        """
+        rows = list(self.table1.get(name, {}).values())
+        out: dict[str, dict[str, dict[str, float | int | None]]] = {}
+        for stem in STEMS:
+            p = f"sep_{stem}_"
+            out[stem] = {ref: {
+                "bsseval_v4": median_over_tracks(r[f"{p}sdr_v4_{ref}"] for r in rows),
+                "mdx_global": mean_over_tracks(r[f"{p}sdr_global_{ref}"] for r in rows),
+                "silent_frames": int(sum(r[f"{p}silent_frames_{ref}"] for r in rows)),
+                "frames": int(sum(r[f"{p}sdr_frames"] for r in rows)),
+            } for ref in ("ae", "true")}
+        return out
+
+    def linearity(self, name: str) -> dict[str, Any]:
+        """The linearity figures of one model (means of Tables 1-2) and their verdict (:mod:`..linearity`)."""
+        t1, t2 = self.means("table1", name), self.means("table2", name)
+        figures = {k: v for k, v in {**t1, **t2}.items() if k in LINEARITY_KEYS}
+        return {"figures": figures, "verdict": linearity_verdict(name, figures),
+                "thresholds": {k: t.limit for k, t in THRESHOLDS.items()}}
 
     def protocol(self) -> dict[str, Any]:
         """The protocol settings, as recorded in the report."""
@@ -118,6 +157,12 @@ class EvalResult:
             "decode_noise": "drawn per (seed, track, chunk): every decode of a track uses the same noise",
             "mss": {str(r): [list(t) for t in mss_resolutions(r)] for r in rates},
             "kad": "not computed (needs a CLAP model; out of scope offline)",
+            "separation_sdr": {
+                "bsseval_v4": "museval v4 (images) SDR per 1-s frame, median over frames, median over "
+                              "tracks; a frame with a silent reference or estimate is skipped and counted",
+                "mdx_global": "10·log10((Σs² + 1e-7) / (Σ(s − ŝ)² + 1e-7)) per track, mean over tracks",
+                "references": {"ae": "the autoencoded stem Dec(Enc(sᵢ))", "true": "the stem sᵢ itself"},
+            },
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +173,8 @@ class EvalResult:
             for table in ("table1", "table2"):
                 tracks = getattr(self, table).get(m.name, {})
                 entry[table] = {"mean": self.means(table, m.name), "tracks": tracks}
+            entry["separation_sdr"] = self.separation_sdr(m.name)
+            entry["linearity"] = self.linearity(m.name)
             checkpoints.append(entry)
         return {
             "format": "lincae-eval-report",
@@ -211,21 +258,23 @@ def find_stem_tracks(stems_dir: str | Path) -> tuple[list[StemTrack], list[dict[
     return tracks, skipped
 
 
-def _load(path: Path, sample_rate: int, max_seconds: float | None) -> torch.Tensor:
+def load_track(path: Path, sample_rate: int, max_seconds: float | None) -> torch.Tensor:
+    """Load one file mono at ``sample_rate``, cut to its first ``max_seconds``: ``[T]``."""
     x = torch.from_numpy(load_audio(path, sample_rate, "mono")[0])
     return x if max_seconds is None else x[: round(max_seconds * sample_rate)]
 
 
-def _load_stems(track: StemTrack, sample_rate: int, max_seconds: float | None) -> list[torch.Tensor]:
+def load_stems(track: StemTrack, sample_rate: int, max_seconds: float | None) -> list[torch.Tensor]:
     """Load the 4 stems mono at ``sample_rate``; unequal lengths are cut to the shortest."""
-    stems = [_load(p, sample_rate, max_seconds) for p in track.stems]
+    stems = [load_track(p, sample_rate, max_seconds) for p in track.stems]
     length = min(s.shape[-1] for s in stems)
     if any(s.shape[-1] != length for s in stems):
         log.warning("%s: stems differ in length; cutting all to %d samples", track.name, length)
     return [s[:length] for s in stems]
 
 
-def _music_files(music_dir: str | Path, max_tracks: int | None) -> list[tuple[str, Path]]:
+def find_music_files(music_dir: str | Path, max_tracks: int | None) -> list[tuple[str, Path]]:
+    """The first ``max_tracks`` audio files of a folder (searched recursively) as ``(key, path)``."""
     try:
         sources = discover(music_dir)
     except FileNotFoundError as exc:
@@ -245,7 +294,7 @@ def _score_stems(
     for m in result.models:
         codec = codecs[m.name]
         if codec.sample_rate not in loaded:
-            loaded[codec.sample_rate] = _load_stems(track, codec.sample_rate, result.config.max_seconds)
+            loaded[codec.sample_rate] = load_stems(track, codec.sample_rate, result.config.max_seconds)
         stems = loaded[codec.sample_rate]
         scores, audio = score_stems_track(codec, stems, f"stems/{track.name}", keep_audio=keep)
         result.table1.setdefault(m.name, {})[track.name] = scores
@@ -282,7 +331,7 @@ def _score_music(
     for m in result.models:
         codec = codecs[m.name]
         if codec.sample_rate not in loaded:
-            loaded[codec.sample_rate] = _load(path, codec.sample_rate, result.config.max_seconds)
+            loaded[codec.sample_rate] = load_track(path, codec.sample_rate, result.config.max_seconds)
         row = score_music_track(codec, loaded[codec.sample_rate], gain, f"music/{key}")
         result.table2.setdefault(m.name, {})[key] = row
 
@@ -314,7 +363,7 @@ def evaluate(
         raise ConfigError("Expected at least one model to evaluate. Got none.")
     tracks, skipped = find_stem_tracks(stems_dir)
     tracks = tracks[: config.max_tracks]
-    music = _music_files(music_dir, config.max_tracks) if music_dir is not None else []
+    music = find_music_files(music_dir, config.max_tracks) if music_dir is not None else []
     names = [k for k, _ in music] if music else [t.name for t in tracks]
     gains = config.gains.sample(np.random.default_rng(config.seed), len(names))
     result = EvalResult(config, list(models), str(stems_dir), None if music_dir is None else str(music_dir),
