@@ -53,6 +53,7 @@ _EXPORTS = {
     "mix_stores": "lincae_core.ops",
     "extract_store": "lincae_core.ops",
     "select_store": "lincae_core.ops",
+    "operation_warnings": "lincae_core.ops.stores",
     "export_shards": "lincae_core.ops.export",
     # training, evaluation, demo
     "train_model": "lincae_core.train.loop:train",  # `train` is the sub-package

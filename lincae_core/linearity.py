@@ -26,6 +26,7 @@ __all__ = [
     "THRESHOLDS",
     "Threshold",
     "card_figures",
+    "card_summary",
     "linearity_verdict",
     "linearity_warnings",
     "property_failures",
@@ -62,6 +63,23 @@ OPS: dict[str, tuple[str, ...]] = {
 }
 USES = {"homogeneity": "latent gain", "additivity": "latent mixing and extraction"}
 SUPPORTED_CARD_VERSIONS = (1,)
+
+
+def card_summary(card: Mapping[str, Any]) -> dict[str, Any]:
+    """What a store keeps of its model's card: the model id, the measured linearity figures and
+    the training switches that fix the trained gain range (enough for :func:`linearity_warnings`).
+    """
+    out: dict[str, Any] = {}
+    if card.get("model_id"):
+        out["model_id"] = card["model_id"]
+    measured = card.get("measured")
+    if isinstance(measured, Mapping) and card_figures(card) is not None:
+        out["measured"] = {"version": measured["version"], "linearity": dict(measured["linearity"])}
+    config = (card.get("training") or {}).get("config")
+    if isinstance(config, Mapping) and "homogeneity" in config:
+        keys = ("homogeneity", "gain_prob", "total_steps", "anneal")
+        out["training"] = {"config": {k: config[k] for k in keys if k in config}}
+    return out
 
 
 def card_figures(card: Mapping[str, Any]) -> dict[str, float] | None:

@@ -34,6 +34,15 @@ def read_keys(stream: IO[str] | None) -> list[str] | None:
     return [line.rstrip("\r\n") for line in stream if line.rstrip("\r\n")]
 
 
+def echo_warnings(lines: list[str]) -> None:
+    """Print linearity warnings on stderr, unless -q/--quiet."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and (ctx.find_root().obj or {}).get("quiet"):
+        return
+    for line in lines:
+        click.echo(line, err=True)
+
+
 def echo_result(summary: dict[str, Any], as_json: bool) -> None:
     """Print an operation's result: its output path alone on stdout (``--json``: the record).
 

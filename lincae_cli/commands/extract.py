@@ -6,13 +6,14 @@ import click
 
 from lincae_cli.commands._ops_common import (
     echo_result,
+    echo_warnings,
     missing_option,
     require_complete_option,
     store_out_option,
 )
 from lincae_cli.options import force_option, jobs_option, json_option, overwrite_option
 from lincae_cli.progress import frame_progress
-from lincae_core import extract_store
+from lincae_core import extract_store, operation_warnings
 
 
 @click.command("extract")
@@ -32,6 +33,7 @@ def extract_cmd(mix: str, minus: tuple[str, ...], out: str | None, length: str, 
                 require_complete: bool, jobs: int, force: bool, overwrite: bool,
                 as_json: bool) -> None:
     """Write a new store with z <- z_MIX - sum z_MINUS (the paper's Fig. 3)."""
+    echo_warnings(operation_warnings([mix], "extract"))
     with frame_progress("extract") as progress:
         summary = extract_store(mix, list(minus), out, length=length, missing=missing,
                                 jobs=jobs, force=force, overwrite=overwrite, progress=progress,

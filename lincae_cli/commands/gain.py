@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import click
 
-from lincae_cli.commands._ops_common import echo_result, require_complete_option, store_out_option
+from lincae_cli.commands._ops_common import (
+    echo_result,
+    echo_warnings,
+    require_complete_option,
+    store_out_option,
+)
 from lincae_cli.options import jobs_option, json_option, overwrite_option
 from lincae_cli.progress import frame_progress
-from lincae_core import db_to_amplitude, gain_store
+from lincae_core import db_to_amplitude, gain_store, operation_warnings
 
 
 @click.command("gain")
@@ -25,6 +30,7 @@ def gain_cmd(store: str, out: str | None, amplitude: float | None, db: float | N
     if (amplitude is None) == (db is None):
         raise click.UsageError("give exactly one of --gain or --db")
     a = db_to_amplitude(db) if db is not None else amplitude
+    echo_warnings(operation_warnings([store], "gain", [a]))
     with frame_progress("gain") as progress:
         summary = gain_store(store, out, a, jobs=jobs, overwrite=overwrite, progress=progress,
                              require_complete=require_complete)

@@ -6,13 +6,14 @@ import click
 
 from lincae_cli.commands._ops_common import (
     echo_result,
+    echo_warnings,
     missing_option,
     require_complete_option,
     store_out_option,
 )
 from lincae_cli.options import force_option, jobs_option, json_option, overwrite_option
 from lincae_cli.progress import frame_progress
-from lincae_core import mix_stores
+from lincae_core import mix_stores, operation_warnings
 
 
 @click.command("mix")
@@ -56,6 +57,9 @@ def mix_cmd(stores: tuple[str, ...], out: str | None, gains: tuple[float, ...], 
                  if v is not None]
         if given:
             raise click.UsageError(f"{', '.join(given)}: only with --pair random")
+    lo, hi = gain_range or ((0.5, 1.0) if pair == "random" else (1.0, 1.0))
+    applied = [g * f for g in (gains or (1.0,)) for f in (lo, hi)]
+    echo_warnings(operation_warnings(list(stores), "mix", applied))
     with frame_progress("mix") as progress:
         summary = mix_stores(
             list(stores), out, list(gains) or None, pair=pair, seed=seed, count=count,

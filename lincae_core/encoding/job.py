@@ -34,6 +34,7 @@ from lincae_core.encoding.plan import EncodePlan, build_plan, create_planned_sto
 from lincae_core.encoding.run import Runner, RunStats, forward_segments
 from lincae_core.encoding.schedule import BLOCK_TRACKS, BlockSchedule, block_schedule, blocks_of
 from lincae_core.errors import ConfigError, StoreFormatError, StoreMismatchError
+from lincae_core.linearity import card_summary
 from lincae_core.nn.model import LinCAE
 from lincae_core.publish import remove_stale_siblings
 from lincae_core.store import LatentStore, lineage_entry
@@ -225,6 +226,7 @@ def _plan_store(out: Path, sources: Sequence[Source], model: LinCAE, settings: E
         out, plan, settings.shards, replace, model_id=model.model_id or "unknown",
         model_config=cfg.to_dict(), geometry=cfg.geometry(), channels=settings.latent_channels,
         dtype=settings.dtype, encoding=encoding, lineage=lineage,
+        model_card=card_summary(model.card),
     )
 
 

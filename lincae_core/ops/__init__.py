@@ -10,9 +10,9 @@ Rooms: :mod:`~lincae_core.ops.algebra` (pure math on ``[F, C, D]`` arrays),
 from __future__ import annotations
 
 from lincae_core.ops.algebra import db_to_amplitude, extract, gain, match_length, mix
-from lincae_core.ops.stores import extract_store, gain_store, mix_stores, select_store
+from lincae_core.ops.stores import extract_store, gain_store, mix_stores, operation_warnings, select_store
 
 __all__ = [
     "db_to_amplitude", "extract", "extract_store", "gain", "gain_store", "match_length", "mix",
-    "mix_stores", "select_store",
+    "mix_stores", "operation_warnings", "select_store",
 ]

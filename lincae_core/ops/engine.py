@@ -244,7 +244,7 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
         store = LatentStore.create(
             tmp, model_id=first.model_id, model_config=first.model_config,
             geometry=first.geometry, channels=first.channels, dtype=dtype or first.dtype,
-            chunk_frames=first.chunk_frames, encoding=first.encoding,
+            chunk_frames=first.chunk_frames, encoding=first.encoding, model_card=first.model_card,
             lineage=[*first.lineage, entry],
         )
         store.plan(plan.rows())

@@ -19,11 +19,24 @@ from lincae_core.ops import engine as ops_engine
 from lincae_core.ops.plan import plan_mix, plan_select
 from lincae_core.store import LatentStore
 
-__all__ = ["extract_store", "gain_store", "mix_stores", "select_store"]
+__all__ = ["extract_store", "gain_store", "mix_stores", "operation_warnings", "select_store"]
 
 StoreLike = LatentStore | str | os.PathLike
 Progress = Callable[[int], None] | None
 MAX_BLOCK = ops_engine.DEFAULT_MAX_BLOCK_FRAMES
+
+def operation_warnings(srcs: Sequence[StoreLike], op: str, gains: Sequence[float] = ()) -> list[str]:
+    """Warnings for a latent operation on these stores, from the linearity their model measured.
+
+    ``gain`` relies on homogeneity, ``mix`` and ``extract`` on additivity: each store records its
+    model's measured figures and trained gain range at encode time (``model.card`` attribute), and
+    :func:`lincae_core.linearity.linearity_warnings` compares them with documented thresholds.
+    """
+    from lincae_core.linearity import linearity_warnings
+
+    first = _open(srcs[0])
+    return linearity_warnings({"model_id": first.model_id, **first.model_card}, op, gains)
+
 
 def _open(s: StoreLike) -> LatentStore:
     return s if isinstance(s, LatentStore) else LatentStore.open(s)

@@ -71,6 +71,7 @@ class LatentStore:
         lineage: Sequence[Mapping[str, Any]] = (),
         store_id: str | None = None,
         overwrite: bool = False,
+        model_card: Mapping[str, Any] | None = None,
     ) -> LatentStore:
         """Create an empty, unplanned store (mode ``r+``); then call :meth:`plan`.
 
@@ -86,6 +87,8 @@ class LatentStore:
             lineage: Lineage records of the operations that produced the store.
             store_id: Identifier of the store (default: a random UUID).
             overwrite: Replace an existing directory at ``path``.
+            model_card: What the store keeps of the model's card: its measured linearity and
+                trained gain range (:func:`lincae_core.linearity.card_summary`).
 
         Raises:
             StoreFormatError: ``path`` exists and ``overwrite`` is false, or a bad argument.
@@ -98,7 +101,8 @@ class LatentStore:
             raise StoreFormatError(f"chunk_frames: expected 1..{sl.MAX_CHUNK_FRAMES}, got {chunk_frames}")
         attrs: dict[str, Any] = {
             "format": sl.FORMAT_NAME, "format_version": sl.FORMAT_VERSION,
-            "model": {"id": model_id, "config": dict(model_config)},
+            "model": {"id": model_id, "config": dict(model_config),
+                      **({"card": dict(model_card)} if model_card else {})},
             "geometry": geo.to_dict(), "encoding": dict(encoding) if encoding else None,
             "dtype": dtype, "channels": channels, "lineage": [dict(e) for e in lineage],
             "store_id": store_id or uuid.uuid4().hex, "created": utc_now(), "layout": None,
@@ -145,6 +149,8 @@ class LatentStore:
     store_id = property(lambda self: self._attrs["store_id"], doc="Identifier of this store.")
     model_id = property(lambda self: self._attrs["model"]["id"], doc="SHA-256 model id.")
     model_config = property(lambda self: self._attrs["model"]["config"], doc="Model config.")
+    model_card = property(lambda self: dict(self._attrs["model"].get("card") or {}),
+                          doc="The model's card summary recorded at encode time ({} when none).")
     channels = property(lambda self: self._attrs["channels"], doc="Latent channels C.")
     dtype = property(lambda self: self._attrs["dtype"], doc="Storage dtype name.")
     lineage = property(lambda self: self.attrs["lineage"], doc="Lineage records (a copy).")
