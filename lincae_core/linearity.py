@@ -66,12 +66,14 @@ SUPPORTED_CARD_VERSIONS = (1,)
 
 
 def card_summary(card: Mapping[str, Any]) -> dict[str, Any]:
-    """What a store keeps of its model's card: the model id, the measured linearity figures and
-    the training switches that fix the trained gain range (enough for :func:`linearity_warnings`).
+    """What a store keeps of its model's card: the model id, the measured linearity figures, the
+    training switches that fix the trained gain range (enough for :func:`linearity_warnings`) and
+    the default origin form of the latent operations.
     """
     out: dict[str, Any] = {}
-    if card.get("model_id"):
-        out["model_id"] = card["model_id"]
+    for key in ("model_id", "origin_default"):
+        if card.get(key):
+            out[key] = card[key]
     measured = card.get("measured")
     if isinstance(measured, Mapping) and card_figures(card) is not None:
         out["measured"] = {"version": measured["version"], "linearity": dict(measured["linearity"])}

@@ -71,3 +71,20 @@ def test_gains_outside_the_trained_range_warn_and_quiet_silences(stores: dict[st
     assert "[0, 3]" in w[0]
     assert warnings_of("gain", lin, "--gain", "4", "-o", str(tmp_path / "big")) != []
     assert warnings_of("gain", lin, "--gain", "-1", "-q", "-o", str(tmp_path / "q")) == []
+
+
+def test_stores_record_enc0_and_origin_option(stores: dict[str, str], tmp_path: Path) -> None:
+    lin = LatentStore.open(stores["lincae"])
+    frames, o = lin.origin_frames(), lin.origin()
+    assert frames is not None
+    assert frames.shape[1:] == (1, 64)
+    assert o is not None
+    ratio = np.linalg.norm(o) / np.linalg.norm(lin.read_track("a").astype(np.float32).mean(0))
+    assert 0.05 < ratio < 2  # silence does not encode to zero (the shipped model's origin)
+    r = CliRunner().invoke(cli, ["gain", stores["lincae"], "--gain", "0.5", "--origin", "affine",
+                                 "-o", str(tmp_path / "aff")])
+    assert r.exit_code == 0, r.output
+    out = LatentStore.open(tmp_path / "aff")
+    z = lin.read_track("a").astype(np.float32)
+    np.testing.assert_allclose(out.read_track("a").astype(np.float32), 0.5 * z + 0.5 * o, atol=2e-3)
+    assert out.lineage[-1]["args"]["origin"] == "affine"

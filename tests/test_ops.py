@@ -168,7 +168,7 @@ def test_lineage_recorded(ab: tuple, tmp_path: Path) -> None:
     assert [i["store_id"] for i in mix_entry["inputs"]] == [a.store_id, b.store_id]
     assert mix_entry["inputs"][1]["lineage"] == []
     assert gain_entry["op"] == "gain"
-    assert gain_entry["args"] == {"gain": 2.0}
+    assert gain_entry["args"] == {"gain": 2.0, "origin": "linear"}
     assert g.model_id == a.model_id
     assert g.geometry == a.geometry
     assert g.encoding == a.encoding
@@ -313,3 +313,28 @@ def test_progress_counts_every_frame(ab: tuple, tmp_path: Path) -> None:
     summary = ops.mix_stores([a, b], tmp_path / "m", progress=seen.append, max_block_frames=16)
     assert len(seen) > 1
     assert sum(seen) == LatentStore.open(tmp_path / "m").total_frames >= summary["frames"]
+
+
+def test_affine_origin_algebra_on_real_stores(tmp_path: Path) -> None:
+    """--origin affine: gain a·z + (1−a)·o, mix Σg z + (1−Σg)·o, and silence (padding) is o."""
+    a, za = make_store(tmp_path / "A", [("x", 20), ("y", 9)], seed=1, dtype="float32")
+    b, zb = make_store(tmp_path / "B", [("x", 12), ("y", 9)], seed=2, dtype="float32")
+    frames = np.random.default_rng(3).standard_normal((5, 2, a.geometry.latent_dim)).astype(np.float32)
+    a.write_origin(frames)
+    o = frames.mean(0)
+    assert np.allclose(a.origin(), o)
+    ops.gain_store(a, tmp_path / "g", 0.25, origin="affine")
+    g = LatentStore.open(tmp_path / "g")
+    np.testing.assert_allclose(g.read_track("x"), 0.25 * za["x"] + 0.75 * o, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(g.origin_frames(), frames)  # the output keeps Enc(0)
+    ops.mix_stores([a, b], tmp_path / "m", [0.5, 1.0], length="longest", origin="affine")
+    m = LatentStore.open(tmp_path / "m").read_track("x")
+    np.testing.assert_allclose(m[:12], 0.5 * za["x"][:12] + zb["x"] + (1 - 1.5) * o, rtol=1e-5, atol=1e-5)
+    # beyond B's 12 frames, B is silence: its latent is Enc(0), so only A's gain counts
+    np.testing.assert_allclose(m[12:], 0.5 * za["x"][12:] + 0.5 * o, rtol=1e-5, atol=1e-5)
+    ops.extract_store(tmp_path / "m", [b], tmp_path / "e", length="shortest", origin="affine")
+    e = LatentStore.open(tmp_path / "e").read_track("y")
+    np.testing.assert_allclose(e, 0.5 * za["y"] + 0.5 * o, rtol=1e-5, atol=1e-5)  # the affine ops invert
+    with pytest.raises(LincaeError, match="no Enc"):
+        ops.gain_store(b, tmp_path / "n", 0.5, origin="affine")
+    assert LatentStore.open(tmp_path / "g").lineage[-1]["args"]["origin"] == "affine"

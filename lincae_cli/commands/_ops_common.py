@@ -13,6 +13,12 @@ store_out_option = out_option(
     "Output store (a new directory; default: beside the first input, named after the inputs and "
     "the operation, e.g. a+b.mix.zarr, never replacing one)."
 )
+origin_option = click.option(
+    "--origin", type=click.Choice(["linear", "affine"]), default=None,
+    help="linear: the plain sum of gained latents; affine: plus (1 - sum of gains)·Enc(0), exact for "
+    "an encoder that maps silence to Enc(0) [default: the form the store's model measured closer "
+    "to the audio operation, docs/linearity.md].",
+)
 require_complete_option = click.option(
     "--require-complete", is_flag=True,
     help="Refuse inputs with planned or failed tracks (default: leave them out, exit 3).",

@@ -8,6 +8,7 @@ from lincae_cli.commands._ops_common import (
     echo_result,
     echo_warnings,
     missing_option,
+    origin_option,
     require_complete_option,
     store_out_option,
 )
@@ -24,18 +25,20 @@ from lincae_core import extract_store, operation_warnings
 @click.option("--length", type=click.Choice(["shortest", "longest", "first"]), default="first",
               show_default=True, help="Output length when paired tracks differ.")
 @missing_option
+@origin_option
 @require_complete_option
 @jobs_option
 @force_option
 @overwrite_option
 @json_option
 def extract_cmd(mix: str, minus: tuple[str, ...], out: str | None, length: str, missing: str,
-                require_complete: bool, jobs: int, force: bool, overwrite: bool,
+                origin: str | None, require_complete: bool, jobs: int, force: bool, overwrite: bool,
                 as_json: bool) -> None:
     """Write a new store with z <- z_MIX - sum z_MINUS (the paper's Fig. 3)."""
-    echo_warnings(operation_warnings([mix], "extract"))
+    warnings = operation_warnings([mix], "extract")
     with frame_progress("extract") as progress:
         summary = extract_store(mix, list(minus), out, length=length, missing=missing,
                                 jobs=jobs, force=force, overwrite=overwrite, progress=progress,
-                                require_complete=require_complete)
+                                require_complete=require_complete, origin=origin)
+    echo_warnings(warnings)
     echo_result(summary, as_json)

@@ -8,6 +8,7 @@ from lincae_cli.commands._ops_common import (
     echo_result,
     echo_warnings,
     missing_option,
+    origin_option,
     require_complete_option,
     store_out_option,
 )
@@ -33,6 +34,7 @@ from lincae_core import mix_stores, operation_warnings
               default="shortest", show_default=True,
               help="Output length when paired tracks differ (longest pads with zero latents).")
 @missing_option
+@origin_option
 @require_complete_option
 @jobs_option
 @force_option
@@ -40,8 +42,8 @@ from lincae_core import mix_stores, operation_warnings
 @json_option
 def mix_cmd(stores: tuple[str, ...], out: str | None, gains: tuple[float, ...], pair: str,
             seed: int | None, count: int | None, gain_range: tuple[float, float] | None, length: str,
-            missing: str, require_complete: bool, jobs: int, force: bool, overwrite: bool,
-            as_json: bool) -> None:
+            missing: str, origin: str | None, require_complete: bool, jobs: int, force: bool,
+            overwrite: bool, as_json: bool) -> None:
     """Write a new store with z <- sum_i g_i z_i over paired tracks of STORES.
 
     --gain once applies to every input; repeated, once per input in order. Each output track's
@@ -59,11 +61,12 @@ def mix_cmd(stores: tuple[str, ...], out: str | None, gains: tuple[float, ...], 
             raise click.UsageError(f"{', '.join(given)}: only with --pair random")
     lo, hi = gain_range or ((0.5, 1.0) if pair == "random" else (1.0, 1.0))
     applied = [g * f for g in (gains or (1.0,)) for f in (lo, hi)]
-    echo_warnings(operation_warnings(list(stores), "mix", applied))
+    warnings = operation_warnings(list(stores), "mix", applied)
     with frame_progress("mix") as progress:
         summary = mix_stores(
             list(stores), out, list(gains) or None, pair=pair, seed=seed, count=count,
             gain_range=gain_range, length=length, missing=missing, jobs=jobs, force=force,
-            overwrite=overwrite, progress=progress, require_complete=require_complete,
+            overwrite=overwrite, progress=progress, require_complete=require_complete, origin=origin,
         )
+    echo_warnings(warnings)
     echo_result(summary, as_json)

@@ -34,6 +34,7 @@ from lincae_core.encoding.plan import EncodePlan, build_plan, create_planned_sto
 from lincae_core.encoding.run import Runner, RunStats, forward_segments
 from lincae_core.encoding.schedule import BLOCK_TRACKS, BlockSchedule, block_schedule, blocks_of
 from lincae_core.errors import ConfigError, StoreFormatError, StoreMismatchError
+from lincae_core.inference import encode as encode_audio
 from lincae_core.linearity import card_summary
 from lincae_core.nn.model import LinCAE
 from lincae_core.publish import remove_stale_siblings
@@ -221,13 +222,27 @@ def _plan_store(out: Path, sources: Sequence[Source], model: LinCAE, settings: E
                 progress: Callable[[EncodeProgress], None] | None, replace: bool) -> bool:
     plan = plan_encode(sources, model, settings.workers, progress)
     cfg = model.config
+    inference = InferenceConfig(window_s=encoding["window_s"], overlap_s=encoding["overlap_s"],
+                                batch_size=encoding["batch_size"])
     lineage = [lineage_entry("encode", {**args, "encoding": encoding}, [])]
     return create_planned_store(
         out, plan, settings.shards, replace, model_id=model.model_id or "unknown",
         model_config=cfg.to_dict(), geometry=cfg.geometry(), channels=settings.latent_channels,
         dtype=settings.dtype, encoding=encoding, lineage=lineage,
-        model_card=card_summary(model.card),
+        model_card=card_summary(model.card), origin=encode_origin(model, inference, settings.latent_channels),
     )
+
+
+def encode_origin(model: LinCAE, inference: InferenceConfig, channels: int) -> np.ndarray:
+    """``Enc(0)``: the latents ``[W, C, D]`` of one encode window of digital silence.
+
+    Encoded like the tracks (the same window), so the affine operations subtract what the encoder
+    really gives silence (docs/method.md §4.2).
+    """
+    window, _ = inference.frames(model.config)
+    silence = np.zeros(window * model.config.samples_per_frame, np.float32)
+    z = encode_audio(model, silence, inference).numpy()  # [D, W]
+    return np.repeat(z.T[:, None, :], channels, axis=1)
 
 
 def open_or_plan(out: Path, sources: Sequence[Source], model: LinCAE, inference: InferenceConfig,

@@ -145,7 +145,8 @@ def build_plan(
 
 
 def create_planned_store(
-    out: Path, plan: EncodePlan, shards: int, replace: bool, **create_args: Any
+    out: Path, plan: EncodePlan, shards: int, replace: bool, origin: np.ndarray | None = None,
+    **create_args: Any
 ) -> bool:
     """Create, plan and atomically publish a store at ``out``.
 
@@ -154,6 +155,7 @@ def create_planned_store(
         plan: The rows and the planning failures.
         shards: Number of shard processes the layout keeps apart.
         replace: Replace an existing ``out`` (a store of another model/config, or not a store).
+        origin: ``Enc(0)`` ``[W, C, D]`` to record (:meth:`LatentStore.write_origin`).
         **create_args: Passed to :meth:`LatentStore.create`.
 
     Returns:
@@ -163,6 +165,8 @@ def create_planned_store(
     try:
         store = LatentStore.create(tmp, **create_args)
         store.plan(plan.rows, shards=shards)
+        if origin is not None:
+            store.write_origin(origin)
         for src, reason in plan.failures:
             store.record_failure(src.key, reason, writer="plan")
         if out.exists() and not out.is_dir() and not replace:

@@ -91,6 +91,25 @@ def _accumulate(buf: torch.Tensor, reader: LatentArray, req: Request | None,
         # float16 in, float32 arithmetic (torch casts with SIMD, ~20x numpy's float16 casts)
         buf[pos[j] : pos[j] + n].add_(z, alpha=float(gains[idx[j]]))
 
+def _add_origin(buf: torch.Tensor, segs: tuple[np.ndarray, ...], src_frames: np.ndarray,
+                gains: np.ndarray, origin: np.ndarray) -> None:
+    """Add ``(1 − Σ_k g_k) · Enc(0)`` to every output frame (the affine form of the operation).
+
+    For an affine encoder, Enc(Σ g_k x_k) = Σ g_k Enc(x_k) + (1 − Σ g_k) Enc(0) (docs/method.md
+    §4.2). A frame beyond an input's length is that input's silence, whose latent is Enc(0): the
+    sum then runs over the inputs that cover the frame only.
+    """
+    o = torch.from_numpy(origin)  # [C, D]
+    idx, l0, l1, pos = segs
+    for j in range(idx.size):
+        n = int(l1[j] - l0[j])
+        coef = np.ones(n, np.float32)
+        for k in range(src_frames.shape[0]):
+            m = int(np.clip(src_frames[k, idx[j]] - l0[j], 0, n))
+            coef[:m] -= np.float32(gains[k, idx[j]])
+        buf[pos[j] : pos[j] + n].add_(torch.from_numpy(coef)[:, None, None] * o)
+
+
 @contextlib.contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
     """Run torch with ``n`` intra-op threads (small blocks: threading costs more than it gives)."""
@@ -103,7 +122,7 @@ def _torch_threads(n: int) -> Iterator[None]:
 
 def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.ndarray,
              src_offset: np.ndarray, src_frames: np.ndarray, gains: np.ndarray,
-             blocks: Sequence[tuple[int, int]], max_read: int) -> int:
+             blocks: Sequence[tuple[int, int]], max_read: int, origin: np.ndarray | None = None) -> int:
     """Compute and write a run of output blocks; return the number of frames written.
 
     Background threads read the next block and write the previous ones (at most two blocks in
@@ -119,6 +138,7 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
         gains: ``(K, N)`` gain of each input for each output track.
         blocks: Chunk-aligned output frame ranges ``[b0, b1)``.
         max_read: Largest number of frames read from an input at once.
+        origin: ``Enc(0)`` ``[C, D]`` for the affine form (None: the linear form).
     """
     out = LatentArray.open(out_path, "r+")
     readers = [LatentArray.open(p, "r") for p in in_paths]
@@ -140,6 +160,8 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
             buf[:n].zero_()
             for k, reader in enumerate(readers):
                 _accumulate(buf[:n], reader, reqs[i][k], spans[k], gains[k])
+            if origin is not None:
+                _add_origin(buf[:n], _segments(offs, frs, b0, b1), src_frames, gains, origin)
             lo, hi = torch.aminmax(buf[:n])
             if not (-limit <= float(lo) and float(hi) <= limit):  # also catches NaN
                 raise LincaeError(f"{out_path}: result overflows {out.dtype} (|z| > {limit:g});"
@@ -160,7 +182,7 @@ def _units(total: int, chunk_frames: int, max_block_frames: int, n_jobs: int) ->
 
 def _execute(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str], total: int,
              chunk_frames: int, jobs: int, max_block_frames: int,
-             progress: Callable[[int], None] | None) -> None:
+             progress: Callable[[int], None] | None, origin: np.ndarray | None = None) -> None:
     n_jobs = joblib.effective_n_jobs(jobs)
     units = _units(total, chunk_frames, max_block_frames, n_jobs)
 
@@ -170,7 +192,7 @@ def _execute(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str],
         i1 = int(np.searchsorted(offs, blocks[-1][1], side="left"))
         sl = slice(i0, i1)
         return (out_path, in_paths, offs[sl], plan.frames[sl], plan.src_offset[:, sl],
-                plan.src_frames[:, sl], plan.gains[:, sl], blocks, max_block_frames)
+                plan.src_frames[:, sl], plan.gains[:, sl], blocks, max_block_frames, origin)
 
     if n_jobs == 1:
         results: Any = (run_unit(*task(u)) for u in units)
@@ -220,15 +242,22 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
              args: dict[str, Any], dtype: str | None = None, jobs: int = 1,
              overwrite: bool = False, progress: Callable[[int], None] | None = None,
              max_block_frames: int = DEFAULT_MAX_BLOCK_FRAMES,
-             require_complete: bool = False) -> dict[str, Any]:
+             require_complete: bool = False, origin: str = "linear") -> dict[str, Any]:
     """Write the output store of ``plan`` at ``out`` and return a JSON-ready summary.
 
     The output copies model, geometry, channels and encoding from ``inputs[0]`` and records a
     lineage entry (op, args, every input's path and store id) after the first input's lineage.
     Without ``out`` the store goes beside the first input (:func:`default_output`). Tracks of the
     inputs that are still planned or failed are left out and counted in the summary
-    (``left_out``); ``require_complete`` refuses such inputs instead.
+    (``left_out``); ``require_complete`` refuses such inputs instead. ``origin="affine"`` adds
+    ``(1 − Σ g) · Enc(0)`` with the first input's recorded ``Enc(0)`` (docs/method.md §4.2).
     """
+    if origin not in ("linear", "affine"):
+        raise LincaeError(f"Expected origin 'linear' or 'affine'. Got {origin!r} instead.")
+    enc0 = inputs[0].origin() if origin == "affine" else None
+    if origin == "affine" and enc0 is None:
+        raise LincaeError(f"{inputs[0].path} records no Enc(0) (made before lincae stored it): "
+                          "re-encode it, or use --origin linear")
     left = unfinished(inputs)
     if left and require_complete:
         path, n = next(iter(left.items()))
@@ -236,7 +265,7 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
                           "(require_complete); finish its encode first, or drop --require-complete")
     out = check_output(default_output(inputs, op) if out is None else out, inputs, overwrite)
     first = inputs[0]
-    entry = lineage_entry(op, args, inputs)
+    entry = lineage_entry(op, {**args, "origin": origin}, inputs)
     for rec, s in zip(entry["inputs"][1:], inputs[1:], strict=True):
         rec["lineage"] = s.lineage
     tmp = temp_sibling(out, "tmp")
@@ -251,8 +280,11 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
         if plan.sources is not None:
             store.write_sources(plan.sources.T, plan.gains.T, [str(Path(s.path).resolve()) for s in inputs])
         offs = store.table()["offset"]
+        frames0 = first.origin_frames()
+        if frames0 is not None:
+            store.write_origin(frames0)
         _execute(plan, offs, str(tmp), [str(s.path) for s in inputs], store.total_frames,
-                 store.chunk_frames, jobs, max_block_frames, progress)
+                 store.chunk_frames, jobs, max_block_frames, progress, enc0)
         store.mark_done(np.arange(store.n_tracks))
         if not publish_dir(tmp, out, overwrite):
             raise LincaeError(f"{out} appeared while it was being written; nothing replaced")
@@ -260,4 +292,5 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"op": op, "out": str(out), "tracks": len(plan.keys),
-            "frames": int(plan.frames.sum()), **plan.info, **({"left_out": left} if left else {})}
+            "frames": int(plan.frames.sum()), "origin": origin, **plan.info,
+            **({"left_out": left} if left else {})}

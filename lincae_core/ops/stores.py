@@ -19,7 +19,9 @@ from lincae_core.ops import engine as ops_engine
 from lincae_core.ops.plan import plan_mix, plan_select
 from lincae_core.store import LatentStore
 
-__all__ = ["extract_store", "gain_store", "mix_stores", "operation_warnings", "select_store"]
+__all__ = [
+    "default_origin", "extract_store", "gain_store", "mix_stores", "operation_warnings", "select_store",
+]
 
 StoreLike = LatentStore | str | os.PathLike
 Progress = Callable[[int], None] | None
@@ -38,6 +40,13 @@ def operation_warnings(srcs: Sequence[StoreLike], op: str, gains: Sequence[float
     return linearity_warnings({"model_id": first.model_id, **first.model_card}, op, gains)
 
 
+def default_origin(store: LatentStore) -> str:
+    """The origin form an operation uses by default: the one the store's model measured closer to
+    the audio-domain operation (``origin_default`` in its card, docs/linearity.md), else linear."""
+    choice = store.model_card.get("origin_default")
+    return choice if choice in ("linear", "affine") else "linear"
+
+
 def _open(s: StoreLike) -> LatentStore:
     return s if isinstance(s, LatentStore) else LatentStore.open(s)
 
@@ -50,8 +59,12 @@ def _check_gain(name: str, a: float) -> float:
 
 def gain_store(src: StoreLike, out: str | os.PathLike | None, a: float, *, jobs: int = 1,
                overwrite: bool = False, progress: Progress = None, dtype: str | None = None,
-               max_block_frames: int = MAX_BLOCK, require_complete: bool = False) -> dict[str, Any]:
+               max_block_frames: int = MAX_BLOCK, require_complete: bool = False,
+               origin: str | None = None) -> dict[str, Any]:
     """Write ``a * z`` of every done track of ``src`` to a new store ``out`` (homogeneity).
+
+    With ``origin="affine"`` the result is ``a * z + (1 - a) * Enc(0)`` (docs/method.md §4.2);
+    None takes the default of the store's model (:func:`default_origin`).
 
     Args:
         src: Input store (path or open store).
@@ -73,7 +86,8 @@ def gain_store(src: StoreLike, out: str | os.PathLike | None, a: float, *, jobs:
     plan = plan_mix([s.table()], [str(s.path)], [a], s.geometry.samples_per_frame)
     return ops_engine.run_plan(plan, [s], out, op="gain", args={"gain": a}, dtype=dtype,
                                jobs=jobs, overwrite=overwrite, progress=progress,
-                               max_block_frames=max_block_frames, require_complete=require_complete)
+                               max_block_frames=max_block_frames, require_complete=require_complete,
+                               origin=origin or default_origin(s))
 
 
 def mix_stores(
@@ -95,6 +109,7 @@ def mix_stores(
     max_block_frames: int = MAX_BLOCK,
     op: str = "mix",
     require_complete: bool = False,
+    origin: str | None = None,
 ) -> dict[str, Any]:
     """Write ``sum_k g_k z_k`` over paired tracks of ``K`` stores (additivity, Eq. 2).
 
@@ -124,6 +139,8 @@ def mix_stores(
         op: Operation name recorded in the lineage.
         require_complete: Refuse inputs with planned or failed tracks (by default they are left
             out and counted in the summary's ``left_out``).
+        origin: ``"linear"`` (``Σ g_k z_k``) or ``"affine"`` (``+ (1 − Σ g_k) Enc(0)``, exact for an
+            affine encoder, docs/method.md §4.2); None: the default of the first store's model.
 
     The sources and gains of every output track are recorded in the output store
     (:meth:`LatentStore.sources`).
@@ -159,7 +176,8 @@ def mix_stores(
         args.update(seed=seed, count=count, gain_range=list(gain_range))
     return ops_engine.run_plan(plan, stores, out, op=op, args=args, dtype=dtype, jobs=jobs,
                                overwrite=overwrite, progress=progress,
-                               max_block_frames=max_block_frames, require_complete=require_complete)
+                               max_block_frames=max_block_frames, require_complete=require_complete,
+                               origin=origin or default_origin(stores[0]))
 
 
 def extract_store(mix_src: StoreLike, minus: Sequence[StoreLike], out: str | os.PathLike | None, *,
@@ -173,7 +191,8 @@ def extract_store(mix_src: StoreLike, minus: Sequence[StoreLike], out: str | os.
         length: Length policy (default ``"first"``: the mixture's length).
         missing: As in :func:`mix_stores`.
         **kwargs: ``jobs``, ``force``, ``overwrite``, ``progress``, ``dtype``,
-            ``max_block_frames`` as in :func:`mix_stores`.
+            ``max_block_frames``, ``require_complete``, ``origin`` as in :func:`mix_stores`
+            (affine: ``z_mix − Σ z_k + n · Enc(0)`` for ``n`` subtracted stores).
     """
     if not minus:
         raise ConfigError("extract: expected at least one store to subtract (--minus)")

@@ -28,8 +28,9 @@ import zarr
 
 import lincae_core.store.layout as sl
 from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError
+from lincae_core.store.annotations import StoreAnnotations
 from lincae_core.store.array import LatentArray, member, open_group
-from lincae_core.store.layout import Geometry, TrackInfo
+from lincae_core.store.layout import TABLE_CHUNK, Geometry, TrackInfo
 from lincae_core.store.ledger import append_ledger, read_ledger
 from lincae_core.store.lineage import lineage_entry, utc_now
 
@@ -39,11 +40,10 @@ log = logging.getLogger(__name__)
 # 4096 frames: 512 KiB chunks for 64-dim mono float16. Chunk files of 128 KiB made a read-
 # compute-write pass ~2x slower here (per-file overhead); larger chunks cost little more.
 DEFAULT_CHUNK_FRAMES = 4096
-TABLE_CHUNK = 65536
 MAX_TABLE_CHUNK = 2**20
 
 
-class LatentStore:
+class LatentStore(StoreAnnotations):
     """A latent store on the local file system; create with :meth:`create`, open with :meth:`open`."""
 
     def __init__(self, path: Path, group: Any, mode: str) -> None:
@@ -333,39 +333,6 @@ class LatentStore:
             end = min((pos // bf + 1) * bf, t.offset + t.frames)
             yield pos - t.offset, self._latents.read(pos, end)
             pos = end
-
-    def write_sources(self, keys: np.ndarray, gains: np.ndarray, inputs: Sequence[str]) -> None:
-        """Record what each output track was made of: ``keys[N, K]`` of ``inputs[K]`` with ``gains``.
-
-        Written by ``mix`` (keyed, positional or random pairing), read back by :meth:`sources`.
-        """
-        n, k = self.n_tracks, len(inputs)
-        if keys.shape != (n, k) or gains.shape != (n, k):
-            raise ShapeMismatchError(f"{self.path}: sources: expected ({n}, {k}) keys and gains, "
-                                     f"got {keys.shape} and {gains.shape}")
-        chunk = (max(1, min(TABLE_CHUNK, n)), k)
-        arr = self._group.create_array("sources/key", shape=(n, k), chunks=chunk, dtype=str,
-                                       overwrite=True)
-        if n:
-            arr[:] = keys.astype(np.dtypes.StringDType())
-        garr = self._group.create_array("sources/gain", shape=(n, k), chunks=chunk, dtype="float64",
-                                        overwrite=True, compressors=None, fill_value=0.0)
-        if n:
-            garr[:] = gains
-        self._group.attrs["sources"] = {"inputs": list(inputs)}
-        self._attrs = sl.validate_attrs(dict(self._group.attrs), str(self.path))
-
-    def sources(self) -> dict[str, Any] | None:
-        """``{"inputs": [...], "key": [N, K], "gain": [N, K]}`` of a mix store, else None."""
-        meta = self.attrs.get("sources")
-        if not isinstance(meta, dict) or not isinstance(meta.get("inputs"), list):
-            return None
-        keys = member(self._group, "sources/key", self.path)
-        gains = member(self._group, "sources/gain", self.path)
-        shape = (self.n_tracks, len(meta["inputs"]))
-        if tuple(keys.shape) != shape or tuple(gains.shape) != shape:
-            raise StoreFormatError(f"{self.path}: sources: expected shape {shape}")
-        return {"inputs": list(meta["inputs"]), "key": keys[:], "gain": gains[:]}
 
     def is_complete(self) -> bool:
         """True when the store is planned and no row is still planned (all done or failed)."""

@@ -21,6 +21,7 @@ import numpy as np
 from lincae_core.errors import StoreFormatError, StoreMismatchError
 
 FORMAT_NAME = "lincae-latents"
+TABLE_CHUNK = 65536  # rows per chunk of the track table columns
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 DTYPES = ("float16", "float32")
