@@ -123,7 +123,7 @@ def output_rate(rate: str | int, source_rate: int, model_rate: int) -> int:
 
 
 def _track_blocks(
-    store: LatentStore, key: str, model: LinCAE, inference: InferenceConfig, seed: int, steps: int,
+    store: LatentStore, key: str, model: LinCAE, inference: InferenceConfig, seed: int, steps: int | None,
     rate: str | int = "model",
 ) -> tuple[int, int, Iterator[np.ndarray]]:
     """Decode one track as ``[C, n]`` blocks at its output rate.
@@ -173,7 +173,7 @@ def decode_store(
     fmt: str = "wav",
     subtype: str | None = None,
     seed: int = 0,
-    steps: int = 1,
+    steps: int | None = None,
     inference: InferenceConfig | None = None,
     force: bool = False,
     progress: Callable[[str, float], None] | None = None,
@@ -253,7 +253,7 @@ def decode_to_wav_stream(
     model: LinCAE,
     subtype: str = "PCM_16",
     seed: int = 0,
-    steps: int = 1,
+    steps: int | None = None,
     inference: InferenceConfig | None = None,
     force: bool = False,
     sample_rate: str | int = "model",

@@ -110,7 +110,7 @@ def run_demo(
     work = Path(workdir)
     model = load_model(checkpoint, device)
     rate = model.config.sample_rate
-    inference = InferenceConfig()
+    inference = InferenceConfig(steps=model.recommended_steps)
     log(
         f"model {model.model_id[:12]} ({model.config.name}, {rate} Hz)"
         + (" -- UNTRAINED fallback: metrics are not meaningful" if model.card.get("untrained") else "")

@@ -126,7 +126,7 @@ def iter_decode(
     """
     inference = inference or InferenceConfig()
     seed = inference.seed if seed is None else seed
-    steps = inference.steps if steps is None else steps
+    steps = steps or inference.steps or model.recommended_steps
     cfg = model.config
     zt = torch.as_tensor(np.asarray(z) if not isinstance(z, torch.Tensor) else z).float()
     if zt.dim() != 3 or zt.shape[1] != cfg.latent_dim:
@@ -177,7 +177,8 @@ def decode(
             length recorded at encode time to trim exactly.
         inference: window, overlap, batch size, default steps and seed.
         seed: decode noise seed (the same seed gives the same audio).
-        steps: consistency sampling steps (1 = single step).
+        steps: consistency sampling steps (default: ``inference.steps``, else the model card's
+            ``recommended_steps``, else 1).
 
     Returns:
         Audio ``[T]``, ``[B, T]`` or ``[B, C, T]``.

@@ -185,3 +185,30 @@ def test_encode_then_decode_gives_exact_original_lengths(tmp_path: Path, micro_c
         expected = (2 * n * 16000 + rate) // (2 * rate)  # exact length at the model rate
         assert info.samplerate == 16000
         assert info.frames == expected
+
+
+def test_decode_defaults_to_the_cards_recommended_steps(tmp_path: Path, micro_ckpt: str) -> None:
+    """No --steps: the checkpoint's recommended_steps (measured by lincae card), else 1."""
+    import json
+    import shutil
+
+    from lincae_core import load_model
+
+    rec = tmp_path / "rec"
+    shutil.copytree(micro_ckpt, rec)
+    card = json.loads((rec / "model_card.json").read_text())
+    (rec / "model_card.json").write_text(json.dumps({**card, "recommended_steps": 3}))
+    assert load_model(micro_ckpt).recommended_steps == 1
+    assert load_model(rec).recommended_steps == 3
+    sf.write(tmp_path / "a.wav", music(16000, 1.0, 2), 16000)
+    runner = CliRunner()
+    enc = runner.invoke(cli, ["encode", str(tmp_path), str(tmp_path / "s.zarr"), "-c", str(rec)])
+    assert enc.exit_code == 0
+    outs = {}
+    for name, extra in (("auto", []), ("three", ["--steps", "3"]), ("one", ["--steps", "1"])):
+        r = runner.invoke(cli, ["decode", str(tmp_path / "s.zarr"), str(tmp_path / name), "-c", str(rec),
+                                *extra])
+        assert r.exit_code == 0, r.output
+        outs[name] = sf.read(tmp_path / name / "a.wav")[0]
+    np.testing.assert_array_equal(outs["auto"], outs["three"])
+    assert not np.array_equal(outs["auto"], outs["one"])

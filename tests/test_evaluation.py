@@ -199,7 +199,9 @@ def test_cli_report_json(cli_report: tuple[Path, dict, str]) -> None:
     assert report["protocol"]["example_seconds"] == 1.5
     assert set(report["example"]["scale"]) == {"micro", "other"}
     p = report["protocol"]
-    assert (p["chunk_s"], p["overlap_s"], p["steps"], p["seed"], p["max_seconds"]) == (1.0, 0.25, 1, 3, 2.0)
+    got = (p["chunk_s"], p["overlap_s"], p["steps"], p["seed"], p["max_seconds"])
+    assert got == (1.0, 0.25, None, 3, 2.0)
+    assert [c["recommended_steps"] for c in report["checkpoints"]] == [1, 1]  # no card recommendation
     assert p["chunk_samples"]["16000"] == [16000, 4000]
     assert p["gain_distribution"]["kind"] == "choice"
     assert report["data"]["stem_tracks"] == ["track_0", "track_1"]

@@ -29,7 +29,8 @@ from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, loa
 @click.option("--format", "fmt", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
 @click.option("--subtype", default=None, help="Sample format, e.g. PCM_16 (default), PCM_24, FLOAT.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Decode noise seed.")
-@click.option("--steps", type=click.IntRange(1, 64), default=1, show_default=True, help="Consistency steps.")
+@click.option("--steps", type=click.IntRange(1, 64), default=None,
+              help="Consistency decoding steps [default: the model card's recommended_steps, else 1].")
 @click.option("--sample-rate", "sample_rate", default="model", show_default=True,
               help="Rate of the files: model (the model's rate, 16000 Hz for the default model), "
               "source (each track's recorded source rate, resampled with soxr) or a rate in Hz.")
@@ -41,7 +42,7 @@ from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, loa
 @overwrite_option
 @json_option
 def decode_cmd(store: str, outdir: str | None, keys: tuple[str, ...], out: str | None,
-               out_alias: str | None, fmt: str, subtype: str | None, seed: int, steps: int,
+               out_alias: str | None, fmt: str, subtype: str | None, seed: int, steps: int | None,
                sample_rate: str, window_s: float | None, batch_size: int | None,
                checkpoint: str | None, device: str, force: bool, overwrite: bool,
                as_json: bool) -> None:

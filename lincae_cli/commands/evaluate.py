@@ -30,7 +30,9 @@ _DEFAULTS = EvalConfig()
 @click.option("--chunk-s", type=float, default=_DEFAULTS.chunk_s, show_default=True, help="Chunk length.")
 @click.option("--overlap-s", type=float, default=_DEFAULTS.overlap_s, show_default=True,
               help="Overlap of consecutive chunks (linear cross-fade).")
-@click.option("--steps", type=int, default=_DEFAULTS.steps, show_default=True, help="Decoding steps.")
+@click.option("--steps", type=click.IntRange(1, 64), default=None,
+              help="Decoding steps [default: each checkpoint's recommended_steps, else 1; the paper "
+              "uses 1].")
 @click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True,
               help="Seed of the decode noise and of the homogeneity gains.")
 @click.option("--gain-dist", default=_DEFAULTS.gain_dist, show_default=True,

@@ -73,7 +73,7 @@ class EvalConfig:
 
     chunk_s: float = 2.0
     overlap_s: float = 0.5
-    steps: int = 1
+    steps: int | None = None  # None: each checkpoint's recommended steps (1 if it has none)
     seed: int = 0
     gain_dist: str = "choice:0.25,0.5,0.75,1.1"
     max_tracks: int | None = None
@@ -87,7 +87,7 @@ class EvalConfig:
                 "Expected chunk_s > 0 and 0 <= overlap_s < chunk_s. "
                 f"Got chunk_s={self.chunk_s}, overlap_s={self.overlap_s} instead."
             )
-        if self.steps < 1 or self.batch_size < 1:
+        if (self.steps is not None and self.steps < 1) or self.batch_size < 1:
             raise ConfigError(
                 f"Expected steps >= 1 and batch_size >= 1. Got {self.steps} and {self.batch_size} instead."
             )

@@ -148,7 +148,7 @@ class InferenceConfig:
     window_s: float = 10.0
     overlap_s: float = 1.0
     batch_size: int = 8
-    steps: int = 1
+    steps: int | None = None  # None: the model's recommended steps (LinCAE.recommended_steps)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -157,8 +157,8 @@ class InferenceConfig:
                 f"Expected window_s > 0 and 0 <= overlap_s < window_s. "
                 f"Got window_s={self.window_s}, overlap_s={self.overlap_s} instead."
             )
-        if self.batch_size < 1 or self.steps < 1:
-            raise ConfigError("Expected batch_size >= 1 and steps >= 1.")
+        if self.batch_size < 1 or (self.steps is not None and self.steps < 1):
+            raise ConfigError("Expected batch_size >= 1 and steps >= 1 (or None).")
 
     @classmethod
     def for_window(cls, window_s: float | None = None, overlap_s: float | None = None,

@@ -125,7 +125,7 @@ class ChunkCodec:
                 f"Expected chunks of at least n_fft = {model.config.n_fft} samples. "
                 f"Got {self.chunk} ({config.chunk_s} s at {self.sample_rate} Hz) instead."
             )
-        self.steps = config.steps
+        self.steps = config.steps or model.recommended_steps
         self.seed = config.seed
         self.batch_size = config.batch_size
         self.device = next(model.parameters()).device

@@ -106,7 +106,8 @@ def _protocol_lines(result: EvalResult) -> list[str]:
     return [
         f"- Chunks: {p['chunk_s']} s with {p['overlap_s']} s overlap ({chunks}), each chunk encoded "
         "on its own, decoded to the chunk length, linear-crossfade overlap-add, trimmed to the track.",
-        f"- Decoding: {p['steps']} step(s), seed {p['seed']}; decode noise {p['decode_noise']}.",
+        f"- Decoding: {p['steps'] or 'each checkpoint' + chr(39) + 's recommended'} step(s) (listed with "
+        f"the checkpoints), seed {p['seed']}; decode noise {p['decode_noise']}.",
         f"- Homogeneity gain per track: {p['gain_distribution']['spec']} (seed {p['gain_seed']}); "
         "each track's gain is in report.json.",
         f"- Table 1 mixture: {p['mixture']}. Table 2 tracks: {p['music_source']}.",
@@ -128,8 +129,9 @@ def markdown_report(
     for m in result.models:
         d = m.describe()
         note = " (untrained)" if d["untrained"] else (f", {d['steps']} training steps" if d["steps"] else "")
+        steps = result.config.steps or d["recommended_steps"]
         lines.append(f"- **{m.name}**: `{d['checkpoint']}`, preset {d['preset']}, {d['sample_rate']} Hz, "
-                     f"model id `{(d['model_id'] or '')[:12]}`{note}")
+                     f"model id `{(d['model_id'] or '')[:12]}`{note}; decoded with {steps} step(s)")
     lines += ["", "## Protocol (arXiv:2510.23530 Sec. 4; docs/evaluation.md)", "", *_protocol_lines(result)]
     if result.skipped:
         lines += ["", "Skipped: " + "; ".join(f"{s['track']} ({s['reason']})" for s in result.skipped)]

@@ -77,6 +77,7 @@ class NamedModel:
             "sample_rate": self.model.config.sample_rate,
             "untrained": bool(card.get("untrained", False)),
             "steps": (card.get("training") or {}).get("steps"),
+            "recommended_steps": self.model.recommended_steps,
             "training": card.get("training"),
         }
 

@@ -163,10 +163,18 @@ class LinCAE(nn.Module):
         model_id: SHA-256 of the weights and config when they were loaded from or saved to a
             checkpoint (``lincae_core.checkpoint``); None for weights that were never saved.
         card: The checkpoint's model card (``{}`` when not loaded from a checkpoint).
+        recommended_steps: The decoding step count the card recommends (measured by
+            ``lincae card``), 1 when it recommends none.
     """
 
     model_id: str | None
     card: dict[str, Any]
+
+    @property
+    def recommended_steps(self) -> int:
+        """Decoding steps recommended by the model card (``recommended_steps``), else 1."""
+        steps = self.card.get("recommended_steps")
+        return int(steps) if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1 else 1
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
