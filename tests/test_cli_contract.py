@@ -163,3 +163,19 @@ def test_one_convention_across_commands(tmp_path: Path, micro_ckpt: str) -> None
         assert "--device" in lincae(cmd, "--help", cwd=tmp_path, ckpt=micro_ckpt).stdout
     rows = json.loads(lincae("ls", "s.zarr", "--json", cwd=tmp_path, ckpt=micro_ckpt).stdout)
     assert rows[0]["status"] == "done"
+
+
+def test_unreadable_inputs_are_named_with_their_reason(tmp_path: Path, micro_ckpt: str) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "notes.mp3").write_text("not audio at all\n")
+    r = lincae("encode", "lib", "s.zarr", cwd=tmp_path, ckpt=micro_ckpt, code=3)
+    assert r.stdout == "s.zarr\n"
+    assert "no readable audio among the inputs; 1 inputs unreadable" in r.stderr
+    assert "nothing to do" not in r.stderr
+    failed = lincae("ls", "s.zarr", "--status", "failed", cwd=tmp_path, ckpt=micro_ckpt).stdout
+    assert "notes.mp3: not a readable audio file" in failed
+    assert "wrong extension or a corrupt file" in failed
+    assert "possibly a pipe" not in failed
+    info = json.loads(lincae("info", "s.zarr", "--json", cwd=tmp_path, ckpt=micro_ckpt).stdout)
+    assert info["failures"][0]["key"] == "notes"
+    assert info["failures"][0]["planning"] is True
