@@ -321,3 +321,16 @@ def test_cli_train_and_errors(corpus: Path, tmp_path: Path) -> None:
         res = runner.invoke(cli, ["train", "--config", str(config), *args])
         assert res.exit_code == 1, (args, res.output)
         assert message in res.output, (args, res.output)
+
+
+def test_cpu_presets_train_with_the_cpu_recipe(tmp_path: Path) -> None:
+    from lincae_core.config import CPU_RECIPE
+    from lincae_core.train.state import resolve_train_config
+
+    tiny = resolve_train_config(None, tmp_path / "a", False, {"preset": "tiny"})
+    assert (tiny.batch_size, tiny.segment_frames, tiny.lr, tiny.channels_last) == (8, 32, 2e-4, True)
+    assert all(getattr(tiny, k) == v for k, v in CPU_RECIPE.items())
+    paper = resolve_train_config(None, tmp_path / "b", False, {})
+    assert (paper.preset, paper.batch_size, paper.segment_frames) == ("paper", 20, 64)
+    mine = resolve_train_config(None, tmp_path / "c", False, {"preset": "small", "batch_size": 4})
+    assert (mine.batch_size, mine.segment_frames) == (4, 32)  # an explicit value wins

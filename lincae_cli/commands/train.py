@@ -14,7 +14,8 @@ from lincae_core import resolve_train_config, train_model
 @click.command("train")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON TrainConfig file.")
-@click.option("--preset", help="Model preset (paper, small, tiny).")
+@click.option("--preset", help="Model preset: paper (the default; GPU-sized), small or tiny (CPU-sized; "
+              "they train with the CPU recipe unless overridden).")
 @click.option("--data", multiple=True, help="Source PATH[:WEIGHT] (folder or .tar shards); repeatable.")
 @click.option("--valid", help="Held-out validation folder.")
 @click.option("--steps", "total_steps", type=int, help="Schedule length K (LR, Delta-t, gain annealing).")

@@ -12,9 +12,11 @@ describes itself; ``from_dict`` rejects unknown keys so that a typo never passes
 from lincae_core.config._base import load_json_config
 from lincae_core.config.evaluation import EvalConfig, GainDistribution
 from lincae_core.config.model import PRESETS, InferenceConfig, ModelConfig, get_preset
-from lincae_core.config.train import TrainConfig
+from lincae_core.config.train import CPU_RECIPE, TrainConfig, preset_defaults
 
 __all__ = [
+    "CPU_RECIPE",
+    "preset_defaults",
     "PRESETS",
     "EvalConfig",
     "GainDistribution",

@@ -10,7 +10,7 @@ from lincae_core.config._base import from_dict
 from lincae_core.config.model import ModelConfig, get_preset
 from lincae_core.errors import ConfigError
 
-__all__ = ["TrainConfig"]
+__all__ = ["CPU_RECIPE", "TrainConfig", "preset_defaults"]
 
 
 @dataclass(frozen=True)
@@ -124,3 +124,21 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         """Return a copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+# The CPU recipe: what a new run of a CPU preset (tiny, small) trains with unless told otherwise.
+# The paper's GPU settings (20 crops of 64 STFT frames, no channels_last) cost 8.8 s a step on the
+# project's 2-core machine against 0.39 s for this recipe (docs/training-recipe.md).
+CPU_RECIPE: dict[str, Any] = {
+    "batch_size": 8,
+    "segment_frames": 32,
+    "lr": 2e-4,
+    "channels_last": True,
+    "checkpoint_every": 200,
+    "valid_every": 1000,
+}
+
+
+def preset_defaults(preset: str) -> dict[str, Any]:
+    """The training defaults of a preset: the CPU recipe for ``tiny``/``small``, else the paper's."""
+    return dict(CPU_RECIPE) if preset in ("tiny", "small") else {}

@@ -261,6 +261,11 @@ def train(
         torch.set_num_threads(cfg.threads)
     env, device = setup_distributed(cfg.device)
     mcfg = cfg.model_config()
+    if cfg.preset == "paper" and device.type == "cpu" and env.is_main:
+        log.warning("training the paper preset (44.1 kHz, 58 M parameters, batch %d of %d-frame crops) "
+                    "on CPU: a step took about 108 s at batch 4 on a 2-core machine (docs/presets.md). "
+                    "For a CPU run use --preset tiny or small: they train with the CPU recipe "
+                    "(docs/training-recipe.md).", cfg.batch_size, cfg.segment_frames)
     prepare_run_dir(out, resume, env)
     parts, objective = _build(cfg, mcfg, env, device)
     if resume:

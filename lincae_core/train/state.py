@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from lincae_core.config import TrainConfig, load_json_config
+from lincae_core.config import TrainConfig, load_json_config, preset_defaults
 from lincae_core.errors import CheckpointError, ConfigError
 from lincae_core.publish import atomic_path
 from lincae_core.train.distributed import Distributed
@@ -157,7 +157,11 @@ def prepare_run_dir(out: Path, resume: bool, env: Distributed) -> None:
 def resolve_train_config(
     config_file: str | Path | None, out_dir: str | Path, resume: bool, overrides: dict[str, Any]
 ) -> TrainConfig:
-    """Merge the run's config: saved ``train_config.json`` (on resume) < ``config_file`` < overrides.
+    """Merge the run's config: preset defaults < saved ``train_config.json`` (on resume) <
+    ``config_file`` < overrides.
+
+    A new run of a CPU preset (``tiny``, ``small``) starts from the CPU recipe
+    (:data:`lincae_core.config.CPU_RECIPE`) rather than the paper's GPU settings.
 
     Args:
         config_file: a JSON ``TrainConfig`` file, or None.
@@ -168,11 +172,15 @@ def resolve_train_config(
     Raises:
         ConfigError: an unreadable file, unknown keys or invalid values.
     """
-    merged: dict[str, Any] = {}
+    layers: list[dict[str, Any]] = []
     saved = Path(out_dir) / "train_config.json"
     if resume and saved.is_file():
-        merged.update(load_json_config(saved))
+        layers.append(load_json_config(saved))
     if config_file is not None:
-        merged.update(load_json_config(config_file))
-    merged.update({k: v for k, v in overrides.items() if v is not None})
+        layers.append(load_json_config(config_file))
+    layers.append({k: v for k, v in overrides.items() if v is not None})
+    preset = next((d["preset"] for d in reversed(layers) if d.get("preset")), TrainConfig.preset)
+    merged = preset_defaults(preset) if not (resume and saved.is_file()) else {}
+    for layer in layers:
+        merged.update(layer)
     return TrainConfig.from_dict(merged)
