@@ -76,9 +76,9 @@ def pick_out(*candidates: tuple[str, str | None], required: str | None = None) -
 
 
 class ShardType(click.ParamType):
-    """``i/N``: shard i of N (0-based)."""
+    """``i/N``: shard i of N (0-based), or ``auto`` (from Slurm array or torchrun variables)."""
 
-    name = "i/N"
+    name = "i/N|auto"
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -86,6 +86,10 @@ class ShardType(click.ParamType):
         """Parse ``i/N`` into ``(i, N)``."""
         if isinstance(value, tuple):
             return value
+        if value == "auto":
+            from lincae_core import shard_from_env
+
+            return shard_from_env()
         try:
             i, n = (int(v) for v in str(value).split("/"))
         except ValueError:

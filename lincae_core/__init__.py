@@ -38,6 +38,7 @@ _EXPORTS = {
     "encode_args": "lincae_core.encoding.job",
     "encode_files": "lincae_core.encoding.job",
     "plan_encode": "lincae_core.encoding.job",
+    "shard_from_env": "lincae_core.encoding.job",
     "decode_store": "lincae_core.decoding",
     "decode_to_wav_stream": "lincae_core.decoding",
     "LatentStore": "lincae_core.store",

@@ -369,3 +369,16 @@ def test_plan_only_then_shards_one_by_one(library: Path, model: Any, tmp_path: P
     assert sum(d.failed for d in done) == 1
     assert done[0].partial  # shard 0 reports the planning failures
     assert LatentStore.open(out).is_complete()
+
+
+def test_shard_auto_from_slurm_or_torchrun() -> None:
+    from lincae_core import shard_from_env
+    from lincae_core.errors import ConfigError
+
+    assert shard_from_env({}) == (0, 1)
+    assert shard_from_env({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4"}) == (3, 4)
+    assert shard_from_env({"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "4",
+                           "SLURM_ARRAY_TASK_COUNT": "2", "RANK": "0", "WORLD_SIZE": "8"}) == (1, 2)
+    assert shard_from_env({"RANK": "2", "WORLD_SIZE": "8"}) == (2, 8)
+    with pytest.raises(ConfigError, match="RANK"):
+        shard_from_env({"RANK": "8", "WORLD_SIZE": "8"})

@@ -55,7 +55,8 @@ _DEF = InferenceConfig()
 @click.option("--channels-last", is_flag=True,
               help="Channels-last encoder: ~2x faster on CPU, latents within ~1e-4 of inference.encode.")
 @click.option("--shard", type=ShardType(), default="0/1", show_default=True,
-              help="Fill shard i of N (SLURM arrays, torchrun ranks); the store is planned once.")
+              help="Fill shard i of N (0-based), or auto: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT "
+              "or RANK/WORLD_SIZE; the store is planned once.")
 @click.option("--plan-only", is_flag=True, help="Plan the store (for --shard */N) and stop.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (files, hours, store size); write nothing.")
 @checkpoint_option

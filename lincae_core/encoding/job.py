@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,6 +43,7 @@ from lincae_core.store import LatentStore, lineage_entry
 from lincae_core.store.layout import STATUS_DONE, STATUS_FAILED, STATUS_PLANNED
 
 __all__ = [
+    "shard_from_env",
     "encode_args",
     "EncodeProgress",
     "EncodeSettings",
@@ -146,6 +148,32 @@ class EncodeSummary:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         return {**asdict(self), "realtime": self.realtime, "partial": self.partial}
+
+
+def shard_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """``--shard auto``: this process's shard ``(i, N)`` from a Slurm array or ``torchrun``.
+
+    ``SLURM_ARRAY_TASK_ID`` (less ``SLURM_ARRAY_TASK_MIN``) of ``SLURM_ARRAY_TASK_COUNT``, else
+    ``RANK`` of ``WORLD_SIZE``, else ``(0, 1)``.
+
+    Raises:
+        ConfigError: The variables are set but inconsistent.
+    """
+    env = os.environ if env is None else env
+    pairs = (("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"), ("RANK", "WORLD_SIZE"))
+    for index_var, count_var in pairs:
+        if index_var in env and count_var in env:
+            try:
+                first = env.get("SLURM_ARRAY_TASK_MIN", "0") if index_var.startswith("SLURM") else "0"
+                i = int(env[index_var]) - int(first)
+                n = int(env[count_var])
+            except ValueError:
+                raise ConfigError(f"Expected integers in {index_var}/{count_var}. Got "
+                                  f"{env[index_var]!r}/{env[count_var]!r} instead.") from None
+            if not 0 <= i < n:
+                raise ConfigError(f"Expected 0 <= {index_var} < {count_var}. Got {i} of {n} instead.")
+            return i, n
+    return 0, 1
 
 
 def encode_args(library: str, files_from: str | None, extensions: Sequence[str], checkpoint: str | None,
