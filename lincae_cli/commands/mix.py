@@ -12,7 +12,7 @@ from lincae_cli.commands._ops_common import (
     require_complete_option,
     store_out_option,
 )
-from lincae_cli.options import force_option, jobs_option, json_option, overwrite_option
+from lincae_cli.options import force_option, jobs_option, json_option, overwrite_option, scheduler_option
 from lincae_cli.progress import frame_progress
 from lincae_core import mix_stores, operation_warnings
 
@@ -20,30 +20,71 @@ from lincae_core import mix_stores, operation_warnings
 @click.command("mix")
 @click.argument("stores", nargs=-1, required=True, type=click.Path())
 @store_out_option
-@click.option("--gain", "gains", type=float, multiple=True,
-              help="Gain for every input (once) or one per input (repeat).")
-@click.option("--pair", type=click.Choice(["key", "position", "random"]), default="key",
-              show_default=True, help="How tracks of the inputs are paired.")
-@click.option("--seed", type=int, default=None,
-              help="Seed of --pair random (drawn and printed on stderr when not given).")
-@click.option("--count", type=click.IntRange(min=1), default=None,
-              help="Number of random mixes (default: tracks of the first input).")
-@click.option("--gain-range", type=(float, float), default=None,
-              help="Range LO HI of the random gain factors of --pair random [default: 0.5 1.0].")
-@click.option("--length", type=click.Choice(["shortest", "longest", "first"]),
-              default="shortest", show_default=True,
-              help="Output length when paired tracks differ (longest pads with zero latents).")
+@click.option(
+    "--gain",
+    "gains",
+    type=float,
+    multiple=True,
+    help="Gain for every input (once) or one per input (repeat).",
+)
+@click.option(
+    "--pair",
+    type=click.Choice(["key", "position", "random"]),
+    default="key",
+    show_default=True,
+    help="How tracks of the inputs are paired.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed of --pair random (drawn and printed on stderr when not given).",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of random mixes (default: tracks of the first input).",
+)
+@click.option(
+    "--gain-range",
+    type=(float, float),
+    default=None,
+    help="Range LO HI of the random gain factors of --pair random [default: 0.5 1.0].",
+)
+@click.option(
+    "--length",
+    type=click.Choice(["shortest", "longest", "first"]),
+    default="shortest",
+    show_default=True,
+    help="Output length when paired tracks differ (longest pads with zero latents).",
+)
 @missing_option
 @origin_option
 @require_complete_option
 @jobs_option
+@scheduler_option
 @force_option
 @overwrite_option
 @json_option
-def mix_cmd(stores: tuple[str, ...], out: str | None, gains: tuple[float, ...], pair: str,
-            seed: int | None, count: int | None, gain_range: tuple[float, float] | None, length: str,
-            missing: str, origin: str | None, require_complete: bool, jobs: int, force: bool,
-            overwrite: bool, as_json: bool) -> None:
+def mix_cmd(
+    stores: tuple[str, ...],
+    out: str | None,
+    gains: tuple[float, ...],
+    pair: str,
+    seed: int | None,
+    count: int | None,
+    gain_range: tuple[float, float] | None,
+    length: str,
+    missing: str,
+    origin: str | None,
+    require_complete: bool,
+    jobs: int,
+    scheduler: str | None,
+    force: bool,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Write a new store with z <- sum_i g_i z_i over paired tracks of STORES.
 
     --gain once applies to every input; repeated, once per input in order. Each output track's
@@ -52,11 +93,16 @@ def mix_cmd(stores: tuple[str, ...], out: str | None, gains: tuple[float, ...], 
     if len(stores) < 2:
         raise click.UsageError("mix needs at least two input stores")
     if len(gains) not in (0, 1, len(stores)):
-        raise click.UsageError(f"--gain: give it once (every input) or {len(stores)} times (one per "
-                               f"input), not {len(gains)} times")
+        raise click.UsageError(
+            f"--gain: give it once (every input) or {len(stores)} times (one per "
+            f"input), not {len(gains)} times"
+        )
     if pair != "random":
-        given = [o for o, v in (("--seed", seed), ("--count", count), ("--gain-range", gain_range))
-                 if v is not None]
+        given = [
+            o
+            for o, v in (("--seed", seed), ("--count", count), ("--gain-range", gain_range))
+            if v is not None
+        ]
         if given:
             raise click.UsageError(f"{', '.join(given)}: only with --pair random")
     lo, hi = gain_range or ((0.5, 1.0) if pair == "random" else (1.0, 1.0))
@@ -64,9 +110,22 @@ def mix_cmd(stores: tuple[str, ...], out: str | None, gains: tuple[float, ...], 
     warnings = operation_warnings(list(stores), "mix", applied)
     with frame_progress("mix") as progress:
         summary = mix_stores(
-            list(stores), out, list(gains) or None, pair=pair, seed=seed, count=count,
-            gain_range=gain_range, length=length, missing=missing, jobs=jobs, force=force,
-            overwrite=overwrite, progress=progress, require_complete=require_complete, origin=origin,
+            list(stores),
+            out,
+            list(gains) or None,
+            pair=pair,
+            seed=seed,
+            count=count,
+            gain_range=gain_range,
+            length=length,
+            missing=missing,
+            jobs=jobs,
+            scheduler=scheduler,
+            force=force,
+            overwrite=overwrite,
+            progress=progress,
+            require_complete=require_complete,
+            origin=origin,
         )
     echo_warnings(warnings)
     echo_result(summary, as_json)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from lincae_core.errors import LincaeError
+from lincae_core.ops.cluster import parallel_backend
 from lincae_core.ops.plan import OpPlan
 from lincae_core.publish import publish_dir, temp_sibling
 from lincae_core.store import LatentArray, LatentStore
@@ -182,8 +183,16 @@ def _units(total: int, chunk_frames: int, max_block_frames: int, n_jobs: int) ->
 
 def _execute(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str], total: int,
              chunk_frames: int, jobs: int, max_block_frames: int,
-             progress: Callable[[int], None] | None, origin: np.ndarray | None = None) -> None:
-    n_jobs = joblib.effective_n_jobs(jobs)
+             progress: Callable[[int], None] | None, origin: np.ndarray | None = None,
+             scheduler: str | None = None) -> None:
+    with parallel_backend(jobs, scheduler) as n_jobs:
+        _run_units(plan, offs, out_path, in_paths, total, chunk_frames, n_jobs, max_block_frames,
+                   progress, origin)
+
+
+def _run_units(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str], total: int,
+               chunk_frames: int, n_jobs: int, max_block_frames: int,
+               progress: Callable[[int], None] | None, origin: np.ndarray | None) -> None:
     units = _units(total, chunk_frames, max_block_frames, n_jobs)
 
     def task(blocks: list[tuple[int, int]]) -> tuple[Any, ...]:
@@ -197,7 +206,7 @@ def _execute(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str],
     if n_jobs == 1:
         results: Any = (run_unit(*task(u)) for u in units)
     else:
-        par = joblib.Parallel(n_jobs=jobs, return_as="generator_unordered")
+        par = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
         results = par(joblib.delayed(run_unit)(*task(u)) for u in units)
     for n in results:
         if progress is not None:
@@ -242,7 +251,8 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
              args: dict[str, Any], dtype: str | None = None, jobs: int = 1,
              overwrite: bool = False, progress: Callable[[int], None] | None = None,
              max_block_frames: int = DEFAULT_MAX_BLOCK_FRAMES,
-             require_complete: bool = False, origin: str = "linear") -> dict[str, Any]:
+             require_complete: bool = False, origin: str = "linear",
+             scheduler: str | None = None) -> dict[str, Any]:
     """Write the output store of ``plan`` at ``out`` and return a JSON-ready summary.
 
     The output copies model, geometry, channels and encoding from ``inputs[0]`` and records a
@@ -251,6 +261,7 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
     inputs that are still planned or failed are left out and counted in the summary
     (``left_out``); ``require_complete`` refuses such inputs instead. ``origin="affine"`` adds
     ``(1 − Σ g) · Enc(0)`` with the first input's recorded ``Enc(0)`` (docs/method.md §4.2).
+    ``scheduler`` runs the work units on a Dask cluster (:mod:`lincae_core.ops.cluster`).
     """
     if origin not in ("linear", "affine"):
         raise LincaeError(f"Expected origin 'linear' or 'affine'. Got {origin!r} instead.")
@@ -284,7 +295,7 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
         if frames0 is not None:
             store.write_origin(frames0)
         _execute(plan, offs, str(tmp), [str(s.path) for s in inputs], store.total_frames,
-                 store.chunk_frames, jobs, max_block_frames, progress, enc0)
+                 store.chunk_frames, jobs, max_block_frames, progress, enc0, scheduler)
         store.mark_done(np.arange(store.n_tracks))
         if not publish_dir(tmp, out, overwrite):
             raise LincaeError(f"{out} appeared while it was being written; nothing replaced")

@@ -60,7 +60,7 @@ def _check_gain(name: str, a: float) -> float:
 def gain_store(src: StoreLike, out: str | os.PathLike | None, a: float, *, jobs: int = 1,
                overwrite: bool = False, progress: Progress = None, dtype: str | None = None,
                max_block_frames: int = MAX_BLOCK, require_complete: bool = False,
-               origin: str | None = None) -> dict[str, Any]:
+               origin: str | None = None, scheduler: str | None = None) -> dict[str, Any]:
     """Write ``a * z`` of every done track of ``src`` to a new store ``out`` (homogeneity).
 
     With ``origin="affine"`` the result is ``a * z + (1 - a) * Enc(0)`` (docs/method.md §4.2);
@@ -72,7 +72,9 @@ def gain_store(src: StoreLike, out: str | os.PathLike | None, a: float, *, jobs:
             after it, see :func:`lincae_core.ops.engine.default_output`).
         require_complete: As in :func:`mix_stores`.
         a: Amplitude factor (use :func:`db_to_amplitude` for decibels).
-        jobs: joblib workers (-1: all cores; the active joblib backend is used, e.g. dask).
+        jobs: joblib workers (-1: all cores).
+        scheduler: Run on a Dask cluster instead: its address or scheduler file
+            (:mod:`lincae_core.ops.cluster`); the output is byte-identical.
         overwrite: Replace an existing ``out``.
         progress: Called with the number of frames written after each unit of work.
         dtype: Output dtype (default: the input's).
@@ -87,7 +89,7 @@ def gain_store(src: StoreLike, out: str | os.PathLike | None, a: float, *, jobs:
     return ops_engine.run_plan(plan, [s], out, op="gain", args={"gain": a}, dtype=dtype,
                                jobs=jobs, overwrite=overwrite, progress=progress,
                                max_block_frames=max_block_frames, require_complete=require_complete,
-                               origin=origin or default_origin(s))
+                               origin=origin or default_origin(s), scheduler=scheduler)
 
 
 def mix_stores(
@@ -110,6 +112,7 @@ def mix_stores(
     op: str = "mix",
     require_complete: bool = False,
     origin: str | None = None,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Write ``sum_k g_k z_k`` over paired tracks of ``K`` stores (additivity, Eq. 2).
 
@@ -177,7 +180,8 @@ def mix_stores(
     return ops_engine.run_plan(plan, stores, out, op=op, args=args, dtype=dtype, jobs=jobs,
                                overwrite=overwrite, progress=progress,
                                max_block_frames=max_block_frames, require_complete=require_complete,
-                               origin=origin or default_origin(stores[0]))
+                               origin=origin or default_origin(stores[0]),
+                               scheduler=scheduler)
 
 
 def extract_store(mix_src: StoreLike, minus: Sequence[StoreLike], out: str | os.PathLike | None, *,
@@ -209,7 +213,8 @@ def _keys_record(keys: Sequence[str]) -> dict[str, Any]:
 def select_store(src: StoreLike, out: str | os.PathLike | None, *, keys: Sequence[str] | None = None,
                  start_s: float | None = None, duration_s: float | None = None, jobs: int = 1,
                  overwrite: bool = False, progress: Progress = None,
-                 max_block_frames: int = MAX_BLOCK, require_complete: bool = False) -> dict[str, Any]:
+                 max_block_frames: int = MAX_BLOCK, require_complete: bool = False,
+                 scheduler: str | None = None) -> dict[str, Any]:
     """Write a subset of ``src``: the done tracks in ``keys`` (in that order), cut in time.
 
     Args:
@@ -232,4 +237,5 @@ def select_store(src: StoreLike, out: str | os.PathLike | None, *, keys: Sequenc
             "duration_s": duration_s, "start_frame": plan.info["start_frame"]}
     return ops_engine.run_plan(plan, [s], out, op="select", args=args, jobs=jobs,
                                overwrite=overwrite, progress=progress,
-                               max_block_frames=max_block_frames, require_complete=require_complete)
+                               max_block_frames=max_block_frames, require_complete=require_complete,
+                               scheduler=scheduler)

@@ -1,0 +1,71 @@
+"""The latent operations on a real dask.distributed cluster: byte-identical to --jobs 1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from _latent_stores import make_store
+from click.testing import CliRunner
+
+from lincae_cli.main import cli
+from lincae_core import ops
+
+distributed = pytest.importorskip("distributed", reason="pip install 'lincae[dask]'")
+
+
+def digest(store: Path) -> dict[str, str]:
+    """SHA-256 of every file of a store but its attributes (ids and times differ by design)."""
+    return {str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(store.rglob("*")) if p.is_file() and p.name != "zarr.json"}
+
+
+@pytest.fixture(scope="module")
+def cluster():  # noqa: ANN201
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as c:
+        yield c
+
+
+@pytest.mark.slow
+def test_ops_on_a_local_cluster_match_one_job(tmp_path: Path, cluster) -> None:  # noqa: ANN001
+    tracks = [(f"t{i:03d}", 5 + (i * 37) % 90) for i in range(120)]
+    make_store(tmp_path / "A", tracks, seed=1, chunk_frames=64)
+    make_store(tmp_path / "B", tracks, seed=2, chunk_frames=64)
+    for name, run in (
+        ("gain", lambda out, **kw: ops.gain_store(tmp_path / "A", out, 0.5, max_block_frames=128, **kw)),
+        ("mix", lambda out, **kw: ops.mix_stores([tmp_path / "A", tmp_path / "B"], out, [0.5, 2.0],
+                                                  pair="random", seed=7, max_block_frames=128, **kw)),
+        ("extract", lambda out, **kw: ops.extract_store(tmp_path / "A", [tmp_path / "B"], out,
+                                                        max_block_frames=128, **kw)),
+    ):
+        run(tmp_path / f"{name}-1", jobs=1)
+        run(tmp_path / f"{name}-dask", scheduler=cluster.scheduler_address)
+        assert digest(tmp_path / f"{name}-1") == digest(tmp_path / f"{name}-dask"), name
+    assert len(cluster.workers) == 2  # two worker processes did the work
+
+
+@pytest.mark.slow
+def test_cli_scheduler_from_option_env_and_file(tmp_path: Path, cluster, monkeypatch) -> None:  # noqa: ANN001
+    make_store(tmp_path / "A", [("x", 40), ("y", 70)], seed=1, chunk_frames=16)
+    r = CliRunner().invoke(cli, ["gain", str(tmp_path / "A"), "--gain", "2", "-o", str(tmp_path / "one")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["gain", str(tmp_path / "A"), "--gain", "2", "-o", str(tmp_path / "opt"),
+                                 "--scheduler", cluster.scheduler_address])
+    assert r.exit_code == 0, r.output
+    monkeypatch.setenv("LINCAE_SCHEDULER", cluster.scheduler_address)
+    r = CliRunner().invoke(cli, ["gain", str(tmp_path / "A"), "--gain", "2", "-o", str(tmp_path / "env")])
+    assert r.exit_code == 0, r.output
+    sched = tmp_path / "scheduler.json"
+    sched.write_text(json.dumps({"address": cluster.scheduler_address, "type": "Scheduler"}))
+    monkeypatch.setenv("LINCAE_SCHEDULER", str(sched))
+    r = CliRunner().invoke(cli, ["gain", str(tmp_path / "A"), "--gain", "2", "-o", str(tmp_path / "file")])
+    assert r.exit_code == 0, r.output
+    one = digest(tmp_path / "one")
+    assert one == digest(tmp_path / "opt") == digest(tmp_path / "env") == digest(tmp_path / "file")
+    monkeypatch.setenv("LINCAE_SCHEDULER", "tcp://127.0.0.1:9")
+    r = CliRunner().invoke(cli, ["gain", str(tmp_path / "A"), "--gain", "2", "-o", str(tmp_path / "bad")])
+    assert r.exit_code == 1
+    assert "cannot reach the Dask scheduler" in r.output
