@@ -162,7 +162,7 @@ def create_planned_store(
     tmp = temp_sibling(out, "plan")
     try:
         store = LatentStore.create(tmp, **create_args)
-        store.plan(plan.rows, shards=shards)
+        store.plan(plan.rows, shards=shards, loudness=True)
         for src, reason in plan.failures:
             store.record_failure(src.key, reason, writer="plan")
         if out.exists() and not out.is_dir() and not replace:
