@@ -53,6 +53,8 @@ _EXPORTS = {
     "mix_stores": "lincae_core.ops",
     "extract_store": "lincae_core.ops",
     "select_store": "lincae_core.ops",
+    "pan_store": "lincae_core.ops",
+    "midside_store": "lincae_core.ops",
     "export_shards": "lincae_core.ops.export",
     "stats_store": "lincae_core.ops.stats",
     # training, evaluation, demo
