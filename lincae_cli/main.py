@@ -23,6 +23,8 @@ from lincae_cli.commands.info import info_cmd
 from lincae_cli.commands.ls import ls_cmd
 from lincae_cli.commands.mix import mix_cmd
 from lincae_cli.commands.select import select_cmd
+from lincae_cli.commands.stats import stats_cmd
+from lincae_cli.commands.stereo import midside_cmd, pan_cmd
 from lincae_cli.commands.train import train_cmd
 from lincae_cli.options import EXIT_PARTIAL
 from lincae_core import LincaeError
@@ -121,6 +123,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     )
 
 
-for _command in (encode_cmd, ls_cmd, gain_cmd, mix_cmd, extract_cmd, select_cmd, export_cmd, info_cmd,
+for _command in (encode_cmd, ls_cmd, gain_cmd, mix_cmd, extract_cmd, select_cmd, pan_cmd,
+                 midside_cmd, stats_cmd, export_cmd, info_cmd,
                  demo_cmd, decode_cmd, import_weights_cmd, train_cmd, evaluate_cmd, card_cmd):
     cli.add_command(_with_verbosity(_command))

@@ -55,7 +55,10 @@ _EXPORTS = {
     "extract_store": "lincae_core.ops",
     "select_store": "lincae_core.ops",
     "operation_warnings": "lincae_core.ops.stores",
+    "pan_store": "lincae_core.ops",
+    "midside_store": "lincae_core.ops",
     "export_shards": "lincae_core.ops.export",
+    "stats_store": "lincae_core.ops.stats",
     # training, evaluation, demo
     "train_model": "lincae_core.train.loop:train",  # `train` is the sub-package
     "resolve_train_config": "lincae_core.train.state",

@@ -85,6 +85,8 @@ def list_tracks(path: str | Path, status: str | None = None) -> list[dict[str, A
     ``reason``; a mix store's rows add ``sources`` (store, key and gain of each input). Inputs
     that failed at planning (and so have no row) are listed as failed rows with ``planning``.
     """
+    import numpy as np
+
     from lincae_core.store import LatentStore
     from lincae_core.store.layout import STATUS_NAMES
 
@@ -93,6 +95,7 @@ def list_tracks(path: str | Path, status: str | None = None) -> list[dict[str, A
     ledger = store.ledger()
     reasons = {int(r["index"]): r["reason"] for r in ledger if r.get("index") is not None}
     sources = store.sources()
+    loud = store.loudness()
     rows: list[dict[str, Any]] = []
     for i in range(store.n_tracks):
         name = STATUS_NAMES[int(t["status"][i])]
@@ -102,6 +105,8 @@ def list_tracks(path: str | Path, status: str | None = None) -> list[dict[str, A
                                "frames": int(t["frames"][i]), "status": name}
         if i in reasons:
             row["reason"] = reasons[i]
+        if loud is not None:  # NaN (unmeasured) as null: JSON has no NaN
+            row["loudness_lufs"] = float(loud[i]) if np.isfinite(loud[i]) else None
         if sources is not None:
             row["sources"] = [{"store": s, "key": str(k), "gain": float(g)} for s, k, g in
                               zip(sources["inputs"], sources["key"][i], sources["gain"][i], strict=True)]

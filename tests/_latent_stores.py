@@ -24,18 +24,20 @@ def make_store(
     dtype: str = "float16",
     failed: Sequence[str] = (),
     scale: float = 1.0,
+    loudness: bool = False,
 ) -> tuple[LatentStore, dict[str, np.ndarray]]:
     """Create a store of ``(key, frames)`` tracks filled with seeded random latents.
 
     Returns the store (open ``r+``) and the latents written, by key, in the storage dtype.
-    Tracks named in ``failed`` are marked failed instead of written.
+    Tracks named in ``failed`` are marked failed instead of written; ``loudness`` adds the
+    (unmeasured) per-track loudness array, as an encode does.
     """
     geo = geometry or GEOMETRY
     s = LatentStore.create(path, model_id=model_id, model_config={"name": model_id},
                            geometry=geo, channels=channels, dtype=dtype,
                            chunk_frames=chunk_frames, encoding={"window_s": 10, "overlap_s": 1})
     spf = geo["samples_per_frame"]
-    s.plan([(k, f, max(0, f * spf - 100), 44100, 2) for k, f in tracks])
+    s.plan([(k, f, max(0, f * spf - 100), 44100, 2) for k, f in tracks], loudness=loudness)
     rng = np.random.default_rng(seed)
     zs = {}
     for i, (k, f) in enumerate(tracks):

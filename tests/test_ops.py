@@ -338,3 +338,18 @@ def test_affine_origin_algebra_on_real_stores(tmp_path: Path) -> None:
     with pytest.raises(LincaeError, match="no Enc"):
         ops.gain_store(b, tmp_path / "n", 0.5, origin="affine")
     assert LatentStore.open(tmp_path / "g").lineage[-1]["args"]["origin"] == "affine"
+
+
+def test_affine_origin_goes_through_a_fade(tmp_path: Path) -> None:
+    """With per-frame gains the affine form is a(t)·(z − o) + o: silence stays Enc(0)."""
+    from lincae_core.ops.shape import fade_gains, frame_centres
+
+    a, za = make_store(tmp_path / "A", [("x", 60)], seed=1, dtype="float32")
+    frames = np.random.default_rng(3).standard_normal((4, 2, a.geometry.latent_dim)).astype(np.float32)
+    a.write_origin(frames)
+    o = frames.mean(0)
+    ops.gain_store(a, tmp_path / "f", 1.0, fade_in_s=0.5, origin="affine", max_block_frames=16)
+    got = LatentStore.open(tmp_path / "f").read_track("x")
+    t = a.track("x")
+    g = fade_gains(frame_centres(0, 60, 256, 16000), t.samples / 16000, 0.5, 0.0)[:, None, None]
+    np.testing.assert_allclose(got, g * (za["x"] - o) + o, rtol=1e-5, atol=1e-5)

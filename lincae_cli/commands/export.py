@@ -24,12 +24,15 @@ from lincae_core import export_shards
 @keys_from_option
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default=None,
               help="Dtype of the .npy latents (default: the store's).")
+@click.option("--normalize", is_flag=True,
+              help="Write (z - mean) / std with the store's statistics (run 'lincae stats' first); "
+              "recorded in every sample's JSON.")
 @overwrite_option
 @json_option
 def export_cmd(store: str, pattern_arg: str | None, out: str | None, window_s: float,
                hop_s: float | None, maxcount: int,
-               keys_from: IO[str] | None, dtype: str | None, overwrite: bool,
-               as_json: bool) -> None:
+               keys_from: IO[str] | None, dtype: str | None, normalize: bool,
+               overwrite: bool, as_json: bool) -> None:
     """Write windows of STORE's tracks as .npy [C*D, T] + .json WebDataset shards at PATTERN."""
     pattern = pick_out(("PATTERN", pattern_arg), ("-o/--out", out), required="give PATTERN or -o/--out")
     assert pattern is not None, "pick_out raised"
@@ -40,7 +43,8 @@ def export_cmd(store: str, pattern_arg: str | None, out: str | None, window_s: f
                                "e.g. 'shards/%06d.tar'") from None
     with frame_progress("export", unit="track") as progress:
         summary = export_shards(store, pattern, window_s, hop_s, maxcount, read_keys(keys_from),
-                                dtype=dtype, overwrite=overwrite, progress=progress)
+                                dtype=dtype, overwrite=overwrite, normalize=normalize,
+                                progress=progress)
     if as_json:
         click.echo(json.dumps(summary))
     else:

@@ -164,7 +164,7 @@ def create_planned_store(
     tmp = temp_sibling(out, "plan")
     try:
         store = LatentStore.create(tmp, **create_args)
-        store.plan(plan.rows, shards=shards)
+        store.plan(plan.rows, shards=shards, loudness=True)
         if origin is not None:
             store.write_origin(origin)
         for src, reason in plan.failures:

@@ -8,7 +8,9 @@ Data flow (one process, one shard)::
                                                  +-- per-row latent cross-fade (OverlapAdd)
                                                  +-- write_track + mark_done (main thread only)
 
-Readers decode and resample (soundfile and soxr release the GIL) while the model runs. Each
+Readers decode and resample (soundfile and soxr release the GIL) while the model runs, and
+measure each row's integrated loudness (BS.1770, :mod:`lincae_core.loudness`) from the same
+windows, every sample once, without holding the audio; it is written with the row's status. Each
 reader streams its file window by window through a small bounded queue, so memory is bounded by
 the batch size, the window and the look-ahead, never by a track's length. All store writes
 happen in the main thread, in row order within a block, so two writes never race on a chunk.
@@ -37,6 +39,7 @@ from lincae_core.audio import AudioStream
 from lincae_core.config import ModelConfig
 from lincae_core.encoding.schedule import BlockSchedule
 from lincae_core.errors import AudioError
+from lincae_core.loudness import StreamLoudness
 from lincae_core.nn import transforms
 from lincae_core.nn.model import LinCAE
 from lincae_core.store import LatentStore
@@ -78,7 +81,9 @@ def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
 
 
 def read_row(job: RowJob, rate: int, mode: str, q: queue.Queue[Any], stop: threading.Event) -> None:
-    """Stream a row's needed windows into ``q``: ``("win", i, [C, L])`` ..., ``("end", length, error)``.
+    """Stream a row's needed windows into ``q``: ``("win", i, [C, L])`` ..., ``("end", length, error,
+    lufs)``; ``lufs`` is the integrated loudness of the row's audio as encoded (NaN unless the row
+    is read in full).
 
     Any read error is reported once in the ``end`` item; the windows from the failure on are
     zeros, so the batches they are part of have the same content in every run.
@@ -92,6 +97,7 @@ def read_row(job: RowJob, rate: int, mode: str, q: queue.Queue[Any], stop: threa
     except Exception as exc:  # soundfile raises more than AudioError on garbage
         error = _reason(job.path, exc)
     last = len(job.spans) - 1 if job.full else max(i for i, n in enumerate(job.needed) if n)
+    meter = _Meter(rate, channels, job.samples) if job.full else None
     try:
         for i, (a, b) in enumerate(job.spans[: last + 1]):
             x = None
@@ -100,6 +106,8 @@ def read_row(job: RowJob, rate: int, mode: str, q: queue.Queue[Any], stop: threa
                     x = np.ascontiguousarray(stream.read(a, b), dtype=np.float32)
                 except Exception as exc:
                     error = _reason(job.path, exc)
+            if meter is not None and x is not None:
+                meter.feed(a, x)
             if job.needed[i]:
                 _put(q, ("win", i, x if x is not None else np.zeros((channels, b - a), np.float32)), stop)
         if stream is not None and error is None and job.full:
@@ -110,7 +118,24 @@ def read_row(job: RowJob, rate: int, mode: str, q: queue.Queue[Any], stop: threa
     finally:
         if stream is not None:
             stream.close()
-    _put(q, ("end", length, error), stop)
+    _put(q, ("end", length, error, meter.lufs() if meter is not None else float("nan")), stop)
+
+
+class _Meter:
+    """Loudness of a row from its overlapping windows: each sample below ``samples`` fed once."""
+
+    def __init__(self, rate: int, channels: int, samples: int) -> None:
+        self.meter, self.samples, self.pos = StreamLoudness(rate, channels), samples, 0
+
+    def feed(self, a: int, x: np.ndarray) -> None:
+        start, stop = max(self.pos, a), min(a + x.shape[-1], self.samples)
+        if a <= self.pos and stop > start:
+            self.meter.feed(x[:, start - a : stop - a])
+            self.pos = stop
+
+    def lufs(self) -> float:
+        """Integrated loudness, NaN unless every sample was fed (see :mod:`lincae_core.loudness`)."""
+        return self.meter.integrated() if self.pos == self.samples else float("nan")
 
 
 def _reason(path: Path, exc: Exception) -> str:
@@ -200,7 +225,8 @@ class Runner:
         self.states: dict[int, _RowState] = {}
         self.data: dict[int, np.ndarray] = {}
         self.fill: dict[int, int] = {}
-        self.ends: dict[int, tuple[int | None, str | None]] = {}
+        self.ends: dict[int, tuple[int | None, str | None, float]] = {}
+        self.loudness: dict[int, float] = {}
         self.done: list[int] = []
         self.flushed_at = time.monotonic()
         self.stats = RunStats()
@@ -245,7 +271,7 @@ class Runner:
                     raise RuntimeError(f"reader of {job.path} ended without a result") from None
                 continue
             if item[0] == "end":
-                self._row_end(job.row, item[1], item[2])
+                self._row_end(job.row, item[1], item[2], item[3])
                 return
             _, i, x = item
             for c in range(self.channels):
@@ -286,17 +312,17 @@ class Runner:
         if st.left == 0 and r in self.ends:
             self._finish(r)
 
-    def _row_end(self, r: int, length: int | None, error: str | None) -> None:
+    def _row_end(self, r: int, length: int | None, error: str | None, lufs: float) -> None:
         if not self.pending[r]:
             return
-        self.ends[r] = (length, error)
+        self.ends[r] = (length, error, lufs)
         st = self.states.get(r)
         if st is not None and st.left == 0:
             self._finish(r)
 
     def _finish(self, r: int) -> None:
         st = self.states.pop(r)
-        length, error = self.ends.pop(r)
+        length, error, lufs = self.ends.pop(r)
         samples = int(self.table["samples"][r])
         if error is None and length != samples:
             error = (f"{self.paths[r]}: decoded {length} samples at {self.cfg.sample_rate} Hz but the "
@@ -309,6 +335,7 @@ class Runner:
             z = st.latents()  # [C, D, Z]
             self.store.write_track(r, np.ascontiguousarray(z.transpose(2, 0, 1)))
             self.done.append(r)
+            self.loudness[r] = lufs
             self.stats.encoded += 1
             if len(self.done) >= _MARK_EVERY or time.monotonic() - self.flushed_at > _MARK_SECONDS:
                 self._flush_done()
@@ -317,6 +344,8 @@ class Runner:
 
     def _flush_done(self) -> None:
         if self.done:
-            self.store.mark_done(sorted(self.done))
+            rows = sorted(self.done)
+            self.store.write_loudness(rows, [self.loudness.pop(r) for r in rows])
+            self.store.mark_done(rows)
             self.done = []
         self.flushed_at = time.monotonic()

@@ -31,6 +31,7 @@ import torch
 from lincae_core.errors import LincaeError
 from lincae_core.ops.cluster import parallel_backend
 from lincae_core.ops.plan import OpPlan
+from lincae_core.ops.shape import FrameShape
 from lincae_core.publish import publish_dir, temp_sibling
 from lincae_core.store import LatentArray, LatentStore
 from lincae_core.store.layout import STATUS_FAILED, STATUS_PLANNED
@@ -50,17 +51,18 @@ def _segments(offs: np.ndarray, frs: np.ndarray, b0: int, b1: int) -> tuple[np.n
     s1 = np.minimum(ends[idx], b1)
     return idx, s0 - offs[idx], s1 - offs[idx], s0 - b0
 
-Request = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Request = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 def _requests(segs: tuple[np.ndarray, ...], src_off: np.ndarray,
               src_fr: np.ndarray) -> Request | None:
-    """What one input contributes to a block: ``(track idx, block pos, input start, stop)``."""
+    """What one input contributes to a block: ``(track idx, block pos, input start, stop, track
+    frame)``, the last being the frame of the output track where the segment starts."""
     idx, l0, l1, pos = segs
     r1 = np.minimum(l1, src_fr[idx])
     ok = r1 > l0
     if not ok.any():
         return None
-    return idx[ok], pos[ok], src_off[idx[ok]] + l0[ok], src_off[idx[ok]] + r1[ok]
+    return idx[ok], pos[ok], src_off[idx[ok]] + l0[ok], src_off[idx[ok]] + r1[ok], l0[ok]
 
 def _fetch(readers: Sequence[LatentArray], reqs: Sequence[Request | None],
            max_read: int) -> list[np.ndarray | None]:
@@ -76,12 +78,22 @@ def _fetch(readers: Sequence[LatentArray], reqs: Sequence[Request | None],
         spans.append(reader.read(lo, hi) if req is not None and hi - lo <= max_read else None)
     return spans
 
+def _shaped(z: torch.Tensor, shape: FrameShape, start: int, samples: int) -> torch.Tensor:
+    """``z[n, C, D]`` through the channel matrix and the per-frame gains (``FrameShape.apply``)."""
+    z = z.float()
+    if shape.matrix is not None:
+        z = torch.einsum("ec,ncd->ned", torch.tensor(shape.matrix, dtype=torch.float32), z)
+    if shape.time_varying:
+        z = z * torch.from_numpy(shape.frame_gains(start, z.shape[0], samples))[:, None, None]
+    return z
+
 def _accumulate(buf: torch.Tensor, reader: LatentArray, req: Request | None,
-                span: np.ndarray | None, gains: np.ndarray) -> None:
-    """Add ``gain * z_k`` of one input into the float32 block buffer ``buf[B, C, D]``."""
+                span: np.ndarray | None, gains: np.ndarray, shape: FrameShape | None = None,
+                samples: np.ndarray | None = None) -> None:
+    """Add ``gain * shape(z_k)`` of one input into the float32 block buffer ``buf[B, C, D]``."""
     if req is None:
         return
-    idx, pos, a, b = req
+    idx, pos, a, b, local = req
     lo = int(a.min())
     for j in range(idx.size):
         n = int(b[j] - a[j])
@@ -89,26 +101,36 @@ def _accumulate(buf: torch.Tensor, reader: LatentArray, req: Request | None,
             z = torch.from_numpy(span[a[j] - lo : a[j] - lo + n])
         else:
             z = torch.from_numpy(reader.read(int(a[j]), int(b[j])))
+        if shape is not None:
+            assert samples is not None, "a shaped plan ships the tracks' samples"
+            z = _shaped(z, shape, int(local[j]), int(samples[idx[j]]))
         # float16 in, float32 arithmetic (torch casts with SIMD, ~20x numpy's float16 casts)
         buf[pos[j] : pos[j] + n].add_(z, alpha=float(gains[idx[j]]))
 
 def _add_origin(buf: torch.Tensor, segs: tuple[np.ndarray, ...], src_frames: np.ndarray,
-                gains: np.ndarray, origin: np.ndarray) -> None:
-    """Add ``(1 − Σ_k g_k) · Enc(0)`` to every output frame (the affine form of the operation).
+                gains: np.ndarray, origin: np.ndarray, shape: FrameShape | None = None,
+                samples: np.ndarray | None = None) -> None:
+    """Add ``o − Σ_k g_k · shape(o)`` to every output frame, ``o = Enc(0)`` (the affine form).
 
     For an affine encoder, Enc(Σ g_k x_k) = Σ g_k Enc(x_k) + (1 − Σ g_k) Enc(0) (docs/method.md
-    §4.2). A frame beyond an input's length is that input's silence, whose latent is Enc(0): the
-    sum then runs over the inputs that cover the frame only.
+    §4.2); with a shape (per-frame gains, a channel matrix) the origin goes through the same shape
+    as the inputs. A frame beyond an input's length is that input's silence, whose latent is
+    Enc(0): the sum then runs over the inputs that cover the frame only.
     """
     o = torch.from_numpy(origin)  # [C, D]
     idx, l0, l1, pos = segs
     for j in range(idx.size):
         n = int(l1[j] - l0[j])
-        coef = np.ones(n, np.float32)
+        base = o.expand(n, *o.shape)
+        if shape is None or samples is None:
+            shaped = base
+        else:
+            shaped = _shaped(base, shape, int(l0[j]), int(samples[idx[j]]))
+        coef = np.zeros(n, np.float32)
         for k in range(src_frames.shape[0]):
             m = int(np.clip(src_frames[k, idx[j]] - l0[j], 0, n))
-            coef[:m] -= np.float32(gains[k, idx[j]])
-        buf[pos[j] : pos[j] + n].add_(torch.from_numpy(coef)[:, None, None] * o)
+            coef[:m] += np.float32(gains[k, idx[j]])
+        buf[pos[j] : pos[j] + n].add_(base - torch.from_numpy(coef)[:, None, None] * shaped)
 
 
 @contextlib.contextmanager
@@ -123,7 +145,8 @@ def _torch_threads(n: int) -> Iterator[None]:
 
 def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.ndarray,
              src_offset: np.ndarray, src_frames: np.ndarray, gains: np.ndarray,
-             blocks: Sequence[tuple[int, int]], max_read: int, origin: np.ndarray | None = None) -> int:
+             blocks: Sequence[tuple[int, int]], max_read: int, shape: FrameShape | None = None,
+             samples: np.ndarray | None = None, origin: np.ndarray | None = None) -> int:
     """Compute and write a run of output blocks; return the number of frames written.
 
     Background threads read the next block and write the previous ones (at most two blocks in
@@ -139,6 +162,8 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
         gains: ``(K, N)`` gain of each input for each output track.
         blocks: Chunk-aligned output frame ranges ``[b0, b1)``.
         max_read: Largest number of frames read from an input at once.
+        shape: Per-frame gains / channel matrix applied to every input (None: plain sums).
+        samples: ``(N,)`` exact lengths of the output tracks (fade-outs end there).
         origin: ``Enc(0)`` ``[C, D]`` for the affine form (None: the linear form).
     """
     out = LatentArray.open(out_path, "r+")
@@ -160,9 +185,10 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
             n = b1 - b0
             buf[:n].zero_()
             for k, reader in enumerate(readers):
-                _accumulate(buf[:n], reader, reqs[i][k], spans[k], gains[k])
+                _accumulate(buf[:n], reader, reqs[i][k], spans[k], gains[k], shape, samples)
             if origin is not None:
-                _add_origin(buf[:n], _segments(offs, frs, b0, b1), src_frames, gains, origin)
+                _add_origin(buf[:n], _segments(offs, frs, b0, b1), src_frames, gains, origin, shape,
+                            samples)
             lo, hi = torch.aminmax(buf[:n])
             if not (-limit <= float(lo) and float(hi) <= limit):  # also catches NaN
                 raise LincaeError(f"{out_path}: result overflows {out.dtype} (|z| > {limit:g});"
@@ -201,7 +227,8 @@ def _run_units(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str
         i1 = int(np.searchsorted(offs, blocks[-1][1], side="left"))
         sl = slice(i0, i1)
         return (out_path, in_paths, offs[sl], plan.frames[sl], plan.src_offset[:, sl],
-                plan.src_frames[:, sl], plan.gains[:, sl], blocks, max_block_frames, origin)
+                plan.src_frames[:, sl], plan.gains[:, sl], blocks, max_block_frames, plan.shape,
+                plan.samples[sl], origin)
 
     if n_jobs == 1:
         results: Any = (run_unit(*task(u)) for u in units)

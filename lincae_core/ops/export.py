@@ -28,7 +28,7 @@ from lincae_core.publish import publish_file
 from lincae_core.store import LatentStore
 from lincae_core.store.layout import STATUS_DONE
 
-__all__ = ["export_shards", "sample_key", "window_starts"]
+__all__ = ["export_shards", "normalization", "sample_key", "window_starts"]
 
 
 def sample_key(key: str, start_frame: int) -> str:
@@ -53,13 +53,32 @@ def window_starts(frames: int, window: int, hop: int) -> list[int]:
     return starts
 
 
+def normalization(store: LatentStore) -> dict[str, Any]:
+    """The ``normalization`` record of ``export --normalize``: ``(z - mean) / std`` per channel
+    and dimension, from the store's ``stats`` attribute (``lincae stats``).
+
+    Raises:
+        LincaeError: The store has no statistics yet.
+    """
+    st = store.stats
+    if st is None:
+        raise LincaeError(f"{store.path} has no latent statistics; run 'lincae stats {store.path}' "
+                          "first (or export without --normalize)")
+    return {"method": "standardize", "formula": "(z - mean) / std", "stats_version": st["version"],
+            "count_frames": st["count_frames"], "mean": st["mean"], "std": st["std"]}
+
+
 def _window_sample(store: LatentStore, row: int, start: int, window: int,
-                   dtype: np.dtype) -> dict[str, Any]:
+                   dtype: np.dtype, norm: dict[str, Any] | None = None) -> dict[str, Any]:
     t = store.track(row)
     geo = store.geometry
     stop = min(start + window, t.frames)
     z = np.zeros((window, store.channels, geo.latent_dim), dtype=dtype)  # [T, C, D]
-    z[: stop - start] = store.read_track(row, start, stop)
+    real = store.read_track(row, start, stop)
+    if norm is not None:  # padding frames stay 0 (padding_mask says which)
+        mean, std = (np.asarray(norm[k], np.float64) for k in ("mean", "std"))
+        real = (real.astype(np.float64) - mean) / np.where(std > 0, std, 1.0)
+    z[: stop - start] = real
     latent = np.ascontiguousarray(z.reshape(window, -1).T)  # [C*D, T]
     buf = io.BytesIO()
     np.save(buf, latent, allow_pickle=False)
@@ -70,6 +89,7 @@ def _window_sample(store: LatentStore, row: int, start: int, window: int,
         "model_id": store.model_id, "store_id": store.store_id,
         "sample_rate": geo.sample_rate, "samples_per_frame": geo.samples_per_frame,
         "latent_dim": geo.latent_dim, "channels": store.channels, "layout": "[C*D, T]",
+        **({"normalization": norm} if norm is not None else {}),
     }
     return {"__key__": sample_key(t.key, start), "latent.npy": buf.getvalue(),
             "json": json.dumps(meta).encode("utf-8")}
@@ -145,7 +165,7 @@ class _PartialShards:
 def export_shards(store: LatentStore | str | os.PathLike, pattern: str, window_s: float,
                   hop_s: float | None = None, maxcount: int = 10000,
                   keys: Sequence[str] | None = None, *, dtype: str | None = None,
-                  overwrite: bool = False,
+                  overwrite: bool = False, normalize: bool = False,
                   progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Write windows of every done track (or of ``keys``) as WebDataset shards.
 
@@ -158,6 +178,8 @@ def export_shards(store: LatentStore | str | os.PathLike, pattern: str, window_s
         keys: Tracks to export (default: every done track).
         dtype: Dtype of the ``.npy`` latents (default: the store's).
         overwrite: Replace existing shards.
+        normalize: Write ``(z - mean) / std`` with the store's ``stats`` (``lincae stats``; a
+            zero std divides by 1), recorded in every sample's JSON under ``normalization``.
         progress: Called with 1 after each track.
 
     Returns:
@@ -172,15 +194,17 @@ def export_shards(store: LatentStore | str | os.PathLike, pattern: str, window_s
     if window < 1 or hop < 1 or maxcount < 1:
         raise ConfigError(f"window/hop/maxcount: expected at least one latent frame "
                           f"({1 / fr:.4f} s) and maxcount >= 1, got {window_s}, {hop_s}, {maxcount}")
+    norm = normalization(s) if normalize else None
     _check_pattern(pattern, overwrite)
     out_dtype = np.dtype(dtype or s.dtype)
     n = 0
     with _PartialShards(pattern, maxcount) as writer:
         for row in _rows(s, keys):
             for start in window_starts(s.track(row).frames, window, hop):
-                writer.write(_window_sample(s, row, start, window, out_dtype))
+                writer.write(_window_sample(s, row, start, window, out_dtype, norm))
                 n += 1
             if progress is not None:
                 progress(1)
     shards = writer.shards
-    return {"shards": shards, "samples": n, "window_frames": window, "hop_frames": hop}
+    return {"shards": shards, "samples": n, "window_frames": window, "hop_frames": hop,
+            "normalized": normalize}

@@ -16,6 +16,7 @@ from typing import Any
 
 from lincae_core.errors import ConfigError
 from lincae_core.ops import engine as ops_engine
+from lincae_core.ops.edits import Envelope, gain_plan
 from lincae_core.ops.plan import plan_mix, plan_select
 from lincae_core.store import LatentStore
 
@@ -57,14 +58,22 @@ def _check_gain(name: str, a: float) -> float:
     return float(a)
 
 
-def gain_store(src: StoreLike, out: str | os.PathLike | None, a: float, *, jobs: int = 1,
+def gain_store(src: StoreLike, out: str | os.PathLike | None, a: float = 1.0, *, jobs: int = 1,
                overwrite: bool = False, progress: Progress = None, dtype: str | None = None,
                max_block_frames: int = MAX_BLOCK, require_complete: bool = False,
-               origin: str | None = None, scheduler: str | None = None) -> dict[str, Any]:
+               origin: str | None = None, scheduler: str | None = None,
+               fade_in_s: float = 0.0, fade_out_s: float = 0.0, envelope: Envelope = None,
+               to_lufs: float | None = None, missing: str = "error") -> dict[str, Any]:
     """Write ``a * z`` of every done track of ``src`` to a new store ``out`` (homogeneity).
 
     With ``origin="affine"`` the result is ``a * z + (1 - a) * Enc(0)`` (docs/method.md §4.2);
     None takes the default of the store's model (:func:`default_origin`).
+    Optionally per track and per frame (see :mod:`lincae_core.ops.edits`, ``docs/editing.md``):
+    ``to_lufs`` multiplies each track by ``10 ** ((to_lufs - L) / 20)`` from its loudness ``L``
+    measured at encode time (a track without one is refused, or dropped with ``missing="skip"``
+    and counted in ``skipped``); ``envelope`` (a ``time_s,gain`` / ``time_s,db`` file, or
+    ``(times, gains)``) and linear fades ``fade_in_s``/``fade_out_s`` multiply every latent
+    frame by the curve at the frame's centre (homogeneity frame by frame: an extrapolation).
 
     Args:
         src: Input store (path or open store).
@@ -85,8 +94,9 @@ def gain_store(src: StoreLike, out: str | os.PathLike | None, a: float, *, jobs:
     """
     s = _open(src)
     a = _check_gain("gain", a)
-    plan = plan_mix([s.table()], [str(s.path)], [a], s.geometry.samples_per_frame)
-    return ops_engine.run_plan(plan, [s], out, op="gain", args={"gain": a}, dtype=dtype,
+    plan, args = gain_plan(s, a, fade_in_s=fade_in_s, fade_out_s=fade_out_s, envelope=envelope,
+                           to_lufs=to_lufs, missing=missing)
+    return ops_engine.run_plan(plan, [s], out, op="gain", args=args, dtype=dtype,
                                jobs=jobs, overwrite=overwrite, progress=progress,
                                max_block_frames=max_block_frames, require_complete=require_complete,
                                origin=origin or default_origin(s), scheduler=scheduler)

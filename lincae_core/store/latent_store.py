@@ -5,6 +5,7 @@ This is the only module that imports zarr. Layout (see ``docs/store-format.md``)
     STORE/zarr.json             group attrs: format, format_version, model, geometry, ...
     STORE/latents               [F, C, D] float16|float32, chunks (chunk_frames, C, D)
     STORE/tracks/{key,offset,frames,samples,source_rate,channels,status}   1-D, one row a track
+    STORE/tracks/loudness_lufs  optional float32 per track (store.annotations)
     STORE/ledger/*.jsonl        failure ledger, one append-only file per writer process
 
 Concurrency: :meth:`LatentStore.plan` gives every shard a chunk-aligned frame region and whole
@@ -33,6 +34,7 @@ from lincae_core.store.array import LatentArray, member, open_group
 from lincae_core.store.layout import TABLE_CHUNK, Geometry, TrackInfo
 from lincae_core.store.ledger import append_ledger, read_ledger
 from lincae_core.store.lineage import lineage_entry, utc_now
+from lincae_core.store.measures import Measures
 
 __all__ = ["Geometry", "LatentArray", "LatentStore", "TrackInfo", "lineage_entry"]
 
@@ -43,7 +45,7 @@ DEFAULT_CHUNK_FRAMES = 4096
 MAX_TABLE_CHUNK = 2**20
 
 
-class LatentStore(StoreAnnotations):
+class LatentStore(StoreAnnotations, Measures):
     """A latent store on the local file system; create with :meth:`create`, open with :meth:`open`."""
 
     def __init__(self, path: Path, group: Any, mode: str) -> None:
@@ -164,12 +166,14 @@ class LatentStore(StoreAnnotations):
     n_tracks = property(lambda self: int(self._table["key"].shape[0]), doc="Rows of the table.")
 
     # ------------------------------------------------------------------------- planning
-    def plan(self, tracks: Sequence[tuple[str, int, int, int, int]], *, shards: int = 1) -> None:
+    def plan(self, tracks: Sequence[tuple[str, int, int, int, int]], *, shards: int = 1,
+             loudness: bool = False) -> None:
         """Fix the layout once: a row per ``(key, frames, samples, source_rate, channels)``.
 
         Tracks are laid out contiguously in the given order; shard ``s`` owns the rows
         :meth:`shard_tracks` returns, in a region that starts on a chunk boundary. Planning an
         already planned store with the same tracks does nothing (so a re-run resumes).
+        ``loudness`` adds the per-track ``tracks/loudness_lufs`` array (NaN until measured).
 
         Raises:
             StoreFormatError: The store is already planned with other tracks, or bad rows.
@@ -185,6 +189,8 @@ class LatentStore(StoreAnnotations):
         table["offset"] = lay.offsets
         sl.validate_table(table, lay.total_frames, self._geometry, str(self.path))
         _write_table(self._group, table, lay.status_chunk)
+        if loudness:
+            self._create_loudness(len(table["key"]), lay.status_chunk)
         self._latents.resize(lay.total_frames)
         self._set_attr("layout", {"shards": lay.shards, "tracks_per_shard": lay.tracks_per_shard})
         self._table, self._index = table, None

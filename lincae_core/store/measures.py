@@ -1,0 +1,87 @@
+"""Optional per-store measures: per-track loudness and latent statistics (a mixin of
+:class:`~lincae_core.store.latent_store.LatentStore`; see ``docs/store-format.md``).
+
+- ``tracks/loudness_lufs`` (float32, one value a track, NaN when unmeasured): integrated loudness
+  (ITU-R BS.1770) of the audio as encoded, written by ``encode``. Chunked like ``tracks/status``,
+  so shard processes never write the same chunk. Stores without the array stay readable.
+- attribute ``stats``: per-dimension mean and std of the latents (``lincae stats``), versioned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lincae_core.errors import StoreFormatError
+
+LOUDNESS = "tracks/loudness_lufs"
+STATS_VERSION = 1
+
+
+def validate_stats(stats: Any, channels: int, dim: int, path: str) -> dict[str, Any]:
+    """Check a ``stats`` attribute: version, counts and ``mean``/``std`` of shape ``[C][D]``."""
+    if not isinstance(stats, dict) or stats.get("version") != STATS_VERSION:
+        raise StoreFormatError(f"{path}: stats: expected a dict with version {STATS_VERSION}, "
+                               f"got {stats.get('version') if isinstance(stats, dict) else stats!r}")
+    for name in ("mean", "std"):
+        arr = np.asarray(stats.get(name), dtype=np.float64)
+        if arr.shape != (channels, dim) or not np.isfinite(arr).all():
+            raise StoreFormatError(f"{path}: stats.{name}: expected finite [{channels}][{dim}] "
+                                   f"values, got shape {arr.shape}")
+    return stats
+
+
+class Measures:
+    """Mixin: the optional loudness array and ``stats`` attribute of a store."""
+
+    _group: Any
+    path: Any
+
+    def _create_loudness(self, n: int, chunk: int) -> None:
+        arr = self._group.create_array(LOUDNESS, shape=(n,), chunks=(max(1, min(chunk, n)),),
+                                       dtype="float32", overwrite=True, compressors=None,
+                                       fill_value=float("nan"))
+        if n:
+            arr[:] = np.full(n, np.nan, np.float32)
+
+    def loudness(self) -> np.ndarray | None:
+        """Per-track integrated loudness in LUFS (float32, NaN: unmeasured), or None if absent."""
+        try:
+            arr = self._group[LOUDNESS]
+        except KeyError:
+            return None
+        out = np.asarray(arr[:], dtype=np.float32)
+        if out.shape != (self.n_tracks,):  # type: ignore[attr-defined]
+            raise StoreFormatError(f"{self.path}: {LOUDNESS}: expected shape ({self.n_tracks},), "  # type: ignore[attr-defined]
+                                   f"got {out.shape}")
+        return out
+
+    def write_loudness(self, index: Sequence[int] | np.ndarray, lufs: Sequence[float] | np.ndarray) -> None:
+        """Record the loudness of rows ``index`` (call before :meth:`mark_done`, from the shard's writer)."""
+        self._require_writable()  # type: ignore[attr-defined]
+        idx = np.asarray(index, dtype=np.int64)
+        if idx.size == 0:
+            return
+        try:
+            arr = self._group[LOUDNESS]
+        except KeyError:  # a store planned before the array existed: nothing to annotate
+            return
+        arr[idx] = np.asarray(lufs, dtype=np.float32)
+
+    @property
+    def stats(self) -> dict[str, Any] | None:
+        """The ``stats`` attribute (``lincae stats``), validated, or None."""
+        s = self.attrs.get("stats")  # type: ignore[attr-defined]
+        if s is None:
+            return None
+        geo = self.geometry  # type: ignore[attr-defined]
+        return validate_stats(s, self.channels, geo.latent_dim, str(self.path))  # type: ignore[attr-defined]
+
+    def set_stats(self, stats: dict[str, Any]) -> None:
+        """Store the ``stats`` attribute (validated first)."""
+        self._require_writable()  # type: ignore[attr-defined]
+        geo = self.geometry  # type: ignore[attr-defined]
+        validate_stats(stats, self.channels, geo.latent_dim, str(self.path))  # type: ignore[attr-defined]
+        self._set_attr("stats", stats)  # type: ignore[attr-defined]
