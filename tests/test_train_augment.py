@@ -155,8 +155,8 @@ def test_switches_give_ablations_and_baseline() -> None:
     assert base_cfg.use_mixit
     assert not _cfg().use_mixit
     base = augment.augment_batch(x, base_cfg, 0, _gen(5))
-    assert torch.equal(base.a, torch.ones(4))
-    assert base.x_aug.shape == (4, 100)
+    assert torch.equal(base.a, torch.ones(8))
+    assert base.x_aug.shape == (8, 100)  # + B encoded convex mixtures (the official baseline)
     assert not torch.equal(base.x, x)  # mixit changed some items (p = 0.5, seeded)
 
 
@@ -166,3 +166,26 @@ def test_mixit_averages_with_a_permuted_partner() -> None:
     y = augment.mixit(x, _gen(), prob=1.0)
     for row in y:
         assert any(torch.allclose(row, 0.5 * (x[i] + x[j])) for i in range(6) for j in range(6))
+
+
+def test_official_baseline_appends_encoded_mixtures() -> None:
+    """The baseline (no additivity, no homogeneity) sees 2B items: B crops and B convex mixtures
+    w·x_i + (1−w)·x_{i−1}, w ~ U[0.5, 1], that the encoder encodes itself at gain 1."""
+    x = torch.randn(4, 100, generator=torch.Generator().manual_seed(0))
+    base = TrainConfig(preset="tiny", additivity=False, homogeneity=False, mixit_prob=0.0, total_steps=10)
+    assert base.use_baseline_mixtures
+    batch = augment.augment_batch(x, base, 0, torch.Generator().manual_seed(1))
+    assert batch.x_aug.shape == (8, 100)
+    assert batch.encode_aug
+    assert batch.encoder_input.shape == (8, 100)
+    assert batch.w is None  # no latent is mixed: the mixtures are encoded
+    assert torch.equal(batch.a, torch.ones(8))
+    mixes = batch.x_aug[4:]
+    w = (mixes[1] - x[0]) / (x[1] - x[0])  # mix of x_1 with its predecessor x_0
+    assert 0.5 <= float(w.median()) <= 1.0
+    old = base.replace(baseline_mixtures=False)
+    assert augment.augment_batch(x, old, 0, torch.Generator().manual_seed(1)).x_aug.shape == (4, 100)
+    lincae = TrainConfig(preset="tiny", total_steps=10)
+    assert not lincae.use_baseline_mixtures
+    lin_batch = augment.augment_batch(x, lincae, 0, torch.Generator().manual_seed(1))
+    assert lin_batch.encoder_input.shape == (4, 100)

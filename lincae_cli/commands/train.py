@@ -27,6 +27,9 @@ from lincae_core import resolve_train_config, train_model
 @click.option("--homogeneity/--no-homogeneity", default=None, help="Implicit homogeneity (gains).")
 @click.option("--mix-weights", type=click.Choice(["convex", "sum"]), help="Mixture weights (code / paper).")
 @click.option("--anneal/--no-anneal", default=None, help="Anneal the gain range with C(k).")
+@click.option("--baseline-mixtures/--no-baseline-mixtures", default=None,
+              help="Baseline only: append B convex mixtures that the encoder encodes (the official "
+              "Music2Latent configuration; default on for the baseline).")
 @click.option("--end-exp", type=float, help="Delta-t end exponent (2.0 Lin-CAE, 3.0 M2L).")
 @click.option("--seed", type=int, help="Run seed.")
 @click.option("--checkpoint-every", type=int, help="Save state.pt and ema/ every N steps.")

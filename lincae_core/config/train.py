@@ -22,7 +22,9 @@ class TrainConfig:
     ``ModelConfig`` overrides applied on top of the named ``preset``; ``data`` holds
     ``PATH[:WEIGHT]`` source specs. ``warmup_steps=None`` means the paper's ratio, 10k of 800k
     (``total_steps // 80``); ``mixit=None`` turns the Music2Latent mixit augmentation on exactly
-    for the baseline (no additivity and no homogeneity).
+    for the baseline (no additivity and no homogeneity), and ``baseline_mixtures=None`` likewise
+    appends B convex mixtures that the encoder encodes itself (the official ``m2l`` configuration:
+    the baseline sees 2B items per step, like Lin-CAE).
     """
 
     # --- model and data ---
@@ -57,6 +59,7 @@ class TrainConfig:
     gain_prob: float = 0.8
     mixit: bool | None = None
     mixit_prob: float = 0.5
+    baseline_mixtures: bool | None = None
     # --- run control ---
     seed: int = 0
     checkpoint_every: int = 1000
@@ -96,6 +99,16 @@ class TrainConfig:
     def warmup(self) -> int:
         """Warm-up steps: the explicit value, or the paper's 10k-of-800k ratio."""
         return self.total_steps // 80 if self.warmup_steps is None else self.warmup_steps
+
+    @property
+    def use_baseline_mixtures(self) -> bool:
+        """Whether B convex mixtures are appended and encoded as they are (the official Music2Latent
+        baseline, method.md §3.1; auto: only for the baseline, which has no additivity)."""
+        if self.additivity:
+            return False
+        if self.baseline_mixtures is None:
+            return not self.homogeneity
+        return self.baseline_mixtures
 
     @property
     def use_mixit(self) -> bool:

@@ -166,6 +166,8 @@ class AugmentedBatch:
         a: gains ``[N]`` (ones without homogeneity).
         w: mixture weights of item i ``[B]`` (None without additivity).
         w_prev: mixture weights of item i−1 ``[B]`` (None without additivity).
+        encode_aug: the encoder sees ``x_aug`` itself, mixtures included, and no latent is mixed
+            (the official Music2Latent baseline, ``baseline_mixtures``).
     """
 
     x: torch.Tensor
@@ -173,6 +175,12 @@ class AugmentedBatch:
     a: torch.Tensor
     w: torch.Tensor | None = None
     w_prev: torch.Tensor | None = None
+    encode_aug: bool = False
+
+    @property
+    def encoder_input(self) -> torch.Tensor:
+        """What the encoder sees: ``x`` (Lin-CAE: mixture latents are mixed) or ``x_aug``."""
+        return self.x_aug if self.encode_aug else self.x
 
     @property
     def target(self) -> torch.Tensor:
@@ -201,13 +209,17 @@ def augment_batch(
     if cfg.additivity:
         w, w_prev = mixture_weights(x.shape[0], generator, cfg.mix_weights)
         x_aug = torch.cat([x, mix_pairs(x, w, w_prev)], dim=0)  # (2B, T)
+    elif cfg.use_baseline_mixtures:  # official m2l: B convex mixtures, encoded as they are
+        bw, bw_prev = mixture_weights(x.shape[0], generator, "convex")
+        x_aug = torch.cat([x, mix_pairs(x, bw, bw_prev)], dim=0)  # (2B, T)
     if cfg.homogeneity:
         a_min, a_max = gain_range(step, cfg.total_steps, cfg.anneal)
         a = sample_gains(x_aug.shape[0], a_min, a_max, generator, cfg.gain_prob)
         a = cap_gains(a, x_aug.cpu())
     else:
         a = torch.ones(x_aug.shape[0])
-    return AugmentedBatch(x=x, x_aug=x_aug, a=a.to(x.device), w=w, w_prev=w_prev)
+    return AugmentedBatch(x=x, x_aug=x_aug, a=a.to(x.device), w=w, w_prev=w_prev,
+                          encode_aug=not cfg.additivity and cfg.use_baseline_mixtures)
 
 
 def conditioning_latents(z: torch.Tensor, batch: AugmentedBatch) -> torch.Tensor:

@@ -110,7 +110,9 @@ class ConsistencyObjective(nn.Module):
             eps: the shared noise ``[N, 2, F, M]``.
         """
         m = self.model
-        z = m.encoder(to_representation(batch.x, m.config))  # (B, D, Z); mixtures not encoded
+        # (B, D, Z): Lin-CAE encodes the sources only and mixes their latents; the official
+        # baseline encodes its appended mixtures as well (2B, D, Z)
+        z = m.encoder(to_representation(batch.encoder_input, m.config))
         pyramid = m.decoder(conditioning_latents(z, batch))  # once, shared by student and teacher
         student = m.denoise(target + sigma2.reshape(-1, 1, 1, 1) * eps, sigma2, pyramid)
         with torch.no_grad():
