@@ -30,10 +30,14 @@ def demo_cmd(workdir: str, tracks: int, seconds: float, checkpoint: str | None, 
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"{'comparison':56s} {'SNR dB':>8s} {'SI-SDR dB':>10s} {'MSS':>7s}")
+    click.echo(f"decoded with {result['decode_steps']} step(s); 'ceiling' is the model on the reference "
+               "itself, Dec(Enc(ref)) vs ref: no latent edit can do better")
+    click.echo(f"{'comparison':56s} {'SNR dB':>8s} {'SI-SDR dB':>10s} {'MSS':>7s} {'ceiling MSS':>12s}")
     for row, m in result["metrics"].items():
-        click.echo(f"{row:56s} {m['snr_db']:8.2f} {m['si_sdr_db']:10.2f} {m['mss']:7.3f}")
+        ceiling = f"{m['ceiling_mss']:12.3f}" if "ceiling_mss" in m else f"{'-':>12s}"
+        click.echo(f"{row:56s} {m['snr_db']:8.2f} {m['si_sdr_db']:10.2f} {m['mss']:7.3f} {ceiling}")
     click.echo(f"latent ops took {result['latent_ops_s']:.2f} s; encoding took {result['encode_s']:.1f} s; "
-               f"decoded audio in {result['workdir']}/decoded")
+               f"decoded audio in {result['workdir']}/decoded; side by side in {result['compare_dir']}; "
+               f"spectrograms: {result['spectrograms']}")
     if result["untrained"]:
         click.echo("note: no trained default model ships yet; this ran on a freshly initialised model.")
