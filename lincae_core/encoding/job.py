@@ -19,10 +19,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,13 @@ from lincae_core.discovery import Source, sources_fingerprint
 from lincae_core.encoding.plan import EncodePlan, build_plan, create_planned_store
 from lincae_core.encoding.run import Runner, RunStats, forward_segments
 from lincae_core.encoding.schedule import BLOCK_TRACKS, BlockSchedule, block_schedule, blocks_of
-from lincae_core.errors import ConfigError, StoreFormatError, StoreMismatchError
+from lincae_core.encoding.settings import (
+    EncodeProgress,
+    EncodeSettings,
+    EncodeSummary,
+    shard_from_env,
+)
+from lincae_core.errors import StoreFormatError, StoreMismatchError
 from lincae_core.inference import encode as encode_audio
 from lincae_core.linearity import card_summary
 from lincae_core.nn.model import LinCAE
@@ -53,127 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EncodeSettings:
-    """How to encode (everything but the model and the window, which ``InferenceConfig`` holds).
-
-    Attributes:
-        channels: ``"mono"`` (1 latent channel) or ``"stereo"`` (2).
-        dtype: Storage dtype, ``"float16"`` or ``"float32"``.
-        workers: Audio reader threads (decode + resample, overlapped with the model).
-        shard: This process's shard index, in ``[0, shards)``.
-        shards: Number of shard processes filling the store.
-        overwrite: Replace an existing ``OUT`` made by another model/config/input set.
-        plan_only: Plan the store and stop (then start the shards).
-        amp: float16 autocast of the encoder on CUDA.
-        channels_last: Run the encoder in channels-last memory format: about 2x faster on the
-            CPUs measured here, but the latents differ from ``inference.encode`` by up to ~1e-4
-            (below float16 storage precision; a different convolution algorithm).
-    """
-
-    channels: str = "mono"
-    dtype: str = "float16"
-    workers: int = 2
-    shard: int = 0
-    shards: int = 1
-    overwrite: bool = False
-    plan_only: bool = False
-    amp: bool = True
-    channels_last: bool = False
-
-    def __post_init__(self) -> None:
-        """Validate the settings (``ConfigError`` naming what was expected)."""
-        if self.channels not in ("mono", "stereo"):
-            raise ConfigError(f"Expected channels 'mono' or 'stereo'. Got {self.channels!r} instead.")
-        if self.dtype not in ("float16", "float32"):
-            raise ConfigError(f"Expected dtype 'float16' or 'float32'. Got {self.dtype!r} instead.")
-        if not 0 <= self.shard < self.shards:
-            raise ConfigError(f"Expected shard i/N with 0 <= i < N. Got {self.shard}/{self.shards} instead.")
-        if self.workers < 1:
-            raise ConfigError(f"Expected workers >= 1. Got {self.workers} instead.")
-        if self.overwrite and self.shards > 1 and not self.plan_only:
-            raise ConfigError("overwrite with several shards would let each shard replace the "
-                              "others' work: replace the store once with plan_only, then run shards.")
-
-    @property
-    def latent_channels(self) -> int:
-        """Latent channels C."""
-        return 1 if self.channels == "mono" else 2
-
-
-@dataclass(frozen=True)
-class EncodeProgress:
-    """A progress report: ``phase`` is ``"plan"`` (probing headers) or ``"encode"``."""
-
-    phase: str
-    files_done: int
-    files_total: int
-    seconds_done: float = 0.0
-    seconds_total: float = 0.0
-    elapsed_s: float = 0.0
-
-
-@dataclass
-class EncodeSummary:
-    """What one ``encode_files`` call did (JSON-ready through :meth:`to_dict`)."""
-
-    store: str
-    shard: int
-    shards: int
-    tracks: int = 0
-    encoded: int = 0
-    failed: int = 0
-    skipped: int = 0
-    failed_total: int = 0
-    plan_failures: int = 0
-    pending_elsewhere: int = 0
-    audio_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    planned_here: bool = False
-    nothing_to_do: bool = False
-    failures: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def realtime(self) -> float:
-        """Audio seconds encoded per wall second (x real time)."""
-        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
-
-    @property
-    def partial(self) -> bool:
-        """Whether some inputs of this shard (or, for shard 0, of the plan) failed."""
-        return self.failed_total > 0 or (self.shard == 0 and self.plan_failures > 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return {**asdict(self), "realtime": self.realtime, "partial": self.partial}
-
-
-def shard_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int]:
-    """``--shard auto``: this process's shard ``(i, N)`` from a Slurm array or ``torchrun``.
-
-    ``SLURM_ARRAY_TASK_ID`` (less ``SLURM_ARRAY_TASK_MIN``) of ``SLURM_ARRAY_TASK_COUNT``, else
-    ``RANK`` of ``WORLD_SIZE``, else ``(0, 1)``.
-
-    Raises:
-        ConfigError: The variables are set but inconsistent.
-    """
-    env = os.environ if env is None else env
-    pairs = (("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"), ("RANK", "WORLD_SIZE"))
-    for index_var, count_var in pairs:
-        if index_var in env and count_var in env:
-            try:
-                first = env.get("SLURM_ARRAY_TASK_MIN", "0") if index_var.startswith("SLURM") else "0"
-                i = int(env[index_var]) - int(first)
-                n = int(env[count_var])
-            except ValueError:
-                raise ConfigError(f"Expected integers in {index_var}/{count_var}. Got "
-                                  f"{env[index_var]!r}/{env[count_var]!r} instead.") from None
-            if not 0 <= i < n:
-                raise ConfigError(f"Expected 0 <= {index_var} < {count_var}. Got {i} of {n} instead.")
-            return i, n
-    return 0, 1
 
 
 def encode_args(library: str, files_from: str | None, extensions: Sequence[str], checkpoint: str | None,
