@@ -108,7 +108,8 @@ def test_concat_command_contract(tmp_path: Path) -> None:
     assert LatentStore.open(tmp_path / "p").keys() == ["concat"]
     code, _, err = run("concat", a, "--keys-from", "-", "-o", str(tmp_path / "q"), input="z\n")
     assert code == 1
-    assert "'z'" in err and len(err.strip().splitlines()) == 1
+    assert "'z'" in err
+    assert len(err.strip().splitlines()) == 1
     assert run("concat", a, "--keys-from", "-", "-o", str(tmp_path / "p"), input="x\n")[0] == 1
     assert run("concat", a)[0] == 2
     assert run("concat", a, "--keys-from", str(listing), "--crossfade", "-1")[0] == 2
