@@ -11,6 +11,7 @@ import sys
 import click
 
 from lincae_cli.commands.card import card_cmd
+from lincae_cli.commands.concat import concat_cmd
 from lincae_cli.commands.decode import decode_cmd
 from lincae_cli.commands.demo import demo_cmd
 from lincae_cli.commands.encode import encode_cmd
@@ -123,7 +124,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     )
 
 
-for _command in (encode_cmd, ls_cmd, gain_cmd, mix_cmd, extract_cmd, select_cmd, pan_cmd,
+for _command in (encode_cmd, ls_cmd, gain_cmd, mix_cmd, extract_cmd, concat_cmd, select_cmd, pan_cmd,
                  midside_cmd, stats_cmd, export_cmd, info_cmd,
                  demo_cmd, decode_cmd, import_weights_cmd, train_cmd, evaluate_cmd, card_cmd):
     cli.add_command(_with_verbosity(_command))

@@ -57,6 +57,9 @@ _EXPORTS = {
     "operation_warnings": "lincae_core.ops.stores",
     "pan_store": "lincae_core.ops",
     "midside_store": "lincae_core.ops",
+    "concat_store": "lincae_core.ops",
+    "extract_stems": "lincae_core.ops",
+    "parse_concat_list": "lincae_core.ops.timeline",
     "export_shards": "lincae_core.ops.export",
     "stats_store": "lincae_core.ops.stats",
     # training, evaluation, demo

@@ -60,6 +60,7 @@ PROPERTIES: dict[str, tuple[str, ...]] = {
 }
 OPS: dict[str, tuple[str, ...]] = {
     "gain": ("homogeneity",), "mix": ("additivity",), "extract": ("additivity",),
+    "concat": ("additivity", "homogeneity"),
 }
 USES = {"homogeneity": "latent gain", "additivity": "latent mixing and extraction"}
 SUPPORTED_CARD_VERSIONS = (1,)
@@ -158,7 +159,7 @@ def linearity_warnings(card: Mapping[str, Any], op: str, gains: Sequence[float] 
     Args:
         card: the model's card (``LinCAE.card``, or a checkpoint's ``model_card.json``).
         op: ``"gain"`` (relies on homogeneity), ``"mix"`` (additivity, and homogeneity when a
-            gain is not 1) or ``"extract"`` (additivity).
+            gain is not 1), ``"extract"`` (additivity) or ``"concat"`` (a crossfade: both).
         gains: the gains the operation applies (``gain``: the one gain; ``mix``: one per input).
 
     Returns:

@@ -17,9 +17,22 @@ Loudness normalization reports the decoded loudness error |L(Dec(a z)) - target|
 error of the gain as the decoder realizes it, |L(Dec(a z)) - L(Dec(z)) - 20 log10 a|
 (homogeneity in loudness).
 
-Usage (the table of docs/editing.md)::
+``--only concat`` measures ``lincae concat``: pairs of held-out tracks (track i, then track
+i+1), ``--seconds`` each, joined with a crossfade of S s exactly as the store operation does
+(``ops.shape.ramp_gains`` on the frame grid; the engine is tested equal to it), compared with
+the same crossfade on the audio (``latent`` and ``ceiling`` as above) and with the same crossfade
+on the decoded tracks, ``xfade(Dec(z_a), Dec(z_b))`` (``vs_decoded``: what linearity promises);
+``join_*`` scores the overlap and 0.5 s either side alone.
+
+``--only stems`` measures ``extract --stem`` (plain leave-one-out) against ``--consistent``: SI-SDR
+of each decoded stem estimate against the true stem and against the autoencoded stem Dec(Enc(s)),
+in the linear and the affine form (``lincae_core.evaluation.metrics.si_sdr``).
+
+Usage (the tables of docs/editing.md)::
 
     OMP_NUM_THREADS=1 python scripts/measure_edits.py --tracks 8 --seconds 10 -o edits.json
+    OMP_NUM_THREADS=1 python scripts/measure_edits.py --only concat --tracks 8 --seconds 5 -o concat.json
+    OMP_NUM_THREADS=1 python scripts/measure_edits.py --only stems --tracks 8 --seconds 10 -o stems.json
 """
 
 from __future__ import annotations
@@ -34,9 +47,12 @@ import torch
 
 from lincae_core import decode, encode, load_model
 from lincae_core.audio import load_audio
-from lincae_core.evaluation.metrics import mss_distance, snr
+from lincae_core.encoding.job import encode_origin
+from lincae_core.evaluation.metrics import mss_distance, si_sdr, snr
+from lincae_core.inference import InferenceConfig
 from lincae_core.loudness import integrated_loudness
-from lincae_core.ops.shape import MS_MATRIX, FrameShape, envelope_gains, fade_gains, pan_gains
+from lincae_core.ops.compose import stem_gains
+from lincae_core.ops.shape import MS_MATRIX, FrameShape, envelope_gains, fade_gains, pan_gains, ramp_gains
 
 CORPUS = "/work/main/data/corpus16k/valid"
 Edit = Callable[[np.ndarray], np.ndarray]  # [C, T] audio -> [C, T]
@@ -130,6 +146,90 @@ def _spread(v: list[float]) -> dict[str, float]:
     return {"median": float(np.median(a)), "p90": float(np.percentile(a, 90)), "max": float(a.max())}
 
 
+def xfade(parts: list[np.ndarray], w: int, spf: int, latent: bool) -> np.ndarray:
+    """Overlap-add of ``parts`` by ``w`` frames with linear ramps: latents ``[F, C, D]`` with the
+    store operation's ``ramp_gains``, or audio ``[C, T]`` (each part but the last a whole number
+    of frames) with the same ramps per sample, ``(s + 0.5) / (w * spf)``."""
+    axis, unit = (0, 1) if latent else (-1, spf)
+    n = w * unit
+    out = parts[0].astype(np.float32)
+    for p in parts[1:]:
+        p = p.astype(np.float32)
+        if n:
+            up = (ramp_gains(0, w, w, w, 0) if latent else ((np.arange(n) + 0.5) / n).astype(np.float32))
+            up = up[:, None, None] if latent else up
+            head = np.take(p, range(n), axis=axis) * up
+            tail = np.take(out, range(out.shape[axis] - n, out.shape[axis]), axis=axis) * up[::-1]
+            keep = np.take(out, range(out.shape[axis] - n), axis=axis)
+            out = np.concatenate([keep, tail + head, np.take(p, range(n, p.shape[axis]), axis=axis)],
+                                 axis=axis)
+        else:
+            out = np.concatenate([out, p], axis=axis)
+    return out
+
+
+def concat_rows(codec: Codec, xs: list[np.ndarray], crossfades: tuple[float, ...]) -> list[dict]:
+    """One row per pair (track i, track i+1) and crossfade: see the module docstring."""
+    rows, spf = [], codec.spf
+    for i, a in enumerate(xs):
+        b = xs[(i + 1) % len(xs)]
+        fa = -(-a.shape[-1] // spf)
+        pa = np.pad(a, ((0, 0), (0, fa * spf - a.shape[-1])))  # the frame grid: whole frames
+        za, zb = codec.enc(a), codec.enc(b)
+        da, db = codec.dec(za, fa * spf), codec.dec(zb, b.shape[-1])
+        row = {}
+        for s in crossfades:
+            w = int(round(s * codec.sr / spf))
+            ref = xfade([pa, b], w, spf, latent=False)
+            y = codec.dec(xfade([za, zb], w, spf, latent=True), ref.shape[-1])
+            ceil = codec.dec(codec.enc(ref), ref.shape[-1])
+            dref = xfade([da, db], w, spf, latent=False)
+            j0, j1 = max(0, (fa - w) * spf - codec.sr // 2), fa * spf + codec.sr // 2
+            res = {}
+            for name, (u, v) in {"latent": (y, ref), "ceiling": (ceil, ref), "vs_decoded": (y, dref)}.items():
+                res[f"{name}_mss"], res[f"{name}_snr"] = scores(u, v, codec.sr)
+                res[f"join_{name}_mss"], _ = scores(u[:, j0:j1], v[:, j0:j1], codec.sr)
+            row[f"crossfade {s:g} s ({w} frames)"] = res
+        rows.append(row)
+    return rows
+
+
+def stem_rows(codec: Codec, stems: dict[str, dict[str, np.ndarray]]) -> list[dict]:
+    """Per track, SI-SDR of plain and consistent stem estimates, linear and affine forms."""
+    names = ("vocals", "bass", "drums", "other")
+    origin = encode_origin(codec.model, InferenceConfig(), 1).mean(0)[None]  # [1, C, D]
+    rows = []
+    for st in stems.values():
+        n = st["mixture"].shape[-1]
+        zs = [codec.enc(st["mixture"])] + [codec.enc(st[k]) for k in names]
+        auto = {k: codec.dec(z, n) for k, z in zip(names, zs[1:], strict=True)}
+        t = {k: torch.from_numpy(st[k])[None] for k in names}
+        ae = [torch.from_numpy(auto[k])[None] for k in names]
+        row = {"model: Dec(Enc(s)) vs s": {
+            "sdr_true": float(np.mean([float(si_sdr(y, t[k])[0]) for y, k in zip(ae, names, strict=True)])),
+            "mss_true": float(np.mean([float(mss_distance(y, t[k], codec.sr)[0])
+                                       for y, k in zip(ae, names, strict=True)]))}}
+        for form in ("linear", "affine"):
+            for consistent in (False, True):
+                sdr_true, sdr_auto, mss_true = [], [], []
+                for i, k in enumerate(names):
+                    g = stem_gains(len(names), i, consistent)
+                    z = sum(np.float32(gk) * zk for gk, zk in zip(g, zs, strict=True))
+                    if form == "affine":
+                        z = z + np.float32(1 - sum(g)) * origin
+                    y = torch.from_numpy(codec.dec(z, n))[None]
+                    sdr_true.append(float(si_sdr(y, torch.from_numpy(st[k])[None])[0]))
+                    sdr_auto.append(float(si_sdr(y, torch.from_numpy(auto[k])[None])[0]))
+                    mss_true.append(float(mss_distance(y, t[k], codec.sr)[0]))
+                key = f"{form} {'consistent' if consistent else 'plain'}"
+                row[key] = {**{f"sdr_true_{k}": v for k, v in zip(names, sdr_true, strict=True)},
+                            "sdr_true": float(np.mean(sdr_true)), "sdr_auto": float(np.mean(sdr_auto)),
+                            "mss_true": float(np.mean(mss_true)),
+                            **{f"sdr_auto_{k}": v for k, v in zip(names, sdr_auto, strict=True)}}
+        rows.append(row)
+    return rows
+
+
 def mean_rows(rows: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
     return {k: {m: float(np.mean([r[k][m] for r in rows])) for m in rows[0][k]} for k in rows[0]}
 
@@ -141,6 +241,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("-c", "--checkpoint", default=None)
     p.add_argument("-o", "--out", default=None)
+    p.add_argument("--only", choices=("edits", "concat", "stems"), default="edits",
+                   help="edits: the gain/fade/pan/loudness tables; concat; stems (extract --stem)")
     a = p.parse_args()
     torch.set_num_threads(1)
     codec = Codec(a.checkpoint)
@@ -148,6 +250,12 @@ def main() -> None:
     n = int(a.seconds * codec.sr)
     stems = {d.name: {s: load_audio(d / f"{s}.wav", codec.sr)[:, :n] for s in
                       ("mixture", "vocals", "bass", "drums", "other")} for d in dirs}
+    if a.only != "edits":
+        rows = (concat_rows(codec, [s["mixture"] for s in stems.values()], (0.0, 0.25, 0.5, 1.0, 2.0))
+                if a.only == "concat" else stem_rows(codec, stems))
+        result = {"tracks": [d.name for d in dirs], "seconds": a.seconds, a.only: mean_rows(rows)}
+        _write(result, a.out)
+        return
     mono, stereo = [], []
     for name, st in stems.items():
         x = st["mixture"]
@@ -161,10 +269,14 @@ def main() -> None:
     result = {"tracks": [d.name for d in dirs], "seconds": a.seconds, "sample_rate": codec.sr,
               "mono": mean_rows(mono), "stereo": mean_rows(stereo),
               "loudness": loudness_errors(codec, [s["mixture"] for s in stems.values()], (-14.0, -23.0))}
+    _write(result, a.out)
+
+
+def _write(result: dict, out: str | None) -> None:
     text = json.dumps(result, indent=1)
     print(text)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
+    if out:
+        Path(out).write_text(text + "\n")
 
 
 if __name__ == "__main__":

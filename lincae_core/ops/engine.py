@@ -31,7 +31,7 @@ import torch
 from lincae_core.errors import LincaeError
 from lincae_core.ops.cluster import parallel_backend
 from lincae_core.ops.plan import OpPlan
-from lincae_core.ops.shape import FrameShape
+from lincae_core.ops.shape import FrameShape, Placement, ramp_gains
 from lincae_core.publish import publish_dir, temp_sibling
 from lincae_core.store import LatentArray, LatentStore
 from lincae_core.store.layout import STATUS_FAILED, STATUS_PLANNED
@@ -53,16 +53,20 @@ def _segments(offs: np.ndarray, frs: np.ndarray, b0: int, b1: int) -> tuple[np.n
 
 Request = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
-def _requests(segs: tuple[np.ndarray, ...], src_off: np.ndarray,
-              src_fr: np.ndarray) -> Request | None:
-    """What one input contributes to a block: ``(track idx, block pos, input start, stop, track
-    frame)``, the last being the frame of the output track where the segment starts."""
+def _requests(segs: tuple[np.ndarray, ...], src_off: np.ndarray, src_fr: np.ndarray,
+              dst: np.ndarray | None = None) -> Request | None:
+    """What one input (or lane) contributes to a block: ``(track idx, block pos, input start,
+    stop, track frame)``, the last being the frame of the output track where the piece starts.
+    ``dst``: ``(N,)`` frame of each output track where the input starts (default 0)."""
     idx, l0, l1, pos = segs
-    r1 = np.minimum(l1, src_fr[idx])
-    ok = r1 > l0
+    d = np.zeros_like(l0) if dst is None else dst[idx]
+    r0 = np.maximum(l0, d)
+    r1 = np.minimum(l1, d + src_fr[idx])
+    ok = r1 > r0
     if not ok.any():
         return None
-    return idx[ok], pos[ok], src_off[idx[ok]] + l0[ok], src_off[idx[ok]] + r1[ok], l0[ok]
+    start = src_off[idx] + r0 - d
+    return idx[ok], (pos + r0 - l0)[ok], start[ok], (start + r1 - r0)[ok], r0[ok]
 
 def _fetch(readers: Sequence[LatentArray], reqs: Sequence[Request | None],
            max_read: int) -> list[np.ndarray | None]:
@@ -87,10 +91,13 @@ def _shaped(z: torch.Tensor, shape: FrameShape, start: int, samples: int) -> tor
         z = z * torch.from_numpy(shape.frame_gains(start, z.shape[0], samples))[:, None, None]
     return z
 
+Lane = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # dst, ramp in, ramp out, frames
+
 def _accumulate(buf: torch.Tensor, reader: LatentArray, req: Request | None,
                 span: np.ndarray | None, gains: np.ndarray, shape: FrameShape | None = None,
-                samples: np.ndarray | None = None) -> None:
-    """Add ``gain * shape(z_k)`` of one input into the float32 block buffer ``buf[B, C, D]``."""
+                samples: np.ndarray | None = None, lane: Lane | None = None) -> None:
+    """Add ``gain * shape(z_k)`` of one input (``lane``: times its crossfade ramps, for placed
+    segments, ``ops.shape.Placement``) into the float32 block buffer ``buf[B, C, D]``."""
     if req is None:
         return
     idx, pos, a, b, local = req
@@ -104,6 +111,11 @@ def _accumulate(buf: torch.Tensor, reader: LatentArray, req: Request | None,
         if shape is not None:
             assert samples is not None, "a shaped plan ships the tracks' samples"
             z = _shaped(z, shape, int(local[j]), int(samples[idx[j]]))
+        if lane is not None:
+            t = idx[j]
+            g = ramp_gains(int(local[j] - lane[0][t]), n, int(lane[3][t]), int(lane[1][t]),
+                           int(lane[2][t]))
+            z = z.float() * torch.from_numpy(g)[:, None, None]
         # float16 in, float32 arithmetic (torch casts with SIMD, ~20x numpy's float16 casts)
         buf[pos[j] : pos[j] + n].add_(z, alpha=float(gains[idx[j]]))
 
@@ -146,7 +158,8 @@ def _torch_threads(n: int) -> Iterator[None]:
 def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.ndarray,
              src_offset: np.ndarray, src_frames: np.ndarray, gains: np.ndarray,
              blocks: Sequence[tuple[int, int]], max_read: int, shape: FrameShape | None = None,
-             samples: np.ndarray | None = None, origin: np.ndarray | None = None) -> int:
+             samples: np.ndarray | None = None, origin: np.ndarray | None = None,
+             placement: Placement | None = None) -> int:
     """Compute and write a run of output blocks; return the number of frames written.
 
     Background threads read the next block and write the previous ones (at most two blocks in
@@ -165,11 +178,21 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
         shape: Per-frame gains / channel matrix applied to every input (None: plain sums).
         samples: ``(N,)`` exact lengths of the output tracks (fade-outs end there).
         origin: ``Enc(0)`` ``[C, D]`` for the affine form (None: the linear form).
+        placement: Lanes placed along the output tracks with crossfade ramps (``in_paths``
+            then holds one path per lane).
     """
     out = LatentArray.open(out_path, "r+")
-    readers = [LatentArray.open(p, "r") for p in in_paths]
+    opened: dict[str, LatentArray] = {}
+    for p in in_paths:  # lanes of one input share its reader
+        if p not in opened:
+            opened[p] = LatentArray.open(p, "r")
+    readers = [opened[p] for p in in_paths]
     _, c, d = out.shape
-    reqs = [[_requests(_segments(offs, frs, b0, b1), src_offset[k], src_frames[k])
+    dst = [None] * len(readers) if placement is None else list(placement.dst_offset)
+    lanes: list[Lane | None] = [None] * len(readers) if placement is None else [
+        (placement.dst_offset[k], placement.ramp_in[k], placement.ramp_out[k], src_frames[k])
+        for k in range(len(readers))]
+    reqs = [[_requests(_segments(offs, frs, b0, b1), src_offset[k], src_frames[k], dst[k])
              for k in range(len(readers))] for b0, b1 in blocks]
     size = max(b1 - b0 for b0, b1 in blocks)
     buf = torch.empty((size, c, d), dtype=torch.float32)
@@ -185,7 +208,8 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
             n = b1 - b0
             buf[:n].zero_()
             for k, reader in enumerate(readers):
-                _accumulate(buf[:n], reader, reqs[i][k], spans[k], gains[k], shape, samples)
+                _accumulate(buf[:n], reader, reqs[i][k], spans[k], gains[k], shape, samples,
+                            lanes[k])
             if origin is not None:
                 _add_origin(buf[:n], _segments(offs, frs, b0, b1), src_frames, gains, origin, shape,
                             samples)
@@ -228,7 +252,8 @@ def _run_units(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str
         sl = slice(i0, i1)
         return (out_path, in_paths, offs[sl], plan.frames[sl], plan.src_offset[:, sl],
                 plan.src_frames[:, sl], plan.gains[:, sl], blocks, max_block_frames, plan.shape,
-                plan.samples[sl], origin)
+                plan.samples[sl], origin,
+                None if plan.placement is None else plan.placement.columns(sl))
 
     if n_jobs == 1:
         results: Any = (run_unit(*task(u)) for u in units)
@@ -293,6 +318,9 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
     if origin not in ("linear", "affine"):
         raise LincaeError(f"Expected origin 'linear' or 'affine'. Got {origin!r} instead.")
     enc0 = inputs[0].origin() if origin == "affine" else None
+    if origin == "affine" and plan.placement is not None:
+        raise LincaeError("Expected origin 'linear' for placed segments (their crossfade gains sum "
+                          "to 1, where both forms agree). Got 'affine' instead.")
     if origin == "affine" and enc0 is None:
         raise LincaeError(f"{inputs[0].path} records no Enc(0) (made before lincae stored it): "
                           "re-encode it, or use --origin linear")
@@ -321,7 +349,10 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
         frames0 = first.origin_frames()
         if frames0 is not None:
             store.write_origin(frames0)
-        _execute(plan, offs, str(tmp), [str(s.path) for s in inputs], store.total_frames,
+        paths = [str(s.path) for s in inputs]
+        if plan.placement is not None:
+            paths = [paths[k] for k in plan.placement.input_index]
+        _execute(plan, offs, str(tmp), paths, store.total_frames,
                  store.chunk_frames, jobs, max_block_frames, progress, enc0, scheduler)
         store.mark_done(np.arange(store.n_tracks))
         if not publish_dir(tmp, out, overwrite):

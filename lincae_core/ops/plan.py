@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lincae_core.errors import ConfigError, StoreMismatchError
-from lincae_core.ops.shape import FrameShape
+from lincae_core.ops.shape import FrameShape, Placement
 from lincae_core.store.layout import STATUS_DONE
 
 PAIRS = ("key", "position", "random")
@@ -46,6 +46,7 @@ class OpPlan:
     info: dict[str, Any] = field(default_factory=dict)
     sources: np.ndarray | None = None  # (K, N) input keys of each output track (mix only)
     shape: FrameShape | None = None  # per-frame gains / channel matrix of every input (ops.shape)
+    placement: Placement | None = None  # K lanes placed along each track, with ramps (concat)
 
     def rows(self) -> list[tuple[str, int, int, int, int]]:
         """Rows for :meth:`LatentStore.plan`."""

@@ -25,8 +25,8 @@ import numpy as np
 
 from lincae_core.errors import ConfigError
 
-__all__ = ["MS_MATRIX", "LR_MATRIX", "FrameShape", "envelope_gains", "fade_gains",
-           "frame_centres", "pan_gains", "parse_envelope", "read_envelope"]
+__all__ = ["MS_MATRIX", "LR_MATRIX", "FrameShape", "Placement", "envelope_gains", "fade_gains",
+           "frame_centres", "pan_gains", "parse_envelope", "ramp_gains", "read_envelope"]
 
 # Mid/side with halves: M = (L + R) / 2, S = (L - R) / 2, inverse L = M + S, R = M - S. With
 # float16 L/R and float32 M/S every step is exact in float32 (halving and the sums are exact).
@@ -48,6 +48,22 @@ def fade_gains(t: np.ndarray, duration_s: float, fade_in_s: float, fade_out_s: f
     if fade_out_s > 0:
         g *= np.clip((duration_s - t) / fade_out_s, 0.0, 1.0)
     return g
+
+
+def ramp_gains(start: int, n: int, length: int, ramp_in: int, ramp_out: int) -> np.ndarray:
+    """Crossfade gains ``[n]`` (float32) of frames ``start..start+n-1`` of a segment of ``length``
+    frames: a linear ramp up over its first ``ramp_in`` frames and down over its last ``ramp_out``
+    (0: none), each frame at its centre, ``(f + 0.5) / ramp_in`` and ``(length - f - 0.5) /
+    ramp_out``. A ramp down over ``W`` frames laid on a ramp up over the same ``W`` frames sums to
+    1 at every frame (a linear crossfade).
+    """
+    f = np.arange(start, start + n, dtype=np.float64) + 0.5
+    g = np.ones(n)
+    if ramp_in > 0:
+        g *= np.clip(f / ramp_in, 0.0, 1.0)
+    if ramp_out > 0:
+        g *= np.clip((length - f) / ramp_out, 0.0, 1.0)
+    return g.astype(np.float32)
 
 
 def envelope_gains(t: np.ndarray, times: Sequence[float], gains: Sequence[float]) -> np.ndarray:
@@ -157,3 +173,28 @@ class FrameShape:
         if self.time_varying:
             out = out * self.frame_gains(start, z.shape[0], samples)[:, None, None]
         return out
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Segments placed along their output track, with crossfade ramps (``lincae concat``).
+
+    Plans with a placement have ``K`` lanes instead of ``K`` inputs: lane ``k`` of output track
+    ``i`` is a segment of input ``input_index[k]`` that starts at frame ``dst_offset[k, i]`` of the
+    output track, reads ``src_frames[k, i]`` frames from ``src_offset[k, i]`` (as in ``OpPlan``)
+    and is multiplied by :func:`ramp_gains` with ``ramp_in[k, i]`` and ``ramp_out[k, i]`` frames.
+
+    Attributes:
+        input_index: ``(K,)`` input of each lane.
+        dst_offset, ramp_in, ramp_out: ``(K, N)`` int64 frames.
+    """
+
+    input_index: tuple[int, ...]
+    dst_offset: np.ndarray
+    ramp_in: np.ndarray
+    ramp_out: np.ndarray
+
+    def columns(self, sl: slice) -> Placement:
+        """The placement of output tracks ``sl`` only (what one work unit needs)."""
+        return Placement(self.input_index, self.dst_offset[:, sl], self.ramp_in[:, sl],
+                         self.ramp_out[:, sl])
