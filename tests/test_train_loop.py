@@ -329,6 +329,7 @@ def test_cpu_presets_train_with_the_cpu_recipe(tmp_path: Path) -> None:
 
     tiny = resolve_train_config(None, tmp_path / "a", False, {"preset": "tiny"})
     assert (tiny.batch_size, tiny.segment_frames, tiny.lr, tiny.channels_last) == (8, 32, 2e-4, True)
+    assert tiny.end_exp == 3.0  # docs/training-recipe.md
     assert all(getattr(tiny, k) == v for k, v in CPU_RECIPE.items())
     paper = resolve_train_config(None, tmp_path / "b", False, {})
     assert (paper.preset, paper.batch_size, paper.segment_frames) == ("paper", 20, 64)
