@@ -249,3 +249,20 @@ def test_geometry_validation() -> None:
     assert Geometry.from_dict(g.to_dict()) == g
     with pytest.raises(StoreFormatError):
         Geometry.from_dict({**GEOMETRY, "samples_per_frame": 0})
+
+
+def test_chunk_cache_reads_like_the_array_within_its_budget(tmp_path: Path) -> None:
+    from lincae_core.store.array import CachedArray, LatentArray
+
+    make_store(tmp_path / "s", [(f"t{i}", 7 + i % 5) for i in range(40)], seed=3, chunk_frames=16)
+    array = LatentArray.open(tmp_path / "s")
+    chunk_bytes = 16 * array.shape[1] * array.shape[2] * array.dtype.itemsize
+    cached = CachedArray(array, budget_bytes=3 * chunk_bytes)
+    rng = np.random.default_rng(0)
+    for _ in range(300):  # scattered short reads, some across a chunk boundary
+        a = int(rng.integers(0, array.shape[0] - 20))
+        b = a + int(rng.integers(1, 20))
+        np.testing.assert_array_equal(cached.read(a, b), array.read(a, b))
+        assert cached._bytes <= 3 * chunk_bytes  # the budget holds
+    assert cached.hits > 0
+    np.testing.assert_array_equal(cached.read(0, 40), array.read(0, 40))  # long reads bypass it

@@ -34,6 +34,7 @@ from lincae_core.ops.plan import OpPlan
 from lincae_core.ops.shape import FrameShape, Placement, ramp_gains
 from lincae_core.publish import publish_dir, temp_sibling
 from lincae_core.store import LatentArray, LatentStore
+from lincae_core.store.array import CachedArray
 from lincae_core.store.layout import STATUS_FAILED, STATUS_PLANNED
 from lincae_core.store.lineage import lineage_entry
 
@@ -159,7 +160,8 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
              src_offset: np.ndarray, src_frames: np.ndarray, gains: np.ndarray,
              blocks: Sequence[tuple[int, int]], max_read: int, shape: FrameShape | None = None,
              samples: np.ndarray | None = None, origin: np.ndarray | None = None,
-             placement: Placement | None = None) -> int:
+             placement: Placement | None = None,
+             readers_cache: dict[str, CachedArray] | None = None) -> int:
     """Compute and write a run of output blocks; return the number of frames written.
 
     Background threads read the next block and write the previous ones (at most two blocks in
@@ -180,12 +182,15 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
         origin: ``Enc(0)`` ``[C, D]`` for the affine form (None: the linear form).
         placement: Lanes placed along the output tracks with crossfade ramps (``in_paths``
             then holds one path per lane).
+        readers_cache: Input readers (with their chunk caches) kept across the units that run
+            in this process (None: this unit's own).
     """
     out = LatentArray.open(out_path, "r+")
-    opened: dict[str, LatentArray] = {}
-    for p in in_paths:  # lanes of one input share its reader
+    opened = {} if readers_cache is None else readers_cache
+    unique = set(in_paths)
+    for p in unique:  # lanes of one input share its reader and its chunk cache
         if p not in opened:
-            opened[p] = LatentArray.open(p, "r")
+            opened[p] = CachedArray(LatentArray.open(p, "r"), chunk_cache_bytes() // len(unique))
     readers = [opened[p] for p in in_paths]
     _, c, d = out.shape
     dst = [None] * len(readers) if placement is None else list(placement.dst_offset)
@@ -256,13 +261,23 @@ def _run_units(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str
                 None if plan.placement is None else plan.placement.columns(sl))
 
     if n_jobs == 1:
-        results: Any = (run_unit(*task(u)) for u in units)
+        shared: dict[str, CachedArray] = {}  # one chunk cache per input for the whole operation
+        results: Any = (run_unit(*task(u), readers_cache=shared) for u in units)
     else:
         par = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
         results = par(joblib.delayed(run_unit)(*task(u)) for u in units)
     for n in results:
         if progress is not None:
             progress(n)
+
+def chunk_cache_bytes() -> int:
+    """The memory budget of the input chunk caches of one process: ``LINCAE_CHUNK_CACHE_MB``
+    (default 1024 MiB, shared by the inputs); 0 disables the caches."""
+    try:
+        return int(float(os.environ.get("LINCAE_CHUNK_CACHE_MB", "1024")) * 2**20)
+    except ValueError:
+        raise LincaeError("Expected LINCAE_CHUNK_CACHE_MB to be a number of MiB.") from None
+
 
 def default_output(inputs: Sequence[LatentStore], op: str) -> Path:
     """The output path of an operation run without one: beside the first input, named after the

@@ -14,7 +14,7 @@ import zarr
 import lincae_core.store.layout as sl
 from lincae_core.errors import StoreFormatError
 
-__all__ = ["LatentArray", "member", "open_group"]
+__all__ = ["CachedArray", "LatentArray", "member", "open_group"]
 
 
 def open_group(path: Path, mode: Literal["r", "r+"]) -> Any:
@@ -95,3 +95,57 @@ class LatentArray:
     def resize(self, frames: int) -> None:
         """Set the number of frames (planning only)."""
         self._array.resize((frames, *self.shape[1:]))
+
+
+class CachedArray:
+    """A :class:`LatentArray` whose small reads go through an LRU of whole decoded chunks.
+
+    Zarr decodes a whole chunk for any read inside it, so scattered short reads (the tracks of a
+    random pairing) decode the same chunks over and over; this keeps up to ``budget_bytes`` of
+    decoded chunks. Reads of a chunk or more bypass the cache (they are already efficient).
+    Thread-safe (a prefetch thread and the compute thread share it).
+    """
+
+    def __init__(self, array: LatentArray, budget_bytes: int) -> None:
+        """Wrap ``array``; at most ``budget_bytes`` of chunks are kept (at least one chunk)."""
+        import threading
+        from collections import OrderedDict
+
+        self.array, self.budget = array, max(0, int(budget_bytes))
+        self._chunks: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    shape = property(lambda self: self.array.shape)
+    dtype = property(lambda self: self.array.dtype)
+    chunk_frames = property(lambda self: self.array.chunk_frames)
+
+    def _chunk(self, c: int) -> np.ndarray:
+        with self._lock:
+            got = self._chunks.get(c)
+            if got is not None:
+                self._chunks.move_to_end(c)
+                self.hits += 1
+                return got
+        cf = self.chunk_frames
+        data = self.array.read(c * cf, min((c + 1) * cf, self.shape[0]))
+        with self._lock:
+            self.misses += 1
+            if c not in self._chunks:
+                self._chunks[c] = data
+                self._bytes += data.nbytes
+            while self._bytes > self.budget and len(self._chunks) > 1:
+                _, old = self._chunks.popitem(last=False)
+                self._bytes -= old.nbytes
+        return data
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)`` as ``[n, C, D]`` in the storage dtype (as LatentArray.read)."""
+        cf = self.chunk_frames
+        if stop - start >= cf or self.budget <= 0:
+            return self.array.read(start, stop)
+        c0, c1 = start // cf, (stop - 1) // cf
+        parts = [self._chunk(c)[max(start, c * cf) - c * cf : min(stop, (c + 1) * cf) - c * cf]
+                 for c in range(c0, c1 + 1)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
