@@ -54,6 +54,7 @@ _EXPORTS = {
     "mix_stores": "lincae_core.ops",
     "extract_store": "lincae_core.ops",
     "select_store": "lincae_core.ops",
+    "RANDOM_GAIN_RANGE": "lincae_core.ops.plan",
     "operation_warnings": "lincae_core.ops.stores",
     "pan_store": "lincae_core.ops",
     "midside_store": "lincae_core.ops",

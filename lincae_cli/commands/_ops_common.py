@@ -59,7 +59,7 @@ def echo_result(summary: dict[str, Any], as_json: bool) -> None:
     extra = [f"{k} {v}" for k, v in summary.items() if k in ("skipped", "empty") and v]
     click.echo(f"{summary['op']}: wrote {summary['out']} ({summary['tracks']} tracks, "
                f"{summary['frames']} frames{''.join(', ' + e for e in extra)})", err=True)
-    if summary.get("pair") == "random" or "seed" in summary:
+    if "seed" in summary:  # a random pairing (its seed was given or drawn)
         click.echo(f"{summary['op']}: random seed {summary['seed']} (--seed {summary['seed']} "
                    "reproduces these mixes)", err=True)
     left = summary.get("left_out") or {}

@@ -14,7 +14,7 @@ from lincae_cli.commands._ops_common import (
 )
 from lincae_cli.options import force_option, jobs_option, json_option, overwrite_option, scheduler_option
 from lincae_cli.progress import frame_progress
-from lincae_core import mix_stores, operation_warnings
+from lincae_core import RANDOM_GAIN_RANGE, mix_stores, operation_warnings
 
 
 @click.command("mix")
@@ -105,7 +105,7 @@ def mix_cmd(
         ]
         if given:
             raise click.UsageError(f"{', '.join(given)}: only with --pair random")
-    lo, hi = gain_range or ((0.5, 1.0) if pair == "random" else (1.0, 1.0))
+    lo, hi = gain_range or (RANDOM_GAIN_RANGE if pair == "random" else (1.0, 1.0))
     applied = [g * f for g in (gains or (1.0,)) for f in (lo, hi)]
     warnings = operation_warnings(list(stores), "mix", applied)
     with frame_progress("mix") as progress:

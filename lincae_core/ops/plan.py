@@ -24,6 +24,7 @@ from lincae_core.store.layout import STATUS_DONE
 PAIRS = ("key", "position", "random")
 LENGTHS = ("shortest", "longest", "first")
 MISSING = ("error", "skip")
+RANDOM_GAIN_RANGE = (0.5, 1.0)  # default range of the random gain factors of pair="random"
 Table = dict[str, np.ndarray]
 
 
@@ -149,7 +150,7 @@ def plan_mix(
     missing: str = "error",
     seed: int | None = None,
     count: int | None = None,
-    gain_range: tuple[float, float] = (0.5, 1.0),
+    gain_range: tuple[float, float] = RANDOM_GAIN_RANGE,
 ) -> OpPlan:
     """Plan ``z = sum_k g_k z_k`` over paired tracks of ``K`` inputs (see ``ops.mix_stores``)."""
     _choice("pair", pair, PAIRS)

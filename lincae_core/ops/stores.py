@@ -17,7 +17,7 @@ from typing import Any
 from lincae_core.errors import ConfigError
 from lincae_core.ops import engine as ops_engine
 from lincae_core.ops.edits import Envelope, gain_plan
-from lincae_core.ops.plan import plan_mix, plan_select
+from lincae_core.ops.plan import RANDOM_GAIN_RANGE, plan_mix, plan_select
 from lincae_core.store import LatentStore
 
 __all__ = [
@@ -172,7 +172,7 @@ def mix_stores(
             raise ConfigError(f"{', '.join(given)}: only with pair='random' (--pair random)")
     elif seed is None:
         seed = secrets.randbits(63)  # drawn, recorded and returned: every random mix is reproducible
-    gain_range = (0.5, 1.0) if gain_range is None else gain_range
+    gain_range = RANDOM_GAIN_RANGE if gain_range is None else gain_range
     for s in stores[1:]:
         stores[0].compatible_with(s, force=force)
     g = [1.0] * len(stores) if not gains else [_check_gain("gain", x) for x in gains]
