@@ -10,7 +10,9 @@ tracks of 500-5000 frames), then runs, each in a fresh subprocess so that its pe
   latents kept as raw memory-mapped files (read float16 block, compute float32, write float16),
   i.e. the same bytes in and out with no store format, no track table and no Zarr;
 - ``torch-gain`` / ``torch-mix``: that pass again with torch's fast float16 casts (what the ops
-  engine uses), the stricter reference: it isolates the cost of the store format itself.
+  engine uses), the stricter reference: it isolates the cost of the store format itself;
+- ``gain:zarr-io`` / ``mix:zarr-io``: the ops with ``LINCAE_ZARR_IO=1``, i.e. through zarr's own
+  chunk I/O instead of the direct chunk-file path (``lincae_core/store/array.py``).
 
 It prints a table and writes JSON (``--out``): throughput in GB/s of input latents, the ratios
 ops/numpy (target >= 0.5) and ops/torch-pass, and the peak RSS of every run.
@@ -107,6 +109,9 @@ def child(args: argparse.Namespace) -> None:
         lim = args.rss_limit_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
     work = Path(args.dir)
+    if args.child.endswith(":zarr-io"):  # the ops with zarr's own chunk I/O (before the direct path)
+        os.environ["LINCAE_ZARR_IO"] = "1"
+        args.child = args.child.removesuffix(":zarr-io")
     t0 = time.perf_counter()
     if args.child == "gain":
         ops.gain_store(work / "A", work / "out-gain", 0.5, jobs=args.jobs)
@@ -274,6 +279,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "numpy": run_child(f"numpy-{op}", args, info["frames"], None),
                     "torch": run_child(f"torch-{op}", args, info["frames"], None),
                     "ops": run_child(op, args, info["frames"], args.rss_limit_mb or None),
+                    "ops_zarr_io": run_child(f"{op}:zarr-io", args, info["frames"], None),
                 }
             )
         gb = n_in * info["nbytes"] / 1e9
@@ -294,6 +300,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "ratio_vs_torch_pass": float(
                     np.median([r["torch"]["seconds"] / r["ops"]["seconds"] for r in runs])
                 ),
+                "ratio_vs_zarr_io": float(
+                    np.median([r["ops_zarr_io"]["seconds"] / r["ops"]["seconds"] for r in runs])
+                ),
                 "ops_peak_rss_mb": max(r["ops"]["peak_rss_mb"] for r in runs),
                 "numpy_peak_rss_mb": max(r["numpy"]["peak_rss_mb"] for r in runs),
                 "rss_limit_mb": args.rss_limit_mb or None,
@@ -301,13 +310,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         )
     print(
         f"{'op':5} {'in GB':>6} {'ops GB/s':>9} {'numpy GB/s':>11} {'ratio':>6} "
-        f"{'torch-pass GB/s':>16} {'ratio':>6} {'ops RSS MB':>11}"
+        f"{'torch-pass GB/s':>16} {'ratio':>6} {'vs zarr I/O':>12} {'ops RSS MB':>11}"
     )
     for r in rows:
         print(
             f"{r['op']:5} {r['input_gb']:6.2f} {r['ops_gb_s']:9.3f} {r['numpy_gb_s']:11.3f} "
             f"{r['ratio_vs_numpy']:6.2f} {r['torch_pass_gb_s']:16.3f} "
-            f"{r['ratio_vs_torch_pass']:6.2f} {r['ops_peak_rss_mb']:11.0f}"
+            f"{r['ratio_vs_torch_pass']:6.2f} {r['ratio_vs_zarr_io']:11.2f}x {r['ops_peak_rss_mb']:11.0f}"
         )
     out: dict[str, Any] = {"store": info, "results": rows, "load_avg": list(os.getloadavg())}
     if args.with_model:

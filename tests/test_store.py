@@ -266,3 +266,54 @@ def test_chunk_cache_reads_like_the_array_within_its_budget(tmp_path: Path) -> N
         assert cached._bytes <= 3 * chunk_bytes  # the budget holds
     assert cached.hits > 0
     np.testing.assert_array_equal(cached.read(0, 40), array.read(0, 40))  # long reads bypass it
+
+
+def _chunk_files(store: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(store)): p.read_bytes()
+            for p in sorted((store / "latents" / "c").rglob("*")) if p.is_file()}
+
+
+def test_direct_chunk_io_matches_zarr_byte_for_byte(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The direct chunk-file path writes the very files zarr writes and reads what zarr reads."""
+    from lincae_core.store import LatentArray
+
+    pieces = [(0, 5), (5, 20), (25, 33), (58, 1), (59, 7), (16, 32), (3, 4)]  # whole, partial, edge
+    files = {}
+    for name, zarr_io in (("direct", "0"), ("zarr", "1")):
+        monkeypatch.setenv("LINCAE_ZARR_IO", zarr_io)
+        s = LatentStore.create(tmp_path / name, model_id="m", model_config={}, geometry=GEOMETRY,
+                               channels=2, chunk_frames=16)
+        s.plan([(f"k{i}", n, n * 256, 44100, 1) for i, n in enumerate([5, 20, 33, 1, 7])])
+        a = LatentArray.open(tmp_path / name, "r+")
+        assert (a._raw is None) == (zarr_io == "1")
+        rng = np.random.default_rng(1)
+        for off, n in pieces:
+            a.write(off, rng.standard_normal((n, 2, GEOMETRY["latent_dim"])).astype(np.float16))
+        files[name] = _chunk_files(tmp_path / name)
+    assert files["direct"] == files["zarr"]
+    assert {len(b) for b in files["direct"].values()} == {16 * 2 * GEOMETRY["latent_dim"] * 2}
+    monkeypatch.setenv("LINCAE_ZARR_IO", "0")
+    a = LatentArray.open(tmp_path / "zarr")
+    z = zarr.open_group(str(tmp_path / "zarr"))["latents"]
+    for lo, hi in ((0, 66), (3, 17), (15, 16), (60, 66), (64, 66), (10, 10), (40, 90)):
+        np.testing.assert_array_equal(a.read(lo, hi), z[lo:hi])
+    (tmp_path / "zarr" / "latents" / "c" / "2" / "0" / "0").unlink()  # a chunk never written: zeros
+    assert not a.read(32, 48).any()
+
+
+def test_other_layouts_go_through_zarr(tmp_path: Path) -> None:
+    """A latent array with a compressor (still a valid store) is read and written by zarr itself."""
+    from lincae_core.store import LatentArray
+
+    s, zs = make_store(tmp_path / "s", TRACKS)
+    g = zarr.open_group(str(tmp_path / "s"), mode="r+")
+    old = g["latents"][:]
+    del g["latents"]
+    g.create_array("latents", shape=old.shape, chunks=(16, *old.shape[1:]), dtype=old.dtype,
+                   fill_value=0, compressors=zarr.codecs.ZstdCodec())
+    g["latents"][:] = old
+    r = LatentStore.open(tmp_path / "s")
+    assert r.latents._raw is None
+    for k, z in zs.items():
+        np.testing.assert_array_equal(r.read_track(k), z)
+    assert isinstance(LatentArray.open(tmp_path / "s").read(0, 3), np.ndarray)
