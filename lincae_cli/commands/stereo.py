@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from lincae_cli.commands._ops_common import echo_result, require_complete_option, store_out_option
-from lincae_cli.options import jobs_option, json_option, overwrite_option
+from lincae_cli.options import jobs_option, json_option, overwrite_option, scheduler_option
 from lincae_cli.progress import frame_progress
 from lincae_core import midside_store, pan_store
 
@@ -20,18 +20,19 @@ from lincae_core import midside_store, pan_store
               help="Amplitude factors GL GR of the left and right channels instead of --pan.")
 @require_complete_option
 @jobs_option
+@scheduler_option
 @overwrite_option
 @json_option
 def pan_cmd(store: str, out: str | None, pan: float | None,
             channel_gains: tuple[float, float] | None, require_complete: bool, jobs: int,
-            overwrite: bool, as_json: bool) -> None:
+            scheduler: str | None, overwrite: bool, as_json: bool) -> None:
     """Write a new stereo store with z_L <- gL z_L, z_R <- gR z_R (gL = cos, gR = sin of
     (pan + 1) pi / 4). Mono stores are refused."""
     if (pan is None) == (channel_gains is None):
         raise click.UsageError("give exactly one of --pan or --channel-gains")
     with frame_progress("pan") as progress:
         summary = pan_store(store, out, pan=pan, channel_gains=channel_gains, jobs=jobs,
-                            overwrite=overwrite, progress=progress,
+                            scheduler=scheduler, overwrite=overwrite, progress=progress,
                             require_complete=require_complete)
     echo_result(summary, as_json)
 
@@ -43,16 +44,17 @@ def pan_cmd(store: str, out: str | None, pan: float | None,
               help="ms: M = (L + R) / 2, S = (L - R) / 2; lr: L = M + S, R = M - S (exact inverse).")
 @require_complete_option
 @jobs_option
+@scheduler_option
 @overwrite_option
 @json_option
 def midside_cmd(store: str, out: str | None, to: str, require_complete: bool, jobs: int,
-                overwrite: bool, as_json: bool) -> None:
+                scheduler: str | None, overwrite: bool, as_json: bool) -> None:
     """Write a new stereo store converted between left/right and mid/side latents.
 
     A mid/side store is float32 and decodes to M and S as its two channels; --to lr restores
     the left/right latents exactly. Mono stores are refused.
     """
     with frame_progress("midside") as progress:
-        summary = midside_store(store, out, to, jobs=jobs, overwrite=overwrite, progress=progress,
-                                require_complete=require_complete)
+        summary = midside_store(store, out, to, jobs=jobs, scheduler=scheduler, overwrite=overwrite,
+                                progress=progress, require_complete=require_complete)
     echo_result(summary, as_json)
