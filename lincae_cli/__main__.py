@@ -1,5 +1,6 @@
-"""Run the CLI with ``python -m lincae_cli``."""
+"""``python -m lincae_cli``: the ``lincae`` command."""
 
 from lincae_cli.main import cli
 
-cli()
+if __name__ == "__main__":
+    cli(prog_name="lincae")
