@@ -17,6 +17,7 @@ attributes (mtime 0, mode 0444, uid/gid 0, user/group ``bigdata``, PAX format).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -491,7 +492,8 @@ def export_shards(store: LatentStore | str | os.PathLike, pattern: str, window_s
                     progress(n)
     except BaseException:
         for name in shard_names:  # units killed by the abort leave their partial shard
-            Path(f"{name}.partial").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                Path(f"{name}.partial").unlink(missing_ok=True)
         raise
     summary: dict[str, Any] = {"shards": shard_names, "samples": total, "tracks": len(keys_out),
                                "window_frames": window, "hop_frames": hop, "normalized": normalize}
