@@ -293,15 +293,15 @@ def test_export_shards_read_back(tmp_path: Path) -> None:
 def test_export_failure_leaves_no_partial_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s, _ = make_store(tmp_path / "s", [("a", 30), ("b", 30)])
     calls = {"n": 0}
-    real = export_mod._window_sample
+    real = export_mod.tar_header
 
-    def failing(*args: object) -> dict:
+    def failing(name: str, size: int) -> bytes:
         calls["n"] += 1
-        if calls["n"] == 4:
+        if calls["n"] == 7:  # the 4th window: shard 0 is complete, shard 1 half-written
             raise OSError("disk full")
-        return real(*args)
+        return real(name, size)
 
-    monkeypatch.setattr(export_mod, "_window_sample", failing)
+    monkeypatch.setattr(export_mod, "tar_header", failing)
     with pytest.raises(OSError, match="disk full"):
         export_shards(s, str(tmp_path / "sh" / "%03d.tar"), window_s=0.2, maxcount=2)
     assert sorted(p.name for p in (tmp_path / "sh").iterdir()) == ["000.tar"]

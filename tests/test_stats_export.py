@@ -1,7 +1,9 @@
-"""lincae stats (streamed per-dimension mean/std in the store) and export --normalize."""
+"""lincae stats (streamed per-dimension mean/std in the store) and lincae export (normalize, parallel
+shards, metadata)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -9,12 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import webdataset as wds
 from _latent_stores import make_store
 from click.testing import CliRunner
 
 from lincae_cli.main import cli
 from lincae_core import LatentStore, stats_store
 from lincae_core.errors import StoreFormatError
+from lincae_core.ops import export as export_mod
+from lincae_core.ops.export import export_shards, sample_key, tar_header, window_counts, window_starts
 from lincae_core.ops.stats import compute_stats, merge_moments
 
 TRACKS = [("x", 30), ("y", 50), ("z", 7), ("w", 11)]
@@ -95,3 +100,148 @@ def test_export_normalize_applies_and_records_the_stats(tmp_path: Path) -> None:
     last = samples[max(samples)]
     pad = np.asarray(last["json"]["padding_mask"]) == 0
     assert not last["npy"][:, pad].any()  # padding stays zero
+
+
+# ------------------------------------------------------------------ export at scale (issue 13)
+MANY = [(f"t{i:03d}", (i * 37) % 61) for i in range(60)]  # 0..60 frames, some empty
+
+
+def _sha(paths: list[str]) -> list[str]:
+    return [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths]
+
+
+def _wds(shards: list[str]) -> list[dict]:
+    return list(wds.WebDataset(shards, shardshuffle=False, empty_check=False))
+
+
+def test_window_counts_match_window_starts() -> None:
+    frames = np.arange(0, 80)
+    for window, hop in ((1, 1), (4, 4), (13, 10), (16, 3), (5, 9)):
+        want = [len(window_starts(int(f), window, hop)) for f in frames]
+        assert window_counts(frames, window, hop).tolist() == want
+
+
+def test_export_jobs_2_is_byte_identical_with_exact_shard_boundaries(tmp_path: Path) -> None:
+    s, zs = make_store(tmp_path / "A", MANY, seed=5, chunk_frames=16)
+    stats_store(s.path)
+    keys = [k for k, _ in MANY][::-3]  # --keys-from order, not row order
+    for name, kw in (("rows", {}), ("keys", {"keys": keys, "normalize": True, "dtype": "float32"})):
+        one = export_shards(s.path, str(tmp_path / f"{name}1" / "%03d.tar"), 0.2, 0.08, maxcount=7,
+                            jobs=1, **kw)
+        two = export_shards(s.path, str(tmp_path / f"{name}2" / "%03d.tar"), 0.2, 0.08, maxcount=7,
+                            jobs=2, **kw)
+        assert [Path(p).name for p in one["shards"]] == [Path(p).name for p in two["shards"]]
+        assert _sha(one["shards"]) == _sha(two["shards"]), name
+        order = kw.get("keys", [k for k, f in MANY])
+        frames = dict(MANY)
+        want = [sample_key(k, st) for k in order for st in window_starts(frames[k], 13, 5)]
+        assert one["samples"] == len(want) > 7 * 5
+        assert len(one["shards"]) == -(-len(want) // 7)
+        per_shard = [[x["__key__"] for x in _wds([p])] for p in one["shards"]]
+        assert [len(k) for k in per_shard[:-1]] == [7] * (len(per_shard) - 1)
+        assert [k for ks in per_shard for k in ks] == want  # shard i = windows [7i, 7i + 7)
+    for x in _wds(one["shards"])[:20]:  # normalized float32 windows of the keys run
+        meta = json.loads(x["json"])
+        z = np.load(io.BytesIO(x["latent.npy"]))
+        n, st = meta["frames"], meta["start_frame"]
+        mean, std = np.asarray(meta["normalization"]["mean"]), np.asarray(meta["normalization"]["std"])
+        ref = (zs[meta["key"]][st : st + n].astype(np.float64) - mean) / std
+        assert z.dtype == np.float32
+        np.testing.assert_array_equal(z[:, :n], ref.reshape(n, -1).T.astype(np.float32))
+        assert not z[:, n:].any()
+
+
+def test_export_json_records_the_downsampling_ratio_exactly(tmp_path: Path) -> None:
+    geo = {"sample_rate": 16000, "samples_per_frame": 2048, "latent_dim": 4}
+    s, _ = make_store(tmp_path / "A", [("a.b", 20), ("ü~", 5)], geometry=geo, channels=1)
+    out = export_shards(s, str(tmp_path / "sh" / "%02d.tar"), 1.0, 0.5)
+    samples = _wds(out["shards"])
+    assert out["samples"] == len(samples) == 5  # 8-frame windows every 4 frames: 3 + 2
+    for x in samples:
+        meta = json.loads(x["json"])
+        assert meta["downsampling_ratio"] == meta["samples_per_frame"] == 2048
+        assert meta["seconds_start"] * meta["sample_rate"] == meta["start_frame"] * 2048
+        t = s.track(meta["key"])
+        want = {"key": t.key, "start_frame": meta["start_frame"], "frames": meta["frames"],
+                "window_frames": 8, "seconds_start": meta["start_frame"] / s.geometry.frame_rate,
+                "seconds_total": t.samples / 16000, "padding_mask": meta["padding_mask"],
+                "model_id": s.model_id, "store_id": s.store_id, "sample_rate": 16000,
+                "samples_per_frame": 2048, "downsampling_ratio": 2048, "latent_dim": 4,
+                "channels": 1, "layout": "[C*D, T]"}
+        assert x["json"] == json.dumps(want).encode()  # the prebuilt JSON is json.dumps' own
+
+
+def test_tar_members_are_deterministic_and_headers_match_tarfile() -> None:
+    for name in ("a/00000000.json", "x" * 100, "x" * 101, "é/1.json", "song%2Eone/00000120.latent.npy"):
+        for size in (0, 1, 511, 384, 10**9):
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mtime, ti.mode, ti.uname, ti.gname = size, 0, 0o444, "bigdata", "bigdata"
+            assert tar_header(name, size) == ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def test_export_tar_attributes(tmp_path: Path) -> None:
+    s, _ = make_store(tmp_path / "A", [("x", 30)])
+    out = export_shards(s, str(tmp_path / "sh" / "%02d.tar"), 0.2)
+    with tarfile.open(out["shards"][0]) as tf:
+        members = tf.getmembers()
+    assert [m.name for m in members[:2]] == ["x/00000000.json", "x/00000000.latent.npy"]
+    assert {(m.mtime, m.mode, m.uid, m.gid, m.uname, m.gname) for m in members} == {
+        (0, 0o444, 0, 0, "bigdata", "bigdata")}
+    assert Path(out["shards"][0]).stat().st_size % 10240 == 0  # whole tar records, as tarfile
+
+
+def test_export_metadata_is_merged_per_track(tmp_path: Path) -> None:
+    make_store(tmp_path / "A", [("x", 30), ("y.z", 20), ("w", 9)])
+    md = tmp_path / "meta.jsonl"
+    md.write_text('{"key": "x", "prompt": "a calm piano", "tags": ["piano"]}\n\n'
+                  '{"key": "y.z", "prompt": "drums \\u00e9", "bpm": 120}\n{"key": "gone", "prompt": "?"}\n')
+    pattern = str(tmp_path / "sh" / "%02d.tar")
+    r = CliRunner().invoke(cli, ["export", str(tmp_path / "A"), pattern, "--window", "0.2",
+                                 "--metadata", str(md), "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["metadata"] == {"tracks": 2, "tracks_without": 1, "unused": 1}
+    assert "1 of 3 tracks have no entry in" in r.stderr
+    seen = set()
+    for x in _wds(summary["shards"]):
+        meta = json.loads(x["json"])
+        extra = {k: v for k, v in meta.items() if k not in export_mod.RESERVED_FIELDS}
+        want = {"x": {"prompt": "a calm piano", "tags": ["piano"]},
+                "y.z": {"prompt": "drums é", "bpm": 120}, "w": {}}[meta["key"]]
+        assert extra == want
+        seen.add(meta["key"])
+    assert seen == {"x", "y.z", "w"}
+
+
+@pytest.mark.parametrize(("text", "line", "what"), [
+    ('{"key": "x"}\n{"key": "y", "prompt": \n', 2, "not valid JSON"),
+    ('{"key": "x"}\n["y"]\n', 2, "expected a JSON object"),
+    ('{"prompt": "p"}\n', 1, 'string "key" field'),
+    ('{"key": "x"}\n\n{"key": "x", "prompt": "p"}\n', 3, "duplicate key 'x' (first on line 1)"),
+    ('{"key": "x", "seconds_total": 3}\n', 1, "field 'seconds_total' is reserved"),
+])
+def test_export_metadata_errors_name_file_and_line(tmp_path: Path, text: str, line: int, what: str) -> None:
+    make_store(tmp_path / "A", [("x", 30), ("y", 20)])
+    md = tmp_path / "meta.jsonl"
+    md.write_text(text)
+    r = CliRunner().invoke(cli, ["export", str(tmp_path / "A"), str(tmp_path / "sh" / "%02d.tar"),
+                                 "--window", "0.2", "--metadata", str(md)])
+    assert r.exit_code == 1
+    err = r.stderr.strip()
+    assert "\n" not in err
+    assert f"{md}:{line}: " in err
+    assert what in err
+    assert not (tmp_path / "sh" / "00.tar").exists()
+
+
+def test_export_failure_in_one_unit_leaves_only_complete_shards(tmp_path: Path) -> None:
+    s, _ = make_store(tmp_path / "A", MANY, seed=5, chunk_frames=16)
+    (tmp_path / "sh").mkdir()
+    (tmp_path / "sh" / "003.tar.partial").mkdir()  # the unit writing shard 3 cannot open it
+    with pytest.raises(IsADirectoryError):
+        export_shards(s, str(tmp_path / "sh" / "%03d.tar"), 0.2, 0.08, maxcount=7, jobs=2)
+    left = sorted(p.name for p in (tmp_path / "sh").iterdir())
+    assert [n for n in left if n.endswith(".partial")] == ["003.tar.partial"]  # ours, a directory
+    assert "003.tar" not in left
+    for name in (n for n in left if n.endswith(".tar")):  # what completed is a whole 7-window shard
+        assert len(_wds([str(tmp_path / "sh" / name)])) == 7

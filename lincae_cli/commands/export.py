@@ -7,8 +7,15 @@ from typing import IO
 
 import click
 
-from lincae_cli.commands._ops_common import keys_from_option, read_keys
-from lincae_cli.options import json_option, out_option, overwrite_option, pick_out
+from lincae_cli.commands._ops_common import echo_warnings, keys_from_option, read_keys
+from lincae_cli.options import (
+    jobs_option,
+    json_option,
+    out_option,
+    overwrite_option,
+    pick_out,
+    scheduler_option,
+)
 from lincae_cli.progress import frame_progress
 from lincae_core import export_shards
 
@@ -27,13 +34,24 @@ from lincae_core import export_shards
 @click.option("--normalize", is_flag=True,
               help="Write (z - mean) / std with the store's statistics (run 'lincae stats' first); "
               "recorded in every sample's JSON.")
+@click.option("--metadata", type=click.Path(dir_okay=False), default=None,
+              help="JSON Lines file, one object per track with its \"key\": the other fields go "
+              "into that track's windows' JSON (e.g. prompts for stable-audio-tools).")
+@jobs_option
+@scheduler_option
 @overwrite_option
 @json_option
 def export_cmd(store: str, pattern_arg: str | None, out: str | None, window_s: float,
                hop_s: float | None, maxcount: int,
-               keys_from: IO[str] | None, dtype: str | None, normalize: bool,
-               overwrite: bool, as_json: bool) -> None:
-    """Write windows of STORE's tracks as .npy [C*D, T] + .json WebDataset shards at PATTERN."""
+               keys_from: IO[str] | None, dtype: str | None, normalize: bool, metadata: str | None,
+               jobs: int, scheduler: str | None, overwrite: bool, as_json: bool) -> None:
+    """Write windows of STORE's tracks as .npy [C*D, T] + .json WebDataset shards at PATTERN.
+
+    Shard i holds windows [i*maxcount, (i+1)*maxcount) of the done tracks (row order, or the
+    --keys-from order), so the shards are byte-identical whatever --jobs or --scheduler. Every
+    JSON records downsampling_ratio (audio samples per latent frame). On an error, shards
+    already complete stay and no .partial file does. See docs/store-format.md, "Export".
+    """
     pattern = pick_out(("PATTERN", pattern_arg), ("-o/--out", out), required="give PATTERN or -o/--out")
     assert pattern is not None, "pick_out raised"
     try:
@@ -44,7 +62,13 @@ def export_cmd(store: str, pattern_arg: str | None, out: str | None, window_s: f
     with frame_progress("export", unit="track") as progress:
         summary = export_shards(store, pattern, window_s, hop_s, maxcount, read_keys(keys_from),
                                 dtype=dtype, overwrite=overwrite, normalize=normalize,
-                                progress=progress)
+                                metadata=metadata, jobs=jobs, scheduler=scheduler, progress=progress)
+    md = summary.get("metadata")
+    if md and md["tracks_without"]:
+        echo_warnings([f"export: {md['tracks_without']} of {summary['tracks']} tracks have no entry in "
+                       f"{metadata} (their windows get no extra fields)"])
+    if md and md["unused"]:
+        echo_warnings([f"export: {md['unused']} entries of {metadata} name no exported track"])
     if as_json:
         click.echo(json.dumps(summary))
     else:

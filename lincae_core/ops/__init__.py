@@ -14,13 +14,30 @@ Rooms: :mod:`~lincae_core.ops.algebra` (pure math on ``[F, C, D]`` arrays),
 
 from __future__ import annotations
 
-from lincae_core.ops.algebra import db_to_amplitude, extract, gain, match_length, mix
-from lincae_core.ops.compose import concat_store, extract_stems
-from lincae_core.ops.edits import midside_store, pan_store
-from lincae_core.ops.stores import extract_store, gain_store, mix_stores, operation_warnings, select_store
+import importlib
+from typing import Any
 
-__all__ = [
-    "concat_store", "db_to_amplitude", "extract", "extract_stems", "extract_store", "gain",
-    "gain_store", "match_length", "midside_store", "mix", "mix_stores", "operation_warnings",
-    "pan_store", "select_store",
-]
+# Re-exported lazily, so that a worker running one module's units (e.g. the export's, which need
+# no torch) imports only what that module needs.
+_EXPORTS = {
+    "db_to_amplitude": "lincae_core.ops.algebra", "extract": "lincae_core.ops.algebra",
+    "gain": "lincae_core.ops.algebra", "match_length": "lincae_core.ops.algebra",
+    "mix": "lincae_core.ops.algebra",
+    "concat_store": "lincae_core.ops.compose", "extract_stems": "lincae_core.ops.compose",
+    "midside_store": "lincae_core.ops.edits", "pan_store": "lincae_core.ops.edits",
+    "extract_store": "lincae_core.ops.stores", "gain_store": "lincae_core.ops.stores",
+    "mix_stores": "lincae_core.ops.stores", "operation_warnings": "lincae_core.ops.stores",
+    "select_store": "lincae_core.ops.stores",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lincae_core.ops' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
