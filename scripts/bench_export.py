@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -124,7 +125,11 @@ class _OldPartialShards:
 
 
 def old_export(store_path: Path, pattern: str, window_s: float, maxcount: int) -> dict[str, Any]:
-    s = LatentStore.open(store_path)
+    os.environ["LINCAE_ZARR_IO"] = "1"  # the old loop read through zarr (before the direct chunk path)
+    try:
+        s = LatentStore.open(store_path)
+    finally:
+        os.environ.pop("LINCAE_ZARR_IO")
     fr = s.geometry.frame_rate
     window = hop = math.floor(window_s * fr + 0.5)
     out_dtype = np.dtype(s.dtype)
