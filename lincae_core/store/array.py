@@ -72,6 +72,7 @@ class LatentArray:
         # pass) and always store written chunks, zeros included.
         self._array, self.path = array.with_config({"write_empty_chunks": True}), path
         self._raw = _raw_chunk_dir(array)
+        self._dirs: set[int] = set()  # chunk directories known to exist
 
     @classmethod
     def open(cls, path: str | os.PathLike, mode: Literal["r", "r+"] = "r") -> LatentArray:
@@ -153,7 +154,9 @@ class LatentArray:
         as zarr stores edge chunks) via a temporary file renamed into place."""
         assert self._raw is not None
         path = self._raw / str(k) / "0" / "0"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if k not in self._dirs:  # one mkdir per chunk directory, not per write
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(k)
         tmp = path.with_name(f"0.{uuid.uuid4().hex}.partial")
         pad = (self.chunk_frames - block.shape[0]) * block[0].nbytes if block.shape[0] else 0
         try:
