@@ -388,3 +388,75 @@ def test_shard_auto_from_slurm_or_torchrun() -> None:
     assert shard_from_env({"RANK": "2", "WORLD_SIZE": "8"}) == (2, 8)
     with pytest.raises(ConfigError, match="RANK"):
         shard_from_env({"RANK": "8", "WORLD_SIZE": "8"})
+
+
+# ----------------------------------------------------------------------------- speed options
+def test_auto_batch_size_resolves_and_is_recorded(library: Path, model: Any, tmp_path: Path) -> None:
+    from lincae_core.encoding.batching import choose_batch_size, dominant_length, rule_batch_size
+    from lincae_core.windowing import plan_windows
+
+    auto = InferenceConfig(window_s=1.0, overlap_s=0.3, batch_size="auto")
+    out = tmp_path / "auto.zarr"
+    summary = encode_files(discover(library), out, model, auto, EncodeSettings())
+    store = LatentStore.open(out)
+    n = store.encoding["batch_size"]
+    assert isinstance(n, int)
+    assert n >= 1
+    assert summary.batch_size == n
+    assert store.encoding["batch_size_auto"]["how"] in ("rule", "probe")
+    assert summary.model_seconds > 0
+    # a resume keeps the planned batch size (here: a store planned with 3, resumed with auto)
+    fixed = tmp_path / "fixed.zarr"
+    encode_files(discover(library), fixed, model, INFERENCE, EncodeSettings(plan_only=True))
+    resumed = encode_files(discover(library), fixed, model, auto, EncodeSettings())
+    assert resumed.batch_size == 3
+    # the rule: ~16 s of audio per pass on CPU; the dominant window length of a table
+    assert rule_batch_size("cpu", 160000, 16000) == 2
+    assert rule_batch_size("cpu", 8000, 16000) == 32
+    frames = np.array([3, 3, 3, 40, 8, 9, 1, 14])
+    assert dominant_length(frames, 8, 2) == (8, sum(len(plan_windows(int(f), 8, 2)) for f in frames))
+    assert dominant_length(np.array([3] * 20 + [40]), 8, 2)[0] == 3
+    # the probe (a big enough job): a positive candidate, cached per key
+    calls: list[int] = []
+    choice = choose_batch_size(lambda x: calls.append(len(x)), device_type="cpu", cache_key="test",
+                               segment_frames=4, segment_samples=8000, sample_rate=16000, job_segments=10**6)
+    assert choice.how == "probe"
+    assert choice.batch_size in choice.ms_per_segment
+    assert calls
+    assert choose_batch_size(lambda x: 1 / 0, device_type="cpu", cache_key="test", segment_frames=4,
+                             segment_samples=8000, sample_rate=16000, job_segments=10**6) == choice
+
+
+def test_cli_batch_size_auto_is_logged(library: Path, micro_ckpt: str, tmp_path: Path,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="lincae_core.encoding.job"):
+        res = _run_cli(str(library / "a.wav"), str(tmp_path / "a.zarr"), "-c", micro_ckpt, *CLI_WINDOW,
+                       "--json")
+    assert res.exit_code == 0, res.output
+    assert "batch size auto:" in caplog.text
+    n = json.loads(res.stdout)["batch_size"]
+    assert n >= 1
+    assert f"batch size {n}" in res.stderr
+    assert _run_cli(str(library), str(tmp_path / "b.zarr"), "--batch-size", "0").exit_code == 2
+
+
+def test_chunk_writes_are_byte_identical_to_per_track_writes(tmp_path: Path, model: Any,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """60 short tracks share chunks of 16 frames: batched writes give the same latent files."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(60):
+        sf.write(lib / f"s{i:02d}.wav", music(16000, 0.2 + 0.15 * (i % 4), seed=i), 16000)
+    create = LatentStore.create
+    monkeypatch.setattr(LatentStore, "create", lambda *a, **k: create(*a, **{**k, "chunk_frames": 16}))
+    stores = {}
+    for mode in (True, False):
+        stores[mode] = tmp_path / f"w{mode}.zarr"
+        encode_files(discover(lib), stores[mode], model, INFERENCE, EncodeSettings(chunk_writes=mode))
+    files = {m: sorted(p.relative_to(o) for p in (o / "latents").rglob("*") if p.is_file())
+             for m, o in stores.items()}
+    assert files[True] == files[False]
+    assert len(files[True]) > 4
+    for rel in files[True]:
+        assert (stores[True] / rel).read_bytes() == (stores[False] / rel).read_bytes()
+    assert _snapshot(stores[True]) == _snapshot(stores[False])

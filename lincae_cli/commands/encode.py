@@ -137,7 +137,8 @@ def _echo_summary(d: dict[str, Any], as_json: bool) -> None:
         msg = f"nothing to do: {where} is already encoded ({d['skipped']} tracks finished{failed}{planfail})."
     elif d["encoded"] or d["failed"]:
         msg = (f"encoded {d['encoded']} tracks ({d['audio_seconds'] / 3600:.3f} h) into {where} in "
-               f"{d['wall_seconds']:.1f} s ({d['realtime']:.1f}x real time){failed}{planfail}.")
+               f"{d['wall_seconds']:.1f} s ({d['realtime']:.1f}x real time, batch size {d['batch_size']})"
+               f"{failed}{planfail}.")
     else:
         msg = f"planned {where}: {d['tracks']} tracks{planfail}."
     click.echo(msg, err=True)
