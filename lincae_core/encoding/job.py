@@ -192,7 +192,8 @@ def auto_batch_size(model: LinCAE, inference: InferenceConfig, settings: EncodeS
             cache_key=(str(device), model.model_id, bool(settings.channels_last), settings.autocast,
                        settings.compile, settings.amp),
             segment_frames=length, segment_samples=b - a, sample_rate=cfg.sample_rate,
-            job_segments=n_windows * settings.latent_channels)
+            job_segments=0 if settings.compile else n_windows * settings.latent_channels)  # no
+        # probe when compiling: every candidate shape would compile first
     per = ", ".join(f"{k}: {v:.1f}" for k, v in choice.ms_per_segment.items())
     log.info("batch size auto: %d on %s for windows of %d frames (%s%s)", choice.batch_size, device,
              length, choice.how, f"; ms per window {per}" if per else "")
