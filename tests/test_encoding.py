@@ -391,7 +391,8 @@ def test_shard_auto_from_slurm_or_torchrun() -> None:
 
 
 # ----------------------------------------------------------------------------- speed options
-def test_auto_batch_size_resolves_and_is_recorded(library: Path, model: Any, tmp_path: Path) -> None:
+def test_auto_batch_size_resolves_and_is_recorded(library: Path, model: Any, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
     from lincae_core.encoding.batching import choose_batch_size, dominant_length, rule_batch_size
     from lincae_core.windowing import plan_windows
 
@@ -406,10 +407,14 @@ def test_auto_batch_size_resolves_and_is_recorded(library: Path, model: Any, tmp
     assert store.encoding["batch_size_auto"]["how"] in ("rule", "probe")
     assert summary.model_seconds > 0
     # a resume keeps the planned batch size (here: a store planned with 3, resumed with auto)
+    # (and the default memory format keeps the planned one: no "may differ" warning)
     fixed = tmp_path / "fixed.zarr"
-    encode_files(discover(library), fixed, model, INFERENCE, EncodeSettings(plan_only=True))
-    resumed = encode_files(discover(library), fixed, model, auto, EncodeSettings())
+    encode_files(discover(library), fixed, model, INFERENCE,
+                 EncodeSettings(plan_only=True, channels_last=False))
+    with caplog.at_level("WARNING", logger="lincae_core.encoding.job"):
+        resumed = encode_files(discover(library), fixed, model, auto, EncodeSettings())
     assert resumed.batch_size == 3
+    assert "planned with" not in caplog.text
     # the rule: ~16 s of audio per pass on CPU; the dominant window length of a table
     assert rule_batch_size("cpu", 160000, 16000) == 2
     assert rule_batch_size("cpu", 8000, 16000) == 32

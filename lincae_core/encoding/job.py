@@ -307,8 +307,13 @@ def encode_files(
     """
     t0 = time.monotonic()
     inference = inference or InferenceConfig(batch_size=AUTO_BATCH)
-    settings = (settings or EncodeSettings()).for_device(next(model.parameters()).device.type)
-    out = Path(out)
+    settings, out = settings or EncodeSettings(), Path(out)
+    if settings.channels_last is None and not settings.overwrite and (out / "zarr.json").is_file():
+        with contextlib.suppress(Exception):  # resume as planned; a bad store is reported below
+            planned_cl = (LatentStore.open(out).encoding or {}).get("channels_last")
+            if isinstance(planned_cl, bool):
+                settings = dataclasses.replace(settings, channels_last=planned_cl)
+    settings = settings.for_device(next(model.parameters()).device.type)
     store, planned = open_or_plan(out, sources, model, inference, settings, args, progress)
     if inference.auto_batch:
         inference = dataclasses.replace(inference, batch_size=int((store.encoding or {})["batch_size"]))
