@@ -80,6 +80,24 @@ def pick_out(*candidates: tuple[str, str | None], required: str | None = None) -
     return given[0][1]
 
 
+class BatchSizeType(click.ParamType):
+    """A positive integer, or ``auto`` (chosen per device by the library)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        """Parse ``auto`` or a positive integer."""
+        if value == "auto" or (isinstance(value, int) and value >= 1):
+            return value
+        try:
+            n = int(str(value))
+        except ValueError:
+            n = 0
+        if n < 1:
+            self.fail(f"Expected a positive integer or auto. Got {value!r} instead.", param, ctx)
+        return n
+
+
 class ShardType(click.ParamType):
     """``i/N``: shard i of N (0-based), or ``auto`` (from Slurm array or torchrun variables)."""
 

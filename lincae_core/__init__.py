@@ -35,6 +35,7 @@ _EXPORTS = {
     "parse_extensions": "lincae_core.discovery",
     "read_file_list": "lincae_core.discovery",
     "EncodeSettings": "lincae_core.encoding.job",
+    "AUTOCAST_CHOICES": "lincae_core.encoding.settings",
     "encode_args": "lincae_core.encoding.job",
     "encode_files": "lincae_core.encoding.job",
     "plan_encode": "lincae_core.encoding.job",

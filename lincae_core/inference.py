@@ -96,7 +96,13 @@ def encode(
     regions = crossfade_regions(plan, overlap)
     jobs = [(r, i) for r in range(rows.shape[0]) for i in range(len(plan))]
     out = [OverlapAdd((cfg.latent_dim,)) for _ in range(rows.shape[0])]
-    for batch in _batched(jobs, inference.batch_size):
+    batch_size = inference.batch_size
+    if inference.auto_batch:  # the rule of lincae_core.encoding.batching (no probe here)
+        from lincae_core.encoding.batching import rule_batch_size
+
+        a, b = window_span(*plan[0], cfg)
+        batch_size = rule_batch_size(next(model.parameters()).device.type, b - a, cfg.sample_rate)
+    for batch in _batched(jobs, int(batch_size)):
         segs = []
         for r, i in batch:
             a, b = window_span(*plan[i], cfg)
@@ -139,7 +145,7 @@ def iter_decode(
     ola = OverlapAdd((channels,))
     device = next(model.parameters()).device
     jobs = list(range(len(plan)))
-    per_batch = max(inference.batch_size // channels, 1)
+    per_batch = max(inference.fixed_batch() // channels, 1)
     for batch in _batched(jobs, per_batch):
         lat = torch.cat([zt[:, :, plan[i][0] : plan[i][1]] for i in batch]).to(device)
         gens = [window_generator(seed, *plan[i]) for i in batch for _ in range(channels)]

@@ -9,6 +9,7 @@ import click
 
 from lincae_cli.options import (
     EXIT_PARTIAL,
+    BatchSizeType,
     ShardType,
     checkpoint_option,
     device_option,
@@ -19,6 +20,7 @@ from lincae_cli.options import (
 )
 from lincae_cli.progress import EncodeBar
 from lincae_core import (
+    AUTOCAST_CHOICES,
     EncodeSettings,
     InferenceConfig,
     discover,
@@ -48,12 +50,18 @@ _DEF = InferenceConfig()
 @click.option("--overlap", "overlap_s", type=click.FloatRange(min=0), default=None,
               help=f"Window overlap (latent cross-fade) in seconds [default: {_DEF.overlap_s}, at most "
               "half the window].")
-@click.option("--batch-size", type=click.IntRange(1), default=_DEF.batch_size, show_default=True,
-              help="Windows per forward pass (across tracks).")
+@click.option("--batch-size", type=BatchSizeType(), default="auto", show_default=True,
+              help="Windows per forward pass (across tracks); auto: chosen for the device and the "
+              "library's window length (logged, recorded in the store).")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Audio reader threads.")
 @device_option
-@click.option("--channels-last", is_flag=True,
-              help="Channels-last encoder: ~2x faster on CPU, latents within ~1e-4 of inference.encode.")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="Channels-last encoder [default: on for CPU (~1.5-2x faster, latents within float16 "
+              "precision of inference.encode), off for CUDA].")
+@click.option("--autocast", type=click.Choice(AUTOCAST_CHOICES), default="none", show_default=True,
+              help="bf16: bfloat16 autocast on CPU (faster on CPUs with bf16 units; latents NOT within "
+              "float16 precision, see docs/encoding.md).")
+@click.option("--compile", "compile_", is_flag=True, help="Run the encoder through torch.compile.")
 @click.option("--shard", type=ShardType(), default="0/1", show_default=True,
               help="Fill shard i of N (0-based), or auto: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT "
               "or RANK/WORLD_SIZE; the store is planned once.")
@@ -65,8 +73,9 @@ _DEF = InferenceConfig()
 @click.pass_context
 def encode_cmd(ctx: click.Context, library: str, out_arg: str | None, out: str | None, files_from: Any,
                ext: str | None,
-               channels: str, dtype: str, window_s: float, overlap_s: float | None, batch_size: int,
-               workers: int, device: str, channels_last: bool, shard: tuple[int, int],
+               channels: str, dtype: str, window_s: float, overlap_s: float | None, batch_size: int | str,
+               workers: int, device: str, channels_last: bool | None, autocast: str, compile_: bool,
+               shard: tuple[int, int],
                plan_only: bool, dry_run: bool,
                checkpoint: str | None, overwrite: bool, as_json: bool) -> None:
     """Encode the audio files under LIBRARY into the latent store OUT (resumable, shardable).
@@ -84,7 +93,7 @@ def encode_cmd(ctx: click.Context, library: str, out_arg: str | None, out: str |
         inference = InferenceConfig.for_window(window_s, overlap_s, batch_size=batch_size)
         settings = EncodeSettings(channels=channels, dtype=dtype, workers=workers, shard=shard[0],
                                   shards=shard[1], overwrite=overwrite, plan_only=plan_only,
-                                  channels_last=channels_last)
+                                  channels_last=channels_last, autocast=autocast, compile=compile_)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     files = read_file_list(files_from) if files_from is not None else None
@@ -128,7 +137,8 @@ def _echo_summary(d: dict[str, Any], as_json: bool) -> None:
         msg = f"nothing to do: {where} is already encoded ({d['skipped']} tracks finished{failed}{planfail})."
     elif d["encoded"] or d["failed"]:
         msg = (f"encoded {d['encoded']} tracks ({d['audio_seconds'] / 3600:.3f} h) into {where} in "
-               f"{d['wall_seconds']:.1f} s ({d['realtime']:.1f}x real time){failed}{planfail}.")
+               f"{d['wall_seconds']:.1f} s ({d['realtime']:.1f}x real time, batch size {d['batch_size']})"
+               f"{failed}{planfail}.")
     else:
         msg = f"planned {where}: {d['tracks']} tracks{planfail}."
     click.echo(msg, err=True)

@@ -12,7 +12,22 @@ from typing import Any
 from lincae_core.config._base import from_dict
 from lincae_core.errors import ConfigError
 
-__all__ = ["PRESETS", "InferenceConfig", "ModelConfig", "get_preset"]
+__all__ = [
+    "AUTO_BATCH", "AUTO_BATCH_AUDIO_S", "AUTO_BATCH_CANDIDATES", "AUTO_BATCH_PROBE_SHARE", "PRESETS",
+    "InferenceConfig", "ModelConfig", "get_preset",
+]
+
+# ``batch_size="auto"`` (the encode default): the batch size is chosen per device and window length.
+AUTO_BATCH = "auto"
+# The rule (docs/encoding.md, "Batch size"): forward passes of about this much audio. On CPU the
+# encoder's cost per window is lowest for batches of ~16 s of audio (2 windows of 10 s, 4 of 4 s,
+# 32 of 0.5 s; larger batches spill the caches, smaller ones pay per-call overhead); on CUDA
+# larger batches keep the GPU busy.
+AUTO_BATCH_AUDIO_S = {"cpu": 16.0, "cuda": 320.0}
+# What the timed probe tries (those up to 2x the rule), and the most of a job's forward work it
+# may cost: smaller jobs use the rule (the probe would cost more than it can save).
+AUTO_BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64, 128)
+AUTO_BATCH_PROBE_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -147,7 +162,7 @@ class InferenceConfig:
 
     window_s: float = 10.0
     overlap_s: float = 1.0
-    batch_size: int = 8
+    batch_size: int | str = 8  # or AUTO_BATCH ("auto": chosen per device and window, encode only)
     steps: int | None = None  # None: the model's recommended steps (LinCAE.recommended_steps)
     seed: int = 0
 
@@ -157,8 +172,20 @@ class InferenceConfig:
                 f"Expected window_s > 0 and 0 <= overlap_s < window_s. "
                 f"Got window_s={self.window_s}, overlap_s={self.overlap_s} instead."
             )
-        if self.batch_size < 1 or (self.steps is not None and self.steps < 1):
-            raise ConfigError("Expected batch_size >= 1 and steps >= 1 (or None).")
+        auto = self.batch_size == AUTO_BATCH
+        if (not auto and (not isinstance(self.batch_size, int) or self.batch_size < 1)) or (
+                self.steps is not None and self.steps < 1):
+            raise ConfigError(f"Expected batch_size >= 1 or 'auto' and steps >= 1 (or None). Got "
+                              f"batch_size={self.batch_size!r}, steps={self.steps!r} instead.")
+
+    @property
+    def auto_batch(self) -> bool:
+        """Whether the batch size is chosen per device (``batch_size="auto"``)."""
+        return self.batch_size == AUTO_BATCH
+
+    def fixed_batch(self, default: int = 8) -> int:
+        """The batch size as an integer (``default`` for ``"auto"``, which only encoding resolves)."""
+        return default if self.batch_size == AUTO_BATCH else int(self.batch_size)
 
     @classmethod
     def for_window(cls, window_s: float | None = None, overlap_s: float | None = None,

@@ -17,6 +17,7 @@ atomically, so a kill at any instant loses at most the work since the last statu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -27,8 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lincae_core.config import InferenceConfig
+from lincae_core.config import AUTO_BATCH, InferenceConfig
 from lincae_core.discovery import Source, sources_fingerprint
+from lincae_core.encoding.batching import BatchChoice, choose_batch_size, dominant_length
 from lincae_core.encoding.plan import EncodePlan, build_plan, create_planned_store
 from lincae_core.encoding.run import Runner, RunStats, forward_segments
 from lincae_core.encoding.schedule import BLOCK_TRACKS, BlockSchedule, block_schedule, blocks_of
@@ -45,9 +47,11 @@ from lincae_core.nn.model import LinCAE
 from lincae_core.publish import remove_stale_siblings
 from lincae_core.store import LatentStore, lineage_entry
 from lincae_core.store.layout import STATUS_DONE, STATUS_FAILED, STATUS_PLANNED
+from lincae_core.windowing import window_span
 
 __all__ = [
     "shard_from_env",
+    "auto_batch_size",
     "encode_args",
     "EncodeProgress",
     "EncodeSettings",
@@ -66,7 +70,8 @@ def encode_args(library: str, files_from: str | None, extensions: Sequence[str],
             "checkpoint": checkpoint, "channels": settings.channels, "dtype": settings.dtype,
             "window_s": inference.window_s, "overlap_s": inference.overlap_s,
             "batch_size": inference.batch_size, "shards": settings.shards,
-            "channels_last": settings.channels_last}
+            "channels_last": settings.channels_last, "autocast": settings.autocast,
+            "compile": settings.compile}
 
 
 def plan_encode(
@@ -92,7 +97,8 @@ def _expected_identity(
     return {
         "window_s": inference.window_s, "overlap_s": inference.overlap_s,
         "window_frames": window, "overlap_frames": overlap, "batch_size": inference.batch_size,
-        "channels_last": settings.channels_last,
+        "channels_last": settings.channels_last, "autocast": settings.autocast,
+        "compile": settings.compile,
         "block_tracks": BLOCK_TRACKS, "channels": settings.channels, "shards": settings.shards,
         "inputs": n_sources,
         "inputs_sha256": fingerprint,
@@ -121,11 +127,12 @@ def _check_identity(store: LatentStore, model: LinCAE, settings: EncodeSettings,
                 f"{store.path} was made with another {name} (store: {_short(got)}, this encode: "
                 f"{_short(want)}); use --overwrite to replace it, or another output path."
             )
-    for name in ("batch_size", "channels_last"):
-        if have.get(name) != encoding[name]:
+    for name, old_default in (("batch_size", None), ("channels_last", False), ("autocast", "none"),
+                              ("compile", False)):
+        if have.get(name, old_default) != encoding[name]:
             log.warning("%s was planned with %s=%s, this run uses %s: latents may differ in the "
-                        "last bits from an uninterrupted run.", store.path, name, have.get(name),
-                        encoding[name])
+                        "last bits from an uninterrupted run.", store.path, name,
+                        have.get(name, old_default), encoding[name])
 
 
 def _plan_store(out: Path, sources: Sequence[Source], model: LinCAE, settings: EncodeSettings,
@@ -133,6 +140,11 @@ def _plan_store(out: Path, sources: Sequence[Source], model: LinCAE, settings: E
                 progress: Callable[[EncodeProgress], None] | None, replace: bool) -> bool:
     plan = plan_encode(sources, model, settings.workers, progress)
     cfg = model.config
+    if encoding["batch_size"] == AUTO_BATCH:
+        frames = np.array([r[1] for r in plan.rows], np.int64)
+        choice = auto_batch_size(model, InferenceConfig(window_s=encoding["window_s"],
+                                 overlap_s=encoding["overlap_s"]), settings, frames)
+        encoding["batch_size"], encoding["batch_size_auto"] = choice.batch_size, choice.record()
     inference = InferenceConfig(window_s=encoding["window_s"], overlap_s=encoding["overlap_s"],
                                 batch_size=encoding["batch_size"])
     lineage = [lineage_entry("encode", {**args, "encoding": encoding}, [])]
@@ -156,10 +168,46 @@ def encode_origin(model: LinCAE, inference: InferenceConfig, channels: int) -> n
     return np.repeat(z.T[:, None, :], channels, axis=1)
 
 
+def _forward(model: LinCAE, settings: EncodeSettings) -> Callable[[np.ndarray], np.ndarray]:
+    device = next(model.parameters()).device
+    return functools.partial(forward_segments, model, amp=settings.amp and device.type == "cuda",
+                             channels_last=bool(settings.channels_last), autocast=settings.autocast,
+                             compile=settings.compile)
+
+
+def auto_batch_size(model: LinCAE, inference: InferenceConfig, settings: EncodeSettings,
+                    frames: np.ndarray) -> BatchChoice:
+    """Resolve ``batch_size="auto"`` for a table of tracks of ``frames`` latent frames each.
+
+    Logged on stderr; see :mod:`lincae_core.encoding.batching`.
+    """
+    cfg, device = model.config, next(model.parameters()).device
+    settings = settings.for_device(device.type)
+    window, overlap = inference.frames(cfg)
+    length, n_windows = dominant_length(frames, window, overlap)
+    a, b = window_span(0, length, cfg)
+    with _encoder_memory_format(model, bool(settings.channels_last)):
+        choice = choose_batch_size(
+            _forward(model, settings), device_type=device.type,
+            cache_key=(str(device), model.model_id, bool(settings.channels_last), settings.autocast,
+                       settings.compile, settings.amp),
+            segment_frames=length, segment_samples=b - a, sample_rate=cfg.sample_rate,
+            job_segments=0 if settings.compile else n_windows * settings.latent_channels)  # no
+        # probe when compiling: every candidate shape would compile first
+    per = ", ".join(f"{k}: {v:.1f}" for k, v in choice.ms_per_segment.items())
+    log.info("batch size auto: %d on %s for windows of %d frames (%s%s)", choice.batch_size, device,
+             length, choice.how, f"; ms per window {per}" if per else "")
+    return choice
+
+
 def open_or_plan(out: Path, sources: Sequence[Source], model: LinCAE, inference: InferenceConfig,
                  settings: EncodeSettings, args: Mapping[str, Any] | None = None,
                  progress: Callable[[EncodeProgress], None] | None = None) -> tuple[LatentStore, bool]:
     """Open the store at ``out`` (checked against this encode), planning it first if needed.
+
+    With ``inference.batch_size="auto"`` a store being planned gets the batch size chosen for
+    this device (:func:`auto_batch_size`), and an existing one keeps the batch size it was planned
+    with (so that a resumed or sharded encode batches exactly as the first process).
 
     Returns:
         The store opened ``r+`` and whether this process planned it.
@@ -179,6 +227,9 @@ def open_or_plan(out: Path, sources: Sequence[Source], model: LinCAE, inference:
             planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, False)
         try:
             store = LatentStore.open(out, "r+")
+            planned_batch = (store.encoding or {}).get("batch_size")
+            if inference.auto_batch and isinstance(planned_batch, int):
+                encoding["batch_size"] = planned_batch  # resume/shard: batch as the planner did
             _check_identity(store, model, settings, encoding)
             return store, planned
         except (StoreFormatError, StoreMismatchError):
@@ -240,8 +291,10 @@ def encode_files(
         out: Store path; created (planned) if missing, resumed if made by the same encode.
         model: The autoencoder, on the device it should run on (its ``model_id`` is set by
             :func:`lincae_core.checkpoint.load_model`).
-        inference: Window, overlap and batch size (default ``InferenceConfig()``).
-        settings: Channels, dtype, workers, shard, overwrite (default ``EncodeSettings()``).
+        inference: Window, overlap and batch size (default ``InferenceConfig(batch_size="auto")``:
+            chosen for the device and recorded in the store, :func:`auto_batch_size`).
+        settings: Channels, dtype, workers, shard, overwrite, forward options (default
+            ``EncodeSettings()``: channels-last on CPU).
         args: JSON-ready arguments recorded in the store's lineage (e.g. the command line).
         progress: Called with an :class:`EncodeProgress` while planning and encoding.
 
@@ -253,9 +306,17 @@ def encode_files(
         StoreFormatError: ``out`` is not a lincae store, or is planned for another shard count.
     """
     t0 = time.monotonic()
-    inference, settings = inference or InferenceConfig(), settings or EncodeSettings()
-    out = Path(out)
+    inference = inference or InferenceConfig(batch_size=AUTO_BATCH)
+    settings, out = settings or EncodeSettings(), Path(out)
+    if settings.channels_last is None and not settings.overwrite and (out / "zarr.json").is_file():
+        with contextlib.suppress(Exception):  # resume as planned; a bad store is reported below
+            planned_cl = (LatentStore.open(out).encoding or {}).get("channels_last")
+            if isinstance(planned_cl, bool):
+                settings = dataclasses.replace(settings, channels_last=planned_cl)
+    settings = settings.for_device(next(model.parameters()).device.type)
     store, planned = open_or_plan(out, sources, model, inference, settings, args, progress)
+    if inference.auto_batch:
+        inference = dataclasses.replace(inference, batch_size=int((store.encoding or {})["batch_size"]))
     planned_shards = (store.encoding or {}).get("shards")
     if planned_shards != settings.shards:
         raise StoreMismatchError(
@@ -263,7 +324,7 @@ def encode_files(
             f"{settings.shard}/{settings.shards} (use --shard i/{planned_shards})."
         )
     summary = EncodeSummary(str(out), settings.shard, settings.shards, tracks=store.n_tracks,
-                            planned_here=planned,
+                            planned_here=planned, batch_size=int(inference.batch_size),
                             plan_failures=sum(1 for r in store.ledger() if r.get("index") is None))
     if settings.plan_only:
         return _finish_summary(summary, store, t0)
@@ -277,6 +338,7 @@ def encode_files(
         return _finish_summary(summary, store, t0)
     stats = _run(store, model, sources, inference, settings, own, pending, progress, t0)
     summary.encoded, summary.failed, summary.audio_seconds = stats.encoded, stats.failed, stats.seconds
+    summary.model_seconds = stats.model_seconds
     return _finish_summary(summary, store, t0)
 
 
@@ -298,13 +360,12 @@ def _run(store: LatentStore, model: LinCAE, sources: Sequence[Source], inference
                                     time.monotonic() - t0))
 
     device = next(model.parameters()).device
-    forward = functools.partial(forward_segments, model, amp=settings.amp and device.type == "cuda",
-                                channels_last=settings.channels_last)
-    runner = Runner(store, model.config, forward, paths, pending, settings.channels, report)
+    runner = Runner(store, model.config, _forward(model, settings), paths, pending, settings.channels,
+                    report, chunk_writes=settings.chunk_writes)
     ctx = _deterministic_cudnn() if device.type == "cuda" else contextlib.nullcontext()
-    with ctx, _encoder_memory_format(model, settings.channels_last):
+    with ctx, _encoder_memory_format(model, bool(settings.channels_last)):
         schedules = _schedules(store, own, inference, model.config, settings.latent_channels, pending)
-        return runner.run(schedules, settings.workers, inference.batch_size)
+        return runner.run(schedules, settings.workers, int(inference.batch_size))
 
 
 def _finish_summary(summary: EncodeSummary, store: LatentStore, t0: float) -> EncodeSummary:

@@ -25,6 +25,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,8 +51,12 @@ __all__ = ["RowJob", "Runner", "forward_segments"]
 log = logging.getLogger(__name__)
 
 _DRAIN = 1 << 16
-_MARK_EVERY = 64  # rows marked done per status write (a kill redoes at most these)
+_MARK_EVERY = 64  # per-track writes: rows marked done per status write (a kill redoes at most these)
 _MARK_SECONDS = 2.0
+# chunk writes: finished tracks wait in memory until their span reaches the next chunk, at most
+# this long or this many bytes, then are written together and marked done
+_BUFFER_SECONDS = 0.5
+_BUFFER_BYTES = 64 << 20
 
 
 class _Cancelled(Exception):
@@ -150,24 +155,42 @@ def _drain(stream: AudioStream, pos: int) -> int:
     return stream.length
 
 
+_COMPILED: weakref.WeakKeyDictionary[LinCAE, Callable[[torch.Tensor], torch.Tensor]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _compiled_encoder(model: LinCAE) -> Callable[[torch.Tensor], torch.Tensor]:
+    if model not in _COMPILED:
+        _COMPILED[model] = torch.compile(model.encode_representation)
+    return _COMPILED[model]
+
+
 @torch.no_grad()
 def forward_segments(
-    model: LinCAE, x: np.ndarray, amp: bool = False, channels_last: bool = False
+    model: LinCAE, x: np.ndarray, amp: bool = False, channels_last: bool = False,
+    autocast: str = "none", compile: bool = False,
 ) -> np.ndarray:
     """Encode equal-length segments ``[N, L]`` into raw latents ``[N, D, W]`` (float32).
 
     By default the same operations as :func:`lincae_core.inference.encode_segments`. ``amp`` runs the
     encoder under float16 autocast (CUDA only); ``channels_last`` feeds it a channels-last
-    representation (use with an encoder converted to channels-last).
+    representation (use with an encoder converted to channels-last); ``autocast="bf16"`` runs it
+    under bfloat16 autocast on the CPU; ``compile`` through ``torch.compile``.
     """
     device = next(model.parameters()).device
     seg = torch.from_numpy(x).to(device, non_blocking=True)
     rep = transforms.to_representation(seg, model.config)  # [N, 2, F, T]
     if channels_last:
         rep = rep.contiguous(memory_format=torch.channels_last)
-    ctx = torch.autocast("cuda", dtype=torch.float16) if amp else contextlib.nullcontext()
+    if amp:
+        ctx: Any = torch.autocast("cuda", dtype=torch.float16)
+    elif autocast == "bf16":
+        ctx = torch.autocast(device.type, dtype=torch.bfloat16)
+    else:
+        ctx = contextlib.nullcontext()
+    enc = _compiled_encoder(model) if compile else model.encode_representation
     with ctx:
-        z = model.encode_representation(rep)
+        z = enc(rep)
     return z.float().cpu().numpy()
 
 
@@ -191,6 +214,8 @@ class RunStats:
     encoded: int = 0
     failed: int = 0
     seconds: float = 0.0
+    model_seconds: float = 0.0  # inside ``forward`` (the encoder), for busy / wall
+    writes: int = 0  # latent array write calls
 
 
 class Runner:
@@ -205,6 +230,7 @@ class Runner:
         pending: np.ndarray,
         mode: str,
         on_progress: Callable[[RunStats, int], None] | None = None,
+        chunk_writes: bool = True,
     ) -> None:
         """Prepare to encode the ``pending`` rows (a boolean mask over the table) of ``store``.
 
@@ -216,6 +242,9 @@ class Runner:
             pending: ``(N,)`` rows to encode and write.
             mode: ``"mono"`` or ``"stereo"``.
             on_progress: Called with the counters and the number of rows just finished.
+            chunk_writes: Buffer finished rows and write them together (whole chunks at a time)
+                rather than one write per row; either way a row is marked done only after its
+                latents are written.
         """
         self.store, self.forward, self.paths, self.pending = store, forward, paths, pending
         self.mode, self.on_progress = mode, on_progress
@@ -228,6 +257,10 @@ class Runner:
         self.ends: dict[int, tuple[int | None, str | None, float]] = {}
         self.loudness: dict[int, float] = {}
         self.done: list[int] = []
+        self.chunk_writes = chunk_writes
+        self.unwritten: dict[int, np.ndarray] = {}  # finished rows waiting to be written
+        self.unwritten_span = [0, 0]  # min offset, max end of the unwritten rows
+        self.unwritten_bytes = 0
         self.flushed_at = time.monotonic()
         self.stats = RunStats()
 
@@ -287,7 +320,9 @@ class Runner:
         self.data[key][slot] = x
         self.fill[key] += 1
         if self.fill[key] == len(s.batches[b]):
+            t0 = time.perf_counter()
             z = self.forward(self.data.pop(key))
+            self.stats.model_seconds += time.perf_counter() - t0
             del self.fill[key]
             for (r, i, c), zi in zip(s.batches[b], z, strict=True):
                 if self.pending[r]:
@@ -332,17 +367,42 @@ class Runner:
             self.stats.failed += 1
             log.warning("failed: %s", error)
         else:
-            z = st.latents()  # [C, D, Z]
-            self.store.write_track(r, np.ascontiguousarray(z.transpose(2, 0, 1)))
-            self.done.append(r)
+            z = np.ascontiguousarray(st.latents().transpose(2, 0, 1))  # [Z, C, D]
             self.loudness[r] = lufs
             self.stats.encoded += 1
-            if len(self.done) >= _MARK_EVERY or time.monotonic() - self.flushed_at > _MARK_SECONDS:
-                self._flush_done()
+            if self.chunk_writes:
+                self._buffer(r, z)
+            else:
+                self.store.write_track(r, z)
+                self.stats.writes += 1
+                self.done.append(r)
+                if len(self.done) >= _MARK_EVERY or time.monotonic() - self.flushed_at > _MARK_SECONDS:
+                    self._flush_done()
         if self.on_progress:
             self.on_progress(self.stats, 1)
 
+    def _buffer(self, r: int, z: np.ndarray) -> None:
+        """Keep a finished row until the buffer reaches the next chunk (or its time/size limit)."""
+        start = int(self.table["offset"][r])
+        end = start + z.shape[0]
+        span = self.unwritten_span
+        if not self.unwritten:
+            span[0], span[1] = start, end
+        span[0], span[1] = min(span[0], start), max(span[1], end)
+        self.unwritten[r] = self.store.cast_latents(r, z)
+        self.unwritten_bytes += self.unwritten[r].nbytes
+        cf = self.store.chunk_frames
+        if ((span[1] - 1) // cf > span[0] // cf or self.unwritten_bytes > _BUFFER_BYTES
+                or time.monotonic() - self.flushed_at > _BUFFER_SECONDS):
+            self._flush_done()
+
     def _flush_done(self) -> None:
+        if self.unwritten:
+            rows = sorted(self.unwritten)
+            self.stats.writes += self.store.write_tracks(rows, [self.unwritten[r] for r in rows])
+            self.done.extend(rows)
+            self.unwritten.clear()
+            self.unwritten_bytes = 0
         if self.done:
             rows = sorted(self.done)
             self.store.write_loudness(rows, [self.loudness.pop(r) for r in rows])
