@@ -11,19 +11,22 @@
 # STEPS extends its schedule (docs/training.md, "Extending a finished run").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=${STEPS:-9500}
+STEPS=${STEPS:-16000}
 source scripts/recipe.sh
 RUNS=${RUNS:-training}; REPORT=${REPORT:-docs/default_model_eval}
 ensure_corpus
-train_run "$RUNS/lincae-tiny" &
-train_run "$RUNS/baseline-tiny" --no-additivity --no-homogeneity &
+train_run "$RUNS/lincae-v2" &
+train_run "$RUNS/baseline-v2" --no-additivity --no-homogeneity &
 wait
-for name in lincae-tiny baseline-tiny; do
+for name in lincae-v2 baseline-v2; do
   [ -f "$RUNS/$name/FINISHED" ] || { echo "train_default_model: $name stopped before step $STEPS; run again" >&2; exit 3; }
 done
-lincae eval --overwrite --stems "$CORPUS/valid" -c "$RUNS/lincae-tiny/ema" --name lincae -c "$RUNS/baseline-tiny/ema" \
+# the measured cards first (recommended decoding steps), so that eval decodes with them
+lincae card "$RUNS/lincae-v2/ema" --stems "$CORPUS/valid"
+lincae card "$RUNS/baseline-v2/ema" --stems "$CORPUS/valid"
+lincae eval --overwrite --stems "$CORPUS/valid" -c "$RUNS/lincae-v2/ema" --name lincae -c "$RUNS/baseline-v2/ema" \
   --name baseline --max-seconds 12 -o "$REPORT"
-python scripts/ship_default_model.py "$RUNS/lincae-tiny" "$RUNS/baseline-tiny" --report "$REPORT"
+python scripts/ship_default_model.py "$RUNS/lincae-v2" "$RUNS/baseline-v2" --report "$REPORT"
 # the measured model cards (lincae card: recon at 1-4 steps, linearity, Enc(0); docs/evaluation.md)
 lincae card default --stems "$CORPUS/valid"
 lincae card models/baseline-tiny --stems "$CORPUS/valid"
