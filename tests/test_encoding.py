@@ -465,3 +465,32 @@ def test_chunk_writes_are_byte_identical_to_per_track_writes(tmp_path: Path, mod
     for rel in files[True]:
         assert (stores[True] / rel).read_bytes() == (stores[False] / rel).read_bytes()
     assert _snapshot(stores[True]) == _snapshot(stores[False])
+
+
+def test_encoder_origin_is_cached_until_the_weights_change(micro_cfg) -> None:  # noqa: ANN001
+    """Enc(0) is computed once per model and window, and again after an in-place weight change."""
+    from lincae_core.config import InferenceConfig
+    from lincae_core.encoding.job import encode_origin
+    from lincae_core.nn.model import LinCAE
+
+    torch.manual_seed(0)
+    model = LinCAE(micro_cfg).eval()
+    calls = []
+    real = model.encode_representation
+
+    def counting(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        return real(*a, **kw)
+
+    model.encode_representation = counting  # type: ignore[method-assign]
+    inf = InferenceConfig()
+    first = encode_origin(model, inf, 1)
+    n = len(calls)
+    assert n > 0
+    np.testing.assert_array_equal(encode_origin(model, inf, 2)[:, 1], first[:, 0])
+    assert len(calls) == n  # served from the cache
+    with torch.no_grad():
+        next(model.parameters()).add_(0.5)
+    changed = encode_origin(model, inf, 1)
+    assert len(calls) > n  # recomputed for the new weights
+    assert not np.array_equal(changed, first)

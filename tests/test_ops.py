@@ -201,9 +201,9 @@ def test_streaming_reads_are_bounded(ab: tuple, tmp_path: Path, monkeypatch: pyt
     sizes: list[int] = []
     real_read = LatentArray.read
 
-    def spy(self: LatentArray, start: int, stop: int) -> np.ndarray:
+    def spy(self: LatentArray, start: int, stop: int, buffer: np.ndarray | None = None) -> np.ndarray:
         sizes.append(stop - start)
-        return real_read(self, start, stop)
+        return real_read(self, start, stop, buffer)
 
     monkeypatch.setattr(LatentArray, "read", spy)
     ops.mix_stores([a, b], tmp_path / "m", max_block_frames=32, length="longest")

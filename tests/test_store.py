@@ -297,6 +297,12 @@ def test_direct_chunk_io_matches_zarr_byte_for_byte(tmp_path: Path, monkeypatch)
     z = zarr.open_group(str(tmp_path / "zarr"))["latents"]
     for lo, hi in ((0, 66), (3, 17), (15, 16), (60, 66), (64, 66), (10, 10), (40, 90)):
         np.testing.assert_array_equal(a.read(lo, hi), z[lo:hi])
+    buf = np.full((40, 2, GEOMETRY["latent_dim"]), 7, np.float16)  # read into a reused buffer
+    got = a.read(3, 30, buf)
+    assert np.shares_memory(got, buf)
+    np.testing.assert_array_equal(got, z[3:30])
+    small = np.empty((5, 2, GEOMETRY["latent_dim"]), np.float16)  # too small: a fresh array
+    assert not np.shares_memory(a.read(3, 30, small), small)
     (tmp_path / "zarr" / "latents" / "c" / "2" / "0" / "0").unlink()  # a chunk never written: zeros
     assert not a.read(32, 48).any()
 

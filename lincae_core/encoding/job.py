@@ -162,10 +162,17 @@ def encode_origin(model: LinCAE, inference: InferenceConfig, channels: int) -> n
     Encoded like the tracks (the same window), so the affine operations subtract what the encoder
     really gives silence (docs/method.md §4.2).
     """
-    window, _ = inference.frames(model.config)
-    silence = np.zeros(window * model.config.samples_per_frame, np.float32)
-    z = encode_audio(model, silence, inference).numpy()  # [D, W]
-    return np.repeat(z.T[:, None, :], channels, axis=1)
+    window, overlap = inference.frames(model.config)
+    # Cached on the model for the process (encoding several libraries costs one window of silence
+    # once), keyed by the window and by the parameters' in-place version counters, so weights
+    # changed in place (a training step, load_state_dict) are never served a stale Enc(0).
+    key = (window, overlap, tuple(p._version for p in model.parameters()))
+    cache: dict[tuple, np.ndarray] = model.__dict__.setdefault("_origin_cache", {})
+    if key not in cache:
+        silence = np.zeros(window * model.config.samples_per_frame, np.float32)
+        cache.clear()
+        cache[key] = encode_audio(model, silence, inference).numpy()  # [D, W]
+    return np.repeat(cache[key].T[:, None, :], channels, axis=1)
 
 
 def _forward(model: LinCAE, settings: EncodeSettings) -> Callable[[np.ndarray], np.ndarray]:

@@ -70,17 +70,19 @@ def _requests(segs: tuple[np.ndarray, ...], src_off: np.ndarray, src_fr: np.ndar
     return idx[ok], (pos + r0 - l0)[ok], start[ok], (start + r1 - r0)[ok], r0[ok]
 
 def _fetch(readers: Sequence[LatentArray], reqs: Sequence[Request | None],
-           max_read: int) -> list[np.ndarray | None]:
+           max_read: int, buffers: Sequence[np.ndarray] | None = None) -> list[np.ndarray | None]:
     """Read, per input, the span of frames a block needs when it fits in ``max_read`` frames.
 
     Inputs in the usual order (same track order as the output) need one read per block; for
     scattered tracks (e.g. random pairing) the span is None and :func:`_accumulate` reads each
-    track segment on its own. No read exceeds ``max_read`` frames.
+    track segment on its own. No read exceeds ``max_read`` frames. ``buffers``: one reusable
+    read buffer per input (the caller alternates two sets: one being read, one in use).
     """
     spans: list[np.ndarray | None] = []
-    for reader, req in zip(readers, reqs, strict=True):
+    for k, (reader, req) in enumerate(zip(readers, reqs, strict=True)):
         lo, hi = (int(req[2].min()), int(req[3].max())) if req is not None else (0, 0)
-        spans.append(reader.read(lo, hi) if req is not None and hi - lo <= max_read else None)
+        buf = None if buffers is None else buffers[k]
+        spans.append(reader.read(lo, hi, buf) if req is not None and hi - lo <= max_read else None)
     return spans
 
 def _shaped(z: torch.Tensor, shape: FrameShape, start: int, samples: int) -> torch.Tensor:
@@ -205,11 +207,12 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
     limit = float(np.finfo(out.dtype).max)
     writes: collections.deque[Future[None]] = collections.deque()
     with _torch_threads(1), ThreadPoolExecutor(2) as pool:
-        ahead = pool.submit(_fetch, readers, reqs[0], max_read)
+        reads = [[np.empty((max_read, c, d), r.dtype) for r in readers] for _ in range(2)]
+        ahead = pool.submit(_fetch, readers, reqs[0], max_read, reads[0])
         for i, (b0, b1) in enumerate(blocks):
             spans = ahead.result()
             if i + 1 < len(blocks):
-                ahead = pool.submit(_fetch, readers, reqs[i + 1], max_read)
+                ahead = pool.submit(_fetch, readers, reqs[i + 1], max_read, reads[(i + 1) % 2])
             n = b1 - b0
             buf[:n].zero_()
             for k, reader in enumerate(readers):

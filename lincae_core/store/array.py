@@ -97,13 +97,23 @@ class LatentArray:
         """Frames per chunk."""
         return int(self._array.chunks[0])
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Read frames ``[start, stop)`` as ``[stop - start, C, D]`` in the storage dtype."""
+    def read(self, start: int, stop: int, buffer: np.ndarray | None = None) -> np.ndarray:
+        """Read frames ``[start, stop)`` as ``[stop - start, C, D]`` in the storage dtype.
+
+        ``buffer``: a C-contiguous array of this dtype with at least ``stop - start`` frames to
+        read into (its leading frames are returned), sparing a fresh allocation (and its page
+        faults) per read in streaming loops.
+        """
         if self._raw is None:
             return self._array[start:stop]
         f, c, d = self.shape
         start, stop = max(0, min(start, f)), max(0, min(stop, f))
-        out = np.empty((max(stop - start, 0), c, d), dtype=self.dtype)
+        n = max(stop - start, 0)
+        if (buffer is not None and buffer.dtype == self.dtype and buffer.flags.c_contiguous
+                and buffer.shape[0] >= n and buffer.shape[1:] == (c, d)):
+            out = buffer[:n]
+        else:
+            out = np.empty((n, c, d), dtype=self.dtype)
         cf, frame_bytes = self.chunk_frames, c * d * out.itemsize
         view = memoryview(out.reshape(-1).view(np.uint8))
         pos = start
@@ -242,11 +252,12 @@ class CachedArray:
                 self._bytes -= old.nbytes
         return data
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Frames ``[start, stop)`` as ``[n, C, D]`` in the storage dtype (as LatentArray.read)."""
+    def read(self, start: int, stop: int, buffer: np.ndarray | None = None) -> np.ndarray:
+        """Frames ``[start, stop)`` as ``[n, C, D]`` in the storage dtype (as LatentArray.read;
+        ``buffer`` is used by reads that bypass the cache)."""
         cf = self.chunk_frames
         if stop - start >= cf or self.budget <= 0:
-            return self.array.read(start, stop)
+            return self.array.read(start, stop, buffer)
         c0, c1 = start // cf, (stop - 1) // cf
         parts = [self._chunk(c)[max(start, c * cf) - c * cf : min(stop, (c + 1) * cf) - c * cf]
                  for c in range(c0, c1 + 1)]
