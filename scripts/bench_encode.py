@@ -207,10 +207,11 @@ def peak_rss(path: Path, preset: str, batch: int | str) -> dict[str, float]:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-VARIANTS = {  # name: (batch size, channels_last); "default" is what `lincae encode` does now
-    "default": ("auto", None),
-    "b8": (8, False),  # the previous defaults
-    "b8_cl": (8, True),
+VARIANTS = {  # name: (batch size, channels_last, parallel_forward); "default": what `lincae encode` does
+    "default": ("auto", None, None),
+    "serial": ("auto", True, False),  # batch auto + channels-last, one pass at a time
+    "b8": (8, False, False),  # the defaults before batch auto
+    "b8_cl": (8, True, False),
 }
 
 
@@ -233,8 +234,9 @@ def run_scenario(name: str, lib: Path, tmp: Path, ours: LinCAE, ref: Any, infere
         return out
 
     for r in range(a.repeats):  # interleaved, so that machine noise hits all alike
-        for key, (bs, cl) in variants.items():
-            settings = EncodeSettings(dtype="float32", workers=a.workers, channels_last=cl)
+        for key, (bs, cl, par) in variants.items():
+            settings = EncodeSettings(dtype="float32", workers=a.workers, channels_last=cl,
+                                      parallel_forward=par)
             inf = dataclasses.replace(inference, batch_size=bs)
             audio_s, busy, batch[key] = timed(key, time_e2e, lib, tmp / f"{name}-{key}-{r}.zarr", ours, inf,
                                               settings)
@@ -314,7 +316,7 @@ def main() -> None:
     p.add_argument("--clip-seconds", type=float, default=4.0)
     p.add_argument("--rate", type=int, default=44100, help="sample rate of the library files")
     p.add_argument("--ref-batch-size", type=int, default=8, help="linear-cae's max_batch_size")
-    p.add_argument("--variants", default="default,b8,b8_cl",
+    p.add_argument("--variants", default="default,serial,b8",
                    help=f"lincae settings to time (of {', '.join(VARIANTS)}); the first is compared "
                    "with the forward pass alone and with linear-cae's latents")
     p.add_argument("--workers", type=int, default=2)

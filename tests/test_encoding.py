@@ -494,3 +494,29 @@ def test_encoder_origin_is_cached_until_the_weights_change(micro_cfg) -> None:  
     changed = encode_origin(model, inf, 1)
     assert len(calls) > n  # recomputed for the new weights
     assert not np.array_equal(changed, first)
+
+
+def test_parallel_forward_does_not_depend_on_the_core_count(library: Path, model: Any,
+                                                              tmp_path: Path) -> None:
+    """Parallel passes (the CPU default with channels-last) run each pass on one thread and stitch
+    in submission order: the same store bytes whatever the number of workers, within float16
+    precision of one pass at a time."""
+    sources = discover(library, files=["a.wav", "c.wav", "sub/b.flac"])
+    threads = torch.get_num_threads()
+    try:
+        for n in (2, 3):
+            torch.set_num_threads(n)
+            encode_files(sources, tmp_path / f"p{n}.zarr", model, INFERENCE, EncodeSettings(dtype="float32"))
+            assert torch.get_num_threads() == n  # restored after the run
+    finally:
+        torch.set_num_threads(threads)
+    encode_files(sources, tmp_path / "serial.zarr", model, INFERENCE,
+                 EncodeSettings(dtype="float32", parallel_forward=False))
+    p2, p3 = LatentStore.open(tmp_path / "p2.zarr"), LatentStore.open(tmp_path / "p3.zarr")
+    assert p2.encoding["parallel_forward"] is True
+    assert LatentStore.open(tmp_path / "serial.zarr").encoding["parallel_forward"] is False
+    for key in p2.keys():  # noqa: SIM118 - LatentStore.keys()
+        np.testing.assert_array_equal(p2.read_track(key), p3.read_track(key))
+        ref = LatentStore.open(tmp_path / "serial.zarr").read_track(key)
+        atol = float(np.spacing(np.float16(np.sqrt(np.mean(ref.astype(np.float64) ** 2)))))
+        np.testing.assert_allclose(p2.read_track(key), ref, rtol=1e-3, atol=atol)

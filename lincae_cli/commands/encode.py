@@ -62,6 +62,9 @@ _DEF = InferenceConfig()
               help="bf16: bfloat16 autocast on CPU (faster on CPUs with bf16 units; latents NOT within "
               "float16 precision, see docs/encoding.md).")
 @click.option("--compile", "compile_", is_flag=True, help="Run the encoder through torch.compile.")
+@click.option("--parallel-forward/--no-parallel-forward", default=None,
+              help="One encoder pass per core at once, each on one thread [default: on for CPU with "
+              "channels-last (~1.5x the throughput of small passes), off otherwise].")
 @click.option("--shard", type=ShardType(), default="0/1", show_default=True,
               help="Fill shard i of N (0-based), or auto: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT "
               "or RANK/WORLD_SIZE; the store is planned once.")
@@ -75,7 +78,7 @@ def encode_cmd(ctx: click.Context, library: str, out_arg: str | None, out: str |
                ext: str | None,
                channels: str, dtype: str, window_s: float, overlap_s: float | None, batch_size: int | str,
                workers: int, device: str, channels_last: bool | None, autocast: str, compile_: bool,
-               shard: tuple[int, int],
+               parallel_forward: bool | None, shard: tuple[int, int],
                plan_only: bool, dry_run: bool,
                checkpoint: str | None, overwrite: bool, as_json: bool) -> None:
     """Encode the audio files under LIBRARY into the latent store OUT (resumable, shardable).
@@ -93,7 +96,8 @@ def encode_cmd(ctx: click.Context, library: str, out_arg: str | None, out: str |
         inference = InferenceConfig.for_window(window_s, overlap_s, batch_size=batch_size)
         settings = EncodeSettings(channels=channels, dtype=dtype, workers=workers, shard=shard[0],
                                   shards=shard[1], overwrite=overwrite, plan_only=plan_only,
-                                  channels_last=channels_last, autocast=autocast, compile=compile_)
+                                  channels_last=channels_last, autocast=autocast, compile=compile_,
+                                  parallel_forward=parallel_forward)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     files = read_file_list(files_from) if files_from is not None else None

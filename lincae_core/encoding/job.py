@@ -71,7 +71,7 @@ def encode_args(library: str, files_from: str | None, extensions: Sequence[str],
             "window_s": inference.window_s, "overlap_s": inference.overlap_s,
             "batch_size": inference.batch_size, "shards": settings.shards,
             "channels_last": settings.channels_last, "autocast": settings.autocast,
-            "compile": settings.compile}
+            "compile": settings.compile, "parallel_forward": settings.parallel_forward}
 
 
 def plan_encode(
@@ -98,7 +98,7 @@ def _expected_identity(
         "window_s": inference.window_s, "overlap_s": inference.overlap_s,
         "window_frames": window, "overlap_frames": overlap, "batch_size": inference.batch_size,
         "channels_last": settings.channels_last, "autocast": settings.autocast,
-        "compile": settings.compile,
+        "compile": settings.compile, "parallel_forward": settings.parallel_forward,
         "block_tracks": BLOCK_TRACKS, "channels": settings.channels, "shards": settings.shards,
         "inputs": n_sources,
         "inputs_sha256": fingerprint,
@@ -128,7 +128,7 @@ def _check_identity(store: LatentStore, model: LinCAE, settings: EncodeSettings,
                 f"{_short(want)}); use --overwrite to replace it, or another output path."
             )
     for name, old_default in (("batch_size", None), ("channels_last", False), ("autocast", "none"),
-                              ("compile", False)):
+                              ("compile", False), ("parallel_forward", False)):
         if have.get(name, old_default) != encoding[name]:
             log.warning("%s was planned with %s=%s, this run uses %s: latents may differ in the "
                         "last bits from an uninterrupted run.", store.path, name,
@@ -315,11 +315,15 @@ def encode_files(
     t0 = time.monotonic()
     inference = inference or InferenceConfig(batch_size=AUTO_BATCH)
     settings, out = settings or EncodeSettings(), Path(out)
-    if settings.channels_last is None and not settings.overwrite and (out / "zarr.json").is_file():
+    if not settings.overwrite and (out / "zarr.json").is_file():
         with contextlib.suppress(Exception):  # resume as planned; a bad store is reported below
-            planned_cl = (LatentStore.open(out).encoding or {}).get("channels_last")
-            if isinstance(planned_cl, bool):
-                settings = dataclasses.replace(settings, channels_last=planned_cl)
+            planned_enc = LatentStore.open(out).encoding or {}
+            if settings.channels_last is None and isinstance(planned_enc.get("channels_last"), bool):
+                settings = dataclasses.replace(settings, channels_last=planned_enc["channels_last"])
+            if settings.parallel_forward is None and "batch_size" in planned_enc:  # a store planned
+                # before parallel passes existed ran one pass at a time
+                settings = dataclasses.replace(settings,
+                                               parallel_forward=bool(planned_enc.get("parallel_forward")))
     settings = settings.for_device(next(model.parameters()).device.type)
     store, planned = open_or_plan(out, sources, model, inference, settings, args, progress)
     if inference.auto_batch:
@@ -368,7 +372,8 @@ def _run(store: LatentStore, model: LinCAE, sources: Sequence[Source], inference
 
     device = next(model.parameters()).device
     runner = Runner(store, model.config, _forward(model, settings), paths, pending, settings.channels,
-                    report, chunk_writes=settings.chunk_writes)
+                    report, chunk_writes=settings.chunk_writes,
+                    forward_workers=settings.forward_workers())
     ctx = _deterministic_cudnn() if device.type == "cuda" else contextlib.nullcontext()
     with ctx, _encoder_memory_format(model, bool(settings.channels_last)):
         schedules = _schedules(store, own, inference, model.config, settings.latent_channels, pending)

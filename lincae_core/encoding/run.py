@@ -194,6 +194,13 @@ def forward_segments(
     return z.float().cpu().numpy()
 
 
+def _done(value: Any) -> Future[Any]:
+    """A completed future holding ``value``."""
+    f: Future[Any] = Future()
+    f.set_result(value)
+    return f
+
+
 class _RowState:
     """Cross-fade accumulators of one row being encoded (one preallocated OverlapAdd a channel)."""
 
@@ -231,6 +238,7 @@ class Runner:
         mode: str,
         on_progress: Callable[[RunStats, int], None] | None = None,
         chunk_writes: bool = True,
+        forward_workers: int = 1,
     ) -> None:
         """Prepare to encode the ``pending`` rows (a boolean mask over the table) of ``store``.
 
@@ -245,6 +253,9 @@ class Runner:
             chunk_writes: Buffer finished rows and write them together (whole chunks at a time)
                 rather than one write per row; either way a row is marked done only after its
                 latents are written.
+            forward_workers: Forward passes run at once, each on one torch thread (1: one at a
+                time in this thread, on torch's own threads). Results are stitched in submission
+                order, so the output does not depend on this number (docs/encoding.md).
         """
         self.store, self.forward, self.paths, self.pending = store, forward, paths, pending
         self.mode, self.on_progress = mode, on_progress
@@ -263,6 +274,9 @@ class Runner:
         self.unwritten_bytes = 0
         self.flushed_at = time.monotonic()
         self.stats = RunStats()
+        self.forward_workers = max(1, int(forward_workers))
+        self.forwards: deque[tuple[Future[tuple[np.ndarray, float]], BlockSchedule, int]] = deque()
+        self.fpool: ThreadPoolExecutor | None = None
 
     def jobs(self, schedules: Iterator[BlockSchedule]) -> Iterator[tuple[BlockSchedule, RowJob]]:
         """Reader jobs of every needed row, in schedule order."""
@@ -278,7 +292,13 @@ class Runner:
         qsize = max(2, -(-batch_size // self.channels))
         pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="lincae-read")
         inflight: deque[tuple[BlockSchedule, RowJob, queue.Queue[Any], Future[None]]] = deque()
+        parallel = self.forward_workers > 1
+        if parallel:
+            self.fpool = ThreadPoolExecutor(self.forward_workers, thread_name_prefix="lincae-forward")
+        threads = torch.get_num_threads()
         try:
+            if parallel:  # one torch thread per forward: several small passes at once beat one
+                torch.set_num_threads(1)  # pass on every core (docs/encoding.md, "Speed options")
             for s, job in self.jobs(schedules):
                 q: queue.Queue[Any] = queue.Queue(maxsize=qsize)
                 fut = pool.submit(read_row, job, self.cfg.sample_rate, self.mode, q, stop)
@@ -287,9 +307,15 @@ class Runner:
                     self._consume(*inflight.popleft())
             while inflight:
                 self._consume(*inflight.popleft())
+            while self.forwards:
+                self._complete(*self.forwards.popleft())
         finally:
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
+            if self.fpool is not None:
+                self.fpool.shutdown(wait=True, cancel_futures=True)
+                self.forwards.clear()  # an error stopped the run: their rows stay planned
+            torch.set_num_threads(threads)
             self._flush_done()  # on an exception too (Ctrl-C): written rows are complete
         return self.stats
 
@@ -320,13 +346,26 @@ class Runner:
         self.data[key][slot] = x
         self.fill[key] += 1
         if self.fill[key] == len(s.batches[b]):
-            t0 = time.perf_counter()
-            z = self.forward(self.data.pop(key))
-            self.stats.model_seconds += time.perf_counter() - t0
             del self.fill[key]
-            for (r, i, c), zi in zip(s.batches[b], z, strict=True):
-                if self.pending[r]:
-                    self._stitch(s, r, i, c, zi)
+            if self.fpool is None:
+                self._complete(_done(self._timed_forward(self.data.pop(key))), s, b)
+                return
+            while len(self.forwards) >= self.forward_workers:  # at most one pass per worker
+                self._complete(*self.forwards.popleft())
+            self.forwards.append((self.fpool.submit(self._timed_forward, self.data.pop(key)), s, b))
+
+    def _timed_forward(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        return self.forward(x), time.perf_counter() - t0
+
+    def _complete(self, fut: Future[tuple[np.ndarray, float]], s: BlockSchedule, b: int) -> None:
+        """Stitch a finished forward pass (in submission order: the same sums whatever the
+        number of forward workers)."""
+        z, seconds = fut.result()
+        self.stats.model_seconds += seconds / self.forward_workers  # busy share of the workers
+        for (r, i, c), zi in zip(s.batches[b], z, strict=True):
+            if self.pending[r]:
+                self._stitch(s, r, i, c, zi)
 
     def _state(self, s: BlockSchedule, r: int) -> _RowState:
         if r not in self.states:

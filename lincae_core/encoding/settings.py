@@ -35,6 +35,11 @@ class EncodeSettings:
         autocast: ``"none"`` or ``"bf16"``: bfloat16 autocast of the encoder on CPU (opt-in: the
             latents are *not* within float16 precision of ``inference.encode``, docs/encoding.md).
         compile: Run the encoder through ``torch.compile`` (opt-in; compiles per input shape).
+        parallel_forward: Run one encoder pass per core at once, each on one torch thread, instead
+            of one pass at a time on every core; ``None`` (default): on with channels-last on CPU
+            (1.5x the throughput of small passes there), off on CUDA, with ``compile`` and with
+            ``channels_last=False`` (which keeps the library API's exact bits). The latents
+            then do not depend on the number of cores (every pass runs on one thread).
         chunk_writes: Buffer finished tracks and write them together, a chunk at a time, instead
             of one read-modify-write of the shared chunk per track (same bytes, same crash
             safety: a track is marked done only after its latents are written).
@@ -52,6 +57,7 @@ class EncodeSettings:
     autocast: str = "none"
     compile: bool = False
     chunk_writes: bool = True
+    parallel_forward: bool | None = None
 
     def __post_init__(self) -> None:
         """Validate the settings (``ConfigError`` naming what was expected)."""
@@ -71,10 +77,22 @@ class EncodeSettings:
                               "others' work: replace the store once with plan_only, then run shards.")
 
     def for_device(self, device_type: str) -> EncodeSettings:
-        """These settings with ``channels_last=None`` resolved for ``device_type`` (on for CPU)."""
-        if self.channels_last is not None:
-            return self
-        return replace(self, channels_last=device_type == "cpu")
+        """These settings with ``channels_last`` and ``parallel_forward`` resolved for
+        ``device_type`` (``None``: on for CPU; parallel passes only with channels-last and
+        without compile)."""
+        cl = self.channels_last if self.channels_last is not None else device_type == "cpu"
+        par = self.parallel_forward
+        if par is None:
+            par = device_type == "cpu" and cl and not self.compile
+        return replace(self, channels_last=cl, parallel_forward=bool(par))
+
+    def forward_workers(self) -> int:
+        """Encoder passes run at once: one per torch thread with ``parallel_forward``, else 1."""
+        if not self.parallel_forward or self.compile:
+            return 1
+        import torch
+
+        return max(1, torch.get_num_threads())
 
     @property
     def latent_channels(self) -> int:
