@@ -26,8 +26,8 @@ log_cmd() {  # append the command line to $LOG (when set), shell-quoted
 
 train_run() {  # DIR [extra flags...]: train (or resume) one run; writes DIR/FINISHED at the end
   local dir=$1; shift
-  if [ -f "$dir/FINISHED" ]; then  # finished at K=STEPS: skip; finished at another K: extend it
-    if grep -q "/$STEPS;" "$dir/FINISHED"; then
+  if [ -f "$dir/FINISHED" ]; then  # done at STOP of K=STEPS: skip; else continue or extend it
+    if grep -q "step $STOP/$STEPS;" "$dir/FINISHED"; then
       echo "recipe: $dir already trained ($(cat "$dir/FINISHED"))" >&2; return 0
     fi
     rm "$dir/FINISHED"
@@ -39,6 +39,7 @@ train_run() {  # DIR [extra flags...]: train (or resume) one run; writes DIR/FIN
   log_cmd "${cmd[@]}"
   local summary; summary=$("${cmd[@]}" | tail -n 1)
   echo "$summary" >&2
-  [[ "$summary" == finished* ]] && echo "$summary" > "$dir/FINISHED"
+  # finished at K, or stopped where STOP asked (a schedule of K steps cut at STOP < K)
+  [[ "$summary" == finished* || "$summary" == "stopped at step $STOP/"* ]] && echo "$summary" > "$dir/FINISHED"
   return 0
 }
