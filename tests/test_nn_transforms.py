@@ -85,3 +85,16 @@ def test_equals_reference_front_end() -> None:
     ref = fe.to_representation(x)
     assert torch.allclose(ours, ref, atol=1e-5)
     assert torch.allclose(transforms.from_representation(ours, PAPER), fe.to_waveform(ref), atol=1e-5)
+
+
+def test_fast_front_end_matches_the_exact_one() -> None:
+    """beta*|s|^(alpha-1)*s equals polar(beta*|s|^alpha, angle s) to float32 rounding, silence included."""
+    cfg = get_preset("tiny")
+    torch.manual_seed(0)
+    x = torch.randn(3, 16000) * 0.1
+    x[1] = 0.0  # digital silence: every bin is zero, and must stay zero (no NaN from 0^(alpha-1))
+    exact, fast = transforms.to_representation(x, cfg), transforms.to_representation(x, cfg, fast=True)
+    assert torch.isfinite(fast).all()
+    assert not fast[1].any()
+    torch.testing.assert_close(fast, exact, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(fast, exact)  # really another computation (the API keeps the exact one)

@@ -179,7 +179,8 @@ def forward_segments(
     """
     device = next(model.parameters()).device
     seg = torch.from_numpy(x).to(device, non_blocking=True)
-    rep = transforms.to_representation(seg, model.config)  # [N, 2, F, T]
+    # channels-last is the non-bit-exact fast path already: take the fast front end with it
+    rep = transforms.to_representation(seg, model.config, fast=channels_last)  # [N, 2, F, T]
     if channels_last:
         rep = rep.contiguous(memory_format=torch.channels_last)
     if amp:

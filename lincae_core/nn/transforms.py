@@ -67,11 +67,15 @@ def padded_length(num_samples: int, cfg: ModelConfig) -> tuple[int, int]:
     return z, decoded_length(z, cfg)
 
 
-def to_representation(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+def to_representation(x: torch.Tensor, cfg: ModelConfig, fast: bool = False) -> torch.Tensor:
     """Map audio to CM space: beta*|STFT|^alpha*e^{i angle} as real/imag planes (method.md §1).
 
     Args:
         x: audio ``[B, T]`` (float32), T >= n_fft.
+        fast: Compute ``beta*|s|^(alpha-1)*s`` instead of going through ``angle``/``polar``: the
+            same values without three transcendentals per bin (2.6x faster here), within float32
+            rounding (~2e-7) rather than bit-identical to the reference; used by the encode fast
+            path (channels-last), never by the bit-exact API.
 
     Returns:
         Representation ``[B, 2, F, N]``.
@@ -81,6 +85,11 @@ def to_representation(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     frames = x.float().unfold(-1, cfg.n_fft, cfg.hop)  # (B, N, n_fft)
     spec = torch.fft.rfft(frames * analysis_window(cfg.n_fft, x.device), dim=-1)
     spec = spec[..., : cfg.freq_bins].transpose(1, 2)  # (B, F, N)
+    if fast:
+        re, im = spec.real, spec.imag
+        m2 = re * re + im * im  # |s|^2; a zero bin maps to zero, as polar(0, 0) does
+        scale = torch.where(m2 > 0, cfg.beta * m2.pow((cfg.alpha - 1.0) / 2.0), torch.zeros_like(m2))
+        return torch.stack((re * scale, im * scale), dim=1)
     spec = torch.polar(cfg.beta * spec.abs() ** cfg.alpha, spec.angle())
     return torch.stack((spec.real, spec.imag), dim=1)
 
