@@ -195,13 +195,6 @@ def forward_segments(
     return z.float().cpu().numpy()
 
 
-def _done(value: Any) -> Future[Any]:
-    """A completed future holding ``value``."""
-    f: Future[Any] = Future()
-    f.set_result(value)
-    return f
-
-
 class _RowState:
     """Cross-fade accumulators of one row being encoded (one preallocated OverlapAdd a channel)."""
 
@@ -309,7 +302,7 @@ class Runner:
             while inflight:
                 self._consume(*inflight.popleft())
             while self.forwards:
-                self._complete(*self.forwards.popleft())
+                self._complete_next()
         finally:
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
@@ -349,20 +342,25 @@ class Runner:
         if self.fill[key] == len(s.batches[b]):
             del self.fill[key]
             if self.fpool is None:
-                self._complete(_done(self._timed_forward(self.data.pop(key))), s, b)
+                self._complete(self._timed_forward(self.data.pop(key)), s, b)
                 return
             while len(self.forwards) >= self.forward_workers:  # at most one pass per worker
-                self._complete(*self.forwards.popleft())
+                self._complete_next()
             self.forwards.append((self.fpool.submit(self._timed_forward, self.data.pop(key)), s, b))
 
     def _timed_forward(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         t0 = time.perf_counter()
         return self.forward(x), time.perf_counter() - t0
 
-    def _complete(self, fut: Future[tuple[np.ndarray, float]], s: BlockSchedule, b: int) -> None:
-        """Stitch a finished forward pass (in submission order: the same sums whatever the
-        number of forward workers)."""
-        z, seconds = fut.result()
+    def _complete_next(self) -> None:
+        """Wait for the oldest parallel pass and stitch it (submission order: the same sums
+        whatever the number of forward workers)."""
+        fut, s, b = self.forwards.popleft()
+        self._complete(fut.result(), s, b)
+
+    def _complete(self, result: tuple[np.ndarray, float], s: BlockSchedule, b: int) -> None:
+        """Stitch the latents ``[N, D, W]`` of one finished pass of batch ``b``."""
+        z, seconds = result
         self.stats.model_seconds += seconds / self.forward_workers  # busy share of the workers
         for (r, i, c), zi in zip(s.batches[b], z, strict=True):
             if self.pending[r]:
