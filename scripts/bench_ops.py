@@ -52,15 +52,17 @@ GEOMETRY = {"sample_rate": 44100, "samples_per_frame": 4096, "latent_dim": 64}
 BLOCK = 16384  # frames per block of the numpy baseline (the ops' default max_block_frames)
 
 
-def build_store(path: Path, size_gb: float, seed: int) -> dict[str, Any]:
-    """Create a synthetic float16 store of about ``size_gb`` GB and its raw ``.f16`` twin."""
+def build_store(path: Path, size_gb: float, seed: int, chunk_frames: int | None = None) -> dict[str, Any]:
+    """Create a synthetic float16 store of about ``size_gb`` GB and its raw ``.f16`` twin
+    (``chunk_frames``: frames per latent chunk, default the store default)."""
     d = GEOMETRY["latent_dim"]
     frames_total = int(size_gb * 1e9 / (2 * d))
     rng = np.random.default_rng(0)  # same track table for A and B (pairing by key)
     lengths = []
     while sum(lengths) < frames_total:
         lengths.append(int(rng.integers(500, 5000)))
-    s = LatentStore.create(path, model_id="bench", model_config={}, geometry=GEOMETRY, channels=1)
+    extra = {} if chunk_frames is None else {"chunk_frames": chunk_frames}
+    s = LatentStore.create(path, model_id="bench", model_config={}, geometry=GEOMETRY, channels=1, **extra)
     s.plan([(f"track-{i:06d}", f, f * 4096, 44100, 1) for i, f in enumerate(lengths)])
     raw = np.memmap(f"{path}.f16", dtype=np.float16, mode="w+", shape=(s.total_frames, 1, d))
     data = np.random.default_rng(seed)
@@ -72,7 +74,8 @@ def build_store(path: Path, size_gb: float, seed: int) -> dict[str, Any]:
     raw.flush()
     del raw
     s.mark_done(np.arange(s.n_tracks))
-    return {"tracks": s.n_tracks, "frames": s.total_frames, "nbytes": s.total_frames * d * 2}
+    return {"tracks": s.n_tracks, "frames": s.total_frames, "nbytes": s.total_frames * d * 2,
+            "chunk_frames": s.chunk_frames}
 
 
 def numpy_pass(inputs: list[str], out: str, gains: list[float], frames: int, use_torch: bool = False) -> None:
@@ -112,6 +115,13 @@ def child(args: argparse.Namespace) -> None:
     if args.child.endswith(":zarr-io"):  # the ops with zarr's own chunk I/O (before the direct path)
         os.environ["LINCAE_ZARR_IO"] = "1"
         args.child = args.child.removesuffix(":zarr-io")
+    # Every pass starts with the same libraries loaded (torch, the ops engine): the measured
+    # seconds are the pass over the bytes, not the interpreter's one-off imports (~0.5-0.9 s of
+    # torch here), which the CLI start-up figures of scripts/bench_scale.py cover instead.
+    import torch  # noqa: F401
+
+    from lincae_core.ops import engine, stores  # noqa: F401
+
     t0 = time.perf_counter()
     if args.child == "gain":
         ops.gain_store(work / "A", work / "out-gain", 0.5, jobs=args.jobs)
@@ -224,6 +234,8 @@ def main() -> None:
     p.add_argument("--size-gb", type=float, default=1.0, help="Size of each input store.")
     p.add_argument("--dir", default=None, help="Work directory (default: a temp dir).")
     p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--chunk-frames", type=int, default=None,
+                   help="Frames per latent chunk of the built stores (default: the store default).")
     p.add_argument("--repeat", type=int, default=3, help="Runs of each pass (median reported).")
     p.add_argument("--rss-limit-mb", type=int, default=0, help="RLIMIT_AS of the op subprocesses (0: none).")
     p.add_argument("--out", default="bench_ops.json")
@@ -261,12 +273,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     if args.reuse and (args.dir / "B.f16").exists():
         a = LatentStore.open(args.dir / "A")
-        info = {"tracks": a.n_tracks, "frames": a.total_frames, "nbytes": a.describe()["nbytes"]}
+        info = {"tracks": a.n_tracks, "frames": a.total_frames, "nbytes": a.describe()["nbytes"],
+                "chunk_frames": a.chunk_frames}
     else:
-        info = build_store(args.dir / "A", args.size_gb, seed=1)
-        build_store(args.dir / "B", args.size_gb, seed=2)
+        info = build_store(args.dir / "A", args.size_gb, seed=1, chunk_frames=args.chunk_frames)
+        build_store(args.dir / "B", args.size_gb, seed=2, chunk_frames=args.chunk_frames)
     print(
-        f"built 2 stores of {info['nbytes'] / 1e9:.2f} GB ({info['tracks']} tracks) "
+        f"built 2 stores of {info['nbytes'] / 1e9:.2f} GB ({info['tracks']} tracks, "
+        f"chunks of {info['chunk_frames']} frames) "
         f"in {time.perf_counter() - t0:.0f} s",
         file=sys.stderr,
     )

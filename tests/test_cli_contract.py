@@ -125,7 +125,7 @@ def test_disk_full_and_read_only_are_one_line_and_keep_work(tmp_path: Path, micr
         assert done.sum() < 6  # the rest stayed planned
         # free space and re-run, as the message says: the encode resumes and the result is the
         # same as an encode that never ran out of space
-        subprocess.run(["mount", "-o", "remount,size=8m", str(small)], check=True)
+        subprocess.run(["mount", "-o", "remount,size=32m", str(small)], check=True)
         lincae("encode", "lib", str(small / "s.zarr"), "--dtype", "float32", "--window", "2",
                cwd=tmp_path, ckpt=micro_ckpt)
         lincae("encode", "lib", "ref.zarr", "--dtype", "float32", "--window", "2", cwd=tmp_path,

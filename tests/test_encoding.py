@@ -254,10 +254,16 @@ def test_cli_exit_codes_rerun_and_refusals(library: Path, micro_ckpt: str, tmp_p
         "float32",
         *CLI_WINDOW,
     ]
-    ok = CliRunner().invoke(cli, args, input="".join(good))
+    ok = CliRunner().invoke(cli, [*args, "--chunk-frames", "48"], input="".join(good))
     assert ok.exit_code == 0, ok.output
-    assert LatentStore.open(tmp_path / "good.zarr").dtype == "float32"
+    good_store = LatentStore.open(tmp_path / "good.zarr")
+    assert (good_store.dtype, good_store.chunk_frames) == ("float32", 48)
     assert LatentStore.open(out).dtype == "float16"
+    assert LatentStore.open(out).chunk_frames == 16384  # the default
+    assert sorted(p.name for p in (tmp_path / "good.zarr" / "latents").iterdir())[0] == "c.0.0.0"
+    other = _run_cli(*common, "--chunk-frames", "64")  # a store keeps its layout
+    assert other.exit_code == 1
+    assert "another chunk_frames (store: 16384, this encode: 64)" in other.output
     replaced = _run_cli(str(library), out, "-c", micro_ckpt, "--window", "2", "--overwrite")
     assert replaced.exit_code == 3
     assert LatentStore.open(out).encoding["window_s"] == 2.0
@@ -335,7 +341,7 @@ def test_sigkill_then_rerun_is_byte_identical(
     out = tmp_path / "killed.zarr"
     args = _cmd(big_library, out, micro_ckpt)
     proc = _spawn(args)  # killed as soon as it has written latents (no track marked done yet)
-    _kill_when(proc, lambda: (out / "latents" / "c").exists())
+    _kill_when(proc, lambda: any((out / "latents").glob("c.*")))
     assert not LatentStore.open(out).is_complete(), "finished before the kill: make the library larger"
     status = out / "tracks" / "status" / "c" / "0"
     planned_at = _mtime(status)

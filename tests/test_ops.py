@@ -243,6 +243,32 @@ def test_outputs_are_atomic(ab: tuple, tmp_path: Path, monkeypatch: pytest.Monke
     assert LatentStore.open(tmp_path / "out").store_id != before
 
 
+def test_single_pass_gain_equals_the_float32_accumulation(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """gain takes one fused pass straight into the output dtype (engine._direct); it writes what
+    the general float32 block path (zero, accumulate, origin, cast) writes."""
+    s, _ = make_store(tmp_path / "s", [("a", 37), ("b", 5), ("c", 70)], seed=4)
+    s.write_origin(np.random.default_rng(5).standard_normal((3, 2, s.geometry.latent_dim)).astype(np.float32))
+    calls = []
+    real = ops_engine._direct
+    monkeypatch.setattr(ops_engine, "_direct", lambda *a: calls.append(1) or real(*a))
+    for origin in ("linear", "affine"):
+        ops.gain_store(s, tmp_path / f"fused-{origin}", 0.3, origin=origin, max_block_frames=32)
+    assert calls  # the fused pass ran
+    monkeypatch.setattr(ops_engine, "_direct", lambda *a: False)  # force the general path
+    for origin in ("linear", "affine"):
+        ops.gain_store(s, tmp_path / f"general-{origin}", 0.3, origin=origin, max_block_frames=32)
+    for key in ("a", "b", "c"):
+        fused, general = (LatentStore.open(tmp_path / f"{kind}-linear").read_track(key)
+                          for kind in ("fused", "general"))
+        np.testing.assert_array_equal(fused, general)
+        fused, general = (LatentStore.open(tmp_path / f"{kind}-affine").read_track(key).astype(np.float32)
+                          for kind in ("fused", "general"))
+        # one fused multiply-add instead of two float32 roundings: at most one float16 step apart
+        step = np.spacing(np.abs(general).astype(np.float16)).astype(np.float32)
+        assert (np.abs(fused - general) <= step).all()
+
+
 def test_float16_overflow_is_refused(tmp_path: Path) -> None:
     s, _ = make_store(tmp_path / "s", [("t", 8)], scale=100.0)
     with pytest.raises(LincaeError, match="overflows float16"):

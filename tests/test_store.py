@@ -270,13 +270,16 @@ def test_chunk_cache_reads_like_the_array_within_its_budget(tmp_path: Path) -> N
 
 def _chunk_files(store: Path) -> dict[str, bytes]:
     return {str(p.relative_to(store)): p.read_bytes()
-            for p in sorted((store / "latents" / "c").rglob("*")) if p.is_file()}
+            for p in sorted((store / "latents").rglob("*")) if p.is_file() and p.name != "zarr.json"}
 
 
-def test_direct_chunk_io_matches_zarr_byte_for_byte(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    """The direct chunk-file path writes the very files zarr writes and reads what zarr reads."""
-    from lincae_core.store import LatentArray
+@pytest.mark.parametrize("sep", [".", "/"])
+def test_direct_chunk_io_matches_zarr_byte_for_byte(tmp_path: Path, monkeypatch, sep: str) -> None:  # noqa: ANN001
+    """The direct chunk-file path writes the very files zarr writes and reads what zarr reads,
+    with the chunk keys lincae writes (c.K.0.0) and with those of older stores (c/K/0/0)."""
+    from lincae_core.store import LatentArray, latent_store
 
+    monkeypatch.setattr(latent_store, "CHUNK_KEY_SEPARATOR", sep)
     pieces = [(0, 5), (5, 20), (25, 33), (58, 1), (59, 7), (16, 32), (3, 4)]  # whole, partial, edge
     files = {}
     for name, zarr_io in (("direct", "0"), ("zarr", "1")):
@@ -291,6 +294,8 @@ def test_direct_chunk_io_matches_zarr_byte_for_byte(tmp_path: Path, monkeypatch)
             a.write(off, rng.standard_normal((n, 2, GEOMETRY["latent_dim"])).astype(np.float16))
         files[name] = _chunk_files(tmp_path / name)
     assert files["direct"] == files["zarr"]
+    assert len(files["direct"]) == 5  # 66 frames in chunks of 16
+    assert all(name.startswith(f"latents/c{sep}") for name in files["direct"])
     assert {len(b) for b in files["direct"].values()} == {16 * 2 * GEOMETRY["latent_dim"] * 2}
     monkeypatch.setenv("LINCAE_ZARR_IO", "0")
     a = LatentArray.open(tmp_path / "zarr")
@@ -303,8 +308,16 @@ def test_direct_chunk_io_matches_zarr_byte_for_byte(tmp_path: Path, monkeypatch)
     np.testing.assert_array_equal(got, z[3:30])
     small = np.empty((5, 2, GEOMETRY["latent_dim"]), np.float16)  # too small: a fresh array
     assert not np.shares_memory(a.read(3, 30, small), small)
-    (tmp_path / "zarr" / "latents" / "c" / "2" / "0" / "0").unlink()  # a chunk never written: zeros
+    (tmp_path / "zarr" / "latents" / f"c{sep}2{sep}0{sep}0").unlink()  # a chunk never written: zeros
     assert not a.read(32, 48).any()
+    # an operation keeps the chunk layout of its input (frames a chunk and key separator)
+    from lincae_core import ops
+
+    LatentStore.open(tmp_path / "direct", "r+").mark_done(np.arange(5))
+    ops.gain_store(tmp_path / "direct", tmp_path / "g", 2.0)
+    g = LatentStore.open(tmp_path / "g")
+    assert (g.chunk_key_separator, g.chunk_frames) == (sep, 16)
+    assert LatentStore.open(tmp_path / "direct").chunk_key_separator == sep
 
 
 def test_other_layouts_go_through_zarr(tmp_path: Path) -> None:

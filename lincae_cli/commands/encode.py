@@ -45,6 +45,9 @@ _DEF = InferenceConfig()
               help="Comma-separated extensions to find (default: every soundfile format).")
 @click.option("--channels", type=click.Choice(["mono", "stereo"]), default="mono", show_default=True)
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@click.option("--chunk-frames", type=click.IntRange(1), default=None,
+              help="Latent frames per Zarr chunk of a new store [default: 16384, 2 MiB for 64-dim "
+              "mono float16]; see docs/store-format.md.")
 @click.option("--window", "window_s", type=click.FloatRange(min=0, min_open=True), default=_DEF.window_s,
               show_default=True, help="Encoding window in seconds.")
 @click.option("--overlap", "overlap_s", type=click.FloatRange(min=0), default=None,
@@ -76,7 +79,8 @@ _DEF = InferenceConfig()
 @click.pass_context
 def encode_cmd(ctx: click.Context, library: str, out_arg: str | None, out: str | None, files_from: Any,
                ext: str | None,
-               channels: str, dtype: str, window_s: float, overlap_s: float | None, batch_size: int | str,
+               channels: str, dtype: str, chunk_frames: int | None, window_s: float,
+               overlap_s: float | None, batch_size: int | str,
                workers: int, device: str, channels_last: bool | None, autocast: str, compile_: bool,
                parallel_forward: bool | None, shard: tuple[int, int],
                plan_only: bool, dry_run: bool,
@@ -97,7 +101,7 @@ def encode_cmd(ctx: click.Context, library: str, out_arg: str | None, out: str |
         settings = EncodeSettings(channels=channels, dtype=dtype, workers=workers, shard=shard[0],
                                   shards=shard[1], overwrite=overwrite, plan_only=plan_only,
                                   channels_last=channels_last, autocast=autocast, compile=compile_,
-                                  parallel_forward=parallel_forward)
+                                  parallel_forward=parallel_forward, chunk_frames=chunk_frames)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     files = read_file_list(files_from) if files_from is not None else None

@@ -71,7 +71,8 @@ def encode_args(library: str, files_from: str | None, extensions: Sequence[str],
             "window_s": inference.window_s, "overlap_s": inference.overlap_s,
             "batch_size": inference.batch_size, "shards": settings.shards,
             "channels_last": settings.channels_last, "autocast": settings.autocast,
-            "compile": settings.compile, "parallel_forward": settings.parallel_forward}
+            "compile": settings.compile, "parallel_forward": settings.parallel_forward,
+            "chunk_frames": settings.chunk_frames}
 
 
 def plan_encode(
@@ -121,6 +122,8 @@ def _check_identity(store: LatentStore, model: LinCAE, settings: EncodeSettings,
         *((k, have.get(k), encoding[k]) for k in
           ("window_frames", "overlap_frames", "block_tracks", "channels", "inputs", "inputs_sha256")),
     ]
+    if settings.chunk_frames is not None:  # asked for explicitly: the store must have it
+        checks.append(("chunk_frames", store.chunk_frames, settings.chunk_frames))
     for name, got, want in checks:
         if got != want:
             raise StoreMismatchError(
@@ -152,6 +155,7 @@ def _plan_store(out: Path, sources: Sequence[Source], model: LinCAE, settings: E
         out, plan, settings.shards, replace, model_id=model.model_id or "unknown",
         model_config=cfg.to_dict(), geometry=cfg.geometry(), channels=settings.latent_channels,
         dtype=settings.dtype, encoding=encoding, lineage=lineage,
+        **({} if settings.chunk_frames is None else {"chunk_frames": settings.chunk_frames}),
         model_card=card_summary(model.card), origin=encode_origin(model, inference, settings.latent_channels),
     )
 

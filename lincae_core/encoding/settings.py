@@ -40,6 +40,8 @@ class EncodeSettings:
             (1.5x the throughput of small passes there), off on CUDA, with ``compile`` and with
             ``channels_last=False`` (which keeps the library API's exact bits). The latents
             then do not depend on the number of cores (every pass runs on one thread).
+        chunk_frames: Frames per latent chunk of a new store (None: the store default,
+            ``DEFAULT_CHUNK_FRAMES``); a store being resumed keeps its own.
         chunk_writes: Buffer finished tracks and write them together, a chunk at a time, instead
             of one read-modify-write of the shared chunk per track (same bytes, same crash
             safety: a track is marked done only after its latents are written).
@@ -57,6 +59,7 @@ class EncodeSettings:
     autocast: str = "none"
     compile: bool = False
     chunk_writes: bool = True
+    chunk_frames: int | None = None
     parallel_forward: bool | None = None
 
     def __post_init__(self) -> None:
@@ -67,6 +70,11 @@ class EncodeSettings:
             raise ConfigError(f"Expected dtype 'float16' or 'float32'. Got {self.dtype!r} instead.")
         if not 0 <= self.shard < self.shards:
             raise ConfigError(f"Expected shard i/N with 0 <= i < N. Got {self.shard}/{self.shards} instead.")
+        from lincae_core.store.layout import MAX_CHUNK_FRAMES
+
+        if self.chunk_frames is not None and not 1 <= self.chunk_frames <= MAX_CHUNK_FRAMES:
+            raise ConfigError(f"Expected chunk_frames in 1..{MAX_CHUNK_FRAMES}. "
+                              f"Got {self.chunk_frames} instead.")
         if self.workers < 1:
             raise ConfigError(f"Expected workers >= 1. Got {self.workers} instead.")
         if self.autocast not in AUTOCAST_CHOICES:

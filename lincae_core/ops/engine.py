@@ -122,6 +122,30 @@ def _accumulate(buf: torch.Tensor, reader: LatentArray, req: Request | None,
         # float16 in, float32 arithmetic (torch casts with SIMD, ~20x numpy's float16 casts)
         buf[pos[j] : pos[j] + n].add_(z, alpha=float(gains[idx[j]]))
 
+def _direct(dst: torch.Tensor, reader: LatentArray, req: Request | None, span: np.ndarray | None,
+            segs: tuple[np.ndarray, ...], gains: np.ndarray, origin: torch.Tensor | None) -> bool:
+    """One plain input (no shape, no lanes): write ``g * z`` (affine: ``g * z + o - g * o``)
+    straight into the output-dtype block ``dst`` in one fused pass, float32 arithmetic rounded
+    once to the output dtype, as :func:`_accumulate` + :func:`_add_origin` + the cast give.
+    False (nothing written) unless the input covers every output frame of the block."""
+    if req is None or req[0].size != segs[0].size or int((req[3] - req[2]).sum()) != dst.shape[0]:
+        return False
+    idx, pos, a, b, _ = req
+    lo = int(a.min())
+    for j in range(idx.size):
+        n = int(b[j] - a[j])
+        if span is not None:
+            z = torch.from_numpy(span[a[j] - lo : a[j] - lo + n])
+        else:
+            z = torch.from_numpy(reader.read(int(a[j]), int(b[j])))
+        g = float(gains[idx[j]])
+        if origin is None:  # float32 product of each element, one rounding to dst's dtype
+            torch.mul(z, g, out=dst[pos[j] : pos[j] + n])
+        else:  # the origin term exactly as _add_origin forms it, then one fused multiply-add
+            bias = origin - torch.tensor(np.float32(g)) * origin
+            torch.add(bias.expand(n, *bias.shape), z, alpha=g, out=dst[pos[j] : pos[j] + n])
+    return True
+
 def _add_origin(buf: torch.Tensor, segs: tuple[np.ndarray, ...], src_frames: np.ndarray,
                 gains: np.ndarray, origin: np.ndarray, shape: FrameShape | None = None,
                 samples: np.ndarray | None = None) -> None:
@@ -163,7 +187,8 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
              blocks: Sequence[tuple[int, int]], max_read: int, shape: FrameShape | None = None,
              samples: np.ndarray | None = None, origin: np.ndarray | None = None,
              placement: Placement | None = None,
-             readers_cache: dict[str, CachedArray] | None = None) -> int:
+             readers_cache: dict[str, CachedArray] | None = None,
+             scratch: dict[tuple[Any, ...], np.ndarray] | None = None) -> int:
     """Compute and write a run of output blocks; return the number of frames written.
 
     Background threads read the next block and write the previous ones (at most two blocks in
@@ -186,7 +211,18 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
             then holds one path per lane).
         readers_cache: Input readers (with their chunk caches) kept across the units that run
             in this process (None: this unit's own).
+        scratch: Block buffers kept across the units that run one after another in this
+            process (None: this unit's own), sparing fresh pages (and their faults) per unit.
     """
+    def buffer(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        key = (name, shape, np.dtype(dtype).str)
+        got = None if scratch is None else scratch.get(key)
+        if got is None:
+            got = np.empty(shape, dtype)
+            if scratch is not None:
+                scratch[key] = got
+        return got
+
     out = LatentArray.open(out_path, "r+")
     opened = {} if readers_cache is None else readers_cache
     unique = set(in_paths)
@@ -202,32 +238,40 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
     reqs = [[_requests(_segments(offs, frs, b0, b1), src_offset[k], src_frames[k], dst[k])
              for k in range(len(readers))] for b0, b1 in blocks]
     size = max(b1 - b0 for b0, b1 in blocks)
-    buf = torch.empty((size, c, d), dtype=torch.float32)
-    outs = [np.empty((size, c, d), dtype=out.dtype) for _ in range(2)]
+    outs = [buffer(f"out{j}", (size, c, d), out.dtype) for j in range(2)]
     limit = float(np.finfo(out.dtype).max)
+    # One plain input in the output's dtype (gain, to_lufs, a copy): the fused single pass.
+    direct = (len(readers) == 1 and shape is None and placement is None
+              and readers[0].dtype == out.dtype)
+    o = None if origin is None else torch.from_numpy(np.asarray(origin, np.float32))
     writes: collections.deque[Future[None]] = collections.deque()
     with _torch_threads(1), ThreadPoolExecutor(2) as pool:
-        reads = [[np.empty((max_read, c, d), r.dtype) for r in readers] for _ in range(2)]
+        reads = [[buffer(f"read{j}.{k}", (max_read, c, d), r.dtype) for k, r in enumerate(readers)]
+                 for j in range(2)]
         ahead = pool.submit(_fetch, readers, reqs[0], max_read, reads[0])
         for i, (b0, b1) in enumerate(blocks):
             spans = ahead.result()
             if i + 1 < len(blocks):
                 ahead = pool.submit(_fetch, readers, reqs[i + 1], max_read, reads[(i + 1) % 2])
             n = b1 - b0
-            buf[:n].zero_()
-            for k, reader in enumerate(readers):
-                _accumulate(buf[:n], reader, reqs[i][k], spans[k], gains[k], shape, samples,
-                            lanes[k])
-            if origin is not None:
-                _add_origin(buf[:n], _segments(offs, frs, b0, b1), src_frames, gains, origin, shape,
-                            samples)
-            lo, hi = torch.aminmax(buf[:n])
-            if not (-limit <= float(lo) and float(hi) <= limit):  # also catches NaN
-                raise LincaeError(f"{out_path}: result overflows {out.dtype} (|z| > {limit:g});"
-                                  " use a float32 output or smaller gains")
+            segs = _segments(offs, frs, b0, b1)
             if len(writes) == 2:
                 writes.popleft().result()  # frees outs[i % 2]
-            torch.from_numpy(outs[i % 2][:n]).copy_(buf[:n])
+            dst = torch.from_numpy(outs[i % 2][:n])
+            if not (direct and _direct(dst, readers[0], reqs[i][0], spans[0], segs, gains[0], o)):
+                acc = torch.from_numpy(buffer("acc", (size, c, d), np.float32)[:n]).zero_()
+                for k, reader in enumerate(readers):
+                    _accumulate(acc, reader, reqs[i][k], spans[k], gains[k], shape, samples,
+                                lanes[k])
+                if origin is not None:
+                    _add_origin(acc, segs, src_frames, gains, origin, shape, samples)
+                dst.copy_(acc)
+            # Checked in the output dtype (half the bytes of the float32 block): a value beyond
+            # its range has become inf there, and NaN stays NaN.
+            lo, hi = torch.aminmax(dst)
+            if not (-limit <= float(lo) and float(hi) <= limit):
+                raise LincaeError(f"{out_path}: result overflows {out.dtype} (|z| > {limit:g});"
+                                  " use a float32 output or smaller gains")
             writes.append(pool.submit(out.write, b0, outs[i % 2][:n]))
         for f in writes:
             f.result()
@@ -265,7 +309,8 @@ def _run_units(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str
 
     if n_jobs == 1:
         shared: dict[str, CachedArray] = {}  # one chunk cache per input for the whole operation
-        results: Any = (run_unit(*task(u), readers_cache=shared) for u in units)
+        scratch: dict[tuple[Any, ...], np.ndarray] = {}
+        results: Any = (run_unit(*task(u), readers_cache=shared, scratch=scratch) for u in units)
     else:
         par = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
         results = par(joblib.delayed(run_unit)(*task(u)) for u in units)
@@ -325,7 +370,8 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
              scheduler: str | None = None) -> dict[str, Any]:
     """Write the output store of ``plan`` at ``out`` and return a JSON-ready summary.
 
-    The output copies model, geometry, channels and encoding from ``inputs[0]`` and records a
+    The output copies model, geometry, channels, encoding and chunk layout (frames a chunk,
+    chunk key separator) from ``inputs[0]`` and records a
     lineage entry (op, args, every input's path and store id) after the first input's lineage.
     Without ``out`` the store goes beside the first input (:func:`default_output`). Tracks of the
     inputs that are still planned or failed are left out and counted in the summary
@@ -357,7 +403,8 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
         store = LatentStore.create(
             tmp, model_id=first.model_id, model_config=first.model_config,
             geometry=first.geometry, channels=first.channels, dtype=dtype or first.dtype,
-            chunk_frames=first.chunk_frames, encoding=first.encoding, model_card=first.model_card,
+            chunk_frames=first.chunk_frames, chunk_key_separator=first.chunk_key_separator,
+            encoding=first.encoding, model_card=first.model_card,
             lineage=[*first.lineage, entry],
         )
         store.plan(plan.rows())

@@ -72,7 +72,7 @@ class LatentArray:
         # pass) and always store written chunks, zeros included.
         self._array, self.path = array.with_config({"write_empty_chunks": True}), path
         self._raw = _raw_chunk_dir(array)
-        self._dirs: set[int] = set()  # chunk directories known to exist
+        self._dirs: set[int] = set()  # chunk directories known to exist ('/' keys)
 
     @classmethod
     def open(cls, path: str | os.PathLike, mode: Literal["r", "r+"] = "r") -> LatentArray:
@@ -91,6 +91,11 @@ class LatentArray:
     def dtype(self) -> np.dtype:
         """Storage dtype (float16 or float32)."""
         return np.dtype(self._array.dtype)
+
+    @property
+    def chunk_key_separator(self) -> str:
+        """Separator of the chunk keys: ``"."`` (``c.K.0.0``) or ``"/"`` (``c/K/0/0``)."""
+        return str(getattr(self._array.metadata.chunk_key_encoding, "separator", "/"))
 
     @property
     def chunk_frames(self) -> int:
@@ -122,7 +127,7 @@ class LatentArray:
             end = min(stop, (k + 1) * cf)
             part = view[(pos - start) * frame_bytes : (end - start) * frame_bytes]
             try:
-                with open(self._raw / str(k) / "0" / "0", "rb") as fh:
+                with open(self._chunk_path(k), "rb") as fh:
                     if os.fstat(fh.fileno()).st_size != cf * frame_bytes:
                         return self._array[start:stop]  # not a plain chunk: let zarr read (or say why)
                     fh.seek((pos - k * cf) * frame_bytes)
@@ -159,15 +164,21 @@ class LatentArray:
             self._put_chunk(k, block)
             pos = end
 
+    def _chunk_path(self, k: int) -> Path:
+        """The file of chunk ``k``: ``c.k.0.0`` ('.' keys, one file a chunk) or ``c/k/0/0`` ('/'
+        keys, also two directories a chunk)."""
+        assert self._raw is not None
+        root, sep = self._raw
+        return root / f"c.{k}.0.0" if sep == "." else root / "c" / str(k) / "0" / "0"
+
     def _put_chunk(self, k: int, block: np.ndarray) -> None:
         """Write chunk ``k`` from ``block[n <= chunk_frames, C, D]`` (zero-padded to a whole chunk,
         as zarr stores edge chunks) via a temporary file renamed into place."""
-        assert self._raw is not None
-        path = self._raw / str(k) / "0" / "0"
-        if k not in self._dirs:  # one mkdir per chunk directory, not per write
+        path = self._chunk_path(k)
+        if self._raw[1] == "/" and k not in self._dirs:  # "/" keys: one mkdir a chunk directory
             path.parent.mkdir(parents=True, exist_ok=True)
             self._dirs.add(k)
-        tmp = path.with_name(f"0.{uuid.uuid4().hex}.partial")
+        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
         pad = (self.chunk_frames - block.shape[0]) * block[0].nbytes if block.shape[0] else 0
         try:
             with open(tmp, "wb") as fh:
@@ -184,9 +195,10 @@ class LatentArray:
         self._array.resize((frames, *self.shape[1:]))
 
 
-def _raw_chunk_dir(array: Any) -> Path | None:
-    """The directory of the chunk files of ``array`` when it has the plain layout whose chunks are
-    raw little-endian C-order bytes (see the module docstring); None otherwise."""
+def _raw_chunk_dir(array: Any) -> tuple[Path, str] | None:
+    """The directory and the key separator of the chunk files of ``array`` when it has the plain
+    layout whose chunks are raw little-endian C-order bytes (see the module docstring); None
+    otherwise."""
     if os.environ.get("LINCAE_ZARR_IO") == "1":  # force zarr's own I/O (benchmarks, checks)
         return None
     try:
@@ -199,14 +211,14 @@ def _raw_chunk_dir(array: Any) -> Path | None:
             meta.zarr_format == 3 and isinstance(array.store, LocalStore)
             and codecs == [("BytesCodec", "little")] and not meta.storage_transformers
             and type(meta.chunk_key_encoding).__name__ == "DefaultChunkKeyEncoding"
-            and meta.chunk_key_encoding.separator == "/"
-            and meta.chunk_key_encoding.encode_chunk_key((7, 0, 0)) == "c/7/0/0"
+            and (sep := meta.chunk_key_encoding.separator) in ("/", ".")
+            and meta.chunk_key_encoding.encode_chunk_key((7, 0, 0)) == f"c{sep}7{sep}0{sep}0"
             and tuple(meta.chunk_grid.chunk_shape[1:]) == tuple(array.shape[1:])
             and float(meta.fill_value) == 0.0
         )
     except Exception:  # another zarr version or layout: zarr's own I/O is always right
         return None
-    return Path(array.store.root) / array.path / "c" if plain else None
+    return (Path(array.store.root) / array.path, sep) if plain else None
 
 
 class CachedArray:
