@@ -84,19 +84,20 @@ def measure(name: str, device: str, work: Path, files: int, seconds: float, step
     wall, summary = encode_store(model, work / name / "lib", work / name / "dev.zarr")
     cpu, dev = LatentStore.open(work / name / "cpu.zarr"), LatentStore.open(work / name / "dev.zarr")
     diff = scale = 0.0
-    for key in cpu.keys():
+    keys = dev.keys()
+    for key in keys:
         a, b = cpu.read_track(key).astype(np.float32), dev.read_track(key).astype(np.float32)
         diff, scale = max(diff, float(np.abs(a - b).max())), max(scale, float(np.abs(a).max()))
     ulp = float(np.spacing(np.float16(scale)))
     decode_xrt = {}
     for n_steps in sorted({1, steps}):
         zs = [torch.from_numpy(dev.read_track(k).astype(np.float32)).permute(1, 2, 0).to(device)
-              for k in dev.keys()]  # [C, D, Z]
+              for k in keys]  # [C, D, Z]
         inference.decode(model, zs[0][:, :, :8], steps=n_steps)  # warm-up
         sync(device)
         t0 = time.perf_counter()
         with torch.autocast(device.split(":")[0], dtype=torch.float16, enabled=device.startswith("cuda")):
-            for k, z in zip(dev.keys(), zs, strict=True):
+            for k, z in zip(keys, zs, strict=True):
                 inference.decode(model, z, dev.track(k).samples, steps=n_steps)
         sync(device)
         decode_xrt[n_steps] = audio_s / (time.perf_counter() - t0)
@@ -129,21 +130,25 @@ def main() -> None:
         for name in args.presets:
             r = measure(name, args.device, work, args.files, args.seconds, args.steps)
             rows.append(r)
-            print(f"{name}: encode {r['encode_xrt']:.0f}x real time (CPU {r['cpu_encode_xrt']:.0f}x, batch "
-                  f"{r['encode_batch_size']}), decode {', '.join(f'{v:.0f}x at {k} step(s)' for k, v in r['decode_xrt'].items())}; "
-                  f"max |z_dev - z_cpu| {r['max_abs_diff_vs_cpu']:.2e} = {r['diff_in_float16_steps']:.1f} float16 steps",
+            dec = ", ".join(f"{v:.0f}x at {k} step(s)" for k, v in r["decode_xrt"].items())
+            print(f"{name}: encode {r['encode_xrt']:.0f}x real time (CPU {r['cpu_encode_xrt']:.0f}x, "
+                  f"batch {r['encode_batch_size']}), decode {dec}; max |z_dev - z_cpu| "
+                  f"{r['max_abs_diff_vs_cpu']:.2e} = {r['diff_in_float16_steps']:.1f} float16 steps",
                   flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{dev_name}, torch {torch.__version__}, {args.files} tracks x {args.seconds:.0f} s, random weights:\n")
+    print(f"\n{dev_name}, torch {torch.__version__}, {args.files} tracks x {args.seconds:.0f} s, "
+          "random weights:\n")
     print("| preset | params | encode x-real-time | decode x-real-time, 1 step | decode, "
           f"{args.steps} steps | max abs diff vs CPU latents |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| `{r['preset']}` | {r['params_m']:.1f} M | {r['encode_xrt']:.0f}× | {r['decode_xrt']['1']:.0f}× | "
-              f"{r['decode_xrt'][str(args.steps)]:.0f}× | {r['max_abs_diff_vs_cpu']:.1e} "
+        print(f"| `{r['preset']}` | {r['params_m']:.1f} M | {r['encode_xrt']:.0f}× | "
+              f"{r['decode_xrt']['1']:.0f}× | {r['decode_xrt'][str(args.steps)]:.0f}× | "
+              f"{r['max_abs_diff_vs_cpu']:.1e} "
               f"({r['diff_in_float16_steps']:.1f} float16 steps) |")
-    Path(args.out).write_text(json.dumps({"device": dev_name, "torch": torch.__version__, "rows": rows}, indent=2))
+    record = {"device": dev_name, "torch": torch.__version__, "rows": rows}
+    Path(args.out).write_text(json.dumps(record, indent=2))
     print(f"wrote {args.out}")
 
 

@@ -209,7 +209,8 @@ def audio_path_speedup(model: Any, work: Path, n_tracks: int = 4, seconds: float
     t_latent = time.perf_counter() - t0
     sa, sb = LatentStore.open(work / "audioA.zarr"), LatentStore.open(work / "audioB.zarr")
     t0 = time.perf_counter()
-    for key in sa:
+    keys = sa.keys()  # a LatentStore is not iterable
+    for key in keys:
         za, zb = (s.read_track(key).astype(np.float32).transpose(1, 2, 0) for s in (sa, sb))
         n = sa.track(key).samples
         xa, xb = (
