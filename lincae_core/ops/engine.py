@@ -96,6 +96,19 @@ def _shaped(z: torch.Tensor, shape: FrameShape, start: int, samples: int) -> tor
 
 Lane = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # dst, ramp in, ramp out, frames
 
+def _pieces(reader: LatentArray, req: Request, span: np.ndarray | None
+            ) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """``(j, n, z)`` for each track segment ``j`` of a request: its ``n`` input frames, sliced
+    from the block's one read ``span`` or (scattered tracks) read on their own."""
+    idx, _, a, b, _ = req
+    lo = int(a.min())
+    for j in range(idx.size):
+        n = int(b[j] - a[j])
+        if span is not None:
+            yield j, n, torch.from_numpy(span[a[j] - lo : a[j] - lo + n])
+        else:
+            yield j, n, torch.from_numpy(reader.read(int(a[j]), int(b[j])))
+
 def _accumulate(buf: torch.Tensor, reader: LatentArray, req: Request | None,
                 span: np.ndarray | None, gains: np.ndarray, shape: FrameShape | None = None,
                 samples: np.ndarray | None = None, lane: Lane | None = None) -> None:
@@ -103,14 +116,8 @@ def _accumulate(buf: torch.Tensor, reader: LatentArray, req: Request | None,
     segments, ``ops.shape.Placement``) into the float32 block buffer ``buf[B, C, D]``."""
     if req is None:
         return
-    idx, pos, a, b, local = req
-    lo = int(a.min())
-    for j in range(idx.size):
-        n = int(b[j] - a[j])
-        if span is not None:
-            z = torch.from_numpy(span[a[j] - lo : a[j] - lo + n])
-        else:
-            z = torch.from_numpy(reader.read(int(a[j]), int(b[j])))
+    idx, pos, _, _, local = req
+    for j, n, z in _pieces(reader, req, span):
         if shape is not None:
             assert samples is not None, "a shaped plan ships the tracks' samples"
             z = _shaped(z, shape, int(local[j]), int(samples[idx[j]]))
@@ -130,14 +137,8 @@ def _direct(dst: torch.Tensor, reader: LatentArray, req: Request | None, span: n
     False (nothing written) unless the input covers every output frame of the block."""
     if req is None or req[0].size != segs[0].size or int((req[3] - req[2]).sum()) != dst.shape[0]:
         return False
-    idx, pos, a, b, _ = req
-    lo = int(a.min())
-    for j in range(idx.size):
-        n = int(b[j] - a[j])
-        if span is not None:
-            z = torch.from_numpy(span[a[j] - lo : a[j] - lo + n])
-        else:
-            z = torch.from_numpy(reader.read(int(a[j]), int(b[j])))
+    idx, pos = req[0], req[1]
+    for j, n, z in _pieces(reader, req, span):
         g = float(gains[idx[j]])
         if origin is None:  # float32 product of each element, one rounding to dst's dtype
             torch.mul(z, g, out=dst[pos[j] : pos[j] + n])
