@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +65,12 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def encode_store(model: LinCAE, lib: Path, out: Path) -> tuple[float, Any]:
+def encode_store(model: LinCAE, lib: Path, out: Path, amp: bool = True) -> tuple[float, Any]:
     """Encode ``lib`` into a fresh store ``out`` with the default settings; (wall s, summary)."""
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    summary = encode_files(discover(lib), out, model, settings=EncodeSettings(overwrite=True))
+    settings = EncodeSettings(overwrite=True, amp=amp)
+    summary = encode_files(discover(lib), out, model, settings=settings)
     return time.perf_counter() - t0, summary
 
 
@@ -82,33 +85,61 @@ def measure(name: str, device: str, work: Path, files: int, seconds: float, step
     model = model.to(device)
     encode_store(model, work / name / "lib", work / name / "warm.zarr")  # warm-up (cudnn, allocator)
     wall, summary = encode_store(model, work / name / "lib", work / name / "dev.zarr")
+    # The same encode without float16 autocast (float32 on the device): what autocast costs.
+    wall32, _ = encode_store(model, work / name / "lib", work / name / "dev32.zarr", amp=False)
     cpu, dev = LatentStore.open(work / name / "cpu.zarr"), LatentStore.open(work / name / "dev.zarr")
-    diff = scale = 0.0
+    dev32 = LatentStore.open(work / name / "dev32.zarr")
+    diff = diff32 = scale = 0.0
     keys = dev.keys()
     for key in keys:
         a, b = cpu.read_track(key).astype(np.float32), dev.read_track(key).astype(np.float32)
+        c = dev32.read_track(key).astype(np.float32)
         diff, scale = max(diff, float(np.abs(a - b).max())), max(scale, float(np.abs(a).max()))
+        diff32 = max(diff32, float(np.abs(a - c).max()))
     ulp = float(np.spacing(np.float16(scale)))
-    decode_xrt = {}
-    for n_steps in sorted({1, steps}):
-        zs = [torch.from_numpy(dev.read_track(k).astype(np.float32)).permute(1, 2, 0).to(device)
-              for k in keys]  # [C, D, Z]
-        inference.decode(model, zs[0][:, :, :8], steps=n_steps)  # warm-up
-        sync(device)
-        t0 = time.perf_counter()
-        with torch.autocast(device.split(":")[0], dtype=torch.float16, enabled=device.startswith("cuda")):
-            for k, z in zip(keys, zs, strict=True):
-                inference.decode(model, z, dev.track(k).samples, steps=n_steps)
-        sync(device)
-        decode_xrt[n_steps] = audio_s / (time.perf_counter() - t0)
+    decode_xrt: dict[str, float] = {}
+    zs = [torch.from_numpy(dev.read_track(k).astype(np.float32)).permute(1, 2, 0).to(device)
+          for k in keys]  # [C, D, Z]
+    for half in (False, True):
+        if half and not device.startswith("cuda"):
+            continue
+        for n_steps in sorted({1, steps}):
+            label = f"{n_steps}{'-fp16' if half else ''}"
+            try:
+                with torch.autocast("cuda", dtype=torch.float16, enabled=half):
+                    inference.decode(model, zs[0][:, :, :8], steps=n_steps)  # warm-up
+                    sync(device)
+                    t0 = time.perf_counter()
+                    for k, z in zip(keys, zs, strict=True):
+                        inference.decode(model, z, dev.track(k).samples, steps=n_steps)
+                    sync(device)
+                decode_xrt[label] = audio_s / (time.perf_counter() - t0)
+            except Exception as exc:  # a figure that fails is reported, not fatal to the rest
+                print(f"{name}: decode {label} failed: {exc!r}", flush=True)
+    # The same latents decoded on the CPU and on the device (float32, 1 step, first 64 frames):
+    # the decode noise is drawn on the CPU from per-window seeds, so only arithmetic differs.
+    z0 = zs[0][:, :, :64]
+    y_dev = inference.decode(model, z0, steps=1).float()
+    y_cpu = inference.decode(model.to("cpu"), z0.cpu(), steps=1).float()
+    model.to(device)
+    err = float((y_dev - y_cpu).pow(2).mean() / y_cpu.pow(2).mean().clamp_min(1e-20))
+    decode_snr_db = -10 * float(np.log10(max(err, 1e-30)))
     return {
         "preset": name, "device": device, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "audio_seconds": audio_s, "encode_wall_s": wall, "encode_xrt": audio_s / wall,
         "encode_batch_size": summary.batch_size, "encode_model_s": summary.model_seconds,
         "cpu_encode_xrt": audio_s / max(cpu_summary.wall_seconds, 1e-9),
         "max_abs_diff_vs_cpu": diff, "latent_scale": scale, "diff_in_float16_steps": diff / ulp,
-        "decode_xrt": {str(k): v for k, v in decode_xrt.items()},
+        "encode_fp32_xrt": audio_s / wall32, "max_abs_diff_fp32_vs_cpu": diff32,
+        "diff_fp32_in_float16_steps": diff32 / ulp,
+        "decode_xrt": decode_xrt, "decode_dev_vs_cpu_snr_db": decode_snr_db,
     }
+
+
+def xrt(row: dict[str, Any], steps: str) -> str:
+    """``"A× / B×"``: float32 and float16-autocast decode x-real-time (``–`` where none)."""
+    d = row["decode_xrt"]
+    return " / ".join(f"{d[k]:.0f}×" if k in d else "–" for k in (steps, f"{steps}-fp16"))
 
 
 def main() -> None:
@@ -128,25 +159,39 @@ def main() -> None:
     rows = []
     try:
         for name in args.presets:
-            r = measure(name, args.device, work, args.files, args.seconds, args.steps)
+            try:
+                r = measure(name, args.device, work, args.files, args.seconds, args.steps)
+            except Exception:  # one preset failing still leaves the others' figures
+                traceback.print_exc()
+                continue
             rows.append(r)
+            Path(args.out).write_text(json.dumps({"device": dev_name, "torch": torch.__version__,
+                                                  "rows": rows}, indent=2))
             dec = ", ".join(f"{v:.0f}x at {k} step(s)" for k, v in r["decode_xrt"].items())
+            dec += f"; decode on {args.device} vs CPU {r['decode_dev_vs_cpu_snr_db']:.0f} dB SNR"
             print(f"{name}: encode {r['encode_xrt']:.0f}x real time (CPU {r['cpu_encode_xrt']:.0f}x, "
                   f"batch {r['encode_batch_size']}), decode {dec}; max |z_dev - z_cpu| "
-                  f"{r['max_abs_diff_vs_cpu']:.2e} = {r['diff_in_float16_steps']:.1f} float16 steps",
+                  f"{r['max_abs_diff_vs_cpu']:.2e} = {r['diff_in_float16_steps']:.1f} float16 steps; "
+                  f"float32 on the device {r['encode_fp32_xrt']:.0f}x real time, "
+                  f"{r['diff_fp32_in_float16_steps']:.1f} steps",
                   flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{dev_name}, torch {torch.__version__}, {args.files} tracks x {args.seconds:.0f} s, "
           "random weights:\n")
-    print("| preset | params | encode x-real-time | decode x-real-time, 1 step | decode, "
-          f"{args.steps} steps | max abs diff vs CPU latents |")
-    print("|---|---|---|---|---|---|")
+    print(f"| preset | params | encode x-real-time (CPU, {os.cpu_count()} cores) "
+          "| decode x-real-time, 1 step (float32 / float16) "
+          f"| decode, {args.steps} steps (float32 / float16) "
+          "| max abs diff vs CPU latents, float16 autocast / float32 "
+          "| decode vs CPU |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| `{r['preset']}` | {r['params_m']:.1f} M | {r['encode_xrt']:.0f}× | "
-              f"{r['decode_xrt']['1']:.0f}× | {r['decode_xrt'][str(args.steps)]:.0f}× | "
-              f"{r['max_abs_diff_vs_cpu']:.1e} "
-              f"({r['diff_in_float16_steps']:.1f} float16 steps) |")
+        print(f"| `{r['preset']}` | {r['params_m']:.1f} M | {r['encode_xrt']:.0f}× "
+              f"({r['cpu_encode_xrt']:.0f}×) | "
+              f"{xrt(r, '1')} | {xrt(r, str(args.steps))} | {r['max_abs_diff_vs_cpu']:.1e} "
+              f"({r['diff_in_float16_steps']:.1f} float16 steps) / {r['max_abs_diff_fp32_vs_cpu']:.1e} "
+              f"({r['diff_fp32_in_float16_steps']:.1f}) | "
+              f"{r['decode_dev_vs_cpu_snr_db']:.0f} dB SNR |")
     record = {"device": dev_name, "torch": torch.__version__, "rows": rows}
     Path(args.out).write_text(json.dumps(record, indent=2))
     print(f"wrote {args.out}")

@@ -133,6 +133,9 @@ def test_encode_matches_api_and_records_failures(library: Path, model: Any, tmp_
     assert (a["encoding"]["window_s"], a["encoding"]["overlap_s"]) == (1.0, 0.3)
     assert a["lineage"][0]["op"] == "encode"
     assert a["lineage"][0]["args"]["library"] == str(library)
+    # Where the encoder ran is recorded: a CUDA store differs from a CPU one by a few float16 steps.
+    assert a["lineage"][0]["args"]["device"] == "cpu"
+    assert a["lineage"][0]["args"]["float16_autocast"] is False
 
 
 def test_single_track_is_bitwise_api_encode(library: Path, model: Any, tmp_path: Path) -> None:

@@ -150,7 +150,11 @@ def _plan_store(out: Path, sources: Sequence[Source], model: LinCAE, settings: E
         encoding["batch_size"], encoding["batch_size_auto"] = choice.batch_size, choice.record()
     inference = InferenceConfig(window_s=encoding["window_s"], overlap_s=encoding["overlap_s"],
                                 batch_size=encoding["batch_size"])
-    lineage = [lineage_entry("encode", {**args, "encoding": encoding}, [])]
+    # Where the encoder ran, and whether under float16 autocast: a store encoded on CUDA is within a
+    # few float16 steps of one encoded on the CPU, not bit-identical (docs/presets.md, "On a GPU").
+    device = next(model.parameters()).device
+    ran_on = {"device": device.type, "float16_autocast": bool(settings.amp and device.type == "cuda")}
+    lineage = [lineage_entry("encode", {**args, **ran_on, "encoding": encoding}, [])]
     return create_planned_store(
         out, plan, settings.shards, replace, model_id=model.model_id or "unknown",
         model_config=cfg.to_dict(), geometry=cfg.geometry(), channels=settings.latent_channels,
