@@ -268,6 +268,26 @@ def test_chunk_cache_reads_like_the_array_within_its_budget(tmp_path: Path) -> N
     np.testing.assert_array_equal(cached.read(0, 40), array.read(0, 40))  # long reads bypass it
 
 
+def test_gather_reads_scattered_ranges_in_order(tmp_path: Path) -> None:
+    """gather (the reads of a random pairing) gives the ranges one after another, as reads of
+    each would: from cached chunks, across chunk boundaries, without a cache, into a buffer."""
+    from lincae_core.store.array import CachedArray, LatentArray
+
+    make_store(tmp_path / "s", [(f"t{i}", 7 + i % 5) for i in range(40)], seed=3, chunk_frames=16)
+    array = LatentArray.open(tmp_path / "s")
+    rng = np.random.default_rng(1)
+    starts = rng.integers(0, array.shape[0] - 20, 60)
+    stops = starts + rng.integers(0, 20, 60)  # empty ranges and ranges across chunks included
+    assert ((starts // 16) != ((stops - 1) // 16)).any()
+    want = np.concatenate([array.read(int(a), int(b)) for a, b in zip(starts, stops, strict=True)])
+    buf = np.empty((want.shape[0] + 5, *want.shape[1:]), want.dtype)
+    for reader in (array, CachedArray(array, 4 * 16 * 256), CachedArray(array, 0)):
+        np.testing.assert_array_equal(reader.gather(starts, stops), want)
+        got = reader.gather(starts, stops, buf)
+        np.testing.assert_array_equal(got, want)
+        assert np.shares_memory(got, buf)  # filled the buffer, no fresh array
+
+
 def _chunk_files(store: Path) -> dict[str, bytes]:
     return {str(p.relative_to(store)): p.read_bytes()
             for p in sorted((store / "latents").rglob("*")) if p.is_file() and p.name != "zarr.json"}

@@ -69,21 +69,36 @@ def _requests(segs: tuple[np.ndarray, ...], src_off: np.ndarray, src_fr: np.ndar
     start = src_off[idx] + r0 - d
     return idx[ok], (pos + r0 - l0)[ok], start[ok], (start + r1 - r0)[ok], r0[ok]
 
-def _fetch(readers: Sequence[LatentArray], reqs: Sequence[Request | None],
-           max_read: int, buffers: Sequence[np.ndarray] | None = None) -> list[np.ndarray | None]:
-    """Read, per input, the span of frames a block needs when it fits in ``max_read`` frames.
+Got = tuple[np.ndarray, np.ndarray]  # frames read for a block, and each segment's first row
 
-    Inputs in the usual order (same track order as the output) need one read per block; for
-    scattered tracks (e.g. random pairing) the span is None and :func:`_accumulate` reads each
-    track segment on its own. No read exceeds ``max_read`` frames. ``buffers``: one reusable
-    read buffer per input (the caller alternates two sets: one being read, one in use).
+
+def _fetch(readers: Sequence[LatentArray | CachedArray], reqs: Sequence[Request | None],
+           max_read: int, buffers: Sequence[np.ndarray] | None = None) -> list[Got | None]:
+    """Read, per input, the frames a block needs, and where each track segment starts in them.
+
+    Inputs in the usual order (same track order as the output) need one read per block: the
+    span from the first to the last frame needed, when it fits in ``max_read`` frames. Scattered
+    tracks (e.g. random pairing) are gathered one after another into the block's buffer: from
+    the input's chunk cache, one vectorised copy per chunk touched, or else one read a segment.
+    Either way this runs in the prefetch thread, and the arithmetic then takes whole runs of
+    tracks at once (:func:`_runs`). No read exceeds ``max_read`` frames. ``buffers``: one
+    reusable read buffer per input (the caller alternates two sets: one being read, one in use).
     """
-    spans: list[np.ndarray | None] = []
+    got: list[Got | None] = []
     for k, (reader, req) in enumerate(zip(readers, reqs, strict=True)):
-        lo, hi = (int(req[2].min()), int(req[3].max())) if req is not None else (0, 0)
         buf = None if buffers is None else buffers[k]
-        spans.append(reader.read(lo, hi, buf) if req is not None and hi - lo <= max_read else None)
-    return spans
+        if req is None:
+            got.append(None)
+            continue
+        a, b = req[2], req[3]
+        lo, hi = int(a.min()), int(b.max())
+        if hi - lo <= max_read:
+            got.append((reader.read(lo, hi, buf), a - lo))
+        else:  # segments of a block hold at most its frames, and a block at most max_read
+            n = b - a
+            got.append((reader.gather(a, b, buf), np.cumsum(n) - n))
+    return got
+
 
 def _shaped(z: torch.Tensor, shape: FrameShape, start: int, samples: int) -> torch.Tensor:
     """``z[n, C, D]`` through the channel matrix and the per-frame gains (``FrameShape.apply``)."""
@@ -96,56 +111,105 @@ def _shaped(z: torch.Tensor, shape: FrameShape, start: int, samples: int) -> tor
 
 Lane = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # dst, ramp in, ramp out, frames
 
-def _pieces(reader: LatentArray, req: Request, span: np.ndarray | None
-            ) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """``(j, n, z)`` for each track segment ``j`` of a request: its ``n`` input frames, sliced
-    from the block's one read ``span`` or (scattered tracks) read on their own."""
-    idx, _, a, b, _ = req
-    lo = int(a.min())
-    for j in range(idx.size):
-        n = int(b[j] - a[j])
-        if span is not None:
-            yield j, n, torch.from_numpy(span[a[j] - lo : a[j] - lo + n])
+def _runs(req: Request, rows: np.ndarray, gains: np.ndarray, merge: bool, split_gains: bool
+          ) -> tuple[list[int], list[int]]:
+    """First and last+1 segment of each run of a request that is read and computed as one piece.
+
+    ``merge``: consecutive track segments contiguous both in the block's read (``rows``: their
+    first rows) and in the output block form one run, and so do their gains, unless
+    ``split_gains`` (then a gain change also ends a run). A keyed mix of stores with the same
+    track layout then takes one vectorised pass per block instead of one small pass per track,
+    and so does a random pairing from its gathered read. Otherwise one segment a run (per-track
+    work: frame shapes, crossfade lanes)."""
+    idx, pos, a, b, _ = req
+    if not merge or idx.size < 2:
+        return list(range(idx.size)), list(range(1, idx.size + 1))
+    n = b - a
+    brk = (rows[1:] != rows[:-1] + n[:-1]) | (pos[1:] != pos[:-1] + n[:-1])
+    if split_gains:
+        brk |= gains[idx[1:]] != gains[idx[:-1]]
+    cut = np.flatnonzero(brk) + 1
+    return [0, *cut.tolist()], [*cut.tolist(), idx.size]
+
+
+def _pieces(req: Request, got: Got, gains: np.ndarray, merge: bool = False,
+            split_gains: bool = False) -> Iterator[tuple[int, int, torch.Tensor, float | torch.Tensor]]:
+    """``(j, p, z, g)`` for each run of a request (:func:`_runs`): its first segment ``j``, its
+    position ``p`` in the block, its input frames ``z`` (sliced from the block's read ``got``,
+    :func:`_fetch`) and its gain ``g``: a number, or a float32 ``[n, 1, 1]`` tensor of per-frame
+    gains where the run's tracks have different gains."""
+    idx, pos, a, b, _ = req
+    data, rows = got
+    for j, k in zip(*_runs(req, rows, gains, merge, split_gains), strict=True):
+        n = int(pos[k - 1] + b[k - 1] - a[k - 1] - pos[j])  # a run is contiguous in the output
+        g = gains[idx[j:k]]
+        if k - j == 1 or bool((g == g[0]).all()):
+            gain: float | torch.Tensor = float(g[0])
         else:
-            yield j, n, torch.from_numpy(reader.read(int(a[j]), int(b[j])))
+            gain = torch.from_numpy(np.repeat(g.astype(np.float32), b[j:k] - a[j:k]))[:, None, None]
+        yield j, int(pos[j]), torch.from_numpy(data[int(rows[j]) : int(rows[j]) + n]), gain
 
-def _accumulate(buf: torch.Tensor, reader: LatentArray, req: Request | None,
-                span: np.ndarray | None, gains: np.ndarray, shape: FrameShape | None = None,
-                samples: np.ndarray | None = None, lane: Lane | None = None) -> None:
+
+def _covers(req: Request | None, segs: tuple[np.ndarray, ...], n: int) -> bool:
+    """Whether an input gives every output frame of a block of ``n`` frames (no silence)."""
+    return req is not None and req[0].size == segs[0].size and int((req[3] - req[2]).sum()) == n
+
+
+def _accumulate(buf: torch.Tensor, req: Request | None, got: Got | None, gains: np.ndarray,
+                shape: FrameShape | None = None, samples: np.ndarray | None = None,
+                lane: Lane | None = None, first: bool = False) -> None:
     """Add ``gain * shape(z_k)`` of one input (``lane``: times its crossfade ramps, for placed
-    segments, ``ops.shape.Placement``) into the float32 block buffer ``buf[B, C, D]``."""
-    if req is None:
-        return
-    idx, pos, _, _, local = req
-    for j, n, z in _pieces(reader, req, span):
-        if shape is not None:
-            assert samples is not None, "a shaped plan ships the tracks' samples"
-            z = _shaped(z, shape, int(local[j]), int(samples[idx[j]]))
-        if lane is not None:
-            t = idx[j]
-            g = ramp_gains(int(local[j] - lane[0][t]), n, int(lane[3][t]), int(lane[1][t]),
-                           int(lane[2][t]))
-            z = z.float() * torch.from_numpy(g)[:, None, None]
-        # float16 in, float32 arithmetic (torch casts with SIMD, ~20x numpy's float16 casts)
-        buf[pos[j] : pos[j] + n].add_(z, alpha=float(gains[idx[j]]))
+    segments, ``ops.shape.Placement``) into the float32 block buffer ``buf[B, C, D]``.
 
-def _direct(dst: torch.Tensor, reader: LatentArray, req: Request | None, span: np.ndarray | None,
+    ``first``: the input covers the whole block (:func:`_covers`) and ``buf`` holds garbage: its
+    products are written instead of added (one pass instead of zeroing, then adding; the same
+    float32 values, ``0 + g*z == g*z``, but for the sign of a zero)."""
+    if req is None or got is None:
+        return
+    idx, _, _, _, local = req
+    plain = shape is None and lane is None
+    for j, p, z, g in _pieces(req, got, gains, merge=plain):
+        n = z.shape[0]
+        if not plain:
+            if shape is not None:
+                assert samples is not None, "a shaped plan ships the tracks' samples"
+                z = _shaped(z, shape, int(local[j]), int(samples[idx[j]]))
+            if lane is not None:
+                t = idx[j]
+                r = ramp_gains(int(local[j] - lane[0][t]), n, int(lane[3][t]), int(lane[1][t]),
+                               int(lane[2][t]))
+                z = z.float() * torch.from_numpy(r)[:, None, None]
+        out = buf[p : p + n]
+        if isinstance(g, torch.Tensor):  # per-frame gains: the float32 products, then the sum
+            if first:
+                torch.mul(z, g, out=out)
+            else:
+                out.add_(torch.mul(z, g))
+        elif first:  # a one-element float32 gain makes the product float32 (a scalar would not)
+            torch.mul(z, torch.tensor([g], dtype=torch.float32), out=out)
+        else:  # float16 in, float32 arithmetic (torch casts with SIMD, ~20x numpy's casts)
+            out.add_(z, alpha=g)
+
+
+def _direct(dst: torch.Tensor, req: Request | None, got: Got | None,
             segs: tuple[np.ndarray, ...], gains: np.ndarray, origin: torch.Tensor | None) -> bool:
     """One plain input (no shape, no lanes): write ``g * z`` (affine: ``g * z + o - g * o``)
     straight into the output-dtype block ``dst`` in one fused pass, float32 arithmetic rounded
     once to the output dtype, as :func:`_accumulate` + :func:`_add_origin` + the cast give.
     False (nothing written) unless the input covers every output frame of the block."""
-    if req is None or req[0].size != segs[0].size or int((req[3] - req[2]).sum()) != dst.shape[0]:
+    if not _covers(req, segs, dst.shape[0]) or got is None:
         return False
-    idx, pos = req[0], req[1]
-    for j, n, z in _pieces(reader, req, span):
-        g = float(gains[idx[j]])
+    assert req is not None
+    for _, p, z, g in _pieces(req, got, gains, merge=True, split_gains=origin is not None):
+        out = dst[p : p + z.shape[0]]
         if origin is None:  # float32 product of each element, one rounding to dst's dtype
-            torch.mul(z, g, out=dst[pos[j] : pos[j] + n])
+            torch.mul(z, g, out=out)
         else:  # the origin term exactly as _add_origin forms it, then one fused multiply-add
+            assert not isinstance(g, torch.Tensor)
             bias = origin - torch.tensor(np.float32(g)) * origin
-            torch.add(bias.expand(n, *bias.shape), z, alpha=g, out=dst[pos[j] : pos[j] + n])
+            torch.add(bias.expand(z.shape[0], *bias.shape), z, alpha=g, out=out)
     return True
+
 
 def _add_origin(buf: torch.Tensor, segs: tuple[np.ndarray, ...], src_frames: np.ndarray,
                 gains: np.ndarray, origin: np.ndarray, shape: FrameShape | None = None,
@@ -251,7 +315,7 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
                  for j in range(2)]
         ahead = pool.submit(_fetch, readers, reqs[0], max_read, reads[0])
         for i, (b0, b1) in enumerate(blocks):
-            spans = ahead.result()
+            got = ahead.result()
             if i + 1 < len(blocks):
                 ahead = pool.submit(_fetch, readers, reqs[i + 1], max_read, reads[(i + 1) % 2])
             n = b1 - b0
@@ -259,11 +323,15 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
             if len(writes) == 2:
                 writes.popleft().result()  # frees outs[i % 2]
             dst = torch.from_numpy(outs[i % 2][:n])
-            if not (direct and _direct(dst, readers[0], reqs[i][0], spans[0], segs, gains[0], o)):
-                acc = torch.from_numpy(buffer("acc", (size, c, d), np.float32)[:n]).zero_()
-                for k, reader in enumerate(readers):
-                    _accumulate(acc, reader, reqs[i][k], spans[k], gains[k], shape, samples,
-                                lanes[k])
+            if not (direct and _direct(dst, reqs[i][0], got[0], segs, gains[0], o)):
+                acc = torch.from_numpy(buffer("acc", (size, c, d), np.float32)[:n])
+                # An input that gives every frame of the block starts the sum (no zeroing pass).
+                first = shape is None and lanes[0] is None and _covers(reqs[i][0], segs, n)
+                if not first:
+                    acc.zero_()
+                for k in range(len(readers)):
+                    _accumulate(acc, reqs[i][k], got[k], gains[k], shape, samples,
+                                lanes[k], first=first and k == 0)
                 if origin is not None:
                     _add_origin(acc, segs, src_frames, gains, origin, shape, samples)
                 dst.copy_(acc)

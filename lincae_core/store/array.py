@@ -113,12 +113,7 @@ class LatentArray:
             return self._array[start:stop]
         f, c, d = self.shape
         start, stop = max(0, min(start, f)), max(0, min(stop, f))
-        n = max(stop - start, 0)
-        if (buffer is not None and buffer.dtype == self.dtype and buffer.flags.c_contiguous
-                and buffer.shape[0] >= n and buffer.shape[1:] == (c, d)):
-            out = buffer[:n]
-        else:
-            out = np.empty((n, c, d), dtype=self.dtype)
+        out = _out_buffer(buffer, max(stop - start, 0), self)
         cf, frame_bytes = self.chunk_frames, c * d * out.itemsize
         view = memoryview(out.reshape(-1).view(np.uint8))
         pos = start
@@ -138,6 +133,18 @@ class LatentArray:
             if got != len(part):
                 return self._array[start:stop]
             pos = end
+        return out
+
+    def gather(self, starts: np.ndarray, stops: np.ndarray, buffer: np.ndarray | None = None
+               ) -> np.ndarray:
+        """Frame ranges ``[starts[j], stops[j])`` one after another, ``[sum(n), C, D]``: one read
+        a range (:meth:`CachedArray.gather` serves them from cached chunks instead).
+        ``buffer``: filled instead of a new array when it has room (as :meth:`read`)."""
+        out = _out_buffer(buffer, int((np.asarray(stops) - np.asarray(starts)).sum()), self)
+        row = 0
+        for a, b in zip(np.asarray(starts).tolist(), np.asarray(stops).tolist(), strict=True):
+            out[row : row + b - a] = self.read(a, b, out[row : row + b - a])
+            row += b - a
         return out
 
     def write(self, start: int, z: np.ndarray) -> None:
@@ -193,6 +200,16 @@ class LatentArray:
     def resize(self, frames: int) -> None:
         """Set the number of frames (planning only)."""
         self._array.resize((frames, *self.shape[1:]))
+
+
+def _out_buffer(buffer: np.ndarray | None, frames: int, array: LatentArray | CachedArray) -> np.ndarray:
+    """``buffer[:frames]`` when it is a C-contiguous array of ``array``'s dtype and frame shape
+    with room for ``frames``; else a new array."""
+    _, c, d = array.shape
+    if (buffer is not None and buffer.dtype == array.dtype and buffer.flags.c_contiguous
+            and buffer.shape[0] >= frames and buffer.shape[1:] == (c, d)):
+        return buffer[:frames]
+    return np.empty((frames, c, d), array.dtype)
 
 
 def _raw_chunk_dir(array: Any) -> tuple[Path, str] | None:
@@ -263,6 +280,28 @@ class CachedArray:
                 _, old = self._chunks.popitem(last=False)
                 self._bytes -= old.nbytes
         return data
+
+    def gather(self, starts: np.ndarray, stops: np.ndarray, buffer: np.ndarray | None = None
+               ) -> np.ndarray:
+        """Frame ranges ``[starts[j], stops[j])`` one after another, ``[sum(n), C, D]``, sliced
+        from the cached chunks (the scattered tracks of a random pairing: each chunk is looked up
+        once a call, then one slice copy a range). ``buffer``: filled instead of a new array when
+        it has room (as :meth:`LatentArray.read`). Without a cache budget, one read a range."""
+        if self.budget <= 0:
+            return self.array.gather(starts, stops, buffer)
+        a, b = np.asarray(starts, np.int64), np.asarray(stops, np.int64)
+        out = _out_buffer(buffer, int((b - a).sum()), self)
+        cf = self.chunk_frames
+        c0, c1 = (a // cf).tolist(), ((b - 1) // cf).tolist()
+        chunks = {c: self._chunk(c) for c in set(c0)}
+        row = 0
+        for lo, hi, c, last in zip(a.tolist(), b.tolist(), c0, c1, strict=True):
+            if c == last:
+                out[row : row + hi - lo] = chunks[c][lo - c * cf : hi - c * cf]
+            elif hi > lo:  # a range across a chunk boundary
+                out[row : row + hi - lo] = self.read(lo, hi)
+            row += hi - lo
+        return out
 
     def read(self, start: int, stop: int, buffer: np.ndarray | None = None) -> np.ndarray:
         """Frames ``[start, stop)`` as ``[n, C, D]`` in the storage dtype (as LatentArray.read;
