@@ -155,11 +155,13 @@ def _covers(req: Request | None, segs: tuple[np.ndarray, ...], n: int) -> bool:
     return req is not None and req[0].size == segs[0].size and int((req[3] - req[2]).sum()) == n
 
 
-def _accumulate(buf: torch.Tensor, req: Request | None, got: Got | None, gains: np.ndarray,
-                shape: FrameShape | None = None, samples: np.ndarray | None = None,
-                lane: Lane | None = None, first: bool = False) -> None:
+def _accumulate(buf: torch.Tensor, tmp: torch.Tensor, req: Request | None, got: Got | None,
+                gains: np.ndarray, shape: FrameShape | None = None,
+                samples: np.ndarray | None = None, lane: Lane | None = None,
+                first: bool = False) -> None:
     """Add ``gain * shape(z_k)`` of one input (``lane``: times its crossfade ramps, for placed
-    segments, ``ops.shape.Placement``) into the float32 block buffer ``buf[B, C, D]``.
+    segments, ``ops.shape.Placement``) into the float32 block buffer ``buf[B, C, D]`` (``tmp``:
+    a float32 scratch block of the same size).
 
     ``first``: the input covers the whole block (:func:`_covers`) and ``buf`` holds garbage: its
     products are written instead of added (one pass instead of zeroing, then adding; the same
@@ -180,14 +182,18 @@ def _accumulate(buf: torch.Tensor, req: Request | None, got: Got | None, gains: 
                                int(lane[2][t]))
                 z = z.float() * torch.from_numpy(r)[:, None, None]
         out = buf[p : p + n]
+        # float16 in, float32 arithmetic. The cast goes into a buffer kept for the process: an
+        # operation between float16 and float32 tensors would cast into a fresh 4-MiB temporary
+        # each time (fresh pages, faulted in and zeroed, then freed).
+        if first:  # the products written, then scaled in place: round(g * z) as 0 + g * z gives
+            out.copy_(z)
+            out.mul_(g)
+            continue
+        if z.dtype != torch.float32:
+            z = tmp[:n].copy_(z)
         if isinstance(g, torch.Tensor):  # per-frame gains: the float32 products, then the sum
-            if first:
-                torch.mul(z, g, out=out)
-            else:
-                out.add_(torch.mul(z, g))
-        elif first:  # a one-element float32 gain makes the product float32 (a scalar would not)
-            torch.mul(z, torch.tensor([g], dtype=torch.float32), out=out)
-        else:  # float16 in, float32 arithmetic (torch casts with SIMD, ~20x numpy's casts)
+            out.add_(z.mul_(g) if z.data_ptr() == tmp.data_ptr() else z * g)
+        else:  # one fused multiply-add: out + g * z
             out.add_(z, alpha=g)
 
 
@@ -310,14 +316,16 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
               and readers[0].dtype == out.dtype)
     o = None if origin is None else torch.from_numpy(np.asarray(origin, np.float32))
     writes: collections.deque[Future[None]] = collections.deque()
-    with _torch_threads(1), ThreadPoolExecutor(2) as pool:
+    # One reading thread and one writing thread, each with its own queue: a read of the next
+    # block never waits behind the writes of the previous ones.
+    with _torch_threads(1), ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
         reads = [[buffer(f"read{j}.{k}", (max_read, c, d), r.dtype) for k, r in enumerate(readers)]
                  for j in range(2)]
-        ahead = pool.submit(_fetch, readers, reqs[0], max_read, reads[0])
+        ahead = reader.submit(_fetch, readers, reqs[0], max_read, reads[0])
         for i, (b0, b1) in enumerate(blocks):
             got = ahead.result()
             if i + 1 < len(blocks):
-                ahead = pool.submit(_fetch, readers, reqs[i + 1], max_read, reads[(i + 1) % 2])
+                ahead = reader.submit(_fetch, readers, reqs[i + 1], max_read, reads[(i + 1) % 2])
             n = b1 - b0
             segs = _segments(offs, frs, b0, b1)
             if len(writes) == 2:
@@ -325,12 +333,13 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
             dst = torch.from_numpy(outs[i % 2][:n])
             if not (direct and _direct(dst, reqs[i][0], got[0], segs, gains[0], o)):
                 acc = torch.from_numpy(buffer("acc", (size, c, d), np.float32)[:n])
+                tmp = torch.from_numpy(buffer("tmp", (size, c, d), np.float32))
                 # An input that gives every frame of the block starts the sum (no zeroing pass).
                 first = shape is None and lanes[0] is None and _covers(reqs[i][0], segs, n)
                 if not first:
                     acc.zero_()
                 for k in range(len(readers)):
-                    _accumulate(acc, reqs[i][k], got[k], gains[k], shape, samples,
+                    _accumulate(acc, tmp, reqs[i][k], got[k], gains[k], shape, samples,
                                 lanes[k], first=first and k == 0)
                 if origin is not None:
                     _add_origin(acc, segs, src_frames, gains, origin, shape, samples)
@@ -341,7 +350,7 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
             if not (-limit <= float(lo) and float(hi) <= limit):
                 raise LincaeError(f"{out_path}: result overflows {out.dtype} (|z| > {limit:g});"
                                   " use a float32 output or smaller gains")
-            writes.append(pool.submit(out.write, b0, outs[i % 2][:n]))
+            writes.append(writer.submit(out.write, b0, outs[i % 2][:n]))
         for f in writes:
             f.result()
     return sum(b1 - b0 for b0, b1 in blocks)
