@@ -77,6 +77,24 @@ def test_to_lufs_gains_each_track_by_its_measured_loudness(tmp_path: Path) -> No
         gain_store(make_store(tmp_path / "B", TRACKS)[0], tmp_path / "m", to_lufs=-14)
 
 
+def test_to_lufs_fused_pass_equals_the_float32_accumulation(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Consecutive float16 tracks with different --to-lufs gains take one fused pass with
+    per-frame gains (engine._direct): the same bits as the general float32 block path."""
+    from lincae_core.ops import engine
+
+    tracks = [(f"t{i}", 5 + 3 * i) for i in range(12)]
+    src, _ = make_store(tmp_path / "A", tracks, loudness=True)
+    src.write_loudness(list(range(12)), [-30.0 + 2.5 * i for i in range(12)])
+    gain_store(src, tmp_path / "fused", to_lufs=-14, max_block_frames=64)
+    monkeypatch.setattr(engine, "_direct", lambda *a: False)  # force the general path
+    gain_store(src, tmp_path / "general", to_lufs=-14, max_block_frames=64)
+    fused, general = LatentStore.open(tmp_path / "fused"), LatentStore.open(tmp_path / "general")
+    assert fused.dtype == "float16"
+    for key in fused.keys():  # noqa: SIM118 - LatentStore.keys()
+        np.testing.assert_array_equal(fused.read_track(key), general.read_track(key))
+
+
 def test_pan_is_constant_power_per_channel_and_refuses_mono(tmp_path: Path) -> None:
     src, zs = make_store(tmp_path / "A", TRACKS, dtype="float32")
     for p in (-1.0, -0.3, 0.0, 1.0):

@@ -197,23 +197,31 @@ def _accumulate(buf: torch.Tensor, tmp: torch.Tensor, req: Request | None, got: 
             out.add_(z, alpha=g)
 
 
-def _direct(dst: torch.Tensor, req: Request | None, got: Got | None,
+def _direct(dst: torch.Tensor, tmp: torch.Tensor, req: Request | None, got: Got | None,
             segs: tuple[np.ndarray, ...], gains: np.ndarray, origin: torch.Tensor | None) -> bool:
     """One plain input (no shape, no lanes): write ``g * z`` (affine: ``g * z + o - g * o``)
-    straight into the output-dtype block ``dst`` in one fused pass, float32 arithmetic rounded
-    once to the output dtype, as :func:`_accumulate` + :func:`_add_origin` + the cast give.
-    False (nothing written) unless the input covers every output frame of the block."""
+    into the output-dtype block ``dst``, float32 arithmetic rounded once to the output dtype, as
+    :func:`_accumulate` + :func:`_add_origin` + the cast give: one fused pass for a plain gain
+    (``tmp``, a float32 scratch block, takes the input's cast where gains vary per frame or the
+    origin term is added). False (nothing written) unless the input covers every output frame
+    of the block."""
     if not _covers(req, segs, dst.shape[0]) or got is None:
         return False
     assert req is not None
     for _, p, z, g in _pieces(req, got, gains, merge=True, split_gains=origin is not None):
-        out = dst[p : p + z.shape[0]]
-        if origin is None:  # float32 product of each element, one rounding to dst's dtype
-            torch.mul(z, g, out=out)
+        n = z.shape[0]
+        out = dst[p : p + n]
+        if origin is None and not isinstance(g, torch.Tensor):
+            torch.mul(z, g, out=out)  # the float32 product of each element, rounded once
+            continue
+        t = tmp[:n].copy_(z)  # exact: a float16 value is a float32 value
+        if origin is None:  # per-frame gains
+            t.mul_(g)
         else:  # the origin term exactly as _add_origin forms it, then one fused multiply-add
             assert not isinstance(g, torch.Tensor)
             bias = origin - torch.tensor(np.float32(g)) * origin
-            torch.add(bias.expand(z.shape[0], *bias.shape), z, alpha=g, out=out)
+            torch.add(bias.expand(n, *bias.shape), t, alpha=g, out=t)
+        out.copy_(t)
     return True
 
 
@@ -331,9 +339,9 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
             if len(writes) == 2:
                 writes.popleft().result()  # frees outs[i % 2]
             dst = torch.from_numpy(outs[i % 2][:n])
-            if not (direct and _direct(dst, reqs[i][0], got[0], segs, gains[0], o)):
+            tmp = torch.from_numpy(buffer("tmp", (size, c, d), np.float32))
+            if not (direct and _direct(dst, tmp, reqs[i][0], got[0], segs, gains[0], o)):
                 acc = torch.from_numpy(buffer("acc", (size, c, d), np.float32)[:n])
-                tmp = torch.from_numpy(buffer("tmp", (size, c, d), np.float32))
                 # An input that gives every frame of the block starts the sum (no zeroing pass).
                 first = shape is None and lanes[0] is None and _covers(reqs[i][0], segs, n)
                 if not first:
