@@ -112,6 +112,35 @@ def test_pan_is_constant_power_per_channel_and_refuses_mono(tmp_path: Path) -> N
         midside_store(mono, tmp_path / "mm", "ms")
 
 
+def test_channel_matrices_take_runs_of_tracks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pan and midside apply one matrix to every frame, so whole runs of tracks take one pass:
+    the same bits as track by track."""
+    from lincae_core.ops import engine
+
+    tracks = [(f"t{i}", 3 + 2 * i) for i in range(30)]
+    src, _ = make_store(tmp_path / "A", tracks)
+    runs: list[int] = []
+    real = engine._runs
+
+    def spy(req, rows, gains, merge, split):  # noqa: ANN001, ANN202
+        got = real(req, rows, gains, merge, split)
+        runs.append(len(got[0]) < req[0].size)
+        return got
+
+    monkeypatch.setattr(engine, "_runs", spy)
+    pan_store(src, tmp_path / "pan", pan=0.3, max_block_frames=64)
+    midside_store(src, tmp_path / "ms", "ms", max_block_frames=64)
+    assert any(runs)  # some runs merged several tracks
+    monkeypatch.setattr(engine, "_runs", lambda req, rows, gains, merge, split: real(
+        req, rows, gains, False, split))  # track by track
+    pan_store(src, tmp_path / "pan1", pan=0.3, max_block_frames=64)
+    midside_store(src, tmp_path / "ms1", "ms", max_block_frames=64)
+    for a, b in (("pan", "pan1"), ("ms", "ms1")):
+        x, y = LatentStore.open(tmp_path / a), LatentStore.open(tmp_path / b)
+        for key in x.keys():  # noqa: SIM118 - LatentStore.keys()
+            np.testing.assert_array_equal(x.read_track(key), y.read_track(key))
+
+
 def test_midside_is_exact_and_its_inverse_restores_the_store(tmp_path: Path) -> None:
     src, zs = make_store(tmp_path / "A", TRACKS)  # float16 left/right
     midside_store(src, tmp_path / "ms", "ms")

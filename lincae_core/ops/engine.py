@@ -170,7 +170,9 @@ def _accumulate(buf: torch.Tensor, tmp: torch.Tensor, req: Request | None, got: 
         return
     idx, _, _, _, local = req
     plain = shape is None and lane is None
-    for j, p, z, g in _pieces(req, got, gains, merge=plain):
+    # A channel matrix alone (pan, midside) is the same for every frame: runs of tracks too.
+    merge = lane is None and (shape is None or not shape.time_varying)
+    for j, p, z, g in _pieces(req, got, gains, merge=merge):
         n = z.shape[0]
         if not plain:
             if shape is not None:
