@@ -281,11 +281,18 @@ def test_gather_reads_scattered_ranges_in_order(tmp_path: Path) -> None:
     assert ((starts // 16) != ((stops - 1) // 16)).any()
     want = np.concatenate([array.read(int(a), int(b)) for a, b in zip(starts, stops, strict=True)])
     buf = np.empty((want.shape[0] + 5, *want.shape[1:]), want.dtype)
-    for reader in (array, CachedArray(array, 4 * 16 * 256), CachedArray(array, 0)):
+    chunk_bytes = 16 * array.shape[1] * array.shape[2] * array.dtype.itemsize
+    one = CachedArray(array, chunk_bytes)  # room for one chunk: served chunk by chunk
+    for reader in (array, CachedArray(array, 4 * chunk_bytes), one, CachedArray(array, 0)):
         np.testing.assert_array_equal(reader.gather(starts, stops), want)
         got = reader.gather(starts, stops, buf)
         np.testing.assert_array_equal(got, want)
         assert np.shares_memory(got, buf)  # filled the buffer, no fresh array
+    # chunk by chunk: each chunk fetched once a call (ranges across a boundary read two more)
+    inside = (starts // 16) == ((stops - 1) // 16)
+    per_call = len(set((starts[inside] // 16).tolist())) + 2 * int((~inside & (stops > starts)).sum())
+    assert one._bytes <= chunk_bytes
+    assert one.misses <= 2 * per_call
 
 
 def _chunk_files(store: Path) -> dict[str, bytes]:

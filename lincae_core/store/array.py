@@ -284,23 +284,29 @@ class CachedArray:
     def gather(self, starts: np.ndarray, stops: np.ndarray, buffer: np.ndarray | None = None
                ) -> np.ndarray:
         """Frame ranges ``[starts[j], stops[j])`` one after another, ``[sum(n), C, D]``, sliced
-        from the cached chunks (the scattered tracks of a random pairing: each chunk is looked up
-        once a call, then one slice copy a range). ``buffer``: filled instead of a new array when
-        it has room (as :meth:`LatentArray.read`). Without a cache budget, one read a range."""
+        from the cached chunks (the scattered tracks of a random pairing). The ranges are served
+        chunk by chunk, each chunk looked up once a call and let go before the next, so memory
+        stays within the cache's budget plus one chunk. ``buffer``: filled instead of a new array
+        when it has room (as :meth:`LatentArray.read`). Without a cache budget, one read a range."""
         if self.budget <= 0:
             return self.array.gather(starts, stops, buffer)
         a, b = np.asarray(starts, np.int64), np.asarray(stops, np.int64)
-        out = _out_buffer(buffer, int((b - a).sum()), self)
+        n = b - a
+        out = _out_buffer(buffer, int(n.sum()), self)
         cf = self.chunk_frames
-        c0, c1 = (a // cf).tolist(), ((b - 1) // cf).tolist()
-        chunks = {c: self._chunk(c) for c in set(c0)}
-        row = 0
-        for lo, hi, c, last in zip(a.tolist(), b.tolist(), c0, c1, strict=True):
-            if c == last:
-                out[row : row + hi - lo] = chunks[c][lo - c * cf : hi - c * cf]
-            elif hi > lo:  # a range across a chunk boundary
-                out[row : row + hi - lo] = self.read(lo, hi)
-            row += hi - lo
+        c0 = a // cf
+        rows = (np.cumsum(n) - n).tolist()
+        held, chunk = -1, None
+        for j in np.argsort(c0, kind="stable").tolist():
+            lo, hi, c, r = int(a[j]), int(b[j]), int(c0[j]), rows[j]
+            if hi <= lo:
+                continue
+            if (hi - 1) // cf != c:  # a range across a chunk boundary
+                out[r : r + hi - lo] = self.read(lo, hi)
+                continue
+            if c != held:
+                held, chunk = c, self._chunk(c)
+            out[r : r + hi - lo] = chunk[lo - c * cf : hi - c * cf]  # type: ignore[index]
         return out
 
     def read(self, start: int, stop: int, buffer: np.ndarray | None = None) -> np.ndarray:
