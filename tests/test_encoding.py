@@ -427,6 +427,10 @@ def test_auto_batch_size_resolves_and_is_recorded(library: Path, model: Any, tmp
     # the rule: ~16 s of audio per pass on CPU; the dominant window length of a table
     assert rule_batch_size("cpu", 160000, 16000) == 2
     assert rule_batch_size("cpu", 8000, 16000) == 32
+    # ~8 s a pass when one pass per core runs at once (the CPU default): 1 song window, 2 clips
+    assert rule_batch_size("cpu", 160000, 16000, parallel=True) == 1
+    assert rule_batch_size("cpu", 64000, 16000, parallel=True) == 2
+    assert rule_batch_size("cuda", 160000, 16000, parallel=True) == rule_batch_size("cuda", 160000, 16000)
     frames = np.array([3, 3, 3, 40, 8, 9, 1, 14])
     assert dominant_length(frames, 8, 2) == (8, sum(len(plan_windows(int(f), 8, 2)) for f in frames))
     assert dominant_length(np.array([3] * 20 + [40]), 8, 2)[0] == 3

@@ -3,7 +3,8 @@
 On CPU the encoder's cost per window depends on how much audio a forward pass holds: too little
 and per-call overhead dominates, too much and the activations spill the caches (measured on the
 project's 2-core machines: about 16 s of audio per pass is best, i.e. 2 windows of 10 s, 4 clips
-of 4 s, 32 clips of 0.5 s; docs/encoding.md, "Batch size"). So ``auto``
+of 4 s, 32 clips of 0.5 s; about 8 s a pass when one pass per core runs at once, the CPU
+default; docs/encoding.md, "Batch size"). So ``auto``
 
 1. takes the window length that carries most of the library's audio (:func:`dominant_length`:
    the full window for songs, the clip length for a library of clips);
@@ -50,9 +51,14 @@ class BatchChoice:
 _CACHE: dict[Hashable, BatchChoice] = {}
 
 
-def rule_batch_size(device_type: str, segment_samples: int, sample_rate: int) -> int:
-    """Segments per pass holding about ``AUTO_BATCH_AUDIO_S[device]`` seconds of audio."""
-    audio_s = AUTO_BATCH_AUDIO_S.get(device_type, AUTO_BATCH_AUDIO_S["cpu"])
+def rule_batch_size(device_type: str, segment_samples: int, sample_rate: int,
+                    parallel: bool = False) -> int:
+    """Segments per pass holding about ``AUTO_BATCH_AUDIO_S[device]`` seconds of audio
+    (``parallel``: several passes run at once, one per core, each on one thread; on CPU each
+    then holds ``AUTO_BATCH_AUDIO_S["cpu-parallel"]``)."""
+    key = f"{device_type}-parallel" if parallel and f"{device_type}-parallel" in AUTO_BATCH_AUDIO_S \
+        else device_type
+    audio_s = AUTO_BATCH_AUDIO_S.get(key, AUTO_BATCH_AUDIO_S["cpu"])
     n = int(audio_s * sample_rate / max(segment_samples, 1) + 0.5)
     return int(min(max(n, 1), AUTO_BATCH_CANDIDATES[-1]))
 
@@ -85,6 +91,7 @@ def choose_batch_size(
     segment_samples: int,
     sample_rate: int,
     job_segments: int,
+    parallel: bool = False,
 ) -> BatchChoice:
     """Resolve ``batch_size="auto"`` for segments of ``segment_samples`` (see the module doc).
 
@@ -96,11 +103,13 @@ def choose_batch_size(
         segment_samples: Audio samples L of one segment.
         sample_rate: The model's sample rate.
         job_segments: Forward segments the whole job will run (sizes the probe's budget).
+        parallel: The encode runs several passes at once (:func:`rule_batch_size`); ``forward``
+            then runs as one of them (one thread).
     """
-    key = (cache_key, segment_samples)
+    key = (cache_key, segment_samples, parallel)
     if key in _CACHE:
         return _CACHE[key]
-    rule = rule_batch_size(device_type, segment_samples, sample_rate)
+    rule = rule_batch_size(device_type, segment_samples, sample_rate, parallel)
     cands = [c for c in AUTO_BATCH_CANDIDATES if c <= max(2 * rule, 2)]
     budget = AUTO_BATCH_PROBE_SHARE * job_segments
     # the probe runs every candidate up to 2x the rule twice (plus a warm-up pass of one)

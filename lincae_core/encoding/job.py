@@ -190,6 +190,18 @@ def _forward(model: LinCAE, settings: EncodeSettings) -> Callable[[np.ndarray], 
                              compile=settings.compile)
 
 
+def _on_one_thread(forward: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """``forward`` run with one torch thread (as each parallel pass runs), threads restored."""
+    def run(x: np.ndarray) -> np.ndarray:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return forward(x)
+        finally:
+            torch.set_num_threads(threads)
+    return run
+
+
 def auto_batch_size(model: LinCAE, inference: InferenceConfig, settings: EncodeSettings,
                     frames: np.ndarray) -> BatchChoice:
     """Resolve ``batch_size="auto"`` for a table of tracks of ``frames`` latent frames each.
@@ -201,14 +213,18 @@ def auto_batch_size(model: LinCAE, inference: InferenceConfig, settings: EncodeS
     window, overlap = inference.frames(cfg)
     length, n_windows = dominant_length(frames, window, overlap)
     a, b = window_span(0, length, cfg)
+    parallel = settings.forward_workers() > 1  # one pass per core at once, one thread each
+    forward = _forward(model, settings)
+    if parallel:
+        forward = _on_one_thread(forward)  # the probe times one of the parallel passes
     with _encoder_memory_format(model, bool(settings.channels_last)):
         choice = choose_batch_size(
-            _forward(model, settings), device_type=device.type,
+            forward, device_type=device.type,
             cache_key=(str(device), model.model_id, bool(settings.channels_last), settings.autocast,
                        settings.compile, settings.amp),
             segment_frames=length, segment_samples=b - a, sample_rate=cfg.sample_rate,
-            job_segments=0 if settings.compile else n_windows * settings.latent_channels)  # no
-        # probe when compiling: every candidate shape would compile first
+            job_segments=0 if settings.compile else n_windows * settings.latent_channels,  # no
+            parallel=parallel)  # probe when compiling: every candidate shape would compile first
     per = ", ".join(f"{k}: {v:.1f}" for k, v in choice.ms_per_segment.items())
     log.info("batch size auto: %d on %s for windows of %d frames (%s%s)", choice.batch_size, device,
              length, choice.how, f"; ms per window {per}" if per else "")
