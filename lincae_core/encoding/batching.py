@@ -91,7 +91,7 @@ def choose_batch_size(
     segment_samples: int,
     sample_rate: int,
     job_segments: int,
-    parallel: bool = False,
+    passes: int = 1,
 ) -> BatchChoice:
     """Resolve ``batch_size="auto"`` for segments of ``segment_samples`` (see the module doc).
 
@@ -103,17 +103,18 @@ def choose_batch_size(
         segment_samples: Audio samples L of one segment.
         sample_rate: The model's sample rate.
         job_segments: Forward segments the whole job will run (sizes the probe's budget).
-        parallel: The encode runs several passes at once (:func:`rule_batch_size`); ``forward``
-            then runs as one of them (one thread).
+        passes: Forward passes the encode runs at once (one per core, one thread each, the CPU
+            default; :func:`rule_batch_size`). ``forward`` then runs that many passes of its
+            input at once, and the probe counts ``passes * len(x)`` windows a call.
     """
-    key = (cache_key, segment_samples, parallel)
+    key = (cache_key, segment_samples, passes)
     if key in _CACHE:
         return _CACHE[key]
-    rule = rule_batch_size(device_type, segment_samples, sample_rate, parallel)
+    rule = rule_batch_size(device_type, segment_samples, sample_rate, passes > 1)
     cands = [c for c in AUTO_BATCH_CANDIDATES if c <= max(2 * rule, 2)]
     budget = AUTO_BATCH_PROBE_SHARE * job_segments
     # the probe runs every candidate up to 2x the rule twice (plus a warm-up pass of one)
-    if 1 + 2 * sum(cands) > budget:
+    if passes * (1 + 2 * sum(cands)) > budget:
         return BatchChoice(rule, "rule", segment_frames)
     x = (0.1 * np.random.default_rng(0).standard_normal((cands[-1], segment_samples))).astype(np.float32)
     forward(x[:1])  # warm-up (allocator, first-call paths)
@@ -124,7 +125,7 @@ def choose_batch_size(
             t0 = time.perf_counter()
             forward(x[:c])
             best = min(best, time.perf_counter() - t0)
-        per[c] = 1e3 * best / c
+        per[c] = 1e3 * best / (c * passes)
     choice = BatchChoice(min(per, key=lambda c: (per[c], c)), "probe", segment_frames, per)
     _CACHE[key] = choice
     return choice

@@ -22,6 +22,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -190,13 +191,16 @@ def _forward(model: LinCAE, settings: EncodeSettings) -> Callable[[np.ndarray], 
                              compile=settings.compile)
 
 
-def _on_one_thread(forward: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-    """``forward`` run with one torch thread (as each parallel pass runs), threads restored."""
-    def run(x: np.ndarray) -> np.ndarray:
+def _as_parallel_passes(forward: Callable[[np.ndarray], np.ndarray], passes: int
+                        ) -> Callable[[np.ndarray], None]:
+    """The probe's forward for parallel passes: ``passes`` copies of the pass at once, each on one
+    torch thread, as the encode runs them (threads restored afterwards)."""
+    def run(x: np.ndarray) -> None:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return forward(x)
+            with ThreadPoolExecutor(passes) as pool:
+                list(pool.map(forward, [x] * passes))
         finally:
             torch.set_num_threads(threads)
     return run
@@ -213,10 +217,10 @@ def auto_batch_size(model: LinCAE, inference: InferenceConfig, settings: EncodeS
     window, overlap = inference.frames(cfg)
     length, n_windows = dominant_length(frames, window, overlap)
     a, b = window_span(0, length, cfg)
-    parallel = settings.forward_workers() > 1  # one pass per core at once, one thread each
-    forward = _forward(model, settings)
-    if parallel:
-        forward = _on_one_thread(forward)  # the probe times one of the parallel passes
+    passes = settings.forward_workers()  # on CPU by default one pass per core at once
+    forward: Callable[[np.ndarray], object] = _forward(model, settings)
+    if passes > 1:  # the probe times the passes as the encode runs them
+        forward = _as_parallel_passes(forward, passes)
     with _encoder_memory_format(model, bool(settings.channels_last)):
         choice = choose_batch_size(
             forward, device_type=device.type,
@@ -224,7 +228,7 @@ def auto_batch_size(model: LinCAE, inference: InferenceConfig, settings: EncodeS
                        settings.compile, settings.amp),
             segment_frames=length, segment_samples=b - a, sample_rate=cfg.sample_rate,
             job_segments=0 if settings.compile else n_windows * settings.latent_channels,  # no
-            parallel=parallel)  # probe when compiling: every candidate shape would compile first
+            passes=passes)  # probe when compiling: every candidate shape would compile first
     per = ", ".join(f"{k}: {v:.1f}" for k, v in choice.ms_per_segment.items())
     log.info("batch size auto: %d on %s for windows of %d frames (%s%s)", choice.batch_size, device,
              length, choice.how, f"; ms per window {per}" if per else "")
