@@ -443,6 +443,19 @@ def test_auto_batch_size_resolves_and_is_recorded(library: Path, model: Any, tmp
     assert calls
     assert choose_batch_size(lambda x: 1 / 0, device_type="cpu", cache_key="test", segment_frames=4,
                              segment_samples=8000, sample_rate=16000, job_segments=10**6) == choice
+    # parallel passes: the probe runs them as the encode does (one thread each, all at once)
+    from lincae_core.encoding.job import _as_parallel_passes
+
+    seen: list[tuple[int, int]] = []
+    threads = torch.get_num_threads()
+    run = _as_parallel_passes(lambda x: seen.append((len(x), torch.get_num_threads())), 3)
+    par = choose_batch_size(run, device_type="cpu", cache_key="test-par", segment_frames=4,
+                            segment_samples=8000, sample_rate=16000, job_segments=10**6, passes=3)
+    assert par.how == "probe"
+    assert torch.get_num_threads() == threads  # restored
+    assert {t for _, t in seen} == {1}
+    assert len(seen) % 3 == 0  # every probe call ran three passes
+    assert max(par.ms_per_segment) <= 2 * rule_batch_size("cpu", 8000, 16000, parallel=True)
 
 
 def test_cli_batch_size_auto_is_logged(library: Path, micro_ckpt: str, tmp_path: Path,
