@@ -79,7 +79,8 @@ def _fetch(readers: Sequence[LatentArray | CachedArray], reqs: Sequence[Request 
     Inputs in the usual order (same track order as the output) need one read per block: the
     span from the first to the last frame needed, when it fits in ``max_read`` frames. Scattered
     tracks (e.g. random pairing) are gathered one after another into the block's buffer: from
-    the input's chunk cache, one vectorised copy per chunk touched, or else one read a segment.
+    the input's chunk cache, chunk by chunk (:meth:`CachedArray.gather`), or else one read a
+    segment.
     Either way this runs in the prefetch thread, and the arithmetic then takes whole runs of
     tracks at once (:func:`_runs`). No read exceeds ``max_read`` frames. ``buffers``: one
     reusable read buffer per input (the caller alternates two sets: one being read, one in use).
