@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from lincae_core.errors import ConfigError
 
-__all__ = ["resolve_device"]
+__all__ = ["resolve_device", "torch_threads"]
 
 
 def resolve_device(name: str | torch.device = "auto", local_rank: int | None = None) -> torch.device:
@@ -32,3 +35,18 @@ def resolve_device(name: str | torch.device = "auto", local_rank: int | None = N
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device() if local_rank is None else local_rank)
     return dev
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run torch with ``n`` intra-op threads for a block, restored afterwards (None: unchanged).
+    Process-wide: every thread's torch calls in the block run on ``n`` threads."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

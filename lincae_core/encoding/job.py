@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from lincae_core.config import AUTO_BATCH, InferenceConfig
+from lincae_core.device import torch_threads
 from lincae_core.discovery import Source, sources_fingerprint
 from lincae_core.encoding.batching import BatchChoice, choose_batch_size, dominant_length
 from lincae_core.encoding.plan import EncodePlan, build_plan, create_planned_store
@@ -196,13 +197,8 @@ def _as_parallel_passes(forward: Callable[[np.ndarray], np.ndarray], passes: int
     """The probe's forward for parallel passes: ``passes`` copies of the pass at once, each on one
     torch thread, as the encode runs them (threads restored afterwards)."""
     def run(x: np.ndarray) -> None:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(passes) as pool:
-                list(pool.map(forward, [x] * passes))
-        finally:
-            torch.set_num_threads(threads)
+        with torch_threads(1), ThreadPoolExecutor(passes) as pool:
+            list(pool.map(forward, [x] * passes))
     return run
 
 

@@ -38,6 +38,7 @@ import torch
 
 from lincae_core.audio import AudioStream
 from lincae_core.config import ModelConfig
+from lincae_core.device import torch_threads
 from lincae_core.encoding.schedule import BlockSchedule
 from lincae_core.errors import AudioError
 from lincae_core.loudness import StreamLoudness
@@ -289,28 +290,27 @@ class Runner:
         parallel = self.forward_workers > 1
         if parallel:
             self.fpool = ThreadPoolExecutor(self.forward_workers, thread_name_prefix="lincae-forward")
-        threads = torch.get_num_threads()
-        try:
-            if parallel:  # one torch thread per forward: several small passes at once beat one
-                torch.set_num_threads(1)  # pass on every core (docs/encoding.md, "Speed options")
-            for s, job in self.jobs(schedules):
-                q: queue.Queue[Any] = queue.Queue(maxsize=qsize)
-                fut = pool.submit(read_row, job, self.cfg.sample_rate, self.mode, q, stop)
-                inflight.append((s, job, q, fut))
-                if len(inflight) > 2 * workers:  # look-ahead: bounded, keeps the readers busy
+        # One torch thread per forward: several small passes at once beat one pass on every core
+        # (docs/encoding.md, "Speed options").
+        with torch_threads(1 if parallel else None):
+            try:
+                for s, job in self.jobs(schedules):
+                    q: queue.Queue[Any] = queue.Queue(maxsize=qsize)
+                    fut = pool.submit(read_row, job, self.cfg.sample_rate, self.mode, q, stop)
+                    inflight.append((s, job, q, fut))
+                    if len(inflight) > 2 * workers:  # look-ahead: bounded, keeps the readers busy
+                        self._consume(*inflight.popleft())
+                while inflight:
                     self._consume(*inflight.popleft())
-            while inflight:
-                self._consume(*inflight.popleft())
-            while self.forwards:
-                self._complete_next()
-        finally:
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            if self.fpool is not None:
-                self.fpool.shutdown(wait=True, cancel_futures=True)
-                self.forwards.clear()  # an error stopped the run: their rows stay planned
-            torch.set_num_threads(threads)
-            self._flush_done()  # on an exception too (Ctrl-C): written rows are complete
+                while self.forwards:
+                    self._complete_next()
+            finally:
+                stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                if self.fpool is not None:
+                    self.fpool.shutdown(wait=True, cancel_futures=True)
+                    self.forwards.clear()  # an error stopped the run: their rows stay planned
+                self._flush_done()  # on an exception too (Ctrl-C): written rows are complete
         return self.stats
 
     def _consume(self, s: BlockSchedule, job: RowJob, q: queue.Queue[Any], fut: Future[None]) -> None:

@@ -14,7 +14,6 @@ when complete, so a kill never leaves a half-written store under the final name.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import math
 import os
@@ -28,6 +27,7 @@ import joblib
 import numpy as np
 import torch
 
+from lincae_core.device import torch_threads
 from lincae_core.errors import LincaeError
 from lincae_core.ops.cluster import parallel_backend
 from lincae_core.ops.plan import OpPlan
@@ -254,16 +254,6 @@ def _add_origin(buf: torch.Tensor, segs: tuple[np.ndarray, ...], src_frames: np.
         buf[pos[j] : pos[j] + n].add_(base - torch.from_numpy(coef)[:, None, None] * shaped)
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run torch with ``n`` intra-op threads (small blocks: threading costs more than it gives)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
 def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.ndarray,
              src_offset: np.ndarray, src_frames: np.ndarray, gains: np.ndarray,
              blocks: Sequence[tuple[int, int]], max_read: int, shape: FrameShape | None = None,
@@ -329,7 +319,8 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
     writes: collections.deque[Future[None]] = collections.deque()
     # One reading thread and one writing thread, each with its own queue: a read of the next
     # block never waits behind the writes of the previous ones.
-    with _torch_threads(1), ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
+    # One torch thread: on blocks this size threading costs more than it gives.
+    with torch_threads(1), ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
         reads = [[buffer(f"read{j}.{k}", (max_read, c, d), r.dtype) for k, r in enumerate(readers)]
                  for j in range(2)]
         ahead = reader.submit(_fetch, readers, reqs[0], max_read, reads[0])
