@@ -2,8 +2,8 @@
 checked opening of a store's Zarr group.
 
 Reads and writes of the latent array take a direct path when the array has the plain layout
-lincae writes (Zarr v3, one ``bytes`` codec, little-endian, no compressor, the default ``/``
-chunk keys, on the local file system): a chunk is then a file holding the C-order bytes of a
+lincae writes (Zarr v3, one ``bytes`` codec, little-endian, no compressor, default chunk keys
+with ``.`` or ``/``, on the local file system): a chunk is then a file holding the C-order bytes of a
 ``[chunk_frames, C, D]`` block, so a frame range is a byte range of a few files. Reading just
 those bytes, and writing whole chunk files through a temporary file renamed into place (as zarr's
 ``LocalStore`` does), skips zarr's per-chunk codec pipeline, which cost ~12x the raw file I/O
