@@ -311,6 +311,8 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
              for k in range(len(readers))] for b0, b1 in blocks]
     size = max(b1 - b0 for b0, b1 in blocks)
     outs = [buffer(f"out{j}", (size, c, d), out.dtype) for j in range(2)]
+    acc_block = torch.from_numpy(buffer("acc", (size, c, d), np.float32))  # the float32 sum
+    tmp = torch.from_numpy(buffer("tmp", (size, c, d), np.float32))  # casts of float16 inputs
     limit = float(np.finfo(out.dtype).max)
     # One plain input in the output's dtype (gain, to_lufs, a copy): the fused single pass.
     direct = (len(readers) == 1 and shape is None and placement is None
@@ -333,9 +335,8 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
             if len(writes) == 2:
                 writes.popleft().result()  # frees outs[i % 2]
             dst = torch.from_numpy(outs[i % 2][:n])
-            tmp = torch.from_numpy(buffer("tmp", (size, c, d), np.float32))
             if not (direct and _direct(dst, tmp, reqs[i][0], got[0], segs, gains[0], o)):
-                acc = torch.from_numpy(buffer("acc", (size, c, d), np.float32)[:n])
+                acc = acc_block[:n]
                 # An input that gives every frame of the block starts the sum (no zeroing pass).
                 first = shape is None and lanes[0] is None and _covers(reqs[i][0], segs, n)
                 if not first:
