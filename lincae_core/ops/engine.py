@@ -34,7 +34,7 @@ from lincae_core.ops.plan import OpPlan
 from lincae_core.ops.shape import FrameShape, Placement, ramp_gains
 from lincae_core.publish import publish_dir, temp_sibling
 from lincae_core.store import LatentArray, LatentStore
-from lincae_core.store.array import CachedArray
+from lincae_core.store.array import CachedArray, chunk_cache_bytes
 from lincae_core.store.layout import STATUS_FAILED, STATUS_PLANNED
 from lincae_core.store.lineage import lineage_entry
 
@@ -398,14 +398,6 @@ def _run_units(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str
     for n in results:
         if progress is not None:
             progress(n)
-
-def chunk_cache_bytes() -> int:
-    """The memory budget of the input chunk caches of one process: ``LINCAE_CHUNK_CACHE_MB``
-    (default 1024 MiB, shared by the inputs); 0 disables the caches."""
-    try:
-        return int(float(os.environ.get("LINCAE_CHUNK_CACHE_MB", "1024")) * 2**20)
-    except ValueError:
-        raise LincaeError("Expected LINCAE_CHUNK_CACHE_MB to be a number of MiB.") from None
 
 
 def default_output(inputs: Sequence[LatentStore], op: str) -> Path:

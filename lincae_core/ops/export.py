@@ -35,7 +35,7 @@ from lincae_core.errors import ConfigError, LincaeError, StoreMismatchError
 from lincae_core.ops.cluster import parallel_backend
 from lincae_core.publish import publish_file
 from lincae_core.store import LatentArray, LatentStore
-from lincae_core.store.array import CachedArray
+from lincae_core.store.array import CachedArray, chunk_cache_bytes
 from lincae_core.store.layout import STATUS_DONE
 
 __all__ = ["RESERVED_FIELDS", "export_shards", "normalization", "read_track_metadata", "sample_key",
@@ -272,7 +272,7 @@ def _run_unit(spec: _Spec, tracks: _Tracks, w0: int, w1: int,
         ordered = bool(np.all(np.diff(tracks.offset) >= 0))
         # Tracks in offset order read each chunk once: two chunks of cache suffice.
         budget = 2 * base.chunk_frames * int(np.prod(base.shape[1:])) * base.dtype.itemsize
-        reader = CachedArray(base, budget if ordered else _chunk_cache_bytes())
+        reader = CachedArray(base, budget if ordered else chunk_cache_bytes())
     _, c, d = reader.shape
     feat, window, hop, mc = c * d, spec.window, spec.hop, spec.maxcount
     out_dtype = np.dtype(spec.dtype)
@@ -340,12 +340,6 @@ def _run_unit(spec: _Spec, tracks: _Tracks, w0: int, w1: int,
         if shard is not None:
             shard.abort()
     return done
-
-
-def _chunk_cache_bytes() -> int:
-    from lincae_core.ops.engine import chunk_cache_bytes
-
-    return chunk_cache_bytes()
 
 
 # ------------------------------------------------------------------------------ the export

@@ -23,9 +23,9 @@ import numpy as np
 import zarr
 
 import lincae_core.store.layout as sl
-from lincae_core.errors import StoreFormatError
+from lincae_core.errors import LincaeError, StoreFormatError
 
-__all__ = ["CachedArray", "LatentArray", "member", "open_group"]
+__all__ = ["CachedArray", "LatentArray", "chunk_cache_bytes", "member", "open_group"]
 
 
 def open_group(path: Path, mode: Literal["r", "r+"]) -> Any:
@@ -236,6 +236,15 @@ def _raw_chunk_dir(array: Any) -> tuple[Path, str] | None:
     except Exception:  # another zarr version or layout: zarr's own I/O is always right
         return None
     return (Path(array.store.root) / array.path, sep) if plain else None
+
+
+def chunk_cache_bytes() -> int:
+    """The memory budget of the input chunk caches of one process: ``LINCAE_CHUNK_CACHE_MB``
+    (default 1024 MiB, shared by the inputs); 0 disables the caches."""
+    try:
+        return int(float(os.environ.get("LINCAE_CHUNK_CACHE_MB", "1024")) * 2**20)
+    except ValueError:
+        raise LincaeError("Expected LINCAE_CHUNK_CACHE_MB to be a number of MiB.") from None
 
 
 class CachedArray:
