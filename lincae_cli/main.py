@@ -35,9 +35,9 @@ __all__ = ["EXIT_PARTIAL", "cli"]
 
 _ADVICE = {
     errno.ENOSPC: "free space (or write elsewhere) and re-run: finished work is kept and an encode "
-                  "resumes where it stopped",
+    "resumes where it stopped",
     errno.EDQUOT: "free space in your quota and re-run: finished work is kept and an encode resumes "
-                  "where it stopped",
+    "where it stopped",
     errno.EACCES: "check the permissions of that path, or write the output elsewhere",
     errno.EPERM: "check the permissions of that path, or write the output elsewhere",
     errno.EROFS: "the file system is read-only: write the output elsewhere",
@@ -95,10 +95,20 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> N
 
 
 def _with_verbosity(command: click.Command) -> click.Command:
-    for name, flag, text in (("verbose", "-v", "Debug logging and full tracebacks."),
-                             ("quiet", "-q", "No logs or warnings on stderr (results and errors only).")):
-        command.params.append(click.Option([flag, f"--{name}"], is_flag=True, expose_value=False,
-                                           is_eager=True, callback=_set_verbosity, help=text))
+    for name, flag, text in (
+        ("verbose", "-v", "Debug logging and full tracebacks."),
+        ("quiet", "-q", "No logs or warnings on stderr (results and errors only)."),
+    ):
+        command.params.append(
+            click.Option(
+                [flag, f"--{name}"],
+                is_flag=True,
+                expose_value=False,
+                is_eager=True,
+                callback=_set_verbosity,
+                help=text,
+            )
+        )
     return command
 
 
@@ -124,7 +134,24 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     )
 
 
-for _command in (encode_cmd, ls_cmd, gain_cmd, mix_cmd, extract_cmd, concat_cmd, select_cmd, pan_cmd,
-                 midside_cmd, stats_cmd, export_cmd, info_cmd,
-                 demo_cmd, decode_cmd, import_weights_cmd, train_cmd, evaluate_cmd, card_cmd):
+for _command in (
+    encode_cmd,
+    ls_cmd,
+    gain_cmd,
+    mix_cmd,
+    extract_cmd,
+    concat_cmd,
+    select_cmd,
+    pan_cmd,
+    midside_cmd,
+    stats_cmd,
+    export_cmd,
+    info_cmd,
+    demo_cmd,
+    decode_cmd,
+    import_weights_cmd,
+    train_cmd,
+    evaluate_cmd,
+    card_cmd,
+):
     cli.add_command(_with_verbosity(_command))

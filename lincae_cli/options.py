@@ -18,9 +18,7 @@ EXIT_PARTIAL = 3
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout."
-)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 overwrite_option = click.option(
     "--overwrite", is_flag=True, help="Replace an existing output instead of refusing."
 )
@@ -28,35 +26,56 @@ force_option = click.option(
     "--force", is_flag=True, help="Combine stores even if their models/geometries differ."
 )
 jobs_option = click.option(
-    "-j", "--jobs", type=int, default=1, show_default=True,
+    "-j",
+    "--jobs",
+    type=int,
+    default=1,
+    show_default=True,
     help="Parallel workers (joblib); -1 uses every core.",
 )
 scheduler_option = click.option(
-    "--scheduler", default=None, envvar="LINCAE_SCHEDULER",
+    "--scheduler",
+    default=None,
+    envvar="LINCAE_SCHEDULER",
     help="Run on a Dask cluster: scheduler address (tcp://host:8786) or scheduler file (.json); "
     "replaces --jobs; the output is byte-identical. Env: LINCAE_SCHEDULER.",
 )
 checkpoint_option = click.option(
-    "-c", "--checkpoint", type=click.Path(), default=None, envvar="LINCAE_CHECKPOINT",
+    "-c",
+    "--checkpoint",
+    type=click.Path(),
+    default=None,
+    envvar="LINCAE_CHECKPOINT",
     help="Checkpoint directory, or 'default' (the model embedded in the package; also when omitted). "
     "Env: LINCAE_CHECKPOINT.",
 )
 device_option = click.option(
-    "--device", default="auto", show_default=True, envvar="LINCAE_DEVICE",
+    "--device",
+    default="auto",
+    show_default=True,
+    envvar="LINCAE_DEVICE",
     help="Where the model runs: auto (CUDA when available), cpu or cuda[:i]. Env: LINCAE_DEVICE.",
 )
 
 
-def out_option(help_text: str, required: bool = False, file_okay: bool = True,
-               old: str | None = None) -> Callable[[F], F]:
+def out_option(
+    help_text: str, required: bool = False, file_okay: bool = True, old: str | None = None
+) -> Callable[[F], F]:
     """``-o/--out PATH``: the output of a command (``old``: a former spelling kept as a hidden alias).
 
     The value lands in the ``out`` parameter; a hidden alias lands in ``out_alias`` and is merged by
     :func:`pick_out`.
     """
+
     def deco(f: F) -> F:
-        f = click.option("-o", "--out", "out", required=required and old is None,
-                         type=click.Path(file_okay=file_okay), help=help_text)(f)
+        f = click.option(
+            "-o",
+            "--out",
+            "out",
+            required=required and old is None,
+            type=click.Path(file_okay=file_okay),
+            help=help_text,
+        )(f)
         if old is not None:
             f = click.option(old, "out_alias", hidden=True, type=click.Path(file_okay=file_okay))(f)
         return f

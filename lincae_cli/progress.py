@@ -15,8 +15,7 @@ _HOURS = "{l_bar}{bar}| {n:.3f}/{total:.3f} h [{elapsed}<{remaining}{postfix}]"
 @contextlib.contextmanager
 def frame_progress(desc: str, unit: str = "frame") -> Iterator[Callable[[int], None]]:
     """Yield a progress callback drawing a tqdm bar of ``unit`` counts."""
-    with tqdm(desc=desc, unit=unit, unit_scale=True, file=sys.stderr, disable=None,
-              leave=False) as bar:
+    with tqdm(desc=desc, unit=unit, unit_scale=True, file=sys.stderr, disable=None, leave=False) as bar:
         yield bar.update
 
 
@@ -34,8 +33,15 @@ class EncodeBar:
             self.phase = p.phase
             total = p.files_total if p.phase == "plan" else p.seconds_total / 3600
             fmt = None if p.phase == "plan" else _HOURS
-            self.bar = tqdm(total=total, desc="probe" if p.phase == "plan" else "encode", unit="file",
-                            file=sys.stderr, disable=None, bar_format=fmt, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total,
+                desc="probe" if p.phase == "plan" else "encode",
+                unit="file",
+                file=sys.stderr,
+                disable=None,
+                bar_format=fmt,
+                dynamic_ncols=True,
+            )
         assert self.bar is not None
         if p.phase == "plan":
             self.bar.update(p.files_done - self.bar.n)

@@ -285,8 +285,9 @@ def _extract_generator_state(obj: Any, src: Path) -> tuple[dict[str, torch.Tenso
     )
 
 
-def import_weights(src: str | Path, out_dir: str | Path, cfg: ModelConfig | None = None,
-                   overwrite: bool = False) -> str:
+def import_weights(
+    src: str | Path, out_dir: str | Path, cfg: ModelConfig | None = None, overwrite: bool = False
+) -> str:
     """Convert a released Lin-CAE or Music2Latent weights file into a lincae checkpoint.
 
     Args:
@@ -301,8 +302,9 @@ def import_weights(src: str | Path, out_dir: str | Path, cfg: ModelConfig | None
     """
     src = Path(src)
     if (Path(out_dir) / "model.safetensors").exists() and not overwrite:
-        raise CheckpointError(f"{out_dir} already holds a checkpoint; use --overwrite to replace it, "
-                              "or another output folder.")
+        raise CheckpointError(
+            f"{out_dir} already holds a checkpoint; use --overwrite to replace it, or another output folder."
+        )
     cfg = cfg or get_preset("paper")
     obj = _safe_torch_load(src)
     state, kind = _extract_generator_state(obj, src)

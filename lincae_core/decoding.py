@@ -31,7 +31,11 @@ from lincae_core.publish import atomic_path
 from lincae_core.store import LatentStore
 
 __all__ = [
-    "DecodeSummary", "check_model_matches", "decode_store", "decode_to_wav_stream", "output_rate",
+    "DecodeSummary",
+    "check_model_matches",
+    "decode_store",
+    "decode_to_wav_stream",
+    "output_rate",
     "safe_relpath",
 ]
 
@@ -123,7 +127,12 @@ def output_rate(rate: str | int, source_rate: int, model_rate: int) -> int:
 
 
 def _track_blocks(
-    store: LatentStore, key: str, model: LinCAE, inference: InferenceConfig, seed: int, steps: int | None,
+    store: LatentStore,
+    key: str,
+    model: LinCAE,
+    inference: InferenceConfig,
+    seed: int,
+    steps: int | None,
     rate: str | int = "model",
 ) -> tuple[int, int, Iterator[np.ndarray]]:
     """Decode one track as ``[C, n]`` blocks at its output rate.
@@ -145,8 +154,9 @@ def _track_blocks(
     return out_rate, length, _resampled(blocks, z.shape[0], model_rate, out_rate, length)
 
 
-def _resampled(blocks: Iterator[np.ndarray], channels: int, rate_in: int, rate_out: int,
-               length: int) -> Iterator[np.ndarray]:
+def _resampled(
+    blocks: Iterator[np.ndarray], channels: int, rate_in: int, rate_out: int, length: int
+) -> Iterator[np.ndarray]:
     """Stream ``[C, n]`` blocks through soxr and cut or pad the result to exactly ``length``."""
     stream = soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32", quality="HQ")
     done = 0
@@ -204,8 +214,10 @@ def decode_store(
     targets = {key: _inside(root, safe_relpath(key, "." + fmt)) for key in keys}
     taken = [p for p in targets.values() if p.exists()]
     if taken and not overwrite:
-        raise LincaeError(f"{taken[0]} already exists ({len(taken)} of {len(targets)} outputs do); "
-                          "use --overwrite to replace them, or another output folder.")
+        raise LincaeError(
+            f"{taken[0]} already exists ({len(taken)} of {len(targets)} outputs do); "
+            "use --overwrite to replace them, or another output folder."
+        )
     for key, target in targets.items():
         target.parent.mkdir(parents=True, exist_ok=True)
         rate, length, blocks = _track_blocks(store, key, model, inference, seed, steps, sample_rate)
@@ -269,8 +281,9 @@ def decode_to_wav_stream(
     if subtype not in ("PCM_16", "FLOAT"):
         raise AudioError(f"WAV streams support subtypes PCM_16 and FLOAT, not {subtype}.")
     _check_keys(store, [key])
-    rate, length, blocks = _track_blocks(store, key, model, inference or InferenceConfig(), seed, steps,
-                                         sample_rate)
+    rate, length, blocks = _track_blocks(
+        store, key, model, inference or InferenceConfig(), seed, steps, sample_rate
+    )
     out.write(_wav_header(store.channels, rate, length, subtype == "FLOAT"))
     clipped = 0
     for block in blocks:

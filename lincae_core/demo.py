@@ -156,10 +156,14 @@ def run_demo(
     first = next(iter(audio))
     remix = sum(REMIX_GAINS[k] * audio[first][k] for k in STEMS)
     compare = {  # side by side, for listening (first track)
-        "input_mixture": audio[first]["mixture"], "reconstruction": out["mixture"][first],
-        "audio_remix": remix, "latent_remix": out["remix"][first],
-        "true_vocals": audio[first]["vocals"], "latent_vocals": out["vocals_est"][first],
-        "audio_gain": a * audio[first]["mixture"], "latent_gain": out["mixture_gain"][first],
+        "input_mixture": audio[first]["mixture"],
+        "reconstruction": out["mixture"][first],
+        "audio_remix": remix,
+        "latent_remix": out["remix"][first],
+        "true_vocals": audio[first]["vocals"],
+        "latent_vocals": out["vocals_est"][first],
+        "audio_gain": a * audio[first]["mixture"],
+        "latent_gain": out["mixture_gain"][first],
     }
     (work / "compare").mkdir(parents=True, exist_ok=True)
     for name, x in compare.items():
@@ -183,13 +187,19 @@ def run_demo(
 
 def _ceiling(model: Any, x: np.ndarray, inference: InferenceConfig, rate: int) -> dict[str, float]:
     """The model's own fidelity on ``x``: Dec(Enc(x)) against x (what no latent edit can beat)."""
-    y = decode(model, encode(model, torch.from_numpy(x), inference), num_samples=x.shape[-1],
-               inference=inference)
+    y = decode(
+        model, encode(model, torch.from_numpy(x), inference), num_samples=x.shape[-1], inference=inference
+    )
     return _scores(y.numpy(), x, rate)
 
 
-def _score_rows(model: Any, inference: InferenceConfig, audio: dict[str, dict[str, np.ndarray]],
-                out: dict[str, dict[str, np.ndarray]], a: float) -> dict[str, dict[str, float]]:
+def _score_rows(
+    model: Any,
+    inference: InferenceConfig,
+    audio: dict[str, dict[str, np.ndarray]],
+    out: dict[str, dict[str, np.ndarray]],
+    a: float,
+) -> dict[str, dict[str, float]]:
     """Each latent-domain result against its audio-domain equivalent, with the model's ceiling on
     that equivalent (``ceiling_*``: Dec(Enc(reference)) against the reference) where it is audio."""
     rate = model.config.sample_rate
@@ -197,12 +207,20 @@ def _score_rows(model: Any, inference: InferenceConfig, audio: dict[str, dict[st
     for key, stems in audio.items():
         remix = sum(REMIX_GAINS[k] * stems[k] for k in STEMS)
         cases = [
-            ("separation (mixture - accompaniment) vs true vocals", out["vocals_est"][key],
-             stems["vocals"], True),
+            (
+                "separation (mixture - accompaniment) vs true vocals",
+                out["vocals_est"][key],
+                stems["vocals"],
+                True,
+            ),
             ("separation vs Dec(Enc(vocals))", out["vocals_est"][key], out["vocals"][key], False),
             ("latent remix vs audio remix", out["remix"][key], remix, True),
-            (f"latent gain {GAIN_DB:+.0f} dB vs a*Dec(z)", out["mixture_gain"][key],
-             a * out["mixture"][key], False),
+            (
+                f"latent gain {GAIN_DB:+.0f} dB vs a*Dec(z)",
+                out["mixture_gain"][key],
+                a * out["mixture"][key],
+                False,
+            ),
             (f"latent gain {GAIN_DB:+.0f} dB vs a*x", out["mixture_gain"][key], a * stems["mixture"], True),
             ("reconstruction Dec(Enc(mixture)) vs mixture", out["mixture"][key], stems["mixture"], False),
         ]
@@ -222,8 +240,9 @@ def _spectrograms(path: Path, signals: dict[str, np.ndarray], rate: int, title: 
     import matplotlib.pyplot as plt
 
     names = list(signals)
-    fig, axes = plt.subplots(len(names) // 2, 2, figsize=(11, 2.2 * len(names) // 2), sharex=True,
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(names) // 2, 2, figsize=(11, 2.2 * len(names) // 2), sharex=True, sharey=True, squeeze=False
+    )
     for ax, name in zip(axes.flat, names, strict=True):
         ax.specgram(signals[name] + 1e-9, NFFT=512, Fs=rate, noverlap=384, cmap="magma", vmin=-120)
         ax.set_title(name.replace("_", " "), fontsize=9)

@@ -24,7 +24,7 @@ def measured_summary(card: dict[str, Any], model_id: str | None = None) -> dict[
     data = measured.get("data", {})
     return {
         "on": f"{len(data.get('stem_tracks', []))} stems tracks x first {data.get('max_seconds')} s of "
-              f"{data.get('stems_dir')} ({data.get('music_source')} for reconstruction and homogeneity)",
+        f"{data.get('stems_dir')} ({data.get('music_source')} for reconstruction and homogeneity)",
         "date": measured.get("date"),
         "same_weights": model_id is None or measured.get("model_id") == model_id,
         "recon_mss_by_steps": {str(r["steps"]): _r2(r["mss"]) for r in measured.get("reconstruction", [])},
@@ -41,8 +41,7 @@ def describe_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
     model = load_model(path)
     cfg = model.config
     params = {
-        name: sum(p.numel() for p in getattr(model, name).parameters())
-        for name in ("encoder", "decoder")
+        name: sum(p.numel() for p in getattr(model, name).parameters()) for name in ("encoder", "decoder")
     }
     total = sum(p.numel() for p in model.parameters())
     params["denoiser"] = total - params["encoder"] - params["decoder"]
@@ -101,17 +100,33 @@ def list_tracks(path: str | Path, status: str | None = None) -> list[dict[str, A
         name = STATUS_NAMES[int(t["status"][i])]
         if status is not None and name != status:
             continue
-        row: dict[str, Any] = {"key": str(t["key"][i]), "duration_s": int(t["samples"][i]) / sr,
-                               "frames": int(t["frames"][i]), "status": name}
+        row: dict[str, Any] = {
+            "key": str(t["key"][i]),
+            "duration_s": int(t["samples"][i]) / sr,
+            "frames": int(t["frames"][i]),
+            "status": name,
+        }
         if i in reasons:
             row["reason"] = reasons[i]
         if loud is not None:  # NaN (unmeasured) as null: JSON has no NaN
             row["loudness_lufs"] = float(loud[i]) if np.isfinite(loud[i]) else None
         if sources is not None:
-            row["sources"] = [{"store": s, "key": str(k), "gain": float(g)} for s, k, g in
-                              zip(sources["inputs"], sources["key"][i], sources["gain"][i], strict=True)]
+            row["sources"] = [
+                {"store": s, "key": str(k), "gain": float(g)}
+                for s, k, g in zip(sources["inputs"], sources["key"][i], sources["gain"][i], strict=True)
+            ]
         rows.append(row)
     if status in (None, "failed"):
-        rows += [{"key": str(r["key"]), "duration_s": 0.0, "frames": 0, "status": "failed",
-                  "reason": r["reason"], "planning": True} for r in ledger if r.get("index") is None]
+        rows += [
+            {
+                "key": str(r["key"]),
+                "duration_s": 0.0,
+                "frames": 0,
+                "status": "failed",
+                "reason": r["reason"],
+                "planning": True,
+            }
+            for r in ledger
+            if r.get("index") is None
+        ]
     return rows

@@ -7,6 +7,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "LincaeError",
+    "OutputExistsError",
     "ShapeMismatchError",
     "StoreFormatError",
     "StoreMismatchError",
@@ -39,3 +40,11 @@ class StoreMismatchError(LincaeError):
 
 class AudioError(LincaeError):
     """An audio file cannot be read or written."""
+
+
+class OutputExistsError(LincaeError, FileExistsError):
+    """An output path is taken and replacing it was not asked for."""
+
+    def __init__(self, path: object, what: str = "it") -> None:
+        super().__init__(f"{path} already exists (use --overwrite or overwrite=True to replace {what})")
+        self.path = path

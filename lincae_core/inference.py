@@ -53,7 +53,7 @@ def _as_rows(x: Any, inner_dims: int, what: str) -> tuple[torch.Tensor, tuple[in
             f"Expected {what} with {inner_dims} to {inner_dims + 2} dimensions. Got shape {tuple(t.shape)}."
         )
     lead = tuple(t.shape[: t.dim() - inner_dims])
-    return t.reshape(-1, *t.shape[t.dim() - inner_dims:]).float(), lead
+    return t.reshape(-1, *t.shape[t.dim() - inner_dims :]).float(), lead
 
 
 @torch.no_grad()

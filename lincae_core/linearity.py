@@ -59,7 +59,9 @@ PROPERTIES: dict[str, tuple[str, ...]] = {
     "additivity": ("add_enc_err", "add_dec_mss"),
 }
 OPS: dict[str, tuple[str, ...]] = {
-    "gain": ("homogeneity",), "mix": ("additivity",), "extract": ("additivity",),
+    "gain": ("homogeneity",),
+    "mix": ("additivity",),
+    "extract": ("additivity",),
     "concat": ("additivity", "homogeneity"),
 }
 USES = {"homogeneity": "latent gain", "additivity": "latent mixing and extraction"}
@@ -142,15 +144,19 @@ def _gain_warning(card: Mapping[str, Any], gains: Sequence[float]) -> str | None
         outside = [g for g in unusual if g < 0]
         if not outside:
             return None
-        return (f"warning: {_model_name(card)}: negative gain(s) {', '.join(f'{g:g}' for g in outside)}; "
-                "its card records no training gain range, and training gains are never negative.")
+        return (
+            f"warning: {_model_name(card)}: negative gain(s) {', '.join(f'{g:g}' for g in outside)}; "
+            "its card records no training gain range, and training gains are never negative."
+        )
     lo, hi = rng
     outside = [g for g in unusual if g < lo or g > hi]
     if not outside:
         return None
     trained = "only at gain 1 (no homogeneity training)" if lo == hi else f"on gains in [{lo:g}, {hi:g}]"
-    return (f"warning: {_model_name(card)}: gain(s) {', '.join(f'{g:g}' for g in outside)} outside "
-            f"the training range: it was trained {trained}.")
+    return (
+        f"warning: {_model_name(card)}: gain(s) {', '.join(f'{g:g}' for g in outside)} outside "
+        f"the training range: it was trained {trained}."
+    )
 
 
 def linearity_warnings(card: Mapping[str, Any], op: str, gains: Sequence[float] = ()) -> list[str]:
@@ -177,11 +183,15 @@ def linearity_warnings(card: Mapping[str, Any], op: str, gains: Sequence[float] 
     for prop in props:
         failures = property_failures(figures, prop)
         if figures is None:
-            lines.append(f"warning: {_model_name(card)} has no measured linearity in its model card "
-                         f"({op} relies on {prop}); measure it with `lincae card`.")
+            lines.append(
+                f"warning: {_model_name(card)} has no measured linearity in its model card "
+                f"({op} relies on {prop}); measure it with `lincae card`."
+            )
         elif failures:
-            lines.append(f"warning: {_model_name(card)}: {prop} ({op} relies on it) is worse than the "
-                         f"thresholds: {', '.join(failures)} (docs/evaluation.md).")
+            lines.append(
+                f"warning: {_model_name(card)}: {prop} ({op} relies on it) is worse than the "
+                f"thresholds: {', '.join(failures)} (docs/evaluation.md)."
+            )
     gain_line = _gain_warning(card, gains)
     if gain_line:
         lines.append(gain_line)
@@ -199,8 +209,11 @@ def linearity_verdict(name: str, figures: Mapping[str, float]) -> str:
     parts = []
     for prop in PROPERTIES:
         failures = property_failures(figures, prop)
-        shown = ", ".join(f"{THRESHOLDS[k].label} {figures[k]:.2f} ≤ {THRESHOLDS[k].limit:g}"
-                          for k in PROPERTIES[prop] if k in figures)
+        shown = ", ".join(
+            f"{THRESHOLDS[k].label} {figures[k]:.2f} ≤ {THRESHOLDS[k].limit:g}"
+            for k in PROPERTIES[prop]
+            if k in figures
+        )
         if failures:
             parts.append(f"{prop} is not good enough for {USES[prop]} ({', '.join(failures)})")
         else:

@@ -19,10 +19,21 @@ import shutil
 import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from lincae_core.errors import LincaeError, OutputExistsError
+
 __all__ = [
-    "atomic_path", "publish_dir", "publish_file", "remove_stale_siblings", "temp_sibling",
+    "Building",
+    "atomic_path",
+    "building_dir",
+    "check_free",
+    "free_name",
+    "publish_dir",
+    "publish_file",
+    "remove_stale_siblings",
+    "temp_sibling",
     "write_text_atomic",
 ]
 
@@ -89,7 +100,8 @@ def publish_dir(tmp: Path, out: Path, replace: bool) -> bool:
         tmp: The complete output, a sibling of ``out`` (see :func:`temp_sibling`).
         out: The final path.
         replace: Move an existing ``out`` (directory, file or link) aside first and delete it
-            once ``tmp`` is in place.
+            once ``tmp`` is in place. If ``tmp`` cannot be renamed into place, the old output is
+            renamed back: nothing is lost.
 
     Returns:
         True if ``tmp`` was published; False if ``out`` exists and ``replace`` is off (another
@@ -97,19 +109,85 @@ def publish_dir(tmp: Path, out: Path, replace: bool) -> bool:
     """
     tmp, out = Path(tmp), Path(out)
     old = None
-    if replace and (out.exists() or out.is_symlink()):
+    if replace and _exists(out):
         old = temp_sibling(out, "old")
         os.rename(out, old)
     try:
         os.rename(tmp, out)
     except OSError:
-        if not (out.exists() or out.is_symlink()):
+        if old is not None:
+            if _exists(out):  # another process published meanwhile: the old output is replaced
+                _remove(old)
+                return False
+            os.rename(old, out)  # nothing replaced it: put it back
+            raise
+        if not _exists(out):
             raise
         return False
-    finally:
-        if old is not None:
-            _remove(old)
+    if old is not None:
+        _remove(old)
     return True
+
+
+def _exists(p: Path) -> bool:
+    return p.exists() or p.is_symlink()
+
+
+def check_free(out: str | os.PathLike, overwrite: bool, what: str = "it") -> Path:
+    """Return ``out`` as a path; raise :class:`OutputExistsError` if it is taken and not ``overwrite``."""
+    out = Path(out)
+    if _exists(out) and not overwrite:
+        raise OutputExistsError(out, what)
+    return out
+
+
+def free_name(parent: str | os.PathLike, base: str, suffix: str = "") -> Path:
+    """The first free path of ``parent/base{suffix}``, ``parent/base-2{suffix}``, ``-3``, ...
+
+    The one rule for outputs written without ``-o`` (``a+b.mix.zarr``, ``a+b.mix-2.zarr``).
+    """
+    parent = Path(parent)
+    for n in range(1, 10_000):
+        cand = parent / f"{base}{'' if n == 1 else f'-{n}'}{suffix}"
+        if not _exists(cand):
+            return cand
+    raise LincaeError(f"{parent}: no free output name for {base}{suffix}; give -o/--out")
+
+
+@dataclass
+class Building:
+    """A directory being built by :func:`building_dir`: write into ``tmp``.
+
+    ``published`` is set once ``tmp`` is renamed onto ``out``; it stays False when another
+    process published ``out`` first and ``exist_ok`` allowed that.
+    """
+
+    tmp: Path
+    out: Path
+    published: bool = False
+
+
+@contextlib.contextmanager
+def building_dir(
+    out: str | os.PathLike, *, replace: bool = False, kind: str = "tmp", exist_ok: bool = False
+) -> Iterator[Building]:
+    """Build a directory beside ``out`` and publish it: the one way a directory output appears.
+
+    Yields a :class:`Building` whose ``tmp`` (a fresh sibling of ``out``, not yet created) the
+    caller fills. On success ``tmp`` is renamed onto ``out`` (:func:`publish_dir`, replacing an
+    existing ``out`` only with ``replace``); on any error, and when another process published
+    first, ``tmp`` is removed. A concurrent publisher is an :class:`OutputExistsError` unless
+    ``exist_ok``.
+    """
+    b = Building(temp_sibling(Path(out), kind), Path(out))
+    try:
+        yield b
+        b.published = publish_dir(b.tmp, b.out, replace)
+        if not b.published and not exist_ok:
+            raise LincaeError(f"{b.out} appeared while it was being written; nothing replaced")
+    finally:
+        if _exists(b.tmp):
+            _remove(b.tmp)
 
 
 def publish_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:

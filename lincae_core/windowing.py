@@ -22,7 +22,11 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "OverlapAdd", "crossfade_regions", "decode_valid_spans", "plan_windows", "ramp_weights",
+    "OverlapAdd",
+    "crossfade_regions",
+    "decode_valid_spans",
+    "plan_windows",
+    "ramp_weights",
     "window_span",
 ]
 
@@ -57,9 +61,7 @@ def window_span(start: int, stop: int, model_or_cfg: Any) -> tuple[int, int]:
     return start * cfg.samples_per_frame, stop * cfg.samples_per_frame + cfg.n_fft - cfg.hop
 
 
-def ramp_weights(
-    valid: Sequence[tuple[int, int]], i: int, data_start: int, length: int
-) -> np.ndarray:
+def ramp_weights(valid: Sequence[tuple[int, int]], i: int, data_start: int, length: int) -> np.ndarray:
     """Cross-fade weights of piece i over its data [data_start, data_start+length)."""
     pos = np.arange(data_start, data_start + length, dtype=np.float64)
     va, vb = valid[i]

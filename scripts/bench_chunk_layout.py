@@ -60,8 +60,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size-gb", type=float, default=0.5)
     p.add_argument("--repeat", type=int, default=7)
-    p.add_argument("--layouts", default="4096/,16384/,4096.,16384.,65536.",
-                   help="Comma-separated FRAMES/ or FRAMES. (chunk frames and chunk key separator).")
+    p.add_argument(
+        "--layouts",
+        default="4096/,16384/,4096.,16384.,65536.",
+        help="Comma-separated FRAMES/ or FRAMES. (chunk frames and chunk key separator).",
+    )
     p.add_argument("--dir", default=None, help="Work directory (default: a temp dir, removed).")
     p.add_argument("--out", default="bench_chunk_layout.json")
     args = p.parse_args()
@@ -75,20 +78,24 @@ def main() -> None:
         for lay in layouts:
             dirs[lay] = work / f"{lay[0]}{'slash' if lay[1] == '/' else 'dot'}"
             build(dirs[lay], args.size_gb, lay)
-        print(f"built {len(layouts)} layouts of 2 x {info['nbytes'] / 1e9:.2f} GB ({info['tracks']} "
-              "tracks)", file=sys.stderr)
+        print(
+            f"built {len(layouts)} layouts of 2 x {info['nbytes'] / 1e9:.2f} GB ({info['tracks']} tracks)",
+            file=sys.stderr,
+        )
         runs: dict[str, list[float]] = {}
         files: dict[str, int] = {}
         for _ in range(args.repeat):
             for op in ("gain", "mix"):
                 ns = argparse.Namespace(dir=raw_dir, jobs=1)
                 runs.setdefault(f"{op} raw", []).append(
-                    bench_ops.run_child(f"torch-{op}", ns, info["frames"], None)["seconds"])
+                    bench_ops.run_child(f"torch-{op}", ns, info["frames"], None)["seconds"]
+                )
                 for lay, d in dirs.items():
                     ns = argparse.Namespace(dir=d, jobs=1)
                     name = f"{op} {lay[0]}{lay[1]}"
                     runs.setdefault(name, []).append(
-                        bench_ops.run_child(op, ns, info["frames"], None)["seconds"])
+                        bench_ops.run_child(op, ns, info["frames"], None)["seconds"]
+                    )
                     lat = d / f"out-{op}" / "latents"
                     files[name] = sum(1 for q in lat.rglob("*") if q.name != "zarr.json")
         rows = []
@@ -100,13 +107,24 @@ def main() -> None:
                 name = f"{op} {lay[0]}{lay[1]}"
                 sec = float(np.median(runs[name]))
                 ratio = float(np.median([r / o for r, o in zip(runs[f"{op} raw"], runs[name], strict=True)]))
-                rows.append({"op": op, "chunk_frames": lay[0], "separator": lay[1], "seconds": sec,
-                             "min_seconds": min(runs[name]), "ratio_vs_raw": ratio,
-                             "output_entries": files[name], "raw_seconds": raw})
-                print(f"  {lay[0]:>7}{lay[1]} {sec:8.3f} {min(runs[name]):6.3f} {ratio:8.2f} "
-                      f"{files[name]:>11}")
-        Path(args.out).write_text(json.dumps({"store": info, "repeat": args.repeat, "rows": rows,
-                                              "runs": runs}, indent=2))
+                rows.append(
+                    {
+                        "op": op,
+                        "chunk_frames": lay[0],
+                        "separator": lay[1],
+                        "seconds": sec,
+                        "min_seconds": min(runs[name]),
+                        "ratio_vs_raw": ratio,
+                        "output_entries": files[name],
+                        "raw_seconds": raw,
+                    }
+                )
+                print(
+                    f"  {lay[0]:>7}{lay[1]} {sec:8.3f} {min(runs[name]):6.3f} {ratio:8.2f} {files[name]:>11}"
+                )
+        Path(args.out).write_text(
+            json.dumps({"store": info, "repeat": args.repeat, "rows": rows, "runs": runs}, indent=2)
+        )
         print(f"wrote {args.out}")
     finally:
         if args.dir is None:

@@ -98,8 +98,9 @@ def measure(name: str, device: str, work: Path, files: int, seconds: float, step
         diff32 = max(diff32, float(np.abs(a - c).max()))
     ulp = float(np.spacing(np.float16(scale)))
     decode_xrt: dict[str, float] = {}
-    zs = [torch.from_numpy(dev.read_track(k).astype(np.float32)).permute(1, 2, 0).to(device)
-          for k in keys]  # [C, D, Z]
+    zs = [
+        torch.from_numpy(dev.read_track(k).astype(np.float32)).permute(1, 2, 0).to(device) for k in keys
+    ]  # [C, D, Z]
     for half in (False, True):
         if half and not device.startswith("cuda"):
             continue
@@ -125,14 +126,23 @@ def measure(name: str, device: str, work: Path, files: int, seconds: float, step
     err = float((y_dev - y_cpu).pow(2).mean() / y_cpu.pow(2).mean().clamp_min(1e-20))
     decode_snr_db = -10 * float(np.log10(max(err, 1e-30)))
     return {
-        "preset": name, "device": device, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-        "audio_seconds": audio_s, "encode_wall_s": wall, "encode_xrt": audio_s / wall,
-        "encode_batch_size": summary.batch_size, "encode_model_s": summary.model_seconds,
+        "preset": name,
+        "device": device,
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "audio_seconds": audio_s,
+        "encode_wall_s": wall,
+        "encode_xrt": audio_s / wall,
+        "encode_batch_size": summary.batch_size,
+        "encode_model_s": summary.model_seconds,
         "cpu_encode_xrt": audio_s / max(cpu_summary.wall_seconds, 1e-9),
-        "max_abs_diff_vs_cpu": diff, "latent_scale": scale, "diff_in_float16_steps": diff / ulp,
-        "encode_fp32_xrt": audio_s / wall32, "max_abs_diff_fp32_vs_cpu": diff32,
+        "max_abs_diff_vs_cpu": diff,
+        "latent_scale": scale,
+        "diff_in_float16_steps": diff / ulp,
+        "encode_fp32_xrt": audio_s / wall32,
+        "max_abs_diff_fp32_vs_cpu": diff32,
         "diff_fp32_in_float16_steps": diff32 / ulp,
-        "decode_xrt": decode_xrt, "decode_dev_vs_cpu_snr_db": decode_snr_db,
+        "decode_xrt": decode_xrt,
+        "decode_dev_vs_cpu_snr_db": decode_snr_db,
     }
 
 
@@ -165,33 +175,42 @@ def main() -> None:
                 traceback.print_exc()
                 continue
             rows.append(r)
-            Path(args.out).write_text(json.dumps({"device": dev_name, "torch": torch.__version__,
-                                                  "rows": rows}, indent=2))
+            Path(args.out).write_text(
+                json.dumps({"device": dev_name, "torch": torch.__version__, "rows": rows}, indent=2)
+            )
             dec = ", ".join(f"{v:.0f}x at {k} step(s)" for k, v in r["decode_xrt"].items())
             dec += f"; decode on {args.device} vs CPU {r['decode_dev_vs_cpu_snr_db']:.0f} dB SNR"
-            print(f"{name}: encode {r['encode_xrt']:.0f}x real time (CPU {r['cpu_encode_xrt']:.0f}x, "
-                  f"batch {r['encode_batch_size']}), decode {dec}; max |z_dev - z_cpu| "
-                  f"{r['max_abs_diff_vs_cpu']:.2e} = {r['diff_in_float16_steps']:.1f} float16 steps; "
-                  f"float32 on the device {r['encode_fp32_xrt']:.0f}x real time, "
-                  f"{r['diff_fp32_in_float16_steps']:.1f} steps",
-                  flush=True)
+            print(
+                f"{name}: encode {r['encode_xrt']:.0f}x real time (CPU {r['cpu_encode_xrt']:.0f}x, "
+                f"batch {r['encode_batch_size']}), decode {dec}; max |z_dev - z_cpu| "
+                f"{r['max_abs_diff_vs_cpu']:.2e} = {r['diff_in_float16_steps']:.1f} float16 steps; "
+                f"float32 on the device {r['encode_fp32_xrt']:.0f}x real time, "
+                f"{r['diff_fp32_in_float16_steps']:.1f} steps",
+                flush=True,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{dev_name}, torch {torch.__version__}, {args.files} tracks x {args.seconds:.0f} s, "
-          "random weights:\n")
-    print(f"| preset | params | encode x-real-time (CPU, {os.cpu_count()} cores) "
-          "| decode x-real-time, 1 step (float32 / float16) "
-          f"| decode, {args.steps} steps (float32 / float16) "
-          "| max abs diff vs CPU latents, float16 autocast / float32 "
-          "| decode vs CPU |")
+    print(
+        f"\n{dev_name}, torch {torch.__version__}, {args.files} tracks x {args.seconds:.0f} s, "
+        "random weights:\n"
+    )
+    print(
+        f"| preset | params | encode x-real-time (CPU, {os.cpu_count()} cores) "
+        "| decode x-real-time, 1 step (float32 / float16) "
+        f"| decode, {args.steps} steps (float32 / float16) "
+        "| max abs diff vs CPU latents, float16 autocast / float32 "
+        "| decode vs CPU |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| `{r['preset']}` | {r['params_m']:.1f} M | {r['encode_xrt']:.0f}× "
-              f"({r['cpu_encode_xrt']:.0f}×) | "
-              f"{xrt(r, '1')} | {xrt(r, str(args.steps))} | {r['max_abs_diff_vs_cpu']:.1e} "
-              f"({r['diff_in_float16_steps']:.1f} float16 steps) / {r['max_abs_diff_fp32_vs_cpu']:.1e} "
-              f"({r['diff_fp32_in_float16_steps']:.1f}) | "
-              f"{r['decode_dev_vs_cpu_snr_db']:.0f} dB SNR |")
+        print(
+            f"| `{r['preset']}` | {r['params_m']:.1f} M | {r['encode_xrt']:.0f}× "
+            f"({r['cpu_encode_xrt']:.0f}×) | "
+            f"{xrt(r, '1')} | {xrt(r, str(args.steps))} | {r['max_abs_diff_vs_cpu']:.1e} "
+            f"({r['diff_in_float16_steps']:.1f} float16 steps) / {r['max_abs_diff_fp32_vs_cpu']:.1e} "
+            f"({r['diff_fp32_in_float16_steps']:.1f}) | "
+            f"{r['decode_dev_vs_cpu_snr_db']:.0f} dB SNR |"
+        )
     record = {"device": dev_name, "torch": torch.__version__, "rows": rows}
     Path(args.out).write_text(json.dumps(record, indent=2))
     print(f"wrote {args.out}")

@@ -88,8 +88,9 @@ def build_models(cfg: ModelConfig, device: torch.device, amp: bool) -> tuple[Lin
     return ours.to(device).eval(), ref.to(device).eval()
 
 
-def time_e2e(lib: Path, out: Path, model: LinCAE, inference: InferenceConfig,
-             settings: EncodeSettings) -> tuple[float, tuple[float, float, int]]:
+def time_e2e(
+    lib: Path, out: Path, model: LinCAE, inference: InferenceConfig, settings: EncodeSettings
+) -> tuple[float, tuple[float, float, int]]:
     """Wall seconds of one ``encode_files`` call on a fresh store; (audio s, model-busy s, batch).
 
     The model-busy time is the time the library spent inside the forward passes *during* this
@@ -117,8 +118,9 @@ def batch_shapes(store: LatentStore, cfg: ModelConfig) -> list[tuple[int, int]]:
     return shapes
 
 
-def time_forward(model: LinCAE, shapes: list[tuple[int, int]], amp: bool,
-                 channels_last: bool) -> tuple[float, None]:
+def time_forward(
+    model: LinCAE, shapes: list[tuple[int, int]], amp: bool, channels_last: bool
+) -> tuple[float, None]:
     """Seconds the model alone takes for the batches the encode ran (same shapes, same count)."""
     data = {sh: np.random.default_rng(0).standard_normal(sh).astype(np.float32) * 0.1 for sh in set(shapes)}
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -138,8 +140,14 @@ def _sync(model: LinCAE) -> None:
         torch.cuda.synchronize()
 
 
-def reference_encode(ref: Any, files: list[Path], cfg: ModelConfig, inference: InferenceConfig,
-                     device: torch.device, batch_size: int) -> tuple[float, list[torch.Tensor]]:
+def reference_encode(
+    ref: Any,
+    files: list[Path],
+    cfg: ModelConfig,
+    inference: InferenceConfig,
+    device: torch.device,
+    batch_size: int,
+) -> tuple[float, list[torch.Tensor]]:
     """What a user of linear-cae does: load + resample each file, ``encode`` it in chunks."""
     window, overlap = inference.frames(cfg)
     a, b = window_span(0, window, cfg)
@@ -157,8 +165,13 @@ def reference_encode(ref: Any, files: list[Path], cfg: ModelConfig, inference: I
     return time.perf_counter() - t0, out
 
 
-def agreement(store: LatentStore, keys: list[str], ref_out: list[torch.Tensor],
-              inference: InferenceConfig, cfg: ModelConfig) -> dict[str, float]:
+def agreement(
+    store: LatentStore,
+    keys: list[str],
+    ref_out: list[torch.Tensor],
+    inference: InferenceConfig,
+    cfg: ModelConfig,
+) -> dict[str, float]:
     """Max |ours - reference| over the frames where one window alone makes our latent."""
     window, overlap = inference.frames(cfg)
     worst, frames_compared = 0.0, 0
@@ -202,8 +215,13 @@ print(json.dumps({"before_mb": before, "peak_mb": status("VmHWM"), "audio_s": s.
 
 def peak_rss(path: Path, preset: str, batch: int | str) -> dict[str, float]:
     """Peak RSS of a fresh process encoding one file (MB)."""
-    res = subprocess.run([sys.executable, "-c", _RSS_CHILD, str(path), preset, str(batch)],
-                         capture_output=True, text=True, cwd=ROOT, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", _RSS_CHILD, str(path), preset, str(batch)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -215,8 +233,16 @@ VARIANTS = {  # name: (batch size, channels_last, parallel_forward); "default": 
 }
 
 
-def run_scenario(name: str, lib: Path, tmp: Path, ours: LinCAE, ref: Any, inference: InferenceConfig,
-                 a: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+def run_scenario(
+    name: str,
+    lib: Path,
+    tmp: Path,
+    ours: LinCAE,
+    ref: Any,
+    inference: InferenceConfig,
+    a: argparse.Namespace,
+    device: torch.device,
+) -> dict[str, Any]:
     """Interleaved timings of one library: lincae (defaults and previous defaults), forward, reference."""
     cfg, amp = ours.config, device.type == "cuda"
     files = sorted(lib.iterdir())
@@ -235,11 +261,13 @@ def run_scenario(name: str, lib: Path, tmp: Path, ours: LinCAE, ref: Any, infere
 
     for r in range(a.repeats):  # interleaved, so that machine noise hits all alike
         for key, (bs, cl, par) in variants.items():
-            settings = EncodeSettings(dtype="float32", workers=a.workers, channels_last=cl,
-                                      parallel_forward=par)
+            settings = EncodeSettings(
+                dtype="float32", workers=a.workers, channels_last=cl, parallel_forward=par
+            )
             inf = dataclasses.replace(inference, batch_size=bs)
-            audio_s, busy, batch[key] = timed(key, time_e2e, lib, tmp / f"{name}-{key}-{r}.zarr", ours, inf,
-                                              settings)
+            audio_s, busy, batch[key] = timed(
+                key, time_e2e, lib, tmp / f"{name}-{key}-{r}.zarr", ours, inf, settings
+            )
             busy_frac[key].append(busy / t[key][-1])
         first = next(iter(variants))
         store = LatentStore.open(tmp / f"{name}-{first}-{r}.zarr")
@@ -248,15 +276,20 @@ def run_scenario(name: str, lib: Path, tmp: Path, ours: LinCAE, ref: Any, infere
         ref_out = timed("reference", reference_encode, ref, files, cfg, inference, device, a.ref_batch_size)
     best = {k: min(v) for k, v in t.items()}
     res: dict[str, Any] = {
-        "files": len(files), "audio_s": audio_s, "batches": len(shapes), "batch_size": batch,
+        "files": len(files),
+        "audio_s": audio_s,
+        "batches": len(shapes),
+        "batch_size": batch,
         "x_realtime": {k: audio_s / v for k, v in best.items()},
         "x_realtime_median": {k: audio_s / float(np.median(v)) for k, v in t.items()},
         "ratio_vs_reference": {k: best["reference"] / best[k] for k in variants},
-        "ratio_vs_reference_median": {k: float(np.median(t["reference"]) / np.median(t[k]))
-                                      for k in variants},
+        "ratio_vs_reference_median": {
+            k: float(np.median(t["reference"]) / np.median(t[k])) for k in variants
+        },
         f"ratio_{first}_vs_forward": best["forward"] / best[first],
         "model_busy_fraction": {k: max(v) for k, v in busy_frac.items()},
-        "timings_s": t, "cpu_s": cpu,
+        "timings_s": t,
+        "cpu_s": cpu,
         "cpu_ratio_reference_vs": {k: min(cpu["reference"]) / min(cpu[k]) for k in variants},
     }
     if ref_out[0].dim() == 4:  # chunked by the reference: compare window by window
@@ -266,8 +299,9 @@ def run_scenario(name: str, lib: Path, tmp: Path, ours: LinCAE, ref: Any, infere
     return res
 
 
-def clip_agreement(store: LatentStore, path: Path, ref: Any, cfg: ModelConfig,
-                   device: torch.device) -> dict[str, float]:
+def clip_agreement(
+    store: LatentStore, path: Path, ref: Any, cfg: ModelConfig, device: torch.device
+) -> dict[str, float]:
     """Max |ours - reference| for a one-window clip, the reference fed the same padded audio."""
     z = store.read_track(path.stem)[:, 0, :].T  # [D, Z]
     x = load_audio(path, cfg.sample_rate)
@@ -282,15 +316,21 @@ def print_scenario(name: str, r: dict[str, Any], device: torch.device) -> None:
     """One block of the printed table."""
     x, xm = r["x_realtime"], r["x_realtime_median"]
     first = next(iter(r["batch_size"]))
-    print(f"[{name}] {r['files']} files, {r['audio_s'] / 60:.1f} min of audio on {device}, "
-          f"{r['batches']} batches ({first})")
+    print(
+        f"[{name}] {r['files']} files, {r['audio_s'] / 60:.1f} min of audio on {device}, "
+        f"{r['batches']} batches ({first})"
+    )
     for k, ratio in r["ratio_vs_reference"].items():
-        print(f"  lincae {k:8s} (batch {r['batch_size'][k]:>3}): {x[k]:6.1f}x real time "
-              f"(median {xm[k]:6.1f}); "
-              f"vs linear-cae {ratio:.2f}x (median {r['ratio_vs_reference_median'][k]:.2f}x; CPU time "
-              f"{r['cpu_ratio_reference_vs'][k]:.2f}x); model busy {r['model_busy_fraction'][k]:.3f}")
-    print(f"  linear-cae: {x['reference']:.1f}x real time; forward alone on lincae {first}'s batches: "
-          f"{x['forward']:.1f}x (e2e / forward = {r[f'ratio_{first}_vs_forward']:.3f}; target >= 0.9)")
+        print(
+            f"  lincae {k:8s} (batch {r['batch_size'][k]:>3}): {x[k]:6.1f}x real time "
+            f"(median {xm[k]:6.1f}); "
+            f"vs linear-cae {ratio:.2f}x (median {r['ratio_vs_reference_median'][k]:.2f}x; CPU time "
+            f"{r['cpu_ratio_reference_vs'][k]:.2f}x); model busy {r['model_busy_fraction'][k]:.3f}"
+        )
+    print(
+        f"  linear-cae: {x['reference']:.1f}x real time; forward alone on lincae {first}'s batches: "
+        f"{x['forward']:.1f}x (e2e / forward = {r[f'ratio_{first}_vs_forward']:.3f}; target >= 0.9)"
+    )
     ag = r["agreement"]
     print(f"  latents vs linear-cae: max |diff| {ag['max_abs_diff']:.2e} over {ag['frames_compared']} frames")
 
@@ -316,9 +356,12 @@ def main() -> None:
     p.add_argument("--clip-seconds", type=float, default=4.0)
     p.add_argument("--rate", type=int, default=44100, help="sample rate of the library files")
     p.add_argument("--ref-batch-size", type=int, default=8, help="linear-cae's max_batch_size")
-    p.add_argument("--variants", default="default,serial,b8",
-                   help=f"lincae settings to time (of {', '.join(VARIANTS)}); the first is compared "
-                   "with the forward pass alone and with linear-cae's latents")
+    p.add_argument(
+        "--variants",
+        default="default,serial,b8",
+        help=f"lincae settings to time (of {', '.join(VARIANTS)}); the first is compared "
+        "with the forward pass alone and with linear-cae's latents",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--window", type=float, default=10.0)
     p.add_argument("--overlap", type=float, default=1.0)
@@ -333,9 +376,13 @@ def main() -> None:
     torch.set_grad_enabled(False)
     ours, ref = build_models(cfg, device, device.type == "cuda")
     inference = InferenceConfig(window_s=a.window, overlap_s=a.overlap)
-    result: dict[str, Any] = {"preset": a.preset, "device": str(device), "host": platform.node(),
-                              "torch_threads": torch.get_num_threads(),
-                              "args": {k: str(v) for k, v in vars(a).items()}}
+    result: dict[str, Any] = {
+        "preset": a.preset,
+        "device": str(device),
+        "host": platform.node(),
+        "torch_threads": torch.get_num_threads(),
+        "args": {k: str(v) for k, v in vars(a).items()},
+    }
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
         libs = make_libraries(tmp, a)
@@ -355,9 +402,11 @@ def measure_rss(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
     write_long(tmp / "long.wav", a.rate, a.long_minutes * 60)
     write_long(tmp / "short.wav", a.rate, 60)
     long_, short = (peak_rss(tmp / f, a.preset, "auto") for f in ("long.wav", "short.wav"))
-    print(f"peak RSS: {a.long_minutes:.0f}-min file {long_['peak_mb']:.0f} MB, 1-min file "
-          f"{short['peak_mb']:.0f} MB (RSS before encoding {long_['before_mb']:.0f} MB; the long file "
-          f"at {long_['audio_s'] / long_['wall_s']:.1f}x real time)")
+    print(
+        f"peak RSS: {a.long_minutes:.0f}-min file {long_['peak_mb']:.0f} MB, 1-min file "
+        f"{short['peak_mb']:.0f} MB (RSS before encoding {long_['before_mb']:.0f} MB; the long file "
+        f"at {long_['audio_s'] / long_['wall_s']:.1f}x real time)"
+    )
     return {"long_minutes": a.long_minutes, "long": long_, "one_minute": short}
 
 

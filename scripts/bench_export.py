@@ -48,8 +48,15 @@ GEOMETRY = {"sample_rate": 16000, "samples_per_frame": 2048, "latent_dim": 64}  
 
 def build_store(path: Path, tracks: int, frames: int, seed: int = 0) -> None:
     """N tracks x F frames of random float16 latents, written in bulk (table order = offsets)."""
-    s = LatentStore.create(path, model_id="bench", model_config={"name": "bench"}, geometry=GEOMETRY,
-                           channels=1, dtype="float16", chunk_frames=4096)
+    s = LatentStore.create(
+        path,
+        model_id="bench",
+        model_config={"name": "bench"},
+        geometry=GEOMETRY,
+        channels=1,
+        dtype="float16",
+        chunk_frames=4096,
+    )
     spf = GEOMETRY["samples_per_frame"]
     s.plan([(f"t{i:07d}", frames, frames * spf - 100, 16000, 1) for i in range(tracks)])
     total = tracks * frames
@@ -65,8 +72,9 @@ def build_store(path: Path, tracks: int, frames: int, seed: int = 0) -> None:
 # ===================================== OLD BASELINE =====================================
 # A faithful copy of lincae_core/ops/export.py before issue 13 (commit a918bdb): one
 # store.read_track (a whole decoded Zarr chunk) and one np.save/json.dumps/tar write per window.
-def _old_window_sample(store: LatentStore, row: int, start: int, window: int,
-                       dtype: np.dtype, norm: dict[str, Any] | None = None) -> dict[str, Any]:
+def _old_window_sample(
+    store: LatentStore, row: int, start: int, window: int, dtype: np.dtype, norm: dict[str, Any] | None = None
+) -> dict[str, Any]:
     t = store.track(row)
     geo = store.geometry
     stop = min(start + window, t.frames)
@@ -80,25 +88,43 @@ def _old_window_sample(store: LatentStore, row: int, start: int, window: int,
     buf = io.BytesIO()
     np.save(buf, latent, allow_pickle=False)
     meta = {
-        "key": t.key, "start_frame": start, "frames": stop - start, "window_frames": window,
-        "seconds_start": start / geo.frame_rate, "seconds_total": t.samples / geo.sample_rate,
+        "key": t.key,
+        "start_frame": start,
+        "frames": stop - start,
+        "window_frames": window,
+        "seconds_start": start / geo.frame_rate,
+        "seconds_total": t.samples / geo.sample_rate,
         "padding_mask": [1] * (stop - start) + [0] * (window - (stop - start)),
-        "model_id": store.model_id, "store_id": store.store_id,
-        "sample_rate": geo.sample_rate, "samples_per_frame": geo.samples_per_frame,
-        "latent_dim": geo.latent_dim, "channels": store.channels, "layout": "[C*D, T]",
+        "model_id": store.model_id,
+        "store_id": store.store_id,
+        "sample_rate": geo.sample_rate,
+        "samples_per_frame": geo.samples_per_frame,
+        "latent_dim": geo.latent_dim,
+        "channels": store.channels,
+        "layout": "[C*D, T]",
         **({"normalization": norm} if norm is not None else {}),
     }
-    return {"__key__": sample_key(t.key, start), "latent.npy": buf.getvalue(),
-            "json": json.dumps(meta).encode("utf-8")}
+    return {
+        "__key__": sample_key(t.key, start),
+        "latent.npy": buf.getvalue(),
+        "json": json.dumps(meta).encode("utf-8"),
+    }
 
 
 class _OldPartialShards:
     def __init__(self, pattern: str, maxcount: int) -> None:
         self.shards: list[str] = []
         self._open: dict[str, BinaryIO] = {}
-        self._writer = wds.ShardWriter(pattern, maxcount=maxcount, verbose=0, opener=self._opener,
-                                       post=self._post, encoder=False, mtime=0.0,
-                                       format="PAX_FORMAT")
+        self._writer = wds.ShardWriter(
+            pattern,
+            maxcount=maxcount,
+            verbose=0,
+            opener=self._opener,
+            post=self._post,
+            encoder=False,
+            mtime=0.0,
+            format="PAX_FORMAT",
+        )
 
     def _opener(self, fname: str) -> BinaryIO:
         self._open[fname] = open(f"{fname}.partial", "wb")  # noqa: SIM115 - closed in _post
@@ -141,6 +167,8 @@ def old_export(store_path: Path, pattern: str, window_s: float, maxcount: int) -
                 writer.write(_old_window_sample(s, row, start, window, out_dtype))
                 n += 1
     return {"shards": writer.shards, "samples": n}
+
+
 # =================================== END OLD BASELINE ===================================
 
 
@@ -149,8 +177,11 @@ def timed(label: str, fn: Callable[[], dict[str, Any]], latent_bytes: int) -> tu
     out = fn()
     dt = time.perf_counter() - t0
     size = sum(Path(p).stat().st_size for p in out["shards"])
-    print(f"{label:16s} {dt:8.2f} s  {size / 1e6 / dt:8.1f} MB/s of shards ({size / 1e6:.0f} MB)  "
-          f"{latent_bytes / 1e6 / dt:8.1f} MB/s of latents  {out['samples']} windows", flush=True)
+    print(
+        f"{label:16s} {dt:8.2f} s  {size / 1e6 / dt:8.1f} MB/s of shards ({size / 1e6:.0f} MB)  "
+        f"{latent_bytes / 1e6 / dt:8.1f} MB/s of latents  {out['samples']} windows",
+        flush=True,
+    )
     return dt, out
 
 
@@ -164,8 +195,12 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--window", type=float, default=2.0, help="--window (and --hop) in seconds")
     ap.add_argument("--maxcount", type=int, default=10000)
-    ap.add_argument("--store", type=Path, default=None,
-                    help="reuse this store (built there with --tracks/--frames if missing)")
+    ap.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="reuse this store (built there with --tracks/--frames if missing)",
+    )
     ap.add_argument("--workdir", type=Path, default=None, help="where shards go (default: a temp dir)")
     ap.add_argument("--no-old", action="store_true", help="skip the old per-window baseline")
     args = ap.parse_args()
@@ -182,37 +217,60 @@ def main() -> None:
         frames = s.table()["frames"][s.table()["status"] == STATUS_DONE]
         n_windows = int(window_counts(frames, window, window).sum())
         latent_bytes = n_windows * window * s.channels * s.geometry.latent_dim * np.dtype(s.dtype).itemsize
-        print(f"store: {s.n_tracks} tracks, {s.total_frames} frames, {s.dtype}, chunks of "
-              f"{s.chunk_frames}; --window {args.window} = {window} frames -> {n_windows} windows",
-              flush=True)
+        print(
+            f"store: {s.n_tracks} tracks, {s.total_frames} frames, {s.dtype}, chunks of "
+            f"{s.chunk_frames}; --window {args.window} = {window} frames -> {n_windows} windows",
+            flush=True,
+        )
         res: dict[str, float] = {}
         old = None
         if not args.no_old:
-            res["old"], old = timed("old (per window)", lambda: old_export(
-                store, str(work / "old" / "%06d.tar"), args.window, args.maxcount), latent_bytes)
+            res["old"], old = timed(
+                "old (per window)",
+                lambda: old_export(store, str(work / "old" / "%06d.tar"), args.window, args.maxcount),
+                latent_bytes,
+            )
         outs = {}
         for jobs in (1, 2):
-            res[f"new-j{jobs}"], outs[jobs] = timed(f"new --jobs {jobs}", lambda j=jobs: export_shards(
-                store, str(work / f"new{j}" / "%06d.tar"), args.window, maxcount=args.maxcount,
-                jobs=j), latent_bytes)
+            res[f"new-j{jobs}"], outs[jobs] = timed(
+                f"new --jobs {jobs}",
+                lambda j=jobs: export_shards(
+                    store, str(work / f"new{j}" / "%06d.tar"), args.window, maxcount=args.maxcount, jobs=j
+                ),
+                latent_bytes,
+            )
         if old is not None:
-            print(f"speed-up old/new: --jobs 1 {res['old'] / res['new-j1']:.1f}x, "
-                  f"--jobs 2 {res['old'] / res['new-j2']:.1f}x")
+            print(
+                f"speed-up old/new: --jobs 1 {res['old'] / res['new-j1']:.1f}x, "
+                f"--jobs 2 {res['old'] / res['new-j2']:.1f}x"
+            )
         print(f"--jobs 2 vs --jobs 1: {res['new-j1'] / res['new-j2']:.2f}x")
         same = digest(outs[1]["shards"]) == digest(outs[2]["shards"])
         print(f"--jobs 1 and --jobs 2 shards byte-identical: {same}")
-        keys = [x["__key__"] for x in wds.WebDataset(outs[1]["shards"], shardshuffle=False,
-                                                      empty_check=False)]
+        keys = [
+            x["__key__"] for x in wds.WebDataset(outs[1]["shards"], shardshuffle=False, empty_check=False)
+        ]
         t = s.table()
-        want = [sample_key(k, st) for k, f, d in zip(s.keys(), t["frames"], t["status"], strict=True)
-                if d == STATUS_DONE for st in window_starts(int(f), window, window)]
+        want = [
+            sample_key(k, st)
+            for k, f, d in zip(s.keys(), t["frames"], t["status"], strict=True)
+            if d == STATUS_DONE
+            for st in window_starts(int(f), window, window)
+        ]
         print(f"webdataset read back {len(keys)} samples, in the expected order: {keys == want}")
         ok = None
         if old is not None:
+
             def decoded(shard: str) -> list[tuple[str, bytes, dict]]:
-                return [(x["__key__"], np.load(io.BytesIO(x["latent.npy"])).tobytes(),
-                         {k: v for k, v in json.loads(x["json"]).items() if k != "downsampling_ratio"})
-                        for x in wds.WebDataset([shard], shardshuffle=False, empty_check=False)]
+                return [
+                    (
+                        x["__key__"],
+                        np.load(io.BytesIO(x["latent.npy"])).tobytes(),
+                        {k: v for k, v in json.loads(x["json"]).items() if k != "downsampling_ratio"},
+                    )
+                    for x in wds.WebDataset([shard], shardshuffle=False, empty_check=False)
+                ]
+
             ok = decoded(old["shards"][0]) == decoded(outs[1]["shards"][0])
             print(f"first shard: same latents and JSON as the old export: {ok}")
         if not (same and keys == want and ok is not False):

@@ -37,7 +37,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        x = (np.random.default_rng(0).standard_normal((int(args.seconds * args.rate), 2)) * 0.1)
+        x = np.random.default_rng(0).standard_normal((int(args.seconds * args.rate), 2)) * 0.1
         for i in range(args.files):
             sf.write(root / f"{i:05d}.wav", x.astype(np.float32), args.rate, subtype="PCM_16")
         sources = discover(root)
@@ -48,9 +48,11 @@ def main() -> None:
         content_fingerprint([s.path for s in sources])
         hash_s = time.perf_counter() - t0  # page cache warm: a lower bound for a cold library
     mb = args.files * x.shape[0] * 4 / 1e6
-    print(f"{args.files} files x {args.seconds:.0f} s ({mb:.0f} MB of PCM_16 stereo): "
-          f"size+mtime {stat_s * 1000:.1f} ms, content SHA-256 {hash_s * 1000:.0f} ms "
-          f"(warm cache), ratio {hash_s / stat_s:.0f}x")
+    print(
+        f"{args.files} files x {args.seconds:.0f} s ({mb:.0f} MB of PCM_16 stereo): "
+        f"size+mtime {stat_s * 1000:.1f} ms, content SHA-256 {hash_s * 1000:.0f} ms "
+        f"(warm cache), ratio {hash_s / stat_s:.0f}x"
+    )
 
 
 if __name__ == "__main__":

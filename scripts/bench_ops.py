@@ -74,8 +74,12 @@ def build_store(path: Path, size_gb: float, seed: int, chunk_frames: int | None 
     raw.flush()
     del raw
     s.mark_done(np.arange(s.n_tracks))
-    return {"tracks": s.n_tracks, "frames": s.total_frames, "nbytes": s.total_frames * d * 2,
-            "chunk_frames": s.chunk_frames}
+    return {
+        "tracks": s.n_tracks,
+        "frames": s.total_frames,
+        "nbytes": s.total_frames * d * 2,
+        "chunk_frames": s.chunk_frames,
+    }
 
 
 def numpy_pass(inputs: list[str], out: str, gains: list[float], frames: int, use_torch: bool = False) -> None:
@@ -235,8 +239,12 @@ def main() -> None:
     p.add_argument("--size-gb", type=float, default=1.0, help="Size of each input store.")
     p.add_argument("--dir", default=None, help="Work directory (default: a temp dir).")
     p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--chunk-frames", type=int, default=None,
-                   help="Frames per latent chunk of the built stores (default: the store default).")
+    p.add_argument(
+        "--chunk-frames",
+        type=int,
+        default=None,
+        help="Frames per latent chunk of the built stores (default: the store default).",
+    )
     p.add_argument("--repeat", type=int, default=3, help="Runs of each pass (median reported).")
     p.add_argument("--rss-limit-mb", type=int, default=0, help="RLIMIT_AS of the op subprocesses (0: none).")
     p.add_argument("--out", default="bench_ops.json")
@@ -274,8 +282,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     if args.reuse and (args.dir / "B.f16").exists():
         a = LatentStore.open(args.dir / "A")
-        info = {"tracks": a.n_tracks, "frames": a.total_frames, "nbytes": a.describe()["nbytes"],
-                "chunk_frames": a.chunk_frames}
+        info = {
+            "tracks": a.n_tracks,
+            "frames": a.total_frames,
+            "nbytes": a.describe()["nbytes"],
+            "chunk_frames": a.chunk_frames,
+        }
     else:
         info = build_store(args.dir / "A", args.size_gb, seed=1, chunk_frames=args.chunk_frames)
         build_store(args.dir / "B", args.size_gb, seed=2, chunk_frames=args.chunk_frames)

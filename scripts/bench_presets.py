@@ -49,8 +49,12 @@ from lincae_core.train.data import (  # noqa: E402
 )
 from lincae_core.train.loop import ConsistencyObjective, train_step  # noqa: E402
 
-VARIANTS = {"fp32": (False, False), "channels_last": (True, False), "bf16": (False, True),
-            "channels_last+bf16": (True, True)}
+VARIANTS = {
+    "fp32": (False, False),
+    "channels_last": (True, False),
+    "bf16": (False, True),
+    "channels_last+bf16": (True, True),
+}
 
 
 def _best_time(fn: Any, repeats: int, warmup: int = 1) -> float:
@@ -75,16 +79,28 @@ def bench_codec(preset: str, seconds: float, repeats: int) -> dict[str, Any]:
         z = model.encode(x)
         g = torch.Generator()
         t_dec = _best_time(lambda: model.decode(z, x.shape[-1], generator=g.manual_seed(0)), repeats)
-    return {"preset": preset, "params": sum(p.numel() for p in model.parameters()),
-            "sample_rate": mcfg.sample_rate, "samples_per_frame": mcfg.samples_per_frame,
-            "latent_dim": mcfg.latent_dim, "encode_xrt": seconds / t_enc, "decode_xrt": seconds / t_dec}
+    return {
+        "preset": preset,
+        "params": sum(p.numel() for p in model.parameters()),
+        "sample_rate": mcfg.sample_rate,
+        "samples_per_frame": mcfg.samples_per_frame,
+        "latent_dim": mcfg.latent_dim,
+        "encode_xrt": seconds / t_enc,
+        "decode_xrt": seconds / t_dec,
+    }
 
 
 def _step_fn(preset: str, batch: int, frames: int, variant: str) -> tuple[Any, dict[str, Any]]:
     """Build one training-step closure (synthetic crops, no data loading) and its description."""
     channels_last, bf16 = VARIANTS[variant]
-    cfg = TrainConfig(preset=preset, batch_size=batch, segment_frames=frames, total_steps=800_000,
-                      channels_last=channels_last, cpu_bf16=bf16)
+    cfg = TrainConfig(
+        preset=preset,
+        batch_size=batch,
+        segment_frames=frames,
+        total_steps=800_000,
+        channels_last=channels_last,
+        cpu_bf16=bf16,
+    )
     mcfg = cfg.model_config()
     torch.manual_seed(0)
     model = LinCAE(mcfg)
@@ -102,8 +118,13 @@ def _step_fn(preset: str, batch: int, frames: int, variant: str) -> tuple[Any, d
         train_step(objective, opt, scaler, x, 200_000 + k[0], cfg, mcfg, gen)
         k[0] += 1
 
-    info = {"preset": preset, "batch": batch, "segment_frames": frames,
-            "crop_s": round(seg / mcfg.sample_rate, 3), "variant": variant}
+    info = {
+        "preset": preset,
+        "batch": batch,
+        "segment_frames": frames,
+        "crop_s": round(seg / mcfg.sample_rate, 3),
+        "variant": variant,
+    }
     return step, info
 
 
@@ -131,9 +152,16 @@ def bench_steps(
     rows = []
     for (_, info), ts, cs in zip(fns, times, cpu, strict=True):
         sec = min(ts)
-        rows.append({**info, "sec_per_step": sec, "median_s": statistics.median(ts),
-                     "cpu_s": statistics.median(cs), "steps_per_hour": 3600 / sec,
-                     "audio_h_per_h": batch * info["crop_s"] / sec})
+        rows.append(
+            {
+                **info,
+                "sec_per_step": sec,
+                "median_s": statistics.median(ts),
+                "cpu_s": statistics.median(cs),
+                "steps_per_hour": 3600 / sec,
+                "audio_h_per_h": batch * info["crop_s"] / sec,
+            }
+        )
     return rows
 
 
@@ -181,16 +209,28 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     presets = list(args.presets) + (["paper"] if args.include_paper else [])
     variants = ["fp32"] if args.no_variants else list(VARIANTS)
-    result: dict[str, Any] = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                              "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(),
-                              "codec": [], "train": [], "loader": []}
+    result: dict[str, Any] = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+        "codec": [],
+        "train": [],
+        "loader": [],
+    }
     for preset in presets:
         result["codec"].append(bench_codec(preset, args.seconds, 3 if preset != "paper" else 1))
         print(_table(result["codec"][-1:], list(result["codec"][-1])), flush=True)
         heavy = preset == "paper"
         for frames in args.segment_frames:
-            rows = bench_steps(preset, 4 if heavy else args.batch, frames, ["fp32"] if heavy else variants,
-                               1 if heavy else args.steps, 1 if heavy else args.warmup)
+            rows = bench_steps(
+                preset,
+                4 if heavy else args.batch,
+                frames,
+                ["fp32"] if heavy else variants,
+                1 if heavy else args.steps,
+                1 if heavy else args.warmup,
+            )
             result["train"] += rows
             print(_table(rows, list(rows[0])), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,12 +238,15 @@ def main() -> None:
         for preset in presets:
             for frames in args.segment_frames:
                 sec = bench_loader(preset, args.batch, frames, Path(tmp), 5)
-                result["loader"].append({"preset": preset, "segment_frames": frames, "batch": args.batch,
-                                         "sec_per_batch": sec})
+                result["loader"].append(
+                    {"preset": preset, "segment_frames": frames, "batch": args.batch, "sec_per_batch": sec}
+                )
     print("\n## Codec\n" + _table(result["codec"], list(result["codec"][0])))
     print("\n## Training step\n" + _table(result["train"], list(result["train"][0])))
-    print("\n## Crop loading (in process, 44.1 kHz WAV -> model rate)\n"
-          + _table(result["loader"], list(result["loader"][0])))
+    print(
+        "\n## Crop loading (in process, 44.1 kHz WAV -> model rate)\n"
+        + _table(result["loader"], list(result["loader"][0]))
+    )
     result["loadavg_end"] = os.getloadavg()
     print(f"\nload average (1, 5, 15 min): start {result['loadavg_start']}, end {result['loadavg_end']}")
     if args.out:

@@ -24,8 +24,9 @@ GEOMETRY = {"sample_rate": 16000, "samples_per_frame": 2048, "latent_dim": 64}
 
 
 def make(path: Path, n: int, frames: int, seed: int) -> None:
-    s = LatentStore.create(path, model_id="bench", model_config={"name": "bench"}, geometry=GEOMETRY,
-                           channels=1, dtype="float16")
+    s = LatentStore.create(
+        path, model_id="bench", model_config={"name": "bench"}, geometry=GEOMETRY, channels=1, dtype="float16"
+    )
     s.plan([(f"t{i:07d}", frames, frames * 2048, 16000, 1) for i in range(n)])
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n * frames, 1, 64)).astype(np.float16)
@@ -55,16 +56,22 @@ def main() -> None:
         print(f"two stores of {args.tracks} tracks x {args.frames} frames ({mb:.0f} MB in all)")
         ins = [work / "a.zarr", work / "b.zarr"]
         keyed = timed("mix by key", lambda: mix_stores(ins, work / "k.zarr"))
-        cached = timed("mix --pair random (chunk cache 1 GiB)",
-                       lambda: mix_stores(ins, work / "r.zarr", pair="random", seed=1))
+        cached = timed(
+            "mix --pair random (chunk cache 1 GiB)",
+            lambda: mix_stores(ins, work / "r.zarr", pair="random", seed=1),
+        )
         os.environ["LINCAE_CHUNK_CACHE_MB"] = "0"
-        plain = timed("mix --pair random (no cache)",
-                      lambda: mix_stores(ins, work / "r0.zarr", pair="random", seed=1))
+        plain = timed(
+            "mix --pair random (no cache)", lambda: mix_stores(ins, work / "r0.zarr", pair="random", seed=1)
+        )
         os.environ.pop("LINCAE_CHUNK_CACHE_MB")
-        same = np.array_equal(LatentStore.open(work / "r.zarr").read_track(0),
-                              LatentStore.open(work / "r0.zarr").read_track(0))
-        print(f"random/keyed: {cached / keyed:.2f}x with the cache, {plain / keyed:.2f}x without; "
-              f"cache speed-up {plain / cached:.1f}x; identical outputs: {same}")
+        same = np.array_equal(
+            LatentStore.open(work / "r.zarr").read_track(0), LatentStore.open(work / "r0.zarr").read_track(0)
+        )
+        print(
+            f"random/keyed: {cached / keyed:.2f}x with the cache, {plain / keyed:.2f}x without; "
+            f"cache speed-up {plain / cached:.1f}x; identical outputs: {same}"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -37,8 +37,14 @@ GEOMETRY = {"sample_rate": 16000, "samples_per_frame": 2048, "latent_dim": 64}
 
 def make(path: Path, n: int, frames: int, channels: int, seed: int) -> None:
     """A done store of ``n`` tracks ``t0000000..`` of ``frames`` frames each (one bulk write)."""
-    s = LatentStore.create(path, model_id="bench", model_config={"name": "bench"}, geometry=GEOMETRY,
-                           channels=channels, dtype="float16")
+    s = LatentStore.create(
+        path,
+        model_id="bench",
+        model_config={"name": "bench"},
+        geometry=GEOMETRY,
+        channels=channels,
+        dtype="float16",
+    )
     s.plan([(f"t{i:07d}", frames, frames * 2048, 16000, channels) for i in range(n)])
     rng = np.random.default_rng(seed)
     step = 1 << 20  # frames per write: bounded memory whatever n
@@ -70,8 +76,11 @@ def commands(w: Path) -> list[tuple[str, list[str]]]:
 
 def run(argv: list[str]) -> tuple[float, int]:
     """Wall seconds and exit status of ``lincae ARGV`` (quiet; stdout discarded)."""
-    cmd = [sys.executable, "-m", "lincae_cli", *argv[:1], "-q", *argv[1:]] if argv[0] != "--version" \
+    cmd = (
+        [sys.executable, "-m", "lincae_cli", *argv[:1], "-q", *argv[1:]]
+        if argv[0] != "--version"
         else [sys.executable, "-m", "lincae_cli", "--version"]
+    )
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
     dt = time.perf_counter() - t0
@@ -114,18 +123,30 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
     sizes = [str(n) for n in args.sizes]
     base = results.get("start-up (lincae --version)", {})
-    head = "| command | " + " | ".join(f"N={n}: s" for n in sizes) + " | " + \
-        " | ".join(f"N={n}: s / 1000 tracks, less start-up" for n in sizes) + " |"
+    head = (
+        "| command | "
+        + " | ".join(f"N={n}: s" for n in sizes)
+        + " | "
+        + " | ".join(f"N={n}: s / 1000 tracks, less start-up" for n in sizes)
+        + " |"
+    )
     print(head)
     print("|" + "---|" * (1 + 2 * len(sizes)))
     for label, row in results.items():
         secs = " | ".join(f"{row[n]:.2f}" for n in sizes)
-        per = " | ".join("—" if label.startswith("start-up") else
-                         f"{max(row[n] - base.get(n, 0.0), 0.0) / (int(n) / 1000):.3f}" for n in sizes)
+        per = " | ".join(
+            "—"
+            if label.startswith("start-up")
+            else f"{max(row[n] - base.get(n, 0.0), 0.0) / (int(n) / 1000):.3f}"
+            for n in sizes
+        )
         print(f"| {label} | {secs} | {per} |")
     if args.out:
-        Path(args.out).write_text(json.dumps({"frames": args.frames, "seconds": results,
-                                              "load_avg": list(os.getloadavg())}, indent=2))
+        Path(args.out).write_text(
+            json.dumps(
+                {"frames": args.frames, "seconds": results, "load_avg": list(os.getloadavg())}, indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ def make_files(root: Path, n: int, seconds: float, rate: int, fmt: str) -> None:
 _STORE_WRITES = {"write_track", "write_tracks", "mark_done", "write_loudness"}
 
 
-def run(lib: Path, out: Path, model: LinCAE, inference: InferenceConfig, settings: EncodeSettings,
-        top: int) -> dict[str, Any]:
+def run(
+    lib: Path, out: Path, model: LinCAE, inference: InferenceConfig, settings: EncodeSettings, top: int
+) -> dict[str, Any]:
     """One profiled encode of ``lib`` into a fresh store."""
     prof = cProfile.Profile()
     t0 = time.perf_counter()
@@ -61,15 +62,25 @@ def run(lib: Path, out: Path, model: LinCAE, inference: InferenceConfig, setting
     wall = time.perf_counter() - t0
     text = io.StringIO()
     stats = pstats.Stats(prof, stream=text)
-    store_s = sum(v[3] for k, v in stats.stats.items()  # type: ignore[attr-defined]
-                  if k[0].endswith("latent_store.py") and k[2] in _STORE_WRITES)
+    store_s = sum(
+        v[3]
+        for k, v in stats.stats.items()  # type: ignore[attr-defined]
+        if k[0].endswith("latent_store.py") and k[2] in _STORE_WRITES
+    )
     stats.sort_stats("cumulative").print_stats(top)
     lines = [ln for ln in text.getvalue().splitlines() if ln.strip()]
     start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
-    return {"files": summary.encoded, "failed": summary.failed, "wall_s": wall,
-            "files_per_s": summary.encoded / wall, "model_s": summary.model_seconds, "store_write_s": store_s,
-            "other_s": wall - summary.model_seconds - store_s,
-            "batch_size": summary.batch_size, "profile": lines[start:]}
+    return {
+        "files": summary.encoded,
+        "failed": summary.failed,
+        "wall_s": wall,
+        "files_per_s": summary.encoded / wall,
+        "model_s": summary.model_seconds,
+        "store_write_s": store_s,
+        "other_s": wall - summary.model_seconds - store_s,
+        "batch_size": summary.batch_size,
+        "profile": lines[start:],
+    }
 
 
 def main() -> None:
@@ -95,8 +106,10 @@ def main() -> None:
         model = load_model(None, "cpu")
     batch = a.batch_size if a.batch_size == "auto" else int(a.batch_size)
     inference = InferenceConfig(batch_size=batch)
-    results: dict[str, Any] = {"args": vars(a) | {"out": str(a.out)},
-                               "torch_threads": torch.get_num_threads()}
+    results: dict[str, Any] = {
+        "args": vars(a) | {"out": str(a.out)},
+        "torch_threads": torch.get_num_threads(),
+    }
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
         lib = tmp / "lib"
@@ -108,17 +121,21 @@ def main() -> None:
             settings = EncodeSettings(workers=a.workers, chunk_writes=mode == "chunk")
             r = run(lib, tmp / f"{mode}.zarr", model, inference, settings, a.top)
             results[mode] = r
-            print(f"\n[{mode} writes] {r['files']} files in {r['wall_s']:.1f} s: "
-                  f"{r['files_per_s']:.1f} files/s "
-                  f"({r['files'] * a.seconds / r['wall_s']:.1f}x real time; model {r['model_s']:.1f} s, "
-                  f"store writes and marks {r['store_write_s']:.2f} s, the rest {r['other_s']:.1f} s; "
-                  f"batch size {r['batch_size']}, {r['failed']} failed)")
+            print(
+                f"\n[{mode} writes] {r['files']} files in {r['wall_s']:.1f} s: "
+                f"{r['files_per_s']:.1f} files/s "
+                f"({r['files'] * a.seconds / r['wall_s']:.1f}x real time; model {r['model_s']:.1f} s, "
+                f"store writes and marks {r['store_write_s']:.2f} s, the rest {r['other_s']:.1f} s; "
+                f"batch size {r['batch_size']}, {r['failed']} failed)"
+            )
             print("\n".join(r["profile"]))
         if "chunk" in results and "track" in results:
             c, t = results["chunk"], results["track"]
-            print(f"\nchunk-batched writes / per-track writes: {c['files_per_s'] / t['files_per_s']:.2f}x "
-                  f"files/s; store writes and marks {t['store_write_s']:.2f} s -> {c['store_write_s']:.2f} s "
-                  "(the model time varies with the machine's load; compare the write times)")
+            print(
+                f"\nchunk-batched writes / per-track writes: {c['files_per_s'] / t['files_per_s']:.2f}x "
+                f"files/s; store writes and marks {t['store_write_s']:.2f} s -> {c['store_write_s']:.2f} s "
+                "(the model time varies with the machine's load; compare the write times)"
+            )
     if a.out:
         a.out.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -108,18 +108,22 @@ def edits(sr: int, spf: int) -> dict[str, FrameShape]:
     out = {"gain -6 dB (constant)": FrameShape(sr, spf, (0.0,), (10 ** (-6 / 20),))}
     for f in (0.1, 0.25, 0.5, 1.0, 2.0, 4.0):
         out[f"fade in+out {f:g} s"] = FrameShape(sr, spf, fade_in_s=f, fade_out_s=f)
-    out["envelope: dB ramp 0 > -20 > 0 dB over 10 s"] = FrameShape(
-        sr, spf, (0.0, 5.0, 10.0), (1.0, 0.1, 1.0))
+    out["envelope: dB ramp 0 > -20 > 0 dB over 10 s"] = FrameShape(sr, spf, (0.0, 5.0, 10.0), (1.0, 0.1, 1.0))
     out["envelope: gate 1 s on / 1 s off (0.1 s ramps)"] = FrameShape(
-        sr, spf, tuple(t for k in range(5) for t in (2 * k, 2 * k + 0.9, 2 * k + 1.0, 2 * k + 1.9)),
-        tuple(g for _ in range(5) for g in (1.0, 1.0, 0.0, 0.0)))
+        sr,
+        spf,
+        tuple(t for k in range(5) for t in (2 * k, 2 * k + 0.9, 2 * k + 1.0, 2 * k + 1.9)),
+        tuple(g for _ in range(5) for g in (1.0, 1.0, 0.0, 0.0)),
+    )
     return out
 
 
 def stereo_edits(sr: int, spf: int) -> dict[str, FrameShape]:
     gl, gr = pan_gains(0.5)
-    return {"pan +0.5 (constant power)": FrameShape(sr, spf, matrix=((gl, 0.0), (0.0, gr))),
-            "mid/side (M=(L+R)/2, S=(L-R)/2)": FrameShape(sr, spf, matrix=MS_MATRIX)}
+    return {
+        "pan +0.5 (constant power)": FrameShape(sr, spf, matrix=((gl, 0.0), (0.0, gr))),
+        "mid/side (M=(L+R)/2, S=(L-R)/2)": FrameShape(sr, spf, matrix=MS_MATRIX),
+    }
 
 
 def loudness_errors(codec: Codec, xs: list[np.ndarray], targets: tuple[float, ...]) -> dict:
@@ -135,8 +139,11 @@ def loudness_errors(codec: Codec, xs: list[np.ndarray], targets: tuple[float, ..
             got = integrated_loudness(codec.dec(a * codec.enc(x), x.shape[-1]), codec.sr)
             err.append(abs(got - t))  # what a user gets
             rel.append(abs(got - (ly + 20 * np.log10(a))))  # the gain as realized by the decoder
-        out[f"{t:g}"] = {**_spread(err), "gain_error": _spread(rel),
-                         "gains_db": _spread([t - lx for lx in loud])}
+        out[f"{t:g}"] = {
+            **_spread(err),
+            "gain_error": _spread(rel),
+            "gains_db": _spread([t - lx for lx in loud]),
+        }
     out["model Dec(Enc(x))"] = _spread(model_err)
     return out
 
@@ -156,13 +163,14 @@ def xfade(parts: list[np.ndarray], w: int, spf: int, latent: bool) -> np.ndarray
     for p in parts[1:]:
         p = p.astype(np.float32)
         if n:
-            up = (ramp_gains(0, w, w, w, 0) if latent else ((np.arange(n) + 0.5) / n).astype(np.float32))
+            up = ramp_gains(0, w, w, w, 0) if latent else ((np.arange(n) + 0.5) / n).astype(np.float32)
             up = up[:, None, None] if latent else up
             head = np.take(p, range(n), axis=axis) * up
             tail = np.take(out, range(out.shape[axis] - n, out.shape[axis]), axis=axis) * up[::-1]
             keep = np.take(out, range(out.shape[axis] - n), axis=axis)
-            out = np.concatenate([keep, tail + head, np.take(p, range(n, p.shape[axis]), axis=axis)],
-                                 axis=axis)
+            out = np.concatenate(
+                [keep, tail + head, np.take(p, range(n, p.shape[axis]), axis=axis)], axis=axis
+            )
         else:
             out = np.concatenate([out, p], axis=axis)
     return out
@@ -205,10 +213,18 @@ def stem_rows(codec: Codec, stems: dict[str, dict[str, np.ndarray]]) -> list[dic
         auto = {k: codec.dec(z, n) for k, z in zip(names, zs[1:], strict=True)}
         t = {k: torch.from_numpy(st[k])[None] for k in names}
         ae = [torch.from_numpy(auto[k])[None] for k in names]
-        row = {"model: Dec(Enc(s)) vs s": {
-            "sdr_true": float(np.mean([float(si_sdr(y, t[k])[0]) for y, k in zip(ae, names, strict=True)])),
-            "mss_true": float(np.mean([float(mss_distance(y, t[k], codec.sr)[0])
-                                       for y, k in zip(ae, names, strict=True)]))}}
+        row = {
+            "model: Dec(Enc(s)) vs s": {
+                "sdr_true": float(
+                    np.mean([float(si_sdr(y, t[k])[0]) for y, k in zip(ae, names, strict=True)])
+                ),
+                "mss_true": float(
+                    np.mean(
+                        [float(mss_distance(y, t[k], codec.sr)[0]) for y, k in zip(ae, names, strict=True)]
+                    )
+                ),
+            }
+        }
         for form in ("linear", "affine"):
             for consistent in (False, True):
                 sdr_true, sdr_auto, mss_true = [], [], []
@@ -222,10 +238,13 @@ def stem_rows(codec: Codec, stems: dict[str, dict[str, np.ndarray]]) -> list[dic
                     sdr_auto.append(float(si_sdr(y, torch.from_numpy(auto[k])[None])[0]))
                     mss_true.append(float(mss_distance(y, t[k], codec.sr)[0]))
                 key = f"{form} {'consistent' if consistent else 'plain'}"
-                row[key] = {**{f"sdr_true_{k}": v for k, v in zip(names, sdr_true, strict=True)},
-                            "sdr_true": float(np.mean(sdr_true)), "sdr_auto": float(np.mean(sdr_auto)),
-                            "mss_true": float(np.mean(mss_true)),
-                            **{f"sdr_auto_{k}": v for k, v in zip(names, sdr_auto, strict=True)}}
+                row[key] = {
+                    **{f"sdr_true_{k}": v for k, v in zip(names, sdr_true, strict=True)},
+                    "sdr_true": float(np.mean(sdr_true)),
+                    "sdr_auto": float(np.mean(sdr_auto)),
+                    "mss_true": float(np.mean(mss_true)),
+                    **{f"sdr_auto_{k}": v for k, v in zip(names, sdr_auto, strict=True)},
+                }
         rows.append(row)
     return rows
 
@@ -241,18 +260,30 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("-c", "--checkpoint", default=None)
     p.add_argument("-o", "--out", default=None)
-    p.add_argument("--only", choices=("edits", "concat", "stems"), default="edits",
-                   help="edits: the gain/fade/pan/loudness tables; concat; stems (extract --stem)")
+    p.add_argument(
+        "--only",
+        choices=("edits", "concat", "stems"),
+        default="edits",
+        help="edits: the gain/fade/pan/loudness tables; concat; stems (extract --stem)",
+    )
     a = p.parse_args()
     torch.set_num_threads(1)
     codec = Codec(a.checkpoint)
     dirs = sorted(Path(a.corpus).iterdir())[: a.tracks]
     n = int(a.seconds * codec.sr)
-    stems = {d.name: {s: load_audio(d / f"{s}.wav", codec.sr)[:, :n] for s in
-                      ("mixture", "vocals", "bass", "drums", "other")} for d in dirs}
+    stems = {
+        d.name: {
+            s: load_audio(d / f"{s}.wav", codec.sr)[:, :n]
+            for s in ("mixture", "vocals", "bass", "drums", "other")
+        }
+        for d in dirs
+    }
     if a.only != "edits":
-        rows = (concat_rows(codec, [s["mixture"] for s in stems.values()], (0.0, 0.25, 0.5, 1.0, 2.0))
-                if a.only == "concat" else stem_rows(codec, stems))
+        rows = (
+            concat_rows(codec, [s["mixture"] for s in stems.values()], (0.0, 0.25, 0.5, 1.0, 2.0))
+            if a.only == "concat"
+            else stem_rows(codec, stems)
+        )
         result = {"tracks": [d.name for d in dirs], "seconds": a.seconds, a.only: mean_rows(rows)}
         _write(result, a.out)
         return
@@ -260,15 +291,27 @@ def main() -> None:
     for name, st in stems.items():
         x = st["mixture"]
         ceiling = dict(zip(("mss", "snr"), scores(codec.dec(codec.enc(x), n), x, codec.sr), strict=True))
-        mono.append({"model ceiling Dec(Enc(x)) vs x": {**ceiling, "ceiling_mss": ceiling["mss"],
-                                                         "ceiling_snr": ceiling["snr"]},
-                     **{k: shaped_edit(codec, x, s) for k, s in edits(codec.sr, codec.spf).items()}})
+        mono.append(
+            {
+                "model ceiling Dec(Enc(x)) vs x": {
+                    **ceiling,
+                    "ceiling_mss": ceiling["mss"],
+                    "ceiling_snr": ceiling["snr"],
+                },
+                **{k: shaped_edit(codec, x, s) for k, s in edits(codec.sr, codec.spf).items()},
+            }
+        )
         lr = np.concatenate([st["vocals"] + 0.6 * st["drums"], st["bass"] + st["other"] + 0.4 * st["drums"]])
         stereo.append({k: shaped_edit(codec, lr, s) for k, s in stereo_edits(codec.sr, codec.spf).items()})
         print(name, "done", flush=True)
-    result = {"tracks": [d.name for d in dirs], "seconds": a.seconds, "sample_rate": codec.sr,
-              "mono": mean_rows(mono), "stereo": mean_rows(stereo),
-              "loudness": loudness_errors(codec, [s["mixture"] for s in stems.values()], (-14.0, -23.0))}
+    result = {
+        "tracks": [d.name for d in dirs],
+        "seconds": a.seconds,
+        "sample_rate": codec.sr,
+        "mono": mean_rows(mono),
+        "stereo": mean_rows(stereo),
+        "loudness": loudness_errors(codec, [s["mixture"] for s in stems.values()], (-14.0, -23.0)),
+    }
     _write(result, a.out)
 
 

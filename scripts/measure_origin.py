@@ -83,10 +83,20 @@ def measure(ckpt: str, stems_dir: Path, tracks: int, seconds: float) -> dict:
                 r.setdefault(f"{form}_snr", []).append(float(snr(y[None], y_target[None])))
     table = {op: {k: float(np.mean(v)) for k, v in r.items()} for op, r in rows.items()}
     mean = {f: float(np.mean([t[f"{f}_mss"] for t in table.values()])) for f in ("linear", "affine")}
-    return {"model_id": model.model_id, "table": table, "mean_mss": mean,
-            "origin_default": min(mean, key=lambda f: (mean[f], f != "linear")),
-            "data": {"stems_dir": str(stems_dir), "tracks": tracks, "seconds": seconds,
-                     "gains": list(GAINS), "decode_steps": 1, "seed": 0}}
+    return {
+        "model_id": model.model_id,
+        "table": table,
+        "mean_mss": mean,
+        "origin_default": min(mean, key=lambda f: (mean[f], f != "linear")),
+        "data": {
+            "stems_dir": str(stems_dir),
+            "tracks": tracks,
+            "seconds": seconds,
+            "gains": list(GAINS),
+            "decode_steps": 1,
+            "seed": 0,
+        },
+    }
 
 
 def main() -> None:
@@ -101,20 +111,25 @@ def main() -> None:
     for ckpt in args.checkpoint or ["default"]:
         res = measure(ckpt, args.stems, args.tracks, args.seconds)
         print(f"\n### {ckpt} (model {res['model_id'][:12]}): default origin = {res['origin_default']}\n")
-        print("| operation | latent err linear | latent err affine | MSS linear | MSS affine | "
-              "SNR linear | SNR affine |")
+        print(
+            "| operation | latent err linear | latent err affine | MSS linear | MSS affine | "
+            "SNR linear | SNR affine |"
+        )
         print("|---|---|---|---|---|---|---|")
         for op, t in res["table"].items():
-            print(f"| {op} | {t['linear_latent_err']:.3f} | {t['affine_latent_err']:.3f} | "
-                  f"{t['linear_mss']:.3f} | {t['affine_mss']:.3f} | {t['linear_snr']:.2f} | "
-                  f"{t['affine_snr']:.2f} |")
+            print(
+                f"| {op} | {t['linear_latent_err']:.3f} | {t['affine_latent_err']:.3f} | "
+                f"{t['linear_mss']:.3f} | {t['affine_mss']:.3f} | {t['linear_snr']:.2f} | "
+                f"{t['affine_snr']:.2f} |"
+            )
         print(f"| mean MSS | | | {res['mean_mss']['linear']:.3f} | {res['mean_mss']['affine']:.3f} | | |")
         if args.write_cards:
             path = (DEFAULT_MODEL_DIR if ckpt == "default" else Path(ckpt)) / "model_card.json"
             card = json.loads(path.read_text())
             card["origin_default"] = res["origin_default"]
             card.setdefault("measured", {})["origin_comparison"] = {
-                k: res[k] for k in ("table", "mean_mss", "data", "origin_default")}
+                k: res[k] for k in ("table", "mean_mss", "data", "origin_default")
+            }
             write_text_atomic(path, json.dumps(card, indent=2) + "\n")
             print(f"\nwrote origin_default={res['origin_default']} into {path}")
 

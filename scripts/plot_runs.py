@@ -21,9 +21,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-PANELS = (("loss", "training loss (moving mean)"), ("mss", "valid: reconstruction MSS ↓"),
-          ("enc_hom", "valid: Enc-Hom error ↓"), ("enc_add", "valid: Add Enc error ↓"),
-          ("dec_add_mss", "valid: Add Dec MSS ↓"))
+PANELS = (
+    ("loss", "training loss (moving mean)"),
+    ("mss", "valid: reconstruction MSS ↓"),
+    ("enc_hom", "valid: Enc-Hom error ↓"),
+    ("enc_add", "valid: Add Enc error ↓"),
+    ("dec_add_mss", "valid: Add Dec MSS ↓"),
+)
 
 
 def read_run(run: Path) -> tuple[list[dict], list[dict]]:
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             loss = np.array([r["loss"] for r in train])
             width = max(1, min(args.smooth, len(loss)))
             smooth = np.convolve(loss, np.ones(width) / width, mode="valid")
-            axes[0].plot([r["step"] for r in train][width - 1:], smooth, label=run.name)
+            axes[0].plot([r["step"] for r in train][width - 1 :], smooth, label=run.name)
         for ax, (key, _) in zip(axes[1:], PANELS[1:], strict=True):
             pts = [(r["step"], r[key]) for r in valid if key in r]
             if pts:

@@ -84,13 +84,22 @@ NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 PROGRESSIONS = {
     "major": (
-        ("I-V-vi-IV", (0, 4, 5, 3)), ("I-vi-IV-V", (0, 5, 3, 4)), ("vi-IV-I-V", (5, 3, 0, 4)),
-        ("I-IV-vi-V", (0, 3, 5, 4)), ("I-V-IV-V", (0, 4, 3, 4)), ("ii-V-I-vi", (1, 4, 0, 5)),
-        ("I-iii-IV-V", (0, 2, 3, 4)), ("I-IV-I-V", (0, 3, 0, 4)),
+        ("I-V-vi-IV", (0, 4, 5, 3)),
+        ("I-vi-IV-V", (0, 5, 3, 4)),
+        ("vi-IV-I-V", (5, 3, 0, 4)),
+        ("I-IV-vi-V", (0, 3, 5, 4)),
+        ("I-V-IV-V", (0, 4, 3, 4)),
+        ("ii-V-I-vi", (1, 4, 0, 5)),
+        ("I-iii-IV-V", (0, 2, 3, 4)),
+        ("I-IV-I-V", (0, 3, 0, 4)),
     ),
     "minor": (
-        ("i-VI-III-VII", (0, 5, 2, 6)), ("i-iv-v-i", (0, 3, 4, 0)), ("i-VII-VI-VII", (0, 6, 5, 6)),
-        ("i-iv-VII-III", (0, 3, 6, 2)), ("i-VI-iv-v", (0, 5, 3, 4)), ("i-III-VII-iv", (0, 2, 6, 3)),
+        ("i-VI-III-VII", (0, 5, 2, 6)),
+        ("i-iv-v-i", (0, 3, 4, 0)),
+        ("i-VII-VI-VII", (0, 6, 5, 6)),
+        ("i-iv-VII-III", (0, 3, 6, 2)),
+        ("i-VI-iv-v", (0, 5, 3, 4)),
+        ("i-III-VII-iv", (0, 2, 6, 3)),
     ),
 }
 
@@ -120,8 +129,10 @@ CHOIR_PROGRAMS = (52, 53, 54)
 STAB_RHYTHMS = ((0, 1, 2, 3), (0, 1.5, 2.5, 3.5), (0, 0.5, 1.5, 2, 3), (0, 2, 2.5))
 STRUM_RHYTHM = (0, 1, 1.5, 2.5, 3, 3.5)
 LEAD_RHYTHMS = (
-    ((0, 1), (1, 1), (2, 2)), ((0, 1.5), (1.5, 0.5), (2, 1), (3, 1)),
-    ((0, 0.5), (0.5, 0.5), (1, 1), (2, 0.5), (2.5, 0.5), (3, 1)), ((0, 3), (3, 1)),
+    ((0, 1), (1, 1), (2, 2)),
+    ((0, 1.5), (1.5, 0.5), (2, 1), (3, 1)),
+    ((0, 0.5), (0.5, 0.5), (1, 1), (2, 0.5), (2.5, 0.5), (3, 1)),
+    ((0, 3), (3, 1)),
     ((0.5, 0.5), (1, 1), (2, 1.5)),
 )
 CHOIR_RHYTHMS = (((0, 2), (2, 2)), ((0, 4),), ((0, 1), (1, 1), (2, 2)), ((0, 3), (3, 1)))
@@ -129,18 +140,100 @@ MELODY_STEPS = (-3, -2, -1, -1, 0, 1, 1, 2, 3)
 
 ESPEAK_VOICES = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc")
 ESPEAK_VARIANTS = (
-    "m1", "m2", "m3", "m4", "m7", "f1", "f2", "f3", "f4", "f5",
-    "Andrea", "Annie", "linda", "steph", "Michael", "david", "paul",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "Andrea",
+    "Annie",
+    "linda",
+    "steph",
+    "Michael",
+    "david",
+    "paul",
 )
 DEGREE_PITCH = (0, 6, 10, 3, 8, 12, 5)  # espeak pitch offset per chord degree
 LYRIC_WORDS = (
-    "oh", "yeah", "love", "baby", "night", "tonight", "heart", "fire", "dream", "dance", "light",
-    "the", "city", "lights", "shine", "forever", "never", "let", "go", "hold", "me", "close",
-    "feel", "alive", "running", "away", "home", "sky", "blue", "summer", "rain", "falling",
-    "down", "you", "and", "I", "we", "are", "young", "free", "stay", "with", "moonlight",
-    "ocean", "waves", "stars", "above", "my", "your", "soul", "gold", "fly", "high", "tell",
-    "whisper", "golden", "river", "slow", "time", "again", "la", "na", "ooh", "hey", "whoa",
-    "shadows", "morning", "sunrise", "hearts", "beating", "together", "come", "back", "now",
+    "oh",
+    "yeah",
+    "love",
+    "baby",
+    "night",
+    "tonight",
+    "heart",
+    "fire",
+    "dream",
+    "dance",
+    "light",
+    "the",
+    "city",
+    "lights",
+    "shine",
+    "forever",
+    "never",
+    "let",
+    "go",
+    "hold",
+    "me",
+    "close",
+    "feel",
+    "alive",
+    "running",
+    "away",
+    "home",
+    "sky",
+    "blue",
+    "summer",
+    "rain",
+    "falling",
+    "down",
+    "you",
+    "and",
+    "I",
+    "we",
+    "are",
+    "young",
+    "free",
+    "stay",
+    "with",
+    "moonlight",
+    "ocean",
+    "waves",
+    "stars",
+    "above",
+    "my",
+    "your",
+    "soul",
+    "gold",
+    "fly",
+    "high",
+    "tell",
+    "whisper",
+    "golden",
+    "river",
+    "slow",
+    "time",
+    "again",
+    "la",
+    "na",
+    "ooh",
+    "hey",
+    "whoa",
+    "shadows",
+    "morning",
+    "sunrise",
+    "hearts",
+    "beating",
+    "together",
+    "come",
+    "back",
+    "now",
 )
 
 
@@ -169,8 +262,11 @@ class RenderConfig:
     def fingerprint(self) -> dict:
         """The settings a resumed run must share with the files it keeps."""
         return {
-            "seed": self.seed, "seconds": self.seconds, "sample_rate": self.sample_rate,
-            "soundfont": self.soundfont.name, "version": SCRIPT_VERSION,
+            "seed": self.seed,
+            "seconds": self.seconds,
+            "sample_rate": self.sample_rate,
+            "soundfont": self.soundfont.name,
+            "version": SCRIPT_VERSION,
         }
 
 
@@ -265,8 +361,12 @@ def _plan_harmony(rng: np.random.Generator, bars: int) -> dict:
         chords.append(section[1][(bar // bars_per_chord) % 4])
     names = [section_a[0]] if section_b is section_a else [section_a[0], section_b[0]]
     return {
-        "tonic": tonic, "mode": mode, "key": f"{NOTE_NAMES[tonic]} {mode}",
-        "bars_per_chord": bars_per_chord, "progressions": names, "bar_chords": chords,
+        "tonic": tonic,
+        "mode": mode,
+        "key": f"{NOTE_NAMES[tonic]} {mode}",
+        "bars_per_chord": bars_per_chord,
+        "progressions": names,
+        "bar_chords": chords,
     }
 
 
@@ -290,12 +390,18 @@ def _plan_vocals(rng: np.random.Generator) -> dict:
     if rng.random() < 0.5:
         voice = f"{_pick(rng, ESPEAK_VOICES)}+{_pick(rng, ESPEAK_VARIANTS)}"
         return {
-            "vocal_mode": "espeak", "vocal_program": None, "espeak_voice": voice,
-            "espeak_speed": int(rng.integers(95, 141)), "espeak_pitch": int(rng.integers(25, 71)),
+            "vocal_mode": "espeak",
+            "vocal_program": None,
+            "espeak_voice": voice,
+            "espeak_speed": int(rng.integers(95, 141)),
+            "espeak_pitch": int(rng.integers(25, 71)),
         }
     return {
-        "vocal_mode": "gm", "vocal_program": int(_pick(rng, CHOIR_PROGRAMS)),
-        "espeak_voice": None, "espeak_speed": None, "espeak_pitch": None,
+        "vocal_mode": "gm",
+        "vocal_program": int(_pick(rng, CHOIR_PROGRAMS)),
+        "espeak_voice": None,
+        "espeak_speed": None,
+        "espeak_pitch": None,
     }
 
 
@@ -306,8 +412,15 @@ def plan_track(seed: int, index: int, split: str | None, seconds: float) -> Trac
     bars = int(math.ceil(seconds * bpm / 240.0)) + 1
     gains = {stem: round(float(rng.uniform(*GAIN_DB[stem])), 2) for stem in STEMS}
     return TrackPlan(
-        index=index, name=f"track_{index:04d}", split=split, seed=[seed, index], bpm=bpm,
-        bars=bars, gains_db=gains, **_plan_harmony(rng, bars), **_plan_instruments(rng),
+        index=index,
+        name=f"track_{index:04d}",
+        split=split,
+        seed=[seed, index],
+        bpm=bpm,
+        bars=bars,
+        gains_db=gains,
+        **_plan_harmony(rng, bars),
+        **_plan_instruments(rng),
         **_plan_vocals(rng),
     )
 
@@ -386,8 +499,10 @@ def _bass_bar(plan: TrackPlan, rng: np.random.Generator, bar: int) -> list[tuple
     if style == "syncopated":
         onsets = [0] + [s for s in (3, 6, 8, 10, 14) if rng.random() < 0.6]
         ends = onsets[1:] + [16]
-        return [(s * 0.25, (e - s) * 0.25 * 0.9, root if s == 0 else _pick(rng, (root, fifth, octave)))
-                for s, e in zip(onsets, ends, strict=True)]
+        return [
+            (s * 0.25, (e - s) * 0.25 * 0.9, root if s == 0 else _pick(rng, (root, fifth, octave)))
+            for s, e in zip(onsets, ends, strict=True)
+        ]
     nxt = 28 + (_chord_pcs(plan, plan.bar_chords[(bar + 1) % plan.bars])[0] - 4) % 12
     third = root + (_chord_pcs(plan, plan.bar_chords[bar])[1] - root) % 12
     return [(0, 0.9, root), (1, 0.9, third), (2, 0.9, fifth), (3, 0.9, nxt + _pick(rng, (-1, 1)))]
@@ -508,11 +623,27 @@ def render_midi(midi: bytes, workdir: Path, name: str, cfg: RenderConfig) -> np.
     """Render a MIDI file with FluidSynth (float WAV, reverb and chorus on) to mono."""
     mid, wav = workdir / f"{name}.mid", workdir / f"{name}.wav"
     mid.write_bytes(midi)
-    run_tool([
-        "fluidsynth", "-ni", "-q", "-o", "synth.dynamic-sample-loading=1", "-F", str(wav),
-        "-O", "float", "-T", "wav", "-r", str(cfg.sample_rate), "-g", str(FLUID_GAIN),
-        str(cfg.soundfont), str(mid),
-    ])
+    run_tool(
+        [
+            "fluidsynth",
+            "-ni",
+            "-q",
+            "-o",
+            "synth.dynamic-sample-loading=1",
+            "-F",
+            str(wav),
+            "-O",
+            "float",
+            "-T",
+            "wav",
+            "-r",
+            str(cfg.sample_rate),
+            "-g",
+            str(FLUID_GAIN),
+            str(cfg.soundfont),
+            str(mid),
+        ]
+    )
     return read_mono(wav)[0]
 
 
@@ -530,11 +661,25 @@ def _espeak_phrase(
     pitch = int(np.clip(plan.espeak_pitch + DEGREE_PITCH[plan.bar_chords[bar]], 0, 99))
     wav = workdir / f"vocal_{bar:04d}.wav"
     text = _lyric_line(rng, bar_seconds, speed)
-    run_tool(["espeak-ng", "-w", str(wav), "-v", plan.espeak_voice, "-s", str(speed),
-              "-p", str(pitch), "-g", str(int(rng.integers(1, 6))), text])
+    run_tool(
+        [
+            "espeak-ng",
+            "-w",
+            str(wav),
+            "-v",
+            plan.espeak_voice,
+            "-s",
+            str(speed),
+            "-p",
+            str(pitch),
+            "-g",
+            str(int(rng.integers(1, 6))),
+            text,
+        ]
+    )
     audio, rate = read_mono(wav)
     loud = np.flatnonzero(np.abs(audio) > 1e-3)
-    audio = audio[loud[0]:loud[-1] + 1] if loud.size else audio
+    audio = audio[loud[0] : loud[-1] + 1] if loud.size else audio
     return resample(audio, rate, cfg.sample_rate)
 
 
@@ -554,7 +699,7 @@ def espeak_vocals(plan: TrackPlan, rng: np.random.Generator, workdir: Path, cfg:
         phrase = phrase[: max(stop - start, 0)].copy()
         if phrase.size > 2 * fade:
             phrase[-fade:] *= np.linspace(1.0, 0.0, fade)
-        out[start:start + phrase.size] += phrase
+        out[start : start + phrase.size] += phrase
     return out
 
 
@@ -684,15 +829,24 @@ def write_manifest(
     tracks = [{"path": plan.relpath, **asdict(plan)} for plan in plans]
     manifest = {
         "corpus": "lincae procedural multi-stem corpus (MUSDB18-HQ layout)",
-        "script": "scripts/render_corpus.py", "version": SCRIPT_VERSION, "seed": cfg.seed,
+        "script": "scripts/render_corpus.py",
+        "version": SCRIPT_VERSION,
+        "seed": cfg.seed,
         "arguments": {
-            "tracks": args.tracks, "seconds": args.seconds, "sample_rate": args.sample_rate,
-            "jobs": args.jobs, "split_valid": args.split_valid, "soundfont": str(cfg.soundfont),
+            "tracks": args.tracks,
+            "seconds": args.seconds,
+            "sample_rate": args.sample_rate,
+            "jobs": args.jobs,
+            "split_valid": args.split_valid,
+            "soundfont": str(cfg.soundfont),
         },
-        "render_config": cfg.fingerprint(), "tools": tool_versions(),
+        "render_config": cfg.fingerprint(),
+        "tools": tool_versions(),
         "audio": {"format": "WAV", "subtype": "FLOAT", "channels": 1, "frames": cfg.n_samples},
-        "stems": [MIXTURE, *STEMS], "total_hours": len(plans) * cfg.seconds / 3600.0,
-        "complete": complete, "tracks": tracks,
+        "stems": [MIXTURE, *STEMS],
+        "total_hours": len(plans) * cfg.seconds / 3600.0,
+        "complete": complete,
+        "tracks": tracks,
     }
     path = cfg.out_dir / "corpus.json"
     tmp = path.with_name(".corpus.json.partial")
@@ -713,20 +867,28 @@ def render_all(plans: list[TrackPlan], cfg: RenderConfig, jobs: int, resume: boo
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Render a seeded procedural multi-stem music corpus (MUSDB18-HQ layout) "
-        "with fluidsynth and espeak-ng.")
+        "with fluidsynth and espeak-ng."
+    )
     parser.add_argument("out_dir", type=Path, help="output folder (created if needed)")
     parser.add_argument("--tracks", type=int, required=True, help="number of tracks")
     parser.add_argument("--seconds", type=float, required=True, help="length of every track in seconds")
     parser.add_argument("--seed", type=int, required=True, help="corpus seed (>= 0)")
     parser.add_argument("--sample-rate", type=int, default=44100, help="sample rate in Hz (default 44100)")
     parser.add_argument("--jobs", type=int, default=1, help="parallel tracks (joblib; default 1)")
-    parser.add_argument("--split-valid", type=int, default=0, metavar="K",
-                        help="put the last K tracks under valid/ and the rest under train/")
+    parser.add_argument(
+        "--split-valid",
+        type=int,
+        default=0,
+        metavar="K",
+        help="put the last K tracks under valid/ and the rest under train/",
+    )
     parser.add_argument("--soundfont", default=None, help="GM soundfont (default: FluidR3_GM.sf2)")
     args = parser.parse_args(argv)
     problems = [
-        (args.tracks < 1, "--tracks must be >= 1"), (args.seconds <= 0, "--seconds must be > 0"),
-        (args.seed < 0, "--seed must be >= 0"), (args.jobs < 1, "--jobs must be >= 1"),
+        (args.tracks < 1, "--tracks must be >= 1"),
+        (args.seconds <= 0, "--seconds must be > 0"),
+        (args.seed < 0, "--seed must be >= 0"),
+        (args.jobs < 1, "--jobs must be >= 1"),
         (not 8000 <= args.sample_rate <= 96000, "--sample-rate must be within 8000..96000"),
         (not 0 <= args.split_valid <= args.tracks, "--split-valid must be within 0..--tracks"),
     ]
@@ -743,8 +905,10 @@ def main(argv: list[str] | None = None) -> int:
         soundfont = check_dependencies(args.soundfont)
         cfg = RenderConfig(args.out_dir.resolve(), args.seed, args.seconds, args.sample_rate, soundfont)
         cfg.out_dir.mkdir(parents=True, exist_ok=True)
-        plans = [plan_track(args.seed, i, split_for(i, args.tracks, args.split_valid), args.seconds)
-                 for i in range(args.tracks)]
+        plans = [
+            plan_track(args.seed, i, split_for(i, args.tracks, args.split_valid), args.seconds)
+            for i in range(args.tracks)
+        ]
         resume = previous_fingerprint(cfg.out_dir) == cfg.fingerprint()
         write_manifest(cfg, args, plans, complete=False)
         results = render_all(plans, cfg, args.jobs, resume)
@@ -757,8 +921,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     written = sum(status == "written" for _, status in results)
     hours = len(plans) * cfg.seconds / 3600.0
-    print(f"render_corpus: {len(plans)} tracks in {cfg.out_dir} ({written} rendered, "
-          f"{len(plans) - written} skipped), {hours:.4f} h of audio, {time.monotonic() - started:.1f} s")
+    print(
+        f"render_corpus: {len(plans)} tracks in {cfg.out_dir} ({written} rendered, "
+        f"{len(plans) - written} skipped), {hours:.4f} h of audio, {time.monotonic() - started:.1f} s"
+    )
     return 0
 
 

@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-6000}
 source scripts/recipe.sh
-OUT=${OUT:-training/reproduce}; REPORT=${REPORT:-docs/reproduction}
+OUT=${OUT:-${LINCAE_RUNS:-../runs}/reproduce}; REPORT=${REPORT:-docs/reproduction}
 EVAL_TRACKS=${EVAL_TRACKS:-}; EVAL_SECONDS=${EVAL_SECONDS:-}; EXAMPLE_SECONDS=${EXAMPLE_SECONDS:-5}
 mkdir -p "$OUT"
 LOG="$OUT/commands.log"

@@ -6,7 +6,8 @@
 # budget and seed, evaluates both on the held-out split with `lincae eval`, and ships them
 # (lincae_core/default_model, models/baseline-tiny) with the metrics in the model card, then
 # measures both into their cards with `lincae card`.
-# Re-runnable: unfinished runs resume from RUNS/*/state.pt. Env: STEPS (schedule length K), STOP
+# Re-runnable: unfinished runs resume from RUNS/*/state.pt (RUNS: ../runs/training beside the
+# checkout, or $LINCAE_RUNS/training; never inside the repository). Env: STEPS (schedule length K), STOP
 # (stop here, resume later), THREADS, RUNS, CORPUS, REPORT. Resuming a finished run with a larger
 # STEPS extends its schedule (docs/training.md, "Extending a finished run").
 set -euo pipefail
@@ -14,7 +15,8 @@ cd "$(dirname "$0")/.."
 STEPS=${STEPS:-16000}  # the schedule (lr cosine, gain range, Δt) runs on k / 16000 ...
 STOP=${STOP:-14000}    # ... and the shipped model stopped at step 14000 (session budget; docs/training-recipe.md)
 source scripts/recipe.sh
-RUNS=${RUNS:-training}; REPORT=${REPORT:-docs/default_model_eval}
+RUNS=${RUNS:-${LINCAE_RUNS:-../runs}/training};  # resumable state: outside the repository
+ REPORT=${REPORT:-docs/default_model_eval}
 ensure_corpus
 train_run "$RUNS/lincae-v2" &
 train_run "$RUNS/baseline-v2" --no-additivity --no-homogeneity &
@@ -28,6 +30,9 @@ lincae card "$RUNS/baseline-v2/ema" --stems "$CORPUS/valid"
 lincae eval --overwrite --stems "$CORPUS/valid" -c "$RUNS/lincae-v2/ema" --name lincae -c "$RUNS/baseline-v2/ema" \
   --name baseline --max-seconds 12 -o "$REPORT"
 python scripts/ship_default_model.py "$RUNS/lincae-v2" "$RUNS/baseline-v2" --report "$REPORT"
+for name in lincae-v2 baseline-v2; do  # the text provenance (never state.pt or EMA copies) into training/
+  mkdir -p "training/$name"; cp "$RUNS/$name"/{train_config.json,metrics.jsonl} "training/$name/"
+done
 # the measured model cards (lincae card: recon at 1-4 steps, linearity, Enc(0); docs/evaluation.md)
 lincae card default --stems "$CORPUS/valid"
 lincae card models/baseline-tiny --stems "$CORPUS/valid"

@@ -33,9 +33,16 @@ def make_store(
     (unmeasured) per-track loudness array, as an encode does.
     """
     geo = geometry or GEOMETRY
-    s = LatentStore.create(path, model_id=model_id, model_config={"name": model_id},
-                           geometry=geo, channels=channels, dtype=dtype,
-                           chunk_frames=chunk_frames, encoding={"window_s": 10, "overlap_s": 1})
+    s = LatentStore.create(
+        path,
+        model_id=model_id,
+        model_config={"name": model_id},
+        geometry=geo,
+        channels=channels,
+        dtype=dtype,
+        chunk_frames=chunk_frames,
+        encoding={"window_s": 10, "overlap_s": 1},
+    )
     spf = geo["samples_per_frame"]
     s.plan([(k, f, max(0, f * spf - 100), 44100, 2) for k, f in tracks], loudness=loudness)
     rng = np.random.default_rng(seed)

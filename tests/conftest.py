@@ -25,7 +25,10 @@ def one_thread() -> Iterator[None]:
 def micro_config() -> ModelConfig:
     """A few-thousand-parameter model with the CPU geometry (16 kHz, hop 256): fast in tests."""
     return get_preset("tiny").replace(
-        name="micro", base_channels=4, bottleneck_base_channels=32, cond_channels=16,
+        name="micro",
+        base_channels=4,
+        bottleneck_base_channels=32,
+        cond_channels=16,
         num_bottleneck_layers=1,
     )
 

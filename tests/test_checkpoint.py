@@ -57,8 +57,11 @@ def _reference_autoencoder(cfg):  # noqa: ANN001, ANN202
 
 @pytest.mark.parametrize(
     ("fmt", "preset"),
-    [("linear-cae", "micro"), ("music2latent", "micro"),
-     pytest.param("linear-cae", "paper", marks=pytest.mark.slow)],
+    [
+        ("linear-cae", "micro"),
+        ("music2latent", "micro"),
+        pytest.param("linear-cae", "paper", marks=pytest.mark.slow),
+    ],
 )
 def test_import_reference_weights_matches_reference(tmp_path: Path, fmt: str, preset: str) -> None:
     cfg = micro_config() if preset == "micro" else get_preset("paper")

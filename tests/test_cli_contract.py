@@ -21,11 +21,23 @@ LINCAE = shutil.which("lincae")
 pytestmark = pytest.mark.skipif(LINCAE is None, reason="needs the installed console script")
 
 
-def lincae(*args: str, cwd: Path, ckpt: str, code: int = 0, stdin: str | None = None,
-           ) -> subprocess.CompletedProcess[str]:
+def lincae(
+    *args: str,
+    cwd: Path,
+    ckpt: str,
+    code: int = 0,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LINCAE_CHECKPOINT": ckpt, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([LINCAE, *args], cwd=cwd, env=env, capture_output=True, text=True,  # type: ignore[list-item]
-                       input=stdin, timeout=300)
+    r = subprocess.run(
+        [LINCAE, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,  # type: ignore[list-item]
+        input=stdin,
+        timeout=300,
+    )
     assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
     return r
 
@@ -43,9 +55,13 @@ def test_stereo_source_in_mono_store_decodes_as_mono(tmp_path: Path, micro_ckpt:
     lincae("decode", "m.zarr", "out", cwd=tmp_path, ckpt=micro_ckpt)
     info = sf.info(tmp_path / "out" / "s.wav")
     assert (info.channels, info.frames) == (1, 48000)
-    wav = subprocess.run([LINCAE, "decode", "m.zarr", "--key", "s", "-o", "-"], cwd=tmp_path,  # type: ignore[list-item]
-                         env={**os.environ, "LINCAE_CHECKPOINT": micro_ckpt}, capture_output=True,
-                         check=True).stdout
+    wav = subprocess.run(
+        [LINCAE, "decode", "m.zarr", "--key", "s", "-o", "-"],
+        cwd=tmp_path,  # type: ignore[list-item]
+        env={**os.environ, "LINCAE_CHECKPOINT": micro_ckpt},
+        capture_output=True,
+        check=True,
+    ).stdout
     x, rate = sf.read(io.BytesIO(wav))
     assert (x.ndim, x.shape[0], rate) == (1, 48000, 16000)  # the header matches the data: 3 s
     tone(tmp_path / "lib2" / "m.wav", 2.0, channels=1)  # and the reverse: mono into a stereo store
@@ -97,8 +113,13 @@ def test_closed_pipe_is_a_quiet_success(tmp_path: Path, micro_ckpt: str) -> None
     from _latent_stores import make_store
 
     make_store(tmp_path / "big.zarr", [(f"track-{i:05d}", 3) for i in range(20000)], seed=0)
-    r = subprocess.run(["bash", "-o", "pipefail", "-c", f"{LINCAE} ls big.zarr | head -1"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"{LINCAE} ls big.zarr | head -1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == "track-00000\t0.042\tdone\n"
     assert r.stderr == ""
@@ -115,8 +136,18 @@ def test_disk_full_and_read_only_are_one_line_and_keep_work(tmp_path: Path, micr
         mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(small)])
         if mount.returncode != 0:
             pytest.skip("cannot mount a tmpfs here")
-        r = lincae("encode", "lib", str(small / "s.zarr"), "--dtype", "float32", "--window", "2",
-                   cwd=tmp_path, ckpt=micro_ckpt, code=1)
+        r = lincae(
+            "encode",
+            "lib",
+            str(small / "s.zarr"),
+            "--dtype",
+            "float32",
+            "--window",
+            "2",
+            cwd=tmp_path,
+            ckpt=micro_ckpt,
+            code=1,
+        )
         lines = r.stderr.strip().splitlines()
         assert "No space left on device" in lines[-1]
         assert "resumes where it stopped" in lines[-1]
@@ -126,17 +157,36 @@ def test_disk_full_and_read_only_are_one_line_and_keep_work(tmp_path: Path, micr
         # free space and re-run, as the message says: the encode resumes and the result is the
         # same as an encode that never ran out of space
         subprocess.run(["mount", "-o", "remount,size=32m", str(small)], check=True)
-        lincae("encode", "lib", str(small / "s.zarr"), "--dtype", "float32", "--window", "2",
-               cwd=tmp_path, ckpt=micro_ckpt)
-        lincae("encode", "lib", "ref.zarr", "--dtype", "float32", "--window", "2", cwd=tmp_path,
-               ckpt=micro_ckpt)
+        lincae(
+            "encode",
+            "lib",
+            str(small / "s.zarr"),
+            "--dtype",
+            "float32",
+            "--window",
+            "2",
+            cwd=tmp_path,
+            ckpt=micro_ckpt,
+        )
+        lincae(
+            "encode", "lib", "ref.zarr", "--dtype", "float32", "--window", "2", cwd=tmp_path, ckpt=micro_ckpt
+        )
         store, ref = LatentStore.open(small / "s.zarr"), LatentStore.open(tmp_path / "ref.zarr")
         assert (store.table()["status"] == 1).all()
         for key in map(str, ref.table()["key"]):
             np.testing.assert_array_equal(store.read_track(key), ref.read_track(key))
         subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], check=True)
-        r = lincae("gain", "ref.zarr", "--gain", "0.5", "-o", str(ro / "g.zarr"), cwd=tmp_path,
-                   ckpt=micro_ckpt, code=1)
+        r = lincae(
+            "gain",
+            "ref.zarr",
+            "--gain",
+            "0.5",
+            "-o",
+            str(ro / "g.zarr"),
+            cwd=tmp_path,
+            ckpt=micro_ckpt,
+            code=1,
+        )
         assert len(r.stderr.strip().splitlines()) == 1
         assert "Read-only file system" in r.stderr
         assert "write the output elsewhere" in r.stderr

@@ -72,8 +72,21 @@ def test_console_script_subprocess(micro_ckpt: str) -> None:
 
 
 def test_demo_runs_the_main_job(tmp_path: Path, micro_ckpt: str) -> None:
-    result = CliRunner().invoke(cli, ["demo", "--workdir", str(tmp_path / "d"), "--tracks", "2",
-                                      "--seconds", "2", "--checkpoint", micro_ckpt, "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "demo",
+            "--workdir",
+            str(tmp_path / "d"),
+            "--tracks",
+            "2",
+            "--seconds",
+            "2",
+            "--checkpoint",
+            micro_ckpt,
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["tracks"] == 2
@@ -107,14 +120,19 @@ def test_output_option_is_spelled_the_same_everywhere(tmp_path: Path, micro_ckpt
     assert "once" in both.output
     none = runner.invoke(cli, ["encode", str(lib)])
     assert none.exit_code == 2
-    for args, where in ((["-o", str(tmp_path / "d1")], "d1"), (["--output", str(tmp_path / "d2")], "d2"),
-                        ([str(tmp_path / "d3")], "d3")):
-        dec = runner.invoke(cli, ["decode", str(tmp_path / "s.zarr"), *args, "-c", micro_ckpt,
-                                  "--device", "cpu"])
+    for args, where in (
+        (["-o", str(tmp_path / "d1")], "d1"),
+        (["--output", str(tmp_path / "d2")], "d2"),
+        ([str(tmp_path / "d3")], "d3"),
+    ):
+        dec = runner.invoke(
+            cli, ["decode", str(tmp_path / "s.zarr"), *args, "-c", micro_ckpt, "--device", "cpu"]
+        )
         assert dec.exit_code == 0, dec.output
         assert (tmp_path / where / "a.wav").exists()
-    exp = runner.invoke(cli, ["export", str(tmp_path / "s.zarr"), "-o", str(tmp_path / "sh" / "%03d.tar"),
-                              "--window", "1"])
+    exp = runner.invoke(
+        cli, ["export", str(tmp_path / "s.zarr"), "-o", str(tmp_path / "sh" / "%03d.tar"), "--window", "1"]
+    )
     assert exp.exit_code == 0, exp.output
     assert (tmp_path / "sh" / "000.tar").exists()
     assert "--output" not in runner.invoke(cli, ["decode", "--help"]).output  # the alias is hidden

@@ -47,8 +47,7 @@ def test_ls_human_json_and_filter(stores: tuple[str, str]) -> None:
     lines = run("ls", a).splitlines()
     assert lines == ["x\t0.474\tdone", "y\t0.794\tdone", "z\t0.106\tfailed\tsynthetic failure"]
     rows = json.loads(run("ls", a, "--json"))
-    assert rows[0] == {"key": "x", "duration_s": (30 * 256 - 100) / 16000, "frames": 30,
-                       "status": "done"}
+    assert rows[0] == {"key": "x", "duration_s": (30 * 256 - 100) / 16000, "frames": 30, "status": "done"}
     assert run("ls", a, "--status", "failed").splitlines() == ["z\t0.106\tfailed\tsynthetic failure"]
 
 
@@ -71,13 +70,47 @@ def test_mix_options_and_refusals(stores: tuple[str, str], tmp_path: Path) -> No
     a, b = stores
     err = run("mix", a, b, "-o", str(tmp_path / "m"), code=1)
     assert "'z' (missing from" in one_line_error(err)
-    summary = json.loads(run("mix", a, b, "-o", str(tmp_path / "m"), "--missing", "skip",
-                             "--gain", "0.5", "--gain", "1", "--length", "longest", "--json", code=3))
+    summary = json.loads(
+        run(
+            "mix",
+            a,
+            b,
+            "-o",
+            str(tmp_path / "m"),
+            "--missing",
+            "skip",
+            "--gain",
+            "0.5",
+            "--gain",
+            "1",
+            "--length",
+            "longest",
+            "--json",
+            code=3,
+        )
+    )
     assert summary["skipped"] == 1
     assert summary["tracks"] == 2
     assert summary["left_out"] == {a: {"planned": 0, "failed": 1}}  # z failed in A: left out, exit 3
-    out, err = run_both("mix", a, b, "-o", str(tmp_path / "r"), "--pair", "random", "--seed", "3",
-                        "--count", "4", "--gain-range", "0.2", "0.4", "--jobs", "1", code=3)
+    out, err = run_both(
+        "mix",
+        a,
+        b,
+        "-o",
+        str(tmp_path / "r"),
+        "--pair",
+        "random",
+        "--seed",
+        "3",
+        "--count",
+        "4",
+        "--gain-range",
+        "0.2",
+        "0.4",
+        "--jobs",
+        "1",
+        code=3,
+    )
     assert "4 tracks" in err
     assert LatentStore.open(tmp_path / "r").lineage[-1]["args"]["seed"] == 3
     assert "at least two" in run("mix", a, "-o", str(tmp_path / "s"), code=2)
@@ -90,8 +123,9 @@ def test_mix_options_and_refusals(stores: tuple[str, str], tmp_path: Path) -> No
 def test_extract(stores: tuple[str, str], tmp_path: Path) -> None:
     a, b = stores
     run("mix", a, b, "-o", str(tmp_path / "m"), "--missing", "skip", code=3)
-    _, err = run_both("extract", str(tmp_path / "m"), "--minus", b, "-o", str(tmp_path / "e"),
-                      "--missing", "skip")
+    _, err = run_both(
+        "extract", str(tmp_path / "m"), "--minus", b, "-o", str(tmp_path / "e"), "--missing", "skip"
+    )
     assert "extract: wrote" in err
     e, ref = LatentStore.open(tmp_path / "e"), LatentStore.open(a)
     np.testing.assert_allclose(e.read_track("y").astype(float), ref.read_track("y"), atol=1e-2)
@@ -100,8 +134,19 @@ def test_extract(stores: tuple[str, str], tmp_path: Path) -> None:
 
 def test_select_with_keys_from_stdin(stores: tuple[str, str], tmp_path: Path) -> None:
     _, b = stores
-    out = run("select", b, "-o", str(tmp_path / "s"), "--keys-from", "-", "--start", "0.1",
-              "--duration", "0.2", input="y\n\nx\n")
+    out = run(
+        "select",
+        b,
+        "-o",
+        str(tmp_path / "s"),
+        "--keys-from",
+        "-",
+        "--start",
+        "0.1",
+        "--duration",
+        "0.2",
+        input="y\n\nx\n",
+    )
     assert out == f"{tmp_path / 's'}\n"
     s = LatentStore.open(tmp_path / "s")
     assert s.keys() == ["y", "x"]
@@ -117,8 +162,9 @@ def test_select_with_keys_from_stdin(stores: tuple[str, str], tmp_path: Path) ->
 def test_export(stores: tuple[str, str], tmp_path: Path) -> None:
     a, _ = stores
     pattern = str(tmp_path / "sh" / "%04d.tar")
-    summary = json.loads(run("export", a, pattern, "--window", "0.4", "--hop", "0.2",
-                             "--maxcount", "2", "--json"))
+    summary = json.loads(
+        run("export", a, pattern, "--window", "0.4", "--hop", "0.2", "--maxcount", "2", "--json")
+    )
     assert summary["window_frames"] == 25
     assert summary["samples"] == 5
     assert all(Path(p).is_file() for p in summary["shards"])
@@ -147,8 +193,9 @@ def test_ops_without_output_write_beside_the_first_input(stores: tuple[str, str]
     assert LatentStore.open(chained).n_tracks == 3
 
 
-def test_random_mix_seed_is_drawn_recorded_and_sources_listed(stores: tuple[str, str],
-                                                                tmp_path: Path) -> None:
+def test_random_mix_seed_is_drawn_recorded_and_sources_listed(
+    stores: tuple[str, str], tmp_path: Path
+) -> None:
     _, b = stores
     out, err = run_both("mix", b, b, "--pair", "random", "--count", "5", "--json")
     summary = json.loads(out)
@@ -158,8 +205,9 @@ def test_random_mix_seed_is_drawn_recorded_and_sources_listed(stores: tuple[str,
     store = LatentStore.open(summary["out"])
     assert store.lineage[-1]["args"]["seed"] == seed
     again = json.loads(run("mix", b, b, "--pair", "random", "--count", "5", "--seed", str(seed), "--json"))
-    np.testing.assert_array_equal(LatentStore.open(again["out"]).read_track("mix-00000003"),
-                                  store.read_track("mix-00000003"))
+    np.testing.assert_array_equal(
+        LatentStore.open(again["out"]).read_track("mix-00000003"), store.read_track("mix-00000003")
+    )
     rows = json.loads(run("ls", summary["out"], "--json"))
     assert len(rows[0]["sources"]) == 2
     src = rows[0]["sources"][0]

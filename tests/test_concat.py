@@ -26,9 +26,9 @@ def crossfaded(parts: list[np.ndarray], w: int) -> np.ndarray:
     for z in parts[1:]:
         z = z.astype(np.float32).copy()
         if w:
-            out[len(out) - w:] *= up[::-1]
+            out[len(out) - w :] *= up[::-1]
             z[:w] *= up
-            out[len(out) - w:] += z[:w]
+            out[len(out) - w :] += z[:w]
         out = np.concatenate([out, z[w:]])
     return out
 
@@ -36,8 +36,9 @@ def crossfaded(parts: list[np.ndarray], w: int) -> np.ndarray:
 def test_concat_with_crossfade_is_the_ramped_overlap_add(tmp_path: Path) -> None:
     src, zs = make_store(tmp_path / "A", TRACKS, dtype="float32", chunk_frames=8)
     entries = [("a", ["x", "y", "z"]), ("b", ["y"]), ("c", ["z", "x", "z"])]
-    summary = concat_store(src, tmp_path / "o", entries, crossfade_s=3 * SPF / 16000,
-                           max_block_frames=16)  # 3 frames; several blocks per track
+    summary = concat_store(
+        src, tmp_path / "o", entries, crossfade_s=3 * SPF / 16000, max_block_frames=16
+    )  # 3 frames; several blocks per track
     assert (summary["op"], summary["tracks"], summary["crossfade_frames"]) == ("concat", 3, 3)
     out = LatentStore.open(tmp_path / "o")
     assert out.keys() == ["a", "b", "c"]
@@ -74,8 +75,12 @@ def test_ramps_sum_to_one_over_the_overlap() -> None:
 def test_concat_list_formats_and_refusals(tmp_path: Path) -> None:
     assert parse_concat_list("x\n\ny z\n") == [("concat", ["x", "y z"])]  # keys taken literally
     assert parse_concat_list("a\tx\ty\r\nb\tz\n") == [("a", ["x", "y"]), ("b", ["z"])]
-    for bad, why in (("", "empty list"), ("a\tx\ny\n", "line 2"), ("a\tx\na\ty\n", "once"),
-                     ("a\t\n", "non-empty")):
+    for bad, why in (
+        ("", "empty list"),
+        ("a\tx\ny\n", "line 2"),
+        ("a\tx\na\ty\n", "once"),
+        ("a\t\n", "non-empty"),
+    ):
         with pytest.raises(ConfigError, match=why):
             parse_concat_list(bad)
     src, _ = make_store(tmp_path / "A", TRACKS)
@@ -101,8 +106,7 @@ def test_concat_command_contract(tmp_path: Path) -> None:
     assert (code, out) == (3, f"{tmp_path / 'A.concat.zarr'}\n")  # z failed in A: left out, exit 3
     assert "concat: wrote" in err
     assert LatentStore.open(tmp_path / "A.concat.zarr").keys() == ["ab", "yy"]
-    code, out, _ = run("concat", a, "--keys-from", "-", "-o", str(tmp_path / "p"), "--json",
-                       input="y\nx\n")
+    code, out, _ = run("concat", a, "--keys-from", "-", "-o", str(tmp_path / "p"), "--json", input="y\nx\n")
     record = json.loads(out)
     assert (code, record["op"], record["tracks"], record["crossfade_frames"]) == (3, "concat", 1, 0)
     assert LatentStore.open(tmp_path / "p").keys() == ["concat"]

@@ -206,8 +206,9 @@ def test_decode_defaults_to_the_cards_recommended_steps(tmp_path: Path, micro_ck
     assert enc.exit_code == 0
     outs = {}
     for name, extra in (("auto", []), ("three", ["--steps", "3"]), ("one", ["--steps", "1"])):
-        r = runner.invoke(cli, ["decode", str(tmp_path / "s.zarr"), str(tmp_path / name), "-c", str(rec),
-                                *extra])
+        r = runner.invoke(
+            cli, ["decode", str(tmp_path / "s.zarr"), str(tmp_path / name), "-c", str(rec), *extra]
+        )
         assert r.exit_code == 0, r.output
         outs[name] = sf.read(tmp_path / name / "a.wav")[0]
     np.testing.assert_array_equal(outs["auto"], outs["three"])

@@ -24,8 +24,19 @@ def _touch(root: Path, *names: str) -> None:
 
 
 def test_recursive_sorted_case_insensitive_hidden_skipped(tmp_path: Path) -> None:
-    _touch(tmp_path, "b.WAV", "a/c.flac", "a/d.Mp3", "e.aif", "notes.txt", ".hidden.wav",
-           ".git/x.wav", "a/.cache/y.flac", "f.AIFF", "g.ogg")
+    _touch(
+        tmp_path,
+        "b.WAV",
+        "a/c.flac",
+        "a/d.Mp3",
+        "e.aif",
+        "notes.txt",
+        ".hidden.wav",
+        ".git/x.wav",
+        "a/.cache/y.flac",
+        "f.AIFF",
+        "g.ogg",
+    )
     srcs = discover(tmp_path)
     assert [s.rel for s in srcs] == ["a/c.flac", "a/d.Mp3", "b.WAV", "e.aif", "f.AIFF", "g.ogg"]
     assert [s.key for s in srcs] == ["a/c", "a/d", "b", "e", "f", "g"]
@@ -44,8 +55,13 @@ def test_extension_option(tmp_path: Path) -> None:
 def test_key_collisions_are_deterministic(tmp_path: Path) -> None:
     _touch(tmp_path, "a.wav", "a.flac", "a.wav.flac", "s/x.ogg", "s/x.wav")
     keys = {s.rel: s.key for s in discover(tmp_path)}
-    assert keys == {"a.flac": "a", "a.wav": "a.wav", "a.wav.flac": "a.wav.flac",
-                    "s/x.ogg": "s/x", "s/x.wav": "s/x.wav"}
+    assert keys == {
+        "a.flac": "a",
+        "a.wav": "a.wav",
+        "a.wav.flac": "a.wav.flac",
+        "s/x.ogg": "s/x",
+        "s/x.wav": "s/x.wav",
+    }
     assert len(set(keys.values())) == len(keys)
 
 
@@ -69,8 +85,16 @@ def test_directories_named_like_audio_are_sources(tmp_path: Path) -> None:
 
 def test_files_from(tmp_path: Path) -> None:
     _touch(tmp_path, "lib/a.wav", "lib/sub/b.flac", "elsewhere/c.wav")
-    lines = ["sub/b.flac\n", "# a comment\n", "\n", f"{tmp_path / 'lib/a.wav'}\n", "a.wav\n",
-             "missing.wav\n", f"{tmp_path / 'elsewhere/c.wav'}\n", "notes.txt\n"]
+    lines = [
+        "sub/b.flac\n",
+        "# a comment\n",
+        "\n",
+        f"{tmp_path / 'lib/a.wav'}\n",
+        "a.wav\n",
+        "missing.wav\n",
+        f"{tmp_path / 'elsewhere/c.wav'}\n",
+        "notes.txt\n",
+    ]
     srcs = discover(tmp_path / "lib", files=read_file_list(lines))
     by_rel = {s.rel: s for s in srcs}
     assert [s.key for s in srcs if not s.outside] == ["a", "missing", "notes", "sub/b"]  # duplicates dropped
@@ -102,4 +126,3 @@ def test_fingerprint_covers_names_sizes_and_mtimes(tmp_path: Path) -> None:
     assert sources_fingerprint(discover(tmp_path / "y")) != sources_fingerprint(fx)
     _touch(tmp_path, "x/b.wav")
     assert sources_fingerprint(discover(tmp_path / "x")) != sources_fingerprint(fx)
-

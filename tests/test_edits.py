@@ -31,8 +31,9 @@ def test_fades_scale_each_frame_by_the_curve_at_its_centre(tmp_path: Path) -> No
     for key, frames in TRACKS:
         t, dur = frame_times(frames), (frames * SPF - 100) / SR
         g = 0.5 * np.clip(t / 0.1, 0, 1) * np.clip((dur - t) / 0.2, 0, 1)
-        np.testing.assert_allclose(got.read_track(key), zs[key] * g[:, None, None].astype(np.float32),
-                                   rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            got.read_track(key), zs[key] * g[:, None, None].astype(np.float32), rtol=1e-6, atol=1e-7
+        )
     assert got.lineage[-1]["args"]["fade_out_s"] == 0.2
 
 
@@ -43,8 +44,9 @@ def test_envelope_in_db_and_gain_is_interpolated_on_the_frame_grid(tmp_path: Pat
     gain_store(src, tmp_path / "e", envelope=curve, dtype="float32")
     t = frame_times(50)
     g = np.interp(t, [0.1, 0.3, 0.5], [1.0, 0.1, 1.0])  # dB points, amplitude between them
-    np.testing.assert_allclose(LatentStore.open(tmp_path / "e").read_track("y"),
-                               zs["y"] * g[:, None, None], rtol=1e-6)
+    np.testing.assert_allclose(
+        LatentStore.open(tmp_path / "e").read_track("y"), zs["y"] * g[:, None, None], rtol=1e-6
+    )
     env = LatentStore.open(tmp_path / "e").lineage[-1]["args"]["envelope"]
     assert env["times"] == [0.1, 0.3, 0.5]
 
@@ -53,8 +55,12 @@ def test_envelope_file_format_and_refusals() -> None:
     t, g = parse_envelope("0 1\n1.5, 0.25\n")
     assert t.tolist() == [0.0, 1.5]
     assert g.tolist() == [1.0, 0.25]
-    for bad, why in (("time_s,lufs\n0,1\n", "header"), ("0,1\n0,2\n", "increasing"),
-                     ("0,x\n", "two numbers"), ("", "at least one")):
+    for bad, why in (
+        ("time_s,lufs\n0,1\n", "header"),
+        ("0,1\n0,2\n", "increasing"),
+        ("0,x\n", "two numbers"),
+        ("", "at least one"),
+    ):
         with pytest.raises(ConfigError, match=why):
             parse_envelope(bad)
     with pytest.raises(ConfigError, match="fade_in"):
@@ -72,13 +78,14 @@ def test_to_lufs_gains_each_track_by_its_measured_loudness(tmp_path: Path) -> No
     assert out.keys() == ["x", "y"]
     np.testing.assert_allclose(out.read_track("x"), zs["x"] * 10 ** (6 / 20), rtol=1e-6)
     np.testing.assert_allclose(out.read_track("y"), zs["y"] * 10 ** (-6 / 20), rtol=1e-6)
-    assert out.sources()["gain"][:, 0] == pytest.approx([10 ** 0.3, 10 ** -0.3])  # recorded
+    assert out.sources()["gain"][:, 0] == pytest.approx([10**0.3, 10**-0.3])  # recorded
     with pytest.raises(StoreMismatchError, match="every done track"):  # no array at all
         gain_store(make_store(tmp_path / "B", TRACKS)[0], tmp_path / "m", to_lufs=-14)
 
 
-def test_to_lufs_fused_pass_equals_the_float32_accumulation(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_to_lufs_fused_pass_equals_the_float32_accumulation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Consecutive float16 tracks with different --to-lufs gains take one fused pass with
     per-frame gains (engine._direct): the same bits as the general float32 block path."""
     from lincae_core.ops import engine
@@ -131,8 +138,9 @@ def test_channel_matrices_take_runs_of_tracks(tmp_path: Path, monkeypatch: pytes
     pan_store(src, tmp_path / "pan", pan=0.3, max_block_frames=64)
     midside_store(src, tmp_path / "ms", "ms", max_block_frames=64)
     assert any(runs)  # some runs merged several tracks
-    monkeypatch.setattr(engine, "_runs", lambda req, rows, gains, merge, split: real(
-        req, rows, gains, False, split))  # track by track
+    monkeypatch.setattr(
+        engine, "_runs", lambda req, rows, gains, merge, split: real(req, rows, gains, False, split)
+    )  # track by track
     pan_store(src, tmp_path / "pan1", pan=0.3, max_block_frames=64)
     midside_store(src, tmp_path / "ms1", "ms", max_block_frames=64)
     for a, b in (("pan", "pan1"), ("ms", "ms1")):

@@ -142,7 +142,10 @@ def test_single_track_is_bitwise_api_encode(library: Path, model: Any, tmp_path:
     """Alone in the store, a track's windows batch exactly as in inference.encode: same bits
     (with the library API's contiguous memory format; channels-last is the CPU default)."""
     encode_files(
-        discover(library / "a.wav"), tmp_path / "one.zarr", model, INFERENCE,
+        discover(library / "a.wav"),
+        tmp_path / "one.zarr",
+        model,
+        INFERENCE,
         EncodeSettings(dtype="float32", channels_last=False),
     )
     ref = inference.encode(model, load_audio(library / "a.wav", 16000), INFERENCE).numpy()
@@ -154,8 +157,13 @@ def test_channels_last_default_within_float16_precision(library: Path, model: An
     """On CPU the default is channels-last: latents within float16 storage precision of the library
     API (``inference.encode``), and the model is left as it was."""
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    encode_files(discover(library, files=["a.wav", "c.wav"]), tmp_path / "cl.zarr", model, INFERENCE,
-                 EncodeSettings(dtype="float32"))
+    encode_files(
+        discover(library, files=["a.wav", "c.wav"]),
+        tmp_path / "cl.zarr",
+        model,
+        INFERENCE,
+        EncodeSettings(dtype="float32"),
+    )
     store = LatentStore.open(tmp_path / "cl.zarr")
     assert store.encoding["channels_last"] is True
     for key, rel in (("a", "a.wav"), ("c", "c.wav")):
@@ -173,7 +181,10 @@ def test_channels_last_default_within_float16_precision(library: Path, model: An
 def test_stereo_keeps_two_latent_channels(library: Path, model: Any, tmp_path: Path) -> None:
     sources = discover(library, files=["sub/b.flac", "c.wav"])
     summary = encode_files(
-        sources, tmp_path / "st.zarr", model, INFERENCE,
+        sources,
+        tmp_path / "st.zarr",
+        model,
+        INFERENCE,
         EncodeSettings(channels="stereo", dtype="float32", channels_last=False),
     )
     assert (summary.encoded, summary.partial) == (2, False)
@@ -392,16 +403,24 @@ def test_shard_auto_from_slurm_or_torchrun() -> None:
 
     assert shard_from_env({}) == (0, 1)
     assert shard_from_env({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4"}) == (3, 4)
-    assert shard_from_env({"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "4",
-                           "SLURM_ARRAY_TASK_COUNT": "2", "RANK": "0", "WORLD_SIZE": "8"}) == (1, 2)
+    assert shard_from_env(
+        {
+            "SLURM_ARRAY_TASK_ID": "5",
+            "SLURM_ARRAY_TASK_MIN": "4",
+            "SLURM_ARRAY_TASK_COUNT": "2",
+            "RANK": "0",
+            "WORLD_SIZE": "8",
+        }
+    ) == (1, 2)
     assert shard_from_env({"RANK": "2", "WORLD_SIZE": "8"}) == (2, 8)
     with pytest.raises(ConfigError, match="RANK"):
         shard_from_env({"RANK": "8", "WORLD_SIZE": "8"})
 
 
 # ----------------------------------------------------------------------------- speed options
-def test_auto_batch_size_resolves_and_is_recorded(library: Path, model: Any, tmp_path: Path,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_auto_batch_size_resolves_and_is_recorded(
+    library: Path, model: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from lincae_core.encoding.batching import choose_batch_size, dominant_length, rule_batch_size
     from lincae_core.windowing import plan_windows
 
@@ -418,8 +437,9 @@ def test_auto_batch_size_resolves_and_is_recorded(library: Path, model: Any, tmp
     # a resume keeps the planned batch size (here: a store planned with 3, resumed with auto)
     # (and the default memory format keeps the planned one: no "may differ" warning)
     fixed = tmp_path / "fixed.zarr"
-    encode_files(discover(library), fixed, model, INFERENCE,
-                 EncodeSettings(plan_only=True, channels_last=False))
+    encode_files(
+        discover(library), fixed, model, INFERENCE, EncodeSettings(plan_only=True, channels_last=False)
+    )
     with caplog.at_level("WARNING", logger="lincae_core.encoding.job"):
         resumed = encode_files(discover(library), fixed, model, auto, EncodeSettings())
     assert resumed.batch_size == 3
@@ -436,21 +456,46 @@ def test_auto_batch_size_resolves_and_is_recorded(library: Path, model: Any, tmp
     assert dominant_length(np.array([3] * 20 + [40]), 8, 2)[0] == 3
     # the probe (a big enough job): a positive candidate, cached per key
     calls: list[int] = []
-    choice = choose_batch_size(lambda x: calls.append(len(x)), device_type="cpu", cache_key="test",
-                               segment_frames=4, segment_samples=8000, sample_rate=16000, job_segments=10**6)
+    choice = choose_batch_size(
+        lambda x: calls.append(len(x)),
+        device_type="cpu",
+        cache_key="test",
+        segment_frames=4,
+        segment_samples=8000,
+        sample_rate=16000,
+        job_segments=10**6,
+    )
     assert choice.how == "probe"
     assert choice.batch_size in choice.ms_per_segment
     assert calls
-    assert choose_batch_size(lambda x: 1 / 0, device_type="cpu", cache_key="test", segment_frames=4,
-                             segment_samples=8000, sample_rate=16000, job_segments=10**6) == choice
+    assert (
+        choose_batch_size(
+            lambda x: 1 / 0,
+            device_type="cpu",
+            cache_key="test",
+            segment_frames=4,
+            segment_samples=8000,
+            sample_rate=16000,
+            job_segments=10**6,
+        )
+        == choice
+    )
     # parallel passes: the probe runs them as the encode does (one thread each, all at once)
     from lincae_core.encoding.job import _as_parallel_passes
 
     seen: list[tuple[int, int]] = []
     threads = torch.get_num_threads()
     run = _as_parallel_passes(lambda x: seen.append((len(x), torch.get_num_threads())), 3)
-    par = choose_batch_size(run, device_type="cpu", cache_key="test-par", segment_frames=4,
-                            segment_samples=8000, sample_rate=16000, job_segments=10**6, passes=3)
+    par = choose_batch_size(
+        run,
+        device_type="cpu",
+        cache_key="test-par",
+        segment_frames=4,
+        segment_samples=8000,
+        sample_rate=16000,
+        job_segments=10**6,
+        passes=3,
+    )
     assert par.how == "probe"
     assert torch.get_num_threads() == threads  # restored
     assert {t for _, t in seen} == {1}
@@ -458,11 +503,13 @@ def test_auto_batch_size_resolves_and_is_recorded(library: Path, model: Any, tmp
     assert max(par.ms_per_segment) <= 2 * rule_batch_size("cpu", 8000, 16000, parallel=True)
 
 
-def test_cli_batch_size_auto_is_logged(library: Path, micro_ckpt: str, tmp_path: Path,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_cli_batch_size_auto_is_logged(
+    library: Path, micro_ckpt: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level("INFO", logger="lincae_core.encoding.job"):
-        res = _run_cli(str(library / "a.wav"), str(tmp_path / "a.zarr"), "-c", micro_ckpt, *CLI_WINDOW,
-                       "--json")
+        res = _run_cli(
+            str(library / "a.wav"), str(tmp_path / "a.zarr"), "-c", micro_ckpt, *CLI_WINDOW, "--json"
+        )
     assert res.exit_code == 0, res.output
     assert "batch size auto:" in caplog.text
     n = json.loads(res.stdout)["batch_size"]
@@ -471,8 +518,9 @@ def test_cli_batch_size_auto_is_logged(library: Path, micro_ckpt: str, tmp_path:
     assert _run_cli(str(library), str(tmp_path / "b.zarr"), "--batch-size", "0").exit_code == 2
 
 
-def test_chunk_writes_are_byte_identical_to_per_track_writes(tmp_path: Path, model: Any,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chunk_writes_are_byte_identical_to_per_track_writes(
+    tmp_path: Path, model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """60 short tracks share chunks of 16 frames: batched writes give the same latent files."""
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -484,8 +532,10 @@ def test_chunk_writes_are_byte_identical_to_per_track_writes(tmp_path: Path, mod
     for mode in (True, False):
         stores[mode] = tmp_path / f"w{mode}.zarr"
         encode_files(discover(lib), stores[mode], model, INFERENCE, EncodeSettings(chunk_writes=mode))
-    files = {m: sorted(p.relative_to(o) for p in (o / "latents").rglob("*") if p.is_file())
-             for m, o in stores.items()}
+    files = {
+        m: sorted(p.relative_to(o) for p in (o / "latents").rglob("*") if p.is_file())
+        for m, o in stores.items()
+    }
     assert files[True] == files[False]
     assert len(files[True]) > 4
     for rel in files[True]:
@@ -522,8 +572,9 @@ def test_encoder_origin_is_cached_until_the_weights_change(micro_cfg) -> None:  
     assert not np.array_equal(changed, first)
 
 
-def test_parallel_forward_does_not_depend_on_the_core_count(library: Path, model: Any,
-                                                              tmp_path: Path) -> None:
+def test_parallel_forward_does_not_depend_on_the_core_count(
+    library: Path, model: Any, tmp_path: Path
+) -> None:
     """Parallel passes (the CPU default with channels-last) run each pass on one thread and stitch
     in submission order: the same store bytes whatever the number of workers, within float16
     precision of one pass at a time."""
@@ -536,8 +587,13 @@ def test_parallel_forward_does_not_depend_on_the_core_count(library: Path, model
             assert torch.get_num_threads() == n  # restored after the run
     finally:
         torch.set_num_threads(threads)
-    encode_files(sources, tmp_path / "serial.zarr", model, INFERENCE,
-                 EncodeSettings(dtype="float32", parallel_forward=False))
+    encode_files(
+        sources,
+        tmp_path / "serial.zarr",
+        model,
+        INFERENCE,
+        EncodeSettings(dtype="float32", parallel_forward=False),
+    )
     p2, p3 = LatentStore.open(tmp_path / "p2.zarr"), LatentStore.open(tmp_path / "p3.zarr")
     assert p2.encoding["parallel_forward"] is True
     assert LatentStore.open(tmp_path / "serial.zarr").encoding["parallel_forward"] is False

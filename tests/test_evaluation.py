@@ -69,9 +69,30 @@ def cli_report(
     save_checkpoint(randomize(LinCAE(micro_cfg), seed=1), other)
     out = tmp_path_factory.mktemp("report") / "rep"
     stems, music_dir = data_dirs
-    args = ["eval", "--stems", str(stems), "--music", str(music_dir), "-c", micro_ckpt, "-c", str(other),
-            "-o", str(out), "--max-seconds", "2", "--chunk-s", "1", "--overlap-s", "0.25", "--seed", "3",
-            "--example-seconds", "1.5", "--json"]
+    args = [
+        "eval",
+        "--stems",
+        str(stems),
+        "--music",
+        str(music_dir),
+        "-c",
+        micro_ckpt,
+        "-c",
+        str(other),
+        "-o",
+        str(out),
+        "--max-seconds",
+        "2",
+        "--chunk-s",
+        "1",
+        "--overlap-s",
+        "0.25",
+        "--seed",
+        "3",
+        "--example-seconds",
+        "1.5",
+        "--json",
+    ]
     res = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     return out, json.loads(res.stdout), res.stdout
@@ -225,7 +246,13 @@ def test_cli_report_json(cli_report: tuple[Path, dict, str]) -> None:
                 assert sdr["mdx_global"] == pytest.approx(t1["mean"][f"sep_{stem}_sdr_global_{ref}"])
         assert ckpt["linearity"]["verdict"].startswith(ckpt["name"] + ": homogeneity is")
         assert set(ckpt["linearity"]["figures"]) == {
-            "enc_hom_err", "dec_hom_mss", "dec_hom_snr", "add_enc_err", "add_dec_mss", "add_dec_snr"}
+            "enc_hom_err",
+            "dec_hom_mss",
+            "dec_hom_snr",
+            "add_enc_err",
+            "add_dec_mss",
+            "add_dec_snr",
+        }
         assert set(t2["mean"]) == {"recon_mss", "recon_snr", "dec_hom_mss", "dec_hom_snr", "enc_hom_err"}
         assert all(r["gain"] in (0.25, 0.5, 0.75, 1.1) for r in t2["tracks"].values())
         assert _finite(t1)
@@ -254,7 +281,8 @@ def test_cli_report_files(cli_report: tuple[Path, dict, str]) -> None:
         folder = out / "examples" / name
         wavs = {p.name for p in folder.glob("*.wav")}
         assert wavs == {"mixture.wav", "autoencoded_mixture.wav", "remix_latent_sum.wav"} | {
-            f"separated_{s}.wav" for s in STEMS}
+            f"separated_{s}.wav" for s in STEMS
+        }
         x, sr = sf.read(folder / "separated_vocals.wav")
         assert sr == SR
         assert x.shape == (24000,)  # --example-seconds 1.5
@@ -263,12 +291,15 @@ def test_cli_report_files(cli_report: tuple[Path, dict, str]) -> None:
 
 def test_cli_errors(tmp_path: Path, micro_ckpt: str) -> None:
     (tmp_path / "empty" / "song").mkdir(parents=True)
-    res = CliRunner().invoke(cli, ["eval", "--stems", str(tmp_path / "empty"), "-c", micro_ckpt,
-                                   "-o", str(tmp_path / "r")])
+    res = CliRunner().invoke(
+        cli, ["eval", "--stems", str(tmp_path / "empty"), "-c", micro_ckpt, "-o", str(tmp_path / "r")]
+    )
     assert res.exit_code == 1
     assert "bass.wav" in res.output
-    res = CliRunner().invoke(cli, ["eval", "--stems", str(tmp_path), "-c", micro_ckpt,
-                                   "-o", str(tmp_path / "r"), "--overlap-s", "3"])
+    res = CliRunner().invoke(
+        cli,
+        ["eval", "--stems", str(tmp_path), "-c", micro_ckpt, "-o", str(tmp_path / "r"), "--overlap-s", "3"],
+    )
     assert res.exit_code == 1
     assert "overlap_s" in res.output
     with pytest.raises(ConfigError):

@@ -53,8 +53,23 @@ def test_recommended_steps_ties_go_to_fewer_steps() -> None:
 def test_card_command_writes_measured_card(ckpt: Path, stems_dir: Path, one_thread) -> None:
     weights, config = _digest(ckpt / "model.safetensors"), _digest(ckpt / "config.json")
     before = json.loads((ckpt / "model_card.json").read_text())
-    res = CliRunner().invoke(cli, ["card", str(ckpt), "--stems", str(stems_dir), "--max-tracks", "1",
-                                   "--max-seconds", "2", "--device", "cpu", "--json"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        cli,
+        [
+            "card",
+            str(ckpt),
+            "--stems",
+            str(stems_dir),
+            "--max-tracks",
+            "1",
+            "--max-seconds",
+            "2",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     card = json.loads((ckpt / "model_card.json").read_text())
@@ -71,11 +86,18 @@ def test_card_command_writes_measured_card(ckpt: Path, stems_dir: Path, one_thre
     assert m["data"]["max_seconds"] == 2.0
     assert [r["steps"] for r in m["reconstruction"]] == [1, 2, 3, 4]
     assert card["recommended_steps"] == m["recommended_steps"] == recommended_steps(m["reconstruction"])
-    assert set(m["linearity"]) == {"enc_hom_err", "dec_hom_mss", "dec_hom_snr",
-                                   "add_enc_err", "add_dec_mss", "add_dec_snr"}
+    assert set(m["linearity"]) == {
+        "enc_hom_err",
+        "dec_hom_mss",
+        "dec_hom_snr",
+        "add_enc_err",
+        "add_dec_mss",
+        "add_dec_snr",
+    }
     assert set(m["homogeneity_by_gain"]) == {"0.25", "0.5", "0.75", "1.1"}
     assert np.mean([g["enc_hom_err"] for g in m["homogeneity_by_gain"].values()]) == pytest.approx(
-        m["linearity"]["enc_hom_err"])
+        m["linearity"]["enc_hom_err"]
+    )
     assert set(m["separation"]["si_sdr"]) == {*STEMS, "mean"}
     assert m["origin"]["ratio"] == pytest.approx(m["origin"]["enc0_norm"] / m["origin"]["music_norm"])
     assert all(np.isfinite(v) for v in m["linearity"].values())
@@ -94,8 +116,21 @@ def test_card_command_writes_measured_card(ckpt: Path, stems_dir: Path, one_thre
     assert "verdict:" in text
 
     # measuring again replaces the block (and a human summary goes to stdout)
-    res = CliRunner().invoke(cli, ["card", str(ckpt), "--stems", str(stems_dir), "--max-tracks", "2",
-                                   "--max-seconds", "1", "--device", "cpu"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "card",
+            str(ckpt),
+            "--stems",
+            str(stems_dir),
+            "--max-tracks",
+            "2",
+            "--max-seconds",
+            "1",
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "recommended_steps" in res.stdout
     assert "origin: |Enc(0)| / |Enc(music)|" in res.stdout

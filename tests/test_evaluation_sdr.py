@@ -45,9 +45,15 @@ def test_bsseval_v4_matches_museval(seconds: float, noise: float) -> None:
     museval = _museval_metrics()
     est, ref = _pair(seconds, noise, seed=3)
     # museval.evaluate(mode="v4") calls bss_eval this way: images version, time-invariant filters
-    sdr, *_ = museval.bss_eval(ref[None, :, None], est[None, :, None], window=SR, hop=SR,
-                               compute_permutation=False, framewise_filters=False,
-                               bsseval_sources_version=False)
+    sdr, *_ = museval.bss_eval(
+        ref[None, :, None],
+        est[None, :, None],
+        window=SR,
+        hop=SR,
+        compute_permutation=False,
+        framewise_filters=False,
+        bsseval_sources_version=False,
+    )
     framed = bsseval_v4_sdr(est, ref, SR)
     assert framed.frames == sdr.shape[1] == int(seconds)  # the partial last frame is dropped
     assert framed.silent == 0
@@ -58,8 +64,14 @@ def test_bsseval_v4_silent_frames_match_museval() -> None:
     museval = _museval_metrics()
     est, ref = _pair(4.0, 0.1, seed=5)
     ref[SR : 2 * SR] = 0.0  # a silent reference frame
-    sdr, *_ = museval.bss_eval(ref[None, :, None], est[None, :, None], window=SR, hop=SR,
-                               framewise_filters=False, bsseval_sources_version=False)
+    sdr, *_ = museval.bss_eval(
+        ref[None, :, None],
+        est[None, :, None],
+        window=SR,
+        hop=SR,
+        framewise_filters=False,
+        bsseval_sources_version=False,
+    )
     assert np.isnan(sdr[0, 1])  # museval skips it too
     framed = bsseval_v4_sdr(torch.from_numpy(est).float(), torch.from_numpy(ref).float(), SR)
     assert (framed.frames, framed.silent) == (4, 1)

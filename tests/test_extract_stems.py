@@ -32,8 +32,9 @@ def f32(z: np.ndarray) -> np.ndarray:
 
 def test_consistent_stems_sum_to_the_mixture_latent(tmp_path: Path) -> None:
     paths, zs = stores(tmp_path)  # float16 inputs, as encode writes them
-    summary = extract_stems(paths["mix"], {n: paths[n] for n in NAMES}, tmp_path / "c",
-                            consistent=True, max_block_frames=16)
+    summary = extract_stems(
+        paths["mix"], {n: paths[n] for n in NAMES}, tmp_path / "c", consistent=True, max_block_frames=16
+    )
     assert summary["consistent"] is True
     assert sorted(summary["stems"]) == sorted(NAMES)
     out = {n: LatentStore.open(tmp_path / "c" / f"{n}.zarr") for n in NAMES}
@@ -42,10 +43,15 @@ def test_consistent_stems_sum_to_the_mixture_latent(tmp_path: Path) -> None:
         assert all(e.dtype == np.float32 for e in est)
         total = sum(f32(z[key]) for n, z in zs.items() if n != "mix")
         for n, e in zip(NAMES, est, strict=True):  # z_i + (z_mix - sum z_j) / n
-            np.testing.assert_allclose(e, f32(zs[n][key]) + (f32(zs["mix"][key]) - total) / 3,
-                                       rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(est[0] + est[1] + est[2], f32(zs["mix"][key]), rtol=0,
-                                   atol=8 * np.finfo(np.float32).eps * np.abs(f32(zs["mix"][key])).max())
+            np.testing.assert_allclose(
+                e, f32(zs[n][key]) + (f32(zs["mix"][key]) - total) / 3, rtol=1e-5, atol=1e-6
+            )
+        np.testing.assert_allclose(
+            est[0] + est[1] + est[2],
+            f32(zs["mix"][key]),
+            rtol=0,
+            atol=8 * np.finfo(np.float32).eps * np.abs(f32(zs["mix"][key])).max(),
+        )
     entry = out["drums"].lineage[-1]
     assert (entry["op"], entry["args"]["stem"], entry["args"]["consistent"]) == ("extract", "drums", True)
     assert entry["args"]["stems"] == list(NAMES)
@@ -67,12 +73,12 @@ def test_affine_consistency_holds_for_the_centred_latents(tmp_path: Path) -> Non
     paths, zs = stores(tmp_path, dtype="float32")
     o = np.random.default_rng(9).standard_normal((4, 2, 8)).astype(np.float32)  # Enc(0) window
     LatentStore.open(paths["mix"], "r+").write_origin(o)
-    extract_stems(paths["mix"], {n: paths[n] for n in NAMES}, tmp_path / "a", consistent=True,
-                  origin="affine")
+    extract_stems(
+        paths["mix"], {n: paths[n] for n in NAMES}, tmp_path / "a", consistent=True, origin="affine"
+    )
     origin = o.mean(axis=0)
     est = [LatentStore.open(tmp_path / "a" / f"{n}.zarr").read_track("y") for n in NAMES]
-    np.testing.assert_allclose(sum(e - origin for e in est), zs["mix"]["y"] - origin, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(sum(e - origin for e in est), zs["mix"]["y"] - origin, rtol=1e-5, atol=1e-5)
 
 
 def test_refusals(tmp_path: Path) -> None:

@@ -11,8 +11,14 @@ from lincae_core import linearity_warnings
 from lincae_core.errors import ConfigError
 from lincae_core.linearity import THRESHOLDS, card_figures, linearity_verdict, trained_gain_range
 
-GOOD = {"enc_hom_err": 0.5, "dec_hom_mss": 0.6, "dec_hom_snr": 14.0,
-        "add_enc_err": 1.2, "add_dec_mss": 0.5, "add_dec_snr": 12.0}
+GOOD = {
+    "enc_hom_err": 0.5,
+    "dec_hom_mss": 0.6,
+    "dec_hom_snr": 14.0,
+    "add_enc_err": 1.2,
+    "add_dec_mss": 0.5,
+    "add_dec_snr": 12.0,
+}
 
 
 def _card(figures: dict | None = None, homogeneity: bool | None = True, version: int = 1) -> dict:
@@ -20,8 +26,9 @@ def _card(figures: dict | None = None, homogeneity: bool | None = True, version:
     if figures is not None:
         card["measured"] = {"version": version, "linearity": figures}
     if homogeneity is not None:
-        card["training"] = {"config": {"homogeneity": homogeneity, "anneal": True, "gain_prob": 0.8,
-                                       "total_steps": 100}}
+        card["training"] = {
+            "config": {"homogeneity": homogeneity, "anneal": True, "gain_prob": 0.8, "total_steps": 100}
+        }
     return card
 
 
@@ -32,10 +39,15 @@ def test_good_model_gets_no_warning() -> None:
     assert linearity_warnings(card, "extract") == []
 
 
-@pytest.mark.parametrize(("op", "key", "prop"), [
-    ("gain", "enc_hom_err", "homogeneity"), ("gain", "dec_hom_mss", "homogeneity"),
-    ("mix", "add_enc_err", "additivity"), ("extract", "add_dec_mss", "additivity"),
-])
+@pytest.mark.parametrize(
+    ("op", "key", "prop"),
+    [
+        ("gain", "enc_hom_err", "homogeneity"),
+        ("gain", "dec_hom_mss", "homogeneity"),
+        ("mix", "add_enc_err", "additivity"),
+        ("extract", "add_dec_mss", "additivity"),
+    ],
+)
 def test_one_line_per_failing_property(op: str, key: str, prop: str) -> None:
     bad = {**GOOD, key: THRESHOLDS[key].limit + 0.01}
     lines = linearity_warnings(_card(bad), op, [1.0])
@@ -62,8 +74,10 @@ def test_gain_range() -> None:
     assert trained_gain_range(_card(GOOD, homogeneity=False)) == (1.0, 1.0)
     assert trained_gain_range(_card(GOOD, homogeneity=None)) is None
     lines = linearity_warnings(_card(GOOD), "gain", [-0.5])
-    assert lines == [f"warning: model {'ab' * 6}: gain(s) -0.5 outside the training range: "
-                     "it was trained on gains in [0, 3]."]
+    assert lines == [
+        f"warning: model {'ab' * 6}: gain(s) -0.5 outside the training range: "
+        "it was trained on gains in [0, 3]."
+    ]
     assert len(linearity_warnings(_card(GOOD), "mix", [1.0, 3.5, 2.0, -1.0])) == 1
     assert "3.5, -1" in linearity_warnings(_card(GOOD), "mix", [1.0, 3.5, 2.0, -1.0])[0]
     assert "only at gain 1" in linearity_warnings(_card(GOOD, homogeneity=False), "gain", [0.5])[0]

@@ -58,12 +58,15 @@ def test_lincae_is_trusted_the_baseline_is_not(stores: dict[str, str], tmp_path:
     assert len(w) == 1
     assert "additivity" in w[0]
     assert "Add Dec MSS" in w[0]
-    assert any("additivity" in line for line in warnings_of("extract", base, "--minus", base, "-o",
-                                                             str(tmp_path / "e2")))
+    assert any(
+        "additivity" in line
+        for line in warnings_of("extract", base, "--minus", base, "-o", str(tmp_path / "e2"))
+    )
 
 
-def test_gains_outside_the_trained_range_warn_and_quiet_silences(stores: dict[str, str],
-                                                                  tmp_path: Path) -> None:
+def test_gains_outside_the_trained_range_warn_and_quiet_silences(
+    stores: dict[str, str], tmp_path: Path
+) -> None:
     lin = stores["lincae"]
     w = warnings_of("gain", lin, "--gain", "-1", "-o", str(tmp_path / "n"))
     assert len(w) == 1
@@ -81,8 +84,9 @@ def test_stores_record_enc0_and_origin_option(stores: dict[str, str], tmp_path: 
     assert o is not None
     ratio = np.linalg.norm(o) / np.linalg.norm(lin.read_track("a").astype(np.float32).mean(0))
     assert 0.05 < ratio < 2  # silence does not encode to zero (the shipped model's origin)
-    r = CliRunner().invoke(cli, ["gain", stores["lincae"], "--gain", "0.5", "--origin", "affine",
-                                 "-o", str(tmp_path / "aff")])
+    r = CliRunner().invoke(
+        cli, ["gain", stores["lincae"], "--gain", "0.5", "--origin", "affine", "-o", str(tmp_path / "aff")]
+    )
     assert r.exit_code == 0, r.output
     out = LatentStore.open(tmp_path / "aff")
     z = lin.read_track("a").astype(np.float32)

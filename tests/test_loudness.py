@@ -22,8 +22,12 @@ from lincae_core.encoding.job import EncodeSettings, encode_files
 from lincae_core.loudness import integrated_loudness
 
 INFERENCE = InferenceConfig(window_s=1.0, overlap_s=0.3, batch_size=3)  # overlapping windows
-FILES = {"a": ("a.wav", 44100, 1, 3.0, 0.5), "b": ("b.flac", 22050, 2, 2.2, 0.05),
-         "short": ("short.wav", 16000, 1, 0.3, 0.5), "quiet": ("quiet.wav", 16000, 1, 1.0, 0.0)}
+FILES = {
+    "a": ("a.wav", 44100, 1, 3.0, 0.5),
+    "b": ("b.flac", 22050, 2, 2.2, 0.05),
+    "short": ("short.wav", 16000, 1, 0.3, 0.5),
+    "quiet": ("quiet.wav", 16000, 1, 1.0, 0.0),
+}
 
 
 def test_stream_meter_equals_pyloudnorm_whatever_the_pieces() -> None:
@@ -37,8 +41,9 @@ def test_stream_meter_equals_pyloudnorm_whatever_the_pieces() -> None:
 
 
 @pytest.mark.parametrize("channels", ["mono", "stereo"])
-def test_encode_stores_the_loudness_of_the_encoded_audio(tmp_path: Path, micro_ckpt: str,
-                                                         channels: str) -> None:
+def test_encode_stores_the_loudness_of_the_encoded_audio(
+    tmp_path: Path, micro_ckpt: str, channels: str
+) -> None:
     lib = tmp_path / "lib"
     lib.mkdir()
     for i, (rel, rate, ch, sec, amp) in enumerate(FILES.values()):
@@ -54,8 +59,10 @@ def test_encode_stores_the_loudness_of_the_encoded_audio(tmp_path: Path, micro_c
         assert loud[key] == pytest.approx(want, abs=1e-4), key
     assert np.isnan(loud["short"])
     assert np.isnan(loud["quiet"])
-    rows = {r["key"]: r for r in json.loads(CliRunner().invoke(cli, ["ls", str(tmp_path / "s.zarr"),
-                                                                     "--json"]).stdout)}
+    rows = {
+        r["key"]: r
+        for r in json.loads(CliRunner().invoke(cli, ["ls", str(tmp_path / "s.zarr"), "--json"]).stdout)
+    }
     assert rows["a"]["loudness_lufs"] == pytest.approx(loud["a"], abs=1e-4)
     assert rows["short"]["loudness_lufs"] is None
     gain_store(store, tmp_path / "n", to_lufs=-14.0, missing="skip")

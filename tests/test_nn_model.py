@@ -82,8 +82,15 @@ def _oracle(cfg: ModelConfig, seconds: float) -> None:
 
 
 def test_oracle_reduced_config() -> None:
-    cfg = ModelConfig(name="oracle", base_channels=16, bottleneck_base_channels=64, cond_channels=32,
-                      hop=128, layers=(1, 2, 1, 1, 2), num_bottleneck_layers=2)
+    cfg = ModelConfig(
+        name="oracle",
+        base_channels=16,
+        bottleneck_base_channels=64,
+        cond_channels=32,
+        hop=128,
+        layers=(1, 2, 1, 1, 2),
+        num_bottleneck_layers=2,
+    )
     _oracle(cfg, 0.4)
 
 

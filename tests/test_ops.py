@@ -121,8 +121,7 @@ def test_pair_by_position_and_random(ab: tuple, tmp_path: Path) -> None:
 def test_random_gain_range(tmp_path: Path) -> None:
     one, zo = make_store(tmp_path / "one", [("t", 20)], seed=3)
     zero, _ = make_store(tmp_path / "zero", [("t", 20)], scale=0.0)
-    ops.mix_stores([one, zero], tmp_path / "r", pair="random", seed=0, count=20,
-                   gain_range=(0.25, 0.75))
+    ops.mix_stores([one, zero], tmp_path / "r", pair="random", seed=0, count=20, gain_range=(0.25, 0.75))
     r = LatentStore.open(tmp_path / "r")
     ref = f32(zo["t"]).ravel()
     for k in r.keys():  # noqa: SIM118 - LatentStore.keys()
@@ -130,8 +129,7 @@ def test_random_gain_range(tmp_path: Path) -> None:
         assert 0.249 <= g <= 0.751
 
 
-def test_random_pairs_are_computed_by_runs_of_tracks(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_random_pairs_are_computed_by_runs_of_tracks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A random pairing is gathered per block and computed in whole runs of tracks with
     per-frame gains: the same output with or without the chunk cache, and within one float16
     step of the track-by-track sums (one float32 rounding more than a fused multiply-add)."""
@@ -143,8 +141,9 @@ def test_random_pairs_are_computed_by_runs_of_tracks(tmp_path: Path,
     monkeypatch.setenv("LINCAE_CHUNK_CACHE_MB", "0")
     ops.mix_stores([a, b], tmp_path / "uncached", **kw)
     real_runs = ops_engine._runs
-    monkeypatch.setattr(ops_engine, "_runs", lambda req, rows, gains, merge, split: real_runs(
-        req, rows, gains, False, split))  # one track segment at a time, scalar gains
+    monkeypatch.setattr(
+        ops_engine, "_runs", lambda req, rows, gains, merge, split: real_runs(req, rows, gains, False, split)
+    )  # one track segment at a time, scalar gains
     ops.mix_stores([a, b], tmp_path / "by-track", **kw)
     c, u, t = (LatentStore.open(tmp_path / n) for n in ("cached", "uncached", "by-track"))
     keys = c.keys()
@@ -172,8 +171,9 @@ def test_missing_keys_error_or_skip(tmp_path: Path) -> None:
 def test_refusals_between_models_and_geometries(ab: tuple, tmp_path: Path) -> None:
     a, _, _, _ = ab
     other, _ = make_store(tmp_path / "O", A_TRACKS, model_id="model-b")
-    geo, _ = make_store(tmp_path / "G", A_TRACKS, geometry={"sample_rate": 16000,
-                                                           "samples_per_frame": 512, "latent_dim": 8})
+    geo, _ = make_store(
+        tmp_path / "G", A_TRACKS, geometry={"sample_rate": 16000, "samples_per_frame": 512, "latent_dim": 8}
+    )
     with pytest.raises(StoreMismatchError, match="different models"):
         ops.mix_stores([a, other], tmp_path / "m")
     ops.mix_stores([a, other], tmp_path / "m", force=True)
@@ -269,8 +269,9 @@ def test_outputs_are_atomic(ab: tuple, tmp_path: Path, monkeypatch: pytest.Monke
     assert LatentStore.open(tmp_path / "out").store_id != before
 
 
-def test_single_pass_gain_equals_the_float32_accumulation(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_single_pass_gain_equals_the_float32_accumulation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """gain takes one fused pass straight into the output dtype (engine._direct); it writes what
     the general float32 block path (zero, accumulate, origin, cast) writes."""
     s, _ = make_store(tmp_path / "s", [("a", 37), ("b", 5), ("c", 70)], seed=4)
@@ -285,11 +286,14 @@ def test_single_pass_gain_equals_the_float32_accumulation(tmp_path: Path,
     for origin in ("linear", "affine"):
         ops.gain_store(s, tmp_path / f"general-{origin}", 0.3, origin=origin, max_block_frames=32)
     for key in ("a", "b", "c"):
-        fused, general = (LatentStore.open(tmp_path / f"{kind}-linear").read_track(key)
-                          for kind in ("fused", "general"))
+        fused, general = (
+            LatentStore.open(tmp_path / f"{kind}-linear").read_track(key) for kind in ("fused", "general")
+        )
         np.testing.assert_array_equal(fused, general)
-        fused, general = (LatentStore.open(tmp_path / f"{kind}-affine").read_track(key).astype(np.float32)
-                          for kind in ("fused", "general"))
+        fused, general = (
+            LatentStore.open(tmp_path / f"{kind}-affine").read_track(key).astype(np.float32)
+            for kind in ("fused", "general")
+        )
         # one fused multiply-add instead of two float32 roundings: at most one float16 step apart
         step = np.spacing(np.abs(general).astype(np.float16)).astype(np.float32)
         assert (np.abs(fused - general) <= step).all()
@@ -322,8 +326,12 @@ def test_export_shards_read_back(tmp_path: Path) -> None:
     assert (w, summary["hop_frames"], summary["samples"]) == (13, 10, 4)
     assert len(summary["shards"]) == 2
     samples = list(wds.WebDataset(summary["shards"], shardshuffle=False, empty_check=False))
-    assert [x["__key__"] for x in samples] == ["song%2Eone/00000000", "song%2Eone/00000010",
-                                               "song%2Eone/00000020", "two/00000000"]
+    assert [x["__key__"] for x in samples] == [
+        "song%2Eone/00000000",
+        "song%2Eone/00000010",
+        "song%2Eone/00000020",
+        "two/00000000",
+    ]
     for x in samples:
         z = np.load(io.BytesIO(x["latent.npy"]), allow_pickle=False)
         meta = json.loads(x["json"])

@@ -18,14 +18,18 @@ distributed = pytest.importorskip("distributed", reason="pip install 'lincae[das
 
 def digest(store: Path) -> dict[str, str]:
     """SHA-256 of every file of a store but its attributes (ids and times differ by design)."""
-    return {str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(store.rglob("*")) if p.is_file() and p.name != "zarr.json"}
+    return {
+        str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(store.rglob("*"))
+        if p.is_file() and p.name != "zarr.json"
+    }
 
 
 @pytest.fixture(scope="module")
 def cluster():  # noqa: ANN201
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as c:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as c:
         yield c
 
 
@@ -36,10 +40,24 @@ def test_ops_on_a_local_cluster_match_one_job(tmp_path: Path, cluster) -> None: 
     make_store(tmp_path / "B", tracks, seed=2, chunk_frames=64)
     for name, run in (
         ("gain", lambda out, **kw: ops.gain_store(tmp_path / "A", out, 0.5, max_block_frames=128, **kw)),
-        ("mix", lambda out, **kw: ops.mix_stores([tmp_path / "A", tmp_path / "B"], out, [0.5, 2.0],
-                                                  pair="random", seed=7, max_block_frames=128, **kw)),
-        ("extract", lambda out, **kw: ops.extract_store(tmp_path / "A", [tmp_path / "B"], out,
-                                                        max_block_frames=128, **kw)),
+        (
+            "mix",
+            lambda out, **kw: ops.mix_stores(
+                [tmp_path / "A", tmp_path / "B"],
+                out,
+                [0.5, 2.0],
+                pair="random",
+                seed=7,
+                max_block_frames=128,
+                **kw,
+            ),
+        ),
+        (
+            "extract",
+            lambda out, **kw: ops.extract_store(
+                tmp_path / "A", [tmp_path / "B"], out, max_block_frames=128, **kw
+            ),
+        ),
     ):
         run(tmp_path / f"{name}-1", jobs=1)
         run(tmp_path / f"{name}-dask", scheduler=cluster.scheduler_address)
@@ -52,8 +70,19 @@ def test_cli_scheduler_from_option_env_and_file(tmp_path: Path, cluster, monkeyp
     make_store(tmp_path / "A", [("x", 40), ("y", 70)], seed=1, chunk_frames=16)
     r = CliRunner().invoke(cli, ["gain", str(tmp_path / "A"), "--gain", "2", "-o", str(tmp_path / "one")])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(cli, ["gain", str(tmp_path / "A"), "--gain", "2", "-o", str(tmp_path / "opt"),
-                                 "--scheduler", cluster.scheduler_address])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "gain",
+            str(tmp_path / "A"),
+            "--gain",
+            "2",
+            "-o",
+            str(tmp_path / "opt"),
+            "--scheduler",
+            cluster.scheduler_address,
+        ],
+    )
     assert r.exit_code == 0, r.output
     monkeypatch.setenv("LINCAE_SCHEDULER", cluster.scheduler_address)
     r = CliRunner().invoke(cli, ["gain", str(tmp_path / "A"), "--gain", "2", "-o", str(tmp_path / "env")])
@@ -78,16 +107,34 @@ def test_export_on_a_local_cluster_matches_one_job(tmp_path: Path, cluster, monk
     tracks = [(f"t{i:03d}", (i * 37) % 61) for i in range(80)]
     make_store(tmp_path / "A", tracks, seed=3, chunk_frames=16)
     one = export_shards(tmp_path / "A", str(tmp_path / "one" / "%03d.tar"), 0.2, 0.08, maxcount=5, jobs=1)
-    dask = export_shards(tmp_path / "A", str(tmp_path / "dask" / "%03d.tar"), 0.2, 0.08, maxcount=5,
-                         scheduler=cluster.scheduler_address)
+    dask = export_shards(
+        tmp_path / "A",
+        str(tmp_path / "dask" / "%03d.tar"),
+        0.2,
+        0.08,
+        maxcount=5,
+        scheduler=cluster.scheduler_address,
+    )
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "one").iterdir()}
     assert len(files) == len(one["shards"]) > 10
-    assert files == {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                     for p in (tmp_path / "dask").iterdir()}
+    assert files == {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "dask").iterdir()
+    }
     assert dask["samples"] == one["samples"]
     monkeypatch.setenv("LINCAE_SCHEDULER", cluster.scheduler_address)  # the CLI's --scheduler env
-    r = CliRunner().invoke(cli, ["export", str(tmp_path / "A"), str(tmp_path / "cli" / "%03d.tar"),
-                                 "--window", "0.2", "--hop", "0.08", "--maxcount", "5"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            str(tmp_path / "A"),
+            str(tmp_path / "cli" / "%03d.tar"),
+            "--window",
+            "0.2",
+            "--hop",
+            "0.08",
+            "--maxcount",
+            "5",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    assert files == {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                     for p in (tmp_path / "cli").iterdir()}
+    assert files == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "cli").iterdir()}

@@ -45,8 +45,14 @@ def test_readme_pipeline_runs_literally(tmp_path: Path, micro_ckpt: str) -> None
     # The embedded default model is what users get; the micro checkpoint keeps the test fast. It
     # is passed the way users would set it for every command: through the environment.
     env = {**os.environ, "LINCAE_CHECKPOINT": micro_ckpt, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0] == "out.zarr"  # encode prints its store

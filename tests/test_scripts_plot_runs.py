@@ -21,8 +21,17 @@ def _module():
 def _run(folder: Path, slope: float) -> Path:
     folder.mkdir()
     rows = [{"step": s, "loss": 100.0 / (1 + slope * s), "lr": 1e-4} for s in range(10, 210, 10)]
-    rows += [{"step": s, "kind": "valid", "mss": 3.0 - slope * s, "enc_hom": 1.0, "enc_add": 0.8,
-              "dec_add_mss": 0.2} for s in (100, 200)]
+    rows += [
+        {
+            "step": s,
+            "kind": "valid",
+            "mss": 3.0 - slope * s,
+            "enc_hom": 1.0,
+            "enc_add": 0.8,
+            "dec_add_mss": 0.2,
+        }
+        for s in (100, 200)
+    ]
     (folder / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return folder
 

@@ -52,8 +52,22 @@ needs_renderer = pytest.mark.skipif(not _renderer_available(), reason=SKIP_REASO
 
 
 def _render(out_dir: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(SCRIPT), str(out_dir), "--tracks", "2", "--seconds", str(SECONDS),
-           "--seed", "1234", "--sample-rate", str(RATE), "--jobs", "1", *extra]
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        str(out_dir),
+        "--tracks",
+        "2",
+        "--seconds",
+        str(SECONDS),
+        "--seed",
+        "1234",
+        "--sample-rate",
+        str(RATE),
+        "--jobs",
+        "1",
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
 
 

@@ -39,8 +39,9 @@ def test_stats_match_numpy_on_done_tracks_whatever_the_block(tmp_path: Path) -> 
 def test_merge_moments_is_exact_pairwise() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(5, 3)), rng.normal(size=(9, 3))
-    n, m, m2 = merge_moments((5, a.mean(0), ((a - a.mean(0)) ** 2).sum(0)),
-                             (9, b.mean(0), ((b - b.mean(0)) ** 2).sum(0)))
+    n, m, m2 = merge_moments(
+        (5, a.mean(0), ((a - a.mean(0)) ** 2).sum(0)), (9, b.mean(0), ((b - b.mean(0)) ** 2).sum(0))
+    )
     ab = np.concatenate([a, b])
     np.testing.assert_allclose(m, ab.mean(0))
     np.testing.assert_allclose(m2 / n, ab.var(0))
@@ -82,19 +83,19 @@ def _samples(tar: Path) -> dict[str, dict]:
 def test_export_normalize_applies_and_records_the_stats(tmp_path: Path) -> None:
     _, zs = make_store(tmp_path / "A", [("x", 30)], seed=4, dtype="float32", scale=0.2)
     pattern = str(tmp_path / "sh" / "%04d.tar")
-    r = CliRunner().invoke(cli, ["export", str(tmp_path / "A"), pattern, "--window", "0.64",
-                                 "--normalize"])
+    r = CliRunner().invoke(cli, ["export", str(tmp_path / "A"), pattern, "--window", "0.64", "--normalize"])
     assert r.exit_code == 1
     assert "lincae stats" in r.stderr  # no stats yet: a clear refusal
     stats_store(tmp_path / "A")
-    r = CliRunner().invoke(cli, ["export", str(tmp_path / "A"), pattern, "--window", "0.64",
-                                 "--normalize", "--json"])
+    r = CliRunner().invoke(
+        cli, ["export", str(tmp_path / "A"), pattern, "--window", "0.64", "--normalize", "--json"]
+    )
     assert r.exit_code == 0, r.output
     samples = _samples(Path(json.loads(r.stdout)["shards"][0]))
     first = samples["x/00000000"]
     norm = first["json"]["normalization"]
     mean, std = np.asarray(norm["mean"]), np.asarray(norm["std"])
-    z = zs["x"][:first["json"]["frames"]].astype(np.float64)
+    z = zs["x"][: first["json"]["frames"]].astype(np.float64)
     want = ((z - mean) / std).reshape(z.shape[0], -1).T  # [C*D, T]
     np.testing.assert_allclose(first["npy"][:, : z.shape[0]], want, rtol=1e-5, atol=1e-6)
     last = samples[max(samples)]
@@ -126,10 +127,12 @@ def test_export_jobs_2_is_byte_identical_with_exact_shard_boundaries(tmp_path: P
     stats_store(s.path)
     keys = [k for k, _ in MANY][::-3]  # --keys-from order, not row order
     for name, kw in (("rows", {}), ("keys", {"keys": keys, "normalize": True, "dtype": "float32"})):
-        one = export_shards(s.path, str(tmp_path / f"{name}1" / "%03d.tar"), 0.2, 0.08, maxcount=7,
-                            jobs=1, **kw)
-        two = export_shards(s.path, str(tmp_path / f"{name}2" / "%03d.tar"), 0.2, 0.08, maxcount=7,
-                            jobs=2, **kw)
+        one = export_shards(
+            s.path, str(tmp_path / f"{name}1" / "%03d.tar"), 0.2, 0.08, maxcount=7, jobs=1, **kw
+        )
+        two = export_shards(
+            s.path, str(tmp_path / f"{name}2" / "%03d.tar"), 0.2, 0.08, maxcount=7, jobs=2, **kw
+        )
         assert [Path(p).name for p in one["shards"]] == [Path(p).name for p in two["shards"]]
         assert _sha(one["shards"]) == _sha(two["shards"]), name
         order = kw.get("keys", [k for k, f in MANY])
@@ -162,12 +165,23 @@ def test_export_json_records_the_downsampling_ratio_exactly(tmp_path: Path) -> N
         assert meta["downsampling_ratio"] == meta["samples_per_frame"] == 2048
         assert meta["seconds_start"] * meta["sample_rate"] == meta["start_frame"] * 2048
         t = s.track(meta["key"])
-        want = {"key": t.key, "start_frame": meta["start_frame"], "frames": meta["frames"],
-                "window_frames": 8, "seconds_start": meta["start_frame"] / s.geometry.frame_rate,
-                "seconds_total": t.samples / 16000, "padding_mask": meta["padding_mask"],
-                "model_id": s.model_id, "store_id": s.store_id, "sample_rate": 16000,
-                "samples_per_frame": 2048, "downsampling_ratio": 2048, "latent_dim": 4,
-                "channels": 1, "layout": "[C*D, T]"}
+        want = {
+            "key": t.key,
+            "start_frame": meta["start_frame"],
+            "frames": meta["frames"],
+            "window_frames": 8,
+            "seconds_start": meta["start_frame"] / s.geometry.frame_rate,
+            "seconds_total": t.samples / 16000,
+            "padding_mask": meta["padding_mask"],
+            "model_id": s.model_id,
+            "store_id": s.store_id,
+            "sample_rate": 16000,
+            "samples_per_frame": 2048,
+            "downsampling_ratio": 2048,
+            "latent_dim": 4,
+            "channels": 1,
+            "layout": "[C*D, T]",
+        }
         assert x["json"] == json.dumps(want).encode()  # the prebuilt JSON is json.dumps' own
 
 
@@ -186,18 +200,22 @@ def test_export_tar_attributes(tmp_path: Path) -> None:
         members = tf.getmembers()
     assert [m.name for m in members[:2]] == ["x/00000000.json", "x/00000000.latent.npy"]
     assert {(m.mtime, m.mode, m.uid, m.gid, m.uname, m.gname) for m in members} == {
-        (0, 0o444, 0, 0, "bigdata", "bigdata")}
+        (0, 0o444, 0, 0, "bigdata", "bigdata")
+    }
     assert Path(out["shards"][0]).stat().st_size % 10240 == 0  # whole tar records, as tarfile
 
 
 def test_export_metadata_is_merged_per_track(tmp_path: Path) -> None:
     make_store(tmp_path / "A", [("x", 30), ("y.z", 20), ("w", 9)])
     md = tmp_path / "meta.jsonl"
-    md.write_text('{"key": "x", "prompt": "a calm piano", "tags": ["piano"]}\n\n'
-                  '{"key": "y.z", "prompt": "drums \\u00e9", "bpm": 120}\n{"key": "gone", "prompt": "?"}\n')
+    md.write_text(
+        '{"key": "x", "prompt": "a calm piano", "tags": ["piano"]}\n\n'
+        '{"key": "y.z", "prompt": "drums \\u00e9", "bpm": 120}\n{"key": "gone", "prompt": "?"}\n'
+    )
     pattern = str(tmp_path / "sh" / "%02d.tar")
-    r = CliRunner().invoke(cli, ["export", str(tmp_path / "A"), pattern, "--window", "0.2",
-                                 "--metadata", str(md), "--json"])
+    r = CliRunner().invoke(
+        cli, ["export", str(tmp_path / "A"), pattern, "--window", "0.2", "--metadata", str(md), "--json"]
+    )
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
     assert summary["metadata"] == {"tracks": 2, "tracks_without": 1, "unused": 1}
@@ -206,26 +224,42 @@ def test_export_metadata_is_merged_per_track(tmp_path: Path) -> None:
     for x in _wds(summary["shards"]):
         meta = json.loads(x["json"])
         extra = {k: v for k, v in meta.items() if k not in export_mod.RESERVED_FIELDS}
-        want = {"x": {"prompt": "a calm piano", "tags": ["piano"]},
-                "y.z": {"prompt": "drums é", "bpm": 120}, "w": {}}[meta["key"]]
+        want = {
+            "x": {"prompt": "a calm piano", "tags": ["piano"]},
+            "y.z": {"prompt": "drums é", "bpm": 120},
+            "w": {},
+        }[meta["key"]]
         assert extra == want
         seen.add(meta["key"])
     assert seen == {"x", "y.z", "w"}
 
 
-@pytest.mark.parametrize(("text", "line", "what"), [
-    ('{"key": "x"}\n{"key": "y", "prompt": \n', 2, "not valid JSON"),
-    ('{"key": "x"}\n["y"]\n', 2, "expected a JSON object"),
-    ('{"prompt": "p"}\n', 1, 'string "key" field'),
-    ('{"key": "x"}\n\n{"key": "x", "prompt": "p"}\n', 3, "duplicate key 'x' (first on line 1)"),
-    ('{"key": "x", "seconds_total": 3}\n', 1, "field 'seconds_total' is reserved"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "what"),
+    [
+        ('{"key": "x"}\n{"key": "y", "prompt": \n', 2, "not valid JSON"),
+        ('{"key": "x"}\n["y"]\n', 2, "expected a JSON object"),
+        ('{"prompt": "p"}\n', 1, 'string "key" field'),
+        ('{"key": "x"}\n\n{"key": "x", "prompt": "p"}\n', 3, "duplicate key 'x' (first on line 1)"),
+        ('{"key": "x", "seconds_total": 3}\n', 1, "field 'seconds_total' is reserved"),
+    ],
+)
 def test_export_metadata_errors_name_file_and_line(tmp_path: Path, text: str, line: int, what: str) -> None:
     make_store(tmp_path / "A", [("x", 30), ("y", 20)])
     md = tmp_path / "meta.jsonl"
     md.write_text(text)
-    r = CliRunner().invoke(cli, ["export", str(tmp_path / "A"), str(tmp_path / "sh" / "%02d.tar"),
-                                 "--window", "0.2", "--metadata", str(md)])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            str(tmp_path / "A"),
+            str(tmp_path / "sh" / "%02d.tar"),
+            "--window",
+            "0.2",
+            "--metadata",
+            str(md),
+        ],
+    )
     assert r.exit_code == 1
     err = r.stderr.strip()
     assert "\n" not in err

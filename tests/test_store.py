@@ -11,7 +11,13 @@ import pytest
 import zarr
 from _latent_stores import GEOMETRY, make_store
 
-from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError, StoreMismatchError
+from lincae_core.errors import (
+    LincaeError,
+    OutputExistsError,
+    ShapeMismatchError,
+    StoreFormatError,
+    StoreMismatchError,
+)
 from lincae_core.store import LatentStore
 from lincae_core.store.layout import Geometry, plan_layout
 
@@ -78,8 +84,9 @@ def _write_shard(path: str, shard: int) -> None:
 
 
 def test_concurrent_shards_write_disjoint_chunks(tmp_path: Path) -> None:
-    s = LatentStore.create(tmp_path / "s", model_id="m", model_config={}, geometry=GEOMETRY,
-                           channels=1, chunk_frames=8)
+    s = LatentStore.create(
+        tmp_path / "s", model_id="m", model_config={}, geometry=GEOMETRY, channels=1, chunk_frames=8
+    )
     s.plan([(f"k{i}", 3 + i % 11, 0, 16000, 1) for i in range(40)], shards=4)
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_write_shard, args=(str(tmp_path / "s"), k)) for k in range(4)]
@@ -109,8 +116,7 @@ def test_replan_same_is_noop_other_is_refused(tmp_path: Path) -> None:
 
 
 def test_write_refusals(tmp_path: Path) -> None:
-    s = LatentStore.create(tmp_path / "s", model_id="m", model_config={}, geometry=GEOMETRY,
-                           channels=1)
+    s = LatentStore.create(tmp_path / "s", model_id="m", model_config={}, geometry=GEOMETRY, channels=1)
     s.plan([("k", 4, 1000, 16000, 1)])
     with pytest.raises(ShapeMismatchError, match=r"expected latents of shape \(4, 1, 8\)"):
         s.write_track(0, np.zeros((5, 1, 8)))
@@ -118,11 +124,9 @@ def test_write_refusals(tmp_path: Path) -> None:
         s.write_track(0, np.full((4, 1, 8), 1e6))  # overflows float16
     with pytest.raises(LincaeError, match="read-only"):
         LatentStore.open(tmp_path / "s").write_track(0, np.zeros((4, 1, 8)))
-    with pytest.raises(StoreFormatError, match="already exists"):
-        LatentStore.create(tmp_path / "s", model_id="m", model_config={}, geometry=GEOMETRY,
-                           channels=1)
-    s2 = LatentStore.create(tmp_path / "t", model_id="m", model_config={}, geometry=GEOMETRY,
-                            channels=1)
+    with pytest.raises(OutputExistsError, match="already exists"):
+        LatentStore.create(tmp_path / "s", model_id="m", model_config={}, geometry=GEOMETRY, channels=1)
+    s2 = LatentStore.create(tmp_path / "t", model_id="m", model_config={}, geometry=GEOMETRY, channels=1)
     with pytest.raises(StoreFormatError, match="NUL"):
         s2.plan([("a\x00b", 1, 0, 1, 1)])
     with pytest.raises(StoreFormatError, match="unique"):
@@ -190,8 +194,13 @@ def test_open_refuses_malicious_attrs(tmp_path: Path, changes: dict, message: st
 
 def _edit_column(path: Path, name: str, values: np.ndarray, dtype: object = None) -> None:
     g = zarr.open_group(str(path), mode="r+")
-    g.create_array(f"tracks/{name}", shape=values.shape, dtype=dtype or values.dtype,
-                   chunks=(max(1, values.size),), overwrite=True)[:] = values
+    g.create_array(
+        f"tracks/{name}",
+        shape=values.shape,
+        dtype=dtype or values.dtype,
+        chunks=(max(1, values.size),),
+        overwrite=True,
+    )[:] = values
 
 
 @pytest.mark.parametrize(
@@ -209,8 +218,7 @@ def _edit_column(path: Path, name: str, values: np.ndarray, dtype: object = None
         ("channels", np.array([1, 1, 1], dtype=np.int8), r"expected shape \(2,\)"),
     ],
 )
-def test_open_refuses_malicious_tables(tmp_path: Path, name: str, values: np.ndarray,
-                                       message: str) -> None:
+def test_open_refuses_malicious_tables(tmp_path: Path, name: str, values: np.ndarray, message: str) -> None:
     make_store(tmp_path / "s", TRACKS[:2])
     _edit_column(tmp_path / "s", name, values)
     with pytest.raises(StoreFormatError, match=message):
@@ -231,8 +239,11 @@ def test_open_refuses_absurd_latent_shapes(tmp_path: Path) -> None:
 def test_compatibility_rules(tmp_path: Path) -> None:
     a, _ = make_store(tmp_path / "a", TRACKS[:1])
     b, _ = make_store(tmp_path / "b", TRACKS[:1], model_id="model-b")
-    c, _ = make_store(tmp_path / "c", TRACKS[:1],
-                      geometry={"sample_rate": 44100, "samples_per_frame": 4096, "latent_dim": 8})
+    c, _ = make_store(
+        tmp_path / "c",
+        TRACKS[:1],
+        geometry={"sample_rate": 44100, "samples_per_frame": 4096, "latent_dim": 8},
+    )
     d, _ = make_store(tmp_path / "d", TRACKS[:1], channels=1)
     a.compatible_with(a)
     with pytest.raises(StoreMismatchError, match="different models"):
@@ -296,8 +307,11 @@ def test_gather_reads_scattered_ranges_in_order(tmp_path: Path) -> None:
 
 
 def _chunk_files(store: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(store)): p.read_bytes()
-            for p in sorted((store / "latents").rglob("*")) if p.is_file() and p.name != "zarr.json"}
+    return {
+        str(p.relative_to(store)): p.read_bytes()
+        for p in sorted((store / "latents").rglob("*"))
+        if p.is_file() and p.name != "zarr.json"
+    }
 
 
 @pytest.mark.parametrize("sep", [".", "/"])
@@ -311,8 +325,9 @@ def test_direct_chunk_io_matches_zarr_byte_for_byte(tmp_path: Path, monkeypatch,
     files = {}
     for name, zarr_io in (("direct", "0"), ("zarr", "1")):
         monkeypatch.setenv("LINCAE_ZARR_IO", zarr_io)
-        s = LatentStore.create(tmp_path / name, model_id="m", model_config={}, geometry=GEOMETRY,
-                               channels=2, chunk_frames=16)
+        s = LatentStore.create(
+            tmp_path / name, model_id="m", model_config={}, geometry=GEOMETRY, channels=2, chunk_frames=16
+        )
         s.plan([(f"k{i}", n, n * 256, 44100, 1) for i, n in enumerate([5, 20, 33, 1, 7])])
         a = LatentArray.open(tmp_path / name, "r+")
         assert (a._raw is None) == (zarr_io == "1")
@@ -355,8 +370,14 @@ def test_other_layouts_go_through_zarr(tmp_path: Path) -> None:
     g = zarr.open_group(str(tmp_path / "s"), mode="r+")
     old = g["latents"][:]
     del g["latents"]
-    g.create_array("latents", shape=old.shape, chunks=(16, *old.shape[1:]), dtype=old.dtype,
-                   fill_value=0, compressors=zarr.codecs.ZstdCodec())
+    g.create_array(
+        "latents",
+        shape=old.shape,
+        chunks=(16, *old.shape[1:]),
+        dtype=old.dtype,
+        fill_value=0,
+        compressors=zarr.codecs.ZstdCodec(),
+    )
     g["latents"][:] = old
     r = LatentStore.open(tmp_path / "s")
     assert r.latents._raw is None

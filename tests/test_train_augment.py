@@ -114,8 +114,9 @@ def _cfg(**kw: object) -> TrainConfig:
 
 @pytest.mark.parametrize("mode", ["convex", "sum"])
 def test_mixture_conditioning_latent_is_exactly_the_mix_of_source_latents(mode: str) -> None:
-    mcfg: ModelConfig = get_preset("tiny").replace(base_channels=4, bottleneck_base_channels=32,
-                                                   cond_channels=16, latent_dim=8)
+    mcfg: ModelConfig = get_preset("tiny").replace(
+        base_channels=4, bottleneck_base_channels=32, cond_channels=16, latent_dim=8
+    )
     torch.manual_seed(0)
     model = LinCAE(mcfg)
     x = 0.3 * torch.randn(4, 256 * 16 + 768, generator=_gen(1))

@@ -25,8 +25,13 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, cfg_dict: dict[str, object], out: str, report: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(world),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
     torch.set_num_threads(1)
     import torch.distributed as dist
 
@@ -49,8 +54,17 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path) -> None:
         t = np.arange(16000) / 16000
         x = 0.3 * np.sin(2 * np.pi * 200 * (i + 1) * t) + 0.02 * rng.standard_normal(t.size)
         sf.write(corpus / f"x{i}.wav", x.astype(np.float32), 16000)
-    cfg = TrainConfig(preset="tiny", model=SMALL_MODEL, data=(str(corpus),), total_steps=4, batch_size=2,
-                      segment_frames=16, ema_every=2, checkpoint_every=100, device="cpu")
+    cfg = TrainConfig(
+        preset="tiny",
+        model=SMALL_MODEL,
+        data=(str(corpus),),
+        total_steps=4,
+        batch_size=2,
+        segment_frames=16,
+        ema_every=2,
+        checkpoint_every=100,
+        device="cpu",
+    )
     out = tmp_path / "run"
     mp.spawn(_worker, args=(2, _free_port(), cfg.to_dict(), str(out), str(tmp_path)), nprocs=2, join=True)
     reports = [(tmp_path / f"rank{r}.txt").read_text().split() for r in range(2)]

@@ -57,9 +57,17 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cfg(corpus: Path, **kw: Any) -> TrainConfig:
-    base: dict[str, Any] = dict(preset="tiny", model=SMALL_MODEL, data=(str(corpus),), total_steps=8,
-                                batch_size=2, segment_frames=16, ema_every=2, log_every=1,
-                                checkpoint_every=100)
+    base: dict[str, Any] = dict(
+        preset="tiny",
+        model=SMALL_MODEL,
+        data=(str(corpus),),
+        total_steps=8,
+        batch_size=2,
+        segment_frames=16,
+        ema_every=2,
+        log_every=1,
+        checkpoint_every=100,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -84,8 +92,8 @@ def test_noise_levels_pair() -> None:
     assert (s1 >= mcfg.sigma_min - 1e-6).all()
     assert (s2 <= mcfg.sigma_max).all()
     assert s2.median().item() == pytest.approx(0.58, abs=0.1)  # method.md §3: median sigma ~ 0.58
-    t2 = ((s2 ** (1 / 7) - 0.002 ** (1 / 7)) / (80 ** (1 / 7) - 0.002 ** (1 / 7)))
-    t1 = ((s1 ** (1 / 7) - 0.002 ** (1 / 7)) / (80 ** (1 / 7) - 0.002 ** (1 / 7)))
+    t2 = (s2 ** (1 / 7) - 0.002 ** (1 / 7)) / (80 ** (1 / 7) - 0.002 ** (1 / 7))
+    t1 = (s1 ** (1 / 7) - 0.002 ** (1 / 7)) / (80 ** (1 / 7) - 0.002 ** (1 / 7))
     inner = t2 > 0.2
     assert torch.allclose((t2 - t1)[inner], torch.full_like(t2[inner], 0.1), atol=1e-4)  # Delta-t(0)
 
@@ -303,8 +311,21 @@ def test_cli_train_and_errors(corpus: Path, tmp_path: Path) -> None:
     config = tmp_path / "run.json"
     config.write_text(json.dumps(_cfg(corpus, total_steps=2, data=()).to_dict()))
     runner = CliRunner()
-    ok = runner.invoke(cli, ["train", "--config", str(config), "--data", f"{corpus}:2", "-o",
-                             str(tmp_path / "r"), "--no-additivity", "--end-exp", "3"])
+    ok = runner.invoke(
+        cli,
+        [
+            "train",
+            "--config",
+            str(config),
+            "--data",
+            f"{corpus}:2",
+            "-o",
+            str(tmp_path / "r"),
+            "--no-additivity",
+            "--end-exp",
+            "3",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
     assert saved["additivity"] is False

@@ -1,7 +1,8 @@
 """Validation MSS (1 decoding step) of each run against its Δt and its learning rate at that step.
 
-    python docs/training-recipe/plot_vs_schedule.py runs/{control,endexp1,...} -o docs/training-recipe-vs-dt.png
+python docs/training-recipe/plot_vs_schedule.py runs/{control,endexp1,...} -o docs/training-recipe-vs-dt.png
 """
+
 import argparse
 import json
 from pathlib import Path
@@ -22,8 +23,9 @@ for run in args.runs:
     valid = [r for r in rows if r.get("kind") == "valid" and r["step"] in train]
     for ax, key in zip(axes, ("dt", "lr"), strict=True):
         ax.plot([train[r["step"]][key] for r in valid], [r["mss"] for r in valid], marker="o", label=run.name)
-for ax, title in zip(axes, ("valid MSS (1 step) vs Δt at that step", "valid MSS (1 step) vs LR at that step"),
-                     strict=True):
+for ax, title in zip(
+    axes, ("valid MSS (1 step) vs Δt at that step", "valid MSS (1 step) vs LR at that step"), strict=True
+):
     ax.set_xscale("log")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)

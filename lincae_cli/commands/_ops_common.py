@@ -14,21 +14,29 @@ store_out_option = out_option(
     "the operation, e.g. a+b.mix.zarr, never replacing one)."
 )
 origin_option = click.option(
-    "--origin", type=click.Choice(["linear", "affine"]), default=None,
+    "--origin",
+    type=click.Choice(["linear", "affine"]),
+    default=None,
     help="linear: the plain sum of gained latents; affine: plus (1 - sum of gains)·Enc(0), exact for "
     "an encoder that maps silence to Enc(0) [default: the form the store's model measured closer "
     "to the audio operation, docs/linearity.md].",
 )
 require_complete_option = click.option(
-    "--require-complete", is_flag=True,
+    "--require-complete",
+    is_flag=True,
     help="Refuse inputs with planned or failed tracks (default: leave them out, exit 3).",
 )
 missing_option = click.option(
-    "--missing", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+    "--missing",
+    type=click.Choice(["error", "skip"]),
+    default="error",
+    show_default=True,
     help="A key missing from some input: refuse, or drop it.",
 )
 keys_from_option = click.option(
-    "--keys-from", type=click.File("r", encoding="utf-8"), default=None,
+    "--keys-from",
+    type=click.File("r", encoding="utf-8"),
+    default=None,
     help="File with one track key per line ('-' reads stdin).",
 )
 
@@ -57,15 +65,23 @@ def echo_result(summary: dict[str, Any], as_json: bool) -> None:
     """
     click.echo(json.dumps(summary) if as_json else summary["out"])
     extra = [f"{k} {v}" for k, v in summary.items() if k in ("skipped", "empty") and v]
-    click.echo(f"{summary['op']}: wrote {summary['out']} ({summary['tracks']} tracks, "
-               f"{summary['frames']} frames{''.join(', ' + e for e in extra)})", err=True)
+    click.echo(
+        f"{summary['op']}: wrote {summary['out']} ({summary['tracks']} tracks, "
+        f"{summary['frames']} frames{''.join(', ' + e for e in extra)})",
+        err=True,
+    )
     if "seed" in summary:  # a random pairing (its seed was given or drawn)
-        click.echo(f"{summary['op']}: random seed {summary['seed']} (--seed {summary['seed']} "
-                   "reproduces these mixes)", err=True)
+        click.echo(
+            f"{summary['op']}: random seed {summary['seed']} (--seed {summary['seed']} "
+            "reproduces these mixes)",
+            err=True,
+        )
     left = summary.get("left_out") or {}
     for path, n in left.items():
-        click.echo(f"{summary['op']}: left out {n['planned']} planned and {n['failed']} failed "
-                   f"tracks of {path} (finish its encode, or see: lincae ls --status failed {path})",
-                   err=True)
+        click.echo(
+            f"{summary['op']}: left out {n['planned']} planned and {n['failed']} failed "
+            f"tracks of {path} (finish its encode, or see: lincae ls --status failed {path})",
+            err=True,
+        )
     if left:
         raise click.exceptions.Exit(EXIT_PARTIAL)

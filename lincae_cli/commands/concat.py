@@ -20,21 +20,39 @@ from lincae_core import concat_store, operation_warnings, parse_concat_list
 
 @click.command("concat")
 @click.argument("store", type=click.Path())
-@click.option("--keys-from", "keys_from", type=click.File("r", encoding="utf-8"), required=True,
-              help="Concat list ('-' reads stdin): one input key a line (one output track "
-              "'concat'), or 'OUT_KEY<TAB>IN_KEY<TAB>IN_KEY...' a line (one output track each).")
+@click.option(
+    "--keys-from",
+    "keys_from",
+    type=click.File("r", encoding="utf-8"),
+    required=True,
+    help="Concat list ('-' reads stdin): one input key a line (one output track "
+    "'concat'), or 'OUT_KEY<TAB>IN_KEY<TAB>IN_KEY...' a line (one output track each).",
+)
 @store_out_option
-@click.option("--crossfade", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Crossfade between consecutive tracks, in seconds (rounded to whole latent "
-              "frames; 0 butts them on the frame grid).")
+@click.option(
+    "--crossfade",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Crossfade between consecutive tracks, in seconds (rounded to whole latent "
+    "frames; 0 butts them on the frame grid).",
+)
 @require_complete_option
 @jobs_option
 @scheduler_option
 @overwrite_option
 @json_option
-def concat_cmd(store: str, keys_from: IO[str], out: str | None, crossfade: float,
-               require_complete: bool, jobs: int, scheduler: str | None, overwrite: bool,
-               as_json: bool) -> None:
+def concat_cmd(
+    store: str,
+    keys_from: IO[str],
+    out: str | None,
+    crossfade: float,
+    require_complete: bool,
+    jobs: int,
+    scheduler: str | None,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Write a new store whose tracks are tracks of STORE joined end to end.
 
     Consecutive tracks overlap by the crossfade, the first ramping down and the next up
@@ -45,8 +63,16 @@ def concat_cmd(store: str, keys_from: IO[str], out: str | None, crossfade: float
     entries = parse_concat_list(keys_from.read(), keys_from.name)
     warnings = operation_warnings([store], "concat", [0.5]) if crossfade > 0 else []
     with frame_progress("concat") as progress:
-        summary = concat_store(store, out, entries, crossfade_s=crossfade, jobs=jobs,
-                               scheduler=scheduler, overwrite=overwrite, progress=progress,
-                               require_complete=require_complete)
+        summary = concat_store(
+            store,
+            out,
+            entries,
+            crossfade_s=crossfade,
+            jobs=jobs,
+            scheduler=scheduler,
+            overwrite=overwrite,
+            progress=progress,
+            require_complete=require_complete,
+        )
     echo_warnings(warnings)
     echo_result(summary, as_json)

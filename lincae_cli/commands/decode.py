@@ -24,16 +24,28 @@ from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, loa
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.argument("outdir", required=False, type=click.Path(file_okay=False))
 @click.option("-k", "--key", "keys", multiple=True, help="Track key to decode (repeatable; default all).")
-@out_option("Output folder (or give it as the second argument); '-' writes one track as WAV to stdout.",
-            file_okay=False, old="--output")
+@out_option(
+    "Output folder (or give it as the second argument); '-' writes one track as WAV to stdout.",
+    file_okay=False,
+    old="--output",
+)
 @click.option("--format", "fmt", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
 @click.option("--subtype", default=None, help="Sample format, e.g. PCM_16 (default), PCM_24, FLOAT.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Decode noise seed.")
-@click.option("--steps", type=click.IntRange(1, 64), default=None,
-              help="Consistency decoding steps [default: the model card's recommended_steps, else 1].")
-@click.option("--sample-rate", "sample_rate", default="model", show_default=True,
-              help="Rate of the files: model (the model's rate, 16000 Hz for the default model), "
-              "source (each track's recorded source rate, resampled with soxr) or a rate in Hz.")
+@click.option(
+    "--steps",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Consistency decoding steps [default: the model card's recommended_steps, else 1].",
+)
+@click.option(
+    "--sample-rate",
+    "sample_rate",
+    default="model",
+    show_default=True,
+    help="Rate of the files: model (the model's rate, 16000 Hz for the default model), "
+    "source (each track's recorded source rate, resampled with soxr) or a rate in Hz.",
+)
 @click.option("--window", "window_s", type=float, default=None, help="Decode window in seconds.")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Windows per forward pass.")
 @checkpoint_option
@@ -41,11 +53,25 @@ from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, loa
 @force_option
 @overwrite_option
 @json_option
-def decode_cmd(store: str, outdir: str | None, keys: tuple[str, ...], out: str | None,
-               out_alias: str | None, fmt: str, subtype: str | None, seed: int, steps: int | None,
-               sample_rate: str, window_s: float | None, batch_size: int | None,
-               checkpoint: str | None, device: str, force: bool, overwrite: bool,
-               as_json: bool) -> None:
+def decode_cmd(
+    store: str,
+    outdir: str | None,
+    keys: tuple[str, ...],
+    out: str | None,
+    out_alias: str | None,
+    fmt: str,
+    subtype: str | None,
+    seed: int,
+    steps: int | None,
+    sample_rate: str,
+    window_s: float | None,
+    batch_size: int | None,
+    checkpoint: str | None,
+    device: str,
+    force: bool,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Decode tracks of STORE into OUTDIR/<key>.<format> (paths mirror the keys).
 
     Files have the store's channel count (mono unless it was encoded with --channels stereo) at
@@ -55,33 +81,65 @@ def decode_cmd(store: str, outdir: str | None, keys: tuple[str, ...], out: str |
     reported on stderr. Prints the written files, one per line (--json: the record).
     """
     if sample_rate not in ("model", "source") and not sample_rate.isdigit():
-        raise click.BadParameter(f"expected model, source or a rate in Hz, got {sample_rate!r}",
-                                 param_hint="--sample-rate")
-    output = pick_out(("OUTDIR", outdir), ("-o/--out", out), ("--output", out_alias),
-                      required="give OUTDIR, or -o - with one --key for stdout")
+        raise click.BadParameter(
+            f"expected model, source or a rate in Hz, got {sample_rate!r}", param_hint="--sample-rate"
+        )
+    output = pick_out(
+        ("OUTDIR", outdir),
+        ("-o/--out", out),
+        ("--output", out_alias),
+        required="give OUTDIR, or -o - with one --key for stdout",
+    )
     inference = InferenceConfig.for_window(window_s, batch_size=batch_size)
     if output == "-" and len(keys) != 1:
         raise click.UsageError("-o - writes exactly one track: give one --key.")
     model = load_model(checkpoint, device)
     if output == "-":
-        clipped = decode_to_wav_stream(store, keys[0], sys.stdout.buffer, model, subtype or "PCM_16",
-                                       seed, steps, inference, force, sample_rate)
+        clipped = decode_to_wav_stream(
+            store,
+            keys[0],
+            sys.stdout.buffer,
+            model,
+            subtype or "PCM_16",
+            seed,
+            steps,
+            inference,
+            force,
+            sample_rate,
+        )
         if clipped:
             click.echo(f"warning: {clipped} samples clipped to [-1, 1]", err=True)
         return
     assert output is not None, "pick_out raised"
     outdir = output
     bar = tqdm(total=len(keys) or None, unit="track", file=sys.stderr, disable=None)
-    summary = decode_store(store, outdir, model, keys or None, fmt, subtype, seed, steps, inference,
-                           force, progress=lambda k, s: bar.update(1), sample_rate=sample_rate,
-                           overwrite=overwrite)
+    summary = decode_store(
+        store,
+        outdir,
+        model,
+        keys or None,
+        fmt,
+        subtype,
+        seed,
+        steps,
+        inference,
+        force,
+        progress=lambda k, s: bar.update(1),
+        sample_rate=sample_rate,
+        overwrite=overwrite,
+    )
     bar.close()
     if as_json:
-        click.echo(json.dumps({"files": summary.files, "seconds": summary.seconds,
-                               "clipped": summary.clipped}, indent=2))
+        click.echo(
+            json.dumps(
+                {"files": summary.files, "seconds": summary.seconds, "clipped": summary.clipped}, indent=2
+            )
+        )
         return
     for f in summary.files:
         click.echo(f)
-    click.echo(f"decoded {len(summary.files)} tracks ({summary.seconds:.1f} s of audio) into {outdir}"
-               + (f"; {len(summary.clipped)} tracks had clipped samples" if summary.clipped else ""),
-               err=True)
+    click.echo(
+        f"decoded {len(summary.files)} tracks ({summary.seconds:.1f} s of audio) into {outdir}"
+        + (f"; {len(summary.clipped)} tracks had clipped samples" if summary.clipped else ""),
+        err=True,
+    )

@@ -39,52 +39,111 @@ _DEF = InferenceConfig()
 @click.argument("library", type=click.Path())
 @click.argument("out_arg", metavar="OUT", required=False, type=click.Path())
 @out_option("Latent store to write (or give it as the second argument).")
-@click.option("--files-from", type=click.File("r"), default=None,
-              help="Encode the paths listed in FILE ('-': stdin), one per line, relative to LIBRARY.")
-@click.option("--ext", default=None,
-              help="Comma-separated extensions to find (default: every soundfile format).")
+@click.option(
+    "--files-from",
+    type=click.File("r"),
+    default=None,
+    help="Encode the paths listed in FILE ('-': stdin), one per line, relative to LIBRARY.",
+)
+@click.option(
+    "--ext", default=None, help="Comma-separated extensions to find (default: every soundfile format)."
+)
 @click.option("--channels", type=click.Choice(["mono", "stereo"]), default="mono", show_default=True)
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
-@click.option("--chunk-frames", type=click.IntRange(1), default=None,
-              help="Latent frames per Zarr chunk of a new store [default: 16384, 2 MiB for 64-dim "
-              "mono float16]; see docs/store-format.md.")
-@click.option("--window", "window_s", type=click.FloatRange(min=0, min_open=True), default=_DEF.window_s,
-              show_default=True, help="Encoding window in seconds.")
-@click.option("--overlap", "overlap_s", type=click.FloatRange(min=0), default=None,
-              help=f"Window overlap (latent cross-fade) in seconds [default: {_DEF.overlap_s}, at most "
-              "half the window].")
-@click.option("--batch-size", type=BatchSizeType(), default="auto", show_default=True,
-              help="Windows per forward pass (across tracks); auto: chosen for the device and the "
-              "library's window length (logged, recorded in the store).")
+@click.option(
+    "--chunk-frames",
+    type=click.IntRange(1),
+    default=None,
+    help="Latent frames per Zarr chunk of a new store [default: 16384, 2 MiB for 64-dim "
+    "mono float16]; see docs/store-format.md.",
+)
+@click.option(
+    "--window",
+    "window_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_DEF.window_s,
+    show_default=True,
+    help="Encoding window in seconds.",
+)
+@click.option(
+    "--overlap",
+    "overlap_s",
+    type=click.FloatRange(min=0),
+    default=None,
+    help=f"Window overlap (latent cross-fade) in seconds [default: {_DEF.overlap_s}, at most "
+    "half the window].",
+)
+@click.option(
+    "--batch-size",
+    type=BatchSizeType(),
+    default="auto",
+    show_default=True,
+    help="Windows per forward pass (across tracks); auto: chosen for the device and the "
+    "library's window length (logged, recorded in the store).",
+)
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Audio reader threads.")
 @device_option
-@click.option("--channels-last/--no-channels-last", default=None,
-              help="Channels-last encoder [default: on for CPU (~1.5-2x faster, latents within float16 "
-              "precision of inference.encode), off for CUDA].")
-@click.option("--autocast", type=click.Choice(AUTOCAST_CHOICES), default="none", show_default=True,
-              help="bf16: bfloat16 autocast on CPU (faster on CPUs with bf16 units; latents NOT within "
-              "float16 precision, see docs/encoding.md).")
+@click.option(
+    "--channels-last/--no-channels-last",
+    default=None,
+    help="Channels-last encoder [default: on for CPU (~1.5-2x faster, latents within float16 "
+    "precision of inference.encode), off for CUDA].",
+)
+@click.option(
+    "--autocast",
+    type=click.Choice(AUTOCAST_CHOICES),
+    default="none",
+    show_default=True,
+    help="bf16: bfloat16 autocast on CPU (faster on CPUs with bf16 units; latents NOT within "
+    "float16 precision, see docs/encoding.md).",
+)
 @click.option("--compile", "compile_", is_flag=True, help="Run the encoder through torch.compile.")
-@click.option("--parallel-forward/--no-parallel-forward", default=None,
-              help="One encoder pass per core at once, each on one thread [default: on for CPU with "
-              "channels-last (~1.5x the throughput of small passes), off otherwise].")
-@click.option("--shard", type=ShardType(), default="0/1", show_default=True,
-              help="Fill shard i of N (0-based), or auto: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT "
-              "or RANK/WORLD_SIZE; the store is planned once.")
+@click.option(
+    "--parallel-forward/--no-parallel-forward",
+    default=None,
+    help="One encoder pass per core at once, each on one thread [default: on for CPU with "
+    "channels-last (~1.5x the throughput of small passes), off otherwise].",
+)
+@click.option(
+    "--shard",
+    type=ShardType(),
+    default="0/1",
+    show_default=True,
+    help="Fill shard i of N (0-based), or auto: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT "
+    "or RANK/WORLD_SIZE; the store is planned once.",
+)
 @click.option("--plan-only", is_flag=True, help="Plan the store (for --shard */N) and stop.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (files, hours, store size); write nothing.")
 @checkpoint_option
 @overwrite_option
 @json_option
 @click.pass_context
-def encode_cmd(ctx: click.Context, library: str, out_arg: str | None, out: str | None, files_from: Any,
-               ext: str | None,
-               channels: str, dtype: str, chunk_frames: int | None, window_s: float,
-               overlap_s: float | None, batch_size: int | str,
-               workers: int, device: str, channels_last: bool | None, autocast: str, compile_: bool,
-               parallel_forward: bool | None, shard: tuple[int, int],
-               plan_only: bool, dry_run: bool,
-               checkpoint: str | None, overwrite: bool, as_json: bool) -> None:
+def encode_cmd(
+    ctx: click.Context,
+    library: str,
+    out_arg: str | None,
+    out: str | None,
+    files_from: Any,
+    ext: str | None,
+    channels: str,
+    dtype: str,
+    chunk_frames: int | None,
+    window_s: float,
+    overlap_s: float | None,
+    batch_size: int | str,
+    workers: int,
+    device: str,
+    channels_last: bool | None,
+    autocast: str,
+    compile_: bool,
+    parallel_forward: bool | None,
+    shard: tuple[int, int],
+    plan_only: bool,
+    dry_run: bool,
+    checkpoint: str | None,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Encode the audio files under LIBRARY into the latent store OUT (resumable, shardable).
 
     OUT is the second argument or -o/--out; its path is printed on stdout. Audio is resampled to
@@ -98,10 +157,20 @@ def encode_cmd(ctx: click.Context, library: str, out_arg: str | None, out: str |
     try:
         exts = parse_extensions(ext)
         inference = InferenceConfig.for_window(window_s, overlap_s, batch_size=batch_size)
-        settings = EncodeSettings(channels=channels, dtype=dtype, workers=workers, shard=shard[0],
-                                  shards=shard[1], overwrite=overwrite, plan_only=plan_only,
-                                  channels_last=channels_last, autocast=autocast, compile=compile_,
-                                  parallel_forward=parallel_forward, chunk_frames=chunk_frames)
+        settings = EncodeSettings(
+            channels=channels,
+            dtype=dtype,
+            workers=workers,
+            shard=shard[0],
+            shards=shard[1],
+            overwrite=overwrite,
+            plan_only=plan_only,
+            channels_last=channels_last,
+            autocast=autocast,
+            compile=compile_,
+            parallel_forward=parallel_forward,
+            chunk_frames=chunk_frames,
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     files = read_file_list(files_from) if files_from is not None else None
@@ -128,9 +197,11 @@ def _echo_dry_run(d: dict[str, Any], out: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({**d, "out": out, "dry_run": True}, indent=2))
         return
-    click.echo(f"dry run: {d['files']} files, {d['planned']} to encode ({d['hours']:.3f} h of audio), "
-               f"{d['failed']} unreadable; store {out} would hold about {d['store_bytes'] / 1e6:.1f} MB. "
-               "Nothing written.")
+    click.echo(
+        f"dry run: {d['files']} files, {d['planned']} to encode ({d['hours']:.3f} h of audio), "
+        f"{d['failed']} unreadable; store {out} would hold about {d['store_bytes'] / 1e6:.1f} MB. "
+        "Nothing written."
+    )
 
 
 def _echo_summary(d: dict[str, Any], as_json: bool) -> None:
@@ -144,9 +215,11 @@ def _echo_summary(d: dict[str, Any], as_json: bool) -> None:
     elif d["nothing_to_do"]:
         msg = f"nothing to do: {where} is already encoded ({d['skipped']} tracks finished{failed}{planfail})."
     elif d["encoded"] or d["failed"]:
-        msg = (f"encoded {d['encoded']} tracks ({d['audio_seconds'] / 3600:.3f} h) into {where} in "
-               f"{d['wall_seconds']:.1f} s ({d['realtime']:.1f}x real time, batch size {d['batch_size']})"
-               f"{failed}{planfail}.")
+        msg = (
+            f"encoded {d['encoded']} tracks ({d['audio_seconds'] / 3600:.3f} h) into {where} in "
+            f"{d['wall_seconds']:.1f} s ({d['realtime']:.1f}x real time, batch size {d['batch_size']})"
+            f"{failed}{planfail}."
+        )
     else:
         msg = f"planned {where}: {d['tracks']} tracks{planfail}."
     click.echo(msg, err=True)

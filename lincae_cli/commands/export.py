@@ -26,25 +26,49 @@ from lincae_core import export_shards
 @out_option("Shard path pattern with a %-field, e.g. 'shards/%06d.tar' (or the second argument).")
 @click.option("--window", "window_s", type=float, required=True, help="Window length (s).")
 @click.option("--hop", "hop_s", type=float, default=None, help="Hop (s); default: --window.")
-@click.option("--maxcount", type=click.IntRange(min=1), default=10000, show_default=True,
-              help="Samples per shard.")
+@click.option(
+    "--maxcount", type=click.IntRange(min=1), default=10000, show_default=True, help="Samples per shard."
+)
 @keys_from_option
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default=None,
-              help="Dtype of the .npy latents (default: the store's).")
-@click.option("--normalize", is_flag=True,
-              help="Write (z - mean) / std with the store's statistics (run 'lincae stats' first); "
-              "recorded in every sample's JSON.")
-@click.option("--metadata", type=click.Path(dir_okay=False), default=None,
-              help="JSON Lines file, one object per track with its \"key\": the other fields go "
-              "into that track's windows' JSON (e.g. prompts for stable-audio-tools).")
+@click.option(
+    "--dtype",
+    type=click.Choice(["float16", "float32"]),
+    default=None,
+    help="Dtype of the .npy latents (default: the store's).",
+)
+@click.option(
+    "--normalize",
+    is_flag=True,
+    help="Write (z - mean) / std with the store's statistics (run 'lincae stats' first); "
+    "recorded in every sample's JSON.",
+)
+@click.option(
+    "--metadata",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help='JSON Lines file, one object per track with its "key": the other fields go '
+    "into that track's windows' JSON (e.g. prompts for stable-audio-tools).",
+)
 @jobs_option
 @scheduler_option
 @overwrite_option
 @json_option
-def export_cmd(store: str, pattern_arg: str | None, out: str | None, window_s: float,
-               hop_s: float | None, maxcount: int,
-               keys_from: IO[str] | None, dtype: str | None, normalize: bool, metadata: str | None,
-               jobs: int, scheduler: str | None, overwrite: bool, as_json: bool) -> None:
+def export_cmd(
+    store: str,
+    pattern_arg: str | None,
+    out: str | None,
+    window_s: float,
+    hop_s: float | None,
+    maxcount: int,
+    keys_from: IO[str] | None,
+    dtype: str | None,
+    normalize: bool,
+    metadata: str | None,
+    jobs: int,
+    scheduler: str | None,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Write windows of STORE's tracks as .npy [C*D, T] + .json WebDataset shards at PATTERN.
 
     Shard i holds windows [i*maxcount, (i+1)*maxcount) of the done tracks (row order, or the
@@ -57,20 +81,39 @@ def export_cmd(store: str, pattern_arg: str | None, out: str | None, window_s: f
     try:
         pattern % 0
     except (TypeError, ValueError):
-        raise click.UsageError(f"PATTERN {pattern!r}: expected one %-field for the shard number, "
-                               "e.g. 'shards/%06d.tar'") from None
+        raise click.UsageError(
+            f"PATTERN {pattern!r}: expected one %-field for the shard number, e.g. 'shards/%06d.tar'"
+        ) from None
     with frame_progress("export", unit="track") as progress:
-        summary = export_shards(store, pattern, window_s, hop_s, maxcount, read_keys(keys_from),
-                                dtype=dtype, overwrite=overwrite, normalize=normalize,
-                                metadata=metadata, jobs=jobs, scheduler=scheduler, progress=progress)
+        summary = export_shards(
+            store,
+            pattern,
+            window_s,
+            hop_s,
+            maxcount,
+            read_keys(keys_from),
+            dtype=dtype,
+            overwrite=overwrite,
+            normalize=normalize,
+            metadata=metadata,
+            jobs=jobs,
+            scheduler=scheduler,
+            progress=progress,
+        )
     md = summary.get("metadata")
     if md and md["tracks_without"]:
-        echo_warnings([f"export: {md['tracks_without']} of {summary['tracks']} tracks have no entry in "
-                       f"{metadata} (their windows get no extra fields)"])
+        echo_warnings(
+            [
+                f"export: {md['tracks_without']} of {summary['tracks']} tracks have no entry in "
+                f"{metadata} (their windows get no extra fields)"
+            ]
+        )
     if md and md["unused"]:
         echo_warnings([f"export: {md['unused']} entries of {metadata} name no exported track"])
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        click.echo(f"export: wrote {summary['samples']} windows of {summary['window_frames']} "
-                   f"frames to {len(summary['shards'])} shards")
+        click.echo(
+            f"export: wrote {summary['samples']} windows of {summary['window_frames']} "
+            f"frames to {len(summary['shards'])} shards"
+        )

@@ -23,16 +23,34 @@ from lincae_core import db_to_amplitude, gain_store, operation_warnings
 @store_out_option
 @click.option("--gain", "amplitude", type=float, default=None, help="Amplitude factor, e.g. 0.5.")
 @click.option("--db", type=float, default=None, help="Gain in decibels, e.g. -6.")
-@click.option("--to-lufs", type=float, default=None,
-              help="Normalize every track to this integrated loudness (LUFS), from the loudness "
-              "measured at encode time, e.g. -14.")
-@click.option("--fade-in", "fade_in", type=click.FloatRange(min=0), default=0.0,
-              help="Linear fade-in over the first S seconds of every track.")
-@click.option("--fade-out", "fade_out", type=click.FloatRange(min=0), default=0.0,
-              help="Linear fade-out over the last S seconds of every track.")
-@click.option("--envelope", type=click.Path(dir_okay=False), default=None,
-              help="Gain curve file: rows 'time_s,gain' (or a 'time_s,db' header for decibels), "
-              "interpolated linearly onto the latent frames; see docs/editing.md.")
+@click.option(
+    "--to-lufs",
+    type=float,
+    default=None,
+    help="Normalize every track to this integrated loudness (LUFS), from the loudness "
+    "measured at encode time, e.g. -14.",
+)
+@click.option(
+    "--fade-in",
+    "fade_in",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Linear fade-in over the first S seconds of every track.",
+)
+@click.option(
+    "--fade-out",
+    "fade_out",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Linear fade-out over the last S seconds of every track.",
+)
+@click.option(
+    "--envelope",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Gain curve file: rows 'time_s,gain' (or a 'time_s,db' header for decibels), "
+    "interpolated linearly onto the latent frames; see docs/editing.md.",
+)
 @missing_option
 @origin_option
 @require_complete_option
@@ -40,10 +58,23 @@ from lincae_core import db_to_amplitude, gain_store, operation_warnings
 @scheduler_option
 @overwrite_option
 @json_option
-def gain_cmd(store: str, out: str | None, amplitude: float | None, db: float | None,
-             to_lufs: float | None, fade_in: float, fade_out: float, envelope: str | None,
-             missing: str, origin: str | None, require_complete: bool, jobs: int,
-             scheduler: str | None, overwrite: bool, as_json: bool) -> None:
+def gain_cmd(
+    store: str,
+    out: str | None,
+    amplitude: float | None,
+    db: float | None,
+    to_lufs: float | None,
+    fade_in: float,
+    fade_out: float,
+    envelope: str | None,
+    missing: str,
+    origin: str | None,
+    require_complete: bool,
+    jobs: int,
+    scheduler: str | None,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Write a new store with every latent of STORE scaled: z <- a z (per frame: a(t) z).
 
     --to-lufs refuses tracks without a loudness measurement unless --missing skip. Fades and
@@ -54,14 +85,27 @@ def gain_cmd(store: str, out: str | None, amplitude: float | None, db: float | N
     if len(levels) > 1:
         raise click.UsageError(f"give at most one of --gain, --db or --to-lufs (got {', '.join(levels)})")
     if not levels and not (fade_in or fade_out or envelope):
-        raise click.UsageError("give exactly one of --gain or --db (or --to-lufs, --fade-in, "
-                               "--fade-out, --envelope)")
+        raise click.UsageError(
+            "give exactly one of --gain or --db (or --to-lufs, --fade-in, --fade-out, --envelope)"
+        )
     a = db_to_amplitude(db) if db is not None else 1.0 if amplitude is None else amplitude
     warnings = operation_warnings([store], "gain", [a])
     with frame_progress("gain") as progress:
-        summary = gain_store(store, out, a, jobs=jobs, scheduler=scheduler, overwrite=overwrite,
-                             progress=progress, require_complete=require_complete, origin=origin,
-                             fade_in_s=fade_in, fade_out_s=fade_out, envelope=envelope,
-                             to_lufs=to_lufs, missing=missing)
+        summary = gain_store(
+            store,
+            out,
+            a,
+            jobs=jobs,
+            scheduler=scheduler,
+            overwrite=overwrite,
+            progress=progress,
+            require_complete=require_complete,
+            origin=origin,
+            fade_in_s=fade_in,
+            fade_out_s=fade_out,
+            envelope=envelope,
+            to_lufs=to_lufs,
+            missing=missing,
+        )
     echo_warnings(warnings)
     echo_result(summary, as_json)

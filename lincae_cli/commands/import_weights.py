@@ -12,11 +12,17 @@ from lincae_core import ModelConfig, get_preset, import_weights, load_json_confi
 @click.argument("src", type=click.Path(dir_okay=False))
 @out_option("Checkpoint directory to write.", required=True, file_okay=False, old="--output")
 @click.option("--preset", default="paper", show_default=True, help="Model preset of the weights.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="JSON model config of the weights (overrides --preset).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSON model config of the weights (overrides --preset).",
+)
 @overwrite_option
-def import_weights_cmd(src: str, out: str | None, out_alias: str | None, preset: str,
-                       config_path: str | None, overwrite: bool) -> None:
+def import_weights_cmd(
+    src: str, out: str | None, out_alias: str | None, preset: str, config_path: str | None, overwrite: bool
+) -> None:
     """Convert a Lin-CAE release (.pth) or Music2Latent (.pt) weights file into a checkpoint.
 
     The file is loaded with torch.load(weights_only=True); every key must match the model

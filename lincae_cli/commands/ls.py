@@ -17,8 +17,13 @@ def _printable(key: str) -> str:
 
 @click.command("ls")
 @click.argument("store", type=click.Path())
-@click.option("--status", type=click.Choice(["all", *STATUS_NAMES.values()]), default="all",
-              show_default=True, help="Only tracks with this status.")
+@click.option(
+    "--status",
+    type=click.Choice(["all", *STATUS_NAMES.values()]),
+    default="all",
+    show_default=True,
+    help="Only tracks with this status.",
+)
 @json_option
 def ls_cmd(store: str, status: str, as_json: bool) -> None:
     """List the tracks of STORE: key, duration in seconds, status (one per line).

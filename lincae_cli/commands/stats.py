@@ -25,11 +25,15 @@ def stats_cmd(store: str, as_json: bool) -> None:
     click.echo(json.dumps(summary) if as_json else summary["out"])
     st = summary["stats"]
     std = [x for ch in st["std"] for x in ch]
-    click.echo(f"stats: {summary['out']}: {st['count_frames']} frames of {st['count_tracks']} done "
-               f"tracks; std per dimension {min(std):.4g}..{max(std):.4g}", err=True)
+    click.echo(
+        f"stats: {summary['out']}: {st['count_frames']} frames of {st['count_tracks']} done "
+        f"tracks; std per dimension {min(std):.4g}..{max(std):.4g}",
+        err=True,
+    )
     left = summary.get("left_out") or {}
     for path, n in left.items():
-        click.echo(f"stats: left out {n['planned']} planned and {n['failed']} failed tracks of {path}",
-                   err=True)
+        click.echo(
+            f"stats: left out {n['planned']} planned and {n['failed']} failed tracks of {path}", err=True
+        )
     if left:
         raise click.exceptions.Exit(EXIT_PARTIAL)

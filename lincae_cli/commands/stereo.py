@@ -14,47 +14,93 @@ from lincae_core import midside_store, pan_store
 @click.command("pan")
 @click.argument("store", type=click.Path())
 @store_out_option
-@click.option("--pan", "pan", type=click.FloatRange(-1.0, 1.0), default=None,
-              help="Constant-power pan: -1 left, 0 centre (both channels -3 dB), +1 right.")
-@click.option("--channel-gains", type=(float, float), default=None,
-              help="Amplitude factors GL GR of the left and right channels instead of --pan.")
+@click.option(
+    "--pan",
+    "pan",
+    type=click.FloatRange(-1.0, 1.0),
+    default=None,
+    help="Constant-power pan: -1 left, 0 centre (both channels -3 dB), +1 right.",
+)
+@click.option(
+    "--channel-gains",
+    type=(float, float),
+    default=None,
+    help="Amplitude factors GL GR of the left and right channels instead of --pan.",
+)
 @require_complete_option
 @jobs_option
 @scheduler_option
 @overwrite_option
 @json_option
-def pan_cmd(store: str, out: str | None, pan: float | None,
-            channel_gains: tuple[float, float] | None, require_complete: bool, jobs: int,
-            scheduler: str | None, overwrite: bool, as_json: bool) -> None:
+def pan_cmd(
+    store: str,
+    out: str | None,
+    pan: float | None,
+    channel_gains: tuple[float, float] | None,
+    require_complete: bool,
+    jobs: int,
+    scheduler: str | None,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Write a new stereo store with z_L <- gL z_L, z_R <- gR z_R (gL = cos, gR = sin of
     (pan + 1) pi / 4). Mono stores are refused."""
     if (pan is None) == (channel_gains is None):
         raise click.UsageError("give exactly one of --pan or --channel-gains")
     with frame_progress("pan") as progress:
-        summary = pan_store(store, out, pan=pan, channel_gains=channel_gains, jobs=jobs,
-                            scheduler=scheduler, overwrite=overwrite, progress=progress,
-                            require_complete=require_complete)
+        summary = pan_store(
+            store,
+            out,
+            pan=pan,
+            channel_gains=channel_gains,
+            jobs=jobs,
+            scheduler=scheduler,
+            overwrite=overwrite,
+            progress=progress,
+            require_complete=require_complete,
+        )
     echo_result(summary, as_json)
 
 
 @click.command("midside")
 @click.argument("store", type=click.Path())
 @store_out_option
-@click.option("--to", "to", type=click.Choice(["ms", "lr"]), required=True,
-              help="ms: M = (L + R) / 2, S = (L - R) / 2; lr: L = M + S, R = M - S (exact inverse).")
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["ms", "lr"]),
+    required=True,
+    help="ms: M = (L + R) / 2, S = (L - R) / 2; lr: L = M + S, R = M - S (exact inverse).",
+)
 @require_complete_option
 @jobs_option
 @scheduler_option
 @overwrite_option
 @json_option
-def midside_cmd(store: str, out: str | None, to: str, require_complete: bool, jobs: int,
-                scheduler: str | None, overwrite: bool, as_json: bool) -> None:
+def midside_cmd(
+    store: str,
+    out: str | None,
+    to: str,
+    require_complete: bool,
+    jobs: int,
+    scheduler: str | None,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Write a new stereo store converted between left/right and mid/side latents.
 
     A mid/side store is float32 and decodes to M and S as its two channels; --to lr restores
     the left/right latents exactly. Mono stores are refused.
     """
     with frame_progress("midside") as progress:
-        summary = midside_store(store, out, to, jobs=jobs, scheduler=scheduler, overwrite=overwrite,
-                                progress=progress, require_complete=require_complete)
+        summary = midside_store(
+            store,
+            out,
+            to,
+            jobs=jobs,
+            scheduler=scheduler,
+            overwrite=overwrite,
+            progress=progress,
+            require_complete=require_complete,
+        )
     echo_result(summary, as_json)

@@ -13,8 +13,14 @@ from lincae_core.config._base import from_dict
 from lincae_core.errors import ConfigError
 
 __all__ = [
-    "AUTO_BATCH", "AUTO_BATCH_AUDIO_S", "AUTO_BATCH_CANDIDATES", "AUTO_BATCH_PROBE_SHARE", "PRESETS",
-    "InferenceConfig", "ModelConfig", "get_preset",
+    "AUTO_BATCH",
+    "AUTO_BATCH_AUDIO_S",
+    "AUTO_BATCH_CANDIDATES",
+    "AUTO_BATCH_PROBE_SHARE",
+    "PRESETS",
+    "InferenceConfig",
+    "ModelConfig",
+    "get_preset",
 ]
 
 # ``batch_size="auto"`` (the encode default): the batch size is chosen per device and window length.
@@ -176,9 +182,12 @@ class InferenceConfig:
             )
         auto = self.batch_size == AUTO_BATCH
         if (not auto and (not isinstance(self.batch_size, int) or self.batch_size < 1)) or (
-                self.steps is not None and self.steps < 1):
-            raise ConfigError(f"Expected batch_size >= 1 or 'auto' and steps >= 1 (or None). Got "
-                              f"batch_size={self.batch_size!r}, steps={self.steps!r} instead.")
+            self.steps is not None and self.steps < 1
+        ):
+            raise ConfigError(
+                f"Expected batch_size >= 1 or 'auto' and steps >= 1 (or None). Got "
+                f"batch_size={self.batch_size!r}, steps={self.steps!r} instead."
+            )
 
     @property
     def auto_batch(self) -> bool:
@@ -190,8 +199,9 @@ class InferenceConfig:
         return default if self.batch_size == AUTO_BATCH else int(self.batch_size)
 
     @classmethod
-    def for_window(cls, window_s: float | None = None, overlap_s: float | None = None,
-                   **other: Any) -> InferenceConfig:
+    def for_window(
+        cls, window_s: float | None = None, overlap_s: float | None = None, **other: Any
+    ) -> InferenceConfig:
         """Build from a window (default 10 s) with the default overlap rule.
 
         The overlap is the default 1 s, but at most half the window, unless given.

@@ -73,8 +73,16 @@ class TrainConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        positive = ("segment_frames", "total_steps", "batch_size", "ema_every", "checkpoint_every",
-                    "valid_every", "valid_items", "log_every")
+        positive = (
+            "segment_frames",
+            "total_steps",
+            "batch_size",
+            "ema_every",
+            "checkpoint_every",
+            "valid_every",
+            "valid_items",
+            "log_every",
+        )
         for name in positive:
             if int(getattr(self, name)) <= 0:
                 raise ConfigError(f"Expected {name} > 0. Got {getattr(self, name)} instead.")

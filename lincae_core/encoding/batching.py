@@ -44,20 +44,25 @@ class BatchChoice:
 
     def record(self) -> dict[str, object]:
         """JSON-ready record for the store's ``encoding.batch_size_auto``."""
-        return {"how": self.how, "segment_frames": self.segment_frames,
-                "ms_per_segment": {str(k): round(v, 3) for k, v in self.ms_per_segment.items()}}
+        return {
+            "how": self.how,
+            "segment_frames": self.segment_frames,
+            "ms_per_segment": {str(k): round(v, 3) for k, v in self.ms_per_segment.items()},
+        }
 
 
 _CACHE: dict[Hashable, BatchChoice] = {}
 
 
-def rule_batch_size(device_type: str, segment_samples: int, sample_rate: int,
-                    parallel: bool = False) -> int:
+def rule_batch_size(device_type: str, segment_samples: int, sample_rate: int, parallel: bool = False) -> int:
     """Segments per pass holding about ``AUTO_BATCH_AUDIO_S[device]`` seconds of audio
     (``parallel``: several passes run at once, one per core, each on one thread; on CPU each
     then holds ``AUTO_BATCH_AUDIO_S["cpu-parallel"]``)."""
-    key = f"{device_type}-parallel" if parallel and f"{device_type}-parallel" in AUTO_BATCH_AUDIO_S \
+    key = (
+        f"{device_type}-parallel"
+        if parallel and f"{device_type}-parallel" in AUTO_BATCH_AUDIO_S
         else device_type
+    )
     audio_s = AUTO_BATCH_AUDIO_S.get(key, AUTO_BATCH_AUDIO_S["cpu"])
     n = int(audio_s * sample_rate / max(segment_samples, 1) + 0.5)
     return int(min(max(n, 1), AUTO_BATCH_CANDIDATES[-1]))

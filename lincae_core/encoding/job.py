@@ -65,20 +65,38 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def encode_args(library: str, files_from: str | None, extensions: Sequence[str], checkpoint: str | None,
-                inference: InferenceConfig, settings: EncodeSettings) -> dict[str, Any]:
+def encode_args(
+    library: str,
+    files_from: str | None,
+    extensions: Sequence[str],
+    checkpoint: str | None,
+    inference: InferenceConfig,
+    settings: EncodeSettings,
+) -> dict[str, Any]:
     """The JSON-ready arguments of an encode, as recorded in the store's lineage."""
-    return {"library": library, "files_from": files_from, "ext": list(extensions),
-            "checkpoint": checkpoint, "channels": settings.channels, "dtype": settings.dtype,
-            "window_s": inference.window_s, "overlap_s": inference.overlap_s,
-            "batch_size": inference.batch_size, "shards": settings.shards,
-            "channels_last": settings.channels_last, "autocast": settings.autocast,
-            "compile": settings.compile, "parallel_forward": settings.parallel_forward,
-            "chunk_frames": settings.chunk_frames}
+    return {
+        "library": library,
+        "files_from": files_from,
+        "ext": list(extensions),
+        "checkpoint": checkpoint,
+        "channels": settings.channels,
+        "dtype": settings.dtype,
+        "window_s": inference.window_s,
+        "overlap_s": inference.overlap_s,
+        "batch_size": inference.batch_size,
+        "shards": settings.shards,
+        "channels_last": settings.channels_last,
+        "autocast": settings.autocast,
+        "compile": settings.compile,
+        "parallel_forward": settings.parallel_forward,
+        "chunk_frames": settings.chunk_frames,
+    }
 
 
 def plan_encode(
-    sources: Sequence[Source], model: LinCAE, workers: int = 2,
+    sources: Sequence[Source],
+    model: LinCAE,
+    workers: int = 2,
     progress: Callable[[EncodeProgress], None] | None = None,
 ) -> EncodePlan:
     """Probe every source's header and return the plan (``--dry-run``: writes nothing)."""
@@ -93,16 +111,26 @@ def plan_encode(
 
 
 def _expected_identity(
-    model: LinCAE, inference: InferenceConfig, settings: EncodeSettings, fingerprint: str,
+    model: LinCAE,
+    inference: InferenceConfig,
+    settings: EncodeSettings,
+    fingerprint: str,
     n_sources: int,
 ) -> dict[str, Any]:
     window, overlap = inference.frames(model.config)
     return {
-        "window_s": inference.window_s, "overlap_s": inference.overlap_s,
-        "window_frames": window, "overlap_frames": overlap, "batch_size": inference.batch_size,
-        "channels_last": settings.channels_last, "autocast": settings.autocast,
-        "compile": settings.compile, "parallel_forward": settings.parallel_forward,
-        "block_tracks": BLOCK_TRACKS, "channels": settings.channels, "shards": settings.shards,
+        "window_s": inference.window_s,
+        "overlap_s": inference.overlap_s,
+        "window_frames": window,
+        "overlap_frames": overlap,
+        "batch_size": inference.batch_size,
+        "channels_last": settings.channels_last,
+        "autocast": settings.autocast,
+        "compile": settings.compile,
+        "parallel_forward": settings.parallel_forward,
+        "block_tracks": BLOCK_TRACKS,
+        "channels": settings.channels,
+        "shards": settings.shards,
         "inputs": n_sources,
         "inputs_sha256": fingerprint,
     }
@@ -112,8 +140,9 @@ def _short(v: Any) -> Any:
     return f"{v[:12]}..." if isinstance(v, str) and len(v) > 16 else v
 
 
-def _check_identity(store: LatentStore, model: LinCAE, settings: EncodeSettings,
-                    encoding: Mapping[str, Any]) -> None:
+def _check_identity(
+    store: LatentStore, model: LinCAE, settings: EncodeSettings, encoding: Mapping[str, Any]
+) -> None:
     """Refuse to resume a store made by another model, config, window or input set."""
     have = store.encoding or {}
     checks = [
@@ -121,8 +150,17 @@ def _check_identity(store: LatentStore, model: LinCAE, settings: EncodeSettings,
         ("model config", store.model_config, model.config.to_dict()),
         ("latent channels", store.channels, settings.latent_channels),
         ("dtype", store.dtype, settings.dtype),
-        *((k, have.get(k), encoding[k]) for k in
-          ("window_frames", "overlap_frames", "block_tracks", "channels", "inputs", "inputs_sha256")),
+        *(
+            (k, have.get(k), encoding[k])
+            for k in (
+                "window_frames",
+                "overlap_frames",
+                "block_tracks",
+                "channels",
+                "inputs",
+                "inputs_sha256",
+            )
+        ),
     ]
     if settings.chunk_frames is not None:  # asked for explicitly: the store must have it
         checks.append(("chunk_frames", store.chunk_frames, settings.chunk_frames))
@@ -132,37 +170,68 @@ def _check_identity(store: LatentStore, model: LinCAE, settings: EncodeSettings,
                 f"{store.path} was made with another {name} (store: {_short(got)}, this encode: "
                 f"{_short(want)}); use --overwrite to replace it, or another output path."
             )
-    for name, old_default in (("batch_size", None), ("channels_last", False), ("autocast", "none"),
-                              ("compile", False), ("parallel_forward", False)):
+    for name, old_default in (
+        ("batch_size", None),
+        ("channels_last", False),
+        ("autocast", "none"),
+        ("compile", False),
+        ("parallel_forward", False),
+    ):
         if have.get(name, old_default) != encoding[name]:
-            log.warning("%s was planned with %s=%s, this run uses %s: latents may differ in the "
-                        "last bits from an uninterrupted run.", store.path, name,
-                        have.get(name, old_default), encoding[name])
+            log.warning(
+                "%s was planned with %s=%s, this run uses %s: latents may differ in the "
+                "last bits from an uninterrupted run.",
+                store.path,
+                name,
+                have.get(name, old_default),
+                encoding[name],
+            )
 
 
-def _plan_store(out: Path, sources: Sequence[Source], model: LinCAE, settings: EncodeSettings,
-                encoding: dict[str, Any], args: Mapping[str, Any],
-                progress: Callable[[EncodeProgress], None] | None, replace: bool) -> bool:
+def _plan_store(
+    out: Path,
+    sources: Sequence[Source],
+    model: LinCAE,
+    settings: EncodeSettings,
+    encoding: dict[str, Any],
+    args: Mapping[str, Any],
+    progress: Callable[[EncodeProgress], None] | None,
+    replace: bool,
+) -> bool:
     plan = plan_encode(sources, model, settings.workers, progress)
     cfg = model.config
     if encoding["batch_size"] == AUTO_BATCH:
         frames = np.array([r[1] for r in plan.rows], np.int64)
-        choice = auto_batch_size(model, InferenceConfig(window_s=encoding["window_s"],
-                                 overlap_s=encoding["overlap_s"]), settings, frames)
+        choice = auto_batch_size(
+            model,
+            InferenceConfig(window_s=encoding["window_s"], overlap_s=encoding["overlap_s"]),
+            settings,
+            frames,
+        )
         encoding["batch_size"], encoding["batch_size_auto"] = choice.batch_size, choice.record()
-    inference = InferenceConfig(window_s=encoding["window_s"], overlap_s=encoding["overlap_s"],
-                                batch_size=encoding["batch_size"])
+    inference = InferenceConfig(
+        window_s=encoding["window_s"], overlap_s=encoding["overlap_s"], batch_size=encoding["batch_size"]
+    )
     # Where the encoder ran, and whether under float16 autocast: a store encoded on CUDA is within a
     # few float16 steps of one encoded on the CPU, not bit-identical (docs/presets.md, "On a GPU").
     device = next(model.parameters()).device
     ran_on = {"device": device.type, "float16_autocast": bool(settings.amp and device.type == "cuda")}
     lineage = [lineage_entry("encode", {**args, **ran_on, "encoding": encoding}, [])]
     return create_planned_store(
-        out, plan, settings.shards, replace, model_id=model.model_id or "unknown",
-        model_config=cfg.to_dict(), geometry=cfg.geometry(), channels=settings.latent_channels,
-        dtype=settings.dtype, encoding=encoding, lineage=lineage,
+        out,
+        plan,
+        settings.shards,
+        replace,
+        model_id=model.model_id or "unknown",
+        model_config=cfg.to_dict(),
+        geometry=cfg.geometry(),
+        channels=settings.latent_channels,
+        dtype=settings.dtype,
+        encoding=encoding,
+        lineage=lineage,
         **({} if settings.chunk_frames is None else {"chunk_frames": settings.chunk_frames}),
-        model_card=card_summary(model.card), origin=encode_origin(model, inference, settings.latent_channels),
+        model_card=card_summary(model.card),
+        origin=encode_origin(model, inference, settings.latent_channels),
     )
 
 
@@ -187,23 +256,32 @@ def encode_origin(model: LinCAE, inference: InferenceConfig, channels: int) -> n
 
 def _forward(model: LinCAE, settings: EncodeSettings) -> Callable[[np.ndarray], np.ndarray]:
     device = next(model.parameters()).device
-    return functools.partial(forward_segments, model, amp=settings.amp and device.type == "cuda",
-                             channels_last=bool(settings.channels_last), autocast=settings.autocast,
-                             compile=settings.compile)
+    return functools.partial(
+        forward_segments,
+        model,
+        amp=settings.amp and device.type == "cuda",
+        channels_last=bool(settings.channels_last),
+        autocast=settings.autocast,
+        compile=settings.compile,
+    )
 
 
-def _as_parallel_passes(forward: Callable[[np.ndarray], np.ndarray], passes: int
-                        ) -> Callable[[np.ndarray], None]:
+def _as_parallel_passes(
+    forward: Callable[[np.ndarray], np.ndarray], passes: int
+) -> Callable[[np.ndarray], None]:
     """The probe's forward for parallel passes: ``passes`` copies of the pass at once, each on one
     torch thread, as the encode runs them (threads restored afterwards)."""
+
     def run(x: np.ndarray) -> None:
         with torch_threads(1), ThreadPoolExecutor(passes) as pool:
             list(pool.map(forward, [x] * passes))
+
     return run
 
 
-def auto_batch_size(model: LinCAE, inference: InferenceConfig, settings: EncodeSettings,
-                    frames: np.ndarray) -> BatchChoice:
+def auto_batch_size(
+    model: LinCAE, inference: InferenceConfig, settings: EncodeSettings, frames: np.ndarray
+) -> BatchChoice:
     """Resolve ``batch_size="auto"`` for a table of tracks of ``frames`` latent frames each.
 
     Logged on stderr; see :mod:`lincae_core.encoding.batching`.
@@ -219,21 +297,43 @@ def auto_batch_size(model: LinCAE, inference: InferenceConfig, settings: EncodeS
         forward = _as_parallel_passes(forward, passes)
     with _encoder_memory_format(model, bool(settings.channels_last)):
         choice = choose_batch_size(
-            forward, device_type=device.type,
-            cache_key=(str(device), model.model_id, bool(settings.channels_last), settings.autocast,
-                       settings.compile, settings.amp),
-            segment_frames=length, segment_samples=b - a, sample_rate=cfg.sample_rate,
+            forward,
+            device_type=device.type,
+            cache_key=(
+                str(device),
+                model.model_id,
+                bool(settings.channels_last),
+                settings.autocast,
+                settings.compile,
+                settings.amp,
+            ),
+            segment_frames=length,
+            segment_samples=b - a,
+            sample_rate=cfg.sample_rate,
             job_segments=0 if settings.compile else n_windows * settings.latent_channels,  # no
-            passes=passes)  # probe when compiling: every candidate shape would compile first
+            passes=passes,
+        )  # probe when compiling: every candidate shape would compile first
     per = ", ".join(f"{k}: {v:.1f}" for k, v in choice.ms_per_segment.items())
-    log.info("batch size auto: %d on %s for windows of %d frames (%s%s)", choice.batch_size, device,
-             length, choice.how, f"; ms per window {per}" if per else "")
+    log.info(
+        "batch size auto: %d on %s for windows of %d frames (%s%s)",
+        choice.batch_size,
+        device,
+        length,
+        choice.how,
+        f"; ms per window {per}" if per else "",
+    )
     return choice
 
 
-def open_or_plan(out: Path, sources: Sequence[Source], model: LinCAE, inference: InferenceConfig,
-                 settings: EncodeSettings, args: Mapping[str, Any] | None = None,
-                 progress: Callable[[EncodeProgress], None] | None = None) -> tuple[LatentStore, bool]:
+def open_or_plan(
+    out: Path,
+    sources: Sequence[Source],
+    model: LinCAE,
+    inference: InferenceConfig,
+    settings: EncodeSettings,
+    args: Mapping[str, Any] | None = None,
+    progress: Callable[[EncodeProgress], None] | None = None,
+) -> tuple[LatentStore, bool]:
     """Open the store at ``out`` (checked against this encode), planning it first if needed.
 
     With ``inference.batch_size="auto"`` a store being planned gets the batch size chosen for
@@ -249,8 +349,9 @@ def open_or_plan(out: Path, sources: Sequence[Source], model: LinCAE, inference:
     planned = False
     if settings.overwrite and (out.exists() or out.is_symlink()):
         if not (out / "zarr.json").is_file():
-            raise StoreFormatError(f"{out} exists and is not a Zarr store: refusing to replace it, "
-                                   "even with --overwrite.")
+            raise StoreFormatError(
+                f"{out} exists and is not a Zarr store: refusing to replace it, even with --overwrite."
+            )
         log.info("replacing %s (--overwrite)", out)
         planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, True)
     for _ in range(3):  # plan, or lose the race to another shard and open its store
@@ -267,15 +368,17 @@ def open_or_plan(out: Path, sources: Sequence[Source], model: LinCAE, inference:
             if not settings.overwrite or planned:
                 raise
             if not (out / "zarr.json").is_file():
-                raise StoreFormatError(f"{out} exists and is not a Zarr store: refusing to replace "
-                                       "it, even with --overwrite.") from None
+                raise StoreFormatError(
+                    f"{out} exists and is not a Zarr store: refusing to replace it, even with --overwrite."
+                ) from None
         log.info("replacing %s (--overwrite)", out)
         planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, True)
     raise StoreFormatError(f"{out}: could not plan the store (it keeps changing under this process).")
 
 
-def _schedules(store: LatentStore, rows: range, inference: InferenceConfig, cfg: Any,
-               channels: int, pending: np.ndarray) -> Iterator[BlockSchedule]:
+def _schedules(
+    store: LatentStore, rows: range, inference: InferenceConfig, cfg: Any, channels: int, pending: np.ndarray
+) -> Iterator[BlockSchedule]:
     window, overlap = inference.frames(cfg)
     frames = store.table()["frames"]
     for block in blocks_of(rows):
@@ -346,8 +449,9 @@ def encode_files(
                 settings = dataclasses.replace(settings, channels_last=planned_enc["channels_last"])
             if settings.parallel_forward is None and "batch_size" in planned_enc:  # a store planned
                 # before parallel passes existed ran one pass at a time
-                settings = dataclasses.replace(settings,
-                                               parallel_forward=bool(planned_enc.get("parallel_forward")))
+                settings = dataclasses.replace(
+                    settings, parallel_forward=bool(planned_enc.get("parallel_forward"))
+                )
     settings = settings.for_device(next(model.parameters()).device.type)
     store, planned = open_or_plan(out, sources, model, inference, settings, args, progress)
     if inference.auto_batch:
@@ -358,15 +462,21 @@ def encode_files(
             f"{out} is planned for {planned_shards} shard(s); this process runs shard "
             f"{settings.shard}/{settings.shards} (use --shard i/{planned_shards})."
         )
-    summary = EncodeSummary(str(out), settings.shard, settings.shards, tracks=store.n_tracks,
-                            planned_here=planned, batch_size=int(inference.batch_size),
-                            plan_failures=sum(1 for r in store.ledger() if r.get("index") is None))
+    summary = EncodeSummary(
+        str(out),
+        settings.shard,
+        settings.shards,
+        tracks=store.n_tracks,
+        planned_here=planned,
+        batch_size=int(inference.batch_size),
+        plan_failures=sum(1 for r in store.ledger() if r.get("index") is None),
+    )
     if settings.plan_only:
         return _finish_summary(summary, store, t0)
     own = store.shard_tracks(settings.shard)
     status = store.table()["status"]
     pending = np.zeros(store.n_tracks, bool)
-    pending[own.start:own.stop] = status[own.start:own.stop] == STATUS_PLANNED
+    pending[own.start : own.stop] = status[own.start : own.stop] == STATUS_PLANNED
     summary.skipped = int(len(own) - pending.sum())
     if not pending.any():
         summary.nothing_to_do = True
@@ -377,9 +487,17 @@ def encode_files(
     return _finish_summary(summary, store, t0)
 
 
-def _run(store: LatentStore, model: LinCAE, sources: Sequence[Source], inference: InferenceConfig,
-         settings: EncodeSettings, own: range, pending: np.ndarray,
-         progress: Callable[[EncodeProgress], None] | None, t0: float) -> RunStats:
+def _run(
+    store: LatentStore,
+    model: LinCAE,
+    sources: Sequence[Source],
+    inference: InferenceConfig,
+    settings: EncodeSettings,
+    own: range,
+    pending: np.ndarray,
+    progress: Callable[[EncodeProgress], None] | None,
+    t0: float,
+) -> RunStats:
     table = store.table()
     by_key = {s.key: s.path for s in sources}
     lo, hi = blocks_of(own)[0] * BLOCK_TRACKS, min((blocks_of(own)[-1] + 1) * BLOCK_TRACKS, store.n_tracks)
@@ -391,13 +509,24 @@ def _run(store: LatentStore, model: LinCAE, sources: Sequence[Source], inference
     def report(stats: RunStats, finished: int) -> None:
         files[0] += finished
         if progress:
-            progress(EncodeProgress("encode", files[0], files_total, stats.seconds, seconds_total,
-                                    time.monotonic() - t0))
+            progress(
+                EncodeProgress(
+                    "encode", files[0], files_total, stats.seconds, seconds_total, time.monotonic() - t0
+                )
+            )
 
     device = next(model.parameters()).device
-    runner = Runner(store, model.config, _forward(model, settings), paths, pending, settings.channels,
-                    report, chunk_writes=settings.chunk_writes,
-                    forward_workers=settings.forward_workers())
+    runner = Runner(
+        store,
+        model.config,
+        _forward(model, settings),
+        paths,
+        pending,
+        settings.channels,
+        report,
+        chunk_writes=settings.chunk_writes,
+        forward_workers=settings.forward_workers(),
+    )
     ctx = _deterministic_cudnn() if device.type == "cuda" else contextlib.nullcontext()
     with ctx, _encoder_memory_format(model, bool(settings.channels_last)):
         schedules = _schedules(store, own, inference, model.config, settings.latent_channels, pending)
@@ -407,11 +536,10 @@ def _run(store: LatentStore, model: LinCAE, sources: Sequence[Source], inference
 def _finish_summary(summary: EncodeSummary, store: LatentStore, t0: float) -> EncodeSummary:
     own = store.shard_tracks(summary.shard)
     status = store.table()["status"]
-    summary.failed_total = int((status[own.start:own.stop] == STATUS_FAILED).sum())
+    summary.failed_total = int((status[own.start : own.stop] == STATUS_FAILED).sum())
     summary.pending_elsewhere = int((status == STATUS_PLANNED).sum())
     summary.wall_seconds = time.monotonic() - t0
-    done_here = status[own.start:own.stop] == STATUS_DONE
+    done_here = status[own.start : own.stop] == STATUS_DONE
     log.debug("%s: %d of %d own rows done", store.path, int(done_here.sum()), len(own))
-    summary.failures = [r for r in store.ledger()
-                        if r.get("index") is None or int(r["index"]) in own]
+    summary.failures = [r for r in store.ledger() if r.get("index") is None or int(r["index"]) in own]
     return summary

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from lincae_core.config import ModelConfig
 from lincae_core.discovery import Source
 from lincae_core.errors import AudioError, StoreFormatError
 from lincae_core.nn.transforms import padded_length
-from lincae_core.publish import publish_dir, temp_sibling
+from lincae_core.publish import building_dir
 from lincae_core.store import LatentStore
 
 __all__ = ["EncodePlan", "build_plan", "create_planned_store", "probe_source"]
@@ -145,8 +144,12 @@ def build_plan(
 
 
 def create_planned_store(
-    out: Path, plan: EncodePlan, shards: int, replace: bool, origin: np.ndarray | None = None,
-    **create_args: Any
+    out: Path,
+    plan: EncodePlan,
+    shards: int,
+    replace: bool,
+    origin: np.ndarray | None = None,
+    **create_args: Any,
 ) -> bool:
     """Create, plan and atomically publish a store at ``out``.
 
@@ -161,8 +164,8 @@ def create_planned_store(
     Returns:
         True if this process published the store, False if another process was first.
     """
-    tmp = temp_sibling(out, "plan")
-    try:
+    with building_dir(out, replace=replace, kind="plan", exist_ok=True) as building:
+        tmp = building.tmp
         store = LatentStore.create(tmp, **create_args)
         store.plan(plan.rows, shards=shards, loudness=True)
         if origin is not None:
@@ -171,7 +174,4 @@ def create_planned_store(
             store.record_failure(src.key, reason, writer="plan")
         if out.exists() and not out.is_dir() and not replace:
             raise StoreFormatError(f"{out} exists and is not a directory.")
-        return publish_dir(tmp, out, replace)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    return building.published

@@ -157,7 +157,8 @@ def _drain(stream: AudioStream, pos: int) -> int:
 
 
 _COMPILED: weakref.WeakKeyDictionary[LinCAE, Callable[[torch.Tensor], torch.Tensor]] = (
-    weakref.WeakKeyDictionary())
+    weakref.WeakKeyDictionary()
+)
 
 
 def _compiled_encoder(model: LinCAE) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -168,8 +169,12 @@ def _compiled_encoder(model: LinCAE) -> Callable[[torch.Tensor], torch.Tensor]:
 
 @torch.no_grad()
 def forward_segments(
-    model: LinCAE, x: np.ndarray, amp: bool = False, channels_last: bool = False,
-    autocast: str = "none", compile: bool = False,
+    model: LinCAE,
+    x: np.ndarray,
+    amp: bool = False,
+    channels_last: bool = False,
+    autocast: str = "none",
+    compile: bool = False,
 ) -> np.ndarray:
     """Encode equal-length segments ``[N, L]`` into raw latents ``[N, D, W]`` (float32).
 
@@ -278,8 +283,17 @@ class Runner:
         for s in schedules:
             for r in s.needed_rows():
                 spans = [window_span(a, b, self.cfg) for a, b in s.windows[r]]
-                yield s, RowJob(r, self.paths[r], spans, s.window_needed(r),
-                                int(self.table["samples"][r]), bool(self.pending[r]))
+                yield (
+                    s,
+                    RowJob(
+                        r,
+                        self.paths[r],
+                        spans,
+                        s.window_needed(r),
+                        int(self.table["samples"][r]),
+                        bool(self.pending[r]),
+                    ),
+                )
 
     def run(self, schedules: Iterator[BlockSchedule], workers: int, batch_size: int) -> RunStats:
         """Stream, encode, stitch and write every pending row; return the counters."""
@@ -369,8 +383,9 @@ class Runner:
     def _state(self, s: BlockSchedule, r: int) -> _RowState:
         if r not in self.states:
             frames = int(self.table["frames"][r])
-            self.states[r] = _RowState(self.channels, self.cfg.latent_dim, frames,
-                                       len(s.windows[r]) * self.channels)
+            self.states[r] = _RowState(
+                self.channels, self.cfg.latent_dim, frames, len(s.windows[r]) * self.channels
+            )
         return self.states[r]
 
     def _stitch(self, s: BlockSchedule, r: int, i: int, c: int, z: np.ndarray) -> None:
@@ -398,8 +413,10 @@ class Runner:
         length, error, lufs = self.ends.pop(r)
         samples = int(self.table["samples"][r])
         if error is None and length != samples:
-            error = (f"{self.paths[r]}: decoded {length} samples at {self.cfg.sample_rate} Hz but the "
-                     f"header promised {samples} (truncated or corrupt file).")
+            error = (
+                f"{self.paths[r]}: decoded {length} samples at {self.cfg.sample_rate} Hz but the "
+                f"header promised {samples} (truncated or corrupt file)."
+            )
         if error is not None:
             self.store.mark_failed(r, error)
             self.stats.failed += 1
@@ -430,8 +447,11 @@ class Runner:
         self.unwritten[r] = self.store.cast_latents(r, z)
         self.unwritten_bytes += self.unwritten[r].nbytes
         cf = self.store.chunk_frames
-        if ((span[1] - 1) // cf > span[0] // cf or self.unwritten_bytes > _BUFFER_BYTES
-                or time.monotonic() - self.flushed_at > _BUFFER_SECONDS):
+        if (
+            (span[1] - 1) // cf > span[0] // cf
+            or self.unwritten_bytes > _BUFFER_BYTES
+            or time.monotonic() - self.flushed_at > _BUFFER_SECONDS
+        ):
             self._flush_done()
 
     def _flush_done(self) -> None:

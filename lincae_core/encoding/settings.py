@@ -73,16 +73,20 @@ class EncodeSettings:
         from lincae_core.store.layout import MAX_CHUNK_FRAMES
 
         if self.chunk_frames is not None and not 1 <= self.chunk_frames <= MAX_CHUNK_FRAMES:
-            raise ConfigError(f"Expected chunk_frames in 1..{MAX_CHUNK_FRAMES}. "
-                              f"Got {self.chunk_frames} instead.")
+            raise ConfigError(
+                f"Expected chunk_frames in 1..{MAX_CHUNK_FRAMES}. Got {self.chunk_frames} instead."
+            )
         if self.workers < 1:
             raise ConfigError(f"Expected workers >= 1. Got {self.workers} instead.")
         if self.autocast not in AUTOCAST_CHOICES:
-            raise ConfigError(f"Expected autocast one of {list(AUTOCAST_CHOICES)}. "
-                              f"Got {self.autocast!r} instead.")
+            raise ConfigError(
+                f"Expected autocast one of {list(AUTOCAST_CHOICES)}. Got {self.autocast!r} instead."
+            )
         if self.overwrite and self.shards > 1 and not self.plan_only:
-            raise ConfigError("overwrite with several shards would let each shard replace the "
-                              "others' work: replace the store once with plan_only, then run shards.")
+            raise ConfigError(
+                "overwrite with several shards would let each shard replace the "
+                "others' work: replace the store once with plan_only, then run shards."
+            )
 
     def for_device(self, device_type: str) -> EncodeSettings:
         """These settings with ``channels_last`` and ``parallel_forward`` resolved for
@@ -175,8 +179,10 @@ def shard_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int]:
                 i = int(env[index_var]) - int(first)
                 n = int(env[count_var])
             except ValueError:
-                raise ConfigError(f"Expected integers in {index_var}/{count_var}. Got "
-                                  f"{env[index_var]!r}/{env[count_var]!r} instead.") from None
+                raise ConfigError(
+                    f"Expected integers in {index_var}/{count_var}. Got "
+                    f"{env[index_var]!r}/{env[count_var]!r} instead."
+                ) from None
             if not 0 <= i < n:
                 raise ConfigError(f"Expected 0 <= {index_var} < {count_var}. Got {i} of {n} instead.")
             return i, n

@@ -183,8 +183,12 @@ def measure_model(
             "skipped": skipped,
         },
         "protocol": {
-            "chunk_s": config.chunk_s, "overlap_s": config.overlap_s, "seed": seed,
-            "linearity_steps": config.steps, "gains": list(gains), "sample_rate": sr,
+            "chunk_s": config.chunk_s,
+            "overlap_s": config.overlap_s,
+            "seed": seed,
+            "linearity_steps": config.steps,
+            "gains": list(gains),
+            "sample_rate": sr,
             "homogeneity": "every gain on every track; the figures are means over tracks and gains",
             "reference": "lincae eval (docs/evaluation.md), short: first tracks, first seconds",
         },
@@ -237,5 +241,9 @@ def measure_checkpoint(
     again = load_model(path, verify=True)
     if again.model_id != model.model_id:  # pragma: no cover - the weights are not written
         raise CheckpointError(f"{path}: the model id changed while writing the card.")
-    return {"checkpoint": str(path), "model_id": model.model_id, "card": str(path / "model_card.json"),
-            "measured": measured}
+    return {
+        "checkpoint": str(path),
+        "model_id": model.model_id,
+        "card": str(path / "model_card.json"),
+        "measured": measured,
+    }

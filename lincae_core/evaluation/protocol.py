@@ -136,10 +136,12 @@ class ChunkCodec:
         chunks = torch.stack([chunk_audio(s, self.chunk, self.overlap) for s in signals])  # (K, N, L)
         k, n, _ = chunks.shape
         flat = chunks.reshape(k * n, self.chunk)
-        z = torch.cat([
-            self.model.encode(flat[i : i + self.batch_size].to(self.device)).float().cpu()
-            for i in range(0, k * n, self.batch_size)
-        ])  # (K*N, D, Z)
+        z = torch.cat(
+            [
+                self.model.encode(flat[i : i + self.batch_size].to(self.device)).float().cpu()
+                for i in range(0, k * n, self.batch_size)
+            ]
+        )  # (K*N, D, Z)
         return z.reshape(k, n, *z.shape[1:])
 
     @torch.no_grad()
@@ -152,7 +154,8 @@ class ChunkCodec:
         pieces = []
         for i in range(0, k * n, self.batch_size):
             rep = self.model.decode_representation(
-                flat[i : i + self.batch_size].to(self.device), steps=self.steps,
+                flat[i : i + self.batch_size].to(self.device),
+                steps=self.steps,
                 generators=gens[i : i + self.batch_size],
             )
             audio = transforms.from_representation(rep, self.model.config).float().cpu()

@@ -40,14 +40,22 @@ TABLE2_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 # arXiv:2510.23530 Tables 1-2 (44.1 kHz, MUSDB18-HQ test / MusicCaps), for reference only.
 PAPER_TABLE1: tuple[tuple[str, str], ...] = (
-    ("M2L (retrained)",
-     "5.21 | −0.48 | 2.73 | 0.97 | 0.10 | 39.56 / −11.11 | 12.26 / −11.95 | 5.30 / −11.81 | 3.49 / −12.56"),
-    ("Lin-CAE",
-     "0.99 | 1.22 | 0.60 | 1.00 | 0.21 | 1.58 / −0.59 | 1.16 / −0.28 | 1.21 / −1.82 | 1.23 / −1.18"),
-    ("− Additivity (hom. only)",
-     "1.68 | 0.30 | 2.07 | 1.39 | −0.06 | 6.61 / −7.12 | 2.37 / −6.11 | 3.44 / −8.52 | 2.87 / −12.18"),
-    ("− Homogeneity (add. only)",
-     "4.24 | −0.89 | 1.42 | 0.96 | 0.43 | 23.61 / −5.96 | 7.84 / −5.14 | 2.98 / −8.30 | 3.08 / −7.95"),
+    (
+        "M2L (retrained)",
+        "5.21 | −0.48 | 2.73 | 0.97 | 0.10 | 39.56 / −11.11 | 12.26 / −11.95 | 5.30 / −11.81 | 3.49 / −12.56",
+    ),
+    (
+        "Lin-CAE",
+        "0.99 | 1.22 | 0.60 | 1.00 | 0.21 | 1.58 / −0.59 | 1.16 / −0.28 | 1.21 / −1.82 | 1.23 / −1.18",
+    ),
+    (
+        "− Additivity (hom. only)",
+        "1.68 | 0.30 | 2.07 | 1.39 | −0.06 | 6.61 / −7.12 | 2.37 / −6.11 | 3.44 / −8.52 | 2.87 / −12.18",
+    ),
+    (
+        "− Homogeneity (add. only)",
+        "4.24 | −0.89 | 1.42 | 0.96 | 0.43 | 23.61 / −5.96 | 7.84 / −5.14 | 2.98 / −8.30 | 3.08 / −7.95",
+    ),
 )
 PAPER_TABLE2: tuple[tuple[str, str], ...] = (
     ("M2L (retrained)", "0.98 | 3.09 | 2.27 | −2.30 | 8.52"),
@@ -94,8 +102,12 @@ def summary_tables(result: EvalResult) -> str:
     n1, n2 = len(result.stem_tracks), len(result.music_tracks)
     lines = [f"Table 1 — additivity and separation ({n1} stems tracks of {result.stems_dir})", ""]
     lines += _table(h1, _table1_rows(result))
-    lines += ["", f"Table 2 — reconstruction and homogeneity ({n2} tracks of "
-              f"{result.music_dir or 'the stems mixtures'})", ""]
+    lines += [
+        "",
+        f"Table 2 — reconstruction and homogeneity ({n2} tracks of "
+        f"{result.music_dir or 'the stems mixtures'})",
+        "",
+    ]
     lines += _table(h2, _table2_rows(result))
     return "\n".join(lines) + "\n"
 
@@ -130,21 +142,39 @@ def markdown_report(
         d = m.describe()
         note = " (untrained)" if d["untrained"] else (f", {d['steps']} training steps" if d["steps"] else "")
         steps = result.config.steps or d["recommended_steps"]
-        lines.append(f"- **{m.name}**: `{d['checkpoint']}`, preset {d['preset']}, {d['sample_rate']} Hz, "
-                     f"model id `{(d['model_id'] or '')[:12]}`{note}; decoded with {steps} step(s)")
+        lines.append(
+            f"- **{m.name}**: `{d['checkpoint']}`, preset {d['preset']}, {d['sample_rate']} Hz, "
+            f"model id `{(d['model_id'] or '')[:12]}`{note}; decoded with {steps} step(s)"
+        )
     lines += ["", "## Protocol (arXiv:2510.23530 Sec. 4; docs/evaluation.md)", "", *_protocol_lines(result)]
     if result.skipped:
         lines += ["", "Skipped: " + "; ".join(f"{s['track']} ({s['reason']})" for s in result.skipped)]
-    lines += ["", "## Table 1 — MUSDB18-HQ-style stems: additivity and separation", "",
-              f"Mean over {len(result.stem_tracks)} tracks of `{result.stems_dir}`. "
-              "Separation cells are MSS↓ / SI-SDR↑ of Dec(Enc(mix) − Enc(mix − sᵢ)) against Dec(Enc(sᵢ)).",
-              "", *_table(h1, _table1_rows(result)), "", "Paper (44.1 kHz, MUSDB18-HQ test, 50 tracks):", "",
-              *_table(h1, [(n, r.split(" | ")) for n, r in PAPER_TABLE1])]
-    lines += ["", "## Table 2 — reconstruction and homogeneity", "",
-              f"Mean over {len(result.music_tracks)} tracks of "
-              f"{'`' + result.music_dir + '`' if result.music_dir else 'the stems folder mixtures'}.",
-              "", *_table(h2, _table2_rows(result)), "", "Paper (44.1 kHz, MusicCaps):", "",
-              *_table(h2, [(n, r.split(" | ") + ["—"]) for n, r in PAPER_TABLE2])]
+    lines += [
+        "",
+        "## Table 1 — MUSDB18-HQ-style stems: additivity and separation",
+        "",
+        f"Mean over {len(result.stem_tracks)} tracks of `{result.stems_dir}`. "
+        "Separation cells are MSS↓ / SI-SDR↑ of Dec(Enc(mix) − Enc(mix − sᵢ)) against Dec(Enc(sᵢ)).",
+        "",
+        *_table(h1, _table1_rows(result)),
+        "",
+        "Paper (44.1 kHz, MUSDB18-HQ test, 50 tracks):",
+        "",
+        *_table(h1, [(n, r.split(" | ")) for n, r in PAPER_TABLE1]),
+    ]
+    lines += [
+        "",
+        "## Table 2 — reconstruction and homogeneity",
+        "",
+        f"Mean over {len(result.music_tracks)} tracks of "
+        f"{'`' + result.music_dir + '`' if result.music_dir else 'the stems folder mixtures'}.",
+        "",
+        *_table(h2, _table2_rows(result)),
+        "",
+        "Paper (44.1 kHz, MusicCaps):",
+        "",
+        *_table(h2, [(n, r.split(" | ") + ["—"]) for n, r in PAPER_TABLE2]),
+    ]
     lines += _sdr_lines(result) + _linearity_lines(result)
     if files:
         lines += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in files.items()]
@@ -164,30 +194,44 @@ def _sdr_lines(result: EvalResult) -> list[str]:
             skipped = sum(int(sdr[s][ref]["silent_frames"] or 0) for s in STEMS)
             frames = sum(int(sdr[s][ref]["frames"] or 0) for s in STEMS)
             rows.append((f"{m.name} {label}", [*cells, f"{skipped} of {frames}"]))
-    return ["", "## Separation SDR, as the separation community reads it", "",
-            "Stems separated by latent arithmetic, ŝᵢ = Dec(Enc(mix) − Enc(mix − sᵢ)), in dB, against the "
-            "autoencoded stem (the paper's reference) and against the true stem. **v4**: BSSEval v4 "
-            "(museval) SDR per 1-s frame, median over frames, then median over tracks; a frame whose "
-            "reference or estimate is digital silence is skipped and counted. **MDX**: the Music Demixing "
-            "Challenge global SDR 10·log10(Σs²/Σ(s − ŝ)²) per track, mean over tracks.",
-            "", *_table(headers, rows)]
+    return [
+        "",
+        "## Separation SDR, as the separation community reads it",
+        "",
+        "Stems separated by latent arithmetic, ŝᵢ = Dec(Enc(mix) − Enc(mix − sᵢ)), in dB, against the "
+        "autoencoded stem (the paper's reference) and against the true stem. **v4**: BSSEval v4 "
+        "(museval) SDR per 1-s frame, median over frames, then median over tracks; a frame whose "
+        "reference or estimate is digital silence is skipped and counted. **MDX**: the Music Demixing "
+        "Challenge global SDR 10·log10(Σs²/Σ(s − ŝ)²) per track, mean over tracks.",
+        "",
+        *_table(headers, rows),
+    ]
 
 
 def _linearity_lines(result: EvalResult) -> list[str]:
     """One paragraph: is each checkpoint linear enough for latent gain, mixing and extraction?"""
     limits = ", ".join(f"{t.label} ≤ {t.limit:g}" for t in THRESHOLDS.values())
     verdicts = " ".join(result.linearity(m.name)["verdict"] for m in result.models)
-    return ["", "## Linearity verdict", "",
-            f"With the thresholds of docs/evaluation.md ({limits}; homogeneity serves `lincae gain`, "
-            f"additivity `lincae mix` and `lincae extract`), on the means above: {verdicts}"]
+    return [
+        "",
+        "## Linearity verdict",
+        "",
+        f"With the thresholds of docs/evaluation.md ({limits}; homogeneity serves `lincae gain`, "
+        f"additivity `lincae mix` and `lincae extract`), on the means above: {verdicts}",
+    ]
 
 
 def _example_lines(example: dict[str, Any]) -> list[str]:
     seconds = f"first {example['seconds']:g} s" if example["seconds"] else "whole track"
-    lines = ["", f"## Example track: {example['track']} ({seconds})", "",
-             "`examples/<checkpoint>/`: `mixture.wav` (Σ stems), `autoencoded_mixture.wav` (Dec(Enc(mix))), "
-             "`remix_latent_sum.wav` (latent-domain remix Dec(Σ Enc(sᵢ))) and `separated_<stem>.wav` "
-             "(Dec(Enc(mix) − Enc(mix − sᵢ))).", ""]
+    lines = [
+        "",
+        f"## Example track: {example['track']} ({seconds})",
+        "",
+        "`examples/<checkpoint>/`: `mixture.wav` (Σ stems), `autoencoded_mixture.wav` (Dec(Enc(mix))), "
+        "`remix_latent_sum.wav` (latent-domain remix Dec(Σ Enc(sᵢ))) and `separated_<stem>.wav` "
+        "(Dec(Enc(mix) − Enc(mix − sᵢ))).",
+        "",
+    ]
     scaled = {name: scale for name, scale in example["scale"].items() if scale != 1.0}
     lines += [f"- {name}: files scaled by {g:.3g} (peak above full scale)" for name, g in scaled.items()]
     return lines
@@ -238,8 +282,11 @@ def _plot_spectrograms(result: EvalResult, path: Path, stem: str = "vocals") -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = ((f"stem_{stem}", f"{stem} (input stem s)"), (f"autoencoded_{stem}", "reference Dec(Enc(s))"),
-            (f"separated_{stem}", "separated Dec(Enc(mix) − Enc(mix − s))"))
+    cols = (
+        (f"stem_{stem}", f"{stem} (input stem s)"),
+        (f"autoencoded_{stem}", "reference Dec(Enc(s))"),
+        (f"separated_{stem}", "separated Dec(Enc(mix) − Enc(mix − s))"),
+    )
     models = [m for m in result.models if m.name in result.example_audio]
     fig, axes = plt.subplots(len(models), 3, figsize=(11, 2.4 * len(models)), squeeze=False)
     for i, m in enumerate(models):
@@ -248,13 +295,27 @@ def _plot_spectrograms(result: EvalResult, path: Path, stem: str = "vocals") -> 
         for j, (key, title) in enumerate(cols):
             spec = _log_spectrogram(audio[key])
             top = spec.max()
-            axes[i, j].imshow(spec, origin="lower", aspect="auto", vmin=top - 80, vmax=top, cmap="magma",
-                              extent=(0, len(audio[key]) / sr, 0, sr / 2000))
+            axes[i, j].imshow(
+                spec,
+                origin="lower",
+                aspect="auto",
+                vmin=top - 80,
+                vmax=top,
+                cmap="magma",
+                extent=(0, len(audio[key]) / sr, 0, sr / 2000),
+            )
             if i == 0:
                 axes[i, j].set_title(title, fontsize=9)
             if j == 2:
-                axes[i, j].text(0.01, 0.97, f"SI-SDR {score:.1f} dB", transform=axes[i, j].transAxes,
-                                va="top", fontsize=8, color="w")
+                axes[i, j].text(
+                    0.01,
+                    0.97,
+                    f"SI-SDR {score:.1f} dB",
+                    transform=axes[i, j].transAxes,
+                    va="top",
+                    fontsize=8,
+                    color="w",
+                )
             axes[i, j].set_xlabel("s", fontsize=7)
             axes[i, j].set_ylabel(f"{m.name}\nkHz" if j == 0 else "kHz", fontsize=7)
     fig.suptitle(f"{result.example_track}: {stem}", fontsize=10)
@@ -277,8 +338,11 @@ def _write_examples(result: EvalResult, out: Path) -> dict[str, Any]:
     info: dict[str, Any] = {"track": result.example_track, "seconds": seconds, "scale": {}, "files": []}
     for m in result.models:
         sr = m.model.config.sample_rate
-        audio = {k: x for k, x in result.example_audio.get(m.name, {}).items()
-                 if k in _EXAMPLE_FILES or k.startswith("separated_")}
+        audio = {
+            k: x
+            for k, x in result.example_audio.get(m.name, {}).items()
+            if k in _EXAMPLE_FILES or k.startswith("separated_")
+        }
         if not audio:
             continue
         peak = max(float(np.abs(x).max()) for x in audio.values())
@@ -305,8 +369,11 @@ def write_report(result: EvalResult, out_dir: str | Path, stem: str = "vocals") 
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str] = {"json": "report.json", "markdown": "report.md",
-                             "separation_plot": "separation_si_sdr.png"}
+    files: dict[str, str] = {
+        "json": "report.json",
+        "markdown": "report.md",
+        "separation_plot": "separation_si_sdr.png",
+    }
     _plot_separation(result, out / files["separation_plot"])
     data: dict[str, Any] = result.to_dict()
     if result.example_audio:

@@ -128,20 +128,26 @@ class EvalResult:
         out: dict[str, dict[str, dict[str, float | int | None]]] = {}
         for stem in STEMS:
             p = f"sep_{stem}_"
-            out[stem] = {ref: {
-                "bsseval_v4": median_over_tracks(r[f"{p}sdr_v4_{ref}"] for r in rows),
-                "mdx_global": mean_over_tracks(r[f"{p}sdr_global_{ref}"] for r in rows),
-                "silent_frames": int(sum(r[f"{p}silent_frames_{ref}"] for r in rows)),
-                "frames": int(sum(r[f"{p}sdr_frames"] for r in rows)),
-            } for ref in ("ae", "true")}
+            out[stem] = {
+                ref: {
+                    "bsseval_v4": median_over_tracks(r[f"{p}sdr_v4_{ref}"] for r in rows),
+                    "mdx_global": mean_over_tracks(r[f"{p}sdr_global_{ref}"] for r in rows),
+                    "silent_frames": int(sum(r[f"{p}silent_frames_{ref}"] for r in rows)),
+                    "frames": int(sum(r[f"{p}sdr_frames"] for r in rows)),
+                }
+                for ref in ("ae", "true")
+            }
         return out
 
     def linearity(self, name: str) -> dict[str, Any]:
         """The linearity figures of one model (means of Tables 1-2) and their verdict (:mod:`..linearity`)."""
         t1, t2 = self.means("table1", name), self.means("table2", name)
         figures = {k: v for k, v in {**t1, **t2}.items() if k in LINEARITY_KEYS}
-        return {"figures": figures, "verdict": linearity_verdict(name, figures),
-                "thresholds": {k: t.limit for k, t in THRESHOLDS.items()}}
+        return {
+            "figures": figures,
+            "verdict": linearity_verdict(name, figures),
+            "thresholds": {k: t.limit for k, t in THRESHOLDS.items()},
+        }
 
     def protocol(self) -> dict[str, Any]:
         """The protocol settings, as recorded in the report."""
@@ -160,7 +166,7 @@ class EvalResult:
             "kad": "not computed (needs a CLAP model; out of scope offline)",
             "separation_sdr": {
                 "bsseval_v4": "museval v4 (images) SDR per 1-s frame, median over frames, median over "
-                              "tracks; a frame with a silent reference or estimate is skipped and counted",
+                "tracks; a frame with a silent reference or estimate is skipped and counted",
                 "mdx_global": "10·log10((Σs² + 1e-7) / (Σ(s − ŝ)² + 1e-7)) per track, mean over tracks",
                 "references": {"ae": "the autoencoded stem Dec(Enc(sᵢ))", "true": "the stem sᵢ itself"},
             },
@@ -367,8 +373,15 @@ def evaluate(
     music = find_music_files(music_dir, config.max_tracks) if music_dir is not None else []
     names = [k for k, _ in music] if music else [t.name for t in tracks]
     gains = config.gains.sample(np.random.default_rng(config.seed), len(names))
-    result = EvalResult(config, list(models), str(stems_dir), None if music_dir is None else str(music_dir),
-                        [t.name for t in tracks], names, skipped)
+    result = EvalResult(
+        config,
+        list(models),
+        str(stems_dir),
+        None if music_dir is None else str(music_dir),
+        [t.name for t in tracks],
+        names,
+        skipped,
+    )
     codecs = {m.name: ChunkCodec(m.model, config) for m in models}
     total, done = len(tracks) + len(music), 0
     for i, track in enumerate(tracks):

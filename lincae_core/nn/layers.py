@@ -81,9 +81,7 @@ class ResBlock(nn.Module):
         self.use_2d = use_2d
         self.conv1 = conv(in_channels, out_channels, 3, padding="same")
         self.conv2 = zero_init(conv(out_channels, out_channels, 3, padding="same"))
-        self.res_conv = (
-            conv(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
-        )
+        self.res_conv = conv(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
         self.norm1 = group_norm(in_channels)
         self.norm2 = group_norm(out_channels)
         if cond_channels is not None:

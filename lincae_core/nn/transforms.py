@@ -94,9 +94,7 @@ def to_representation(x: torch.Tensor, cfg: ModelConfig, fast: bool = False) -> 
     return torch.stack((spec.real, spec.imag), dim=1)
 
 
-def from_representation(
-    rep: torch.Tensor, cfg: ModelConfig, clamp: bool = False
-) -> torch.Tensor:
+def from_representation(rep: torch.Tensor, cfg: ModelConfig, clamp: bool = False) -> torch.Tensor:
     """Invert ``to_representation``: decompress, zero Nyquist bin, irfft, synthesis window, OLA.
 
     Args:

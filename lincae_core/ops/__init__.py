@@ -20,13 +20,19 @@ from typing import Any
 # Re-exported lazily, so that a worker running one module's units (e.g. the export's, which need
 # no torch) imports only what that module needs.
 _EXPORTS = {
-    "db_to_amplitude": "lincae_core.ops.algebra", "extract": "lincae_core.ops.algebra",
-    "gain": "lincae_core.ops.algebra", "match_length": "lincae_core.ops.algebra",
+    "db_to_amplitude": "lincae_core.ops.algebra",
+    "extract": "lincae_core.ops.algebra",
+    "gain": "lincae_core.ops.algebra",
+    "match_length": "lincae_core.ops.algebra",
     "mix": "lincae_core.ops.algebra",
-    "concat_store": "lincae_core.ops.compose", "extract_stems": "lincae_core.ops.compose",
-    "midside_store": "lincae_core.ops.edits", "pan_store": "lincae_core.ops.edits",
-    "extract_store": "lincae_core.ops.stores", "gain_store": "lincae_core.ops.stores",
-    "mix_stores": "lincae_core.ops.stores", "operation_warnings": "lincae_core.ops.stores",
+    "concat_store": "lincae_core.ops.compose",
+    "extract_stems": "lincae_core.ops.compose",
+    "midside_store": "lincae_core.ops.edits",
+    "pan_store": "lincae_core.ops.edits",
+    "extract_store": "lincae_core.ops.stores",
+    "gain_store": "lincae_core.ops.stores",
+    "mix_stores": "lincae_core.ops.stores",
+    "operation_warnings": "lincae_core.ops.stores",
     "select_store": "lincae_core.ops.stores",
 }
 

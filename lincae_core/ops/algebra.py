@@ -58,8 +58,10 @@ def mix(zs: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
         ShapeMismatchError: Shapes differ or ``len(weights) != len(zs)``.
     """
     if len(zs) == 0 or len(zs) != len(weights):
-        raise ShapeMismatchError(f"mix: expected one weight per latent and at least one latent, "
-                                 f"got {len(zs)} latents and {len(weights)} weights")
+        raise ShapeMismatchError(
+            f"mix: expected one weight per latent and at least one latent, "
+            f"got {len(zs)} latents and {len(weights)} weights"
+        )
     shape = zs[0].shape
     for z in zs[1:]:
         if z.shape != shape:

@@ -14,7 +14,6 @@ outputs built beside and renamed into place).
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from lincae_core.ops.timeline import (
     parse_concat_list,
     plan_concat,
 )
-from lincae_core.publish import publish_dir, temp_sibling
+from lincae_core.publish import building_dir, check_free, free_name
 from lincae_core.store import LatentStore
 
 __all__ = ["concat_store", "extract_stems", "stem_gains"]
@@ -42,9 +41,14 @@ def _open(s: StoreLike) -> LatentStore:
     return s if isinstance(s, LatentStore) else LatentStore.open(s)
 
 
-def concat_store(src: StoreLike, out: str | os.PathLike | None,
-                 entries: Entries | str | os.PathLike, *, crossfade_s: float = 0.0,
-                 **kwargs: Any) -> dict[str, Any]:
+def concat_store(
+    src: StoreLike,
+    out: str | os.PathLike | None,
+    entries: Entries | str | os.PathLike,
+    *,
+    crossfade_s: float = 0.0,
+    **kwargs: Any,
+) -> dict[str, Any]:
     """Join tracks of ``src`` end to end on the latent frame grid, with a latent crossfade.
 
     Consecutive segments overlap by ``W = round(crossfade_s * sr / spf)`` whole latent frames, the
@@ -104,10 +108,20 @@ def _stem_stores(mix: StoreLike, stems: Mapping[str, StoreLike], force: bool) ->
     return stores
 
 
-def extract_stems(mix: StoreLike, stems: Mapping[str, StoreLike], out_dir: str | os.PathLike | None,
-                  *, consistent: bool = False, length: str = "first", missing: str = "error",
-                  force: bool = False, overwrite: bool = False, origin: str | None = None,
-                  dtype: str | None = None, **kwargs: Any) -> dict[str, Any]:
+def extract_stems(
+    mix: StoreLike,
+    stems: Mapping[str, StoreLike],
+    out_dir: str | os.PathLike | None,
+    *,
+    consistent: bool = False,
+    length: str = "first",
+    missing: str = "error",
+    force: bool = False,
+    overwrite: bool = False,
+    origin: str | None = None,
+    dtype: str | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
     """Estimate every stem of a mixture by latent subtraction: one store per stem in ``out_dir``.
 
     Each stem's store ``OUT_DIR/NAME.zarr`` holds, per key of ``mix``, the plain leave-one-out
@@ -140,41 +154,59 @@ def extract_stems(mix: StoreLike, stems: Mapping[str, StoreLike], out_dir: str |
     for s in stores:
         if Path(s.path).resolve().is_relative_to(final.resolve()):
             raise LincaeError(f"{final} holds the input {s.path}; write the stems elsewhere")
-    tmp = temp_sibling(final, "tmp")
-    tmp.mkdir()
     summaries: dict[str, Any] = {}
-    try:
+    with building_dir(final, replace=overwrite) as building:
+        tmp = building.tmp
+        tmp.mkdir()
         for i, name in enumerate(names):
             g = stem_gains(len(names), i, consistent)
-            plan = plan_mix([s.table() for s in stores], [str(s.path) for s in stores], g,
-                            stores[0].geometry.samples_per_frame, length=length, missing=missing)
-            args = {"gains": g, "pair": "key", "length": length, "missing": missing, "force": force,
-                    "stem": name, "stems": names, "consistent": consistent}
-            summaries[name] = ops_engine.run_plan(plan, stores, tmp / f"{name}.zarr", op="extract",
-                                                  args=args, dtype=dtype, origin=origin, **kwargs)
+            plan = plan_mix(
+                [s.table() for s in stores],
+                [str(s.path) for s in stores],
+                g,
+                stores[0].geometry.samples_per_frame,
+                length=length,
+                missing=missing,
+            )
+            args = {
+                "gains": g,
+                "pair": "key",
+                "length": length,
+                "missing": missing,
+                "force": force,
+                "stem": name,
+                "stems": names,
+                "consistent": consistent,
+            }
+            summaries[name] = ops_engine.run_plan(
+                plan,
+                stores,
+                tmp / f"{name}.zarr",
+                op="extract",
+                args=args,
+                dtype=dtype,
+                origin=origin,
+                **kwargs,
+            )
             summaries[name]["out"] = str(final / f"{name}.zarr")
-        if not publish_dir(tmp, final, overwrite):
-            raise LincaeError(f"{final} appeared while it was being written; nothing replaced")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     first = summaries[names[0]]
-    return {"op": "extract", "out": str(final), "consistent": consistent, "origin": origin,
-            "tracks": first["tracks"], "frames": sum(v["frames"] for v in summaries.values()),
-            **{k: first[k] for k in ("skipped", "left_out") if k in first}, "stems": summaries}
+    return {
+        "op": "extract",
+        "out": str(final),
+        "consistent": consistent,
+        "origin": origin,
+        "tracks": first["tracks"],
+        "frames": sum(v["frames"] for v in summaries.values()),
+        **{k: first[k] for k in ("skipped", "left_out") if k in first},
+        "stems": summaries,
+    }
 
 
-def _stems_dir(mix: LatentStore, out_dir: str | os.PathLike | None, consistent: bool,
-               overwrite: bool) -> Path:
+def _stems_dir(
+    mix: LatentStore, out_dir: str | os.PathLike | None, consistent: bool, overwrite: bool
+) -> Path:
     if out_dir is None:
         base = Path(mix.path)
         stem = base.name.removesuffix(".zarr") + (".consistent" if consistent else ".stems")
-        for n in range(1, 10_000):
-            cand = base.parent / (stem if n == 1 else f"{stem}-{n}")
-            if not (cand.exists() or cand.is_symlink()):
-                return cand
-        raise LincaeError(f"{base.parent}: no free output name for {stem}; give -o/--out")
-    out = Path(out_dir)
-    if (out.exists() or out.is_symlink()) and not overwrite:
-        raise LincaeError(f"{out} already exists (use --overwrite or overwrite=True to replace it)")
-    return out
+        return free_name(base.parent, stem)
+    return check_free(out_dir, overwrite)

@@ -43,14 +43,20 @@ def _envelope(envelope: Envelope) -> tuple[tuple[float, ...], tuple[float, ...]]
         return (), ()
     times, gains = read_envelope(envelope) if isinstance(envelope, (str, os.PathLike)) else envelope
     t, g = np.asarray(times, np.float64), np.asarray(gains, np.float64)
-    if t.ndim != 1 or t.shape != g.shape or t.size == 0 or not (np.diff(t) > 0).all() \
-            or not (np.isfinite(t).all() and np.isfinite(g).all()):
+    if (
+        t.ndim != 1
+        or t.shape != g.shape
+        or t.size == 0
+        or not (np.diff(t) > 0).all()
+        or not (np.isfinite(t).all() and np.isfinite(g).all())
+    ):
         raise ConfigError("envelope: expected equal-length finite times (increasing) and gains")
     return tuple(t.tolist()), tuple(g.tolist())
 
 
-def _loudness_gains(s: LatentStore, table: dict[str, np.ndarray], target: float,
-                    missing: str) -> tuple[np.ndarray, int]:
+def _loudness_gains(
+    s: LatentStore, table: dict[str, np.ndarray], target: float, missing: str
+) -> tuple[np.ndarray, int]:
     """Per-row gains ``10 ** ((target - L) / 20)``; unmeasured done rows refused or dropped."""
     if not math.isfinite(target):
         raise ConfigError(f"to_lufs: expected a finite target in LUFS, got {target!r}")
@@ -63,14 +69,22 @@ def _loudness_gains(s: LatentStore, table: dict[str, np.ndarray], target: float,
         raise StoreMismatchError(
             f"{s.path}: expected a loudness measurement for every done track (encode measures it); "
             f"got none for {bad.size} tracks, e.g. {shown} (too short, silent, or encoded before "
-            "lincae measured loudness); pass --missing skip (missing='skip') to leave them out")
+            "lincae measured loudness); pass --missing skip (missing='skip') to leave them out"
+        )
     table["status"][bad] = STATUS_FAILED  # this plan's copy only: dropped, counted as skipped
     return 10.0 ** ((target - loud.astype(np.float64)) / 20.0), int(bad.size)
 
 
-def gain_plan(s: LatentStore, a: float, *, fade_in_s: float = 0.0, fade_out_s: float = 0.0,
-              envelope: Envelope = None, to_lufs: float | None = None,
-              missing: str = "error") -> tuple[OpPlan, dict[str, Any]]:
+def gain_plan(
+    s: LatentStore,
+    a: float,
+    *,
+    fade_in_s: float = 0.0,
+    fade_out_s: float = 0.0,
+    envelope: Envelope = None,
+    to_lufs: float | None = None,
+    missing: str = "error",
+) -> tuple[OpPlan, dict[str, Any]]:
     """Plan of ``lincae gain``: ``a``, times the loudness gain of each track (``to_lufs``), times
     the per-frame envelope and fades. Returns the plan and its lineage args."""
     table = s.table()
@@ -80,8 +94,9 @@ def gain_plan(s: LatentStore, a: float, *, fade_in_s: float = 0.0, fade_out_s: f
         track_gain, skipped = _loudness_gains(s, table, float(to_lufs), missing)
     plan = plan_mix([table], [str(s.path)], [a], geo.samples_per_frame)
     times, gains = _envelope(envelope)
-    shape = FrameShape(geo.sample_rate, geo.samples_per_frame, times, gains, float(fade_in_s),
-                       float(fade_out_s))
+    shape = FrameShape(
+        geo.sample_rate, geo.samples_per_frame, times, gains, float(fade_in_s), float(fade_out_s)
+    )
     info = dict(plan.info)
     if track_gain is not None:
         rows = np.array([s.index_of(k) for k in plan.keys], dtype=np.int64)
@@ -108,8 +123,10 @@ def stereo_mode(s: LatentStore) -> str:
 
 def _require_stereo(s: LatentStore, op: str) -> None:
     if s.channels != 2:
-        raise StoreMismatchError(f"{s.path}: {op} needs a stereo store (encode --channels stereo); "
-                                 f"expected 2 latent channels, got {s.channels}")
+        raise StoreMismatchError(
+            f"{s.path}: {op} needs a stereo store (encode --channels stereo); "
+            f"expected 2 latent channels, got {s.channels}"
+        )
 
 
 def _channel_plan(s: LatentStore, matrix: tuple[tuple[float, ...], ...]) -> OpPlan:
@@ -118,8 +135,14 @@ def _channel_plan(s: LatentStore, matrix: tuple[tuple[float, ...], ...]) -> OpPl
     return replace(plan, shape=FrameShape(geo.sample_rate, geo.samples_per_frame, matrix=matrix))
 
 
-def pan_store(src: StoreLike, out: str | os.PathLike | None, *, pan: float | None = None,
-              channel_gains: tuple[float, float] | None = None, **kwargs: Any) -> dict[str, Any]:
+def pan_store(
+    src: StoreLike,
+    out: str | os.PathLike | None,
+    *,
+    pan: float | None = None,
+    channel_gains: tuple[float, float] | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
     """Per-channel gains of a stereo store: ``z_L <- gL z_L``, ``z_R <- gR z_R`` (homogeneity).
 
     Args:
@@ -133,20 +156,23 @@ def pan_store(src: StoreLike, out: str | os.PathLike | None, *, pan: float | Non
     s = _open(src)
     _require_stereo(s, "pan")
     if stereo_mode(s) != "lr":
-        raise StoreMismatchError(f"{s.path} holds mid/side latents; convert it back first "
-                                 "(lincae midside --to lr)")
+        raise StoreMismatchError(
+            f"{s.path} holds mid/side latents; convert it back first (lincae midside --to lr)"
+        )
     if (pan is None) == (channel_gains is None):
         raise ConfigError("pan: expected exactly one of pan or channel_gains")
     gl, gr = pan_gains(float(pan)) if pan is not None else (float(g) for g in channel_gains)  # type: ignore[union-attr]
     if not (math.isfinite(gl) and math.isfinite(gr)):
         raise ConfigError(f"channel_gains: expected finite numbers, got {channel_gains!r}")
     plan = _channel_plan(s, ((gl, 0.0), (0.0, gr)))
-    return ops_engine.run_plan(plan, [s], out, op="pan",
-                               args={"pan": pan, "channel_gains": [gl, gr]}, **kwargs)
+    return ops_engine.run_plan(
+        plan, [s], out, op="pan", args={"pan": pan, "channel_gains": [gl, gr]}, **kwargs
+    )
 
 
-def midside_store(src: StoreLike, out: str | os.PathLike | None, to: str, *,
-                  dtype: str | None = None, **kwargs: Any) -> dict[str, Any]:
+def midside_store(
+    src: StoreLike, out: str | os.PathLike | None, to: str, *, dtype: str | None = None, **kwargs: Any
+) -> dict[str, Any]:
     """Convert a stereo store between left/right and mid/side latents (additivity, homogeneity).
 
     ``to="ms"``: ``M = (L + R) / 2``, ``S = (L - R) / 2`` (channel 0 = M, 1 = S), written as
@@ -161,8 +187,9 @@ def midside_store(src: StoreLike, out: str | os.PathLike | None, to: str, *,
     mode = stereo_mode(s)
     if mode == to:
         have, want = ("mid/side", "left/right") if to == "ms" else ("left/right", "mid/side")
-        raise StoreMismatchError(f"{s.path} holds {have} latents already (see its lineage); "
-                                 f"expected a {want} store for --to {to}")
+        raise StoreMismatchError(
+            f"{s.path} holds {have} latents already (see its lineage); expected a {want} store for --to {to}"
+        )
     if to == "ms":
         dtype, args = dtype or "float32", {"to": "ms", "lr_dtype": s.dtype}
     else:

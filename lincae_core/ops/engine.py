@@ -17,7 +17,6 @@ import collections
 import logging
 import math
 import os
-import shutil
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -32,7 +31,7 @@ from lincae_core.errors import LincaeError
 from lincae_core.ops.cluster import parallel_backend
 from lincae_core.ops.plan import OpPlan
 from lincae_core.ops.shape import FrameShape, Placement, ramp_gains
-from lincae_core.publish import publish_dir, temp_sibling
+from lincae_core.publish import building_dir, check_free, free_name
 from lincae_core.store import LatentArray, LatentStore
 from lincae_core.store.array import CachedArray, chunk_cache_bytes
 from lincae_core.store.layout import STATUS_FAILED, STATUS_PLANNED
@@ -40,6 +39,7 @@ from lincae_core.store.lineage import lineage_entry
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BLOCK_FRAMES = 16384
+
 
 def _segments(offs: np.ndarray, frs: np.ndarray, b0: int, b1: int) -> tuple[np.ndarray, ...]:
     """Output tracks overlapping frames ``[b0, b1)``: their indices and local frame ranges."""
@@ -52,10 +52,13 @@ def _segments(offs: np.ndarray, frs: np.ndarray, b0: int, b1: int) -> tuple[np.n
     s1 = np.minimum(ends[idx], b1)
     return idx, s0 - offs[idx], s1 - offs[idx], s0 - b0
 
+
 Request = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
-def _requests(segs: tuple[np.ndarray, ...], src_off: np.ndarray, src_fr: np.ndarray,
-              dst: np.ndarray | None = None) -> Request | None:
+
+def _requests(
+    segs: tuple[np.ndarray, ...], src_off: np.ndarray, src_fr: np.ndarray, dst: np.ndarray | None = None
+) -> Request | None:
     """What one input (or lane) contributes to a block: ``(track idx, block pos, input start,
     stop, track frame)``, the last being the frame of the output track where the piece starts.
     ``dst``: ``(N,)`` frame of each output track where the input starts (default 0)."""
@@ -69,11 +72,16 @@ def _requests(segs: tuple[np.ndarray, ...], src_off: np.ndarray, src_fr: np.ndar
     start = src_off[idx] + r0 - d
     return idx[ok], (pos + r0 - l0)[ok], start[ok], (start + r1 - r0)[ok], r0[ok]
 
+
 Got = tuple[np.ndarray, np.ndarray]  # frames read for a block, and each segment's first row
 
 
-def _fetch(readers: Sequence[LatentArray | CachedArray], reqs: Sequence[Request | None],
-           max_read: int, buffers: Sequence[np.ndarray] | None = None) -> list[Got | None]:
+def _fetch(
+    readers: Sequence[LatentArray | CachedArray],
+    reqs: Sequence[Request | None],
+    max_read: int,
+    buffers: Sequence[np.ndarray] | None = None,
+) -> list[Got | None]:
     """Read, per input, the frames a block needs, and where each track segment starts in them.
 
     Inputs in the usual order (same track order as the output) need one read per block: the
@@ -110,10 +118,13 @@ def _shaped(z: torch.Tensor, shape: FrameShape, start: int, samples: int) -> tor
         z = z * torch.from_numpy(shape.frame_gains(start, z.shape[0], samples))[:, None, None]
     return z
 
+
 Lane = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # dst, ramp in, ramp out, frames
 
-def _runs(req: Request, rows: np.ndarray, gains: np.ndarray, merge: bool, split_gains: bool
-          ) -> tuple[list[int], list[int]]:
+
+def _runs(
+    req: Request, rows: np.ndarray, gains: np.ndarray, merge: bool, split_gains: bool
+) -> tuple[list[int], list[int]]:
     """First and last+1 segment of each run of a request that is read and computed as one piece.
 
     ``merge``: consecutive track segments contiguous both in the block's read (``rows``: their
@@ -133,8 +144,9 @@ def _runs(req: Request, rows: np.ndarray, gains: np.ndarray, merge: bool, split_
     return [0, *cut.tolist()], [*cut.tolist(), idx.size]
 
 
-def _pieces(req: Request, got: Got, gains: np.ndarray, merge: bool = False,
-            split_gains: bool = False) -> Iterator[tuple[int, int, torch.Tensor, float | torch.Tensor]]:
+def _pieces(
+    req: Request, got: Got, gains: np.ndarray, merge: bool = False, split_gains: bool = False
+) -> Iterator[tuple[int, int, torch.Tensor, float | torch.Tensor]]:
     """``(j, p, z, g)`` for each run of a request (:func:`_runs`): its first segment ``j``, its
     position ``p`` in the block, its input frames ``z`` (sliced from the block's read ``got``,
     :func:`_fetch`) and its gain ``g``: a number, or a float32 ``[n, 1, 1]`` tensor of per-frame
@@ -156,10 +168,17 @@ def _covers(req: Request | None, segs: tuple[np.ndarray, ...], n: int) -> bool:
     return req is not None and req[0].size == segs[0].size and int((req[3] - req[2]).sum()) == n
 
 
-def _accumulate(buf: torch.Tensor, tmp: torch.Tensor, req: Request | None, got: Got | None,
-                gains: np.ndarray, shape: FrameShape | None = None,
-                samples: np.ndarray | None = None, lane: Lane | None = None,
-                first: bool = False) -> None:
+def _accumulate(
+    buf: torch.Tensor,
+    tmp: torch.Tensor,
+    req: Request | None,
+    got: Got | None,
+    gains: np.ndarray,
+    shape: FrameShape | None = None,
+    samples: np.ndarray | None = None,
+    lane: Lane | None = None,
+    first: bool = False,
+) -> None:
     """Add ``gain * shape(z_k)`` of one input (``lane``: times its crossfade ramps, for placed
     segments, ``ops.shape.Placement``) into the float32 block buffer ``buf[B, C, D]`` (``tmp``:
     a float32 scratch block of the same size).
@@ -181,8 +200,9 @@ def _accumulate(buf: torch.Tensor, tmp: torch.Tensor, req: Request | None, got: 
                 z = _shaped(z, shape, int(local[j]), int(samples[idx[j]]))
             if lane is not None:
                 t = idx[j]
-                r = ramp_gains(int(local[j] - lane[0][t]), n, int(lane[3][t]), int(lane[1][t]),
-                               int(lane[2][t]))
+                r = ramp_gains(
+                    int(local[j] - lane[0][t]), n, int(lane[3][t]), int(lane[1][t]), int(lane[2][t])
+                )
                 z = z.float() * torch.from_numpy(r)[:, None, None]
         out = buf[p : p + n]
         # float16 in, float32 arithmetic. The cast goes into a buffer kept for the process: an
@@ -200,8 +220,15 @@ def _accumulate(buf: torch.Tensor, tmp: torch.Tensor, req: Request | None, got: 
             out.add_(z, alpha=g)
 
 
-def _direct(dst: torch.Tensor, tmp: torch.Tensor, req: Request | None, got: Got | None,
-            segs: tuple[np.ndarray, ...], gains: np.ndarray, origin: torch.Tensor | None) -> bool:
+def _direct(
+    dst: torch.Tensor,
+    tmp: torch.Tensor,
+    req: Request | None,
+    got: Got | None,
+    segs: tuple[np.ndarray, ...],
+    gains: np.ndarray,
+    origin: torch.Tensor | None,
+) -> bool:
     """One plain input (no shape, no lanes): write ``g * z`` (affine: ``g * z + o - g * o``)
     into the output-dtype block ``dst``, float32 arithmetic rounded once to the output dtype, as
     :func:`_accumulate` + :func:`_add_origin` + the cast give: one fused pass for a plain gain
@@ -228,9 +255,15 @@ def _direct(dst: torch.Tensor, tmp: torch.Tensor, req: Request | None, got: Got 
     return True
 
 
-def _add_origin(buf: torch.Tensor, segs: tuple[np.ndarray, ...], src_frames: np.ndarray,
-                gains: np.ndarray, origin: np.ndarray, shape: FrameShape | None = None,
-                samples: np.ndarray | None = None) -> None:
+def _add_origin(
+    buf: torch.Tensor,
+    segs: tuple[np.ndarray, ...],
+    src_frames: np.ndarray,
+    gains: np.ndarray,
+    origin: np.ndarray,
+    shape: FrameShape | None = None,
+    samples: np.ndarray | None = None,
+) -> None:
     """Add ``o − Σ_k g_k · shape(o)`` to every output frame, ``o = Enc(0)`` (the affine form).
 
     For an affine encoder, Enc(Σ g_k x_k) = Σ g_k Enc(x_k) + (1 − Σ g_k) Enc(0) (docs/method.md
@@ -254,13 +287,23 @@ def _add_origin(buf: torch.Tensor, segs: tuple[np.ndarray, ...], src_frames: np.
         buf[pos[j] : pos[j] + n].add_(base - torch.from_numpy(coef)[:, None, None] * shaped)
 
 
-def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.ndarray,
-             src_offset: np.ndarray, src_frames: np.ndarray, gains: np.ndarray,
-             blocks: Sequence[tuple[int, int]], max_read: int, shape: FrameShape | None = None,
-             samples: np.ndarray | None = None, origin: np.ndarray | None = None,
-             placement: Placement | None = None,
-             readers_cache: dict[str, CachedArray] | None = None,
-             scratch: dict[tuple[Any, ...], np.ndarray] | None = None) -> int:
+def run_unit(
+    out_path: str,
+    in_paths: Sequence[str],
+    offs: np.ndarray,
+    frs: np.ndarray,
+    src_offset: np.ndarray,
+    src_frames: np.ndarray,
+    gains: np.ndarray,
+    blocks: Sequence[tuple[int, int]],
+    max_read: int,
+    shape: FrameShape | None = None,
+    samples: np.ndarray | None = None,
+    origin: np.ndarray | None = None,
+    placement: Placement | None = None,
+    readers_cache: dict[str, CachedArray] | None = None,
+    scratch: dict[tuple[Any, ...], np.ndarray] | None = None,
+) -> int:
     """Compute and write a run of output blocks; return the number of frames written.
 
     Background threads read the next block and write the previous ones (at most two blocks in
@@ -286,6 +329,7 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
         scratch: Block buffers kept across the units that run one after another in this
             process (None: this unit's own), sparing fresh pages (and their faults) per unit.
     """
+
     def buffer(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         key = (name, shape, np.dtype(dtype).str)
         got = None if scratch is None else scratch.get(key)
@@ -304,27 +348,38 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
     readers = [opened[p] for p in in_paths]
     _, c, d = out.shape
     dst = [None] * len(readers) if placement is None else list(placement.dst_offset)
-    lanes: list[Lane | None] = [None] * len(readers) if placement is None else [
-        (placement.dst_offset[k], placement.ramp_in[k], placement.ramp_out[k], src_frames[k])
-        for k in range(len(readers))]
-    reqs = [[_requests(_segments(offs, frs, b0, b1), src_offset[k], src_frames[k], dst[k])
-             for k in range(len(readers))] for b0, b1 in blocks]
+    lanes: list[Lane | None] = (
+        [None] * len(readers)
+        if placement is None
+        else [
+            (placement.dst_offset[k], placement.ramp_in[k], placement.ramp_out[k], src_frames[k])
+            for k in range(len(readers))
+        ]
+    )
+    reqs = [
+        [
+            _requests(_segments(offs, frs, b0, b1), src_offset[k], src_frames[k], dst[k])
+            for k in range(len(readers))
+        ]
+        for b0, b1 in blocks
+    ]
     size = max(b1 - b0 for b0, b1 in blocks)
     outs = [buffer(f"out{j}", (size, c, d), out.dtype) for j in range(2)]
     acc_block = torch.from_numpy(buffer("acc", (size, c, d), np.float32))  # the float32 sum
     tmp = torch.from_numpy(buffer("tmp", (size, c, d), np.float32))  # casts of float16 inputs
     limit = float(np.finfo(out.dtype).max)
     # One plain input in the output's dtype (gain, to_lufs, a copy): the fused single pass.
-    direct = (len(readers) == 1 and shape is None and placement is None
-              and readers[0].dtype == out.dtype)
+    direct = len(readers) == 1 and shape is None and placement is None and readers[0].dtype == out.dtype
     o = None if origin is None else torch.from_numpy(np.asarray(origin, np.float32))
     writes: collections.deque[Future[None]] = collections.deque()
     # One reading thread and one writing thread, each with its own queue: a read of the next
     # block never waits behind the writes of the previous ones.
     # One torch thread: on blocks this size threading costs more than it gives.
     with torch_threads(1), ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
-        reads = [[buffer(f"read{j}.{k}", (max_read, c, d), r.dtype) for k, r in enumerate(readers)]
-                 for j in range(2)]
+        reads = [
+            [buffer(f"read{j}.{k}", (max_read, c, d), r.dtype) for k, r in enumerate(readers)]
+            for j in range(2)
+        ]
         ahead = reader.submit(_fetch, readers, reqs[0], max_read, reads[0])
         for i, (b0, b1) in enumerate(blocks):
             got = ahead.result()
@@ -342,8 +397,17 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
                 if not first:
                     acc.zero_()
                 for k in range(len(readers)):
-                    _accumulate(acc, tmp, reqs[i][k], got[k], gains[k], shape, samples,
-                                lanes[k], first=first and k == 0)
+                    _accumulate(
+                        acc,
+                        tmp,
+                        reqs[i][k],
+                        got[k],
+                        gains[k],
+                        shape,
+                        samples,
+                        lanes[k],
+                        first=first and k == 0,
+                    )
                 if origin is not None:
                     _add_origin(acc, segs, src_frames, gains, origin, shape, samples)
                 dst.copy_(acc)
@@ -351,12 +415,15 @@ def run_unit(out_path: str, in_paths: Sequence[str], offs: np.ndarray, frs: np.n
             # its range has become inf there, and NaN stays NaN.
             lo, hi = torch.aminmax(dst)
             if not (-limit <= float(lo) and float(hi) <= limit):
-                raise LincaeError(f"{out_path}: result overflows {out.dtype} (|z| > {limit:g});"
-                                  " use a float32 output or smaller gains")
+                raise LincaeError(
+                    f"{out_path}: result overflows {out.dtype} (|z| > {limit:g});"
+                    " use a float32 output or smaller gains"
+                )
             writes.append(writer.submit(out.write, b0, outs[i % 2][:n]))
         for f in writes:
             f.result()
     return sum(b1 - b0 for b0, b1 in blocks)
+
 
 def _units(total: int, chunk_frames: int, max_block_frames: int, n_jobs: int) -> list[list[tuple[int, int]]]:
     bf = max(chunk_frames, max_block_frames // chunk_frames * chunk_frames)
@@ -364,18 +431,38 @@ def _units(total: int, chunk_frames: int, max_block_frames: int, n_jobs: int) ->
     per = max(1, min(16, math.ceil(len(blocks) / (4 * n_jobs))))
     return [blocks[i : i + per] for i in range(0, len(blocks), per)]
 
-def _execute(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str], total: int,
-             chunk_frames: int, jobs: int, max_block_frames: int,
-             progress: Callable[[int], None] | None, origin: np.ndarray | None = None,
-             scheduler: str | None = None) -> None:
+
+def _execute(
+    plan: OpPlan,
+    offs: np.ndarray,
+    out_path: str,
+    in_paths: list[str],
+    total: int,
+    chunk_frames: int,
+    jobs: int,
+    max_block_frames: int,
+    progress: Callable[[int], None] | None,
+    origin: np.ndarray | None = None,
+    scheduler: str | None = None,
+) -> None:
     with parallel_backend(jobs, scheduler) as n_jobs:
-        _run_units(plan, offs, out_path, in_paths, total, chunk_frames, n_jobs, max_block_frames,
-                   progress, origin)
+        _run_units(
+            plan, offs, out_path, in_paths, total, chunk_frames, n_jobs, max_block_frames, progress, origin
+        )
 
 
-def _run_units(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str], total: int,
-               chunk_frames: int, n_jobs: int, max_block_frames: int,
-               progress: Callable[[int], None] | None, origin: np.ndarray | None) -> None:
+def _run_units(
+    plan: OpPlan,
+    offs: np.ndarray,
+    out_path: str,
+    in_paths: list[str],
+    total: int,
+    chunk_frames: int,
+    n_jobs: int,
+    max_block_frames: int,
+    progress: Callable[[int], None] | None,
+    origin: np.ndarray | None,
+) -> None:
     units = _units(total, chunk_frames, max_block_frames, n_jobs)
 
     def task(blocks: list[tuple[int, int]]) -> tuple[Any, ...]:
@@ -383,10 +470,21 @@ def _run_units(plan: OpPlan, offs: np.ndarray, out_path: str, in_paths: list[str
         i0 = int(np.searchsorted(offs + plan.frames, blocks[0][0], side="right"))
         i1 = int(np.searchsorted(offs, blocks[-1][1], side="left"))
         sl = slice(i0, i1)
-        return (out_path, in_paths, offs[sl], plan.frames[sl], plan.src_offset[:, sl],
-                plan.src_frames[:, sl], plan.gains[:, sl], blocks, max_block_frames, plan.shape,
-                plan.samples[sl], origin,
-                None if plan.placement is None else plan.placement.columns(sl))
+        return (
+            out_path,
+            in_paths,
+            offs[sl],
+            plan.frames[sl],
+            plan.src_offset[:, sl],
+            plan.src_frames[:, sl],
+            plan.gains[:, sl],
+            blocks,
+            max_block_frames,
+            plan.shape,
+            plan.samples[sl],
+            origin,
+            None if plan.placement is None else plan.placement.columns(sl),
+        )
 
     if n_jobs == 1:
         shared: dict[str, CachedArray] = {}  # one chunk cache per input for the whole operation
@@ -406,12 +504,7 @@ def default_output(inputs: Sequence[LatentStore], op: str) -> Path:
     """
     stems = [Path(s.path).name.removesuffix(".zarr") for s in inputs]
     name = "+".join(stems[:3]) + (f"+{len(stems) - 3}more" if len(stems) > 3 else "")
-    parent = Path(inputs[0].path).parent
-    for n in range(1, 10_000):
-        out = parent / f"{name}.{op}{'' if n == 1 else f'-{n}'}.zarr"
-        if not (out.exists() or out.is_symlink()):
-            return out
-    raise LincaeError(f"{parent}: no free output name for {name}.{op}; give -o/--out")
+    return free_name(Path(inputs[0].path).parent, f"{name}.{op}", ".zarr")
 
 
 def unfinished(inputs: Sequence[LatentStore]) -> dict[str, dict[str, int]]:
@@ -431,16 +524,25 @@ def check_output(out: str | os.PathLike, inputs: Sequence[LatentStore], overwrit
     for s in inputs:
         if out.resolve() == Path(s.path).resolve():
             raise LincaeError(f"{out} is also an input; write the result to another path")
-    if (out.exists() or out.is_symlink()) and not overwrite:
-        raise LincaeError(f"{out} already exists (use --overwrite or overwrite=True to replace it)")
-    return out
+    return check_free(out, overwrite)
 
-def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike | None, *, op: str,
-             args: dict[str, Any], dtype: str | None = None, jobs: int = 1,
-             overwrite: bool = False, progress: Callable[[int], None] | None = None,
-             max_block_frames: int = DEFAULT_MAX_BLOCK_FRAMES,
-             require_complete: bool = False, origin: str = "linear",
-             scheduler: str | None = None) -> dict[str, Any]:
+
+def run_plan(
+    plan: OpPlan,
+    inputs: Sequence[LatentStore],
+    out: str | os.PathLike | None,
+    *,
+    op: str,
+    args: dict[str, Any],
+    dtype: str | None = None,
+    jobs: int = 1,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+    max_block_frames: int = DEFAULT_MAX_BLOCK_FRAMES,
+    require_complete: bool = False,
+    origin: str = "linear",
+    scheduler: str | None = None,
+) -> dict[str, Any]:
     """Write the output store of ``plan`` at ``out`` and return a JSON-ready summary.
 
     The output copies model, geometry, channels, encoding and chunk layout (frames a chunk,
@@ -456,28 +558,40 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
         raise LincaeError(f"Expected origin 'linear' or 'affine'. Got {origin!r} instead.")
     enc0 = inputs[0].origin() if origin == "affine" else None
     if origin == "affine" and plan.placement is not None:
-        raise LincaeError("Expected origin 'linear' for placed segments (their crossfade gains sum "
-                          "to 1, where both forms agree). Got 'affine' instead.")
+        raise LincaeError(
+            "Expected origin 'linear' for placed segments (their crossfade gains sum "
+            "to 1, where both forms agree). Got 'affine' instead."
+        )
     if origin == "affine" and enc0 is None:
-        raise LincaeError(f"{inputs[0].path} records no Enc(0) (made before lincae stored it): "
-                          "re-encode it, or use --origin linear")
+        raise LincaeError(
+            f"{inputs[0].path} records no Enc(0) (made before lincae stored it): "
+            "re-encode it, or use --origin linear"
+        )
     left = unfinished(inputs)
     if left and require_complete:
         path, n = next(iter(left.items()))
-        raise LincaeError(f"{path} has {n['planned']} planned and {n['failed']} failed tracks "
-                          "(require_complete); finish its encode first, or drop --require-complete")
+        raise LincaeError(
+            f"{path} has {n['planned']} planned and {n['failed']} failed tracks "
+            "(require_complete); finish its encode first, or drop --require-complete"
+        )
     out = check_output(default_output(inputs, op) if out is None else out, inputs, overwrite)
     first = inputs[0]
     entry = lineage_entry(op, {**args, "origin": origin}, inputs)
     for rec, s in zip(entry["inputs"][1:], inputs[1:], strict=True):
         rec["lineage"] = s.lineage
-    tmp = temp_sibling(out, "tmp")
-    try:
+    with building_dir(out, replace=overwrite) as building:
+        tmp = building.tmp
         store = LatentStore.create(
-            tmp, model_id=first.model_id, model_config=first.model_config,
-            geometry=first.geometry, channels=first.channels, dtype=dtype or first.dtype,
-            chunk_frames=first.chunk_frames, chunk_key_separator=first.chunk_key_separator,
-            encoding=first.encoding, model_card=first.model_card,
+            tmp,
+            model_id=first.model_id,
+            model_config=first.model_config,
+            geometry=first.geometry,
+            channels=first.channels,
+            dtype=dtype or first.dtype,
+            chunk_frames=first.chunk_frames,
+            chunk_key_separator=first.chunk_key_separator,
+            encoding=first.encoding,
+            model_card=first.model_card,
             lineage=[*first.lineage, entry],
         )
         store.plan(plan.rows())
@@ -490,14 +604,26 @@ def run_plan(plan: OpPlan, inputs: Sequence[LatentStore], out: str | os.PathLike
         paths = [str(s.path) for s in inputs]
         if plan.placement is not None:
             paths = [paths[k] for k in plan.placement.input_index]
-        _execute(plan, offs, str(tmp), paths, store.total_frames,
-                 store.chunk_frames, jobs, max_block_frames, progress, enc0, scheduler)
+        _execute(
+            plan,
+            offs,
+            str(tmp),
+            paths,
+            store.total_frames,
+            store.chunk_frames,
+            jobs,
+            max_block_frames,
+            progress,
+            enc0,
+            scheduler,
+        )
         store.mark_done(np.arange(store.n_tracks))
-        if not publish_dir(tmp, out, overwrite):
-            raise LincaeError(f"{out} appeared while it was being written; nothing replaced")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return {"op": op, "out": str(out), "tracks": len(plan.keys),
-            "frames": int(plan.frames.sum()), "origin": origin, **plan.info,
-            **({"left_out": left} if left else {})}
+    return {
+        "op": op,
+        "out": str(out),
+        "tracks": len(plan.keys),
+        "frames": int(plan.frames.sum()),
+        "origin": origin,
+        **plan.info,
+        **({"left_out": left} if left else {}),
+    }

@@ -33,20 +33,42 @@ import numpy as np
 
 from lincae_core.errors import ConfigError, LincaeError, StoreMismatchError
 from lincae_core.ops.cluster import parallel_backend
-from lincae_core.publish import publish_file
+from lincae_core.publish import check_free, publish_file
 from lincae_core.store import LatentArray, LatentStore
 from lincae_core.store.array import CachedArray, chunk_cache_bytes
 from lincae_core.store.layout import STATUS_DONE
 
-__all__ = ["RESERVED_FIELDS", "export_shards", "normalization", "read_track_metadata", "sample_key",
-           "window_counts", "window_starts"]
+__all__ = [
+    "RESERVED_FIELDS",
+    "export_shards",
+    "normalization",
+    "read_track_metadata",
+    "sample_key",
+    "window_counts",
+    "window_starts",
+]
 
 #: Fields of every sample's JSON, written by the export; ``--metadata`` may not set them.
-RESERVED_FIELDS = frozenset({
-    "key", "start_frame", "frames", "window_frames", "seconds_start", "seconds_total",
-    "padding_mask", "model_id", "store_id", "sample_rate", "samples_per_frame",
-    "downsampling_ratio", "latent_dim", "channels", "layout", "normalization",
-})
+RESERVED_FIELDS = frozenset(
+    {
+        "key",
+        "start_frame",
+        "frames",
+        "window_frames",
+        "seconds_start",
+        "seconds_total",
+        "padding_mask",
+        "model_id",
+        "store_id",
+        "sample_rate",
+        "samples_per_frame",
+        "downsampling_ratio",
+        "latent_dim",
+        "channels",
+        "layout",
+        "normalization",
+    }
+)
 METADATA_KEY_FIELD = "key"
 _BLOCK_BYTES = 16 * 2**20  # windows built at once per track piece (bounds a unit's memory)
 _TAR_BLOCK, _TAR_RECORD = 512, 20 * 512
@@ -98,10 +120,18 @@ def normalization(store: LatentStore) -> dict[str, Any]:
     """
     st = store.stats
     if st is None:
-        raise LincaeError(f"{store.path} has no latent statistics; run 'lincae stats {store.path}' "
-                          "first (or export without --normalize)")
-    return {"method": "standardize", "formula": "(z - mean) / std", "stats_version": st["version"],
-            "count_frames": st["count_frames"], "mean": st["mean"], "std": st["std"]}
+        raise LincaeError(
+            f"{store.path} has no latent statistics; run 'lincae stats {store.path}' "
+            "first (or export without --normalize)"
+        )
+    return {
+        "method": "standardize",
+        "formula": "(z - mean) / std",
+        "stats_version": st["version"],
+        "count_frames": st["count_frames"],
+        "mean": st["mean"],
+        "std": st["std"],
+    }
 
 
 def read_track_metadata(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -120,8 +150,9 @@ def read_track_metadata(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     try:
         fh = p.open("r", encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the metadata file ({exc.strerror or exc}); "
-                          "expected a JSON Lines file") from exc
+        raise ConfigError(
+            f"{p}: cannot read the metadata file ({exc.strerror or exc}); expected a JSON Lines file"
+        ) from exc
     with fh:
         lineno = 0
         try:
@@ -131,27 +162,37 @@ def read_track_metadata(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{p}:{lineno}: not valid JSON ({exc.msg}, column {exc.colno}); "
-                                      "expected one JSON object per line") from None
+                    raise ConfigError(
+                        f"{p}:{lineno}: not valid JSON ({exc.msg}, column {exc.colno}); "
+                        "expected one JSON object per line"
+                    ) from None
                 if not isinstance(obj, dict):
-                    raise ConfigError(f"{p}:{lineno}: expected a JSON object with a \"key\" field, "
-                                      f"got {type(obj).__name__}")
+                    raise ConfigError(
+                        f'{p}:{lineno}: expected a JSON object with a "key" field, got {type(obj).__name__}'
+                    )
                 key = obj.pop(METADATA_KEY_FIELD, None)
                 if not isinstance(key, str):
-                    raise ConfigError(f"{p}:{lineno}: expected a string \"key\" field (the track key), "
-                                      f"got {'none' if key is None else repr(key)}")
+                    raise ConfigError(
+                        f'{p}:{lineno}: expected a string "key" field (the track key), '
+                        f"got {'none' if key is None else repr(key)}"
+                    )
                 if key in where:
-                    raise ConfigError(f"{p}:{lineno}: duplicate key {key!r} (first on line {where[key]}); "
-                                      "give each track once")
+                    raise ConfigError(
+                        f"{p}:{lineno}: duplicate key {key!r} (first on line {where[key]}); "
+                        "give each track once"
+                    )
                 bad = sorted(RESERVED_FIELDS.intersection(obj))
                 if bad:
-                    raise ConfigError(f"{p}:{lineno}: field {bad[0]!r} is reserved (the export writes it "
-                                      "from the store); rename it")
+                    raise ConfigError(
+                        f"{p}:{lineno}: field {bad[0]!r} is reserved (the export writes it "
+                        "from the store); rename it"
+                    )
                 where[key] = lineno
                 out[key] = obj
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"{p}:{lineno + 1}: not UTF-8 ({exc.reason}); expected a UTF-8 JSON Lines "
-                              "file") from None
+            raise ConfigError(
+                f"{p}:{lineno + 1}: not UTF-8 ({exc.reason}); expected a UTF-8 JSON Lines file"
+            ) from None
     return out
 
 
@@ -183,8 +224,17 @@ def tar_header(name: str, size: int) -> bytes:
     nb = name.encode("ascii")
     sb = b"%011o\0" % size
     chk = _TEMPLATE_SUM + sum(nb) + sum(sb) - 0  # the template's name and size fields are NULs
-    return b"".join((nb, bytes(100 - len(nb)), _TEMPLATE[100:124], sb, _TEMPLATE[136:148],
-                     b"%06o\0 " % chk, _TEMPLATE[156:]))
+    return b"".join(
+        (
+            nb,
+            bytes(100 - len(nb)),
+            _TEMPLATE[100:124],
+            sb,
+            _TEMPLATE[136:148],
+            b"%06o\0 " % chk,
+            _TEMPLATE[156:],
+        )
+    )
 
 
 def _npy_header(dtype: np.dtype, shape: tuple[int, int]) -> bytes:
@@ -193,7 +243,8 @@ def _npy_header(dtype: np.dtype, shape: tuple[int, int]) -> bytes:
 
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        buf, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+        buf, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    )
     return buf.getvalue()
 
 
@@ -263,8 +314,7 @@ def _pieces(counts: int, window: int, hop: int, row_bytes: int) -> Iterator[tupl
         yield a, min(a + per, counts)
 
 
-def _run_unit(spec: _Spec, tracks: _Tracks, w0: int, w1: int,
-              reader: CachedArray | None = None) -> int:
+def _run_unit(spec: _Spec, tracks: _Tracks, w0: int, w1: int, reader: CachedArray | None = None) -> int:
     """Write the shards holding global windows ``[w0, w1)`` (whole shards); return the number of
     tracks whose last window is among them."""
     if reader is None:
@@ -293,8 +343,9 @@ def _run_unit(spec: _Spec, tracks: _Tracks, w0: int, w1: int,
                 continue
             prefix = _key_prefix(key)
             head = f'{{"key": {json.dumps(key)}, "start_frame": '
-            tail = (f'"seconds_total": {json.dumps(int(tracks.samples[i]) / spec.sample_rate)}, '
-                    f'"padding_mask": ')
+            tail = (
+                f'"seconds_total": {json.dumps(int(tracks.samples[i]) / spec.sample_rate)}, "padding_mask": '
+            )
             end = f", {spec.common_json}{tracks.extra[i]}}}"
             off = int(tracks.offset[i])
             for a, b in _pieces(jb - ja, window, hop, feat * out_dtype.itemsize):
@@ -320,15 +371,22 @@ def _run_unit(spec: _Spec, tracks: _Tracks, w0: int, w1: int,
                         shard = _ShardFile(spec.pattern % (g // mc))
                     start = j * hop
                     n = min(window, f - start)
-                    meta = (f'{head}{start}, "frames": {n}, "window_frames": {window}, '
-                            f'"seconds_start": {float.__repr__(start / spec.frame_rate)}, '
-                            f'{tail}{masks[n]}{end}').encode()
+                    meta = (
+                        f'{head}{start}, "frames": {n}, "window_frames": {window}, '
+                        f'"seconds_start": {float.__repr__(start / spec.frame_rate)}, '
+                        f"{tail}{masks[n]}{end}"
+                    ).encode()
                     name = f"{prefix}/{start:08d}"
                     k = j - a
-                    parts += (tar_header(f"{name}.json", len(meta)), meta,
-                              bytes(-len(meta) % _TAR_BLOCK),
-                              tar_header(f"{name}.latent.npy", npy_size), npy_head,
-                              data[k * win_bytes : (k + 1) * win_bytes], npy_pad)
+                    parts += (
+                        tar_header(f"{name}.json", len(meta)),
+                        meta,
+                        bytes(-len(meta) % _TAR_BLOCK),
+                        tar_header(f"{name}.latent.npy", npy_size),
+                        npy_head,
+                        data[k * win_bytes : (k + 1) * win_bytes],
+                        npy_pad,
+                    )
                 assert shard is not None
                 shard.write(parts)
             if jb == n_w:
@@ -363,12 +421,12 @@ def _check_pattern(pattern: str, overwrite: bool) -> Path:
     try:
         a, b = pattern % 0, pattern % 1
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"pattern: expected one %-field for the shard number, e.g. "
-                          f"'shards/%06d.tar'; got {pattern!r}") from exc
+        raise ConfigError(
+            f"pattern: expected one %-field for the shard number, e.g. 'shards/%06d.tar'; got {pattern!r}"
+        ) from exc
     if a == b:
         raise ConfigError(f"pattern: expected a %-field for the shard number, got {pattern!r}")
-    if Path(a).exists() and not overwrite:
-        raise LincaeError(f"{a} already exists (use --overwrite or overwrite=True to replace the shards)")
+    check_free(a, overwrite, "the shards")
     Path(a).parent.mkdir(parents=True, exist_ok=True)
     return Path(a)
 
@@ -378,13 +436,22 @@ def _shards_per_unit(n_shards: int, maxcount: int, n_jobs: int) -> int:
     return max(1, min(math.ceil(4096 / maxcount), n_shards // (4 * n_jobs)))
 
 
-def export_shards(store: LatentStore | str | os.PathLike, pattern: str, window_s: float,
-                  hop_s: float | None = None, maxcount: int = 10000,
-                  keys: Sequence[str] | None = None, *, dtype: str | None = None,
-                  overwrite: bool = False, normalize: bool = False,
-                  metadata: str | os.PathLike | Mapping[str, Mapping[str, Any]] | None = None,
-                  jobs: int = 1, scheduler: str | None = None,
-                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def export_shards(
+    store: LatentStore | str | os.PathLike,
+    pattern: str,
+    window_s: float,
+    hop_s: float | None = None,
+    maxcount: int = 10000,
+    keys: Sequence[str] | None = None,
+    *,
+    dtype: str | None = None,
+    overwrite: bool = False,
+    normalize: bool = False,
+    metadata: str | os.PathLike | Mapping[str, Mapping[str, Any]] | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Write windows of every done track (or of ``keys``) as WebDataset shards.
 
     The shards are byte-identical whatever ``jobs`` or ``scheduler``: shard ``i`` holds the
@@ -421,16 +488,20 @@ def export_shards(store: LatentStore | str | os.PathLike, pattern: str, window_s
     window = math.floor(window_s * fr + 0.5) if math.isfinite(window_s) else 0
     hop = math.floor(hop_s * fr + 0.5) if window and math.isfinite(hop_s) else 0
     if window < 1 or hop < 1 or maxcount < 1:
-        raise ConfigError(f"window/hop/maxcount: expected at least one latent frame "
-                          f"({1 / fr:.4f} s) and maxcount >= 1, got {window_s}, {hop_s}, {maxcount}")
+        raise ConfigError(
+            f"window/hop/maxcount: expected at least one latent frame "
+            f"({1 / fr:.4f} s) and maxcount >= 1, got {window_s}, {hop_s}, {maxcount}"
+        )
     norm = normalization(s) if normalize else None
     meta = read_track_metadata(metadata) if isinstance(metadata, (str, os.PathLike)) else metadata
     if meta is not None:
         for k, v in meta.items():
             bad = sorted(RESERVED_FIELDS.intersection(v))
             if bad:
-                raise ConfigError(f"metadata of {k!r}: field {bad[0]!r} is reserved (the export writes "
-                                  "it from the store); rename it")
+                raise ConfigError(
+                    f"metadata of {k!r}: field {bad[0]!r} is reserved (the export writes "
+                    "it from the store); rename it"
+                )
     rows = _rows(s, keys)
     _check_pattern(pattern, overwrite)
     table = s.table()
@@ -439,16 +510,30 @@ def export_shards(store: LatentStore | str | os.PathLike, pattern: str, window_s
     counts = window_counts(frames, window, hop)
     first = np.cumsum(counts) - counts
     total = int(counts.sum())
-    common = {"model_id": s.model_id, "store_id": s.store_id, "sample_rate": geo.sample_rate,
-              "samples_per_frame": geo.samples_per_frame,
-              "downsampling_ratio": geo.samples_per_frame, "latent_dim": geo.latent_dim,
-              "channels": s.channels, "layout": "[C*D, T]",
-              **({"normalization": norm} if norm is not None else {})}
-    spec = _Spec(store=str(s.path), pattern=pattern, maxcount=maxcount, window=window, hop=hop,
-                 dtype=np.dtype(dtype or s.dtype).name, frame_rate=fr, sample_rate=geo.sample_rate,
-                 common_json=json.dumps(common)[1:-1],
-                 mean=None if norm is None else np.asarray(norm["mean"], np.float64),
-                 std=None if norm is None else np.asarray(norm["std"], np.float64))
+    common = {
+        "model_id": s.model_id,
+        "store_id": s.store_id,
+        "sample_rate": geo.sample_rate,
+        "samples_per_frame": geo.samples_per_frame,
+        "downsampling_ratio": geo.samples_per_frame,
+        "latent_dim": geo.latent_dim,
+        "channels": s.channels,
+        "layout": "[C*D, T]",
+        **({"normalization": norm} if norm is not None else {}),
+    }
+    spec = _Spec(
+        store=str(s.path),
+        pattern=pattern,
+        maxcount=maxcount,
+        window=window,
+        hop=hop,
+        dtype=np.dtype(dtype or s.dtype).name,
+        frame_rate=fr,
+        sample_rate=geo.sample_rate,
+        common_json=json.dumps(common)[1:-1],
+        mean=None if norm is None else np.asarray(norm["mean"], np.float64),
+        std=None if norm is None else np.asarray(norm["std"], np.float64),
+    )
     keys_out = [all_keys[r] for r in rows.tolist()]
     extra = [""] * len(keys_out)
     with_meta = 0
@@ -467,9 +552,19 @@ def export_shards(store: LatentStore | str | os.PathLike, pattern: str, window_s
         i0 = int(np.searchsorted(ends, w0, side="right"))
         i1 = int(np.searchsorted(first, w1, side="left"))
         r = rows[i0:i1]
-        return _Tracks(keys=keys_out[i0:i1], offset=table["offset"][r], frames=frames[i0:i1],
-                       samples=table["samples"][r], extra=extra[i0:i1],
-                       first_window=first[i0:i1], counts=counts[i0:i1]), w0, w1
+        return (
+            _Tracks(
+                keys=keys_out[i0:i1],
+                offset=table["offset"][r],
+                frames=frames[i0:i1],
+                samples=table["samples"][r],
+                extra=extra[i0:i1],
+                first_window=first[i0:i1],
+                counts=counts[i0:i1],
+            ),
+            w0,
+            w1,
+        )
 
     shard_names = [pattern % i for i in range(n_shards)]
     try:
@@ -489,9 +584,18 @@ def export_shards(store: LatentStore | str | os.PathLike, pattern: str, window_s
             with contextlib.suppress(OSError):
                 Path(f"{name}.partial").unlink(missing_ok=True)
         raise
-    summary: dict[str, Any] = {"shards": shard_names, "samples": total, "tracks": len(keys_out),
-                               "window_frames": window, "hop_frames": hop, "normalized": normalize}
+    summary: dict[str, Any] = {
+        "shards": shard_names,
+        "samples": total,
+        "tracks": len(keys_out),
+        "window_frames": window,
+        "hop_frames": hop,
+        "normalized": normalize,
+    }
     if meta is not None:
-        summary["metadata"] = {"tracks": with_meta, "tracks_without": len(keys_out) - with_meta,
-                               "unused": len(set(meta).difference(keys_out))}
+        summary["metadata"] = {
+            "tracks": with_meta,
+            "tracks_without": len(keys_out) - with_meta,
+            "unused": len(set(meta).difference(keys_out)),
+        }
     return summary

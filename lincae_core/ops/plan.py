@@ -51,8 +51,16 @@ class OpPlan:
 
     def rows(self) -> list[tuple[str, int, int, int, int]]:
         """Rows for :meth:`LatentStore.plan`."""
-        return list(zip(self.keys, self.frames.tolist(), self.samples.tolist(),
-                        self.source_rate.tolist(), self.channels.tolist(), strict=True))
+        return list(
+            zip(
+                self.keys,
+                self.frames.tolist(),
+                self.samples.tolist(),
+                self.source_rate.tolist(),
+                self.channels.tolist(),
+                strict=True,
+            )
+        )
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -109,8 +117,9 @@ def pair_by_position(tables: Sequence[Table], names: Sequence[str], missing: str
     return np.stack([d[:n] for d in done]), {"skipped": max(counts) - n}
 
 
-def pair_at_random(tables: Sequence[Table], names: Sequence[str], count: int | None,
-                   rng: np.random.Generator) -> np.ndarray:
+def pair_at_random(
+    tables: Sequence[Table], names: Sequence[str], count: int | None, rng: np.random.Generator
+) -> np.ndarray:
     """Draw ``count`` combinations, one done track of each input uniformly with replacement."""
     done = [done_rows(t) for t in tables]
     for d, p in zip(done, names, strict=True):
@@ -178,10 +187,15 @@ def plan_mix(
     frames, samples = apply_length(length, in_frames, in_samples)
     first = tables[0]
     return OpPlan(
-        keys=keys, frames=frames, samples=np.minimum(samples, frames * samples_per_frame),
-        source_rate=first["source_rate"][rows[0]], channels=first["channels"][rows[0]],
-        src_offset=take("offset"), src_frames=np.minimum(in_frames, frames[None, :]),
-        gains=np.broadcast_to(g, rows.shape).copy(), info=info,
+        keys=keys,
+        frames=frames,
+        samples=np.minimum(samples, frames * samples_per_frame),
+        source_rate=first["source_rate"][rows[0]],
+        channels=first["channels"][rows[0]],
+        src_offset=take("offset"),
+        src_frames=np.minimum(in_frames, frames[None, :]),
+        gains=np.broadcast_to(g, rows.shape).copy(),
+        info=info,
         sources=np.stack([t["key"][r] for t, r in zip(tables, rows, strict=True)]) if k else None,
     )
 
@@ -228,8 +242,13 @@ def plan_select(
     keep = frames > 0
     rows, frames, samples = rows[keep], frames[keep], samples[keep]
     return OpPlan(
-        keys=[str(x) for x in table["key"][rows]], frames=frames, samples=samples,
-        source_rate=table["source_rate"][rows], channels=table["channels"][rows],
-        src_offset=(table["offset"][rows] + start)[None, :], src_frames=frames[None, :].copy(),
-        gains=np.ones((1, rows.size)), info={"empty": int((~keep).sum()), "start_frame": start},
+        keys=[str(x) for x in table["key"][rows]],
+        frames=frames,
+        samples=samples,
+        source_rate=table["source_rate"][rows],
+        channels=table["channels"][rows],
+        src_offset=(table["offset"][rows] + start)[None, :],
+        src_frames=frames[None, :].copy(),
+        gains=np.ones((1, rows.size)),
+        info={"empty": int((~keep).sum()), "start_frame": start},
     )

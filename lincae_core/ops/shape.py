@@ -25,8 +25,19 @@ import numpy as np
 
 from lincae_core.errors import ConfigError
 
-__all__ = ["MS_MATRIX", "LR_MATRIX", "FrameShape", "Placement", "envelope_gains", "fade_gains",
-           "frame_centres", "pan_gains", "parse_envelope", "ramp_gains", "read_envelope"]
+__all__ = [
+    "MS_MATRIX",
+    "LR_MATRIX",
+    "FrameShape",
+    "Placement",
+    "envelope_gains",
+    "fade_gains",
+    "frame_centres",
+    "pan_gains",
+    "parse_envelope",
+    "ramp_gains",
+    "read_envelope",
+]
 
 # Mid/side with halves: M = (L + R) / 2, S = (L - R) / 2, inverse L = M + S, R = M - S. With
 # float16 L/R and float32 M/S every step is exact in float32 (halving and the sums are exact).
@@ -102,20 +113,26 @@ def parse_envelope(text: str, name: str = "envelope") -> tuple[np.ndarray, np.nd
         if not rows and line[0].lower() in ("time_s", "time"):
             unit = line[1].lower() if len(line) == 2 else "?"
             if unit not in ("gain", "db"):
-                raise ConfigError(f"{name}: line {n}: expected the header 'time_s,gain' or "
-                                  f"'time_s,db'; got {raw.strip()!r}")
+                raise ConfigError(
+                    f"{name}: line {n}: expected the header 'time_s,gain' or 'time_s,db'; got {raw.strip()!r}"
+                )
             continue
         try:
             t, v = (float(x) for x in line)
         except ValueError:
-            raise ConfigError(f"{name}: line {n}: expected two numbers 'time_s,{unit}'; "
-                              f"got {raw.strip()!r}") from None
+            raise ConfigError(
+                f"{name}: line {n}: expected two numbers 'time_s,{unit}'; got {raw.strip()!r}"
+            ) from None
         rows.append((t, v))
     if not rows:
         raise ConfigError(f"{name}: expected at least one 'time_s,{unit}' row; got none")
     times, values = (np.array(c, np.float64) for c in zip(*rows, strict=True))
-    if not (np.isfinite(times).all() and np.isfinite(values).all() and times[0] >= 0
-            and (np.diff(times) > 0).all()):
+    if not (
+        np.isfinite(times).all()
+        and np.isfinite(values).all()
+        and times[0] >= 0
+        and (np.diff(times) > 0).all()
+    ):
         raise ConfigError(f"{name}: expected finite values and times >= 0, strictly increasing")
     return times, (10.0 ** (values / 20.0) if unit == "db" else values)
 
@@ -196,5 +213,4 @@ class Placement:
 
     def columns(self, sl: slice) -> Placement:
         """The placement of output tracks ``sl`` only (what one work unit needs)."""
-        return Placement(self.input_index, self.dst_offset[:, sl], self.ramp_in[:, sl],
-                         self.ramp_out[:, sl])
+        return Placement(self.input_index, self.dst_offset[:, sl], self.ramp_in[:, sl], self.ramp_out[:, sl])

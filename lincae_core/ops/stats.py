@@ -28,8 +28,9 @@ __all__ = ["STATS_VERSION", "compute_stats", "merge_moments", "stats_store"]
 DEFAULT_BLOCK = 16384
 
 
-def merge_moments(a: tuple[int, np.ndarray, np.ndarray],
-                  b: tuple[int, np.ndarray, np.ndarray]) -> tuple[int, np.ndarray, np.ndarray]:
+def merge_moments(
+    a: tuple[int, np.ndarray, np.ndarray], b: tuple[int, np.ndarray, np.ndarray]
+) -> tuple[int, np.ndarray, np.ndarray]:
     """Combine two ``(count, mean, M2)`` summaries (Chan et al. 1979), float64."""
     na, ma, sa = a
     nb, mb, sb = b
@@ -61,8 +62,9 @@ def _blocks(runs: list[tuple[int, int]], block: int) -> Iterator[tuple[int, int]
             yield s, min(s + block, b)
 
 
-def compute_stats(store: LatentStore, *, block_frames: int = DEFAULT_BLOCK,
-                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def compute_stats(
+    store: LatentStore, *, block_frames: int = DEFAULT_BLOCK, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """The ``stats`` record of ``store``'s done tracks (see the module docstring).
 
     Raises:
@@ -82,14 +84,25 @@ def compute_stats(store: LatentStore, *, block_frames: int = DEFAULT_BLOCK,
         raise LincaeError(f"{store.path}: no done frames to measure (finish its encode first)")
     done = table["status"] == STATUS_DONE
     keys = "\n".join(str(k) for k in table["key"][done])
-    return {"version": STATS_VERSION, "count_frames": int(n), "count_tracks": int(done.sum()),
-            "tracks_sha256": hashlib.sha256(keys.encode("utf-8")).hexdigest(),
-            "per_channel": True, "ddof": 0, "mean": mean.tolist(),
-            "std": np.sqrt(m2 / n).tolist(), "time": utc_now()}
+    return {
+        "version": STATS_VERSION,
+        "count_frames": int(n),
+        "count_tracks": int(done.sum()),
+        "tracks_sha256": hashlib.sha256(keys.encode("utf-8")).hexdigest(),
+        "per_channel": True,
+        "ddof": 0,
+        "mean": mean.tolist(),
+        "std": np.sqrt(m2 / n).tolist(),
+        "time": utc_now(),
+    }
 
 
-def stats_store(src: LatentStore | str | os.PathLike, *, block_frames: int = DEFAULT_BLOCK,
-                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def stats_store(
+    src: LatentStore | str | os.PathLike,
+    *,
+    block_frames: int = DEFAULT_BLOCK,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Measure the per-dimension mean/std of ``src`` and store them in its ``stats`` attribute.
 
     The store is annotated in place (its latents are not touched); run it when no encode is
@@ -104,5 +117,11 @@ def stats_store(src: LatentStore | str | os.PathLike, *, block_frames: int = DEF
     record = compute_stats(store, block_frames=block_frames, progress=progress)
     store.set_stats(record)
     left = unfinished([store])
-    return {"op": "stats", "out": str(store.path), "tracks": record["count_tracks"],
-            "frames": record["count_frames"], "stats": record, **({"left_out": left} if left else {})}
+    return {
+        "op": "stats",
+        "out": str(store.path),
+        "tracks": record["count_tracks"],
+        "frames": record["count_frames"],
+        "stats": record,
+        **({"left_out": left} if left else {}),
+    }

@@ -21,12 +21,18 @@ from lincae_core.ops.plan import RANDOM_GAIN_RANGE, plan_mix, plan_select
 from lincae_core.store import LatentStore
 
 __all__ = [
-    "default_origin", "extract_store", "gain_store", "mix_stores", "operation_warnings", "select_store",
+    "default_origin",
+    "extract_store",
+    "gain_store",
+    "mix_stores",
+    "operation_warnings",
+    "select_store",
 ]
 
 StoreLike = LatentStore | str | os.PathLike
 Progress = Callable[[int], None] | None
 MAX_BLOCK = ops_engine.DEFAULT_MAX_BLOCK_FRAMES
+
 
 def operation_warnings(srcs: Sequence[StoreLike], op: str, gains: Sequence[float] = ()) -> list[str]:
     """Warnings for a latent operation on these stores, from the linearity their model measured.
@@ -58,12 +64,25 @@ def _check_gain(name: str, a: float) -> float:
     return float(a)
 
 
-def gain_store(src: StoreLike, out: str | os.PathLike | None, a: float = 1.0, *, jobs: int = 1,
-               overwrite: bool = False, progress: Progress = None, dtype: str | None = None,
-               max_block_frames: int = MAX_BLOCK, require_complete: bool = False,
-               origin: str | None = None, scheduler: str | None = None,
-               fade_in_s: float = 0.0, fade_out_s: float = 0.0, envelope: Envelope = None,
-               to_lufs: float | None = None, missing: str = "error") -> dict[str, Any]:
+def gain_store(
+    src: StoreLike,
+    out: str | os.PathLike | None,
+    a: float = 1.0,
+    *,
+    jobs: int = 1,
+    overwrite: bool = False,
+    progress: Progress = None,
+    dtype: str | None = None,
+    max_block_frames: int = MAX_BLOCK,
+    require_complete: bool = False,
+    origin: str | None = None,
+    scheduler: str | None = None,
+    fade_in_s: float = 0.0,
+    fade_out_s: float = 0.0,
+    envelope: Envelope = None,
+    to_lufs: float | None = None,
+    missing: str = "error",
+) -> dict[str, Any]:
     """Write ``a * z`` of every done track of ``src`` to a new store ``out`` (homogeneity).
 
     With ``origin="affine"`` the result is ``a * z + (1 - a) * Enc(0)`` (docs/method.md §4.2);
@@ -94,12 +113,24 @@ def gain_store(src: StoreLike, out: str | os.PathLike | None, a: float = 1.0, *,
     """
     s = _open(src)
     a = _check_gain("gain", a)
-    plan, args = gain_plan(s, a, fade_in_s=fade_in_s, fade_out_s=fade_out_s, envelope=envelope,
-                           to_lufs=to_lufs, missing=missing)
-    return ops_engine.run_plan(plan, [s], out, op="gain", args=args, dtype=dtype,
-                               jobs=jobs, overwrite=overwrite, progress=progress,
-                               max_block_frames=max_block_frames, require_complete=require_complete,
-                               origin=origin or default_origin(s), scheduler=scheduler)
+    plan, args = gain_plan(
+        s, a, fade_in_s=fade_in_s, fade_out_s=fade_out_s, envelope=envelope, to_lufs=to_lufs, missing=missing
+    )
+    return ops_engine.run_plan(
+        plan,
+        [s],
+        out,
+        op="gain",
+        args=args,
+        dtype=dtype,
+        jobs=jobs,
+        overwrite=overwrite,
+        progress=progress,
+        max_block_frames=max_block_frames,
+        require_complete=require_complete,
+        origin=origin or default_origin(s),
+        scheduler=scheduler,
+    )
 
 
 def mix_stores(
@@ -180,22 +211,47 @@ def mix_stores(
         g = g * len(stores)
     if len(g) != len(stores):
         raise ConfigError(f"gains: expected 1 or {len(stores)} gains (one per input), got {len(g)}")
-    plan = plan_mix([s.table() for s in stores], [str(s.path) for s in stores], g,
-                    stores[0].geometry.samples_per_frame, pair=pair, length=length,
-                    missing=missing, seed=seed, count=count,
-                    gain_range=(float(gain_range[0]), float(gain_range[1])))
+    plan = plan_mix(
+        [s.table() for s in stores],
+        [str(s.path) for s in stores],
+        g,
+        stores[0].geometry.samples_per_frame,
+        pair=pair,
+        length=length,
+        missing=missing,
+        seed=seed,
+        count=count,
+        gain_range=(float(gain_range[0]), float(gain_range[1])),
+    )
     args = {"gains": g, "pair": pair, "length": length, "missing": missing, "force": force}
     if pair == "random":
         args.update(seed=seed, count=count, gain_range=list(gain_range))
-    return ops_engine.run_plan(plan, stores, out, op=op, args=args, dtype=dtype, jobs=jobs,
-                               overwrite=overwrite, progress=progress,
-                               max_block_frames=max_block_frames, require_complete=require_complete,
-                               origin=origin or default_origin(stores[0]),
-                               scheduler=scheduler)
+    return ops_engine.run_plan(
+        plan,
+        stores,
+        out,
+        op=op,
+        args=args,
+        dtype=dtype,
+        jobs=jobs,
+        overwrite=overwrite,
+        progress=progress,
+        max_block_frames=max_block_frames,
+        require_complete=require_complete,
+        origin=origin or default_origin(stores[0]),
+        scheduler=scheduler,
+    )
 
 
-def extract_store(mix_src: StoreLike, minus: Sequence[StoreLike], out: str | os.PathLike | None, *,
-                  length: str = "first", missing: str = "error", **kwargs: Any) -> dict[str, Any]:
+def extract_store(
+    mix_src: StoreLike,
+    minus: Sequence[StoreLike],
+    out: str | os.PathLike | None,
+    *,
+    length: str = "first",
+    missing: str = "error",
+    **kwargs: Any,
+) -> dict[str, Any]:
     """Write ``z_mix - sum z_minus`` per key: latent-arithmetic separation (Sec. 4.5, Fig. 3).
 
     Args:
@@ -210,8 +266,16 @@ def extract_store(mix_src: StoreLike, minus: Sequence[StoreLike], out: str | os.
     """
     if not minus:
         raise ConfigError("extract: expected at least one store to subtract (--minus)")
-    return mix_stores([mix_src, *minus], out, [1.0] + [-1.0] * len(minus), pair="key",
-                      length=length, missing=missing, op="extract", **kwargs)
+    return mix_stores(
+        [mix_src, *minus],
+        out,
+        [1.0] + [-1.0] * len(minus),
+        pair="key",
+        length=length,
+        missing=missing,
+        op="extract",
+        **kwargs,
+    )
 
 
 def _keys_record(keys: Sequence[str]) -> dict[str, Any]:
@@ -220,11 +284,20 @@ def _keys_record(keys: Sequence[str]) -> dict[str, Any]:
     return {"count": len(keys), "sha256": digest, **({"keys": list(keys)} if len(keys) <= 1000 else {})}
 
 
-def select_store(src: StoreLike, out: str | os.PathLike | None, *, keys: Sequence[str] | None = None,
-                 start_s: float | None = None, duration_s: float | None = None, jobs: int = 1,
-                 overwrite: bool = False, progress: Progress = None,
-                 max_block_frames: int = MAX_BLOCK, require_complete: bool = False,
-                 scheduler: str | None = None) -> dict[str, Any]:
+def select_store(
+    src: StoreLike,
+    out: str | os.PathLike | None,
+    *,
+    keys: Sequence[str] | None = None,
+    start_s: float | None = None,
+    duration_s: float | None = None,
+    jobs: int = 1,
+    overwrite: bool = False,
+    progress: Progress = None,
+    max_block_frames: int = MAX_BLOCK,
+    require_complete: bool = False,
+    scheduler: str | None = None,
+) -> dict[str, Any]:
     """Write a subset of ``src``: the done tracks in ``keys`` (in that order), cut in time.
 
     Args:
@@ -241,11 +314,31 @@ def select_store(src: StoreLike, out: str | os.PathLike | None, *, keys: Sequenc
     """
     s = _open(src)
     geo = s.geometry
-    plan = plan_select(s.table(), str(s.path), geo.sample_rate, geo.samples_per_frame,
-                       keys=keys, start_s=start_s, duration_s=duration_s)
-    args = {"keys": _keys_record(plan.keys) if keys is not None else None, "start_s": start_s,
-            "duration_s": duration_s, "start_frame": plan.info["start_frame"]}
-    return ops_engine.run_plan(plan, [s], out, op="select", args=args, jobs=jobs,
-                               overwrite=overwrite, progress=progress,
-                               max_block_frames=max_block_frames, require_complete=require_complete,
-                               scheduler=scheduler)
+    plan = plan_select(
+        s.table(),
+        str(s.path),
+        geo.sample_rate,
+        geo.samples_per_frame,
+        keys=keys,
+        start_s=start_s,
+        duration_s=duration_s,
+    )
+    args = {
+        "keys": _keys_record(plan.keys) if keys is not None else None,
+        "start_s": start_s,
+        "duration_s": duration_s,
+        "start_frame": plan.info["start_frame"],
+    }
+    return ops_engine.run_plan(
+        plan,
+        [s],
+        out,
+        op="select",
+        args=args,
+        jobs=jobs,
+        overwrite=overwrite,
+        progress=progress,
+        max_block_frames=max_block_frames,
+        require_complete=require_complete,
+        scheduler=scheduler,
+    )

@@ -52,15 +52,19 @@ def parse_concat_list(text: str, name: str = "list") -> Entries:
         return [(PLAIN_KEY, [line for _, line in lines])]
     if not all(tabbed):
         n = lines[tabbed.index(False)][0]
-        raise ConfigError(f"{name}: line {n}: expected 'OUT_KEY<TAB>IN_KEY<TAB>...' like the other "
-                          "lines (a list is either one key a line or tabbed on every line)")
+        raise ConfigError(
+            f"{name}: line {n}: expected 'OUT_KEY<TAB>IN_KEY<TAB>...' like the other "
+            "lines (a list is either one key a line or tabbed on every line)"
+        )
     entries: Entries = []
     seen: set[str] = set()
     for n, line in lines:
         out, *keys = line.split("\t")
         if not out or not keys or not all(keys):
-            raise ConfigError(f"{name}: line {n}: expected 'OUT_KEY<TAB>IN_KEY[<TAB>IN_KEY...]' "
-                              f"with non-empty keys; got {line!r}")
+            raise ConfigError(
+                f"{name}: line {n}: expected 'OUT_KEY<TAB>IN_KEY[<TAB>IN_KEY...]' "
+                f"with non-empty keys; got {line!r}"
+            )
         if out in seen:
             raise ConfigError(f"{name}: line {n}: expected each output key once; got {out!r} again")
         seen.add(out)
@@ -79,8 +83,10 @@ def _rows(table: Table, name: str, entries: Entries) -> list[np.ndarray]:
     index = {str(table["key"][r]): int(r) for r in done_rows(table)}
     absent = list(dict.fromkeys(k for _, keys in entries for k in keys if k not in index))
     if absent:
-        raise StoreMismatchError(f"{len(absent)} keys of the concat list are not done tracks of "
-                                 f"{name}, e.g. " + ", ".join(repr(k) for k in absent[:3]))
+        raise StoreMismatchError(
+            f"{len(absent)} keys of the concat list are not done tracks of "
+            f"{name}, e.g. " + ", ".join(repr(k) for k in absent[:3])
+        )
     return [np.array([index[k] for k in keys], dtype=np.int64) for _, keys in entries]
 
 
@@ -90,12 +96,15 @@ def _check_lengths(frames: np.ndarray, keys: Sequence[str], out: str, w: int) ->
     for j, (f, key) in enumerate(zip(frames.tolist(), keys, strict=True)):
         need = w * ((j > 0) + (j < m - 1))
         if f < need:
-            raise ConfigError(f"concat: expected tracks of at least {need} frames for a crossfade "
-                              f"of {w} frames; got {key!r} with {f} frames in output {out!r}")
+            raise ConfigError(
+                f"concat: expected tracks of at least {need} frames for a crossfade "
+                f"of {w} frames; got {key!r} with {f} frames in output {out!r}"
+            )
 
 
-def plan_concat(table: Table, name: str, entries: Entries, samples_per_frame: int,
-                crossfade: int = 0) -> OpPlan:
+def plan_concat(
+    table: Table, name: str, entries: Entries, samples_per_frame: int, crossfade: int = 0
+) -> OpPlan:
     """Plan the output tracks of a concat list over one store (see the module docstring).
 
     Segment ``m`` of an output starts at frame ``P_m = sum_{j<m} (F_j - W)``; it ramps up over
@@ -130,9 +139,14 @@ def plan_concat(table: Table, name: str, entries: Entries, samples_per_frame: in
         samples[i] = starts[-1] * samples_per_frame + int(table["samples"][r[-1]])
     first = np.array([r[0] for r in rows], dtype=np.int64)
     return OpPlan(
-        keys=[out for out, _ in entries], frames=frames, samples=samples,
-        source_rate=table["source_rate"][first], channels=table["channels"][first],
-        src_offset=src_off, src_frames=src_fr, gains=np.ones((k, n)),
+        keys=[out for out, _ in entries],
+        frames=frames,
+        samples=samples,
+        source_rate=table["source_rate"][first],
+        channels=table["channels"][first],
+        src_offset=src_off,
+        src_frames=src_fr,
+        gains=np.ones((k, n)),
         info={"crossfade_frames": crossfade},
         placement=Placement((0,) * k, dst, r_in, r_out),
     )
@@ -143,6 +157,9 @@ def concat_record(entries: Entries) -> dict[str, Any]:
     themselves when they name at most 1000 keys."""
     text = "\n".join("\t".join([out, *keys]) for out, keys in entries)
     total = sum(len(keys) for _, keys in entries)
-    return {"outputs": len(entries), "inputs": total,
-            "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
-            **({"entries": [[out, list(keys)] for out, keys in entries]} if total <= 1000 else {})}
+    return {
+        "outputs": len(entries),
+        "inputs": total,
+        "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        **({"entries": [[out, list(keys)] for out, keys in entries]} if total <= 1000 else {}),
+    }

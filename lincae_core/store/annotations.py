@@ -39,15 +39,23 @@ class StoreAnnotations:
         """
         n, k = self.n_tracks, len(inputs)
         if keys.shape != (n, k) or gains.shape != (n, k):
-            raise ShapeMismatchError(f"{self.path}: sources: expected ({n}, {k}) keys and gains, "
-                                     f"got {keys.shape} and {gains.shape}")
+            raise ShapeMismatchError(
+                f"{self.path}: sources: expected ({n}, {k}) keys and gains, "
+                f"got {keys.shape} and {gains.shape}"
+            )
         chunk = (max(1, min(TABLE_CHUNK, n)), k)
-        arr = self._group.create_array("sources/key", shape=(n, k), chunks=chunk, dtype=str,
-                                       overwrite=True)
+        arr = self._group.create_array("sources/key", shape=(n, k), chunks=chunk, dtype=str, overwrite=True)
         if n:
             arr[:] = keys.astype(np.dtypes.StringDType())
-        garr = self._group.create_array("sources/gain", shape=(n, k), chunks=chunk, dtype="float64",
-                                        overwrite=True, compressors=None, fill_value=0.0)
+        garr = self._group.create_array(
+            "sources/gain",
+            shape=(n, k),
+            chunks=chunk,
+            dtype="float64",
+            overwrite=True,
+            compressors=None,
+            fill_value=0.0,
+        )
         if n:
             garr[:] = gains
         self._group.attrs["sources"] = {"inputs": list(inputs)}
@@ -62,8 +70,15 @@ class StoreAnnotations:
         c, d = self.channels, self._geometry.latent_dim
         if z.ndim != 3 or z.shape[1:] != (c, d) or not 1 <= z.shape[0] <= sl.MAX_CHUNK_FRAMES:
             raise ShapeMismatchError(f"{self.path}: origin: expected [W, {c}, {d}], got {z.shape}")
-        arr = self._group.create_array("origin", shape=z.shape, chunks=z.shape, dtype="float32",
-                                       overwrite=True, compressors=None, fill_value=0.0)
+        arr = self._group.create_array(
+            "origin",
+            shape=z.shape,
+            chunks=z.shape,
+            dtype="float32",
+            overwrite=True,
+            compressors=None,
+            fill_value=0.0,
+        )
         arr[:] = z.astype(np.float32)
 
     def origin(self) -> np.ndarray | None:

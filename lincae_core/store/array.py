@@ -65,8 +65,7 @@ class LatentArray:
             raise StoreFormatError(f"{path}: latents: expected chunks (n, {c}, {d}), got {chunks}")
         if array.dtype != np.dtype(attrs["dtype"]):
             raise StoreFormatError(
-                f"{path}: latents: expected dtype {attrs['dtype']} (attribute dtype), "
-                f"got {array.dtype}"
+                f"{path}: latents: expected dtype {attrs['dtype']} (attribute dtype), got {array.dtype}"
             )
         # write_empty_chunks: skip zarr's scan of every chunk for "all fill value" (a full extra
         # pass) and always store written chunks, zeros included.
@@ -135,8 +134,7 @@ class LatentArray:
             pos = end
         return out
 
-    def gather(self, starts: np.ndarray, stops: np.ndarray, buffer: np.ndarray | None = None
-               ) -> np.ndarray:
+    def gather(self, starts: np.ndarray, stops: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:
         """Frame ranges ``[starts[j], stops[j])`` one after another, ``[sum(n), C, D]``: one read
         a range (:meth:`CachedArray.gather` serves them from cached chunks instead).
         ``buffer``: filled instead of a new array when it has room (as :meth:`read`)."""
@@ -206,8 +204,13 @@ def _out_buffer(buffer: np.ndarray | None, frames: int, array: LatentArray | Cac
     """``buffer[:frames]`` when it is a C-contiguous array of ``array``'s dtype and frame shape
     with room for ``frames``; else a new array."""
     _, c, d = array.shape
-    if (buffer is not None and buffer.dtype == array.dtype and buffer.flags.c_contiguous
-            and buffer.shape[0] >= frames and buffer.shape[1:] == (c, d)):
+    if (
+        buffer is not None
+        and buffer.dtype == array.dtype
+        and buffer.flags.c_contiguous
+        and buffer.shape[0] >= frames
+        and buffer.shape[1:] == (c, d)
+    ):
         return buffer[:frames]
     return np.empty((frames, c, d), array.dtype)
 
@@ -222,11 +225,12 @@ def _raw_chunk_dir(array: Any) -> tuple[Path, str] | None:
         from zarr.storage import LocalStore
 
         meta = array.metadata
-        codecs = [(type(c).__name__, getattr(getattr(c, "endian", None), "value", None))
-                  for c in meta.codecs]
+        codecs = [(type(c).__name__, getattr(getattr(c, "endian", None), "value", None)) for c in meta.codecs]
         plain = (
-            meta.zarr_format == 3 and isinstance(array.store, LocalStore)
-            and codecs == [("BytesCodec", "little")] and not meta.storage_transformers
+            meta.zarr_format == 3
+            and isinstance(array.store, LocalStore)
+            and codecs == [("BytesCodec", "little")]
+            and not meta.storage_transformers
             and type(meta.chunk_key_encoding).__name__ == "DefaultChunkKeyEncoding"
             and (sep := meta.chunk_key_encoding.separator) in ("/", ".")
             and meta.chunk_key_encoding.encode_chunk_key((7, 0, 0)) == f"c{sep}7{sep}0{sep}0"
@@ -290,8 +294,7 @@ class CachedArray:
                 self._bytes -= old.nbytes
         return data
 
-    def gather(self, starts: np.ndarray, stops: np.ndarray, buffer: np.ndarray | None = None
-               ) -> np.ndarray:
+    def gather(self, starts: np.ndarray, stops: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:
         """Frame ranges ``[starts[j], stops[j])`` one after another, ``[sum(n), C, D]``, sliced
         from the cached chunks (the scattered tracks of a random pairing). The ranges are served
         chunk by chunk, each chunk looked up once a call and let go before the next, so memory
@@ -325,6 +328,8 @@ class CachedArray:
         if stop - start >= cf or self.budget <= 0:
             return self.array.read(start, stop, buffer)
         c0, c1 = start // cf, (stop - 1) // cf
-        parts = [self._chunk(c)[max(start, c * cf) - c * cf : min(stop, (c + 1) * cf) - c * cf]
-                 for c in range(c0, c1 + 1)]
+        parts = [
+            self._chunk(c)[max(start, c * cf) - c * cf : min(stop, (c + 1) * cf) - c * cf]
+            for c in range(c0, c1 + 1)
+        ]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -29,6 +29,7 @@ import zarr
 
 import lincae_core.store.layout as sl
 from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError
+from lincae_core.publish import check_free
 from lincae_core.store.annotations import StoreAnnotations
 from lincae_core.store.array import LatentArray, member, open_group
 from lincae_core.store.layout import TABLE_CHUNK, Geometry, TrackInfo
@@ -103,11 +104,11 @@ class LatentStore(StoreAnnotations, Measures):
                 (``latents/c/K/0/0``); None: ``CHUNK_KEY_SEPARATOR``.
 
         Raises:
-            StoreFormatError: ``path`` exists and ``overwrite`` is false, or a bad argument.
+            OutputExistsError: ``path`` exists and ``overwrite`` is false.
+            StoreFormatError: a bad argument.
         """
         path = Path(path)
-        if path.exists() and not overwrite:
-            raise StoreFormatError(f"{path} already exists (use overwrite to replace it)")
+        check_free(path, overwrite)
         geo = geometry if isinstance(geometry, Geometry) else Geometry.from_dict(geometry)
         if not 1 <= chunk_frames <= sl.MAX_CHUNK_FRAMES:
             raise StoreFormatError(f"chunk_frames: expected 1..{sl.MAX_CHUNK_FRAMES}, got {chunk_frames}")
@@ -115,18 +116,31 @@ class LatentStore(StoreAnnotations, Measures):
         if sep not in (".", "/"):
             raise StoreFormatError(f"chunk_key_separator: expected '.' or '/', got {sep!r}")
         attrs: dict[str, Any] = {
-            "format": sl.FORMAT_NAME, "format_version": sl.FORMAT_VERSION,
-            "model": {"id": model_id, "config": dict(model_config),
-                      **({"card": dict(model_card)} if model_card else {})},
-            "geometry": geo.to_dict(), "encoding": dict(encoding) if encoding else None,
-            "dtype": dtype, "channels": channels, "lineage": [dict(e) for e in lineage],
-            "store_id": store_id or uuid.uuid4().hex, "created": utc_now(), "layout": None,
+            "format": sl.FORMAT_NAME,
+            "format_version": sl.FORMAT_VERSION,
+            "model": {
+                "id": model_id,
+                "config": dict(model_config),
+                **({"card": dict(model_card)} if model_card else {}),
+            },
+            "geometry": geo.to_dict(),
+            "encoding": dict(encoding) if encoding else None,
+            "dtype": dtype,
+            "channels": channels,
+            "lineage": [dict(e) for e in lineage],
+            "store_id": store_id or uuid.uuid4().hex,
+            "created": utc_now(),
+            "layout": None,
         }
         sl.validate_attrs(attrs, str(path))
         group = zarr.open_group(str(path), mode="w")
         group.create_array(
-            "latents", shape=(0, channels, geo.latent_dim), chunks=(chunk_frames, channels,
-            geo.latent_dim), dtype=dtype, compressors=None, fill_value=0,
+            "latents",
+            shape=(0, channels, geo.latent_dim),
+            chunks=(chunk_frames, channels, geo.latent_dim),
+            dtype=dtype,
+            compressors=None,
+            fill_value=0,
             chunk_key_encoding={"name": "default", "separator": sep},
         )
         _write_table(group, sl.empty_table(), sl.STATUS_CHUNK_MAX)
@@ -150,8 +164,10 @@ class LatentStore(StoreAnnotations, Measures):
         for name in ("key", *sl.TABLE_COLUMNS):
             arr = member(self._group, f"tracks/{name}", self.path)
             if arr.ndim != 1 or not 1 <= arr.chunks[0] <= MAX_TABLE_CHUNK:
-                raise StoreFormatError(f"{self.path}: tracks/{name}: expected a 1-D array with "
-                                       f"chunks <= {MAX_TABLE_CHUNK}, got chunks {arr.chunks}")
+                raise StoreFormatError(
+                    f"{self.path}: tracks/{name}: expected a 1-D array with "
+                    f"chunks <= {MAX_TABLE_CHUNK}, got chunks {arr.chunks}"
+                )
             table[name] = arr[:]
         sl.validate_table(table, self.total_frames, self._geometry, str(self.path))
         return table
@@ -165,16 +181,19 @@ class LatentStore(StoreAnnotations, Measures):
     store_id = property(lambda self: self._attrs["store_id"], doc="Identifier of this store.")
     model_id = property(lambda self: self._attrs["model"]["id"], doc="SHA-256 model id.")
     model_config = property(lambda self: self._attrs["model"]["config"], doc="Model config.")
-    model_card = property(lambda self: dict(self._attrs["model"].get("card") or {}),
-                          doc="The model's card summary recorded at encode time ({} when none).")
+    model_card = property(
+        lambda self: dict(self._attrs["model"].get("card") or {}),
+        doc="The model's card summary recorded at encode time ({} when none).",
+    )
     channels = property(lambda self: self._attrs["channels"], doc="Latent channels C.")
     dtype = property(lambda self: self._attrs["dtype"], doc="Storage dtype name.")
     lineage = property(lambda self: self.attrs["lineage"], doc="Lineage records (a copy).")
     encoding = property(lambda self: self._attrs.get("encoding"), doc="Encoding window/overlap.")
     format_version = property(lambda self: self._attrs["format_version"], doc="Format version.")
     layout = property(lambda self: self._attrs.get("layout"), doc="Shard layout or None.")
-    chunk_key_separator = property(lambda self: self._latents.chunk_key_separator,
-                                   doc="Separator of the latent chunk keys ('.' or '/').")
+    chunk_key_separator = property(
+        lambda self: self._latents.chunk_key_separator, doc="Separator of the latent chunk keys ('.' or '/')."
+    )
     geometry = property(lambda self: self._geometry, doc="The store :class:`Geometry`.")
     latents = property(lambda self: self._latents, doc="The :class:`LatentArray`.")
     chunk_frames = property(lambda self: self._latents.chunk_frames, doc="Frames per chunk.")
@@ -182,8 +201,9 @@ class LatentStore(StoreAnnotations, Measures):
     n_tracks = property(lambda self: int(self._table["key"].shape[0]), doc="Rows of the table.")
 
     # ------------------------------------------------------------------------- planning
-    def plan(self, tracks: Sequence[tuple[str, int, int, int, int]], *, shards: int = 1,
-             loudness: bool = False) -> None:
+    def plan(
+        self, tracks: Sequence[tuple[str, int, int, int, int]], *, shards: int = 1, loudness: bool = False
+    ) -> None:
         """Fix the layout once: a row per ``(key, frames, samples, source_rate, channels)``.
 
         Tracks are laid out contiguously in the given order; shard ``s`` owns the rows
@@ -197,8 +217,10 @@ class LatentStore(StoreAnnotations, Measures):
         self._require_writable()
         table = sl.rows_to_table(tracks, str(self.path))
         if self.layout is not None:
-            if all(np.array_equal(table[c], self._table[c]) for c in
-                   ("key", "frames", "samples", "source_rate", "channels")):
+            if all(
+                np.array_equal(table[c], self._table[c])
+                for c in ("key", "frames", "samples", "source_rate", "channels")
+            ):
                 return
             raise StoreFormatError(f"{self.path} is already planned with other tracks")
         lay = sl.plan_layout(table["frames"], self.chunk_frames, shards)
@@ -232,13 +254,15 @@ class LatentStore(StoreAnnotations, Measures):
         want = (t.frames, self.channels, self._geometry.latent_dim)
         if tuple(z.shape) != want:
             raise ShapeMismatchError(
-                f"{self.path}: track {t.key!r}: expected latents of shape {want}, "
-                f"got {tuple(z.shape)}")
+                f"{self.path}: track {t.key!r}: expected latents of shape {want}, got {tuple(z.shape)}"
+            )
         with np.errstate(over="ignore", invalid="ignore"):  # reported just below
             zz = np.asarray(z).astype(self.dtype, copy=False)
         if not np.isfinite(zz).all():
-            raise LincaeError(f"{self.path}: track {t.key!r}: expected finite latents "
-                              f"(got NaN/inf after the cast to {self.dtype})")
+            raise LincaeError(
+                f"{self.path}: track {t.key!r}: expected finite latents "
+                f"(got NaN/inf after the cast to {self.dtype})"
+            )
         return zz
 
     def write_track(self, index: int, z: np.ndarray) -> None:
@@ -265,8 +289,13 @@ class LatentStore(StoreAnnotations, Measures):
             ShapeMismatchError, LincaeError: As :meth:`write_track` (nothing is written then).
         """
         self._require_writable()
-        parts = sorted(((int(self._table["offset"][i]), self.cast_latents(i, z))
-                        for i, z in zip(indices, zs, strict=True)), key=lambda p: p[0])
+        parts = sorted(
+            (
+                (int(self._table["offset"][i]), self.cast_latents(i, z))
+                for i, z in zip(indices, zs, strict=True)
+            ),
+            key=lambda p: p[0],
+        )
         runs: list[tuple[int, list[np.ndarray]]] = []
         end = -1
         for offset, z in parts:
@@ -288,8 +317,10 @@ class LatentStore(StoreAnnotations, Measures):
         self._require_writable()
         t = self.track(index)
         shard = self.shard_of(index) if self.layout is not None else 0
-        self._append_ledger(f"shard-{shard:04d}", {"key": t.key, "index": int(index),
-                                                    "reason": str(reason), "time": utc_now()})
+        self._append_ledger(
+            f"shard-{shard:04d}",
+            {"key": t.key, "index": int(index), "reason": str(reason), "time": utc_now()},
+        )
         self._set_status(index, sl.STATUS_FAILED)
 
     def record_failure(self, source: str, reason: str, *, writer: str = "plan") -> None:
@@ -303,8 +334,9 @@ class LatentStore(StoreAnnotations, Measures):
         self._require_writable()
         if not writer.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"writer: expected letters, digits, '-' or '_', got {writer!r}")
-        self._append_ledger(writer, {"key": str(source), "index": None, "reason": str(reason),
-                                     "time": utc_now()})
+        self._append_ledger(
+            writer, {"key": str(source), "index": None, "reason": str(reason), "time": utc_now()}
+        )
 
     def add_lineage(self, entry: Mapping[str, Any]) -> None:
         """Append a lineage record (see :func:`lineage_entry`)."""
@@ -371,18 +403,21 @@ class LatentStore(StoreAnnotations, Measures):
         st = self.table()["status"]
         return [self.track(i) for i in range(self.n_tracks) if status is None or st[i] == status]
 
-    def read_track(self, key_or_index: str | int, start_frame: int = 0,
-                   stop_frame: int | None = None) -> np.ndarray:
+    def read_track(
+        self, key_or_index: str | int, start_frame: int = 0, stop_frame: int | None = None
+    ) -> np.ndarray:
         """Read frames ``[start_frame, stop_frame)`` of one track as ``[n, C, D]``."""
         t = self.track(key_or_index)
         stop = t.frames if stop_frame is None else stop_frame
         if not 0 <= start_frame <= stop <= t.frames:
-            raise IndexError(f"{self.path}: track {t.key!r}: frame range [{start_frame}, {stop}) "
-                             f"outside [0, {t.frames})")
+            raise IndexError(
+                f"{self.path}: track {t.key!r}: frame range [{start_frame}, {stop}) outside [0, {t.frames})"
+            )
         return self._latents.read(t.offset + start_frame, t.offset + stop)
 
-    def iter_blocks(self, key_or_index: str | int,
-                    block_frames: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def iter_blocks(
+        self, key_or_index: str | int, block_frames: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """Stream a track as ``(start_frame, z[n, C, D])`` blocks cut at chunk boundaries."""
         t = self.track(key_or_index)
         cf = self.chunk_frames
@@ -407,18 +442,30 @@ class LatentStore(StoreAnnotations, Measures):
         done = t["status"] == sl.STATUS_DONE
         a = self.attrs
         return {
-            "path": str(self.path), "format": a["format"], "format_version": a["format_version"],
-            "store_id": a["store_id"], "created": a["created"], "model": a["model"],
-            "geometry": a["geometry"], "channels": a["channels"], "dtype": a["dtype"],
-            "chunk_frames": self.chunk_frames, "encoding": a["encoding"], "layout": a["layout"],
+            "path": str(self.path),
+            "format": a["format"],
+            "format_version": a["format_version"],
+            "store_id": a["store_id"],
+            "created": a["created"],
+            "model": a["model"],
+            "geometry": a["geometry"],
+            "channels": a["channels"],
+            "dtype": a["dtype"],
+            "chunk_frames": self.chunk_frames,
+            "encoding": a["encoding"],
+            "layout": a["layout"],
             "tracks": self.n_tracks,
             "status": {name: int((t["status"] == s).sum()) for s, name in sl.STATUS_NAMES.items()},
             "total_frames": self.total_frames,
             "duration_s": float(t["samples"][done].sum() / self._geometry.sample_rate),
-            "nbytes": self.total_frames * self.channels * self._geometry.latent_dim
+            "nbytes": self.total_frames
+            * self.channels
+            * self._geometry.latent_dim
             * np.dtype(self.dtype).itemsize,
-            "failures": [{"key": r["key"], "reason": r["reason"], "planning": r.get("index") is None}
-                         for r in self.ledger()],
+            "failures": [
+                {"key": r["key"], "reason": r["reason"], "planning": r.get("index") is None}
+                for r in self.ledger()
+            ],
             "lineage": a["lineage"],
         }
 
@@ -439,9 +486,13 @@ def _write_table(group: Any, table: dict[str, np.ndarray], status_chunk: int) ->
     for name in ("key", *sl.TABLE_COLUMNS):
         chunk = status_chunk if name == "status" else TABLE_CHUNK
         dtype = str if name == "key" else sl.TABLE_COLUMNS[name]
-        arr = group.create_array(f"tracks/{name}", shape=(n,), chunks=(max(1, min(chunk, n)),),
-                                 dtype=dtype, overwrite=True,
-                                 **({} if name == "key" else {"compressors": None,
-                                                              "fill_value": 0}))
+        arr = group.create_array(
+            f"tracks/{name}",
+            shape=(n,),
+            chunks=(max(1, min(chunk, n)),),
+            dtype=dtype,
+            overwrite=True,
+            **({} if name == "key" else {"compressors": None, "fill_value": 0}),
+        )
         if n:
             arr[:] = table[name]

@@ -83,8 +83,7 @@ class Geometry:
         fr = d.get("frame_rate", g.frame_rate)
         if not isinstance(fr, (int, float)) or not math.isclose(fr, g.frame_rate, rel_tol=1e-6):
             raise StoreFormatError(
-                f"{where}.frame_rate: expected sample_rate/samples_per_frame = {g.frame_rate}, "
-                f"got {fr!r}"
+                f"{where}.frame_rate: expected sample_rate/samples_per_frame = {g.frame_rate}, got {fr!r}"
             )
         return g
 
@@ -176,8 +175,7 @@ def validate_keys(keys: np.ndarray, where: str) -> None:
         )
 
 
-def validate_table(table: dict[str, np.ndarray], total_frames: int, geometry: Geometry,
-                   where: str) -> None:
+def validate_table(table: dict[str, np.ndarray], total_frames: int, geometry: Geometry, where: str) -> None:
     """Check a track table against the latent array it indexes.
 
     Args:
@@ -190,9 +188,7 @@ def validate_table(table: dict[str, np.ndarray], total_frames: int, geometry: Ge
     for name, dtype in TABLE_COLUMNS.items():
         col = table[name]
         if col.ndim != 1 or col.shape[0] != n:
-            raise StoreFormatError(
-                f"{where}: tracks/{name}: expected shape ({n},), got {tuple(col.shape)}"
-            )
+            raise StoreFormatError(f"{where}: tracks/{name}: expected shape ({n},), got {tuple(col.shape)}")
         if col.dtype != np.dtype(dtype):
             raise StoreFormatError(f"{where}: tracks/{name}: expected {dtype}, got {col.dtype}")
         if (col < 0).any():
@@ -210,9 +206,7 @@ def validate_table(table: dict[str, np.ndarray], total_frames: int, geometry: Ge
     if n > 1 and (off[order][:-1] + fr[order][:-1] > off[order][1:]).any():
         raise StoreFormatError(f"{where}: track table: expected non-overlapping track regions")
     if (table["samples"] > fr * geometry.samples_per_frame).any():
-        raise StoreFormatError(
-            f"{where}: tracks/samples: expected samples <= frames * samples_per_frame"
-        )
+        raise StoreFormatError(f"{where}: tracks/samples: expected samples <= frames * samples_per_frame")
     if (table["source_rate"] > MAX_SAMPLE_RATE).any() or (table["status"] > 2).any():
         raise StoreFormatError(f"{where}: tracks/source_rate or tracks/status out of range")
 
@@ -224,14 +218,18 @@ def check_compatible(a: Mapping[str, Any], b: Mapping[str, Any], pair: str, forc
     """
     for name in ("format_version", "geometry", "channels"):
         if a[name] != b[name]:
-            raise StoreMismatchError(f"{pair} differ in {name}: {a[name]} vs {b[name]} "
-                                     "(latent arithmetic between them is meaningless)")
+            raise StoreMismatchError(
+                f"{pair} differ in {name}: {a[name]} vs {b[name]} "
+                "(latent arithmetic between them is meaningless)"
+            )
     if force:
         return
     ida, idb = a["model"]["id"], b["model"]["id"]
     if ida != idb:
-        raise StoreMismatchError(f"{pair} come from different models ({ida[:12]} vs {idb[:12]}); "
-                                 "use --force / force=True to combine them anyway")
+        raise StoreMismatchError(
+            f"{pair} come from different models ({ida[:12]} vs {idb[:12]}); "
+            "use --force / force=True to combine them anyway"
+        )
     if a["model"]["config"] != b["model"]["config"]:
         raise StoreMismatchError(f"{pair} differ in model config; use --force / force=True")
 
@@ -275,8 +273,7 @@ def plan_layout(frames: np.ndarray, chunk_frames: int, shards: int = 1) -> Layou
         f = frames[s0 : s0 + tracks_per_shard].astype(np.int64)
         offsets[s0 : s0 + f.shape[0]] = start + np.concatenate(([0], np.cumsum(f)[:-1]))
         end = start + int(f.sum())
-    return Layout(offsets, end, math.ceil(n / tracks_per_shard) if n else 1, tracks_per_shard,
-                  status_chunk)
+    return Layout(offsets, end, math.ceil(n / tracks_per_shard) if n else 1, tracks_per_shard, status_chunk)
 
 
 @dataclass(frozen=True)
@@ -318,8 +315,7 @@ def rows_to_table(rows: Sequence[Sequence[Any]], where: str) -> dict[str, np.nda
             raise StoreFormatError(f"{where}: plan: expected string keys")
         cols = list(zip(*rows, strict=True))
         t["key"] = np.array(cols[0], dtype=np.dtypes.StringDType())
-        for name, col in zip(("frames", "samples", "source_rate", "channels"), cols[1:],
-                             strict=True):
+        for name, col in zip(("frames", "samples", "source_rate", "channels"), cols[1:], strict=True):
             arr = np.asarray(col, dtype=np.int64)
             hi = np.iinfo(TABLE_COLUMNS[name]).max
             if arr.min() < 0 or arr.max() > hi:

@@ -23,13 +23,16 @@ STATS_VERSION = 1
 def validate_stats(stats: Any, channels: int, dim: int, path: str) -> dict[str, Any]:
     """Check a ``stats`` attribute: version, counts and ``mean``/``std`` of shape ``[C][D]``."""
     if not isinstance(stats, dict) or stats.get("version") != STATS_VERSION:
-        raise StoreFormatError(f"{path}: stats: expected a dict with version {STATS_VERSION}, "
-                               f"got {stats.get('version') if isinstance(stats, dict) else stats!r}")
+        raise StoreFormatError(
+            f"{path}: stats: expected a dict with version {STATS_VERSION}, "
+            f"got {stats.get('version') if isinstance(stats, dict) else stats!r}"
+        )
     for name in ("mean", "std"):
         arr = np.asarray(stats.get(name), dtype=np.float64)
         if arr.shape != (channels, dim) or not np.isfinite(arr).all():
-            raise StoreFormatError(f"{path}: stats.{name}: expected finite [{channels}][{dim}] "
-                                   f"values, got shape {arr.shape}")
+            raise StoreFormatError(
+                f"{path}: stats.{name}: expected finite [{channels}][{dim}] values, got shape {arr.shape}"
+            )
     return stats
 
 
@@ -40,9 +43,15 @@ class Measures:
     path: Any
 
     def _create_loudness(self, n: int, chunk: int) -> None:
-        arr = self._group.create_array(LOUDNESS, shape=(n,), chunks=(max(1, min(chunk, n)),),
-                                       dtype="float32", overwrite=True, compressors=None,
-                                       fill_value=float("nan"))
+        arr = self._group.create_array(
+            LOUDNESS,
+            shape=(n,),
+            chunks=(max(1, min(chunk, n)),),
+            dtype="float32",
+            overwrite=True,
+            compressors=None,
+            fill_value=float("nan"),
+        )
         if n:
             arr[:] = np.full(n, np.nan, np.float32)
 
@@ -54,8 +63,10 @@ class Measures:
             return None
         out = np.asarray(arr[:], dtype=np.float32)
         if out.shape != (self.n_tracks,):  # type: ignore[attr-defined]
-            raise StoreFormatError(f"{self.path}: {LOUDNESS}: expected shape ({self.n_tracks},), "  # type: ignore[attr-defined]
-                                   f"got {out.shape}")
+            raise StoreFormatError(
+                f"{self.path}: {LOUDNESS}: expected shape ({self.n_tracks},), "  # type: ignore[attr-defined]
+                f"got {out.shape}"
+            )
         return out
 
     def write_loudness(self, index: Sequence[int] | np.ndarray, lufs: Sequence[float] | np.ndarray) -> None:

@@ -188,9 +188,7 @@ class AugmentedBatch:
         return self.a.to(self.x_aug)[:, None] * self.x_aug
 
 
-def augment_batch(
-    x: torch.Tensor, cfg: TrainConfig, step: int, generator: torch.Generator
-) -> AugmentedBatch:
+def augment_batch(x: torch.Tensor, cfg: TrainConfig, step: int, generator: torch.Generator) -> AugmentedBatch:
     """Build the Lin-CAE training batch: mixtures, then capped gains (arXiv:2510.23530, Sec. 3.2-3.3).
 
     Draw order (fixed, for bit-exact resumes): mixit (baseline only), mixture weights, gains.
@@ -218,8 +216,14 @@ def augment_batch(
         a = cap_gains(a, x_aug.cpu())
     else:
         a = torch.ones(x_aug.shape[0])
-    return AugmentedBatch(x=x, x_aug=x_aug, a=a.to(x.device), w=w, w_prev=w_prev,
-                          encode_aug=not cfg.additivity and cfg.use_baseline_mixtures)
+    return AugmentedBatch(
+        x=x,
+        x_aug=x_aug,
+        a=a.to(x.device),
+        w=w,
+        w_prev=w_prev,
+        encode_aug=not cfg.additivity and cfg.use_baseline_mixtures,
+    )
 
 
 def conditioning_latents(z: torch.Tensor, batch: AugmentedBatch) -> torch.Tensor:

@@ -22,8 +22,12 @@ __all__ = ["model_card", "objective_name", "schedule_change_on_resume", "weights
 
 def objective_name(cfg: TrainConfig) -> str:
     """Name the trained variant: Lin-CAE, one of its ablations, or the Music2Latent baseline."""
-    names = {(True, True): "lin-cae", (False, True): "lin-cae without additivity",
-             (True, False): "lin-cae without homogeneity", (False, False): "music2latent baseline"}
+    names = {
+        (True, True): "lin-cae",
+        (False, True): "lin-cae without additivity",
+        (True, False): "lin-cae without homogeneity",
+        (False, False): "music2latent baseline",
+    }
     return names[(cfg.additivity, cfg.homogeneity)]
 
 
@@ -39,11 +43,19 @@ def model_card(
             old = json.loads(previous.read_text())["training"]
             commands, valid = list(old["commands"]) + commands, dict(old["valid"])
             changes = list(old.get("schedule_changes", []))
-    card = {"training": {
-        "commands": commands, "objective": objective_name(cfg), "config": cfg.to_dict(),
-        "corpus": corpus, "valid_set": cfg.valid, "total_steps": cfg.total_steps,
-        "world_size": env.world_size, "weights": "EMA", "valid": valid,
-    }}
+    card = {
+        "training": {
+            "commands": commands,
+            "objective": objective_name(cfg),
+            "config": cfg.to_dict(),
+            "corpus": corpus,
+            "valid_set": cfg.valid,
+            "total_steps": cfg.total_steps,
+            "world_size": env.world_size,
+            "weights": "EMA",
+            "valid": valid,
+        }
+    }
     if changes:
         card["training"]["schedule_changes"] = changes
     return card
@@ -54,7 +66,15 @@ def weights_sha256(model: nn.Module) -> str:
     h = hashlib.sha256()
     for k, v in model.state_dict().items():
         h.update(k.encode())
-        h.update(v.detach().cpu().clone(memory_format=torch.contiguous_format).reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(
+            v.detach()
+            .cpu()
+            .clone(memory_format=torch.contiguous_format)
+            .reshape(-1)
+            .view(torch.uint8)
+            .numpy()
+            .tobytes()
+        )
     return h.hexdigest()
 
 
@@ -70,8 +90,10 @@ def schedule_change_on_resume(out: Path, cfg: TrainConfig, step: int) -> dict[st
     saved = out / "train_config.json"
     old = load_json_config(saved).get("total_steps") if saved.is_file() else None
     if cfg.total_steps < step:
-        raise ConfigError(f"{out}: --steps {cfg.total_steps} is below the run's step {step}; "
-                          f"expected a schedule length >= {step}.")
+        raise ConfigError(
+            f"{out}: --steps {cfg.total_steps} is below the run's step {step}; "
+            f"expected a schedule length >= {step}."
+        )
     if old is None or old == cfg.total_steps:
         return None
     return {"step": step, "from": int(old), "to": cfg.total_steps}

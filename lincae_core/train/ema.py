@@ -66,7 +66,10 @@ class EMA:
     def state_dict(self) -> dict[str, Any]:
         """Resumable state (tensors and plain types only)."""
         return {
-            "decay": self.decay, "every": self.every, "num_updates": self.num_updates, "shadow": self.shadow,
+            "decay": self.decay,
+            "every": self.every,
+            "num_updates": self.num_updates,
+            "shadow": self.shadow,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

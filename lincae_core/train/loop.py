@@ -193,8 +193,12 @@ def _build(
     if not cfg.data:
         raise ConfigError("Expected at least one data source (--data PATH[:WEIGHT]).")
     sampler = CropSampler(
-        [open_source(s) for s in cfg.data], mcfg.sample_rate, segment_length(cfg, mcfg),
-        cfg.seed, env.rank, cfg.silence_rms,
+        [open_source(s) for s in cfg.data],
+        mcfg.sample_rate,
+        segment_length(cfg, mcfg),
+        cfg.seed,
+        env.rank,
+        cfg.silence_rms,
     )
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = LinCAE(mcfg).to(device)
@@ -264,10 +268,14 @@ def train(
     env, device = setup_distributed(cfg.device)
     mcfg = cfg.model_config()
     if cfg.preset == "paper" and device.type == "cpu" and env.is_main:
-        log.warning("training the paper preset (44.1 kHz, 58 M parameters, batch %d of %d-frame crops) "
-                    "on CPU: a step took about 108 s at batch 4 on a 2-core machine (docs/presets.md). "
-                    "For a CPU run use --preset tiny or small: they train with the CPU recipe "
-                    "(docs/training-recipe.md).", cfg.batch_size, cfg.segment_frames)
+        log.warning(
+            "training the paper preset (44.1 kHz, 58 M parameters, batch %d of %d-frame crops) "
+            "on CPU: a step took about 108 s at batch 4 on a 2-core machine (docs/presets.md). "
+            "For a CPU run use --preset tiny or small: they train with the CPU recipe "
+            "(docs/training-recipe.md).",
+            cfg.batch_size,
+            cfg.segment_frames,
+        )
     prepare_run_dir(out, resume, env)
     parts, objective = _build(cfg, mcfg, env, device)
     if resume:
@@ -276,14 +284,26 @@ def train(
             raise ConfigError(f"{out}/state.pt was trained with another model config; cannot resume with it.")
         parts.load_state_dict(state, env)
     schedule_change = schedule_change_on_resume(out, cfg, parts.step) if resume else None
-    run = _Run(cfg, mcfg, env, device, out, model_card(cfg, parts, env, command or " ".join(sys.argv), out),
-               progress=progress)
+    run = _Run(
+        cfg,
+        mcfg,
+        env,
+        device,
+        out,
+        model_card(cfg, parts, env, command or " ".join(sys.argv), out),
+        progress=progress,
+    )
     if schedule_change is not None:
         run.card["training"].setdefault("schedule_changes", []).append(schedule_change)
         if env.is_main:
-            log.warning("%s: resuming at step %d with schedule length K=%d (was %d): the learning rate, "
-                        "Delta-t and gain range follow the new schedule from here on (a warm restart)",
-                        out, parts.step, schedule_change["to"], schedule_change["from"])
+            log.warning(
+                "%s: resuming at step %d with schedule length K=%d (was %d): the learning rate, "
+                "Delta-t and gain range follow the new schedule from here on (a warm restart)",
+                out,
+                parts.step,
+                schedule_change["to"],
+                schedule_change["from"],
+            )
     if env.is_main:
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         run.metrics = MetricsLog(out / "metrics.jsonl", parts.step if resume else None)
@@ -302,8 +322,13 @@ def train(
 
 
 def _loop(
-    parts: TrainingParts, objective: nn.Module, run: _Run, end: int, stop: StopFlag,
-    deadline: float | None, summary: TrainSummary,
+    parts: TrainingParts,
+    objective: nn.Module,
+    run: _Run,
+    end: int,
+    stop: StopFlag,
+    deadline: float | None,
+    summary: TrainSummary,
 ) -> bool:
     """Run steps until ``end``, a signal or the deadline; return whether a signal stopped it."""
     cfg = run.cfg
@@ -319,8 +344,12 @@ def _loop(
         losses.append(row["loss"])
         if run.metrics is not None and (parts.step % cfg.log_every == 0 or parts.step == end):
             now = time.monotonic()
-            row = {"step": parts.step, **row, "loss": sum(losses) / len(losses),
-                   "sec_per_step": (now - t_log) / len(losses)}
+            row = {
+                "step": parts.step,
+                **row,
+                "loss": sum(losses) / len(losses),
+                "sec_per_step": (now - t_log) / len(losses),
+            }
             run.metrics.write(row)
             summary.last, losses, t_log = row, [], now
         if run.progress is not None:
@@ -352,8 +381,11 @@ def _save(parts: TrainingParts, run: _Run) -> str | None:
     ranks = gather_rank_state(parts.rank_state(), run.env)
     if not run.env.is_main:
         return None
-    extra = {"train_config": run.cfg.to_dict(), "model_config": run.mcfg.to_dict(),
-             "world_size": run.env.world_size}
+    extra = {
+        "train_config": run.cfg.to_dict(),
+        "model_config": run.mcfg.to_dict(),
+        "world_size": run.env.world_size,
+    }
     save_state(run.out / "state.pt", parts.state_dict(ranks, extra))
     run.card["training"].update(steps=parts.step, data_stats=dict(parts.sampler.stats))
     return save_checkpoint(parts.ema.shadow, run.out / "ema", run.mcfg, run.card)

@@ -22,9 +22,15 @@ from lincae_core.errors import CheckpointError, ConfigError
 from lincae_core.publish import atomic_path
 from lincae_core.train.distributed import Distributed
 
-__all__ = ["STATE_FORMAT", "MetricsLog", "TrainingParts", "load_state", "prepare_run_dir",
-           "resolve_train_config",
-           "save_state"]
+__all__ = [
+    "STATE_FORMAT",
+    "MetricsLog",
+    "TrainingParts",
+    "load_state",
+    "prepare_run_dir",
+    "resolve_train_config",
+    "save_state",
+]
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +132,9 @@ class TrainingParts:
         if len(ranks) != env.world_size:
             log.warning(
                 "Resuming %d-process state with %d processes: the data and noise streams restart "
-                "from fresh seeds (not bit-exact).", len(ranks), env.world_size,
+                "from fresh seeds (not bit-exact).",
+                len(ranks),
+                env.world_size,
             )
         if env.rank < len(ranks):
             mine = ranks[env.rank]

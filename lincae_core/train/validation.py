@@ -50,8 +50,13 @@ class Validator:
     """Scores the EMA weights on a fixed validation batch (rank 0 only)."""
 
     def __init__(self, cfg: TrainConfig, mcfg: ModelConfig, device: torch.device) -> None:
-        self.x = load_validation(cfg.valid, mcfg.sample_rate, segment_length(cfg, mcfg),
-                                 cfg.valid_items, cfg.silence_rms).to(device) if cfg.valid else None
+        self.x = (
+            load_validation(
+                cfg.valid, mcfg.sample_rate, segment_length(cfg, mcfg), cfg.valid_items, cfg.silence_rms
+            ).to(device)
+            if cfg.valid
+            else None
+        )
         self.model = LinCAE(mcfg).to(device).eval() if cfg.valid else None
 
     def __call__(self, ema: EMA, seed: int) -> dict[str, float]:
