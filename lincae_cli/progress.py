@@ -55,3 +55,54 @@ class EncodeBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+@contextlib.contextmanager
+def labelled_progress(unit: str = "track") -> Iterator[Callable[[int, int, str], None]]:
+    """Yield a ``progress(done, total, label)`` callback (eval, card): a bar whose total is set
+    by the first call and whose postfix names the current item."""
+    with tqdm(total=None, file=sys.stderr, unit=unit, dynamic_ncols=True, disable=None) as bar:
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.total = total
+            bar.set_postfix_str(label, refresh=False)
+            bar.update(done - bar.n)
+
+        yield progress
+
+
+@contextlib.contextmanager
+def count_progress(total: int | None, unit: str = "track") -> Iterator[Callable[..., None]]:
+    """Yield a callback that advances a bar of ``total`` items by one per call (decode)."""
+    with tqdm(total=total or None, unit=unit, file=sys.stderr, disable=None) as bar:
+        yield lambda *_: bar.update(1)
+
+
+class TrainBar:
+    """Training progress: steps with the loss, learning rate and gain range as postfix.
+
+    Created on the first step, so that set-up errors print without a bar; drawn by rank 0 only.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: tqdm | None = None
+
+    def __call__(self, step: int, total: int, row: dict[str, float]) -> None:
+        """Show the state after ``step`` of ``total``."""
+        if self.bar is None:
+            self.bar = tqdm(
+                total=total, initial=step - 1, file=sys.stderr, disable=not self.enabled, dynamic_ncols=True
+            )
+        self.bar.set_postfix(
+            loss=f"{row['loss']:.4g}",
+            lr=f"{row['lr']:.2e}",
+            gain=f"[{row['a_min']:.2f},{row['a_max']:.2f}]",
+            refresh=False,
+        )
+        self.bar.update(step - self.bar.n)
+
+    def close(self) -> None:
+        """Close the bar."""
+        if self.bar is not None:
+            self.bar.close()

@@ -14,7 +14,7 @@ ensure_corpus() {  # render the seeded 16 kHz stems corpus (64 tracks x 30 s, 8 
 }
 
 recipe_args() {  # the shared `lincae train` options (tiny preset, 0.56-s crops, batch 8, lr 2e-4)
-  RECIPE=(--preset tiny --data "$CORPUS/train" --valid "$CORPUS/valid" --steps "$STEPS" --batch-size 8
+  RECIPE=(--preset tiny --data "$CORPUS/train" --valid "$CORPUS/valid" --schedule-steps "$STEPS" --batch-size 8
           --segment-frames 32 --lr 2e-4 --seed "$SEED" --checkpoint-every 200 --valid-every 1000
           --channels-last --threads "$THREADS" --stop-at "$STOP")
 }

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
-from tqdm import tqdm
 
 from lincae_cli.options import device_option, json_option
+from lincae_cli.progress import labelled_progress
 from lincae_core import measure_checkpoint
 
 
@@ -48,13 +47,7 @@ def card_cmd(
     homogeneity and additivity, separation SI-SDR and the encoder's origin Enc(0). Only
     model_card.json changes; the weights and the model id stay as they are.
     """
-    with tqdm(total=None, file=sys.stderr, unit="track", dynamic_ncols=True) as bar:
-
-        def progress(done: int, total: int, label: str) -> None:
-            bar.total = total
-            bar.set_postfix_str(label, refresh=False)
-            bar.update(done - bar.n)
-
+    with labelled_progress() as progress:
         result = measure_checkpoint(
             checkpoint,
             stems_dir,
@@ -66,7 +59,7 @@ def card_cmd(
             progress=progress,
         )
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(json.dumps(result))
         return
     m = result["measured"]
     lin = m["linearity"]

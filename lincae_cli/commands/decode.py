@@ -6,7 +6,6 @@ import json
 import sys
 
 import click
-from tqdm import tqdm
 
 from lincae_cli.options import (
     checkpoint_option,
@@ -17,6 +16,7 @@ from lincae_cli.options import (
     overwrite_option,
     pick_out,
 )
+from lincae_cli.progress import count_progress
 from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, load_model
 
 
@@ -29,7 +29,14 @@ from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, loa
     file_okay=False,
     old="--output",
 )
-@click.option("--format", "fmt", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["wav", "flac"]),
+    default="wav",
+    show_default=True,
+    help="Audio file format of the decoded tracks.",
+)
 @click.option("--subtype", default=None, help="Sample format, e.g. PCM_16 (default), PCM_24, FLOAT.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Decode noise seed.")
 @click.option(
@@ -112,28 +119,25 @@ def decode_cmd(
         return
     assert output is not None, "pick_out raised"
     outdir = output
-    bar = tqdm(total=len(keys) or None, unit="track", file=sys.stderr, disable=None)
-    summary = decode_store(
-        store,
-        outdir,
-        model,
-        keys or None,
-        fmt,
-        subtype,
-        seed,
-        steps,
-        inference,
-        force,
-        progress=lambda k, s: bar.update(1),
-        sample_rate=sample_rate,
-        overwrite=overwrite,
-    )
-    bar.close()
+    with count_progress(len(keys)) as progress:
+        summary = decode_store(
+            store,
+            outdir,
+            model,
+            keys or None,
+            fmt,
+            subtype,
+            seed,
+            steps,
+            inference,
+            force,
+            progress=progress,
+            sample_rate=sample_rate,
+            overwrite=overwrite,
+        )
     if as_json:
         click.echo(
-            json.dumps(
-                {"files": summary.files, "seconds": summary.seconds, "clipped": summary.clipped}, indent=2
-            )
+            json.dumps({"files": summary.files, "seconds": summary.seconds, "clipped": summary.clipped})
         )
         return
     for f in summary.files:

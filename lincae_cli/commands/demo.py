@@ -18,8 +18,16 @@ from lincae_core import run_demo
     show_default=True,
     help="Where the library, stores and decoded audio go (reused on re-runs).",
 )
-@click.option("--tracks", type=click.IntRange(1, 50), default=3, show_default=True)
-@click.option("--seconds", type=click.FloatRange(1.0, 120.0), default=8.0, show_default=True)
+@click.option(
+    "--tracks", type=click.IntRange(1, 50), default=3, show_default=True, help="Songs in the stems library."
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(1.0, 120.0),
+    default=8.0,
+    show_default=True,
+    help="Length of each song in seconds.",
+)
 @checkpoint_option
 @device_option
 @json_option
@@ -35,7 +43,7 @@ def demo_cmd(
         workdir, checkpoint, tracks, seconds, log=lambda s: click.echo(s, err=True), device=device
     )
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(json.dumps(result))
         return
     click.echo(
         f"decoded with {result['decode_steps']} step(s); 'ceiling' is the model on the reference "

@@ -48,8 +48,20 @@ _DEF = InferenceConfig()
 @click.option(
     "--ext", default=None, help="Comma-separated extensions to find (default: every soundfile format)."
 )
-@click.option("--channels", type=click.Choice(["mono", "stereo"]), default="mono", show_default=True)
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@click.option(
+    "--channels",
+    type=click.Choice(["mono", "stereo"]),
+    default="mono",
+    show_default=True,
+    help="Store channels: mono folds every file to one channel; stereo keeps two (mono files doubled).",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float16", "float32"]),
+    default="float16",
+    show_default=True,
+    help="Stored latent precision (float16 halves the store; docs/store-format.md measures the error).",
+)
 @click.option(
     "--chunk-frames",
     type=click.IntRange(1),
@@ -195,7 +207,7 @@ def encode_cmd(
 
 def _echo_dry_run(d: dict[str, Any], out: str, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({**d, "out": out, "dry_run": True}, indent=2))
+        click.echo(json.dumps({**d, "out": out, "dry_run": True}))
         return
     click.echo(
         f"dry run: {d['files']} files, {d['planned']} to encode ({d['hours']:.3f} h of audio), "
@@ -206,7 +218,7 @@ def _echo_dry_run(d: dict[str, Any], out: str, as_json: bool) -> None:
 
 def _echo_summary(d: dict[str, Any], as_json: bool) -> None:
     """The store path alone on stdout (``--json``: the record); what happened on stderr."""
-    click.echo(json.dumps(d, indent=2) if as_json else d["store"])
+    click.echo(json.dumps(d) if as_json else d["store"])
     where = f"{d['store']}" + (f" (shard {d['shard']}/{d['shards']})" if d["shards"] > 1 else "")
     failed = f"; {d['failed_total']} failed" if d["failed_total"] else ""
     planfail = f"; {d['plan_failures']} inputs unreadable" if d["plan_failures"] else ""

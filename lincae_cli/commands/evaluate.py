@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from lincae_cli.options import device_option, json_option, overwrite_option
+from lincae_cli.progress import labelled_progress
 from lincae_core import EvalConfig, evaluate, load_named_models, summary_tables, write_report
 
 _DEFAULTS = EvalConfig()
@@ -118,17 +117,11 @@ def evaluate_cmd(
         )
     config = EvalConfig(example_seconds=example_seconds or None, **settings)  # type: ignore[arg-type]
     models = load_named_models(checkpoints, names, device=device)
-    with tqdm(total=None, file=sys.stderr, unit="track", dynamic_ncols=True) as bar:
-
-        def progress(done: int, total: int, label: str) -> None:
-            bar.total = total
-            bar.set_postfix_str(label, refresh=False)
-            bar.update(done - bar.n)
-
+    with labelled_progress() as progress:
         result = evaluate(models, stems_dir, music_dir, config, progress=progress)
     files = write_report(result, out_dir, stem=example_stem)
     if as_json:
-        click.echo(json.dumps({**result.to_dict(), "files": files, "report_dir": out_dir}, indent=2))
+        click.echo(json.dumps({**result.to_dict(), "files": files, "report_dir": out_dir}))
     else:
         click.echo(summary_tables(result))
         click.echo(f"report: {out_dir}/report.md ({', '.join(files)})")

@@ -32,6 +32,6 @@ def info_cmd(path: str | None, as_json: bool) -> None:
     """Describe a checkpoint directory or a latent store (default: the embedded model)."""
     info = describe_path(path)
     if as_json:
-        click.echo(json.dumps(info, indent=2, default=str))
+        click.echo(json.dumps(info, default=str))
     else:
         _echo_human(info)

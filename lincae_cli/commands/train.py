@@ -6,9 +6,10 @@ import os
 import sys
 
 import click
-from tqdm import tqdm
 
+from lincae_cli.progress import TrainBar
 from lincae_core import resolve_train_config, train_model
+from lincae_core.device import resolve_device
 
 
 @click.command("train")
@@ -21,7 +22,13 @@ from lincae_core import resolve_train_config, train_model
 )
 @click.option("--data", multiple=True, help="Source PATH[:WEIGHT] (folder or .tar shards); repeatable.")
 @click.option("--valid", help="Held-out validation folder.")
-@click.option("--steps", "total_steps", type=int, help="Schedule length K (LR, Delta-t, gain annealing).")
+@click.option(
+    "--schedule-steps",
+    "total_steps",
+    type=int,
+    help="Schedule length K: the LR, Delta-t and gain annealing run over K steps.",
+)
+@click.option("--steps", "steps_alias", type=int, hidden=True, help="Old spelling of --schedule-steps.")
 @click.option("--batch-size", type=int, help="Crops per step (per process), before mixtures.")
 @click.option("--segment-frames", type=int, help="STFT frames per crop (64 -> 8 latents).")
 @click.option("--lr", type=float, help="Peak learning rate.")
@@ -40,10 +47,15 @@ from lincae_core import resolve_train_config, train_model
 @click.option("--seed", type=int, help="Run seed.")
 @click.option("--checkpoint-every", type=int, help="Save state.pt and ema/ every N steps.")
 @click.option("--valid-every", type=int, help="Validate the EMA weights every N steps.")
-@click.option("--device", help="Where the model runs: auto (default), cpu or cuda[:i].")
+@click.option(
+    "--device",
+    envvar="LINCAE_DEVICE",
+    help="Where the model trains: auto (CUDA when available; the default), cpu or cuda[:i]. "
+    "Env: LINCAE_DEVICE.",
+)
 @click.option("--channels-last/--no-channels-last", default=None, help="channels_last memory format.")
 @click.option("--threads", type=int, help="CPU threads (1 is faster when other work shares the cores).")
-@click.option("--stop-at", type=int, help="Stop (and save) at this step, before --steps.")
+@click.option("--stop-at", type=int, help="Stop (and save) at this step, before --schedule-steps.")
 @click.option("--max-minutes", type=float, help="Stop (and save) after this much wall time.")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from its state.pt.")
 def train_cmd(
@@ -52,41 +64,37 @@ def train_cmd(
     stop_at: int | None,
     max_minutes: float | None,
     resume: bool,
+    steps_alias: int | None,
     **overrides: object,
 ) -> None:
     """Train a Lin-CAE (or the baseline/ablations) into RUN_DIR; CLI options override --config."""
+    if steps_alias is not None:
+        if overrides.get("total_steps") is not None:
+            raise click.UsageError("give --schedule-steps only (--steps is its old spelling).")
+        click.echo(
+            "warning: train --steps is now --schedule-steps (--steps means decoding steps elsewhere)",
+            err=True,
+        )
+        overrides["total_steps"] = steps_alias
+    if overrides.get("device") is not None:
+        resolve_device(str(overrides["device"]))  # the one resolver: a bad name fails here, in one line
     if overrides.get("data") == ():
         overrides["data"] = None
     cfg = resolve_train_config(config_file, out_dir, resume, overrides)
     main = int(os.environ.get("RANK", "0")) == 0
-    bars: list[tqdm] = []
-
-    def progress(step: int, total: int, row: dict[str, float]) -> None:
-        if not bars:  # created on the first step, so setup errors print without a bar
-            bars.append(
-                tqdm(total=total, initial=step - 1, file=sys.stderr, disable=not main, dynamic_ncols=True)
-            )
-        bars[0].set_postfix(
-            loss=f"{row['loss']:.4g}",
-            lr=f"{row['lr']:.2e}",
-            gain=f"[{row['a_min']:.2f},{row['a_max']:.2f}]",
-            refresh=False,
-        )
-        bars[0].update(step - bars[0].n)
-
+    bar = TrainBar(enabled=main)
     try:
         summary = train_model(
             cfg,
             out_dir,
             resume=resume,
             stop_at=stop_at,
-            progress=progress,
+            progress=bar,
             max_seconds=None if max_minutes is None else 60.0 * max_minutes,
             command=" ".join(["lincae", *sys.argv[1:]]),
         )
     finally:
-        for bar in bars:
-            bar.close()
+        bar.close()
     if main:
         state = "finished" if summary.finished else ("interrupted" if summary.interrupted else "stopped")
         click.echo(
