@@ -81,7 +81,7 @@ def check_model_matches(store: LatentStore, model: LinCAE, force: bool = False) 
         cfg.latent_dim,
     ):
         raise StoreMismatchError(
-            f"{store.path}: latent geometry {geo} does not match the model's {cfg.geometry()}."
+            f"{store.path}: latent geometry {geo} does not match the model's {cfg.geometry().to_dict()}."
         )
     mid = model.model_id
     if not force and store.model_id != mid:

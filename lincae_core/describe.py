@@ -52,7 +52,7 @@ def describe_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
         "model_id": model.model_id,
         "preset": cfg.name,
         "geometry": {
-            **cfg.geometry(),
+            **cfg.geometry().to_dict(),
             "hop": cfg.hop,
             "n_fft": cfg.n_fft,
             "compression": cfg.samples_per_frame / cfg.latent_dim,

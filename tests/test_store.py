@@ -11,6 +11,7 @@ import pytest
 import zarr
 from _latent_stores import GEOMETRY, make_store
 
+from lincae_core.config.geometry import Geometry
 from lincae_core.errors import (
     LincaeError,
     OutputExistsError,
@@ -19,7 +20,7 @@ from lincae_core.errors import (
     StoreMismatchError,
 )
 from lincae_core.store import LatentStore
-from lincae_core.store.layout import Geometry, plan_layout
+from lincae_core.store.layout import plan_layout
 
 TRACKS = [("a/one", 30), ("b.two", 50), ("c", 7), ("d", 0), ("e", 21)]
 

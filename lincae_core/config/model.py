@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lincae_core.config._base import from_dict
+from lincae_core.config.geometry import Geometry
 from lincae_core.errors import ConfigError
 
 __all__ = [
@@ -136,14 +137,9 @@ class ModelConfig:
         """Frequency rows at the bottom of the 2-D pyramid (32 for the paper preset)."""
         return self.freq_bins // (4 ** self.freq_downsample.count(1)) // (2 ** self.freq_downsample.count(0))
 
-    def geometry(self) -> dict[str, Any]:
+    def geometry(self) -> Geometry:
         """Return the geometry that a latent store must share with its model."""
-        return {
-            "sample_rate": self.sample_rate,
-            "samples_per_frame": self.samples_per_frame,
-            "latent_dim": self.latent_dim,
-            "frame_rate": self.frame_rate,
-        }
+        return Geometry(self.sample_rate, self.samples_per_frame, self.latent_dim)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (tuples become lists)."""

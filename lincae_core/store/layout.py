@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from lincae_core.config.geometry import MAX_SAMPLE_RATE, Geometry, checked_int
 from lincae_core.errors import StoreFormatError, StoreMismatchError
 
 FORMAT_NAME = "lincae-latents"
@@ -40,58 +41,7 @@ TABLE_COLUMNS = {
 MAX_FRAMES = 2**40
 MAX_TRACKS = 2**31 - 1
 MAX_CHUNK_FRAMES = 2**22
-MAX_SAMPLE_RATE = 1_000_000
-MAX_SAMPLES_PER_FRAME = 2**20
-MAX_LATENT_DIM = 2**16
 STATUS_CHUNK_MAX = 4096
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Audio ↔ latent geometry of a model: one latent frame per ``samples_per_frame`` samples."""
-
-    sample_rate: int
-    samples_per_frame: int
-    latent_dim: int
-
-    @property
-    def frame_rate(self) -> float:
-        """Latent frames per second."""
-        return self.sample_rate / self.samples_per_frame
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form stored in the ``geometry`` attribute."""
-        return {
-            "sample_rate": self.sample_rate,
-            "samples_per_frame": self.samples_per_frame,
-            "latent_dim": self.latent_dim,
-            "frame_rate": self.frame_rate,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Any, where: str = "geometry") -> Geometry:
-        """Parse and validate a geometry dict (``frame_rate`` is checked, not trusted)."""
-        if not isinstance(d, dict):
-            raise StoreFormatError(f"{where}: expected a dict, got {type(d).__name__}")
-        g = cls(
-            sample_rate=_int(d.get("sample_rate"), f"{where}.sample_rate", 1, MAX_SAMPLE_RATE),
-            samples_per_frame=_int(
-                d.get("samples_per_frame"), f"{where}.samples_per_frame", 1, MAX_SAMPLES_PER_FRAME
-            ),
-            latent_dim=_int(d.get("latent_dim"), f"{where}.latent_dim", 1, MAX_LATENT_DIM),
-        )
-        fr = d.get("frame_rate", g.frame_rate)
-        if not isinstance(fr, (int, float)) or not math.isclose(fr, g.frame_rate, rel_tol=1e-6):
-            raise StoreFormatError(
-                f"{where}.frame_rate: expected sample_rate/samples_per_frame = {g.frame_rate}, got {fr!r}"
-            )
-        return g
-
-
-def _int(v: Any, name: str, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise StoreFormatError(f"{name}: expected an integer in [{lo}, {hi}], got {v!r}")
-    return v
 
 
 def validate_attrs(attrs: Any, path: str) -> dict[str, Any]:
@@ -147,8 +97,8 @@ def validate_layout_attr(layout: Any, path: str) -> None:
         return
     if not isinstance(layout, dict):
         raise StoreFormatError(f"{path}: layout: expected a dict or null, got {layout!r}")
-    _int(layout.get("shards"), f"{path}: layout.shards", 1, MAX_TRACKS)
-    _int(layout.get("tracks_per_shard"), f"{path}: layout.tracks_per_shard", 1, MAX_TRACKS)
+    checked_int(layout.get("shards"), f"{path}: layout.shards", 1, MAX_TRACKS)
+    checked_int(layout.get("tracks_per_shard"), f"{path}: layout.tracks_per_shard", 1, MAX_TRACKS)
 
 
 def validate_keys(keys: np.ndarray, where: str) -> None:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lincae_core._version import __version__
+
 __all__ = ["lineage_entry", "utc_now"]
 
 
@@ -23,8 +25,6 @@ def lineage_entry(op: str, args: Mapping[str, Any], inputs: Sequence[Any]) -> di
         args: JSON-ready arguments that reproduce the operation.
         inputs: Input stores (anything with ``path`` and ``store_id``).
     """
-    from lincae_core import __version__  # lazy: lincae_core/__init__ may import the store
-
     return {
         "op": op,
         "args": dict(args),
