@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lincae_core.config.train import trained_gain_range as trained_gain_range_of
 from lincae_core.errors import ConfigError
 
 __all__ = [
@@ -112,21 +113,22 @@ def property_failures(figures: Mapping[str, float] | None, prop: str) -> list[st
 
 
 def trained_gain_range(card: Mapping[str, Any]) -> tuple[float, float] | None:
-    """The gains the model was trained on, from the training config in its card.
+    """The gains the model was trained on, as its card records them (``training.gain_range``).
 
     With homogeneity training (arXiv:2510.23530 Sec. 3.3) the gains are drawn from
     ``U[a_min(k), a_max(k)]`` = ``U[1 − C(k), 1 + 2 C(k)]`` with C(k) from 1 down to 0, so the range
-    is ``[0, 3]`` (``train.augment.gain_range``); without it every gain is 1. None when the card
-    records no training config (imported or untrained weights).
+    is ``[0, 3]``; without it every gain is 1. Cards written before the range was recorded get it
+    from their training config (:func:`lincae_core.config.train.trained_gain_range`). None when the
+    card records no training (imported or untrained weights).
     """
-    config = (card.get("training") or {}).get("config")
+    training = card.get("training") or {}
+    recorded = training.get("gain_range")
+    if isinstance(recorded, Sequence) and len(recorded) == 2:
+        return (float(recorded[0]), float(recorded[1]))
+    config = training.get("config")
     if not isinstance(config, Mapping) or "homogeneity" not in config:
         return None
-    if not config["homogeneity"] or float(config.get("gain_prob", 0.8)) <= 0:
-        return (1.0, 1.0)
-    from lincae_core.train.augment import gain_range  # the training code's own bounds
-
-    return gain_range(0, int(config.get("total_steps") or 1), bool(config.get("anneal", True)))
+    return trained_gain_range_of(dict(config))
 
 
 def _model_name(card: Mapping[str, Any]) -> str:

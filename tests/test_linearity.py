@@ -142,3 +142,17 @@ def test_shipped_lincae_passes_and_baseline_warns() -> None:
     # the baseline was trained without gains: 0.5 is outside its training range too
     assert len(linearity_warnings(baseline, "gain", [0.5])) == 2
     assert "-1" in linearity_warnings(lincae, "gain", [-1.0])[0]
+
+
+def test_gain_range_is_data_in_the_card() -> None:
+    from lincae_core.config.train import MAX_GAIN_RANGE
+    from lincae_core.train.augment import gain_range
+
+    card = _card(GOOD)
+    card["training"]["gain_range"] = [0.5, 2.0]  # what the card records wins over the config
+    assert trained_gain_range(card) == (0.5, 2.0)
+    # the recorded constant is the training code's widest range, and every step stays inside it
+    assert gain_range(0, 1000) == MAX_GAIN_RANGE
+    for k in range(0, 1001, 50):
+        lo, hi = gain_range(k, 1000)
+        assert MAX_GAIN_RANGE[0] <= lo <= hi <= MAX_GAIN_RANGE[1]

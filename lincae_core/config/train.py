@@ -10,7 +10,19 @@ from lincae_core.config._base import from_dict
 from lincae_core.config.model import ModelConfig, get_preset
 from lincae_core.errors import ConfigError
 
-__all__ = ["CPU_RECIPE", "TrainConfig", "preset_defaults"]
+__all__ = ["CPU_RECIPE", "MAX_GAIN_RANGE", "TrainConfig", "preset_defaults", "trained_gain_range"]
+
+#: The widest homogeneity gain range, ``[1 − C, 1 + 2 C]`` at C = 1 (arXiv:2510.23530 Sec. 3.3;
+#: ``train.augment.gain_range`` anneals C from 1 down to 0, so every run sees gains in it).
+MAX_GAIN_RANGE = (0.0, 3.0)
+
+
+def trained_gain_range(config: dict) -> tuple[float, float]:
+    """The gains a run with this ``TrainConfig`` dict trains on: :data:`MAX_GAIN_RANGE` with
+    homogeneity training, only gain 1 without it (written into every model card as data)."""
+    if not config.get("homogeneity", True) or float(config.get("gain_prob", 0.8)) <= 0:
+        return (1.0, 1.0)
+    return MAX_GAIN_RANGE
 
 
 @dataclass(frozen=True)

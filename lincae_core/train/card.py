@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lincae_core.config import TrainConfig, load_json_config
+from lincae_core.config.train import trained_gain_range
 from lincae_core.errors import ConfigError
 from lincae_core.train.distributed import Distributed
 from lincae_core.train.state import TrainingParts
@@ -51,6 +52,7 @@ def model_card(
             "corpus": corpus,
             "valid_set": cfg.valid,
             "total_steps": cfg.total_steps,
+            "gain_range": list(trained_gain_range(cfg.to_dict())),
             "world_size": env.world_size,
             "weights": "EMA",
             "valid": valid,
