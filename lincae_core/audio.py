@@ -5,7 +5,6 @@ Layout: audio arrays are ``[C, T]`` float32 numpy arrays at the model sample rat
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,10 +201,3 @@ def save_audio(
             f"{getattr(path, 'name', path)}: cannot write {format}/{subtype} ({_reason(exc)})."
         ) from exc
     return clipped
-
-
-def wav_bytes(audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> tuple[bytes, int]:
-    """Encode ``[C, T]`` audio as WAV bytes (for stdout pipelines); returns (bytes, clipped)."""
-    buf = io.BytesIO()
-    clipped = save_audio(buf, audio, sample_rate, format="WAV", subtype=subtype)
-    return buf.getvalue(), clipped

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from lincae_core import __version__
+from lincae_core._version import __version__
 from lincae_core.config import ModelConfig, get_preset
 from lincae_core.device import resolve_device
 from lincae_core.errors import CheckpointError, ConfigError

@@ -26,7 +26,8 @@ from lincae_core.evaluation.protocol import (
     score_music_track,
 )
 from lincae_core.evaluation.report import write_report
-from lincae_core.evaluation.runner import NamedModel, evaluate, find_stem_tracks
+from lincae_core.evaluation.corpus import find_stem_tracks
+from lincae_core.evaluation.runner import NamedModel, evaluate
 from lincae_core.nn import transforms
 from lincae_core.nn.model import LinCAE
 
