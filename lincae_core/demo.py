@@ -13,8 +13,10 @@ metrics (SNR, SI-SDR, multi-scale mel distance).
 
 from __future__ import annotations
 
+import functools
+import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,11 @@ def synth_stems(sample_rate: int, seconds: float, seed: int) -> dict[str, np.nda
     return {k: (0.2 * v / (np.abs(v).max() + 1e-9)).astype(np.float32) for k, v in stems.items()}
 
 
+def _total(arrays: Iterable[np.ndarray]) -> np.ndarray:
+    """``a + b + c + ...`` left to right (what ``sum`` computes, typed as an array)."""
+    return functools.reduce(operator.add, arrays)
+
+
 def _build_library(
     lib: Path, sample_rate: int, tracks: int, seconds: float
 ) -> dict[str, dict[str, np.ndarray]]:
@@ -78,7 +85,7 @@ def _build_library(
     for i in range(tracks):
         name = f"song{i:02d}"
         stems = synth_stems(sample_rate, seconds, seed=i)
-        stems["mixture"] = sum(stems[k] for k in STEMS).astype(np.float32)
+        stems["mixture"] = _total(stems[k] for k in STEMS).astype(np.float32)
         for kind, x in stems.items():
             (lib / kind).mkdir(parents=True, exist_ok=True)
             sf.write(lib / kind / f"{name}.wav", x, sample_rate, subtype="FLOAT")
@@ -113,7 +120,7 @@ def run_demo(
     rate = model.config.sample_rate
     inference = InferenceConfig(steps=model.recommended_steps)
     log(
-        f"model {model.model_id[:12]} ({model.config.name}, {rate} Hz)"
+        f"model {(model.model_id or '')[:12]} ({model.config.name}, {rate} Hz)"
         + (" -- UNTRAINED fallback: metrics are not meaningful" if model.card.get("untrained") else "")
     )
     audio = _build_library(work / "library", rate, tracks, seconds)
@@ -154,7 +161,7 @@ def run_demo(
     a = ops.db_to_amplitude(GAIN_DB)
     table = _score_rows(model, inference, audio, out, a)
     first = next(iter(audio))
-    remix = sum(REMIX_GAINS[k] * audio[first][k] for k in STEMS)
+    remix = _total(REMIX_GAINS[k] * audio[first][k] for k in STEMS)
     compare = {  # side by side, for listening (first track)
         "input_mixture": audio[first]["mixture"],
         "reconstruction": out["mixture"][first],
@@ -205,7 +212,7 @@ def _score_rows(
     rate = model.config.sample_rate
     rows: dict[str, list[dict[str, float]]] = {}
     for key, stems in audio.items():
-        remix = sum(REMIX_GAINS[k] * stems[k] for k in STEMS)
+        remix = _total(REMIX_GAINS[k] * stems[k] for k in STEMS)
         cases = [
             (
                 "separation (mixture - accompaniment) vs true vocals",
