@@ -1,5 +1,9 @@
 """Shared click options, parameter types and exit codes: one spelling per option on every command.
 
+The latent operations share one decorator, :func:`op_options` (``--require-complete``,
+``-j/--jobs``, ``--scheduler``, ``--overwrite``, ``--json`` and, where the operation has forms,
+``--origin``), which hands the command one :class:`~lincae_core.ops.options.OpOptions`.
+
 Exit codes (documented in the README):
     0  success
     1  error (bad input, a refused operation); one line on stderr, no traceback unless --verbose
@@ -9,10 +13,13 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+
+from lincae_core.ops.options import OpOptions
 
 EXIT_PARTIAL = 3
 
@@ -56,6 +63,69 @@ device_option = click.option(
     envvar="LINCAE_DEVICE",
     help="Where the model runs: auto (CUDA when available), cpu or cuda[:i]. Env: LINCAE_DEVICE.",
 )
+
+
+origin_option = click.option(
+    "--origin",
+    type=click.Choice(["linear", "affine"]),
+    default=None,
+    help="linear: the plain sum of gained latents; affine: plus (1 - sum of gains)·Enc(0), exact for "
+    "an encoder that maps silence to Enc(0) [default: the form the store's model measured closer "
+    "to the audio operation, docs/linearity.md].",
+)
+require_complete_option = click.option(
+    "--require-complete",
+    is_flag=True,
+    help="Refuse inputs with planned or failed tracks (default: leave them out, exit 3).",
+)
+missing_option = click.option(
+    "--missing",
+    type=click.Choice(["error", "skip"]),
+    default="error",
+    show_default=True,
+    help="A key missing from some input: refuse, or drop it.",
+)
+keys_from_option = click.option(
+    "--keys-from",
+    type=click.File("r", encoding="utf-8"),
+    default=None,
+    help="File with one track key per line ('-' reads stdin; blank lines and # comment lines are skipped).",
+)
+
+
+def op_options(origin: bool = False) -> Callable[[F], F]:
+    """The options every latent operation shares, handed to the command as ``options`` (an
+    :class:`~lincae_core.ops.options.OpOptions`, ``progress`` left to the command) beside
+    ``as_json``: ``--require-complete``, ``-j/--jobs``, ``--scheduler``, ``--overwrite``,
+    ``--json`` and, with ``origin``, ``--origin``."""
+
+    def deco(f: F) -> F:
+        @functools.wraps(f)
+        def command(
+            *args: Any,
+            jobs: int,
+            scheduler: str | None,
+            overwrite: bool,
+            require_complete: bool,
+            **kwargs: Any,
+        ) -> Any:
+            options = OpOptions(
+                jobs=jobs,
+                scheduler=scheduler,
+                overwrite=overwrite,
+                require_complete=require_complete,
+                origin=kwargs.pop("origin", None),
+            )
+            return f(*args, options=options, **kwargs)
+
+        wrapped: Any = command
+        for option in (json_option, overwrite_option, scheduler_option, jobs_option, require_complete_option):
+            wrapped = option(wrapped)
+        if origin:
+            wrapped = origin_option(wrapped)
+        return wrapped
+
+    return deco
 
 
 def out_option(

@@ -26,6 +26,7 @@ __all__ = [
     "Source",
     "discover",
     "is_audio_name",
+    "list_entries",
     "parse_extensions",
     "read_file_list",
     "sources_fingerprint",
@@ -136,14 +137,23 @@ def _walk(root: Path, exts: Sequence[str]) -> list[Path]:
     return found
 
 
-def read_file_list(lines: Iterable[str]) -> list[str]:
-    """Parse a ``--files-from`` list: one path per line; blank lines and ``#`` comments skipped."""
+def list_entries(lines: Iterable[str]) -> list[tuple[int, str]]:
+    """The entries of a list file, numbered by line (1-based): the one rule of every list a
+    command reads (``encode --files-from``, ``--keys-from`` of ``select``, ``export`` and
+    ``concat``): line ends are stripped, blank lines and ``#`` comment lines (``#`` the first
+    non-blank character) are skipped, and an entry is taken literally (inner and edge spaces kept).
+    """
     out = []
-    for line in lines:
+    for n, line in enumerate(lines, 1):
         p = line.rstrip("\r\n")
         if p.strip() and not p.lstrip().startswith("#"):
-            out.append(p)
+            out.append((n, p))
     return out
+
+
+def read_file_list(lines: Iterable[str]) -> list[str]:
+    """The entries of a list file (``--files-from``, ``--keys-from``): :func:`list_entries`."""
+    return [entry for _, entry in list_entries(lines)]
 
 
 def _relative(path: Path, root: Path) -> tuple[str, bool]:

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from lincae_cli.main import cli
 from lincae_core import LatentStore, concat_store, parse_concat_list
 from lincae_core.errors import ConfigError, StoreMismatchError
-from lincae_core.ops.shape import ramp_gains
+from lincae_core.ops import OpOptions
+from lincae_core.ops.envelopes import ramp_gains
 
 TRACKS = [("x", 30), ("y", 50), ("z", 7)]
 SPF = 256  # the geometry of _latent_stores (16 kHz); samples = frames * 256 - 100
@@ -36,10 +37,10 @@ def crossfaded(parts: list[np.ndarray], w: int) -> np.ndarray:
 def test_concat_with_crossfade_is_the_ramped_overlap_add(tmp_path: Path) -> None:
     src, zs = make_store(tmp_path / "A", TRACKS, dtype="float32", chunk_frames=8)
     entries = [("a", ["x", "y", "z"]), ("b", ["y"]), ("c", ["z", "x", "z"])]
-    summary = concat_store(
-        src, tmp_path / "o", entries, crossfade_s=3 * SPF / 16000, max_block_frames=16
+    result = concat_store(
+        src, tmp_path / "o", entries, crossfade_s=3 * SPF / 16000, options=OpOptions(max_block_frames=16)
     )  # 3 frames; several blocks per track
-    assert (summary["op"], summary["tracks"], summary["crossfade_frames"]) == ("concat", 3, 3)
+    assert (result.op, result.tracks, result.info["crossfade_frames"]) == ("concat", 3, 3)
     out = LatentStore.open(tmp_path / "o")
     assert out.keys() == ["a", "b", "c"]
     for key, keys in entries:
@@ -75,6 +76,8 @@ def test_ramps_sum_to_one_over_the_overlap() -> None:
 def test_concat_list_formats_and_refusals(tmp_path: Path) -> None:
     assert parse_concat_list("x\n\ny z\n") == [("concat", ["x", "y z"])]  # keys taken literally
     assert parse_concat_list("a\tx\ty\r\nb\tz\n") == [("a", ["x", "y"]), ("b", ["z"])]
+    # the one list-file rule: blank and # comment lines skipped (line numbers still count them)
+    assert parse_concat_list("# joins\na\tx\n\n  # b next\nb\tz\n") == [("a", ["x"]), ("b", ["z"])]
     for bad, why in (
         ("", "empty list"),
         ("a\tx\ny\n", "line 2"),

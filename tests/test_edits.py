@@ -13,7 +13,10 @@ from click.testing import CliRunner
 from lincae_cli.main import cli
 from lincae_core import LatentStore, gain_store, midside_store, pan_store
 from lincae_core.errors import ConfigError, StoreMismatchError
-from lincae_core.ops.shape import FrameShape, pan_gains, parse_envelope
+from lincae_core.ops import OpOptions
+from lincae_core.ops.channels import pan_gains
+from lincae_core.ops.envelopes import parse_envelope
+from lincae_core.ops.plan import FrameShape
 
 TRACKS = [("x", 30), ("y", 50), ("z", 7)]
 SR, SPF = 16000, 256  # the geometry of _latent_stores
@@ -26,7 +29,8 @@ def frame_times(frames: int) -> np.ndarray:
 def test_fades_scale_each_frame_by_the_curve_at_its_centre(tmp_path: Path) -> None:
     src, zs = make_store(tmp_path / "A", TRACKS, dtype="float32")
     out = tmp_path / "f"
-    gain_store(src, out, 0.5, fade_in_s=0.1, fade_out_s=0.2, dtype="float32", max_block_frames=16)
+    run = OpOptions(dtype="float32", max_block_frames=16)
+    gain_store(src, out, 0.5, fade_in_s=0.1, fade_out_s=0.2, options=run)
     got = LatentStore.open(out)
     for key, frames in TRACKS:
         t, dur = frame_times(frames), (frames * SPF - 100) / SR
@@ -41,7 +45,7 @@ def test_envelope_in_db_and_gain_is_interpolated_on_the_frame_grid(tmp_path: Pat
     src, zs = make_store(tmp_path / "A", TRACKS, dtype="float32")
     curve = tmp_path / "env.csv"
     curve.write_text("# a ramp down and back\ntime_s,db\n0.1,0\n0.3,-20\n0.5,0\n")
-    gain_store(src, tmp_path / "e", envelope=curve, dtype="float32")
+    gain_store(src, tmp_path / "e", envelope=curve, options=OpOptions(dtype="float32"))
     t = frame_times(50)
     g = np.interp(t, [0.1, 0.3, 0.5], [1.0, 0.1, 1.0])  # dB points, amplitude between them
     np.testing.assert_allclose(
@@ -72,8 +76,8 @@ def test_to_lufs_gains_each_track_by_its_measured_loudness(tmp_path: Path) -> No
     src.write_loudness([0, 1], [-20.0, -8.0])  # z unmeasured
     with pytest.raises(StoreMismatchError, match="'z'"):
         gain_store(src, tmp_path / "n", to_lufs=-14)
-    summary = gain_store(src, tmp_path / "n", to_lufs=-14, missing="skip", dtype="float32")
-    assert summary["skipped"] == 1
+    result = gain_store(src, tmp_path / "n", to_lufs=-14, missing="skip", options=OpOptions(dtype="float32"))
+    assert result.skipped == 1
     out = LatentStore.open(tmp_path / "n")
     assert out.keys() == ["x", "y"]
     np.testing.assert_allclose(out.read_track("x"), zs["x"] * 10 ** (6 / 20), rtol=1e-6)
@@ -83,19 +87,15 @@ def test_to_lufs_gains_each_track_by_its_measured_loudness(tmp_path: Path) -> No
         gain_store(make_store(tmp_path / "B", TRACKS)[0], tmp_path / "m", to_lufs=-14)
 
 
-def test_to_lufs_fused_pass_equals_the_float32_accumulation(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_to_lufs_fused_pass_equals_the_float32_accumulation(tmp_path: Path) -> None:
     """Consecutive float16 tracks with different --to-lufs gains take one fused pass with
-    per-frame gains (engine._direct): the same bits as the general float32 block path."""
-    from lincae_core.ops import engine
-
+    per-frame gains (kernel.direct, fused_pass): the same bits as the general float32 block path."""
     tracks = [(f"t{i}", 5 + 3 * i) for i in range(12)]
     src, _ = make_store(tmp_path / "A", tracks, loudness=True)
     src.write_loudness(list(range(12)), [-30.0 + 2.5 * i for i in range(12)])
-    gain_store(src, tmp_path / "fused", to_lufs=-14, max_block_frames=64)
-    monkeypatch.setattr(engine, "_direct", lambda *a: False)  # force the general path
-    gain_store(src, tmp_path / "general", to_lufs=-14, max_block_frames=64)
+    gain_store(src, tmp_path / "fused", to_lufs=-14, options=OpOptions(max_block_frames=64))
+    general = OpOptions(max_block_frames=64, fused_pass=False)  # the general path
+    gain_store(src, tmp_path / "general", to_lufs=-14, options=general)
     fused, general = LatentStore.open(tmp_path / "fused"), LatentStore.open(tmp_path / "general")
     assert fused.dtype == "float16"
     for key in fused.keys():  # noqa: SIM118 - LatentStore.keys()
@@ -119,30 +119,17 @@ def test_pan_is_constant_power_per_channel_and_refuses_mono(tmp_path: Path) -> N
         midside_store(mono, tmp_path / "mm", "ms")
 
 
-def test_channel_matrices_take_runs_of_tracks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """pan and midside apply one matrix to every frame, so whole runs of tracks take one pass:
-    the same bits as track by track."""
-    from lincae_core.ops import engine
-
+def test_channel_matrices_take_runs_of_tracks(tmp_path: Path) -> None:
+    """pan and midside apply one matrix to every frame, so whole runs of tracks take one pass
+    (merge_runs, the default; kernel.runs is tested in test_ops.py): the same bits as track by
+    track (merge_runs=False)."""
     tracks = [(f"t{i}", 3 + 2 * i) for i in range(30)]
     src, _ = make_store(tmp_path / "A", tracks)
-    runs: list[int] = []
-    real = engine._runs
-
-    def spy(req, rows, gains, merge, split):  # noqa: ANN001, ANN202
-        got = real(req, rows, gains, merge, split)
-        runs.append(len(got[0]) < req[0].size)
-        return got
-
-    monkeypatch.setattr(engine, "_runs", spy)
-    pan_store(src, tmp_path / "pan", pan=0.3, max_block_frames=64)
-    midside_store(src, tmp_path / "ms", "ms", max_block_frames=64)
-    assert any(runs)  # some runs merged several tracks
-    monkeypatch.setattr(
-        engine, "_runs", lambda req, rows, gains, merge, split: real(req, rows, gains, False, split)
-    )  # track by track
-    pan_store(src, tmp_path / "pan1", pan=0.3, max_block_frames=64)
-    midside_store(src, tmp_path / "ms1", "ms", max_block_frames=64)
+    runs, by_track = OpOptions(max_block_frames=64), OpOptions(max_block_frames=64, merge_runs=False)
+    pan_store(src, tmp_path / "pan", pan=0.3, options=runs)
+    midside_store(src, tmp_path / "ms", "ms", options=runs)
+    pan_store(src, tmp_path / "pan1", pan=0.3, options=by_track)
+    midside_store(src, tmp_path / "ms1", "ms", options=by_track)
     for a, b in (("pan", "pan1"), ("ms", "ms1")):
         x, y = LatentStore.open(tmp_path / a), LatentStore.open(tmp_path / b)
         for key in x.keys():  # noqa: SIM118 - LatentStore.keys()

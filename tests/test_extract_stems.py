@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from lincae_cli.main import cli
 from lincae_core import LatentStore, extract_stems
 from lincae_core.errors import ConfigError
+from lincae_core.ops import OpOptions
 
 TRACKS = [("x", 30), ("y", 50), ("z", 7)]
 NAMES = ("vocals", "drums", "bass")
@@ -32,11 +33,15 @@ def f32(z: np.ndarray) -> np.ndarray:
 
 def test_consistent_stems_sum_to_the_mixture_latent(tmp_path: Path) -> None:
     paths, zs = stores(tmp_path)  # float16 inputs, as encode writes them
-    summary = extract_stems(
-        paths["mix"], {n: paths[n] for n in NAMES}, tmp_path / "c", consistent=True, max_block_frames=16
+    result = extract_stems(
+        paths["mix"],
+        {n: paths[n] for n in NAMES},
+        tmp_path / "c",
+        consistent=True,
+        options=OpOptions(max_block_frames=16),
     )
-    assert summary["consistent"] is True
-    assert sorted(summary["stems"]) == sorted(NAMES)
+    assert result.consistent is True
+    assert sorted(result.stems) == sorted(NAMES)
     out = {n: LatentStore.open(tmp_path / "c" / f"{n}.zarr") for n in NAMES}
     for key, _ in TRACKS:
         est = [out[n].read_track(key) for n in NAMES]
@@ -74,7 +79,11 @@ def test_affine_consistency_holds_for_the_centred_latents(tmp_path: Path) -> Non
     o = np.random.default_rng(9).standard_normal((4, 2, 8)).astype(np.float32)  # Enc(0) window
     LatentStore.open(paths["mix"], "r+").write_origin(o)
     extract_stems(
-        paths["mix"], {n: paths[n] for n in NAMES}, tmp_path / "a", consistent=True, origin="affine"
+        paths["mix"],
+        {n: paths[n] for n in NAMES},
+        tmp_path / "a",
+        consistent=True,
+        options=OpOptions(origin="affine"),
     )
     origin = o.mean(axis=0)
     est = [LatentStore.open(tmp_path / "a" / f"{n}.zarr").read_track("y") for n in NAMES]

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import webdataset as wds
+import torch
 from _latent_stores import make_store
 
 from lincae_core import ops
 from lincae_core.errors import ConfigError, LincaeError, ShapeMismatchError, StoreMismatchError
+from lincae_core.ops import OpOptions, kernel
 from lincae_core.ops import engine as ops_engine
-from lincae_core.ops import export as export_mod
-from lincae_core.ops.export import export_shards, sample_key, window_starts
+from lincae_core.ops.blocks import Got, Request, Segments
 from lincae_core.store import LatentArray, LatentStore
 
 F16 = {"rtol": 2e-3, "atol": 4e-3}  # one float16 rounding of values of order 1
@@ -63,7 +61,7 @@ def test_gain_store_composes(ab: tuple, tmp_path: Path) -> None:
     a, za, _, _ = ab
     ops.gain_store(a, tmp_path / "g1", 0.5)
     ops.gain_store(tmp_path / "g1", tmp_path / "g2", -4.0)
-    ops.gain_store(a, tmp_path / "g3", -2.0, max_block_frames=16)
+    ops.gain_store(a, tmp_path / "g3", -2.0, options=OpOptions(max_block_frames=16))
     g2, g3 = LatentStore.open(tmp_path / "g2"), LatentStore.open(tmp_path / "g3")
     for k, z in za.items():
         np.testing.assert_allclose(f32(g2.read_track(k)), -2 * f32(z), **F16)
@@ -136,15 +134,13 @@ def test_random_pairs_are_computed_by_runs_of_tracks(tmp_path: Path, monkeypatch
     tracks = [(f"t{i}", 3 + i % 7) for i in range(60)]
     a, _ = make_store(tmp_path / "A", tracks, seed=1)
     b, _ = make_store(tmp_path / "B", tracks, seed=2)
-    kw = {"pair": "random", "seed": 3, "count": 80, "gain_range": (0.2, 0.9), "max_block_frames": 64}
-    ops.mix_stores([a, b], tmp_path / "cached", **kw)
+    kw = {"pair": "random", "seed": 3, "count": 80, "gain_range": (0.2, 0.9)}
+    ops.mix_stores([a, b], tmp_path / "cached", **kw, options=OpOptions(max_block_frames=64))
     monkeypatch.setenv("LINCAE_CHUNK_CACHE_MB", "0")
-    ops.mix_stores([a, b], tmp_path / "uncached", **kw)
-    real_runs = ops_engine._runs
-    monkeypatch.setattr(
-        ops_engine, "_runs", lambda req, rows, gains, merge, split: real_runs(req, rows, gains, False, split)
-    )  # one track segment at a time, scalar gains
-    ops.mix_stores([a, b], tmp_path / "by-track", **kw)
+    ops.mix_stores([a, b], tmp_path / "uncached", **kw, options=OpOptions(max_block_frames=64))
+    # one track segment at a time, scalar gains
+    by_track = OpOptions(max_block_frames=64, merge_runs=False)
+    ops.mix_stores([a, b], tmp_path / "by-track", **kw, options=by_track)
     c, u, t = (LatentStore.open(tmp_path / n) for n in ("cached", "uncached", "by-track"))
     keys = c.keys()
     assert len(keys) == 80
@@ -155,14 +151,31 @@ def test_random_pairs_are_computed_by_runs_of_tracks(tmp_path: Path, monkeypatch
         assert (np.abs(f32(c.read_track(k)) - want) <= step).all()
 
 
+def test_runs_merge_contiguous_segments_and_split_on_gains() -> None:
+    """kernel.runs: segments contiguous in the read and in the block form one run (merge), a
+    gap or (split_gains) a gain change ends it; without merge, one segment a run."""
+    n = np.array([3, 4, 2, 5])
+    pos = np.concatenate([[0], np.cumsum(n)[:-1]])
+    start = np.array([10, 13, 17, 30])  # the 4th segment is read elsewhere
+    req = Request(np.arange(4), pos, start, start + n, np.zeros(4, np.int64))
+    rows = np.array([0, 3, 7, 9])  # contiguous in the read, all four
+    gains = np.array([0.5, 0.5, 0.25, 0.25])
+    assert kernel.runs(req, rows, gains, merge=True, split_gains=False) == ([0], [4])
+    assert kernel.runs(req, rows, gains, merge=True, split_gains=True) == ([0, 2], [2, 4])
+    gap = np.array([0, 3, 8, 10])  # the 3rd segment does not follow the 2nd in the read
+    assert kernel.runs(req, gap, gains, merge=True, split_gains=False) == ([0, 2], [2, 4])
+    assert kernel.runs(req, rows, gains, merge=False, split_gains=False) == ([0, 1, 2, 3], [1, 2, 3, 4])
+
+
 def test_missing_keys_error_or_skip(tmp_path: Path) -> None:
     a, _ = make_store(tmp_path / "A", A_TRACKS, seed=1)
     b, _ = make_store(tmp_path / "B", [("x", 30), ("w", 5), ("y", 9)], seed=2, failed=("y",))
     with pytest.raises(StoreMismatchError, match=r"3 track keys.*'y' \(missing from .*B\)"):
         ops.mix_stores([a, b], tmp_path / "m")
     assert not (tmp_path / "m").exists()
-    summary = ops.mix_stores([a, b], tmp_path / "m", missing="skip")
-    assert summary["skipped"] == 3
+    result = ops.mix_stores([a, b], tmp_path / "m", missing="skip")
+    assert result.skipped == 3
+    assert result.to_dict()["skipped"] == 3
     assert LatentStore.open(tmp_path / "m").keys() == ["x"]
     with pytest.raises(StoreMismatchError, match="different numbers of done tracks"):
         ops.mix_stores([a, b], tmp_path / "p", pair="position")
@@ -215,8 +228,8 @@ def test_select_by_keys_and_time(ab: tuple, tmp_path: Path) -> None:
     y = s.track("y")
     assert (y.frames, y.samples) == (13, 3200)
     np.testing.assert_array_equal(s.read_track("y"), za["y"][6:19])
-    summary = ops.select_store(a, tmp_path / "late", start_s=0.2)
-    assert summary["empty"] == 1  # "z" (7 frames) ends before frame 12
+    result = ops.select_store(a, tmp_path / "late", start_s=0.2)
+    assert result.info["empty"] == 1  # "z" (7 frames) ends before frame 12
     assert LatentStore.open(tmp_path / "late").track("x").samples == 30 * 256 - 100 - 12 * 256
     with pytest.raises(StoreMismatchError, match="'nope'"):
         ops.select_store(a, tmp_path / "bad", keys=["x", "nope"])
@@ -232,16 +245,17 @@ def test_streaming_reads_are_bounded(ab: tuple, tmp_path: Path, monkeypatch: pyt
         return real_read(self, start, stop, buffer)
 
     monkeypatch.setattr(LatentArray, "read", spy)
-    ops.mix_stores([a, b], tmp_path / "m", max_block_frames=32, length="longest")
-    ops.mix_stores([a, b], tmp_path / "r", pair="random", seed=1, count=30, max_block_frames=32)
+    small = OpOptions(max_block_frames=32)
+    ops.mix_stores([a, b], tmp_path / "m", length="longest", options=small)
+    ops.mix_stores([a, b], tmp_path / "r", pair="random", seed=1, count=30, options=small)
     assert sizes
     assert max(sizes) <= 32
 
 
 def test_parallel_jobs_match_sequential(ab: tuple, tmp_path: Path) -> None:
     a, _, b, _ = ab
-    ops.mix_stores([a, b], tmp_path / "seq", max_block_frames=16)
-    ops.mix_stores([a, b], tmp_path / "par", max_block_frames=16, jobs=2)
+    ops.mix_stores([a, b], tmp_path / "seq", options=OpOptions(max_block_frames=16))
+    ops.mix_stores([a, b], tmp_path / "par", options=OpOptions(max_block_frames=16, jobs=2))
     s, p = LatentStore.open(tmp_path / "seq"), LatentStore.open(tmp_path / "par")
     for k in s.keys():  # noqa: SIM118 - LatentStore.keys()
         np.testing.assert_array_equal(s.read_track(k), p.read_track(k))
@@ -254,37 +268,31 @@ def test_outputs_are_atomic(ab: tuple, tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(LincaeError, match="already exists"):
         ops.gain_store(a, tmp_path / "out", 3.0)
     with pytest.raises(LincaeError, match="also an input"):
-        ops.gain_store(a, a.path, 3.0, overwrite=True)
+        ops.gain_store(a, a.path, 3.0, options=OpOptions(overwrite=True))
 
     def killed(*args: object, **kwargs: object) -> int:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ops_engine, "run_unit", killed)
     with pytest.raises(KeyboardInterrupt):
-        ops.gain_store(a, tmp_path / "out", 3.0, overwrite=True)
+        ops.gain_store(a, tmp_path / "out", 3.0, options=OpOptions(overwrite=True))
     monkeypatch.undo()
     assert LatentStore.open(tmp_path / "out").store_id == before  # old output intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["A", "B", "out"]  # no temp left
-    ops.gain_store(a, tmp_path / "out", 3.0, overwrite=True)
+    ops.gain_store(a, tmp_path / "out", 3.0, options=OpOptions(overwrite=True))
     assert LatentStore.open(tmp_path / "out").store_id != before
 
 
-def test_single_pass_gain_equals_the_float32_accumulation(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """gain takes one fused pass straight into the output dtype (engine._direct); it writes what
-    the general float32 block path (zero, accumulate, origin, cast) writes."""
+def test_single_pass_gain_equals_the_float32_accumulation(tmp_path: Path) -> None:
+    """gain takes one fused pass straight into the output dtype (kernel.direct, the default
+    fused_pass); it writes what the general float32 block path (zero, accumulate, origin, cast:
+    fused_pass=False) writes."""
     s, _ = make_store(tmp_path / "s", [("a", 37), ("b", 5), ("c", 70)], seed=4)
     s.write_origin(np.random.default_rng(5).standard_normal((3, 2, s.geometry.latent_dim)).astype(np.float32))
-    calls = []
-    real = ops_engine._direct
-    monkeypatch.setattr(ops_engine, "_direct", lambda *a: calls.append(1) or real(*a))
-    for origin in ("linear", "affine"):
-        ops.gain_store(s, tmp_path / f"fused-{origin}", 0.3, origin=origin, max_block_frames=32)
-    assert calls  # the fused pass ran
-    monkeypatch.setattr(ops_engine, "_direct", lambda *a: False)  # force the general path
-    for origin in ("linear", "affine"):
-        ops.gain_store(s, tmp_path / f"general-{origin}", 0.3, origin=origin, max_block_frames=32)
+    for kind, fused in (("fused", True), ("general", False)):
+        for origin in ("linear", "affine"):
+            run = OpOptions(origin=origin, max_block_frames=32, fused_pass=fused)
+            ops.gain_store(s, tmp_path / f"{kind}-{origin}", 0.3, options=run)
     for key in ("a", "b", "c"):
         fused, general = (
             LatentStore.open(tmp_path / f"{kind}-linear").read_track(key) for kind in ("fused", "general")
@@ -299,80 +307,41 @@ def test_single_pass_gain_equals_the_float32_accumulation(
         assert (np.abs(fused - general) <= step).all()
 
 
+def test_direct_writes_a_covered_block_in_one_pass() -> None:
+    """kernel.direct writes g * z (rounded once to the output dtype) for an input that covers the
+    block, and declines (writes nothing) one that leaves a gap."""
+    rng = np.random.default_rng(6)
+    z = rng.standard_normal((10, 2, 4)).astype(np.float16)
+    dst, tmp = torch.zeros(10, 2, 4, dtype=torch.float16), torch.empty(10, 2, 4)
+    segs = Segments(np.array([0, 1]), np.array([0, 0]), np.array([6, 4]), np.array([0, 6]))
+    req = Request(np.array([0, 1]), np.array([0, 6]), np.array([0, 6]), np.array([6, 10]), np.array([0, 0]))
+    got = Got(z, np.array([0, 6]))
+    gains = np.array([0.3, 0.3])
+    assert kernel.direct(dst, tmp, req, got, segs, gains, None)
+    want = (torch.from_numpy(z).float() * 0.3).half()
+    assert torch.equal(dst, want)
+    short = Request(req.track, req.pos, req.start, np.array([6, 9]), req.local)  # frame 9 is silence
+    dst.zero_()
+    assert not kernel.direct(dst, tmp, short, got, segs, gains, None)
+    assert not dst.any()
+
+
 def test_float16_overflow_is_refused(tmp_path: Path) -> None:
     s, _ = make_store(tmp_path / "s", [("t", 8)], scale=100.0)
     with pytest.raises(LincaeError, match="overflows float16"):
         ops.gain_store(s, tmp_path / "g", 1e4)
     assert not (tmp_path / "g").exists()
-    ops.gain_store(s, tmp_path / "g", 1e4, dtype="float32")
-
-
-# ---------------------------------------------------------------------------------- export
-def test_window_starts_and_keys() -> None:
-    assert window_starts(10, 4, 4) == [0, 4, 8]
-    assert window_starts(8, 4, 4) == [0, 4]
-    assert window_starts(3, 4, 2) == [0]
-    assert window_starts(0, 4, 2) == []
-    assert sample_key("a/b.c d", 3) == "a/b%2Ec%20d/00000003"
-    assert "." not in sample_key("../../etc", 0)
-    assert sample_key("/x", 0).startswith("%2F")
-
-
-def test_export_shards_read_back(tmp_path: Path) -> None:
-    s, zs = make_store(tmp_path / "s", [("song.one", 30), ("two", 7)], dtype="float16")
-    pattern = str(tmp_path / "shards" / "%06d.tar")
-    summary = export_shards(s, pattern, window_s=0.2, hop_s=0.16, maxcount=3)
-    w = summary["window_frames"]
-    assert (w, summary["hop_frames"], summary["samples"]) == (13, 10, 4)
-    assert len(summary["shards"]) == 2
-    samples = list(wds.WebDataset(summary["shards"], shardshuffle=False, empty_check=False))
-    assert [x["__key__"] for x in samples] == [
-        "song%2Eone/00000000",
-        "song%2Eone/00000010",
-        "song%2Eone/00000020",
-        "two/00000000",
-    ]
-    for x in samples:
-        z = np.load(io.BytesIO(x["latent.npy"]), allow_pickle=False)
-        meta = json.loads(x["json"])
-        assert z.shape == (2 * 8, w)  # [C*D, T]
-        assert z.dtype == np.float16
-        start, n = meta["start_frame"], meta["frames"]
-        assert meta["padding_mask"] == [1] * n + [0] * (w - n)
-        ref = zs[meta["key"]][start : start + n].reshape(n, -1).T
-        np.testing.assert_array_equal(z[:, :n], ref)
-        assert not z[:, n:].any()
-        assert meta["seconds_start"] == pytest.approx(start / 62.5)
-        assert meta["model_id"] == s.model_id
-    with pytest.raises(LincaeError, match="already exists"):
-        export_shards(s, pattern, window_s=0.2)
-    with pytest.raises(ConfigError, match="%-field"):
-        export_shards(s, str(tmp_path / "x.tar"), window_s=0.2)
-
-
-def test_export_failure_leaves_no_partial_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    s, _ = make_store(tmp_path / "s", [("a", 30), ("b", 30)])
-    calls = {"n": 0}
-    real = export_mod.tar_header
-
-    def failing(name: str, size: int) -> bytes:
-        calls["n"] += 1
-        if calls["n"] == 7:  # the 4th window: shard 0 is complete, shard 1 half-written
-            raise OSError("disk full")
-        return real(name, size)
-
-    monkeypatch.setattr(export_mod, "tar_header", failing)
-    with pytest.raises(OSError, match="disk full"):
-        export_shards(s, str(tmp_path / "sh" / "%03d.tar"), window_s=0.2, maxcount=2)
-    assert sorted(p.name for p in (tmp_path / "sh").iterdir()) == ["000.tar"]
+    ops.gain_store(s, tmp_path / "g", 1e4, options=OpOptions(dtype="float32"))
 
 
 def test_progress_counts_every_frame(ab: tuple, tmp_path: Path) -> None:
     a, _, b, _ = ab
     seen: list[int] = []
-    summary = ops.mix_stores([a, b], tmp_path / "m", progress=seen.append, max_block_frames=16)
+    result = ops.mix_stores(
+        [a, b], tmp_path / "m", options=OpOptions(progress=seen.append, max_block_frames=16)
+    )
     assert len(seen) > 1
-    assert sum(seen) == LatentStore.open(tmp_path / "m").total_frames >= summary["frames"]
+    assert sum(seen) == LatentStore.open(tmp_path / "m").total_frames >= result.frames
 
 
 def test_affine_origin_algebra_on_real_stores(tmp_path: Path) -> None:
@@ -383,32 +352,36 @@ def test_affine_origin_algebra_on_real_stores(tmp_path: Path) -> None:
     a.write_origin(frames)
     o = frames.mean(0)
     assert np.allclose(a.origin(), o)
-    ops.gain_store(a, tmp_path / "g", 0.25, origin="affine")
+    ops.gain_store(a, tmp_path / "g", 0.25, options=OpOptions(origin="affine"))
     g = LatentStore.open(tmp_path / "g")
     np.testing.assert_allclose(g.read_track("x"), 0.25 * za["x"] + 0.75 * o, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(g.origin_frames(), frames)  # the output keeps Enc(0)
-    ops.mix_stores([a, b], tmp_path / "m", [0.5, 1.0], length="longest", origin="affine")
+    ops.mix_stores([a, b], tmp_path / "m", [0.5, 1.0], length="longest", options=OpOptions(origin="affine"))
     m = LatentStore.open(tmp_path / "m").read_track("x")
     np.testing.assert_allclose(m[:12], 0.5 * za["x"][:12] + zb["x"] + (1 - 1.5) * o, rtol=1e-5, atol=1e-5)
     # beyond B's 12 frames, B is silence: its latent is Enc(0), so only A's gain counts
     np.testing.assert_allclose(m[12:], 0.5 * za["x"][12:] + 0.5 * o, rtol=1e-5, atol=1e-5)
-    ops.extract_store(tmp_path / "m", [b], tmp_path / "e", length="shortest", origin="affine")
+    ops.extract_store(
+        tmp_path / "m", [b], tmp_path / "e", length="shortest", options=OpOptions(origin="affine")
+    )
     e = LatentStore.open(tmp_path / "e").read_track("y")
     np.testing.assert_allclose(e, 0.5 * za["y"] + 0.5 * o, rtol=1e-5, atol=1e-5)  # the affine ops invert
     with pytest.raises(LincaeError, match="no Enc"):
-        ops.gain_store(b, tmp_path / "n", 0.5, origin="affine")
+        ops.gain_store(b, tmp_path / "n", 0.5, options=OpOptions(origin="affine"))
     assert LatentStore.open(tmp_path / "g").lineage[-1]["args"]["origin"] == "affine"
 
 
 def test_affine_origin_goes_through_a_fade(tmp_path: Path) -> None:
     """With per-frame gains the affine form is a(t)·(z − o) + o: silence stays Enc(0)."""
-    from lincae_core.ops.shape import fade_gains, frame_centres
+    from lincae_core.ops.envelopes import fade_gains, frame_centres
 
     a, za = make_store(tmp_path / "A", [("x", 60)], seed=1, dtype="float32")
     frames = np.random.default_rng(3).standard_normal((4, 2, a.geometry.latent_dim)).astype(np.float32)
     a.write_origin(frames)
     o = frames.mean(0)
-    ops.gain_store(a, tmp_path / "f", 1.0, fade_in_s=0.5, origin="affine", max_block_frames=16)
+    ops.gain_store(
+        a, tmp_path / "f", 1.0, fade_in_s=0.5, options=OpOptions(origin="affine", max_block_frames=16)
+    )
     got = LatentStore.open(tmp_path / "f").read_track("x")
     t = a.track("x")
     g = fade_gains(frame_centres(0, 60, 256, 16000), t.samples / 16000, 0.5, 0.0)[:, None, None]

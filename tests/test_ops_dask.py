@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from lincae_cli.main import cli
 from lincae_core import ops
+from lincae_core.ops import OpOptions
 
 distributed = pytest.importorskip("distributed", reason="pip install 'lincae[dask]'")
 
@@ -39,28 +40,20 @@ def test_ops_on_a_local_cluster_match_one_job(tmp_path: Path, cluster) -> None: 
     make_store(tmp_path / "A", tracks, seed=1, chunk_frames=64)
     make_store(tmp_path / "B", tracks, seed=2, chunk_frames=64)
     for name, run in (
-        ("gain", lambda out, **kw: ops.gain_store(tmp_path / "A", out, 0.5, max_block_frames=128, **kw)),
+        ("gain", lambda out, opts: ops.gain_store(tmp_path / "A", out, 0.5, options=opts)),
         (
             "mix",
-            lambda out, **kw: ops.mix_stores(
-                [tmp_path / "A", tmp_path / "B"],
-                out,
-                [0.5, 2.0],
-                pair="random",
-                seed=7,
-                max_block_frames=128,
-                **kw,
+            lambda out, opts: ops.mix_stores(
+                [tmp_path / "A", tmp_path / "B"], out, [0.5, 2.0], pair="random", seed=7, options=opts
             ),
         ),
         (
             "extract",
-            lambda out, **kw: ops.extract_store(
-                tmp_path / "A", [tmp_path / "B"], out, max_block_frames=128, **kw
-            ),
+            lambda out, opts: ops.extract_store(tmp_path / "A", [tmp_path / "B"], out, options=opts),
         ),
     ):
-        run(tmp_path / f"{name}-1", jobs=1)
-        run(tmp_path / f"{name}-dask", scheduler=cluster.scheduler_address)
+        run(tmp_path / f"{name}-1", OpOptions(max_block_frames=128, jobs=1))
+        run(tmp_path / f"{name}-dask", OpOptions(max_block_frames=128, scheduler=cluster.scheduler_address))
         assert digest(tmp_path / f"{name}-1") == digest(tmp_path / f"{name}-dask"), name
     assert len(cluster.workers) == 2  # two worker processes did the work
 
@@ -102,7 +95,7 @@ def test_cli_scheduler_from_option_env_and_file(tmp_path: Path, cluster, monkeyp
 
 @pytest.mark.slow
 def test_export_on_a_local_cluster_matches_one_job(tmp_path: Path, cluster, monkeypatch) -> None:  # noqa: ANN001
-    from lincae_core.ops.export import export_shards
+    from lincae_core.ops import export_shards
 
     tracks = [(f"t{i:03d}", (i * 37) % 61) for i in range(80)]
     make_store(tmp_path / "A", tracks, seed=3, chunk_frames=16)
@@ -116,11 +109,11 @@ def test_export_on_a_local_cluster_matches_one_job(tmp_path: Path, cluster, monk
         scheduler=cluster.scheduler_address,
     )
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "one").iterdir()}
-    assert len(files) == len(one["shards"]) > 10
+    assert len(files) == len(one.shards) > 10
     assert files == {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "dask").iterdir()
     }
-    assert dask["samples"] == one["samples"]
+    assert dask.samples == one.samples
     monkeypatch.setenv("LINCAE_SCHEDULER", cluster.scheduler_address)  # the CLI's --scheduler env
     r = CliRunner().invoke(
         cli,

@@ -1,51 +1,39 @@
-"""Helpers shared by the latent-operation commands: the output store option, key lists, result output."""
+"""What the latent-operation commands share beside their options (``lincae_cli.options``):
+the output store option, key lists, linearity warnings and the one result printer."""
 
 from __future__ import annotations
 
 import json
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import IO, Any, Protocol
 
 import click
 
 from lincae_cli.options import EXIT_PARTIAL, out_option
+from lincae_core.discovery import read_file_list
+from lincae_core.ops.options import OpResult
 
 store_out_option = out_option(
     "Output store (a new directory; default: beside the first input, named after the inputs and "
     "the operation, e.g. a+b.mix.zarr, never replacing one)."
 )
-origin_option = click.option(
-    "--origin",
-    type=click.Choice(["linear", "affine"]),
-    default=None,
-    help="linear: the plain sum of gained latents; affine: plus (1 - sum of gains)·Enc(0), exact for "
-    "an encoder that maps silence to Enc(0) [default: the form the store's model measured closer "
-    "to the audio operation, docs/linearity.md].",
-)
-require_complete_option = click.option(
-    "--require-complete",
-    is_flag=True,
-    help="Refuse inputs with planned or failed tracks (default: leave them out, exit 3).",
-)
-missing_option = click.option(
-    "--missing",
-    type=click.Choice(["error", "skip"]),
-    default="error",
-    show_default=True,
-    help="A key missing from some input: refuse, or drop it.",
-)
-keys_from_option = click.option(
-    "--keys-from",
-    type=click.File("r", encoding="utf-8"),
-    default=None,
-    help="File with one track key per line ('-' reads stdin).",
-)
+
+
+class Result(Protocol):
+    """What every latent operation returns (``OpResult``, ``StemsResult``, ``StatsResult``)."""
+
+    op: str
+    out: str
+
+    @property
+    def left_out(self) -> dict[str, dict[str, int]]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 def read_keys(stream: IO[str] | None) -> list[str] | None:
-    """Read one key per line (line ends stripped, blank lines skipped)."""
-    if stream is None:
-        return None
-    return [line.rstrip("\r\n") for line in stream if line.rstrip("\r\n")]
+    """The keys of a ``--keys-from`` list (one a line; blank and ``#`` lines skipped), or None."""
+    return None if stream is None else read_file_list(stream)
 
 
 def echo_warnings(lines: list[str]) -> None:
@@ -57,29 +45,38 @@ def echo_warnings(lines: list[str]) -> None:
         click.echo(line, err=True)
 
 
-def echo_result(summary: dict[str, Any], as_json: bool) -> None:
-    """Print an operation's result: its output path alone on stdout (``--json``: the record).
+def wrote(result: OpResult) -> list[str]:
+    """The human summary of an operation that wrote one store, and its drawn or given seed."""
+    extra = "".join(f", {k} {v}" for k, v in result.to_dict().items() if k in ("skipped", "empty") and v)
+    lines = [f"wrote {result.out} ({result.tracks} tracks, {result.frames} frames{extra})"]
+    if result.seed is not None:  # a random pairing (its seed was given or drawn)
+        lines.append(f"random seed {result.seed} (--seed {result.seed} reproduces these mixes)")
+    return lines
 
-    The human summary, a drawn random seed and any left-out tracks go to stderr; left-out tracks
-    (planned or failed in an input) make the exit status 3.
+
+def echo_result(
+    result: Result, as_json: bool, paths: Sequence[str] | None = None, notes: Sequence[str] | None = None
+) -> None:
+    """Print an operation's result: the paths it wrote on stdout, one a line (default: its
+    output; ``--json``: the record instead), and on stderr its ``notes`` (default:
+    :func:`wrote`), each after the operation's name, and the tracks it left out.
+
+    Left-out tracks (planned or failed in an input) make the exit status 3.
     """
-    click.echo(json.dumps(summary) if as_json else summary["out"])
-    extra = [f"{k} {v}" for k, v in summary.items() if k in ("skipped", "empty") and v]
-    click.echo(
-        f"{summary['op']}: wrote {summary['out']} ({summary['tracks']} tracks, "
-        f"{summary['frames']} frames{''.join(', ' + e for e in extra)})",
-        err=True,
-    )
-    if "seed" in summary:  # a random pairing (its seed was given or drawn)
-        click.echo(
-            f"{summary['op']}: random seed {summary['seed']} (--seed {summary['seed']} "
-            "reproduces these mixes)",
-            err=True,
-        )
-    left = summary.get("left_out") or {}
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        for path in [result.out] if paths is None else paths:
+            click.echo(path)
+    if notes is None:
+        assert isinstance(result, OpResult), "results of other shapes bring their notes"
+        notes = wrote(result)
+    for line in notes:
+        click.echo(f"{result.op}: {line}", err=True)
+    left = result.left_out
     for path, n in left.items():
         click.echo(
-            f"{summary['op']}: left out {n['planned']} planned and {n['failed']} failed "
+            f"{result.op}: left out {n['planned']} planned and {n['failed']} failed "
             f"tracks of {path} (finish its encode, or see: lincae ls --status failed {path})",
             err=True,
         )

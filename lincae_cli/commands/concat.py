@@ -3,19 +3,15 @@ latent frame grid, with a linear crossfade in the latent domain (homogeneity and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import IO
 
 import click
 
-from lincae_cli.commands._ops_common import (
-    echo_result,
-    echo_warnings,
-    require_complete_option,
-    store_out_option,
-)
-from lincae_cli.options import jobs_option, json_option, overwrite_option, scheduler_option
+from lincae_cli.commands._ops_common import echo_result, echo_warnings, store_out_option
+from lincae_cli.options import op_options
 from lincae_cli.progress import frame_progress
-from lincae_core import concat_store, operation_warnings, parse_concat_list
+from lincae_core.ops import OpOptions, concat_store, operation_warnings, parse_concat_list
 
 
 @click.command("concat")
@@ -26,7 +22,8 @@ from lincae_core import concat_store, operation_warnings, parse_concat_list
     type=click.File("r", encoding="utf-8"),
     required=True,
     help="Concat list ('-' reads stdin): one input key a line (one output track "
-    "'concat'), or 'OUT_KEY<TAB>IN_KEY<TAB>IN_KEY...' a line (one output track each).",
+    "'concat'), or 'OUT_KEY<TAB>IN_KEY<TAB>IN_KEY...' a line (one output track each); "
+    "blank lines and # comment lines are skipped.",
 )
 @store_out_option
 @click.option(
@@ -37,20 +34,13 @@ from lincae_core import concat_store, operation_warnings, parse_concat_list
     help="Crossfade between consecutive tracks, in seconds (rounded to whole latent "
     "frames; 0 butts them on the frame grid).",
 )
-@require_complete_option
-@jobs_option
-@scheduler_option
-@overwrite_option
-@json_option
+@op_options()
 def concat_cmd(
     store: str,
     keys_from: IO[str],
     out: str | None,
     crossfade: float,
-    require_complete: bool,
-    jobs: int,
-    scheduler: str | None,
-    overwrite: bool,
+    options: OpOptions,
     as_json: bool,
 ) -> None:
     """Write a new store whose tracks are tracks of STORE joined end to end.
@@ -63,16 +53,8 @@ def concat_cmd(
     entries = parse_concat_list(keys_from.read(), keys_from.name)
     warnings = operation_warnings([store], "concat", [0.5]) if crossfade > 0 else []
     with frame_progress("concat") as progress:
-        summary = concat_store(
-            store,
-            out,
-            entries,
-            crossfade_s=crossfade,
-            jobs=jobs,
-            scheduler=scheduler,
-            overwrite=overwrite,
-            progress=progress,
-            require_complete=require_complete,
+        result = concat_store(
+            store, out, entries, crossfade_s=crossfade, options=replace(options, progress=progress)
         )
     echo_warnings(warnings)
-    echo_result(summary, as_json)
+    echo_result(result, as_json)

@@ -7,17 +7,18 @@ from typing import IO
 
 import click
 
-from lincae_cli.commands._ops_common import echo_warnings, keys_from_option, read_keys
+from lincae_cli.commands._ops_common import echo_warnings, read_keys
 from lincae_cli.options import (
     jobs_option,
     json_option,
+    keys_from_option,
     out_option,
     overwrite_option,
     pick_out,
     scheduler_option,
 )
 from lincae_cli.progress import frame_progress
-from lincae_core import export_shards
+from lincae_core.ops import export_shards
 
 
 @click.command("export")
@@ -78,14 +79,8 @@ def export_cmd(
     """
     pattern = pick_out(("PATTERN", pattern_arg), ("-o/--out", out), required="give PATTERN or -o/--out")
     assert pattern is not None, "pick_out raised"
-    try:
-        pattern % 0
-    except (TypeError, ValueError):
-        raise click.UsageError(
-            f"PATTERN {pattern!r}: expected one %-field for the shard number, e.g. 'shards/%06d.tar'"
-        ) from None
     with frame_progress("export", unit="track") as progress:
-        summary = export_shards(
+        result = export_shards(
             store,
             pattern,
             window_s,
@@ -100,20 +95,20 @@ def export_cmd(
             scheduler=scheduler,
             progress=progress,
         )
-    md = summary.get("metadata")
+    md = result.metadata
     if md and md["tracks_without"]:
         echo_warnings(
             [
-                f"export: {md['tracks_without']} of {summary['tracks']} tracks have no entry in "
+                f"export: {md['tracks_without']} of {result.tracks} tracks have no entry in "
                 f"{metadata} (their windows get no extra fields)"
             ]
         )
     if md and md["unused"]:
         echo_warnings([f"export: {md['unused']} entries of {metadata} name no exported track"])
     if as_json:
-        click.echo(json.dumps(summary))
+        click.echo(json.dumps(result.to_dict()))
     else:
         click.echo(
-            f"export: wrote {summary['samples']} windows of {summary['window_frames']} "
-            f"frames to {len(summary['shards'])} shards"
+            f"export: wrote {result.samples} windows of {result.window_frames} "
+            f"frames to {len(result.shards)} shards"
         )

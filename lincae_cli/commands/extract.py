@@ -3,29 +3,14 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from dataclasses import replace
 
 import click
 
-from lincae_cli.commands._ops_common import (
-    echo_result,
-    echo_warnings,
-    missing_option,
-    origin_option,
-    require_complete_option,
-    store_out_option,
-)
-from lincae_cli.options import (
-    EXIT_PARTIAL,
-    force_option,
-    jobs_option,
-    json_option,
-    overwrite_option,
-    scheduler_option,
-)
+from lincae_cli.commands._ops_common import echo_result, echo_warnings, store_out_option
+from lincae_cli.options import force_option, missing_option, op_options
 from lincae_cli.progress import frame_progress
-from lincae_core import extract_stems, extract_store, operation_warnings
+from lincae_core.ops import OpOptions, extract_stems, extract_store, operation_warnings
 
 
 def _stems(values: tuple[str, ...]) -> dict[str, str]:
@@ -72,21 +57,19 @@ def _stems(values: tuple[str, ...]) -> dict[str, str]:
     help="Output length when paired tracks differ.",
 )
 @missing_option
-@origin_option
-@require_complete_option
-@jobs_option
-@scheduler_option
 @force_option
-@overwrite_option
-@json_option
+@op_options(origin=True)
 def extract_cmd(
     mix: str,
     minus: tuple[str, ...],
     stem: tuple[str, ...],
     consistent: bool,
     out: str | None,
+    length: str,
+    missing: str,
+    force: bool,
+    options: OpOptions,
     as_json: bool,
-    **options: Any,
 ) -> None:
     """Write a new store with z <- z_MIX - sum z_MINUS (the paper's Fig. 3).
 
@@ -107,37 +90,32 @@ def extract_cmd(
         )
     warnings = operation_warnings([mix], "extract")
     with frame_progress("extract") as progress:
+        run = replace(options, progress=progress)
         if minus:
-            summary = extract_store(mix, list(minus), out, progress=progress, **options)
+            result = extract_store(
+                mix, list(minus), out, length=length, missing=missing, force=force, options=run
+            )
         else:
-            summary = extract_stems(
-                mix, _stems(stem), out, consistent=consistent, progress=progress, **options
+            stems = extract_stems(
+                mix,
+                _stems(stem),
+                out,
+                consistent=consistent,
+                length=length,
+                missing=missing,
+                force=force,
+                options=run,
             )
     echo_warnings(warnings)
     if minus:
-        echo_result(summary, as_json)
+        echo_result(result, as_json)
     else:
-        _echo_stems(summary, as_json)
-
-
-def _echo_stems(summary: dict[str, Any], as_json: bool) -> None:
-    """The stems' stores on stdout, one a line (``--json``: the whole record); exit 3 when tracks
-    of an input were left out, as every latent operation."""
-    for name, record in summary["stems"].items():
-        if not as_json:
-            click.echo(record["out"])
-        click.echo(
-            f"extract: wrote {record['out']} (stem {name}, {record['tracks']} tracks, "
-            f"{record['frames']} frames)",
-            err=True,
+        echo_result(
+            stems,
+            as_json,
+            paths=[r.out for r in stems.stems.values()],
+            notes=[
+                f"wrote {r.out} (stem {name}, {r.tracks} tracks, {r.frames} frames)"
+                for name, r in stems.stems.items()
+            ],
         )
-    if as_json:
-        click.echo(json.dumps(summary))
-    for path, n in (summary.get("left_out") or {}).items():
-        click.echo(
-            f"extract: left out {n['planned']} planned and {n['failed']} failed tracks of "
-            f"{path} (finish its encode, or see: lincae ls --status failed {path})",
-            err=True,
-        )
-    if summary.get("left_out"):
-        raise click.exceptions.Exit(EXIT_PARTIAL)

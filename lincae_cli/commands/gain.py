@@ -3,19 +3,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
-from lincae_cli.commands._ops_common import (
-    echo_result,
-    echo_warnings,
-    missing_option,
-    origin_option,
-    require_complete_option,
-    store_out_option,
-)
-from lincae_cli.options import jobs_option, json_option, overwrite_option, scheduler_option
+from lincae_cli.commands._ops_common import echo_result, echo_warnings, store_out_option
+from lincae_cli.options import missing_option, op_options
 from lincae_cli.progress import frame_progress
-from lincae_core import db_to_amplitude, gain_store, operation_warnings
+from lincae_core.ops import OpOptions, db_to_amplitude, gain_store, operation_warnings
 
 
 @click.command("gain")
@@ -52,12 +47,7 @@ from lincae_core import db_to_amplitude, gain_store, operation_warnings
     "interpolated linearly onto the latent frames; see docs/editing.md.",
 )
 @missing_option
-@origin_option
-@require_complete_option
-@jobs_option
-@scheduler_option
-@overwrite_option
-@json_option
+@op_options(origin=True)
 def gain_cmd(
     store: str,
     out: str | None,
@@ -68,11 +58,7 @@ def gain_cmd(
     fade_out: float,
     envelope: str | None,
     missing: str,
-    origin: str | None,
-    require_complete: bool,
-    jobs: int,
-    scheduler: str | None,
-    overwrite: bool,
+    options: OpOptions,
     as_json: bool,
 ) -> None:
     """Write a new store with every latent of STORE scaled: z <- a z (per frame: a(t) z).
@@ -91,21 +77,16 @@ def gain_cmd(
     a = db_to_amplitude(db) if db is not None else 1.0 if amplitude is None else amplitude
     warnings = operation_warnings([store], "gain", [a])
     with frame_progress("gain") as progress:
-        summary = gain_store(
+        result = gain_store(
             store,
             out,
             a,
-            jobs=jobs,
-            scheduler=scheduler,
-            overwrite=overwrite,
-            progress=progress,
-            require_complete=require_complete,
-            origin=origin,
             fade_in_s=fade_in,
             fade_out_s=fade_out,
             envelope=envelope,
             to_lufs=to_lufs,
             missing=missing,
+            options=replace(options, progress=progress),
         )
     echo_warnings(warnings)
-    echo_result(summary, as_json)
+    echo_result(result, as_json)

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
-from lincae_cli.commands._ops_common import (
-    echo_result,
-    echo_warnings,
-    missing_option,
-    origin_option,
-    require_complete_option,
-    store_out_option,
-)
-from lincae_cli.options import force_option, jobs_option, json_option, overwrite_option, scheduler_option
+from lincae_cli.commands._ops_common import echo_result, echo_warnings, store_out_option
+from lincae_cli.options import force_option, missing_option, op_options
 from lincae_cli.progress import frame_progress
-from lincae_core import RANDOM_GAIN_RANGE, mix_stores, operation_warnings
+from lincae_core.ops import RANDOM_GAIN_RANGE, OpOptions, mix_stores, operation_warnings
 
 
 @click.command("mix")
@@ -60,13 +55,8 @@ from lincae_core import RANDOM_GAIN_RANGE, mix_stores, operation_warnings
     help="Output length when paired tracks differ (longest pads with zero latents).",
 )
 @missing_option
-@origin_option
-@require_complete_option
-@jobs_option
-@scheduler_option
 @force_option
-@overwrite_option
-@json_option
+@op_options(origin=True)
 def mix_cmd(
     stores: tuple[str, ...],
     out: str | None,
@@ -77,12 +67,8 @@ def mix_cmd(
     gain_range: tuple[float, float] | None,
     length: str,
     missing: str,
-    origin: str | None,
-    require_complete: bool,
-    jobs: int,
-    scheduler: str | None,
     force: bool,
-    overwrite: bool,
+    options: OpOptions,
     as_json: bool,
 ) -> None:
     """Write a new store with z <- sum_i g_i z_i over paired tracks of STORES.
@@ -92,24 +78,11 @@ def mix_cmd(
     """
     if len(stores) < 2:
         raise click.UsageError("mix needs at least two input stores")
-    if len(gains) not in (0, 1, len(stores)):
-        raise click.UsageError(
-            f"--gain: give it once (every input) or {len(stores)} times (one per "
-            f"input), not {len(gains)} times"
-        )
-    if pair != "random":
-        given = [
-            o
-            for o, v in (("--seed", seed), ("--count", count), ("--gain-range", gain_range))
-            if v is not None
-        ]
-        if given:
-            raise click.UsageError(f"{', '.join(given)}: only with --pair random")
     lo, hi = gain_range or (RANDOM_GAIN_RANGE if pair == "random" else (1.0, 1.0))
     applied = [g * f for g in (gains or (1.0,)) for f in (lo, hi)]
     warnings = operation_warnings(list(stores), "mix", applied)
     with frame_progress("mix") as progress:
-        summary = mix_stores(
+        result = mix_stores(
             list(stores),
             out,
             list(gains) or None,
@@ -119,13 +92,8 @@ def mix_cmd(
             gain_range=gain_range,
             length=length,
             missing=missing,
-            jobs=jobs,
-            scheduler=scheduler,
             force=force,
-            overwrite=overwrite,
-            progress=progress,
-            require_complete=require_complete,
-            origin=origin,
+            options=replace(options, progress=progress),
         )
     echo_warnings(warnings)
-    echo_result(summary, as_json)
+    echo_result(result, as_json)

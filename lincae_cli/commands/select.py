@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import IO
 
 import click
 
-from lincae_cli.commands._ops_common import (
-    echo_result,
-    keys_from_option,
-    read_keys,
-    require_complete_option,
-    store_out_option,
-)
-from lincae_cli.options import jobs_option, json_option, overwrite_option, scheduler_option
+from lincae_cli.commands._ops_common import echo_result, read_keys, store_out_option
+from lincae_cli.options import keys_from_option, op_options
 from lincae_cli.progress import frame_progress
-from lincae_core import select_store
+from lincae_core.ops import OpOptions, select_store
 
 
 @click.command("select")
@@ -32,36 +27,25 @@ from lincae_core import select_store
     default=None,
     help="Duration in seconds (rounded up to whole latent frames).",
 )
-@require_complete_option
-@jobs_option
-@scheduler_option
-@overwrite_option
-@json_option
+@op_options()
 def select_cmd(
     store: str,
     out: str | None,
     keys_from: IO[str] | None,
     start_s: float | None,
     duration_s: float | None,
-    require_complete: bool,
-    jobs: int,
-    scheduler: str | None,
-    overwrite: bool,
+    options: OpOptions,
     as_json: bool,
 ) -> None:
     """Write a new store with a subset of STORE's tracks, cut in time."""
     keys = read_keys(keys_from)
     with frame_progress("select") as progress:
-        summary = select_store(
+        result = select_store(
             store,
             out,
             keys=keys,
             start_s=start_s,
             duration_s=duration_s,
-            jobs=jobs,
-            scheduler=scheduler,
-            overwrite=overwrite,
-            progress=progress,
-            require_complete=require_complete,
+            options=replace(options, progress=progress),
         )
-    echo_result(summary, as_json)
+    echo_result(result, as_json)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from lincae_cli.options import EXIT_PARTIAL, json_option
+from lincae_cli.commands._ops_common import echo_result
+from lincae_cli.options import json_option
 from lincae_cli.progress import frame_progress
-from lincae_core import stats_store
+from lincae_core.ops import stats_store
 
 
 @click.command("stats")
@@ -21,19 +20,11 @@ def stats_cmd(store: str, as_json: bool) -> None:
     'lincae export --normalize'), replacing an older one. Prints STORE (--json: the record).
     """
     with frame_progress("stats") as progress:
-        summary = stats_store(store, progress=progress)
-    click.echo(json.dumps(summary) if as_json else summary["out"])
-    st = summary["stats"]
+        result = stats_store(store, progress=progress)
+    st = result.stats
     std = [x for ch in st["std"] for x in ch]
-    click.echo(
-        f"stats: {summary['out']}: {st['count_frames']} frames of {st['count_tracks']} done "
-        f"tracks; std per dimension {min(std):.4g}..{max(std):.4g}",
-        err=True,
+    note = (
+        f"{result.out}: {st['count_frames']} frames of {st['count_tracks']} done "
+        f"tracks; std per dimension {min(std):.4g}..{max(std):.4g}"
     )
-    left = summary.get("left_out") or {}
-    for path, n in left.items():
-        click.echo(
-            f"stats: left out {n['planned']} planned and {n['failed']} failed tracks of {path}", err=True
-        )
-    if left:
-        raise click.exceptions.Exit(EXIT_PARTIAL)
+    echo_result(result, as_json, notes=[note])

@@ -3,12 +3,14 @@ channel edits of stereo stores, by linearity."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
-from lincae_cli.commands._ops_common import echo_result, require_complete_option, store_out_option
-from lincae_cli.options import jobs_option, json_option, overwrite_option, scheduler_option
+from lincae_cli.commands._ops_common import echo_result, store_out_option
+from lincae_cli.options import op_options
 from lincae_cli.progress import frame_progress
-from lincae_core import midside_store, pan_store
+from lincae_core.ops import OpOptions, midside_store, pan_store
 
 
 @click.command("pan")
@@ -27,20 +29,13 @@ from lincae_core import midside_store, pan_store
     default=None,
     help="Amplitude factors GL GR of the left and right channels instead of --pan.",
 )
-@require_complete_option
-@jobs_option
-@scheduler_option
-@overwrite_option
-@json_option
+@op_options()
 def pan_cmd(
     store: str,
     out: str | None,
     pan: float | None,
     channel_gains: tuple[float, float] | None,
-    require_complete: bool,
-    jobs: int,
-    scheduler: str | None,
-    overwrite: bool,
+    options: OpOptions,
     as_json: bool,
 ) -> None:
     """Write a new stereo store with z_L <- gL z_L, z_R <- gR z_R (gL = cos, gR = sin of
@@ -48,18 +43,10 @@ def pan_cmd(
     if (pan is None) == (channel_gains is None):
         raise click.UsageError("give exactly one of --pan or --channel-gains")
     with frame_progress("pan") as progress:
-        summary = pan_store(
-            store,
-            out,
-            pan=pan,
-            channel_gains=channel_gains,
-            jobs=jobs,
-            scheduler=scheduler,
-            overwrite=overwrite,
-            progress=progress,
-            require_complete=require_complete,
+        result = pan_store(
+            store, out, pan=pan, channel_gains=channel_gains, options=replace(options, progress=progress)
         )
-    echo_result(summary, as_json)
+    echo_result(result, as_json)
 
 
 @click.command("midside")
@@ -72,19 +59,12 @@ def pan_cmd(
     required=True,
     help="ms: M = (L + R) / 2, S = (L - R) / 2; lr: L = M + S, R = M - S (exact inverse).",
 )
-@require_complete_option
-@jobs_option
-@scheduler_option
-@overwrite_option
-@json_option
+@op_options()
 def midside_cmd(
     store: str,
     out: str | None,
     to: str,
-    require_complete: bool,
-    jobs: int,
-    scheduler: str | None,
-    overwrite: bool,
+    options: OpOptions,
     as_json: bool,
 ) -> None:
     """Write a new stereo store converted between left/right and mid/side latents.
@@ -93,14 +73,5 @@ def midside_cmd(
     the left/right latents exactly. Mono stores are refused.
     """
     with frame_progress("midside") as progress:
-        summary = midside_store(
-            store,
-            out,
-            to,
-            jobs=jobs,
-            scheduler=scheduler,
-            overwrite=overwrite,
-            progress=progress,
-            require_complete=require_complete,
-        )
-    echo_result(summary, as_json)
+        result = midside_store(store, out, to, options=replace(options, progress=progress))
+    echo_result(result, as_json)

@@ -1,15 +1,20 @@
 """Latent-domain operations: pure algebra on arrays, and the same operations on whole stores.
 
-Rooms: :mod:`~lincae_core.ops.algebra` (pure math on ``[F, C, D]`` arrays),
+The operations, one module each: :mod:`~lincae_core.ops.levels` (``gain``: a gain, loudness
+targets, fades and envelopes), :mod:`~lincae_core.ops.mixing` (``mix``, ``extract``),
+:mod:`~lincae_core.ops.select`, :mod:`~lincae_core.ops.concat`, :mod:`~lincae_core.ops.channels`
+(``pan``, ``midside``), :mod:`~lincae_core.ops.stems` (``extract --stem``),
+:mod:`~lincae_core.ops.stats` and the package :mod:`~lincae_core.ops.export` (WebDataset shards).
+What they share: :mod:`~lincae_core.ops.options` (``OpOptions`` in, ``OpResult`` out),
+:mod:`~lincae_core.ops.algebra` (pure math on ``[F, C, D]`` arrays),
+:mod:`~lincae_core.ops.envelopes` (pure gain curves on the frame grid),
 :mod:`~lincae_core.ops.plan` (pure planning of an output table from input tables),
-:mod:`~lincae_core.ops.shape` (pure per-frame gains and channel matrices),
-:mod:`~lincae_core.ops.edits` (fades, envelopes, loudness, pan, mid/side),
-:mod:`~lincae_core.ops.timeline` (pure planning of ``concat``), :mod:`~lincae_core.ops.compose`
-(``concat`` and mixture-consistent stems),
-:mod:`~lincae_core.ops.stats` (latent statistics),
-:mod:`~lincae_core.ops.engine` (chunked I/O, joblib workers, publishing the output),
-:mod:`~lincae_core.ops.stores` (the store-level operations) and :mod:`~lincae_core.ops.export`
-(WebDataset shards). Nothing here imports a model.
+:mod:`~lincae_core.ops.forms` (linear or affine form, linearity warnings),
+:mod:`~lincae_core.ops.outputs` (output paths, left-out tracks),
+:mod:`~lincae_core.ops.engine` (a plan into a new store), :mod:`~lincae_core.ops.kernel` and
+:mod:`~lincae_core.ops.blocks` (one work unit, block by block) and
+:mod:`~lincae_core.ops.parallel` (running units here, on joblib workers or on Dask). Nothing here
+imports a model.
 """
 
 from __future__ import annotations
@@ -25,15 +30,25 @@ _EXPORTS = {
     "gain": "lincae_core.ops.algebra",
     "match_length": "lincae_core.ops.algebra",
     "mix": "lincae_core.ops.algebra",
-    "concat_store": "lincae_core.ops.compose",
-    "extract_stems": "lincae_core.ops.compose",
-    "midside_store": "lincae_core.ops.edits",
-    "pan_store": "lincae_core.ops.edits",
-    "extract_store": "lincae_core.ops.stores",
-    "gain_store": "lincae_core.ops.stores",
-    "mix_stores": "lincae_core.ops.stores",
-    "operation_warnings": "lincae_core.ops.stores",
-    "select_store": "lincae_core.ops.stores",
+    "OpOptions": "lincae_core.ops.options",
+    "OpResult": "lincae_core.ops.options",
+    "StemsResult": "lincae_core.ops.options",
+    "RANDOM_GAIN_RANGE": "lincae_core.ops.plan",
+    "default_origin": "lincae_core.ops.forms",
+    "operation_warnings": "lincae_core.ops.forms",
+    "gain_store": "lincae_core.ops.levels",
+    "extract_store": "lincae_core.ops.mixing",
+    "mix_stores": "lincae_core.ops.mixing",
+    "select_store": "lincae_core.ops.select",
+    "concat_store": "lincae_core.ops.concat",
+    "parse_concat_list": "lincae_core.ops.concat",
+    "midside_store": "lincae_core.ops.channels",
+    "pan_store": "lincae_core.ops.channels",
+    "extract_stems": "lincae_core.ops.stems",
+    "StatsResult": "lincae_core.ops.stats",
+    "stats_store": "lincae_core.ops.stats",
+    "ExportResult": "lincae_core.ops.export",
+    "export_shards": "lincae_core.ops.export",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -8,7 +8,8 @@ float32, cast back when writing. They rest on the two properties that Lin-CAE tr
 - homogeneity (Property 1, Eq. 1): ``Dec(a z) ≈ a Dec(z)``;
 - additivity (Property 2, Eq. 2): ``Dec(z_u + z_v) ≈ Dec(z_u) + Dec(z_v)``.
 
-The same operations on whole stores live in :mod:`lincae_core.ops.stores`.
+The same operations on whole stores: :mod:`lincae_core.ops.levels` (gain) and
+:mod:`lincae_core.ops.mixing` (mix, extract).
 """
 
 from __future__ import annotations

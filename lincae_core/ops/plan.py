@@ -1,11 +1,14 @@
 """Planning of latent store operations: which input frames make each output track.
 
 Pure numpy over track tables (no I/O): pairing of tracks across inputs (by key, by position,
-or at random with a seed), the length policy, and time selection. The result, an
-:class:`OpPlan`, says for every output track ``i`` and input ``k`` where to read
+or at random with a seed) and the length policy (:func:`plan_mix`, the plan of gain, mix,
+extract and the channel edits; ``select`` and ``concat`` plan in their own modules). The result,
+an :class:`OpPlan`, says for every output track ``i`` and input ``k`` where to read
 (``src_offset[k, i]``, a frame index into input ``k``'s latent array), how many frames input
 ``k`` can give (``src_frames[k, i]``; the rest of the output track is silence, i.e. zeros) and
-with which gain (``gains[k, i]``). :mod:`lincae_core.ops.engine` executes it chunk by chunk.
+with which gain (``gains[k, i]``), optionally through a :class:`FrameShape` (per-frame gains, a
+channel matrix) or along a :class:`Placement` (crossfaded lanes). :mod:`lincae_core.ops.engine`
+executes it chunk by chunk.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from lincae_core.errors import ConfigError, StoreMismatchError
-from lincae_core.ops.shape import FrameShape, Placement
+from lincae_core.ops.envelopes import envelope_gains, fade_gains, frame_centres
 from lincae_core.store.layout import STATUS_DONE
 
 PAIRS = ("key", "position", "random")
@@ -26,6 +29,79 @@ LENGTHS = ("shortest", "longest", "first")
 MISSING = ("error", "skip")
 RANDOM_GAIN_RANGE = (0.5, 1.0)  # default range of the random gain factors of pair="random"
 Table = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class FrameShape:
+    """Per-frame gain (envelope x fades) and channel matrix applied to each input latent.
+
+    Attributes:
+        sample_rate, samples_per_frame: The store geometry (frame centres).
+        times, gains: Envelope points (seconds, amplitude); empty: no envelope.
+        fade_in_s, fade_out_s: Linear fades at the start/end of every track (0: none).
+        matrix: ``[C, C]`` channel matrix ``z_out[c] = sum_c' M[c, c'] z[c']`` or None.
+    """
+
+    sample_rate: int
+    samples_per_frame: int
+    times: tuple[float, ...] = ()
+    gains: tuple[float, ...] = ()
+    fade_in_s: float = 0.0
+    fade_out_s: float = 0.0
+    matrix: tuple[tuple[float, ...], ...] | None = None
+
+    def __post_init__(self) -> None:
+        for n, v in (("fade_in", self.fade_in_s), ("fade_out", self.fade_out_s)):
+            if not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"{n}: expected seconds >= 0, got {v!r}")
+        if len(self.times) != len(self.gains):
+            raise ConfigError("envelope: expected one gain per time")
+
+    @property
+    def time_varying(self) -> bool:
+        """True when gains change from frame to frame."""
+        return bool(self.times) or self.fade_in_s > 0 or self.fade_out_s > 0
+
+    def frame_gains(self, start: int, n: int, samples: int) -> np.ndarray:
+        """Gains ``[n]`` (float32) of frames ``start..start+n-1`` of a track of ``samples``."""
+        t = frame_centres(start, n, self.samples_per_frame, self.sample_rate)
+        g = fade_gains(t, samples / self.sample_rate, self.fade_in_s, self.fade_out_s)
+        if self.times:
+            g = g * envelope_gains(t, self.times, self.gains)
+        return g.astype(np.float32)
+
+    def apply(self, z: np.ndarray, start: int, samples: int) -> np.ndarray:
+        """The shaped latent of frames ``start..`` of a track: reference for the engine's path."""
+        out = z.astype(np.float32)
+        if self.matrix is not None:
+            out = np.einsum("ec,ncd->ned", np.asarray(self.matrix, np.float32), out)
+        if self.time_varying:
+            out = out * self.frame_gains(start, z.shape[0], samples)[:, None, None]
+        return out
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Segments placed along their output track, with crossfade ramps (``lincae concat``).
+
+    Plans with a placement have ``K`` lanes instead of ``K`` inputs: lane ``k`` of output track
+    ``i`` is a segment of input ``input_index[k]`` that starts at frame ``dst_offset[k, i]`` of the
+    output track, reads ``src_frames[k, i]`` frames from ``src_offset[k, i]`` (as in ``OpPlan``)
+    and is multiplied by :func:`ramp_gains` with ``ramp_in[k, i]`` and ``ramp_out[k, i]`` frames.
+
+    Attributes:
+        input_index: ``(K,)`` input of each lane.
+        dst_offset, ramp_in, ramp_out: ``(K, N)`` int64 frames.
+    """
+
+    input_index: tuple[int, ...]
+    dst_offset: np.ndarray
+    ramp_in: np.ndarray
+    ramp_out: np.ndarray
+
+    def columns(self, sl: slice) -> Placement:
+        """The placement of output tracks ``sl`` only (what one work unit needs)."""
+        return Placement(self.input_index, self.dst_offset[:, sl], self.ramp_in[:, sl], self.ramp_out[:, sl])
 
 
 @dataclass(frozen=True)
@@ -46,7 +122,7 @@ class OpPlan:
     gains: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
     sources: np.ndarray | None = None  # (K, N) input keys of each output track (mix only)
-    shape: FrameShape | None = None  # per-frame gains / channel matrix of every input (ops.shape)
+    shape: FrameShape | None = None  # per-frame gains / channel matrix of every input
     placement: Placement | None = None  # K lanes placed along each track, with ramps (concat)
 
     def rows(self) -> list[tuple[str, int, int, int, int]]:
@@ -197,58 +273,4 @@ def plan_mix(
         gains=np.broadcast_to(g, rows.shape).copy(),
         info=info,
         sources=np.stack([t["key"][r] for t, r in zip(tables, rows, strict=True)]) if k else None,
-    )
-
-
-def plan_select(
-    table: Table,
-    name: str,
-    sample_rate: int,
-    samples_per_frame: int,
-    *,
-    keys: Sequence[str] | None = None,
-    start_s: float | None = None,
-    duration_s: float | None = None,
-) -> OpPlan:
-    """Plan a subset by track keys and a time window, cut at latent frame boundaries.
-
-    ``start_s`` rounds down to a frame boundary and ``duration_s`` up to whole frames; the
-    output ``samples`` is the exact audio length inside the cut (at most ``duration_s``).
-    Tracks that end before ``start_s`` are dropped and counted in ``info["empty"]``.
-    """
-    rows = done_rows(table)
-    if keys is not None:
-        index = {str(table["key"][r]): int(r) for r in rows}
-        wanted = list(dict.fromkeys(keys))
-        absent = [k for k in wanted if k not in index]
-        if absent:
-            raise StoreMismatchError(
-                f"{len(absent)} requested keys are not done tracks of {name}, e.g. "
-                + ", ".join(repr(k) for k in absent[:3])
-            )
-        rows = np.array([index[k] for k in wanted], dtype=np.int64)
-    spf = samples_per_frame
-    if start_s is not None and not (math.isfinite(start_s) and start_s >= 0):
-        raise ConfigError(f"start: expected seconds >= 0, got {start_s}")
-    if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
-        raise ConfigError(f"duration: expected seconds > 0, got {duration_s}")
-    start = int(math.floor((start_s or 0.0) * sample_rate / spf + 1e-9))
-    frames = np.maximum(table["frames"][rows] - start, 0)
-    samples = np.clip(table["samples"][rows] - start * spf, 0, None)
-    if duration_s is not None:
-        frames = np.minimum(frames, math.ceil(duration_s * sample_rate / spf - 1e-9))
-        samples = np.minimum(samples, round(duration_s * sample_rate))
-    samples = np.minimum(samples, frames * spf)
-    keep = frames > 0
-    rows, frames, samples = rows[keep], frames[keep], samples[keep]
-    return OpPlan(
-        keys=[str(x) for x in table["key"][rows]],
-        frames=frames,
-        samples=samples,
-        source_rate=table["source_rate"][rows],
-        channels=table["channels"][rows],
-        src_offset=(table["offset"][rows] + start)[None, :],
-        src_frames=frames[None, :].copy(),
-        gains=np.ones((1, rows.size)),
-        info={"empty": int((~keep).sum()), "start_frame": start},
     )

@@ -12,20 +12,58 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from lincae_core.errors import LincaeError
-from lincae_core.ops.engine import unfinished
+from lincae_core.ops.outputs import unfinished
 from lincae_core.store import LatentStore
 from lincae_core.store.layout import STATUS_DONE
 from lincae_core.store.lineage import utc_now
-from lincae_core.store.measures import STATS_VERSION
+from lincae_core.store.loudness_stats import STATS_VERSION
 
-__all__ = ["STATS_VERSION", "compute_stats", "merge_moments", "stats_store"]
+__all__ = ["STATS_VERSION", "StatsResult", "compute_stats", "merge_moments", "stats_store"]
 
 DEFAULT_BLOCK = 16384
+
+
+@dataclass(frozen=True)
+class StatsResult:
+    """What ``stats_store`` measured. ``to_dict()`` is its JSON record (``--json``).
+
+    Attributes:
+        out: The annotated store.
+        stats: The record stored in its ``stats`` attribute.
+        left_out: Per path, its planned and failed tracks (not measured; empty: none).
+    """
+
+    out: str
+    stats: dict[str, Any]
+    left_out: dict[str, dict[str, int]] = field(default_factory=dict)
+    op: str = "stats"
+
+    @property
+    def tracks(self) -> int:
+        """Done tracks measured."""
+        return int(self.stats["count_tracks"])
+
+    @property
+    def frames(self) -> int:
+        """Latent frames measured."""
+        return int(self.stats["count_frames"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record: op, out, tracks, frames, stats, and left_out when there are any."""
+        return {
+            "op": self.op,
+            "out": self.out,
+            "tracks": self.tracks,
+            "frames": self.frames,
+            "stats": self.stats,
+            **({"left_out": self.left_out} if self.left_out else {}),
+        }
 
 
 def merge_moments(
@@ -102,26 +140,18 @@ def stats_store(
     *,
     block_frames: int = DEFAULT_BLOCK,
     progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
+) -> StatsResult:
     """Measure the per-dimension mean/std of ``src`` and store them in its ``stats`` attribute.
 
     The store is annotated in place (its latents are not touched); run it when no encode is
     writing the store. A later run replaces the record.
 
     Returns:
-        ``{"op": "stats", "out": path, "tracks", "frames", "stats": record}``, and ``left_out``
-        (planned and failed tracks, not measured) when there are any.
+        The record and the store (:class:`StatsResult`), with the planned and failed tracks
+        left out (not measured) when there are any.
     """
     path = src.path if isinstance(src, LatentStore) else src
     store = LatentStore.open(path, "r+")
     record = compute_stats(store, block_frames=block_frames, progress=progress)
     store.set_stats(record)
-    left = unfinished([store])
-    return {
-        "op": "stats",
-        "out": str(store.path),
-        "tracks": record["count_tracks"],
-        "frames": record["count_frames"],
-        "stats": record,
-        **({"left_out": left} if left else {}),
-    }
+    return StatsResult(out=str(store.path), stats=record, left_out=unfinished([store]))

@@ -1,12 +1,13 @@
-"""Planning of ``lincae concat``: tracks joined end to end on the latent frame grid (pure, no I/O).
+"""``concat``: tracks of one store joined end to end on the latent frame grid, with a crossfade.
 
 A concat list names, for every output track, the input tracks to join in order. Consecutive
 segments overlap by ``W`` whole latent frames (the crossfade, ``W = round(S * sr / spf)``), where
 the first fades out and the second fades in with linear ramps that sum to 1 at every frame
-(:func:`lincae_core.ops.shape.ramp_gains`). The latent crossfade decodes to the audio crossfade
+(:func:`lincae_core.ops.envelopes.ramp_gains`). The latent crossfade decodes to the audio crossfade
 because the decoder is homogeneous (each ramp is a gain, Eq. 1 of arXiv:2510.23530) and additive
 (the two faded segments are summed, Eq. 2); the ramps summing to 1, the affine and linear forms of
-the sum agree (docs/linearity.md), so concat has no ``--origin``.
+the sum agree (docs/linearity.md), so concat has no ``--origin``. :func:`plan_concat` plans purely
+(no I/O); :func:`concat_store` runs the plan through the engine.
 
 List format (``--keys-from``), one of:
 
@@ -14,23 +15,35 @@ List format (``--keys-from``), one of:
   them in order;
 - **tabbed**: ``OUT_KEY<TAB>IN_KEY<TAB>IN_KEY...`` a line: one output track per line.
 
-Blank lines are skipped; line ends are stripped; keys are taken literally (spaces included).
+Blank lines and ``#`` comment lines are skipped and line ends stripped, as in every list file
+(:func:`lincae_core.discovery.list_entries`); keys are taken literally (spaces included).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from lincae_core.discovery import list_entries
 from lincae_core.errors import ConfigError, StoreMismatchError
-from lincae_core.ops.plan import OpPlan, Table, done_rows
-from lincae_core.ops.shape import Placement
+from lincae_core.ops.engine import run_plan
+from lincae_core.ops.options import OpOptions, OpResult, op_options
+from lincae_core.ops.outputs import StoreLike, open_store
+from lincae_core.ops.plan import OpPlan, Placement, Table, done_rows
 
-__all__ = ["PLAIN_KEY", "concat_record", "crossfade_frames", "parse_concat_list", "plan_concat"]
+__all__ = [
+    "PLAIN_KEY",
+    "concat_record",
+    "concat_store",
+    "crossfade_frames",
+    "parse_concat_list",
+    "plan_concat",
+]
 
 PLAIN_KEY = "concat"  # the output key of a plain (one key a line) list
 Entries = list[tuple[str, list[str]]]
@@ -43,8 +56,7 @@ def parse_concat_list(text: str, name: str = "list") -> Entries:
         ConfigError: Empty list, a tabbed line without input keys, an empty key, a repeated
             output key, or plain and tabbed lines mixed.
     """
-    lines = [(n, raw.rstrip("\r\n")) for n, raw in enumerate(text.splitlines(), 1)]
-    lines = [(n, line) for n, line in lines if line.strip()]
+    lines = list_entries(text.splitlines())
     if not lines:
         raise ConfigError(f"{name}: expected at least one key; got an empty list")
     tabbed = ["\t" in line for _, line in lines]
@@ -163,3 +175,47 @@ def concat_record(entries: Entries) -> dict[str, Any]:
         "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
         **({"entries": [[out, list(keys)] for out, keys in entries]} if total <= 1000 else {}),
     }
+
+
+def concat_store(
+    src: StoreLike,
+    out: str | os.PathLike | None,
+    entries: Entries | str | os.PathLike,
+    *,
+    crossfade_s: float = 0.0,
+    options: OpOptions | None = None,
+    **option_fields: Any,
+) -> OpResult:
+    """Join tracks of ``src`` end to end on the latent frame grid, with a latent crossfade.
+
+    Consecutive segments overlap by ``W = round(crossfade_s * sr / spf)`` whole latent frames, the
+    first ramping down and the second up, linearly; the ramps sum to 1 at every frame, so the
+    result decodes to the audio crossfade by homogeneity (each ramp is a gain, Eq. 1) and
+    additivity (the faded segments are summed, Eq. 2). The output track's ``samples`` is exact:
+    each input but the last counts in whole frames, minus the overlaps (see :func:`plan_concat`).
+    Always the linear form (the gains sum to 1: the affine form is the same; an ``"affine"``
+    origin is refused).
+
+    Args:
+        src: Input store.
+        out: Output store (default beside ``src``: ``S.concat.zarr``).
+        entries: ``[(out_key, [in_key, ...]), ...]`` or a list file (format: the module
+            docstring).
+        crossfade_s: Crossfade length in seconds (0: butt joins on the frame grid).
+        options: How to run it (:class:`~lincae_core.ops.options.OpOptions`); its fields may
+            also be given as keywords (``jobs=2``).
+
+    Raises:
+        StoreMismatchError: A listed key is not a done track of ``src``.
+        ConfigError: A bad list, a negative crossfade, or a track shorter than its ramps.
+    """
+    opts = op_options(options, option_fields)
+    s = open_store(src)
+    if isinstance(entries, (str, os.PathLike)):
+        with open(entries, encoding="utf-8") as f:
+            entries = parse_concat_list(f.read(), str(entries))
+    geo = s.geometry
+    w = crossfade_frames(crossfade_s, geo.sample_rate, geo.samples_per_frame)
+    plan = plan_concat(s.table(), str(s.path), entries, geo.samples_per_frame, w)
+    args = {"list": concat_record(entries), "crossfade_s": float(crossfade_s), "crossfade_frames": w}
+    return run_plan(plan, [s], out, op="concat", args=args, options=opts, origin=opts.origin or "linear")

@@ -1,5 +1,5 @@
-"""lincae stats (streamed per-dimension mean/std in the store) and lincae export (normalize, parallel
-shards, metadata)."""
+"""lincae export: WebDataset shards of latent windows (layout, read-back, byte-identical shards
+whatever the parallelism, normalization, per-track metadata, failures) and its command."""
 
 from __future__ import annotations
 
@@ -16,58 +16,76 @@ from _latent_stores import make_store
 from click.testing import CliRunner
 
 from lincae_cli.main import cli
-from lincae_core import LatentStore, stats_store
-from lincae_core.errors import StoreFormatError
-from lincae_core.ops import export as export_mod
-from lincae_core.ops.export import export_shards, sample_key, tar_header, window_counts, window_starts
-from lincae_core.ops.stats import compute_stats, merge_moments
-
-TRACKS = [("x", 30), ("y", 50), ("z", 7), ("w", 11)]
-
-
-def test_stats_match_numpy_on_done_tracks_whatever_the_block(tmp_path: Path) -> None:
-    s, zs = make_store(tmp_path / "A", TRACKS, seed=3, failed=("z",), scale=0.3)
-    all_z = np.concatenate([zs[k].astype(np.float64) for k in ("x", "y", "w")])  # done tracks only
-    for block in (1, 7, 16, 10_000):
-        st = compute_stats(s, block_frames=block)
-        np.testing.assert_allclose(st["mean"], all_z.mean(axis=0), rtol=0, atol=1e-12)
-        np.testing.assert_allclose(st["std"], all_z.std(axis=0), rtol=1e-10)
-    assert (st["count_frames"], st["count_tracks"], st["version"]) == (91, 3, 1)
-    assert np.asarray(st["mean"]).shape == (2, 8)  # per channel, per dimension
+from lincae_core import stats_store
+from lincae_core.errors import ConfigError, LincaeError
+from lincae_core.ops.export import (
+    RESERVED_FIELDS,
+    export_shards,
+    sample_key,
+    tar_header,
+    window_counts,
+    window_starts,
+)
+from lincae_core.ops.export import writer as export_writer
 
 
-def test_merge_moments_is_exact_pairwise() -> None:
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(5, 3)), rng.normal(size=(9, 3))
-    n, m, m2 = merge_moments(
-        (5, a.mean(0), ((a - a.mean(0)) ** 2).sum(0)), (9, b.mean(0), ((b - b.mean(0)) ** 2).sum(0))
-    )
-    ab = np.concatenate([a, b])
-    np.testing.assert_allclose(m, ab.mean(0))
-    np.testing.assert_allclose(m2 / n, ab.var(0))
+def test_window_starts_and_keys() -> None:
+    assert window_starts(10, 4, 4) == [0, 4, 8]
+    assert window_starts(8, 4, 4) == [0, 4]
+    assert window_starts(3, 4, 2) == [0]
+    assert window_starts(0, 4, 2) == []
+    assert sample_key("a/b.c d", 3) == "a/b%2Ec%20d/00000003"
+    assert "." not in sample_key("../../etc", 0)
+    assert sample_key("/x", 0).startswith("%2F")
 
 
-def test_stats_stored_versioned_and_validated(tmp_path: Path) -> None:
-    make_store(tmp_path / "A", TRACKS, seed=3)
-    summary = stats_store(tmp_path / "A")
-    store = LatentStore.open(tmp_path / "A")
-    assert store.stats == summary["stats"]
-    assert store.stats["version"] == 1
-    bad = LatentStore.open(tmp_path / "A", "r+")
-    with pytest.raises(StoreFormatError, match="stats.mean"):
-        bad.set_stats({**summary["stats"], "mean": [[0.0]]})
+def test_export_shards_read_back(tmp_path: Path) -> None:
+    s, zs = make_store(tmp_path / "s", [("song.one", 30), ("two", 7)], dtype="float16")
+    pattern = str(tmp_path / "shards" / "%06d.tar")
+    result = export_shards(s, pattern, window_s=0.2, hop_s=0.16, maxcount=3)
+    w = result.window_frames
+    assert (w, result.hop_frames, result.samples) == (13, 10, 4)
+    assert len(result.shards) == 2
+    samples = list(wds.WebDataset(result.shards, shardshuffle=False, empty_check=False))
+    assert [x["__key__"] for x in samples] == [
+        "song%2Eone/00000000",
+        "song%2Eone/00000010",
+        "song%2Eone/00000020",
+        "two/00000000",
+    ]
+    for x in samples:
+        z = np.load(io.BytesIO(x["latent.npy"]), allow_pickle=False)
+        meta = json.loads(x["json"])
+        assert z.shape == (2 * 8, w)  # [C*D, T]
+        assert z.dtype == np.float16
+        start, n = meta["start_frame"], meta["frames"]
+        assert meta["padding_mask"] == [1] * n + [0] * (w - n)
+        ref = zs[meta["key"]][start : start + n].reshape(n, -1).T
+        np.testing.assert_array_equal(z[:, :n], ref)
+        assert not z[:, n:].any()
+        assert meta["seconds_start"] == pytest.approx(start / 62.5)
+        assert meta["model_id"] == s.model_id
+    with pytest.raises(LincaeError, match="already exists"):
+        export_shards(s, pattern, window_s=0.2)
+    with pytest.raises(ConfigError, match="%-field"):
+        export_shards(s, str(tmp_path / "x.tar"), window_s=0.2)
 
 
-def test_stats_cli_prints_the_store_and_exits_3_on_left_out(tmp_path: Path) -> None:
-    make_store(tmp_path / "A", TRACKS, seed=3, failed=("z",))
-    r = CliRunner().invoke(cli, ["stats", str(tmp_path / "A")])
-    assert r.exit_code == 3, r.output
-    assert r.stdout == f"{tmp_path / 'A'}\n"
-    assert "left out 0 planned and 1 failed" in r.stderr
-    make_store(tmp_path / "B", TRACKS, seed=3)
-    r = CliRunner().invoke(cli, ["stats", str(tmp_path / "B"), "--json"])
-    assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["stats"]["count_tracks"] == 4
+def test_export_failure_leaves_no_partial_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s, _ = make_store(tmp_path / "s", [("a", 30), ("b", 30)])
+    calls = {"n": 0}
+    real = export_writer.tar_header
+
+    def failing(name: str, size: int) -> bytes:
+        calls["n"] += 1
+        if calls["n"] == 7:  # the 4th window: shard 0 is complete, shard 1 half-written
+            raise OSError("disk full")
+        return real(name, size)
+
+    monkeypatch.setattr(export_writer, "tar_header", failing)
+    with pytest.raises(OSError, match="disk full"):
+        export_shards(s, str(tmp_path / "sh" / "%03d.tar"), window_s=0.2, maxcount=2)
+    assert sorted(p.name for p in (tmp_path / "sh").iterdir()) == ["000.tar"]
 
 
 def _samples(tar: Path) -> dict[str, dict]:
@@ -129,10 +147,10 @@ def test_export_jobs_2_is_byte_identical_with_exact_shard_boundaries(tmp_path: P
     for name, kw in (("rows", {}), ("keys", {"keys": keys, "normalize": True, "dtype": "float32"})):
         one = export_shards(
             s.path, str(tmp_path / f"{name}1" / "%03d.tar"), 0.2, 0.08, maxcount=7, jobs=1, **kw
-        )
+        ).to_dict()
         two = export_shards(
             s.path, str(tmp_path / f"{name}2" / "%03d.tar"), 0.2, 0.08, maxcount=7, jobs=2, **kw
-        )
+        ).to_dict()
         assert [Path(p).name for p in one["shards"]] == [Path(p).name for p in two["shards"]]
         assert _sha(one["shards"]) == _sha(two["shards"]), name
         order = kw.get("keys", [k for k, f in MANY])
@@ -158,8 +176,8 @@ def test_export_json_records_the_downsampling_ratio_exactly(tmp_path: Path) -> N
     geo = {"sample_rate": 16000, "samples_per_frame": 2048, "latent_dim": 4}
     s, _ = make_store(tmp_path / "A", [("a.b", 20), ("ü~", 5)], geometry=geo, channels=1)
     out = export_shards(s, str(tmp_path / "sh" / "%02d.tar"), 1.0, 0.5)
-    samples = _wds(out["shards"])
-    assert out["samples"] == len(samples) == 5  # 8-frame windows every 4 frames: 3 + 2
+    samples = _wds(out.shards)
+    assert out.samples == len(samples) == 5  # 8-frame windows every 4 frames: 3 + 2
     for x in samples:
         meta = json.loads(x["json"])
         assert meta["downsampling_ratio"] == meta["samples_per_frame"] == 2048
@@ -196,13 +214,13 @@ def test_tar_members_are_deterministic_and_headers_match_tarfile() -> None:
 def test_export_tar_attributes(tmp_path: Path) -> None:
     s, _ = make_store(tmp_path / "A", [("x", 30)])
     out = export_shards(s, str(tmp_path / "sh" / "%02d.tar"), 0.2)
-    with tarfile.open(out["shards"][0]) as tf:
+    with tarfile.open(out.shards[0]) as tf:
         members = tf.getmembers()
     assert [m.name for m in members[:2]] == ["x/00000000.json", "x/00000000.latent.npy"]
     assert {(m.mtime, m.mode, m.uid, m.gid, m.uname, m.gname) for m in members} == {
         (0, 0o444, 0, 0, "bigdata", "bigdata")
     }
-    assert Path(out["shards"][0]).stat().st_size % 10240 == 0  # whole tar records, as tarfile
+    assert Path(out.shards[0]).stat().st_size % 10240 == 0  # whole tar records, as tarfile
 
 
 def test_export_metadata_is_merged_per_track(tmp_path: Path) -> None:
@@ -223,7 +241,7 @@ def test_export_metadata_is_merged_per_track(tmp_path: Path) -> None:
     seen = set()
     for x in _wds(summary["shards"]):
         meta = json.loads(x["json"])
-        extra = {k: v for k, v in meta.items() if k not in export_mod.RESERVED_FIELDS}
+        extra = {k: v for k, v in meta.items() if k not in RESERVED_FIELDS}
         want = {
             "x": {"prompt": "a calm piano", "tags": ["piano"]},
             "y.z": {"prompt": "drums é", "bpm": 120},
@@ -279,3 +297,25 @@ def test_export_failure_in_one_unit_leaves_only_complete_shards(tmp_path: Path) 
     assert "003.tar" not in left
     for name in (n for n in left if n.endswith(".tar")):  # what completed is a whole 7-window shard
         assert len(_wds([str(tmp_path / "sh" / name)])) == 7
+
+
+def test_export_cli(tmp_path: Path) -> None:
+    make_store(tmp_path / "A", [("x", 30), ("y", 50), ("z", 7)], seed=1, failed=("z",))
+    a = str(tmp_path / "A")
+    pattern = str(tmp_path / "sh" / "%04d.tar")
+    r = CliRunner().invoke(
+        cli, ["export", a, pattern, "--window", "0.4", "--hop", "0.2", "--maxcount", "2", "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["window_frames"] == 25
+    assert summary["samples"] == 5
+    assert all(Path(p).is_file() for p in summary["shards"])
+    r = CliRunner().invoke(cli, ["export", a, pattern, "--window", "0.4", "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert "windows" in r.stdout
+    r = CliRunner().invoke(cli, ["export", a, str(tmp_path / "plain.tar"), "--window", "1"])
+    assert r.exit_code == 1  # the library's refusal, one line
+    err = r.stderr.strip()
+    assert "\n" not in err
+    assert "%" in err
