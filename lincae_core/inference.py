@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lincae_core.config import InferenceConfig
+from lincae_core.config import AUTO_BATCH_AUDIO_S, AUTO_BATCH_CANDIDATES, InferenceConfig
 from lincae_core.errors import ShapeMismatchError
 from lincae_core.nn import transforms
 from lincae_core.nn.model import LinCAE
@@ -33,7 +33,22 @@ from lincae_core.windowing import (
     window_span,
 )
 
-__all__ = ["decode", "encode", "encode_segments", "iter_decode", "window_generator"]
+__all__ = ["decode", "encode", "encode_segments", "iter_decode", "rule_batch_size", "window_generator"]
+
+
+def rule_batch_size(device_type: str, segment_samples: int, sample_rate: int, parallel: bool = False) -> int:
+    """``batch_size="auto"`` by rule: segments per pass holding about ``AUTO_BATCH_AUDIO_S[device]``
+    seconds of audio (``parallel``: several passes run at once, one per core, each on one thread;
+    on CPU each then holds ``AUTO_BATCH_AUDIO_S["cpu-parallel"]``). :func:`encode` uses it as it
+    is; an encode of a library may time a probe around it (:mod:`lincae_core.encoding.batching`)."""
+    key = (
+        f"{device_type}-parallel"
+        if parallel and f"{device_type}-parallel" in AUTO_BATCH_AUDIO_S
+        else device_type
+    )
+    audio_s = AUTO_BATCH_AUDIO_S.get(key, AUTO_BATCH_AUDIO_S["cpu"])
+    n = int(audio_s * sample_rate / max(segment_samples, 1) + 0.5)
+    return int(min(max(n, 1), AUTO_BATCH_CANDIDATES[-1]))
 
 
 def window_generator(seed: int, start: int, stop: int) -> torch.Generator:
@@ -97,9 +112,7 @@ def encode(
     jobs = [(r, i) for r in range(rows.shape[0]) for i in range(len(plan))]
     out = [OverlapAdd((cfg.latent_dim,)) for _ in range(rows.shape[0])]
     batch_size = inference.batch_size
-    if inference.auto_batch:  # the rule of lincae_core.encoding.batching (no probe here)
-        from lincae_core.encoding.batching import rule_batch_size
-
+    if inference.auto_batch:  # the rule (no probe here)
         a, b = window_span(*plan[0], cfg)
         batch_size = rule_batch_size(next(model.parameters()).device.type, b - a, cfg.sample_rate)
     for batch in _batched(jobs, int(batch_size)):

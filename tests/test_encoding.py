@@ -25,8 +25,9 @@ from lincae_core.audio import load_audio, resampled_length
 from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig
 from lincae_core.discovery import discover
-from lincae_core.encoding.job import EncodeProgress, EncodeSettings, encode_files
+from lincae_core.encoding.job import encode_files
 from lincae_core.encoding.schedule import block_schedule
+from lincae_core.encoding.settings import EncodeProgress, EncodeSettings
 from lincae_core.errors import StoreMismatchError
 from lincae_core.nn.transforms import padded_length
 from lincae_core.store import LatentStore
@@ -421,7 +422,8 @@ def test_shard_auto_from_slurm_or_torchrun() -> None:
 def test_auto_batch_size_resolves_and_is_recorded(
     library: Path, model: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from lincae_core.encoding.batching import choose_batch_size, dominant_length, rule_batch_size
+    from lincae_core.encoding.batching import choose_batch_size, dominant_length
+    from lincae_core.inference import rule_batch_size
     from lincae_core.windowing import plan_windows
 
     auto = InferenceConfig(window_s=1.0, overlap_s=0.3, batch_size="auto")
@@ -440,7 +442,7 @@ def test_auto_batch_size_resolves_and_is_recorded(
     encode_files(
         discover(library), fixed, model, INFERENCE, EncodeSettings(plan_only=True, channels_last=False)
     )
-    with caplog.at_level("WARNING", logger="lincae_core.encoding.job"):
+    with caplog.at_level("WARNING", logger="lincae_core.encoding.identity"):
         resumed = encode_files(discover(library), fixed, model, auto, EncodeSettings())
     assert resumed.batch_size == 3
     assert "planned with" not in caplog.text
@@ -481,11 +483,11 @@ def test_auto_batch_size_resolves_and_is_recorded(
         == choice
     )
     # parallel passes: the probe runs them as the encode does (one thread each, all at once)
-    from lincae_core.encoding.job import _as_parallel_passes
+    from lincae_core.encoding.forward import parallel_passes
 
     seen: list[tuple[int, int]] = []
     threads = torch.get_num_threads()
-    run = _as_parallel_passes(lambda x: seen.append((len(x), torch.get_num_threads())), 3)
+    run = parallel_passes(lambda x: seen.append((len(x), torch.get_num_threads())), 3)
     par = choose_batch_size(
         run,
         device_type="cpu",
@@ -506,7 +508,7 @@ def test_auto_batch_size_resolves_and_is_recorded(
 def test_cli_batch_size_auto_is_logged(
     library: Path, micro_ckpt: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level("INFO", logger="lincae_core.encoding.job"):
+    with caplog.at_level("INFO", logger="lincae_core.encoding.batching"):
         res = _run_cli(
             str(library / "a.wav"), str(tmp_path / "a.zarr"), "-c", micro_ckpt, *CLI_WINDOW, "--json"
         )
@@ -546,7 +548,7 @@ def test_chunk_writes_are_byte_identical_to_per_track_writes(
 def test_encoder_origin_is_cached_until_the_weights_change(micro_cfg) -> None:  # noqa: ANN001
     """Enc(0) is computed once per model and window, and again after an in-place weight change."""
     from lincae_core.config import InferenceConfig
-    from lincae_core.encoding.job import encode_origin
+    from lincae_core.encoding.origin import encode_origin
     from lincae_core.nn.model import LinCAE
 
     torch.manual_seed(0)

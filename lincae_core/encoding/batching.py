@@ -8,7 +8,8 @@ default; docs/encoding.md, "Batch size"). So ``auto``
 
 1. takes the window length that carries most of the library's audio (:func:`dominant_length`:
    the full window for songs, the clip length for a library of clips);
-2. uses the rule (:data:`lincae_core.config.AUTO_BATCH_AUDIO_S` of audio per pass) when the job
+2. uses the rule (:func:`lincae_core.inference.rule_batch_size`:
+   :data:`lincae_core.config.AUTO_BATCH_AUDIO_S` of audio per pass) when the job
    is small; otherwise a short timed probe of the real forward pass over the candidate batch
    sizes around the rule (at most :data:`lincae_core.config.AUTO_BATCH_PROBE_SHARE` of the job's
    forward work), cached per (device, model id, segment length, forward options) in the process.
@@ -23,12 +24,18 @@ import logging
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-from lincae_core.config import AUTO_BATCH_AUDIO_S, AUTO_BATCH_CANDIDATES, AUTO_BATCH_PROBE_SHARE
+from lincae_core.config import AUTO_BATCH_CANDIDATES, AUTO_BATCH_PROBE_SHARE, InferenceConfig
+from lincae_core.encoding.forward import encoder_forward, encoder_memory_format, parallel_passes
+from lincae_core.encoding.settings import EncodeSettings
+from lincae_core.inference import rule_batch_size
+from lincae_core.nn.model import LinCAE
+from lincae_core.windowing import window_span
 
-__all__ = ["BatchChoice", "choose_batch_size", "dominant_length", "rule_batch_size"]
+__all__ = ["BatchChoice", "WindowLength", "auto_batch_size", "choose_batch_size", "dominant_length"]
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +61,14 @@ class BatchChoice:
 _CACHE: dict[Hashable, BatchChoice] = {}
 
 
-def rule_batch_size(device_type: str, segment_samples: int, sample_rate: int, parallel: bool = False) -> int:
-    """Segments per pass holding about ``AUTO_BATCH_AUDIO_S[device]`` seconds of audio
-    (``parallel``: several passes run at once, one per core, each on one thread; on CPU each
-    then holds ``AUTO_BATCH_AUDIO_S["cpu-parallel"]``)."""
-    key = (
-        f"{device_type}-parallel"
-        if parallel and f"{device_type}-parallel" in AUTO_BATCH_AUDIO_S
-        else device_type
-    )
-    audio_s = AUTO_BATCH_AUDIO_S.get(key, AUTO_BATCH_AUDIO_S["cpu"])
-    n = int(audio_s * sample_rate / max(segment_samples, 1) + 0.5)
-    return int(min(max(n, 1), AUTO_BATCH_CANDIDATES[-1]))
+class WindowLength(NamedTuple):
+    """The window length (latent frames) carrying most of a table's audio, and its windows."""
+
+    frames: int
+    windows: int
 
 
-def dominant_length(frames: np.ndarray, window: int, overlap: int) -> tuple[int, int]:
+def dominant_length(frames: np.ndarray, window: int, overlap: int) -> WindowLength:
     """The window length (frames) carrying the most frames of the table, and the number of windows.
 
     A track longer than ``window`` is cut into windows of exactly ``window`` frames
@@ -76,7 +76,7 @@ def dominant_length(frames: np.ndarray, window: int, overlap: int) -> tuple[int,
     """
     f = np.asarray(frames, np.int64)
     if f.size == 0:
-        return window, 0
+        return WindowLength(window, 0)
     long_ = f > window
     hop = window - overlap
     n_long = -(-(f[long_] - window) // hop) + 1  # len(plan_windows(f, window, overlap))
@@ -84,7 +84,7 @@ def dominant_length(frames: np.ndarray, window: int, overlap: int) -> tuple[int,
     short, counts = np.unique(np.maximum(f[~long_], 1), return_counts=True)
     for length, c in zip(short.tolist(), counts.tolist(), strict=True):
         weight[length] = weight.get(length, 0) + length * c
-    return max(weight, key=lambda k: (weight[k], k)), int(n_long.sum() + (~long_).sum())
+    return WindowLength(max(weight, key=lambda k: (weight[k], k)), int(n_long.sum() + (~long_).sum()))
 
 
 def choose_batch_size(
@@ -133,4 +133,48 @@ def choose_batch_size(
         per[c] = 1e3 * best / (c * passes)
     choice = BatchChoice(min(per, key=lambda c: (per[c], c)), "probe", segment_frames, per)
     _CACHE[key] = choice
+    return choice
+
+
+def auto_batch_size(
+    model: LinCAE, inference: InferenceConfig, settings: EncodeSettings, frames: np.ndarray
+) -> BatchChoice:
+    """Resolve ``batch_size="auto"`` for a table of tracks of ``frames`` latent frames each, with the
+    encode's own forward pass on ``model`` (see the module doc). Logged on stderr."""
+    cfg, device = model.config, next(model.parameters()).device
+    settings = settings.for_device(device.type)
+    window, overlap = inference.frames(cfg)
+    length, n_windows = dominant_length(frames, window, overlap)
+    a, b = window_span(0, length, cfg)
+    passes = settings.forward_workers()  # on CPU by default one pass per core at once
+    forward: Callable[[np.ndarray], object] = encoder_forward(model, settings)
+    if passes > 1:  # the probe times the passes as the encode runs them
+        forward = parallel_passes(forward, passes)
+    with encoder_memory_format(model, bool(settings.channels_last)):
+        choice = choose_batch_size(
+            forward,
+            device_type=device.type,
+            cache_key=(
+                str(device),
+                model.model_id,
+                bool(settings.channels_last),
+                settings.autocast,
+                settings.compile,
+                settings.amp,
+            ),
+            segment_frames=length,
+            segment_samples=b - a,
+            sample_rate=cfg.sample_rate,
+            job_segments=0 if settings.compile else n_windows * settings.latent_channels,  # no
+            passes=passes,
+        )  # probe when compiling: every candidate shape would compile first
+    per = ", ".join(f"{k}: {v:.1f}" for k, v in choice.ms_per_segment.items())
+    log.info(
+        "batch size auto: %d on %s for windows of %d frames (%s%s)",
+        choice.batch_size,
+        device,
+        length,
+        choice.how,
+        f"; ms per window {per}" if per else "",
+    )
     return choice

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -30,12 +30,15 @@ import soundfile as sf
 from lincae_core.audio import AudioInfo, probe_audio, resampled_length
 from lincae_core.config import ModelConfig
 from lincae_core.discovery import Source
+from lincae_core.encoding.settings import EncodeProgress
 from lincae_core.errors import AudioError, StoreFormatError
+from lincae_core.nn.model import LinCAE
 from lincae_core.nn.transforms import padded_length
 from lincae_core.publish import building_dir
 from lincae_core.store import LatentStore
+from lincae_core.store.layout import PlanRow
 
-__all__ = ["EncodePlan", "build_plan", "create_planned_store", "probe_source"]
+__all__ = ["EncodePlan", "PlanFailure", "build_plan", "create_planned_store", "plan_encode", "probe_source"]
 
 log = logging.getLogger(__name__)
 
@@ -72,23 +75,30 @@ def probe_source(source: Source) -> AudioInfo:
     return info
 
 
+class PlanFailure(NamedTuple):
+    """A source that gets no row, and why."""
+
+    source: Source
+    reason: str
+
+
 @dataclass
 class EncodePlan:
     """What an encode will do: one row per plannable source, and the failures."""
 
-    rows: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    rows: list[PlanRow] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
-    failures: list[tuple[Source, str]] = field(default_factory=list)
+    failures: list[PlanFailure] = field(default_factory=list)
     sample_rate: int = 1
 
     @property
     def audio_seconds(self) -> float:
         """Total duration of the planned rows at the model rate."""
-        return sum(r[2] for r in self.rows) / self.sample_rate
+        return sum(r.samples for r in self.rows) / self.sample_rate
 
     def store_bytes(self, channels: int, latent_dim: int, dtype: str) -> int:
         """Size of the latent array of a single-shard store (excluding chunk padding)."""
-        return sum(r[1] for r in self.rows) * channels * latent_dim * np.dtype(dtype).itemsize
+        return sum(r.frames for r in self.rows) * channels * latent_dim * np.dtype(dtype).itemsize
 
     def to_dict(self, channels: int, latent_dim: int, dtype: str) -> dict[str, Any]:
         """Return a JSON-ready summary (``--dry-run``)."""
@@ -97,9 +107,11 @@ class EncodePlan:
             "planned": len(self.rows),
             "failed": len(self.failures),
             "hours": self.audio_seconds / 3600,
-            "frames": sum(r[1] for r in self.rows),
+            "frames": sum(r.frames for r in self.rows),
             "store_bytes": self.store_bytes(channels, latent_dim, dtype),
-            "failures": [{"key": s.key, "path": str(s.path), "reason": why} for s, why in self.failures],
+            "failures": [
+                {"key": f.source.key, "path": str(f.source.path), "reason": f.reason} for f in self.failures
+            ],
         }
 
 
@@ -118,7 +130,7 @@ def build_plan(
         progress: Called with 1 after each probed source.
 
     Returns:
-        The plan; rows are ``(key, frames, samples, source_rate, source_channels)``.
+        The plan: a :class:`PlanRow` per good source, a :class:`PlanFailure` per other.
     """
 
     def probe(src: Source) -> AudioInfo | str:
@@ -134,13 +146,30 @@ def build_plan(
                 progress(1)  # from this thread only: callbacks need not be thread-safe
             if isinstance(info, str):
                 log.warning("skipped: %s", info)
-                plan.failures.append((src, info))
+                plan.failures.append(PlanFailure(src, info))
                 continue
             samples = resampled_length(info.frames, info.sample_rate, cfg.sample_rate)
             frames, _ = padded_length(samples, cfg)
-            plan.rows.append((src.key, frames, samples, info.sample_rate, info.channels))
+            plan.rows.append(PlanRow(src.key, frames, samples, info.sample_rate, info.channels))
             plan.paths.append(src.path)
     return plan
+
+
+def plan_encode(
+    sources: Sequence[Source],
+    model: LinCAE,
+    workers: int = 2,
+    progress: Callable[[EncodeProgress], None] | None = None,
+) -> EncodePlan:
+    """Probe every source's header and return the plan (``--dry-run``: writes nothing)."""
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(EncodeProgress("plan", done[0], len(sources)))
+
+    return build_plan(sources, model.config, workers, tick)
 
 
 def create_planned_store(
@@ -170,8 +199,8 @@ def create_planned_store(
         store.plan(plan.rows, shards=shards, loudness=True)
         if origin is not None:
             store.write_origin(origin)
-        for src, reason in plan.failures:
-            store.record_failure(src.key, reason, writer="plan")
+        for failure in plan.failures:
+            store.record_failure(failure.source.key, failure.reason, writer="plan")
         if out.exists() and not out.is_dir() and not replace:
             raise StoreFormatError(f"{out} exists and is not a directory.")
     return building.published

@@ -8,50 +8,38 @@ Data flow (one process, one shard)::
                                                  +-- per-row latent cross-fade (OverlapAdd)
                                                  +-- write_track + mark_done (main thread only)
 
-Readers decode and resample (soundfile and soxr release the GIL) while the model runs, and
-measure each row's integrated loudness (BS.1770, :mod:`lincae_core.loudness`) from the same
-windows, every sample once, without holding the audio; it is written with the row's status. Each
-reader streams its file window by window through a small bounded queue, so memory is bounded by
-the batch size, the window and the look-ahead, never by a track's length. All store writes
+Readers (:mod:`lincae_core.encoding.readers`) stream each row's audio window by window while
+the model runs; the forward passes (:mod:`lincae_core.encoding.forward`) run in the main thread
+or, with parallel passes, one per worker and stitched in submission order. All store writes
 happen in the main thread, in row order within a block, so two writes never race on a chunk.
-Audio that cannot be read (a decode error mid-file) is replaced by zeros in its batch slots, so
-that the batch content, hence every other window's latents, is the same in every run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-import torch
 
-from lincae_core.audio import AudioStream
 from lincae_core.config import ModelConfig
 from lincae_core.device import torch_threads
+from lincae_core.encoding.readers import RowEnd, RowJob, read_row
 from lincae_core.encoding.schedule import BlockSchedule
-from lincae_core.errors import AudioError
-from lincae_core.loudness import StreamLoudness
-from lincae_core.nn import transforms
-from lincae_core.nn.model import LinCAE
 from lincae_core.store import LatentStore
 from lincae_core.windowing import OverlapAdd, ramp_weights, window_span
 
-__all__ = ["RowJob", "Runner", "forward_segments"]
+__all__ = ["RunStats", "Runner"]
 
 log = logging.getLogger(__name__)
 
-_DRAIN = 1 << 16
 _MARK_EVERY = 64  # per-track writes: rows marked done per status write (a kill redoes at most these)
 _MARK_SECONDS = 2.0
 # chunk writes: finished tracks wait in memory until their span reaches the next chunk, at most
@@ -60,145 +48,28 @@ _BUFFER_SECONDS = 0.5
 _BUFFER_BYTES = 64 << 20
 
 
-class _Cancelled(Exception):
-    """The consumer stopped; a reader thread gives up."""
+class _Reading(NamedTuple):
+    """A row being read: its block's schedule, the reader's job, queue and future."""
+
+    schedule: BlockSchedule
+    job: RowJob
+    items: queue.Queue[Any]
+    future: Future[None]
 
 
-@dataclass(frozen=True)
-class RowJob:
-    """What a reader thread needs to stream one row's windows."""
+class _PassResult(NamedTuple):
+    """The latents ``[N, D, W]`` of one forward pass and the seconds it took."""
 
-    row: int
-    path: Path
-    spans: list[tuple[int, int]]  # audio samples [a, b) of each window
-    needed: list[bool]
-    samples: int  # planned exact length at the model rate
-    full: bool  # read to the end (to check the length), not just to the last needed window
+    latents: np.ndarray
+    seconds: float
 
 
-def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
-    raise _Cancelled
+class _Pass(NamedTuple):
+    """A parallel forward pass in flight: batch ``batch`` of ``schedule``."""
 
-
-def read_row(job: RowJob, rate: int, mode: str, q: queue.Queue[Any], stop: threading.Event) -> None:
-    """Stream a row's needed windows into ``q``: ``("win", i, [C, L])`` ..., ``("end", length, error,
-    lufs)``; ``lufs`` is the integrated loudness of the row's audio as encoded (NaN unless the row
-    is read in full).
-
-    Any read error is reported once in the ``end`` item; the windows from the failure on are
-    zeros, so the batches they are part of have the same content in every run.
-    """
-    channels = 1 if mode == "mono" else 2
-    error: str | None = None
-    length: int | None = None
-    stream: AudioStream | None = None
-    try:
-        stream = AudioStream(job.path, rate, mode)
-    except Exception as exc:  # soundfile raises more than AudioError on garbage
-        error = _reason(job.path, exc)
-    last = len(job.spans) - 1 if job.full else max(i for i, n in enumerate(job.needed) if n)
-    meter = _Meter(rate, channels, job.samples) if job.full else None
-    try:
-        for i, (a, b) in enumerate(job.spans[: last + 1]):
-            x = None
-            if stream is not None and error is None:
-                try:
-                    x = np.ascontiguousarray(stream.read(a, b), dtype=np.float32)
-                except Exception as exc:
-                    error = _reason(job.path, exc)
-            if meter is not None and x is not None:
-                meter.feed(a, x)
-            if job.needed[i]:
-                _put(q, ("win", i, x if x is not None else np.zeros((channels, b - a), np.float32)), stop)
-        if stream is not None and error is None and job.full:
-            try:
-                length = _drain(stream, job.spans[-1][1])
-            except Exception as exc:
-                error = _reason(job.path, exc)
-    finally:
-        if stream is not None:
-            stream.close()
-    _put(q, ("end", length, error, meter.lufs() if meter is not None else float("nan")), stop)
-
-
-class _Meter:
-    """Loudness of a row from its overlapping windows: each sample below ``samples`` fed once."""
-
-    def __init__(self, rate: int, channels: int, samples: int) -> None:
-        self.meter, self.samples, self.pos = StreamLoudness(rate, channels), samples, 0
-
-    def feed(self, a: int, x: np.ndarray) -> None:
-        start, stop = max(self.pos, a), min(a + x.shape[-1], self.samples)
-        if a <= self.pos and stop > start:
-            self.meter.feed(x[:, start - a : stop - a])
-            self.pos = stop
-
-    def lufs(self) -> float:
-        """Integrated loudness, NaN unless every sample was fed (see :mod:`lincae_core.loudness`)."""
-        return self.meter.integrated() if self.pos == self.samples else float("nan")
-
-
-def _reason(path: Path, exc: Exception) -> str:
-    return str(exc) if isinstance(exc, AudioError) else f"{path}: read failed ({type(exc).__name__}: {exc})."
-
-
-def _drain(stream: AudioStream, pos: int) -> int:
-    """Read a stream to its end in bounded blocks and return its length."""
-    while stream.length is None:
-        stream.read(pos, pos + _DRAIN)
-        pos += _DRAIN
-    return stream.length
-
-
-_COMPILED: weakref.WeakKeyDictionary[LinCAE, Callable[[torch.Tensor], torch.Tensor]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _compiled_encoder(model: LinCAE) -> Callable[[torch.Tensor], torch.Tensor]:
-    if model not in _COMPILED:
-        _COMPILED[model] = torch.compile(model.encode_representation)
-    return _COMPILED[model]
-
-
-@torch.no_grad()
-def forward_segments(
-    model: LinCAE,
-    x: np.ndarray,
-    amp: bool = False,
-    channels_last: bool = False,
-    autocast: str = "none",
-    compile: bool = False,
-) -> np.ndarray:
-    """Encode equal-length segments ``[N, L]`` into raw latents ``[N, D, W]`` (float32).
-
-    By default the same operations as :func:`lincae_core.inference.encode_segments`. ``amp`` runs the
-    encoder under float16 autocast (CUDA only); ``channels_last`` feeds it a channels-last
-    representation (use with an encoder converted to channels-last); ``autocast="bf16"`` runs it
-    under bfloat16 autocast on the CPU; ``compile`` through ``torch.compile``.
-    """
-    device = next(model.parameters()).device
-    seg = torch.from_numpy(x).to(device, non_blocking=True)
-    # channels-last is the non-bit-exact fast path already: take the fast front end with it
-    rep = transforms.to_representation(seg, model.config, fast=channels_last)  # [N, 2, F, T]
-    if channels_last:
-        rep = rep.contiguous(memory_format=torch.channels_last)
-    if amp:
-        ctx: Any = torch.autocast("cuda", dtype=torch.float16)
-    elif autocast == "bf16":
-        ctx = torch.autocast(device.type, dtype=torch.bfloat16)
-    else:
-        ctx = contextlib.nullcontext()
-    enc = _compiled_encoder(model) if compile else model.encode_representation
-    with ctx:
-        z = enc(rep)
-    return z.float().cpu().numpy()
+    future: Future[_PassResult]
+    schedule: BlockSchedule
+    batch: int
 
 
 class _RowState:
@@ -245,7 +116,8 @@ class Runner:
         Args:
             store: The store, open ``r+``.
             cfg: The model config.
-            forward: Segments ``[N, L]`` -> raw latents ``[N, D, W]`` (:func:`forward_segments`).
+            forward: Segments ``[N, L]`` -> raw latents ``[N, D, W]``
+                (:func:`lincae_core.encoding.forward.encoder_forward`).
             paths: Audio file of every row of the blocks this run touches.
             pending: ``(N,)`` rows to encode and write.
             mode: ``"mono"`` or ``"stereo"``.
@@ -265,7 +137,7 @@ class Runner:
         self.states: dict[int, _RowState] = {}
         self.data: dict[int, np.ndarray] = {}
         self.fill: dict[int, int] = {}
-        self.ends: dict[int, tuple[int | None, str | None, float]] = {}
+        self.ends: dict[int, RowEnd] = {}
         self.loudness: dict[int, float] = {}
         self.done: list[int] = []
         self.chunk_writes = chunk_writes
@@ -275,7 +147,7 @@ class Runner:
         self.flushed_at = time.monotonic()
         self.stats = RunStats()
         self.forward_workers = max(1, int(forward_workers))
-        self.forwards: deque[tuple[Future[tuple[np.ndarray, float]], BlockSchedule, int]] = deque()
+        self.forwards: deque[_Pass] = deque()
         self.fpool: ThreadPoolExecutor | None = None
 
     def jobs(self, schedules: Iterator[BlockSchedule]) -> Iterator[tuple[BlockSchedule, RowJob]]:
@@ -300,7 +172,7 @@ class Runner:
         stop = threading.Event()
         qsize = max(2, -(-batch_size // self.channels))
         pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="lincae-read")
-        inflight: deque[tuple[BlockSchedule, RowJob, queue.Queue[Any], Future[None]]] = deque()
+        inflight: deque[_Reading] = deque()
         parallel = self.forward_workers > 1
         if parallel:
             self.fpool = ThreadPoolExecutor(self.forward_workers, thread_name_prefix="lincae-forward")
@@ -311,11 +183,11 @@ class Runner:
                 for s, job in self.jobs(schedules):
                     q: queue.Queue[Any] = queue.Queue(maxsize=qsize)
                     fut = pool.submit(read_row, job, self.cfg.sample_rate, self.mode, q, stop)
-                    inflight.append((s, job, q, fut))
+                    inflight.append(_Reading(s, job, q, fut))
                     if len(inflight) > 2 * workers:  # look-ahead: bounded, keeps the readers busy
-                        self._consume(*inflight.popleft())
+                        self._consume(inflight.popleft())
                 while inflight:
-                    self._consume(*inflight.popleft())
+                    self._consume(inflight.popleft())
                 while self.forwards:
                     self._complete_next()
             finally:
@@ -327,8 +199,9 @@ class Runner:
                 self._flush_done()  # on an exception too (Ctrl-C): written rows are complete
         return self.stats
 
-    def _consume(self, s: BlockSchedule, job: RowJob, q: queue.Queue[Any], fut: Future[None]) -> None:
+    def _consume(self, reading: _Reading) -> None:
         """Take one row's windows from its reader into the batch slots, running full batches."""
+        s, job, q, fut = reading
         while True:
             try:
                 item = q.get(timeout=0.5)
@@ -337,14 +210,12 @@ class Runner:
                     fut.result()  # re-raises a reader's unexpected error
                     raise RuntimeError(f"reader of {job.path} ended without a result") from None
                 continue
-            if item[0] == "end":
-                self._row_end(job.row, item[1], item[2], item[3])
+            if isinstance(item, RowEnd):
+                self._row_end(job.row, item)
                 return
-            _, i, x = item
-            for c in range(self.channels):
-                b, slot = s.slots[job.row][i][c]
-                if s.needed[b]:
-                    self._fill(s, b, slot, x[c])
+            for c, slot in enumerate(s.slots[job.row][item.number]):
+                if s.needed[slot.batch]:
+                    self._fill(s, slot.batch, slot.slot, item.audio[c])
 
     def _fill(self, s: BlockSchedule, b: int, slot: int, x: np.ndarray) -> None:
         key = (s.block << 32) | b
@@ -360,25 +231,24 @@ class Runner:
                 return
             while len(self.forwards) >= self.forward_workers:  # at most one pass per worker
                 self._complete_next()
-            self.forwards.append((self.fpool.submit(self._timed_forward, self.data.pop(key)), s, b))
+            self.forwards.append(_Pass(self.fpool.submit(self._timed_forward, self.data.pop(key)), s, b))
 
-    def _timed_forward(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+    def _timed_forward(self, x: np.ndarray) -> _PassResult:
         t0 = time.perf_counter()
-        return self.forward(x), time.perf_counter() - t0
+        return _PassResult(self.forward(x), time.perf_counter() - t0)
 
     def _complete_next(self) -> None:
         """Wait for the oldest parallel pass and stitch it (submission order: the same sums
         whatever the number of forward workers)."""
-        fut, s, b = self.forwards.popleft()
-        self._complete(fut.result(), s, b)
+        done = self.forwards.popleft()
+        self._complete(done.future.result(), done.schedule, done.batch)
 
-    def _complete(self, result: tuple[np.ndarray, float], s: BlockSchedule, b: int) -> None:
+    def _complete(self, result: _PassResult, s: BlockSchedule, b: int) -> None:
         """Stitch the latents ``[N, D, W]`` of one finished pass of batch ``b``."""
-        z, seconds = result
-        self.stats.model_seconds += seconds / self.forward_workers  # busy share of the workers
-        for (r, i, c), zi in zip(s.batches[b], z, strict=True):
-            if self.pending[r]:
-                self._stitch(s, r, i, c, zi)
+        self.stats.model_seconds += result.seconds / self.forward_workers  # busy share of the workers
+        for seg, zi in zip(s.batches[b], result.latents, strict=True):
+            if self.pending[seg.row]:
+                self._stitch(s, seg.row, seg.window, seg.channel, zi)
 
     def _state(self, s: BlockSchedule, r: int) -> _RowState:
         if r not in self.states:
@@ -400,17 +270,18 @@ class Runner:
         if st.left == 0 and r in self.ends:
             self._finish(r)
 
-    def _row_end(self, r: int, length: int | None, error: str | None, lufs: float) -> None:
+    def _row_end(self, r: int, end: RowEnd) -> None:
         if not self.pending[r]:
             return
-        self.ends[r] = (length, error, lufs)
+        self.ends[r] = end
         st = self.states.get(r)
         if st is not None and st.left == 0:
             self._finish(r)
 
     def _finish(self, r: int) -> None:
         st = self.states.pop(r)
-        length, error, lufs = self.ends.pop(r)
+        end = self.ends.pop(r)
+        length, error = end.length, end.error
         samples = int(self.table["samples"][r])
         if error is None and length != samples:
             error = (
@@ -423,7 +294,7 @@ class Runner:
             log.warning("failed: %s", error)
         else:
             z = np.ascontiguousarray(st.latents().transpose(2, 0, 1))  # [Z, C, D]
-            self.loudness[r] = lufs
+            self.loudness[r] = end.lufs
             self.stats.encoded += 1
             if self.chunk_writes:
                 self._buffer(r, z)

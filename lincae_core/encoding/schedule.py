@@ -22,16 +22,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from lincae_core.windowing import crossfade_regions, plan_windows
 
-__all__ = ["BLOCK_TRACKS", "BlockSchedule", "block_schedule", "blocks_of"]
+__all__ = ["BLOCK_TRACKS", "BlockSchedule", "Segment", "Slot", "block_schedule", "blocks_of"]
 
 BLOCK_TRACKS = 64
 
-Segment = tuple[int, int, int]  # (row, window index, channel)
+
+class Segment(NamedTuple):
+    """One channel of one window of one row: what a batch slot holds."""
+
+    row: int
+    window: int
+    channel: int
+
+
+class Slot(NamedTuple):
+    """Where a segment sits: batch ``batch``, position ``slot`` in it."""
+
+    batch: int
+    slot: int
 
 
 @dataclass
@@ -42,14 +56,14 @@ class BlockSchedule:
     rows: range
     windows: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     regions: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # cross-fade regions
-    slots: dict[int, list[list[tuple[int, int]]]] = field(default_factory=dict)
+    slots: dict[int, list[list[Slot]]] = field(default_factory=dict)  # row -> window -> channel
     batches: list[list[Segment]] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     needed: list[bool] = field(default_factory=list)
 
     def window_needed(self, row: int) -> list[bool]:
         """For each window of ``row``: whether a needed batch holds one of its channels."""
-        return [any(self.needed[b] for b, _ in chans) for chans in self.slots[row]]
+        return [any(self.needed[slot.batch] for slot in chans) for chans in self.slots[row]]
 
     def needed_rows(self) -> list[int]:
         """Rows with at least one window in a needed batch, in order."""
@@ -104,8 +118,8 @@ def block_schedule(
                     b = open_batch[length] = len(s.batches)
                     s.batches.append([])
                     s.lengths.append(length)
-                chans.append((b, len(s.batches[b])))
-                s.batches[b].append((r, len(s.slots[r]), c))
+                chans.append(Slot(b, len(s.batches[b])))
+                s.batches[b].append(Segment(r, len(s.slots[r]), c))
             s.slots[r].append(chans)
-    s.needed = [any(bool(pending[r]) for r, _, _ in batch) for batch in s.batches]
+    s.needed = [any(bool(pending[seg.row]) for seg in batch) for batch in s.batches]
     return s

@@ -1,16 +1,23 @@
 """The latent store (Zarr v3 group, format ``lincae-latents``): the only package that imports zarr.
 
 Rooms: :mod:`~lincae_core.store.layout` (format constants, validation, chunk layout: pure),
+:mod:`~lincae_core.store.array` (frame-range access to the latent array, opening the group),
+:mod:`~lincae_core.store.table` (the track table on disk),
 :mod:`~lincae_core.store.ledger` (the append-only failure ledger),
-:mod:`~lincae_core.store.lineage` (lineage records) and
-:mod:`~lincae_core.store.latent_store` (``LatentStore``, ``LatentArray``). Outputs are built beside
-their final path and published with :mod:`lincae_core.publish`.
+:mod:`~lincae_core.store.lineage` (lineage records),
+:mod:`~lincae_core.store.writing` (planning, latent writes, row status),
+:mod:`~lincae_core.store.sources_origin` (a mix's sources, ``Enc(0)``),
+:mod:`~lincae_core.store.loudness_stats` (per-track loudness, latent statistics) and
+:mod:`~lincae_core.store.latent_store` (``LatentStore``: create, open, read; ``open_store``).
+Outputs are built beside their final path and published with :mod:`lincae_core.publish`.
 """
 
 from __future__ import annotations
 
-from lincae_core.store.latent_store import LatentArray, LatentStore
-from lincae_core.store.layout import Geometry, TrackInfo
+from lincae_core.config.geometry import Geometry
+from lincae_core.store.array import LatentArray
+from lincae_core.store.latent_store import LatentStore, open_store
+from lincae_core.store.layout import TrackInfo
 from lincae_core.store.lineage import lineage_entry
 
-__all__ = ["Geometry", "LatentArray", "LatentStore", "TrackInfo", "lineage_entry"]
+__all__ = ["Geometry", "LatentArray", "LatentStore", "TrackInfo", "lineage_entry", "open_store"]

@@ -1,17 +1,21 @@
 """The latent store: a Zarr v3 group of format ``lincae-latents`` version 1.
 
-This is the only module that imports zarr. Layout (see ``docs/store-format.md``)::
+:class:`LatentStore` creates, opens and reads a store; its writer's side is
+:class:`~lincae_core.store.writing.StoreWriting`, its optional members
+:class:`~lincae_core.store.sources_origin.SourcesAndOrigin` and
+:class:`~lincae_core.store.loudness_stats.LoudnessAndStats`. Layout (see ``docs/store-format.md``)::
 
     STORE/zarr.json             group attrs: format, format_version, model, geometry, ...
     STORE/latents               [F, C, D] float16|float32, chunks (chunk_frames, C, D)
     STORE/tracks/{key,offset,frames,samples,source_rate,channels,status}   1-D, one row a track
-    STORE/tracks/loudness_lufs  optional float32 per track (store.annotations)
+    STORE/tracks/loudness_lufs  optional float32 per track (store.loudness_stats)
     STORE/ledger/*.jsonl        failure ledger, one append-only file per writer process
 
-Concurrency: :meth:`LatentStore.plan` gives every shard a chunk-aligned frame region and whole
-status chunks, and the ledger has one file per shard, so shard processes never write the same
-file. Crash safety: zarr's ``LocalStore`` writes every chunk to a temporary file and renames it
-into place, and a track is marked done only after its latents are written.
+Concurrency: planning (:meth:`~lincae_core.store.writing.StoreWriting.plan`) gives every shard a
+chunk-aligned frame region and whole status chunks, and the ledger has one file per shard, so
+shard processes never write the same file. Crash safety: zarr's ``LocalStore`` writes every chunk
+to a temporary file and renames it into place, and a track is marked done only after its latents
+are written.
 """
 
 from __future__ import annotations
@@ -28,16 +32,19 @@ import numpy as np
 import zarr
 
 import lincae_core.store.layout as sl
-from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError
+from lincae_core.config.geometry import Geometry
+from lincae_core.errors import StoreFormatError
 from lincae_core.publish import check_free
-from lincae_core.store.annotations import StoreAnnotations
 from lincae_core.store.array import LatentArray, member, open_group
-from lincae_core.store.layout import TABLE_CHUNK, Geometry, TrackInfo
-from lincae_core.store.ledger import append_ledger, read_ledger
-from lincae_core.store.lineage import lineage_entry, utc_now
-from lincae_core.store.measures import Measures
+from lincae_core.store.layout import TrackInfo
+from lincae_core.store.ledger import read_ledger
+from lincae_core.store.lineage import utc_now
+from lincae_core.store.loudness_stats import LoudnessAndStats
+from lincae_core.store.sources_origin import SourcesAndOrigin
+from lincae_core.store.table import load_table, write_table
+from lincae_core.store.writing import StoreWriting
 
-__all__ = ["Geometry", "LatentArray", "LatentStore", "TrackInfo", "lineage_entry"]
+__all__ = ["CHUNK_KEY_SEPARATOR", "DEFAULT_CHUNK_FRAMES", "LatentStore", "open_store"]
 
 log = logging.getLogger(__name__)
 # 16384 frames: 2 MiB chunks for 64-dim mono float16. With direct chunk I/O what is left of the
@@ -50,10 +57,9 @@ DEFAULT_CHUNK_FRAMES = 16384
 # every chunk, three inodes instead of one, and fan nothing out: the array is chunked along frames
 # only). Any Zarr v3 reader takes either; stores made with '/' keys keep them.
 CHUNK_KEY_SEPARATOR = "."
-MAX_TABLE_CHUNK = 2**20
 
 
-class LatentStore(StoreAnnotations, Measures):
+class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
     """A latent store on the local file system; create with :meth:`create`, open with :meth:`open`."""
 
     def __init__(self, path: Path, group: Any, mode: str) -> None:
@@ -62,7 +68,7 @@ class LatentStore(StoreAnnotations, Measures):
         self._attrs = sl.validate_attrs(dict(group.attrs), str(path))
         self._latents = LatentArray(member(group, "latents", path), self._attrs, path)
         self._geometry = Geometry.from_dict(self._attrs["geometry"])
-        self._table = self._load_table()
+        self._table = load_table(group, path, self.total_frames, self._geometry)
         self._index: dict[str, int] | None = None
 
     # ----------------------------------------------------------------- creation and opening
@@ -143,7 +149,7 @@ class LatentStore(StoreAnnotations, Measures):
             fill_value=0,
             chunk_key_encoding={"name": "default", "separator": sep},
         )
-        _write_table(group, sl.empty_table(), sl.STATUS_CHUNK_MAX)
+        write_table(group, sl.empty_table(), sl.STATUS_CHUNK_MAX)
         group.attrs.put(attrs)  # last: a crash before this leaves no 'format' attribute
         return cls(path, group, "r+")
 
@@ -158,19 +164,6 @@ class LatentStore(StoreAnnotations, Measures):
             raise ValueError(f"mode: expected 'r' or 'r+', got {mode!r}")
         path = Path(path)
         return cls(path, open_group(path, mode), mode)
-
-    def _load_table(self) -> dict[str, np.ndarray]:
-        table = {}
-        for name in ("key", *sl.TABLE_COLUMNS):
-            arr = member(self._group, f"tracks/{name}", self.path)
-            if arr.ndim != 1 or not 1 <= arr.chunks[0] <= MAX_TABLE_CHUNK:
-                raise StoreFormatError(
-                    f"{self.path}: tracks/{name}: expected a 1-D array with "
-                    f"chunks <= {MAX_TABLE_CHUNK}, got chunks {arr.chunks}"
-                )
-            table[name] = arr[:]
-        sl.validate_table(table, self.total_frames, self._geometry, str(self.path))
-        return table
 
     # ----------------------------------------------------------------------- properties
     @property
@@ -199,177 +192,6 @@ class LatentStore(StoreAnnotations, Measures):
     chunk_frames = property(lambda self: self._latents.chunk_frames, doc="Frames per chunk.")
     total_frames = property(lambda self: self._latents.shape[0], doc="Frames F of the array.")
     n_tracks = property(lambda self: int(self._table["key"].shape[0]), doc="Rows of the table.")
-
-    # ------------------------------------------------------------------------- planning
-    def plan(
-        self, tracks: Sequence[tuple[str, int, int, int, int]], *, shards: int = 1, loudness: bool = False
-    ) -> None:
-        """Fix the layout once: a row per ``(key, frames, samples, source_rate, channels)``.
-
-        Tracks are laid out contiguously in the given order; shard ``s`` owns the rows
-        :meth:`shard_tracks` returns, in a region that starts on a chunk boundary. Planning an
-        already planned store with the same tracks does nothing (so a re-run resumes).
-        ``loudness`` adds the per-track ``tracks/loudness_lufs`` array (NaN until measured).
-
-        Raises:
-            StoreFormatError: The store is already planned with other tracks, or bad rows.
-        """
-        self._require_writable()
-        table = sl.rows_to_table(tracks, str(self.path))
-        if self.layout is not None:
-            if all(
-                np.array_equal(table[c], self._table[c])
-                for c in ("key", "frames", "samples", "source_rate", "channels")
-            ):
-                return
-            raise StoreFormatError(f"{self.path} is already planned with other tracks")
-        lay = sl.plan_layout(table["frames"], self.chunk_frames, shards)
-        table["offset"] = lay.offsets
-        sl.validate_table(table, lay.total_frames, self._geometry, str(self.path))
-        _write_table(self._group, table, lay.status_chunk)
-        if loudness:
-            self._create_loudness(len(table["key"]), lay.status_chunk)
-        self._latents.resize(lay.total_frames)
-        self._set_attr("layout", {"shards": lay.shards, "tracks_per_shard": lay.tracks_per_shard})
-        self._table, self._index = table, None
-
-    def shard_tracks(self, shard: int) -> range:
-        """Row indices owned by ``shard`` (empty past the last shard)."""
-        t, n = self._require_layout()["tracks_per_shard"], self.n_tracks
-        return range(min(shard * t, n), min((shard + 1) * t, n))
-
-    def shard_of(self, index: int) -> int:
-        """The shard that owns row ``index``."""
-        return int(index) // self._require_layout()["tracks_per_shard"]
-
-    # -------------------------------------------------------------------------- writing
-    def cast_latents(self, index: int, z: np.ndarray) -> np.ndarray:
-        """``z[frames, C, D]`` of row ``index`` checked and cast to the storage dtype (not written).
-
-        Raises:
-            ShapeMismatchError: ``z`` does not have the planned shape.
-            LincaeError: Non-finite values (after the cast to the storage dtype).
-        """
-        t = self.track(index)
-        want = (t.frames, self.channels, self._geometry.latent_dim)
-        if tuple(z.shape) != want:
-            raise ShapeMismatchError(
-                f"{self.path}: track {t.key!r}: expected latents of shape {want}, got {tuple(z.shape)}"
-            )
-        with np.errstate(over="ignore", invalid="ignore"):  # reported just below
-            zz = np.asarray(z).astype(self.dtype, copy=False)
-        if not np.isfinite(zz).all():
-            raise LincaeError(
-                f"{self.path}: track {t.key!r}: expected finite latents "
-                f"(got NaN/inf after the cast to {self.dtype})"
-            )
-        return zz
-
-    def write_track(self, index: int, z: np.ndarray) -> None:
-        """Write the latents ``z[frames, C, D]`` of row ``index`` (then call :meth:`mark_done`).
-
-        Raises:
-            ShapeMismatchError: ``z`` does not have the planned shape.
-            LincaeError: Non-finite values (after the cast to the storage dtype).
-        """
-        self._require_writable()
-        self._latents.write(self.track(index).offset, self.cast_latents(index, z))
-
-    def write_tracks(self, indices: Sequence[int], zs: Sequence[np.ndarray]) -> int:
-        """Write several rows' latents, rows adjacent in the array in one write each run.
-
-        Many short tracks share a chunk; writing them one by one rewrites that chunk once per
-        track, writing a run of adjacent tracks at once rewrites it once. The bytes written are
-        the same. Call :meth:`mark_done` afterwards.
-
-        Returns:
-            The number of write calls made (runs of adjacent rows).
-
-        Raises:
-            ShapeMismatchError, LincaeError: As :meth:`write_track` (nothing is written then).
-        """
-        self._require_writable()
-        parts = sorted(
-            (
-                (int(self._table["offset"][i]), self.cast_latents(i, z))
-                for i, z in zip(indices, zs, strict=True)
-            ),
-            key=lambda p: p[0],
-        )
-        runs: list[tuple[int, list[np.ndarray]]] = []
-        end = -1
-        for offset, z in parts:
-            if runs and offset == end:
-                runs[-1][1].append(z)
-            else:
-                runs.append((offset, [z]))
-            end = offset + z.shape[0]
-        for offset, zz in runs:
-            self._latents.write(offset, zz[0] if len(zz) == 1 else np.concatenate(zz))
-        return len(runs)
-
-    def mark_done(self, index: int | Sequence[int] | np.ndarray) -> None:
-        """Mark rows done; call only after their latents are written."""
-        self._set_status(index, sl.STATUS_DONE)
-
-    def mark_failed(self, index: int, reason: str) -> None:
-        """Record why row ``index`` failed in its shard's ledger file, then mark it failed."""
-        self._require_writable()
-        t = self.track(index)
-        shard = self.shard_of(index) if self.layout is not None else 0
-        self._append_ledger(
-            f"shard-{shard:04d}",
-            {"key": t.key, "index": int(index), "reason": str(reason), "time": utc_now()},
-        )
-        self._set_status(index, sl.STATUS_FAILED)
-
-    def record_failure(self, source: str, reason: str, *, writer: str = "plan") -> None:
-        """Record an input that never got a row (e.g. unreadable at planning time).
-
-        Args:
-            source: The input's key or path.
-            reason: Why it failed.
-            writer: Names the ledger file (``ledger/<writer>.jsonl``); one writer per process.
-        """
-        self._require_writable()
-        if not writer.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"writer: expected letters, digits, '-' or '_', got {writer!r}")
-        self._append_ledger(
-            writer, {"key": str(source), "index": None, "reason": str(reason), "time": utc_now()}
-        )
-
-    def add_lineage(self, entry: Mapping[str, Any]) -> None:
-        """Append a lineage record (see :func:`lineage_entry`)."""
-        self._require_writable()
-        self._set_attr("lineage", [*self._attrs["lineage"], dict(entry)])
-
-    def _set_status(self, index: Any, status: int) -> None:
-        self._require_writable()
-        idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
-        if idx.size and (idx.min() < 0 or idx.max() >= self.n_tracks):
-            raise IndexError(f"{self.path}: track index out of range [0, {self.n_tracks})")
-        arr = self._group["tracks/status"]
-        if idx.size == self.n_tracks and np.array_equal(idx, np.arange(self.n_tracks)):
-            arr[:] = np.full(self.n_tracks, status, dtype=np.int8)
-        elif idx.size:
-            arr[idx] = np.int8(status)
-        self._table["status"][idx] = status
-
-    def _set_attr(self, name: str, value: Any) -> None:
-        self._attrs[name] = value
-        self._group.attrs.put(json.loads(json.dumps(self._attrs)))
-
-    def _append_ledger(self, writer: str, record: dict[str, Any]) -> None:
-        append_ledger(self.path / "ledger", writer, record)
-
-    def _require_writable(self) -> None:
-        if self.mode != "r+":
-            raise LincaeError(f"{self.path} is open read-only (open with mode='r+' to write)")
-
-    def _require_layout(self) -> dict[str, Any]:
-        if self.layout is None:
-            raise LincaeError(f"{self.path} is not planned yet (call plan() first)")
-        return self.layout
 
     # -------------------------------------------------------------------------- reading
     def table(self) -> dict[str, np.ndarray]:
@@ -481,18 +303,6 @@ class LatentStore(StoreAnnotations, Measures):
         sl.check_compatible(self._attrs, other._attrs, f"{self.path} and {other.path}", force)
 
 
-def _write_table(group: Any, table: dict[str, np.ndarray], status_chunk: int) -> None:
-    n = table["key"].shape[0]
-    for name in ("key", *sl.TABLE_COLUMNS):
-        chunk = status_chunk if name == "status" else TABLE_CHUNK
-        dtype = str if name == "key" else sl.TABLE_COLUMNS[name]
-        arr = group.create_array(
-            f"tracks/{name}",
-            shape=(n,),
-            chunks=(max(1, min(chunk, n)),),
-            dtype=dtype,
-            overwrite=True,
-            **({} if name == "key" else {"compressors": None, "fill_value": 0}),
-        )
-        if n:
-            arr[:] = table[name]
+def open_store(store: LatentStore | str | os.PathLike[str], mode: Literal["r", "r+"] = "r") -> LatentStore:
+    """``store`` itself if it is open already, else the store at that path opened in ``mode``."""
+    return store if isinstance(store, LatentStore) else LatentStore.open(store, mode)

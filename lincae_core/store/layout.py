@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -243,6 +243,17 @@ class TrackInfo:
         return asdict(self)
 
 
+class PlanRow(NamedTuple):
+    """A row to plan (:meth:`LatentStore.plan`): ``samples`` is the exact length at the model rate,
+    ``source_rate`` and ``channels`` those of the source file."""
+
+    key: str
+    frames: int
+    samples: int
+    source_rate: int
+    channels: int
+
+
 def empty_table() -> dict[str, np.ndarray]:
     """A track table with no rows."""
     t = {c: np.zeros(0, dtype=d) for c, d in TABLE_COLUMNS.items()}
@@ -251,7 +262,8 @@ def empty_table() -> dict[str, np.ndarray]:
 
 
 def rows_to_table(rows: Sequence[Sequence[Any]], where: str) -> dict[str, np.ndarray]:
-    """Turn planning rows ``(key, frames, samples, source_rate, channels)`` into a table.
+    """Turn planning rows (:class:`PlanRow`, or plain ``(key, frames, samples, source_rate,
+    channels)`` sequences) into a table.
 
     Offsets are zero and status is planned; :func:`plan_layout` fills the offsets.
     """

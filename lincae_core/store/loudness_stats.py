@@ -1,4 +1,4 @@
-"""Optional per-store measures: per-track loudness and latent statistics (a mixin of
+"""Per-track loudness and per-dimension latent statistics of a store, both optional (a mixin of
 :class:`~lincae_core.store.latent_store.LatentStore`; see ``docs/store-format.md``).
 
 - ``tracks/loudness_lufs`` (float32, one value a track, NaN when unmeasured): integrated loudness
@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from lincae_core.errors import StoreFormatError
+
+__all__ = ["LOUDNESS", "STATS_VERSION", "LoudnessAndStats", "validate_stats"]
 
 LOUDNESS = "tracks/loudness_lufs"
 STATS_VERSION = 1
@@ -36,7 +38,7 @@ def validate_stats(stats: Any, channels: int, dim: int, path: str) -> dict[str, 
     return stats
 
 
-class Measures:
+class LoudnessAndStats:
     """Mixin: the optional loudness array and ``stats`` attribute of a store."""
 
     _group: Any

@@ -13,14 +13,15 @@ from typing import Any
 import numpy as np
 
 import lincae_core.store.layout as sl
+from lincae_core.config.geometry import Geometry
 from lincae_core.errors import ShapeMismatchError, StoreFormatError
 from lincae_core.store.array import member
-from lincae_core.store.layout import TABLE_CHUNK, Geometry
+from lincae_core.store.layout import TABLE_CHUNK
 
-__all__ = ["StoreAnnotations"]
+__all__ = ["SourcesAndOrigin"]
 
 
-class StoreAnnotations:
+class SourcesAndOrigin:
     """Mix sources and the encoder's origin of a store (needs the store's group and attributes)."""
 
     path: Path

@@ -1,0 +1,164 @@
+"""The store of an encode: planned by the first process, opened and checked by every other.
+
+:func:`open_or_plan` plans the store when ``OUT`` is missing (or replaced with ``--overwrite``),
+or opens the one there after checking that this encode may resume it
+(:mod:`lincae_core.encoding.identity`); shard processes that start together race to plan, one
+wins and the others open its store (:mod:`lincae_core.encoding.plan`). :func:`resumed_settings`
+takes the forward options a store was planned with where this encode leaves them to the default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lincae_core.config import AUTO_BATCH, InferenceConfig
+from lincae_core.discovery import Source
+from lincae_core.encoding.batching import auto_batch_size
+from lincae_core.encoding.identity import EncodeRequest, check_resume, expected_encoding
+from lincae_core.encoding.origin import encode_origin
+from lincae_core.encoding.plan import create_planned_store, plan_encode
+from lincae_core.encoding.settings import EncodeProgress, EncodeSettings
+from lincae_core.errors import StoreFormatError, StoreMismatchError
+from lincae_core.linearity import card_summary
+from lincae_core.nn.model import LinCAE
+from lincae_core.publish import remove_stale_siblings
+from lincae_core.store import LatentStore, lineage_entry
+
+__all__ = ["OpenedStore", "open_or_plan", "resumed_settings"]
+
+log = logging.getLogger(__name__)
+
+
+class OpenedStore(NamedTuple):
+    """The store of an encode, opened ``r+``, and whether this process planned it."""
+
+    store: LatentStore
+    planned: bool
+
+
+def resumed_settings(out: Path, settings: EncodeSettings) -> EncodeSettings:
+    """``settings`` with the memory format and parallel passes of the store planned at ``out``
+    where they are left to the default (None), so that a resumed encode runs as the first one."""
+    if settings.overwrite or not (out / "zarr.json").is_file():
+        return settings
+    with contextlib.suppress(Exception):  # resume as planned; a bad store is reported later
+        planned_enc = LatentStore.open(out).encoding or {}
+        if settings.channels_last is None and isinstance(planned_enc.get("channels_last"), bool):
+            settings = dataclasses.replace(settings, channels_last=planned_enc["channels_last"])
+        if settings.parallel_forward is None and "batch_size" in planned_enc:  # a store planned
+            # before parallel passes existed ran one pass at a time
+            settings = dataclasses.replace(
+                settings, parallel_forward=bool(planned_enc.get("parallel_forward"))
+            )
+    return settings
+
+
+def _plan_store(
+    out: Path,
+    sources: Sequence[Source],
+    model: LinCAE,
+    settings: EncodeSettings,
+    encoding: dict[str, Any],
+    args: Mapping[str, Any],
+    progress: Callable[[EncodeProgress], None] | None,
+    replace: bool,
+) -> bool:
+    plan = plan_encode(sources, model, settings.workers, progress)
+    cfg = model.config
+    if encoding["batch_size"] == AUTO_BATCH:
+        frames = np.array([r.frames for r in plan.rows], np.int64)
+        choice = auto_batch_size(
+            model,
+            InferenceConfig(window_s=encoding["window_s"], overlap_s=encoding["overlap_s"]),
+            settings,
+            frames,
+        )
+        encoding["batch_size"], encoding["batch_size_auto"] = choice.batch_size, choice.record()
+    inference = InferenceConfig(
+        window_s=encoding["window_s"], overlap_s=encoding["overlap_s"], batch_size=encoding["batch_size"]
+    )
+    # Where the encoder ran, and whether under float16 autocast: a store encoded on CUDA is within a
+    # few float16 steps of one encoded on the CPU, not bit-identical (docs/presets.md, "On a GPU").
+    device = next(model.parameters()).device
+    ran_on = {"device": device.type, "float16_autocast": bool(settings.amp and device.type == "cuda")}
+    lineage = [lineage_entry("encode", {**args, **ran_on, "encoding": encoding}, [])]
+    return create_planned_store(
+        out,
+        plan,
+        settings.shards,
+        replace,
+        model_id=model.model_id or "unknown",
+        model_config=cfg.to_dict(),
+        geometry=cfg.geometry(),
+        channels=settings.latent_channels,
+        dtype=settings.dtype,
+        encoding=encoding,
+        lineage=lineage,
+        **({} if settings.chunk_frames is None else {"chunk_frames": settings.chunk_frames}),
+        model_card=card_summary(model.card),
+        origin=encode_origin(model, inference, settings.latent_channels),
+    )
+
+
+def open_or_plan(
+    out: Path,
+    sources: Sequence[Source],
+    model: LinCAE,
+    inference: InferenceConfig,
+    settings: EncodeSettings,
+    args: Mapping[str, Any] | None = None,
+    progress: Callable[[EncodeProgress], None] | None = None,
+) -> OpenedStore:
+    """Open the store at ``out`` (checked against this encode), planning it first if needed.
+
+    With ``inference.batch_size="auto"`` a store being planned gets the batch size chosen for
+    this device (:func:`lincae_core.encoding.batching.auto_batch_size`), and an existing one keeps
+    the batch size it was planned with (so that a resumed or sharded encode batches exactly as the
+    first process).
+
+    Returns:
+        The store opened ``r+`` and whether this process planned it.
+
+    Raises:
+        StoreMismatchError: ``out`` was made by another model, config or input set.
+        StoreFormatError: ``out`` is not a lincae store (and cannot be replaced).
+    """
+    request = EncodeRequest.of(model, inference, settings, sources)
+    encoding = expected_encoding(request)
+    for p in remove_stale_siblings(out):
+        log.info("removed stale temporary %s", p)
+    planned = False
+    if settings.overwrite and (out.exists() or out.is_symlink()):
+        if not (out / "zarr.json").is_file():
+            raise StoreFormatError(
+                f"{out} exists and is not a Zarr store: refusing to replace it, even with --overwrite."
+            )
+        log.info("replacing %s (--overwrite)", out)
+        planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, True)
+    for _ in range(3):  # plan, or lose the race to another shard and open its store
+        if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+            planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, False)
+        try:
+            store = LatentStore.open(out, "r+")
+            planned_batch = (store.encoding or {}).get("batch_size")
+            if inference.auto_batch and isinstance(planned_batch, int):
+                encoding["batch_size"] = planned_batch  # resume/shard: batch as the planner did
+            check_resume(store, request, encoding)
+            return OpenedStore(store, planned)
+        except (StoreFormatError, StoreMismatchError):
+            if not settings.overwrite or planned:
+                raise
+            if not (out / "zarr.json").is_file():
+                raise StoreFormatError(
+                    f"{out} exists and is not a Zarr store: refusing to replace it, even with --overwrite."
+                ) from None
+        log.info("replacing %s (--overwrite)", out)
+        planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, True)
+    raise StoreFormatError(f"{out}: could not plan the store (it keeps changing under this process).")
