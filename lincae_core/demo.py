@@ -1,7 +1,11 @@
-"""The main job end to end on a small synthetic stems library (``lincae demo``).
+"""The main job end to end on a small stems library (``lincae demo``).
 
-Builds a seeded stems library (bass, drums, other, vocals and their exact-sum mixture), encodes
-every stem folder into a latent store, then works on the stored latents only:
+By default the library is the held-out music excerpt shipped in ``lincae_core/demo_music`` (3
+songs x 10 s, rendered with a soundfont that no training corpus used; ``provenance.json``), cut
+to ``seconds``; ``library="synthetic"`` builds seeded sine-and-click stems instead. Each song's
+stems (bass, drums, other, vocals) are resampled to the model's rate and their exact float32 sum
+is the mixture. Every stem folder is encoded into a latent store, then the job works on the stored
+latents only:
 
 - separation by latent arithmetic (arXiv:2510.23530, Sec. 4.5): vocals = mixture - (bass + drums + other);
 - a latent-domain remix (additivity, Eq. 2): sum_i g_i z_i;
@@ -25,15 +29,23 @@ import soundfile as sf
 import torch
 
 from lincae_core import ops
+from lincae_core.audio import load_audio
 from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig
 from lincae_core.decoding import decode_store
 from lincae_core.discovery import discover
 from lincae_core.encoding.job import EncodeSettings, encode_files
+from lincae_core.errors import ConfigError
 from lincae_core.evaluation import metrics
+from lincae_core.evaluation.listening import ListeningExample, ListeningTable, write_listening_page
 from lincae_core.inference import decode, encode
+from lincae_core.publish import write_text_atomic
 
-__all__ = ["STEMS", "run_demo", "synth_stems"]
+__all__ = ["DEMO_MUSIC", "STEMS", "run_demo", "synth_stems"]
+
+#: The held-out music excerpt shipped with the package (``<song>/<stem>.flac``, provenance.json).
+DEMO_MUSIC = Path(__file__).resolve().parent / "demo_music"
+LIBRARIES = ("music", "synthetic")
 
 STEMS = ("bass", "drums", "other", "vocals")
 REMIX_GAINS = {"bass": 1.0, "drums": 0.8, "other": 1.0, "vocals": 0.5}
@@ -78,13 +90,31 @@ def _total(arrays: Iterable[np.ndarray]) -> np.ndarray:
     return functools.reduce(operator.add, arrays)
 
 
+def _music_stems(song: Path, sample_rate: int, seconds: float) -> dict[str, np.ndarray]:
+    """The four stems of a shipped song, mono at ``sample_rate``, cut to ``seconds``."""
+    n = round(seconds * sample_rate)
+    return {k: load_audio(song / f"{k}.flac", sample_rate, "mono")[0][:n] for k in STEMS}
+
+
 def _build_library(
-    lib: Path, sample_rate: int, tracks: int, seconds: float
+    lib: Path, sample_rate: int, tracks: int, seconds: float, library: str = "music"
 ) -> dict[str, dict[str, np.ndarray]]:
+    if library not in LIBRARIES:
+        raise ConfigError(f"Expected library 'music' or 'synthetic'. Got {library!r} instead.")
+    songs = sorted(p for p in DEMO_MUSIC.iterdir() if p.is_dir()) if library == "music" else []
+    if library == "music" and tracks > len(songs):
+        raise ConfigError(
+            f"Expected at most {len(songs)} tracks with the music library (the shipped excerpt). "
+            f"Got {tracks}; use library 'synthetic' for more."
+        )
     audio: dict[str, dict[str, np.ndarray]] = {}
     for i in range(tracks):
-        name = f"song{i:02d}"
-        stems = synth_stems(sample_rate, seconds, seed=i)
+        if library == "music":
+            name = songs[i].name
+            stems = _music_stems(songs[i], sample_rate, seconds)
+        else:
+            name = f"song{i:02d}"
+            stems = synth_stems(sample_rate, seconds, seed=i)
         stems["mixture"] = _total(stems[k] for k in STEMS).astype(np.float32)
         for kind, x in stems.items():
             (lib / kind).mkdir(parents=True, exist_ok=True)
@@ -113,8 +143,13 @@ def run_demo(
     seconds: float = 8.0,
     log: Callable[[str], None] = lambda s: None,
     device: str = "auto",
+    library: str = "music",
 ) -> dict[str, Any]:
-    """Run the whole main job in ``workdir`` and return what happened (JSON-ready)."""
+    """Run the whole main job in ``workdir`` and return what happened (JSON-ready).
+
+    ``library``: ``"music"`` (the shipped held-out excerpt, at most 3 tracks of up to 10 s) or
+    ``"synthetic"`` (seeded sine-and-click stems, any number and length).
+    """
     work = Path(workdir)
     model = load_model(checkpoint, device)
     rate = model.config.sample_rate
@@ -123,7 +158,12 @@ def run_demo(
         f"model {(model.model_id or '')[:12]} ({model.config.name}, {rate} Hz)"
         + (" -- UNTRAINED fallback: metrics are not meaningful" if model.card.get("untrained") else "")
     )
-    audio = _build_library(work / "library", rate, tracks, seconds)
+    audio = _build_library(work / "library", rate, tracks, seconds, library)
+    if library == "music":
+        log(
+            f"library: {tracks} songs x {seconds:g} s of the shipped music excerpt, HELD OUT: rendered "
+            "with a soundfont no training corpus used (lincae_core/demo_music/provenance.json)"
+        )
     stores = {}
     t0 = time.perf_counter()
     for kind in ("mixture", *STEMS):
@@ -177,12 +217,14 @@ def run_demo(
         sf.write(work / "compare" / f"{name}.wav", x.astype(np.float32), rate, subtype="FLOAT")
     png = _spectrograms(work / "spectrograms.png", compare, rate, first)
     log(f"side-by-side WAVs in {work / 'compare'}; spectrograms in {png}")
-    return {
+    result = {
         "workdir": str(work),
         "model_id": model.model_id,
         "untrained": bool(model.card.get("untrained")),
+        "library": library,
+        "held_out": library == "music",
         "tracks": tracks,
-        "seconds": seconds,
+        "seconds": len(next(iter(audio.values()))["mixture"]) / rate,
         "encode_s": encode_s,
         "latent_ops_s": ops_s,
         "metrics": table,
@@ -190,6 +232,66 @@ def run_demo(
         "compare_dir": str(work / "compare"),
         "spectrograms": str(png),
     }
+    result["report"] = str(_write_reports(work, result, first, png.name))
+    return result
+
+
+_COMPARE_ROWS = {  # page row: (audio-domain file, latent-domain file) in compare/
+    "reconstruction: input vs Dec(Enc(mixture))": ("input_mixture", "reconstruction"),
+    "remix: audio sum vs latent sum": ("audio_remix", "latent_remix"),
+    "separation: true vocals vs mixture - accompaniment on latents": ("true_vocals", "latent_vocals"),
+    f"gain {GAIN_DB:+.0f} dB: a*x vs latent a*z": ("audio_gain", "latent_gain"),
+}
+
+
+def _write_reports(work: Path, result: dict[str, Any], track: str, png: str) -> Path:
+    """``report.md`` (the metrics table) and ``report.html`` (the listening page) in ``work``."""
+    head = ["comparison", "SNR dB", "SI-SDR dB", "MSS", "ceiling MSS"]
+    rows = [
+        [row, m["snr_db"], m["si_sdr_db"], m["mss"], m.get("ceiling_mss")]
+        for row, m in result["metrics"].items()
+    ]
+    what = (
+        f"{result['tracks']} songs x {result['seconds']:g} s, "
+        + ("the shipped held-out music excerpt" if result["held_out"] else "synthetic stems")
+        + f"; model {str(result['model_id'])[:12]}, decoded with {result['decode_steps']} step(s)"
+    )
+    md = [
+        "# lincae demo",
+        "",
+        what + ". 'ceiling' is the model on the reference itself, Dec(Enc(ref)) vs ref.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    md += [
+        f"| {r[0]} | "
+        + " | ".join("-" if v is None else f"{v:.3f}" for v in r[1:])
+        + " |"
+        for r in rows
+    ]
+    md += ["", f"Listening page: report.html (examples of {track}); spectrograms: {png}", ""]
+    write_text_atomic(work / "report.md", "\n".join(md))
+    return write_listening_page(
+        work / "report.html",
+        "lincae demo: latent-domain edits against their audio-domain equivalents",
+        intro=[what + ".", "Each latent-domain edit ran on stored latents only, then was decoded once."],
+        tables=[ListeningTable("Mean over songs ('ceiling': Dec(Enc(ref)) vs ref)", head, rows)],
+        figures=[png],
+        examples=[
+            ListeningExample(
+                f"Example: {track}",
+                ["audio domain (reference)", "latent domain (lincae)"],
+                {
+                    row: {
+                        "audio domain (reference)": f"compare/{a}.wav",
+                        "latent domain (lincae)": f"compare/{b}.wav",
+                    }
+                    for row, (a, b) in _COMPARE_ROWS.items()
+                },
+            )
+        ],
+    )
 
 
 def _ceiling(model: Any, x: np.ndarray, inference: InferenceConfig, rate: int) -> dict[str, float]:

@@ -3,13 +3,15 @@
 #   fluidsynth          - renders the per-stem MIDI files to WAV
 #   fluid-soundfont-gm  - the General MIDI soundfont (FluidR3_GM.sf2)
 #   espeak-ng           - synthesises the "sung" vocal phrases
+#   timgm6mb-soundfont  - the held-out soundfont of the demo's music excerpt (scripts/make_demo_music.sh)
+#   chromium, fonts-liberation - the listening-page test opens report.html in headless Chromium
 # and the PyPI package soxr (resampling of the espeak-ng output).
 #
 # Idempotent: does nothing when everything is already installed.
 # Works as root; uses sudo when not root and sudo is available.
 set -euo pipefail
 
-PKGS=(fluidsynth fluid-soundfont-gm espeak-ng sox)  # sox: the README pipeline test
+PKGS=(fluidsynth fluid-soundfont-gm espeak-ng sox timgm6mb-soundfont chromium fonts-liberation)  # sox: README test
 
 missing=()
 for pkg in "${PKGS[@]}"; do

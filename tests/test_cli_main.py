@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _browser import CHROMIUM, open_page
 from click.testing import CliRunner
 
 from lincae_cli.main import cli
@@ -102,6 +103,31 @@ def test_demo_runs_the_main_job(tmp_path: Path, micro_ckpt: str) -> None:
     assert (tmp_path / "d" / "spectrograms.png").stat().st_size > 10_000
     wavs = {p.name for p in (tmp_path / "d" / "compare").glob("*.wav")}
     assert wavs >= {"audio_remix.wav", "latent_remix.wav"}
+    assert out["library"] == "music"
+    assert out["held_out"] is True  # the shipped excerpt, rendered with a soundfont training never used
+    assert "HELD OUT" in result.stderr
+    assert Path(out["report"]) == tmp_path / "d" / "report.html"
+    assert "| latent remix vs audio remix |" in (tmp_path / "d" / "report.md").read_text()
+    if CHROMIUM is not None:  # the listening page, as a person opens it (.ci/run installs chromium)
+        seen = open_page(tmp_path / "d" / "report.html", tmp_path / "demo-report.png")
+        assert len(seen.audio) == 8
+        assert all(a["error"] is None and a["duration"] > 0 for a in seen.audio), seen.audio
+        assert [i["width"] > 0 for i in seen.images] == [True]
+        assert seen.console == []
+        assert seen.failed_requests == []
+        assert (tmp_path / "demo-report.png").stat().st_size > 10_000
+
+
+def test_demo_synthetic_library_and_music_limits(tmp_path: Path, micro_ckpt: str) -> None:
+    args = ["demo", "--workdir", str(tmp_path / "s"), "--seconds", "1", "--checkpoint", micro_ckpt, "--json"]
+    result = CliRunner().invoke(cli, [*args, "--library", "synthetic", "--tracks", "1"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["library"] == "synthetic"
+    assert out["held_out"] is False
+    result = CliRunner().invoke(cli, [*args, "--tracks", "5"])  # the excerpt has 3 songs
+    assert result.exit_code != 0
+    assert "at most 3 tracks" in result.output
 
 
 def test_output_option_is_spelled_the_same_everywhere(tmp_path: Path, micro_ckpt: str) -> None:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from _browser import CHROMIUM, open_page
 from click.testing import CliRunner
 from conftest import music, randomize
 
 from lincae_cli.main import cli
 from lincae_core.checkpoint import save_checkpoint
 from lincae_core.errors import ConfigError
+from lincae_core.evaluation.corpus import find_stem_tracks
 from lincae_core.evaluation.protocol import (
     STEMS,
     ChunkCodec,
@@ -26,7 +29,6 @@ from lincae_core.evaluation.protocol import (
     score_music_track,
 )
 from lincae_core.evaluation.report import write_report
-from lincae_core.evaluation.corpus import find_stem_tracks
 from lincae_core.evaluation.runner import NamedModel, evaluate
 from lincae_core.nn import transforms
 from lincae_core.nn.model import LinCAE
@@ -282,7 +284,7 @@ def test_cli_report_files(cli_report: tuple[Path, dict, str]) -> None:
         folder = out / "examples" / name
         wavs = {p.name for p in folder.glob("*.wav")}
         assert wavs == {"mixture.wav", "autoencoded_mixture.wav", "remix_latent_sum.wav"} | {
-            f"separated_{s}.wav" for s in STEMS
+            f"{kind}_{s}.wav" for s in STEMS for kind in ("separated", "stem", "autoencoded")
         }
         x, sr = sf.read(folder / "separated_vocals.wav")
         assert sr == SR
@@ -305,3 +307,22 @@ def test_cli_errors(tmp_path: Path, micro_ckpt: str) -> None:
     assert "overlap_s" in res.output
     with pytest.raises(ConfigError):
         find_stem_tracks(tmp_path / "missing")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_report_html_in_a_real_browser(cli_report: tuple[Path, dict, str], tmp_path: Path) -> None:
+    """report.html opens in headless Chromium: every player and image loads, the console is clean."""
+    out, _, _ = cli_report
+    page = out / "report.html"
+    copy = tmp_path / "copied-report"  # relative links: the folder works wherever it is copied
+    shutil.copytree(out, copy)
+    shot = tmp_path / "eval-report.png"
+    seen = open_page(copy / page.name, shot)
+    assert seen.title.startswith("lincae eval")
+    assert len(seen.audio) >= 2 * (4 + 1)  # per checkpoint: mixture row and one row per stem
+    assert all(a["error"] is None and a["ready"] >= 1 and a["duration"] > 0 for a in seen.audio), seen.audio
+    assert seen.images
+    assert all(i["width"] > 0 for i in seen.images), seen.images
+    assert seen.console == []
+    assert seen.failed_requests == []
+    assert shot.stat().st_size > 10_000

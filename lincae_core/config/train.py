@@ -80,6 +80,8 @@ class TrainConfig:
     log_every: int = 10
     device: str = "auto"
     mixed_precision: bool = True
+    cuda_autocast: str = "float16"  # dtype of mixed precision on CUDA: float16 (+ GradScaler) or bfloat16
+    tf32: bool = False  # CUDA: TF32 matmuls and convolutions (Ampere and later)
     cpu_bf16: bool = False
     channels_last: bool = False
     threads: int | None = None
@@ -98,6 +100,10 @@ class TrainConfig:
         for name in positive:
             if int(getattr(self, name)) <= 0:
                 raise ConfigError(f"Expected {name} > 0. Got {getattr(self, name)} instead.")
+        if self.cuda_autocast not in ("float16", "bfloat16"):
+            raise ConfigError(
+                f"Expected cuda_autocast 'float16' or 'bfloat16'. Got {self.cuda_autocast!r} instead."
+            )
         if self.mix_weights not in ("convex", "sum"):
             raise ConfigError(f"Expected mix_weights 'convex' or 'sum'. Got {self.mix_weights!r} instead.")
         if self.additivity and self.batch_size < 2:

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from lincae_core.audio import save_audio
+from lincae_core.evaluation.listening import ListeningExample, ListeningTable, write_listening_page
+from lincae_core.evaluation.plots import plot_separation, plot_spectrograms
 from lincae_core.evaluation.protocol import STEMS
 from lincae_core.evaluation.runner import EvalResult
 from lincae_core.linearity import THRESHOLDS
@@ -241,91 +243,9 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
 
 
-def _plot_separation(result: EvalResult, path: Path) -> None:
-    """Grouped bars: mean separation SI-SDR per stem, one bar per checkpoint."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(result.models)
-    width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(STEMS), 3.5))
-    for j, m in enumerate(result.models):
-        mean = result.means("table1", m.name)
-        vals = [mean.get(f"sep_{s}_si_sdr", np.nan) for s in STEMS]
-        ax.bar(np.arange(len(STEMS)) + (j - (n - 1) / 2) * width, vals, width, label=m.name)
-    ax.axhline(0.0, color="k", lw=0.6)
-    ax.set_xticks(np.arange(len(STEMS)), [s.capitalize() for s in STEMS])
-    ax.set_ylabel("SI-SDR (dB) ↑")
-    ax.set_title(f"Separation by latent arithmetic (mean of {len(result.stem_tracks)} tracks)")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _log_spectrogram(x: np.ndarray, n_fft: int = 1024) -> np.ndarray:
-    """Return the dB magnitude ``[F, frames]`` of a Hann STFT with hop n_fft/4."""
-    hop = n_fft // 4
-    x = np.pad(x.astype(np.float64), (n_fft // 2, n_fft // 2))
-    n = max(1 + (len(x) - n_fft) // hop, 1)
-    frames = np.lib.stride_tricks.as_strided(x, (n, n_fft), (x.strides[0] * hop, x.strides[0]))
-    mag = np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=-1)).T
-    return 20 * np.log10(mag + 1e-6)
-
-
-def _plot_spectrograms(result: EvalResult, path: Path, stem: str = "vocals") -> None:
-    """One row per checkpoint: the stem, Dec(Enc(stem)) and the separated stem, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = (
-        (f"stem_{stem}", f"{stem} (input stem s)"),
-        (f"autoencoded_{stem}", "reference Dec(Enc(s))"),
-        (f"separated_{stem}", "separated Dec(Enc(mix) − Enc(mix − s))"),
-    )
-    models = [m for m in result.models if m.name in result.example_audio]
-    fig, axes = plt.subplots(len(models), 3, figsize=(11, 2.4 * len(models)), squeeze=False)
-    for i, m in enumerate(models):
-        audio, sr = result.example_audio[m.name], m.model.config.sample_rate
-        score = result.table1[m.name][result.example_track or ""].get(f"sep_{stem}_si_sdr", np.nan)
-        for j, (key, title) in enumerate(cols):
-            spec = _log_spectrogram(audio[key])
-            top = spec.max()
-            axes[i, j].imshow(
-                spec,
-                origin="lower",
-                aspect="auto",
-                vmin=top - 80,
-                vmax=top,
-                cmap="magma",
-                extent=(0, len(audio[key]) / sr, 0, sr / 2000),
-            )
-            if i == 0:
-                axes[i, j].set_title(title, fontsize=9)
-            if j == 2:
-                axes[i, j].text(
-                    0.01,
-                    0.97,
-                    f"SI-SDR {score:.1f} dB",
-                    transform=axes[i, j].transAxes,
-                    va="top",
-                    fontsize=8,
-                    color="w",
-                )
-            axes[i, j].set_xlabel("s", fontsize=7)
-            axes[i, j].set_ylabel(f"{m.name}\nkHz" if j == 0 else "kHz", fontsize=7)
-    fig.suptitle(f"{result.example_track}: {stem}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
-
-
-# The input stems are in the dataset and the autoencoded stems are in spectrograms.png.
+# The example's input, its reconstruction and its latent-domain edits, per checkpoint.
 _EXAMPLE_FILES = ("mixture", "autoencoded_mixture", "remix_latent_sum")
+_EXAMPLE_PREFIXES = ("separated_", "stem_", "autoencoded_")
 
 
 def _write_examples(result: EvalResult, out: Path) -> dict[str, Any]:
@@ -341,7 +261,7 @@ def _write_examples(result: EvalResult, out: Path) -> dict[str, Any]:
         audio = {
             k: x
             for k, x in result.example_audio.get(m.name, {}).items()
-            if k in _EXAMPLE_FILES or k.startswith("separated_")
+            if k in _EXAMPLE_FILES or k.startswith(_EXAMPLE_PREFIXES)
         }
         if not audio:
             continue
@@ -374,14 +294,83 @@ def write_report(result: EvalResult, out_dir: str | Path, stem: str = "vocals") 
         "markdown": "report.md",
         "separation_plot": "separation_si_sdr.png",
     }
-    _plot_separation(result, out / files["separation_plot"])
+    plot_separation(result, out / files["separation_plot"])
     data: dict[str, Any] = result.to_dict()
     if result.example_audio:
         files["spectrograms"] = "spectrograms.png"
-        _plot_spectrograms(result, out / files["spectrograms"], stem)
+        plot_spectrograms(result, out / files["spectrograms"], stem)
         files["examples"] = "examples/"
         data["example"] = _write_examples(result, out)
+    files["html"] = "report.html"
     data["files"] = files
     (out / "report.json").write_text(json.dumps(data, indent=2, allow_nan=True) + "\n")
     (out / "report.md").write_text(markdown_report(result, files, data.get("example")))
+    _listening_page(result, out / files["html"], files, data.get("example"))
     return files
+
+
+def _listening_page(
+    result: EvalResult, path: Path, files: dict[str, str], example: dict[str, Any] | None
+) -> None:
+    """``report.html``: Tables 1 and 2, the figures, and the example track's audio side by side."""
+    h1, h2 = _headers()
+    tables = [
+        ListeningTable(
+            f"Table 1: additivity and separation ({len(result.stem_tracks)} stems tracks)",
+            ["Model", *h1],
+            [[name, *cells] for name, cells in _table1_rows(result)],
+        ),
+        ListeningTable(
+            f"Table 2: reconstruction and homogeneity ({len(result.music_tracks)} tracks)",
+            ["Model", *h2],
+            [[name, *cells] for name, cells in _table2_rows(result)],
+        ),
+    ]
+    figures = [files[k] for k in ("separation_plot", "spectrograms") if k in files]
+    examples = []
+    columns = ["input", "reconstruction Dec(Enc(x))", "latent-domain edit", "audio-domain edit"]
+    for m in result.models:
+        folder = f"examples/{_safe(m.name)}"
+        have = {
+            f.rsplit("/", 1)[1][: -len(".wav")]
+            for f in (example or {}).get("files", [])
+            if f.startswith(folder + "/")
+        }
+        if not have:
+            continue
+        rows = {
+            "mixture (latent edit: Dec(Σ Enc(sᵢ)); audio edit: Σ sᵢ)": {
+                columns[0]: f"{folder}/mixture.wav",
+                columns[1]: f"{folder}/autoencoded_mixture.wav",
+                columns[2]: f"{folder}/remix_latent_sum.wav",
+                columns[3]: f"{folder}/mixture.wav",
+            }
+        }
+        for stem in STEMS:
+            rows[f"{stem} (latent edit: separation Enc(mix) − Enc(mix − s); audio edit: s)"] = {
+                columns[0]: f"{folder}/stem_{stem}.wav",
+                columns[1]: f"{folder}/autoencoded_{stem}.wav",
+                columns[2]: f"{folder}/separated_{stem}.wav",
+                columns[3]: f"{folder}/stem_{stem}.wav",
+            }
+        rows = {
+            label: {c: f for c, f in cells.items() if f.rsplit("/", 1)[1][:-4] in have}
+            for label, cells in rows.items()
+        }
+        scale = (example or {}).get("scale", {}).get(m.name, 1.0)
+        note = f"{result.example_track}" + (
+            f", every file scaled by {scale:.3g} (no clipping)" if scale != 1.0 else ""
+        )
+        examples.append(ListeningExample(f"{m.name}: example track", columns, rows, note=note))
+    intro = [
+        f"lincae eval of {', '.join(m.name for m in result.models)} on {result.stems_dir}.",
+        "Markdown report: report.md; every number: report.json.",
+    ]
+    write_listening_page(
+        path,
+        "lincae eval: the paper's Tables 1 and 2",
+        intro=intro,
+        tables=tables,
+        figures=figures,
+        examples=examples,
+    )

@@ -123,7 +123,7 @@ class ConsistencyObjective(nn.Module):
 
 def _autocast(device: torch.device, cfg: TrainConfig) -> contextlib.AbstractContextManager[Any]:
     if device.type == "cuda" and cfg.mixed_precision:
-        return torch.autocast("cuda", dtype=torch.float16)
+        return torch.autocast("cuda", dtype=getattr(torch, cfg.cuda_autocast))
     if device.type == "cpu" and cfg.cpu_bf16:
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -212,7 +212,11 @@ def _build(
         # find_unused_parameters: the latent upsampler's proj_emb layers are dead (method.md §2.2).
         objective = DistributedDataParallel(objective, device_ids=ids, find_unused_parameters=True)
     optimizer = torch.optim.RAdam(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps)
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and cfg.mixed_precision)
+    fp16 = device.type == "cuda" and cfg.mixed_precision and cfg.cuda_autocast == "float16"
+    scaler = torch.amp.GradScaler(device.type, enabled=fp16)  # bfloat16 needs no loss scaling
+    if device.type == "cuda" and cfg.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     generator = torch.Generator().manual_seed(cfg.seed * 2 + 1 + 1_000_003 * env.rank)
     ema = EMA(model, cfg.ema_decay, cfg.ema_every)
     return TrainingParts(model, optimizer, scaler, ema, sampler, generator), objective
