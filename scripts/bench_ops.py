@@ -124,7 +124,7 @@ def child(args: argparse.Namespace) -> None:
     # torch here), which the CLI start-up figures of scripts/bench_scale.py cover instead.
     import torch  # noqa: F401
 
-    from lincae_core.ops import engine, stores  # noqa: F401
+    from lincae_core.ops import engine, levels, mixing  # noqa: F401
 
     t0 = time.perf_counter()
     if args.child == "gain":

@@ -16,9 +16,8 @@ from typing import Any
 from lincae_core.errors import ConfigError, StoreMismatchError
 from lincae_core.ops.engine import run_plan
 from lincae_core.ops.options import OpOptions, OpResult, op_options
-from lincae_core.ops.outputs import StoreLike, open_store
 from lincae_core.ops.plan import FrameShape, OpPlan, plan_mix
-from lincae_core.store import LatentStore
+from lincae_core.store import LatentStore, StoreLike, open_store
 
 __all__ = ["LR_MATRIX", "MS_MATRIX", "midside_store", "pan_gains", "pan_store", "stereo_mode"]
 

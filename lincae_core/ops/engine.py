@@ -13,6 +13,7 @@ store under the final name.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,7 @@ def _check_origin(plan: OpPlan, first: LatentStore, origin: str) -> np.ndarray |
 def run_plan(
     plan: OpPlan,
     inputs: Sequence[LatentStore],
-    out: str | Path | None,
+    out: str | os.PathLike | None,
     *,
     op: str,
     args: dict[str, Any],

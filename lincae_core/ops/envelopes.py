@@ -78,7 +78,8 @@ def parse_envelope(text: str, name: str = "envelope") -> tuple[np.ndarray, np.nd
         ``(times, gains)``: seconds and amplitudes (dB rows converted, ``10 ** (dB / 20)``,
         after their interpolation points are read; between points the amplitude is linear).
     """
-    rows, unit = [], "gain"
+    rows: list[tuple[float, float]] = []
+    unit = "gain"
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].replace(",", " ").split()
         if not line:

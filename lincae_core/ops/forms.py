@@ -12,8 +12,7 @@ import math
 from collections.abc import Sequence
 
 from lincae_core.errors import ConfigError
-from lincae_core.ops.outputs import StoreLike, open_store
-from lincae_core.store import LatentStore
+from lincae_core.store import LatentStore, StoreLike, open_store
 
 __all__ = ["check_gain", "default_origin", "operation_warnings"]
 

@@ -25,9 +25,8 @@ from lincae_core.ops.engine import run_plan
 from lincae_core.ops.envelopes import read_envelope
 from lincae_core.ops.forms import check_gain, default_origin
 from lincae_core.ops.options import OpOptions, OpResult, op_options
-from lincae_core.ops.outputs import StoreLike, open_store
 from lincae_core.ops.plan import FrameShape, OpPlan, done_rows, plan_mix
-from lincae_core.store import LatentStore
+from lincae_core.store import LatentStore, StoreLike, open_store
 from lincae_core.store.layout import STATUS_FAILED
 
 __all__ = ["Envelope", "gain_plan", "gain_store"]

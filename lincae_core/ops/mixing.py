@@ -18,8 +18,8 @@ from lincae_core.errors import ConfigError
 from lincae_core.ops.engine import run_plan
 from lincae_core.ops.forms import check_gain, default_origin
 from lincae_core.ops.options import OpOptions, OpResult, op_options
-from lincae_core.ops.outputs import StoreLike, open_store
 from lincae_core.ops.plan import RANDOM_GAIN_RANGE, plan_mix
+from lincae_core.store import StoreLike, open_store
 
 __all__ = ["extract_store", "mix_stores"]
 

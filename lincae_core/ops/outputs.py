@@ -19,14 +19,7 @@ from lincae_core.publish import check_free, free_name
 from lincae_core.store import LatentStore
 from lincae_core.store.layout import STATUS_FAILED, STATUS_PLANNED
 
-__all__ = ["check_complete", "check_output", "default_output", "open_store", "unfinished"]
-
-StoreLike = LatentStore | str | os.PathLike
-
-
-def open_store(s: StoreLike) -> LatentStore:
-    """``s`` itself if it is an open store, else the store at that path."""
-    return s if isinstance(s, LatentStore) else LatentStore.open(s)
+__all__ = ["check_complete", "check_output", "default_output", "unfinished"]
 
 
 def default_output(inputs: Sequence[LatentStore], op: str) -> Path:

@@ -18,8 +18,8 @@ import numpy as np
 from lincae_core.errors import ConfigError, StoreMismatchError
 from lincae_core.ops.engine import run_plan
 from lincae_core.ops.options import OpOptions, OpResult, op_options
-from lincae_core.ops.outputs import StoreLike, open_store
 from lincae_core.ops.plan import OpPlan, Table, done_rows
+from lincae_core.store import StoreLike, open_store
 
 __all__ = ["plan_select", "select_store"]
 

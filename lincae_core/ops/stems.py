@@ -18,10 +18,9 @@ from lincae_core.errors import ConfigError, LincaeError
 from lincae_core.ops.engine import run_plan
 from lincae_core.ops.forms import default_origin
 from lincae_core.ops.options import OpOptions, OpResult, StemsResult, op_options
-from lincae_core.ops.outputs import StoreLike, open_store
 from lincae_core.ops.plan import plan_mix
 from lincae_core.publish import building_dir, check_free, free_name
-from lincae_core.store import LatentStore
+from lincae_core.store import LatentStore, StoreLike, open_store
 
 __all__ = ["extract_stems", "stem_gains"]
 

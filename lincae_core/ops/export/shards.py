@@ -38,7 +38,7 @@ from lincae_core.ops.export.windows import window_counts
 from lincae_core.ops.export.writer import ShardUnit, Spec, Tracks, write_shards
 from lincae_core.ops.parallel import run_units
 from lincae_core.publish import check_free
-from lincae_core.store import LatentStore
+from lincae_core.store import LatentStore, open_store
 from lincae_core.store.layout import STATUS_DONE
 
 __all__ = ["ExportResult", "export_shards", "normalization"]
@@ -183,7 +183,7 @@ def export_shards(
         The shard files written, samples, window and hop frames; with ``metadata``, the
         number of exported tracks with and without an entry and of unused entries.
     """
-    s = store if isinstance(store, LatentStore) else LatentStore.open(store)
+    s = open_store(store)
     geo = s.geometry
     fr = geo.frame_rate
     hop_s = window_s if hop_s is None else hop_s

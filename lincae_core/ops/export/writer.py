@@ -91,7 +91,7 @@ def write_shards(unit: ShardUnit) -> int:
     npy_pad = bytes(-npy_size % TAR_BLOCK)
     masks = _padding_masks(window)
     win_bytes = feat * window * out_dtype.itemsize
-    std = None if spec.std is None else np.where(spec.std > 0, spec.std, 1.0)
+    mean, std = spec.mean, None if spec.std is None else np.where(spec.std > 0, spec.std, 1.0)
     ar = np.arange(window)
     shard: ShardFile | None = None
     done = 0
@@ -113,13 +113,13 @@ def write_shards(unit: ShardUnit) -> int:
                 s_a, s_b = a * hop, (b - 1) * hop
                 stop = min(s_b + window, f)
                 real = np.asarray(reader.read(off + s_a, off + stop))
-                if std is not None:  # padding frames stay 0 (padding_mask says which)
-                    real = (real.astype(np.float64) - spec.mean) / std
+                if mean is not None and std is not None:  # padding frames stay 0 (padding_mask)
+                    real = (real.astype(np.float64) - mean) / std
                 span = np.zeros((s_b - s_a + window, c, d), dtype=out_dtype)
                 span[: stop - s_a] = real
                 idx = (np.arange(b - a) * hop)[:, None] + ar[None, :]
                 wins = span.reshape(-1, feat)[idx]  # [k, T, C*D]
-                data = memoryview(np.ascontiguousarray(wins.transpose(0, 2, 1))).cast("B")
+                data = np.ascontiguousarray(wins.transpose(0, 2, 1)).data.cast("B")
                 parts: list[bytes | memoryview] = []
                 for j in range(a, b):
                     g = g0 + j
