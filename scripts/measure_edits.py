@@ -2,7 +2,7 @@
 
 For each held-out track (``--corpus``: ``<track>/{mixture,bass,drums,other,vocals}.wav``, the
 first ``--seconds`` s at the model rate), every edit is applied to the latents exactly as the
-store operations do (``ops.shape.FrameShape``, per-track gains; the engine is tested equal to
+store operations do (``ops.plan.FrameShape``, per-track gains; the engine is tested equal to
 it) and decoded with a fixed seed; the reference is the same edit applied to the audio. Each row
 reports MSS (lower is better) and SNR in dB (higher is better) of
 
@@ -19,7 +19,7 @@ error of the gain as the decoder realizes it, |L(Dec(a z)) - L(Dec(z)) - 20 log1
 
 ``--only concat`` measures ``lincae concat``: pairs of held-out tracks (track i, then track
 i+1), ``--seconds`` each, joined with a crossfade of S s exactly as the store operation does
-(``ops.shape.ramp_gains`` on the frame grid; the engine is tested equal to it), compared with
+(``ops.envelopes.ramp_gains`` on the frame grid; the engine is tested equal to it), compared with
 the same crossfade on the audio (``latent`` and ``ceiling`` as above) and with the same crossfade
 on the decoded tracks, ``xfade(Dec(z_a), Dec(z_b))`` (``vs_decoded``: what linearity promises);
 ``join_*`` scores the overlap and 0.5 s either side alone.
@@ -51,8 +51,10 @@ from lincae_core.encoding.job import encode_origin
 from lincae_core.evaluation.metrics import mss_distance, si_sdr, snr
 from lincae_core.inference import InferenceConfig
 from lincae_core.loudness import integrated_loudness
-from lincae_core.ops.compose import stem_gains
-from lincae_core.ops.shape import MS_MATRIX, FrameShape, envelope_gains, fade_gains, pan_gains, ramp_gains
+from lincae_core.ops.channels import MS_MATRIX, pan_gains
+from lincae_core.ops.envelopes import envelope_gains, fade_gains, ramp_gains
+from lincae_core.ops.plan import FrameShape
+from lincae_core.ops.stems import stem_gains
 
 CORPUS = "/work/main/data/corpus16k/valid"
 Edit = Callable[[np.ndarray], np.ndarray]  # [C, T] audio -> [C, T]
