@@ -23,6 +23,7 @@ from lincae_cli.commands.import_weights import import_weights_cmd
 from lincae_cli.commands.info import info_cmd
 from lincae_cli.commands.ls import ls_cmd
 from lincae_cli.commands.mix import mix_cmd
+from lincae_cli.commands.models import models_cmd
 from lincae_cli.commands.select import select_cmd
 from lincae_cli.commands.stats import stats_cmd
 from lincae_cli.commands.stereo import midside_cmd, pan_cmd
@@ -150,6 +151,7 @@ for _command in (
     demo_cmd,
     decode_cmd,
     import_weights_cmd,
+    models_cmd,
     train_cmd,
     evaluate_cmd,
     card_cmd,

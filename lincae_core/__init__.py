@@ -26,6 +26,9 @@ _EXPORTS = {
     "load_model": "lincae_core.checkpoint",
     "save_checkpoint": "lincae_core.checkpoint",
     "import_weights": "lincae_core.checkpoint",
+    "resolve_checkpoint": "lincae_core.hub",
+    "recorded_model": "lincae_core.hub",
+    "list_models": "lincae_core.catalog",
     # arrays of audio <-> latents
     "encode": "lincae_core.inference",
     "decode": "lincae_core.inference",

@@ -17,7 +17,7 @@ from lincae_cli.options import (
     pick_out,
 )
 from lincae_cli.progress import count_progress
-from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, load_model
+from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, load_model, recorded_model
 
 
 @click.command("decode")
@@ -83,7 +83,8 @@ def decode_cmd(
 
     Files have the store's channel count (mono unless it was encoded with --channels stereo) at
     the model's sample rate (16000 Hz for the embedded default), each trimmed to its original
-    length; --sample-rate source restores each track's source rate. Existing files are refused
+    length; --sample-rate source restores each track's source rate. Without -c a store encoded
+    with a released model's name (-c lin-cae) is decoded by that model. Existing files are refused
     unless --overwrite. Integer subtypes are hard-clipped to [-1, 1]; clipped sample counts are
     reported on stderr. Prints the written files, one per line (--json: the record).
     """
@@ -100,7 +101,8 @@ def decode_cmd(
     inference = InferenceConfig.for_window(window_s, batch_size=batch_size)
     if output == "-" and len(keys) != 1:
         raise click.UsageError("-o - writes exactly one track: give one --key.")
-    model = load_model(checkpoint, device)
+    # without -c: the released model the store names (encode -c lin-cae), when it is cached
+    model = load_model(checkpoint if checkpoint is not None else recorded_model(store), device)
     if output == "-":
         clipped = decode_to_wav_stream(
             store,

@@ -88,7 +88,8 @@ def _plan_store(
     # few float16 steps of one encoded on the CPU, not bit-identical (docs/presets.md, "On a GPU").
     device = next(model.parameters()).device
     ran_on = {"device": device.type, "float16_autocast": bool(settings.amp and device.type == "cuda")}
-    lineage = [lineage_entry("encode", {**args, **ran_on, "encoding": encoding}, [])]
+    source = {"model_source": model.card["source"]} if model.card.get("source") else {}  # hub, import
+    lineage = [lineage_entry("encode", {**args, **ran_on, "encoding": encoding, **source}, [])]
     return create_planned_store(
         out,
         plan,
