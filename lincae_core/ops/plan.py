@@ -22,7 +22,7 @@ import numpy as np
 
 from lincae_core.errors import ConfigError, StoreMismatchError
 from lincae_core.ops.envelopes import envelope_gains, fade_gains, frame_centres
-from lincae_core.store.layout import STATUS_DONE
+from lincae_core.store.layout import STATUS_DONE, PlanRow
 
 PAIRS = ("key", "position", "random")
 LENGTHS = ("shortest", "longest", "first")
@@ -125,10 +125,11 @@ class OpPlan:
     shape: FrameShape | None = None  # per-frame gains / channel matrix of every input
     placement: Placement | None = None  # K lanes placed along each track, with ramps (concat)
 
-    def rows(self) -> list[tuple[str, int, int, int, int]]:
+    def rows(self) -> list[PlanRow]:
         """Rows for :meth:`LatentStore.plan`."""
-        return list(
-            zip(
+        return [
+            PlanRow(*row)
+            for row in zip(
                 self.keys,
                 self.frames.tolist(),
                 self.samples.tolist(),
@@ -136,7 +137,7 @@ class OpPlan:
                 self.channels.tolist(),
                 strict=True,
             )
-        )
+        ]
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
