@@ -319,3 +319,49 @@ def test_export_cli(tmp_path: Path) -> None:
     err = r.stderr.strip()
     assert "\n" not in err
     assert "%" in err
+
+
+@pytest.mark.slow
+def test_export_on_a_local_cluster_matches_one_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a dask.distributed LocalCluster of two worker processes (and through the CLI's
+    --scheduler env), the shards are those of --jobs 1, byte for byte."""
+    distributed = pytest.importorskip("distributed", reason="pip install 'lincae[dask]'")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        tracks = [(f"t{i:03d}", (i * 37) % 61) for i in range(80)]
+        make_store(tmp_path / "A", tracks, seed=3, chunk_frames=16)
+        one = export_shards(tmp_path / "A", str(tmp_path / "one" / "%03d.tar"), 0.2, 0.08, maxcount=5, jobs=1)
+        dask = export_shards(
+            tmp_path / "A",
+            str(tmp_path / "dask" / "%03d.tar"),
+            0.2,
+            0.08,
+            maxcount=5,
+            scheduler=cluster.scheduler_address,
+        )
+        files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "one").iterdir()}
+        assert len(files) == len(one.shards) > 10
+        assert files == {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "dask").iterdir()
+        }
+        assert dask.samples == one.samples
+        monkeypatch.setenv("LINCAE_SCHEDULER", cluster.scheduler_address)  # the CLI's --scheduler env
+        r = CliRunner().invoke(
+            cli,
+            [
+                "export",
+                str(tmp_path / "A"),
+                str(tmp_path / "cli" / "%03d.tar"),
+                "--window",
+                "0.2",
+                "--hop",
+                "0.08",
+                "--maxcount",
+                "5",
+            ],
+        )
+        assert r.exit_code == 0, r.output
+        assert files == {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "cli").iterdir()
+        }

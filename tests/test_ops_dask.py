@@ -1,4 +1,5 @@
-"""The latent operations on a real dask.distributed cluster: byte-identical to --jobs 1."""
+"""The latent operations on a real dask.distributed cluster: byte-identical to --jobs 1 (the
+export's: tests/test_export.py)."""
 
 from __future__ import annotations
 
@@ -91,43 +92,3 @@ def test_cli_scheduler_from_option_env_and_file(tmp_path: Path, cluster, monkeyp
     r = CliRunner().invoke(cli, ["gain", str(tmp_path / "A"), "--gain", "2", "-o", str(tmp_path / "bad")])
     assert r.exit_code == 1
     assert "cannot reach the Dask scheduler" in r.output
-
-
-@pytest.mark.slow
-def test_export_on_a_local_cluster_matches_one_job(tmp_path: Path, cluster, monkeypatch) -> None:  # noqa: ANN001
-    from lincae_core.ops import export_shards
-
-    tracks = [(f"t{i:03d}", (i * 37) % 61) for i in range(80)]
-    make_store(tmp_path / "A", tracks, seed=3, chunk_frames=16)
-    one = export_shards(tmp_path / "A", str(tmp_path / "one" / "%03d.tar"), 0.2, 0.08, maxcount=5, jobs=1)
-    dask = export_shards(
-        tmp_path / "A",
-        str(tmp_path / "dask" / "%03d.tar"),
-        0.2,
-        0.08,
-        maxcount=5,
-        scheduler=cluster.scheduler_address,
-    )
-    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "one").iterdir()}
-    assert len(files) == len(one.shards) > 10
-    assert files == {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "dask").iterdir()
-    }
-    assert dask.samples == one.samples
-    monkeypatch.setenv("LINCAE_SCHEDULER", cluster.scheduler_address)  # the CLI's --scheduler env
-    r = CliRunner().invoke(
-        cli,
-        [
-            "export",
-            str(tmp_path / "A"),
-            str(tmp_path / "cli" / "%03d.tar"),
-            "--window",
-            "0.2",
-            "--hop",
-            "0.08",
-            "--maxcount",
-            "5",
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    assert files == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "cli").iterdir()}
