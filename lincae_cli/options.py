@@ -53,8 +53,9 @@ checkpoint_option = click.option(
     type=click.Path(),
     default=None,
     envvar="LINCAE_CHECKPOINT",
-    help="Checkpoint directory, or 'default' (the model embedded in the package; also when omitted). "
-    "Env: LINCAE_CHECKPOINT.",
+    help="Checkpoint directory, 'default' (the model embedded in the package; also when omitted), or a "
+    "released model: lin-cae, lin-cae-2, m2l or hf:REPO[@REVISION]/PATH (downloaded, converted and cached "
+    "on first use, offline afterwards; see `lincae models`). Env: LINCAE_CHECKPOINT.",
 )
 device_option = click.option(
     "--device",
@@ -151,6 +152,12 @@ def out_option(
         return f
 
     return deco
+
+
+store_out_option = out_option(
+    "Output store (a new directory; default: beside the first input, named after the inputs and "
+    "the operation, e.g. a+b.mix.zarr, never replacing one)."
+)
 
 
 def pick_out(*candidates: tuple[str, str | None], required: str | None = None) -> str | None:

@@ -1,5 +1,5 @@
-"""What the latent-operation commands share beside their options (``lincae_cli.options``):
-the output store option, key lists, linearity warnings and the one result printer."""
+"""What the latent-operation commands share beside their options (all in ``lincae_cli.options``):
+key lists, linearity warnings and the one result printer."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ from typing import IO, Any, Protocol
 
 import click
 
-from lincae_cli.options import EXIT_PARTIAL, out_option
+from lincae_cli.options import EXIT_PARTIAL
 from lincae_core.discovery import read_file_list
 from lincae_core.ops.options import OpResult
-
-store_out_option = out_option(
-    "Output store (a new directory; default: beside the first input, named after the inputs and "
-    "the operation, e.g. a+b.mix.zarr, never replacing one)."
-)
 
 
 class Result(Protocol):

@@ -8,8 +8,8 @@ from typing import IO
 
 import click
 
-from lincae_cli.commands._ops_common import echo_result, echo_warnings, store_out_option
-from lincae_cli.options import op_options
+from lincae_cli.commands._ops_common import echo_result, echo_warnings
+from lincae_cli.options import op_options, store_out_option
 from lincae_cli.progress import frame_progress
 from lincae_core.ops import OpOptions, concat_store, operation_warnings, parse_concat_list
 

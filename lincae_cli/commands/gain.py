@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import click
 
-from lincae_cli.commands._ops_common import echo_result, echo_warnings, store_out_option
-from lincae_cli.options import missing_option, op_options
+from lincae_cli.commands._ops_common import echo_result, echo_warnings
+from lincae_cli.options import missing_option, op_options, store_out_option
 from lincae_cli.progress import frame_progress
 from lincae_core.ops import OpOptions, db_to_amplitude, gain_store, operation_warnings
 

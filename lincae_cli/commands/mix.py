@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import click
 
-from lincae_cli.commands._ops_common import echo_result, echo_warnings, store_out_option
-from lincae_cli.options import force_option, missing_option, op_options
+from lincae_cli.commands._ops_common import echo_result, echo_warnings
+from lincae_cli.options import force_option, missing_option, op_options, store_out_option
 from lincae_cli.progress import frame_progress
 from lincae_core.ops import RANDOM_GAIN_RANGE, OpOptions, mix_stores, operation_warnings
 

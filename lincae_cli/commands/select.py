@@ -7,8 +7,8 @@ from typing import IO
 
 import click
 
-from lincae_cli.commands._ops_common import echo_result, read_keys, store_out_option
-from lincae_cli.options import keys_from_option, op_options
+from lincae_cli.commands._ops_common import echo_result, read_keys
+from lincae_cli.options import keys_from_option, op_options, store_out_option
 from lincae_cli.progress import frame_progress
 from lincae_core.ops import OpOptions, select_store
 

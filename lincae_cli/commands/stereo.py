@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import click
 
-from lincae_cli.commands._ops_common import echo_result, store_out_option
-from lincae_cli.options import op_options
+from lincae_cli.commands._ops_common import echo_result
+from lincae_cli.options import op_options, store_out_option
 from lincae_cli.progress import frame_progress
 from lincae_core.ops import OpOptions, midside_store, pan_store
 

@@ -65,7 +65,7 @@ def requests(
     ``src_off``/``src_fr``: ``(N,)`` where each output track starts in the input and how many
     frames the input gives it; ``dst``: ``(N,)`` frame of each output track where the input
     starts (default 0)."""
-    idx, l0, l1, pos = segs
+    idx, l0, l1, pos = segs.track, segs.start, segs.stop, segs.pos
     d = np.zeros_like(l0) if dst is None else dst[idx]
     r0 = np.maximum(l0, d)
     r1 = np.minimum(l1, d + src_fr[idx])

@@ -104,7 +104,7 @@ def runs(
     track layout then takes one vectorised pass per block instead of one small pass per track,
     and so does a random pairing from its gathered read. Otherwise one segment a run (per-track
     work: frame shapes, crossfade lanes)."""
-    idx, pos, a, b, _ = req
+    idx, pos, a, b = req.track, req.pos, req.start, req.stop
     if not merge or idx.size < 2:
         return list(range(idx.size)), list(range(1, idx.size + 1))
     n = b - a
@@ -122,8 +122,8 @@ def _pieces(
     position ``p`` in the block, its input frames ``z`` (sliced from the block's read ``got``,
     :func:`~lincae_core.ops.blocks.fetch`) and its gain ``g``: a number, or a float32
     ``[n, 1, 1]`` tensor of per-frame gains where the run's tracks have different gains."""
-    idx, pos, a, b, _ = req
-    data, rows = got
+    idx, pos, a, b = req.track, req.pos, req.start, req.stop
+    data, rows = got.data, got.rows
     for j, k in zip(*runs(req, rows, gains, merge, split_gains), strict=True):
         n = int(pos[k - 1] + b[k - 1] - a[k - 1] - pos[j])  # a run is contiguous in the output
         g = gains[idx[j:k]]
@@ -245,7 +245,7 @@ def _add_origin(
     Enc(0): the sum then runs over the inputs that cover the frame only.
     """
     o = torch.from_numpy(origin)  # [C, D]
-    idx, l0, l1, pos = segs
+    idx, l0, l1, pos = segs.track, segs.start, segs.stop, segs.pos
     for j in range(idx.size):
         n = int(l1[j] - l0[j])
         base = o.expand(n, *o.shape)
