@@ -113,12 +113,12 @@ def encode(
     out = [OverlapAdd((cfg.latent_dim,)) for _ in range(rows.shape[0])]
     batch_size = inference.batch_size
     if inference.auto_batch:  # the rule (no probe here)
-        a, b = window_span(*plan[0], cfg)
+        a, b = window_span(plan[0][0], plan[0][1], cfg)
         batch_size = rule_batch_size(next(model.parameters()).device.type, b - a, cfg.sample_rate)
     for batch in _batched(jobs, int(batch_size)):
         segs = []
         for r, i in batch:
-            a, b = window_span(*plan[i], cfg)
+            a, b = window_span(plan[i][0], plan[i][1], cfg)
             seg = rows[r, a : min(b, rows.shape[-1])]
             segs.append(torch.nn.functional.pad(seg, (0, b - a - seg.shape[-1])))
         z = encode_segments(model, torch.stack(segs)).numpy()
@@ -167,7 +167,7 @@ def iter_decode(
         rep = model.decode_representation(lat, steps=steps, generators=gens)
         audio = transforms.from_representation(rep, cfg).cpu().numpy().reshape(len(batch), channels, -1)
         for i, x in zip(batch, audio, strict=True):
-            start = window_span(*plan[i], cfg)[0]
+            start = window_span(plan[i][0], plan[i][1], cfg)[0]
             ola.add(start, x, ramp_weights(valid, i, start, x.shape[-1]))
         nxt = batch[-1] + 1
         ready = min(valid[nxt][0] if nxt < len(plan) else total, total)

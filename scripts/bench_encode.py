@@ -42,9 +42,10 @@ from lincae_core.checkpoint import model_id, reference_kwargs
 from lincae_core.config import InferenceConfig, ModelConfig, get_preset
 from lincae_core.device import resolve_device
 from lincae_core.discovery import discover
-from lincae_core.encoding.job import EncodeSettings, encode_files
-from lincae_core.encoding.run import forward_segments
+from lincae_core.encoding.forward import forward_segments
+from lincae_core.encoding.job import encode_files
 from lincae_core.encoding.schedule import block_schedule, blocks_of
+from lincae_core.encoding.settings import EncodeSettings
 from lincae_core.nn.model import LinCAE
 from lincae_core.store import LatentStore
 from lincae_core.windowing import crossfade_regions, plan_windows, ramp_weights, window_span
@@ -193,7 +194,8 @@ _RSS_CHILD = """
 import json, re, resource, sys, tempfile, torch
 from lincae_core.config import InferenceConfig, get_preset
 from lincae_core.discovery import discover
-from lincae_core.encoding.job import EncodeSettings, encode_files
+from lincae_core.encoding.job import encode_files
+from lincae_core.encoding.settings import EncodeSettings
 from lincae_core.nn.model import LinCAE
 
 def status(field):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from lincae_core.config.geometry import Geometry
 from lincae_core.store.array import LatentArray
-from lincae_core.store.latent_store import LatentStore, open_store
+from lincae_core.store.latent_store import LatentStore, StoreLike, open_store
 from lincae_core.store.layout import TrackInfo
 from lincae_core.store.lineage import lineage_entry
 
-__all__ = ["Geometry", "LatentArray", "LatentStore", "TrackInfo", "lineage_entry", "open_store"]
+__all__ = ["Geometry", "LatentArray", "LatentStore", "StoreLike", "TrackInfo", "lineage_entry", "open_store"]

@@ -17,7 +17,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import zarr
@@ -84,7 +84,7 @@ class LatentArray:
     @property
     def shape(self) -> tuple[int, int, int]:
         """``(F, C, D)``."""
-        return tuple(self._array.shape)  # type: ignore[return-value]
+        return tuple(self._array.shape)
 
     @property
     def dtype(self) -> np.dtype:
@@ -114,7 +114,7 @@ class LatentArray:
         start, stop = max(0, min(start, f)), max(0, min(stop, f))
         out = _out_buffer(buffer, max(stop - start, 0), self)
         cf, frame_bytes = self.chunk_frames, c * d * out.itemsize
-        view = memoryview(out.reshape(-1).view(np.uint8))
+        view = out.reshape(-1).view(np.uint8).data  # a memoryview of the bytes
         pos = start
         while pos < stop:
             k = pos // cf
@@ -173,21 +173,22 @@ class LatentArray:
         """The file of chunk ``k``: ``c.k.0.0`` ('.' keys, one file a chunk) or ``c/k/0/0`` ('/'
         keys, also two directories a chunk)."""
         assert self._raw is not None
-        root, sep = self._raw
+        root, sep = self._raw.root, self._raw.separator
         return root / f"c.{k}.0.0" if sep == "." else root / "c" / str(k) / "0" / "0"
 
     def _put_chunk(self, k: int, block: np.ndarray) -> None:
         """Write chunk ``k`` from ``block[n <= chunk_frames, C, D]`` (zero-padded to a whole chunk,
         as zarr stores edge chunks) via a temporary file renamed into place."""
         path = self._chunk_path(k)
-        if self._raw[1] == "/" and k not in self._dirs:  # "/" keys: one mkdir a chunk directory
+        assert self._raw is not None
+        if self._raw.separator == "/" and k not in self._dirs:  # "/" keys: one mkdir a chunk directory
             path.parent.mkdir(parents=True, exist_ok=True)
             self._dirs.add(k)
         tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
         pad = (self.chunk_frames - block.shape[0]) * block[0].nbytes if block.shape[0] else 0
         try:
             with open(tmp, "wb") as fh:
-                fh.write(memoryview(block.reshape(-1).view(np.uint8)))
+                fh.write(block.reshape(-1).view(np.uint8).data)
                 if pad:
                     fh.write(bytes(pad))
             os.replace(tmp, path)
@@ -215,7 +216,14 @@ def _out_buffer(buffer: np.ndarray | None, frames: int, array: LatentArray | Cac
     return np.empty((frames, c, d), array.dtype)
 
 
-def _raw_chunk_dir(array: Any) -> tuple[Path, str] | None:
+class _ChunkFiles(NamedTuple):
+    """Where the chunk files of a plain-layout array are: the directory and the key separator."""
+
+    root: Path
+    separator: str
+
+
+def _raw_chunk_dir(array: Any) -> _ChunkFiles | None:
     """The directory and the key separator of the chunk files of ``array`` when it has the plain
     layout whose chunks are raw little-endian C-order bytes (see the module docstring); None
     otherwise."""
@@ -239,7 +247,7 @@ def _raw_chunk_dir(array: Any) -> tuple[Path, str] | None:
         )
     except Exception:  # another zarr version or layout: zarr's own I/O is always right
         return None
-    return (Path(array.store.root) / array.path, sep) if plain else None
+    return _ChunkFiles(Path(array.store.root) / array.path, sep) if plain else None
 
 
 def chunk_cache_bytes() -> int:

@@ -20,13 +20,12 @@ are written.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import zarr
@@ -35,16 +34,22 @@ import lincae_core.store.layout as sl
 from lincae_core.config.geometry import Geometry
 from lincae_core.errors import StoreFormatError
 from lincae_core.publish import check_free
-from lincae_core.store.array import LatentArray, member, open_group
-from lincae_core.store.layout import TrackInfo
+from lincae_core.store.array import open_group
 from lincae_core.store.ledger import read_ledger
 from lincae_core.store.lineage import utc_now
 from lincae_core.store.loudness_stats import LoudnessAndStats
 from lincae_core.store.sources_origin import SourcesAndOrigin
-from lincae_core.store.table import load_table, write_table
+from lincae_core.store.table import write_table
 from lincae_core.store.writing import StoreWriting
 
-__all__ = ["CHUNK_KEY_SEPARATOR", "DEFAULT_CHUNK_FRAMES", "LatentStore", "open_store"]
+__all__ = [
+    "CHUNK_KEY_SEPARATOR",
+    "DEFAULT_CHUNK_FRAMES",
+    "FrameBlock",
+    "LatentStore",
+    "StoreLike",
+    "open_store",
+]
 
 log = logging.getLogger(__name__)
 # 16384 frames: 2 MiB chunks for 64-dim mono float16. With direct chunk I/O what is left of the
@@ -59,17 +64,15 @@ DEFAULT_CHUNK_FRAMES = 16384
 CHUNK_KEY_SEPARATOR = "."
 
 
+class FrameBlock(NamedTuple):
+    """A block of a track's latents: its first frame (in the track) and the frames ``[n, C, D]``."""
+
+    start: int
+    latents: np.ndarray
+
+
 class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
     """A latent store on the local file system; create with :meth:`create`, open with :meth:`open`."""
-
-    def __init__(self, path: Path, group: Any, mode: str) -> None:
-        """Wrap an opened group; use :meth:`open` or :meth:`create` instead."""
-        self.path, self.mode, self._group = path, mode, group
-        self._attrs = sl.validate_attrs(dict(group.attrs), str(path))
-        self._latents = LatentArray(member(group, "latents", path), self._attrs, path)
-        self._geometry = Geometry.from_dict(self._attrs["geometry"])
-        self._table = load_table(group, path, self.total_frames, self._geometry)
-        self._index: dict[str, int] | None = None
 
     # ----------------------------------------------------------------- creation and opening
     @classmethod
@@ -165,66 +168,7 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
         path = Path(path)
         return cls(path, open_group(path, mode), mode)
 
-    # ----------------------------------------------------------------------- properties
-    @property
-    def attrs(self) -> dict[str, Any]:
-        """A copy of the validated group attributes."""
-        return json.loads(json.dumps(self._attrs))
-
-    store_id = property(lambda self: self._attrs["store_id"], doc="Identifier of this store.")
-    model_id = property(lambda self: self._attrs["model"]["id"], doc="SHA-256 model id.")
-    model_config = property(lambda self: self._attrs["model"]["config"], doc="Model config.")
-    model_card = property(
-        lambda self: dict(self._attrs["model"].get("card") or {}),
-        doc="The model's card summary recorded at encode time ({} when none).",
-    )
-    channels = property(lambda self: self._attrs["channels"], doc="Latent channels C.")
-    dtype = property(lambda self: self._attrs["dtype"], doc="Storage dtype name.")
-    lineage = property(lambda self: self.attrs["lineage"], doc="Lineage records (a copy).")
-    encoding = property(lambda self: self._attrs.get("encoding"), doc="Encoding window/overlap.")
-    format_version = property(lambda self: self._attrs["format_version"], doc="Format version.")
-    layout = property(lambda self: self._attrs.get("layout"), doc="Shard layout or None.")
-    chunk_key_separator = property(
-        lambda self: self._latents.chunk_key_separator, doc="Separator of the latent chunk keys ('.' or '/')."
-    )
-    geometry = property(lambda self: self._geometry, doc="The store :class:`Geometry`.")
-    latents = property(lambda self: self._latents, doc="The :class:`LatentArray`.")
-    chunk_frames = property(lambda self: self._latents.chunk_frames, doc="Frames per chunk.")
-    total_frames = property(lambda self: self._latents.shape[0], doc="Frames F of the array.")
-    n_tracks = property(lambda self: int(self._table["key"].shape[0]), doc="Rows of the table.")
-
     # -------------------------------------------------------------------------- reading
-    def table(self) -> dict[str, np.ndarray]:
-        """The whole track table as 1-D arrays (copies), status re-read from disk."""
-        self._table["status"] = self._group["tracks/status"][:]
-        return {k: v.copy() for k, v in self._table.items()}
-
-    def keys(self) -> list[str]:
-        """Track keys in table order."""
-        return self._table["key"].tolist()
-
-    def index_of(self, key: str) -> int:
-        """Row index of ``key``; raises KeyError naming the store."""
-        if self._index is None:
-            self._index = {k: i for i, k in enumerate(self.keys())}
-        try:
-            return self._index[key]
-        except KeyError:
-            raise KeyError(f"{self.path}: no track with key {key!r}") from None
-
-    def track(self, key_or_index: str | int) -> TrackInfo:
-        """The :class:`TrackInfo` of a row, by key or index."""
-        i = self.index_of(key_or_index) if isinstance(key_or_index, str) else int(key_or_index)
-        if not 0 <= i < self.n_tracks:
-            raise IndexError(f"{self.path}: track index {i} out of range [0, {self.n_tracks})")
-        t = self._table
-        return TrackInfo(key=str(t["key"][i]), **{c: int(t[c][i]) for c in sl.TABLE_COLUMNS})
-
-    def tracks(self, status: int | None = None) -> list[TrackInfo]:
-        """All rows (or those with ``status``) as :class:`TrackInfo`."""
-        st = self.table()["status"]
-        return [self.track(i) for i in range(self.n_tracks) if status is None or st[i] == status]
-
     def read_track(
         self, key_or_index: str | int, start_frame: int = 0, stop_frame: int | None = None
     ) -> np.ndarray:
@@ -237,17 +181,16 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
             )
         return self._latents.read(t.offset + start_frame, t.offset + stop)
 
-    def iter_blocks(
-        self, key_or_index: str | int, block_frames: int | None = None
-    ) -> Iterator[tuple[int, np.ndarray]]:
-        """Stream a track as ``(start_frame, z[n, C, D])`` blocks cut at chunk boundaries."""
+    def iter_blocks(self, key_or_index: str | int, block_frames: int | None = None) -> Iterator[FrameBlock]:
+        """Stream a track as :class:`FrameBlock` s ``(start, latents[n, C, D])`` cut at chunk
+        boundaries."""
         t = self.track(key_or_index)
         cf = self.chunk_frames
         bf = max(cf, (block_frames or 16 * cf) // cf * cf)
         pos = t.offset
         while pos < t.offset + t.frames:
             end = min((pos // bf + 1) * bf, t.offset + t.frames)
-            yield pos - t.offset, self._latents.read(pos, end)
+            yield FrameBlock(pos - t.offset, self._latents.read(pos, end))
             pos = end
 
     def is_complete(self) -> bool:
@@ -303,6 +246,10 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
         sl.check_compatible(self._attrs, other._attrs, f"{self.path} and {other.path}", force)
 
 
-def open_store(store: LatentStore | str | os.PathLike[str], mode: Literal["r", "r+"] = "r") -> LatentStore:
+StoreLike = LatentStore | str | os.PathLike
+"""An open store or the path of one (what :func:`open_store` takes)."""
+
+
+def open_store(store: StoreLike, mode: Literal["r", "r+"] = "r") -> LatentStore:
     """``store`` itself if it is open already, else the store at that path opened in ``mode``."""
     return store if isinstance(store, LatentStore) else LatentStore.open(store, mode)

@@ -1,4 +1,4 @@
-"""Per-track loudness and per-dimension latent statistics of a store, both optional (a mixin of
+"""Per-track loudness and per-dimension latent statistics of a store, both optional (a part of
 :class:`~lincae_core.store.latent_store.LatentStore`; see ``docs/store-format.md``).
 
 - ``tracks/loudness_lufs`` (float32, one value a track, NaN when unmeasured): integrated loudness
@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from lincae_core.errors import StoreFormatError
+from lincae_core.store.base import StoreBase
 
-__all__ = ["LOUDNESS", "STATS_VERSION", "LoudnessAndStats", "validate_stats"]
+__all__ = ["LOUDNESS", "STATS_VERSION", "LoudnessAndStats", "create_loudness", "validate_stats"]
 
 LOUDNESS = "tracks/loudness_lufs"
 STATS_VERSION = 1
@@ -38,24 +39,23 @@ def validate_stats(stats: Any, channels: int, dim: int, path: str) -> dict[str, 
     return stats
 
 
-class LoudnessAndStats:
-    """Mixin: the optional loudness array and ``stats`` attribute of a store."""
+def create_loudness(group: Any, n: int, chunk: int) -> None:
+    """Add ``tracks/loudness_lufs`` for ``n`` rows, NaN (unmeasured), chunked like the status."""
+    arr = group.create_array(
+        LOUDNESS,
+        shape=(n,),
+        chunks=(max(1, min(chunk, n)),),
+        dtype="float32",
+        overwrite=True,
+        compressors=None,
+        fill_value=float("nan"),
+    )
+    if n:
+        arr[:] = np.full(n, np.nan, np.float32)
 
-    _group: Any
-    path: Any
 
-    def _create_loudness(self, n: int, chunk: int) -> None:
-        arr = self._group.create_array(
-            LOUDNESS,
-            shape=(n,),
-            chunks=(max(1, min(chunk, n)),),
-            dtype="float32",
-            overwrite=True,
-            compressors=None,
-            fill_value=float("nan"),
-        )
-        if n:
-            arr[:] = np.full(n, np.nan, np.float32)
+class LoudnessAndStats(StoreBase):
+    """The optional loudness array and ``stats`` attribute of a store."""
 
     def loudness(self) -> np.ndarray | None:
         """Per-track integrated loudness in LUFS (float32, NaN: unmeasured), or None if absent."""
@@ -64,16 +64,15 @@ class LoudnessAndStats:
         except KeyError:
             return None
         out = np.asarray(arr[:], dtype=np.float32)
-        if out.shape != (self.n_tracks,):  # type: ignore[attr-defined]
+        if out.shape != (self.n_tracks,):
             raise StoreFormatError(
-                f"{self.path}: {LOUDNESS}: expected shape ({self.n_tracks},), "  # type: ignore[attr-defined]
-                f"got {out.shape}"
+                f"{self.path}: {LOUDNESS}: expected shape ({self.n_tracks},), got {out.shape}"
             )
         return out
 
     def write_loudness(self, index: Sequence[int] | np.ndarray, lufs: Sequence[float] | np.ndarray) -> None:
         """Record the loudness of rows ``index`` (call before :meth:`mark_done`, from the shard's writer)."""
-        self._require_writable()  # type: ignore[attr-defined]
+        self._require_writable()
         idx = np.asarray(index, dtype=np.int64)
         if idx.size == 0:
             return
@@ -86,15 +85,15 @@ class LoudnessAndStats:
     @property
     def stats(self) -> dict[str, Any] | None:
         """The ``stats`` attribute (``lincae stats``), validated, or None."""
-        s = self.attrs.get("stats")  # type: ignore[attr-defined]
+        s = self.attrs.get("stats")
         if s is None:
             return None
-        geo = self.geometry  # type: ignore[attr-defined]
-        return validate_stats(s, self.channels, geo.latent_dim, str(self.path))  # type: ignore[attr-defined]
+        geo = self.geometry
+        return validate_stats(s, self.channels, geo.latent_dim, str(self.path))
 
     def set_stats(self, stats: dict[str, Any]) -> None:
         """Store the ``stats`` attribute (validated first)."""
-        self._require_writable()  # type: ignore[attr-defined]
-        geo = self.geometry  # type: ignore[attr-defined]
-        validate_stats(stats, self.channels, geo.latent_dim, str(self.path))  # type: ignore[attr-defined]
-        self._set_attr("stats", stats)  # type: ignore[attr-defined]
+        self._require_writable()
+        geo = self.geometry
+        validate_stats(stats, self.channels, geo.latent_dim, str(self.path))
+        self._set_attr("stats", stats)

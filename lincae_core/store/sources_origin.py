@@ -1,37 +1,27 @@
 """What a store records besides its latents and track table: the sources of a mix and ``Enc(0)``.
 
 Both are optional members of the Zarr group (stores without them stay readable); see
-docs/store-format.md. A mixin of :class:`lincae_core.store.LatentStore`.
+docs/store-format.md. A part of :class:`lincae_core.store.LatentStore`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import lincae_core.store.layout as sl
-from lincae_core.config.geometry import Geometry
 from lincae_core.errors import ShapeMismatchError, StoreFormatError
 from lincae_core.store.array import member
+from lincae_core.store.base import StoreBase
 from lincae_core.store.layout import TABLE_CHUNK
 
 __all__ = ["SourcesAndOrigin"]
 
 
-class SourcesAndOrigin:
-    """Mix sources and the encoder's origin of a store (needs the store's group and attributes)."""
-
-    path: Path
-    _group: Any
-    _attrs: dict[str, Any]
-    _geometry: Geometry
-
-    n_tracks: int
-    channels: int
-    attrs: dict[str, Any]
+class SourcesAndOrigin(StoreBase):
+    """Mix sources and the encoder's origin of a store."""
 
     def write_sources(self, keys: np.ndarray, gains: np.ndarray, inputs: Sequence[str]) -> None:
         """Record what each output track was made of: ``keys[N, K]`` of ``inputs[K]`` with ``gains``.

@@ -1,4 +1,4 @@
-"""The writer's side of a latent store (a mixin of :class:`~lincae_core.store.LatentStore`):
+"""The writer's side of a latent store (a part of :class:`~lincae_core.store.LatentStore`):
 planning the layout, writing latents, marking rows done or failed, the failure ledger.
 
 A shard process writes only the rows :meth:`StoreWriting.shard_tracks` gives it, in a frame
@@ -8,51 +8,25 @@ shard processes never write the same file (docs/store-format.md, "Concurrency").
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 import lincae_core.store.layout as sl
-from lincae_core.config.geometry import Geometry
 from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError
-from lincae_core.store.array import LatentArray
-from lincae_core.store.layout import PlanRow, TrackInfo
+from lincae_core.store.base import StoreBase
+from lincae_core.store.layout import PlanRow
 from lincae_core.store.ledger import append_ledger
 from lincae_core.store.lineage import utc_now
+from lincae_core.store.loudness_stats import create_loudness
 from lincae_core.store.table import write_table
 
 __all__ = ["StoreWriting"]
 
 
-class StoreWriting:
-    """Planning and writing a store (needs the store's group, attributes, latents and table)."""
-
-    path: Path
-    mode: str
-    _group: Any
-    _attrs: dict[str, Any]
-    _latents: LatentArray
-    _geometry: Geometry
-    _table: dict[str, np.ndarray]
-    _index: dict[str, int] | None
-
-    if TYPE_CHECKING:  # what the store provides
-
-        @property
-        def n_tracks(self) -> int: ...
-        @property
-        def channels(self) -> int: ...
-        @property
-        def dtype(self) -> str: ...
-        @property
-        def chunk_frames(self) -> int: ...
-        @property
-        def layout(self) -> dict[str, Any] | None: ...
-        def track(self, key_or_index: str | int) -> TrackInfo: ...
-        def _create_loudness(self, n: int, chunk: int) -> None: ...
+class StoreWriting(StoreBase):
+    """Planning and writing a store."""
 
     # ------------------------------------------------------------------------- planning
     def plan(self, tracks: Sequence[PlanRow], *, shards: int = 1, loudness: bool = False) -> None:
@@ -81,7 +55,7 @@ class StoreWriting:
         sl.validate_table(table, lay.total_frames, self._geometry, str(self.path))
         write_table(self._group, table, lay.status_chunk)
         if loudness:
-            self._create_loudness(len(table["key"]), lay.status_chunk)
+            create_loudness(self._group, len(table["key"]), lay.status_chunk)
         self._latents.resize(lay.total_frames)
         self._set_attr("layout", {"shards": lay.shards, "tracks_per_shard": lay.tracks_per_shard})
         self._table, self._index = table, None
@@ -203,18 +177,5 @@ class StoreWriting:
             arr[idx] = np.int8(status)
         self._table["status"][idx] = status
 
-    def _set_attr(self, name: str, value: Any) -> None:
-        self._attrs[name] = value
-        self._group.attrs.put(json.loads(json.dumps(self._attrs)))
-
     def _append_ledger(self, writer: str, record: dict[str, Any]) -> None:
         append_ledger(self.path / "ledger", writer, record)
-
-    def _require_writable(self) -> None:
-        if self.mode != "r+":
-            raise LincaeError(f"{self.path} is open read-only (open with mode='r+' to write)")
-
-    def _require_layout(self) -> dict[str, Any]:
-        if self.layout is None:
-            raise LincaeError(f"{self.path} is not planned yet (call plan() first)")
-        return self.layout

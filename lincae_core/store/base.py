@@ -1,0 +1,107 @@
+"""What every part of a latent store stands on: the opened group, its validated attributes,
+the latent array and the track table (:class:`StoreBase`, the base of
+:class:`~lincae_core.store.LatentStore` and of its parts, :mod:`~lincae_core.store.writing`,
+:mod:`~lincae_core.store.sources_origin` and :mod:`~lincae_core.store.loudness_stats`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import lincae_core.store.layout as sl
+from lincae_core.config.geometry import Geometry
+from lincae_core.errors import LincaeError
+from lincae_core.store.array import LatentArray, member
+from lincae_core.store.layout import TrackInfo
+from lincae_core.store.table import load_table
+
+__all__ = ["StoreBase"]
+
+
+class StoreBase:
+    """An opened store: attributes, properties and the rows of its track table."""
+
+    def __init__(self, path: Path, group: Any, mode: str) -> None:
+        """Wrap an opened group; use :meth:`LatentStore.open` or :meth:`LatentStore.create` instead."""
+        self.path, self.mode, self._group = path, mode, group
+        self._attrs = sl.validate_attrs(dict(group.attrs), str(path))
+        self._latents = LatentArray(member(group, "latents", path), self._attrs, path)
+        self._geometry = Geometry.from_dict(self._attrs["geometry"])
+        self._table = load_table(group, path, self.total_frames, self._geometry)
+        self._index: dict[str, int] | None = None
+
+    # ----------------------------------------------------------------------- properties
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """A copy of the validated group attributes."""
+        return json.loads(json.dumps(self._attrs))
+
+    store_id = property(lambda self: self._attrs["store_id"], doc="Identifier of this store.")
+    model_id = property(lambda self: self._attrs["model"]["id"], doc="SHA-256 model id.")
+    model_config = property(lambda self: self._attrs["model"]["config"], doc="Model config.")
+    model_card = property(
+        lambda self: dict(self._attrs["model"].get("card") or {}),
+        doc="The model's card summary recorded at encode time ({} when none).",
+    )
+    channels = property(lambda self: self._attrs["channels"], doc="Latent channels C.")
+    dtype = property(lambda self: self._attrs["dtype"], doc="Storage dtype name.")
+    lineage = property(lambda self: self.attrs["lineage"], doc="Lineage records (a copy).")
+    encoding = property(lambda self: self._attrs.get("encoding"), doc="Encoding window/overlap.")
+    format_version = property(lambda self: self._attrs["format_version"], doc="Format version.")
+    layout = property(lambda self: self._attrs.get("layout"), doc="Shard layout or None.")
+    chunk_key_separator = property(
+        lambda self: self._latents.chunk_key_separator, doc="Separator of the latent chunk keys ('.' or '/')."
+    )
+    geometry = property(lambda self: self._geometry, doc="The store :class:`Geometry`.")
+    latents = property(lambda self: self._latents, doc="The :class:`LatentArray`.")
+    chunk_frames = property(lambda self: self._latents.chunk_frames, doc="Frames per chunk.")
+    total_frames = property(lambda self: self._latents.shape[0], doc="Frames F of the array.")
+    n_tracks = property(lambda self: int(self._table["key"].shape[0]), doc="Rows of the table.")
+
+    # -------------------------------------------------------------------------- reading
+    def table(self) -> dict[str, np.ndarray]:
+        """The whole track table as 1-D arrays (copies), status re-read from disk."""
+        self._table["status"] = self._group["tracks/status"][:]
+        return {k: v.copy() for k, v in self._table.items()}
+
+    def keys(self) -> list[str]:
+        """Track keys in table order."""
+        return self._table["key"].tolist()
+
+    def index_of(self, key: str) -> int:
+        """Row index of ``key``; raises KeyError naming the store."""
+        if self._index is None:
+            self._index = {k: i for i, k in enumerate(self.keys())}
+        try:
+            return self._index[key]
+        except KeyError:
+            raise KeyError(f"{self.path}: no track with key {key!r}") from None
+
+    def track(self, key_or_index: str | int) -> TrackInfo:
+        """The :class:`TrackInfo` of a row, by key or index."""
+        i = self.index_of(key_or_index) if isinstance(key_or_index, str) else int(key_or_index)
+        if not 0 <= i < self.n_tracks:
+            raise IndexError(f"{self.path}: track index {i} out of range [0, {self.n_tracks})")
+        t = self._table
+        return TrackInfo(key=str(t["key"][i]), **{c: int(t[c][i]) for c in sl.TABLE_COLUMNS})
+
+    def tracks(self, status: int | None = None) -> list[TrackInfo]:
+        """All rows (or those with ``status``) as :class:`TrackInfo`."""
+        st = self.table()["status"]
+        return [self.track(i) for i in range(self.n_tracks) if status is None or st[i] == status]
+
+    def _set_attr(self, name: str, value: Any) -> None:
+        self._attrs[name] = value
+        self._group.attrs.put(json.loads(json.dumps(self._attrs)))
+
+    def _require_writable(self) -> None:
+        if self.mode != "r+":
+            raise LincaeError(f"{self.path} is open read-only (open with mode='r+' to write)")
+
+    def _require_layout(self) -> dict[str, Any]:
+        if self.layout is None:
+            raise LincaeError(f"{self.path} is not planned yet (call plan() first)")
+        return self.layout
