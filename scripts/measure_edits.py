@@ -47,7 +47,7 @@ import torch
 
 from lincae_core import decode, encode, load_model
 from lincae_core.audio import load_audio
-from lincae_core.encoding.job import encode_origin
+from lincae_core.encoding.origin import encode_origin
 from lincae_core.evaluation.metrics import mss_distance, si_sdr, snr
 from lincae_core.inference import InferenceConfig
 from lincae_core.loudness import integrated_loudness

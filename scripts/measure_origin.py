@@ -31,7 +31,7 @@ import torch
 
 from lincae_core import InferenceConfig, decode, encode, load_model
 from lincae_core.checkpoint import DEFAULT_MODEL_DIR
-from lincae_core.encoding.job import encode_origin
+from lincae_core.encoding.origin import encode_origin
 from lincae_core.evaluation.metrics import mss_distance, relative_error, snr
 from lincae_core.publish import write_text_atomic
 
