@@ -386,3 +386,26 @@ def test_affine_origin_goes_through_a_fade(tmp_path: Path) -> None:
     t = a.track("x")
     g = fade_gains(frame_centres(0, 60, 256, 16000), t.samples / 16000, 0.5, 0.0)[:, None, None]
     np.testing.assert_allclose(got, g * (za["x"] - o) + o, rtol=1e-5, atol=1e-5)
+
+
+def test_options_object_or_keywords_and_the_json_record(ab: tuple, tmp_path: Path) -> None:
+    """OpOptions fields may be given as keywords (folded into the options); an unknown keyword
+    is refused. The result's to_dict() is the --json record, key for key."""
+    a, _, b, _ = ab
+    r = ops.gain_store(a, tmp_path / "g", 2.0, options=OpOptions(jobs=1), max_block_frames=16)
+    assert list(r.to_dict()) == ["op", "out", "tracks", "frames", "origin", "skipped"]
+    assert r.to_dict() == {
+        "op": "gain",
+        "out": str(tmp_path / "g"),
+        "tracks": 3,
+        "frames": 87,
+        "origin": "linear",
+        "skipped": 0,
+    }
+    with pytest.raises(TypeError, match="bogus"):
+        ops.gain_store(a, tmp_path / "h", 2.0, bogus=1)
+    r = ops.mix_stores([a, b], tmp_path / "r", pair="random", seed=5, count=2)
+    assert list(r.to_dict()) == ["op", "out", "tracks", "frames", "origin", "seed"]
+    assert (r.seed, r.skipped) == (5, 0)
+    r = ops.select_store(a, tmp_path / "s", start_s=0.2)
+    assert list(r.to_dict()) == ["op", "out", "tracks", "frames", "origin", "empty", "start_frame"]
