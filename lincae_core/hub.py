@@ -27,6 +27,8 @@ import logging
 import os
 import re
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -213,6 +215,21 @@ def _commit_of(path: Path, filename: str, revision: str) -> str:
     return commit if _COMMIT.fullmatch(commit) else revision
 
 
+@contextmanager
+def _quiet_http_log() -> Iterator[None]:
+    """The hub client's INFO line per HTTP request at WARNING while lincae fetches (not with -v)."""
+    loggers = [logging.getLogger(name) for name in ("httpx", "httpx2")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        if lg.getEffectiveLevel() > logging.DEBUG:
+            lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def _download(src: ModelSource) -> tuple[dict[str, Path], str]:
     """Fetch (or find in the hub cache) every file of ``src``, all at one commit."""
     try:
@@ -229,6 +246,9 @@ def _download(src: ModelSource) -> tuple[dict[str, Path], str]:
     why = "HF_HUB_OFFLINE is set" if offline else f"{endpoint} cannot be reached"
     if not reachable:
         log.info("%s cannot be reached: looking in the hub cache only.", endpoint)
+    log.info(
+        "%s: %s@%s (%d files) into %s", src.name, src.repo, src.revision, len(src.files), hub_cache_root()
+    )
     common: dict[str, Any] = dict(
         repo_id=src.repo,
         cache_dir=str(hub_cache_root()),
@@ -238,11 +258,12 @@ def _download(src: ModelSource) -> tuple[dict[str, Path], str]:
         library_version=__version__,
     )
     try:
-        first = Path(hf_hub_download(filename=src.weights, revision=src.revision, **common))
-        commit = _commit_of(first, src.weights, src.revision)
-        paths = {src.weights: first}
-        for name in src.configs:  # at the commit of the weights, even if the branch moves meanwhile
-            paths[name] = Path(hf_hub_download(filename=name, revision=commit, **common))
+        with _quiet_http_log():
+            first = Path(hf_hub_download(filename=src.weights, revision=src.revision, **common))
+            commit = _commit_of(first, src.weights, src.revision)
+            paths = {src.weights: first}
+            for name in src.configs:  # at the weights' commit, even if the branch moves meanwhile
+                paths[name] = Path(hf_hub_download(filename=name, revision=commit, **common))
     except LocalEntryNotFoundError:
         raise CheckpointError(_missing(src, why)) from None
     except HfHubHTTPError as exc:
