@@ -27,6 +27,7 @@ _EXPORTS = {
     "save_checkpoint": "lincae_core.checkpoint",
     "import_weights": "lincae_core.checkpoint",
     "resolve_checkpoint": "lincae_core.hub",
+    "is_model_name": "lincae_core.hub",
     "recorded_model": "lincae_core.hub",
     "list_models": "lincae_core.catalog",
     # arrays of audio <-> latents

@@ -204,9 +204,11 @@ def test_lin_cae_from_a_hub_server_then_from_the_cache(
             f"/{RELEASE_REPO}/resolve/{COMMIT}/{f}" for f in files[1:]
         }
         assert [m for m, _ in first].count("GET") == len(files)
+        assert len(first) == 2 * len(files)  # a HEAD and a GET each
         z2 = _encode(library, tmp_path / "b.zarr")  # a second use: lincae's cache only
         assert hub.requests == first
         listed = [json.loads(line) for line in _run("models", "--json").output.splitlines()]
+        info = json.loads(_run("info", "lin-cae", "--json").output)
         assert hub.requests == first
     np.testing.assert_array_equal(z, z2)
     ref = _reference_latents(library / "song.wav", z.shape[-1], tmp_path)
@@ -225,7 +227,8 @@ def test_lin_cae_from_a_hub_server_then_from_the_cache(
     assert (row["state"], row["offline"], row["model_id"]) == ("converted", True, store.model_id)
     assert row["source"] == {"repo": RELEASE_REPO, "commit": COMMIT}
     card = _check_card(Path(row["path"]), served)
-    assert card["model_id"] == store.model_id
+    assert card["model_id"] == store.model_id == info["model_id"]
+    assert info["model_card"]["source"] == card["source"]
     # the store names its model: decode finds it without -c
     r = _run("decode", str(tmp_path / "a.zarr"), str(tmp_path / "decoded"), "--device", "cpu")
     assert r.exit_code == 0, r.output
@@ -321,3 +324,20 @@ def test_fetch_an_hf_spec_at_a_commit(
     assert card["source"]["scale_factor"] == 33.0  # the folder of a known release
     rows = [json.loads(line) for line in _run("models", "--json").output.splitlines()]
     assert any(row["name"] == spec and row["kind"] == "cached" for row in rows)
+
+
+def test_a_corrupted_hub_cache_file_is_refused(
+    served: tuple[Path, list[str]], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, files = served
+    cache = Path(env["HF_HOME"]) / "hub"
+    populate_hub_cache(cache, RELEASE_REPO, root, files)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    blob = (cache / f"models--{RELEASE_REPO.replace('/', '--')}" / "snapshots" / COMMIT / files[0]).resolve()
+    data = bytearray(blob.read_bytes())
+    data[-100] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    r = CliRunner().invoke(cli, ["models", "--fetch", "lin-cae"])
+    assert r.exit_code == 1
+    assert "the hub cache's file has sha256" in r.output
+    assert not list(Path(env["LINCAE_CACHE"]).glob("checkpoints/*"))

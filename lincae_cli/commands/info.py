@@ -1,13 +1,14 @@
-"""``lincae info [PATH]``: describe a checkpoint or a latent store."""
+"""``lincae info [PATH]``: describe a checkpoint (a released model by name too) or a latent store."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from lincae_cli.options import json_option
-from lincae_core import describe_path
+from lincae_core import describe_path, is_model_name, resolve_checkpoint
 
 
 def _echo_human(info: dict, prefix: str = "") -> None:
@@ -29,7 +30,10 @@ def _echo_human(info: dict, prefix: str = "") -> None:
 @click.argument("path", required=False, type=click.Path())
 @json_option
 def info_cmd(path: str | None, as_json: bool) -> None:
-    """Describe a checkpoint directory or a latent store (default: the embedded model)."""
+    """Describe a checkpoint directory, a latent store or a released model (lin-cae, lin-cae-2, m2l,
+    hf:REPO[@REVISION]/PATH: fetched and cached on first use) (default: the embedded model)."""
+    if path is not None and not Path(path).exists() and is_model_name(path):
+        path = str(resolve_checkpoint(path))
     info = describe_path(path)
     if as_json:
         click.echo(json.dumps(info, default=str))

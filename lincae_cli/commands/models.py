@@ -39,7 +39,7 @@ def models_cmd(fetch: str | None, refresh: bool, as_json: bool) -> None:
     offline and its measured card summary (--json: one record a line).
 
     A released name is downloaded and converted on first use by any command (or by --fetch) and
-    works offline from then on; `lincae info "$(lincae models --fetch lin-cae)"` describes it.
+    works offline from then on; `lincae info lin-cae` describes it.
     """
     if fetch is not None:
         path = resolve_checkpoint(fetch, refresh=refresh)
