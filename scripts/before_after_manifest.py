@@ -46,6 +46,8 @@ def _scrub(v):
         return {k: _scrub(x) for k, x in sorted(v.items()) if k not in VOLATILE}
     if isinstance(v, list):
         return [_scrub(x) for x in v]
+    if isinstance(v, str) and ROOT and v.startswith(ROOT):
+        return "<ROOT>" + v[len(ROOT) :]
     return v
 
 
@@ -69,6 +71,8 @@ def _digest(p: Path) -> str:
 
 
 def manifest(root: Path) -> dict[str, str]:
+    global ROOT
+    ROOT = str(root.resolve())
     out = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root).as_posix()
