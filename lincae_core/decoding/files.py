@@ -1,7 +1,10 @@
 """Decode tracks of a latent store to audio files (mirrored key paths) or a WAV stream.
 
-Memory is bounded by the decode window (``inference.iter_decode`` streams audio blocks, written to
-the file as they come). Output paths come from track keys but can never leave the output
+The tracks decode together (:mod:`lincae_core.decoding.engine`: windows of several tracks share
+forward passes, several passes run at once on the CPU); each track's audio equals its own
+``inference.iter_decode`` output whatever the batch size, ``jobs`` or cluster, and its blocks are
+written to its file as they come, so memory is bounded by the window, the batch and the tracks in
+flight. Output paths come from track keys but can never leave the output
 directory: see ``safe_relpath``. Clipping policy: integer subtypes (PCM_16, PCM_24) are
 hard-clipped to [-1, 1] and the number of clipped samples is reported per track; float
 subtypes (``FLOAT``) keep the samples as decoded.
@@ -9,6 +12,7 @@ subtypes (``FLOAT``) keep the samples as decoded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -24,15 +28,17 @@ import soxr
 
 from lincae_core.audio import resampled_length
 from lincae_core.config import InferenceConfig
+from lincae_core.decoding.engine import DecodeTrack, iter_decode_tracks
 from lincae_core.errors import AudioError, LincaeError, StoreMismatchError
-from lincae_core.inference import iter_decode
 from lincae_core.nn.model import LinCAE
 from lincae_core.publish import atomic_path
 from lincae_core.store import LatentStore
 
 __all__ = [
+    "DecodeSettings",
     "DecodeSummary",
     "check_model_matches",
+    "decode_keys",
     "decode_store",
     "decode_to_wav_stream",
     "output_rate",
@@ -126,53 +132,78 @@ def output_rate(rate: str | int, source_rate: int, model_rate: int) -> int:
     return hz
 
 
-def _track_blocks(
-    store: LatentStore,
-    key: str,
-    model: LinCAE,
-    inference: InferenceConfig,
-    seed: int,
-    steps: int | None,
-    rate: str | int = "model",
-) -> tuple[int, int, Iterator[np.ndarray]]:
-    """Decode one track as ``[C, n]`` blocks at its output rate.
+class _Rate:
+    """Carry one track's ``[C, n]`` blocks from the model rate to its output rate (soxr, streamed),
+    cut or padded to exactly ``length`` samples."""
 
-    The channel count is the store's (latent) channels, whatever the source had; the length is the
-    exact original length at the model rate, or that length carried to the output rate by soxr.
+    def __init__(self, channels: int, rate_in: int, rate_out: int, length: int) -> None:
+        self.channels, self.length, self.done = channels, length, 0
+        self.stream = (
+            None
+            if rate_in == rate_out
+            else soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32", quality="HQ")
+        )
 
-    Returns:
-        ``(output rate, output length in samples, blocks)``.
-    """
+    def push(self, block: np.ndarray) -> list[np.ndarray]:
+        """The output blocks of one model-rate block."""
+        if self.stream is None:
+            return [block]
+        return self._emit(self.stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32)))
+
+    def close(self) -> list[np.ndarray]:
+        """The stream's last samples, and zeros up to ``length`` if it fell short."""
+        if self.stream is None:
+            return []
+        out = self._emit(self.stream.resample_chunk(np.zeros((0, self.channels), np.float32), last=True))
+        if self.done < self.length:
+            out.append(np.zeros((self.channels, self.length - self.done), np.float32))
+        return out
+
+    def _emit(self, y: np.ndarray) -> list[np.ndarray]:
+        y = y[: max(self.length - self.done, 0)]
+        self.done += y.shape[0]
+        return [np.ascontiguousarray(y.T)] if y.shape[0] else []
+
+
+def _plan_track(store: LatentStore, key: str, model: LinCAE, rate: str | int) -> tuple[int, int]:
+    """Output rate and length of one track: the exact original length at the model rate, or that
+    length carried to the output rate by soxr."""
     t = store.track(key)
-    z = store.read_track(key).astype(np.float32).transpose(1, 2, 0)  # (C, D, Z)
     model_rate = model.config.sample_rate
     out_rate = output_rate(rate, t.source_rate, model_rate)
-    blocks = iter_decode(model, z, t.samples, inference, seed, steps)
-    if out_rate == model_rate:
-        return out_rate, t.samples, blocks
-    length = resampled_length(t.samples, model_rate, out_rate)
-    return out_rate, length, _resampled(blocks, z.shape[0], model_rate, out_rate, length)
+    length = t.samples if out_rate == model_rate else resampled_length(t.samples, model_rate, out_rate)
+    return out_rate, length
 
 
-def _resampled(
-    blocks: Iterator[np.ndarray], channels: int, rate_in: int, rate_out: int, length: int
-) -> Iterator[np.ndarray]:
-    """Stream ``[C, n]`` blocks through soxr and cut or pad the result to exactly ``length``."""
-    stream = soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32", quality="HQ")
-    done = 0
+def _latents(store: LatentStore, keys: Sequence[str]) -> Iterator[DecodeTrack]:
+    """Each track's latents ``[C, D, Z]`` (float32), read when the decoder reaches it."""
+    for key in keys:
+        z = store.read_track(key).astype(np.float32).transpose(1, 2, 0)
+        yield DecodeTrack(z, store.track(key).samples)
 
-    def emit(y: np.ndarray) -> Iterator[np.ndarray]:
-        nonlocal done
-        y = y[: max(length - done, 0)]
-        done += y.shape[0]
-        if y.shape[0]:
-            yield np.ascontiguousarray(y.T)
 
-    for block in blocks:
-        yield from emit(stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32)))
-    yield from emit(stream.resample_chunk(np.zeros((0, channels), np.float32), last=True))
-    if done < length:
-        yield np.zeros((channels, length - done), np.float32)
+class _FileSink:
+    """One output file being written: a temporary name, renamed into place by ``close``."""
+
+    def __init__(self, target: Path, rate: int, channels: int, subtype: str, major: str, fmt: str) -> None:
+        self.stack = contextlib.ExitStack()
+        tmp = self.stack.enter_context(atomic_path(target, suffix="." + fmt))
+        self.file = self.stack.enter_context(sf.SoundFile(tmp, "w", rate, channels, subtype, format=major))
+        self.clip = subtype not in ("FLOAT", "DOUBLE")
+        self.clipped = 0
+
+    def write(self, block: np.ndarray) -> None:
+        if self.clip:
+            self.clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+            block = np.clip(block, -1.0, 1.0)
+        self.file.write(block.T)
+
+    def close(self) -> None:
+        self.stack.close()
+
+    def abort(self, exc: BaseException) -> None:
+        """Remove the temporary file (the error propagates from the caller)."""
+        self.stack.__exit__(type(exc), exc, exc.__traceback__)
 
 
 def decode_store(
@@ -189,13 +220,18 @@ def decode_store(
     progress: Callable[[str, float], None] | None = None,
     sample_rate: str | int = "model",
     overwrite: bool = False,
+    jobs: int | None = None,
+    scheduler: str | None = None,
 ) -> DecodeSummary:
     """Decode tracks (all done tracks, or ``keys``) into ``out_dir/<key>.<fmt>``.
 
     Files have the store's channel count and ``sample_rate`` (``"model"``: the model's rate,
     ``"source"``: each track's recorded source rate, or a rate in Hz). Existing files are refused
     before anything is written, unless ``overwrite``. Each file is written to a temporary name and
-    renamed into place when complete.
+    renamed into place when complete. ``jobs`` forward passes run at once (default: one per core on
+    the CPU); with ``scheduler`` (a Dask scheduler address or file) the tracks are split among the
+    cluster's workers, which must see the store and ``out_dir`` at the same paths. Neither changes
+    a byte of the output.
     """
     store = LatentStore.open(store_path)
     check_model_matches(store, model, force)
@@ -209,8 +245,7 @@ def decode_store(
     _check_keys(store, keys)
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    inference = inference or InferenceConfig()
-    summary = DecodeSummary()
+    inference = inference or InferenceConfig(batch_size="auto")
     targets = {key: _inside(root, safe_relpath(key, "." + fmt)) for key in keys}
     taken = [p for p in targets.values() if p.exists()]
     if taken and not overwrite:
@@ -218,26 +253,74 @@ def decode_store(
             f"{taken[0]} already exists ({len(taken)} of {len(targets)} outputs do); "
             "use --overwrite to replace them, or another output folder."
         )
-    for key, target in targets.items():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        rate, length, blocks = _track_blocks(store, key, model, inference, seed, steps, sample_rate)
-        clipped = 0
-        with (
-            atomic_path(target, suffix="." + fmt) as tmp,
-            sf.SoundFile(tmp, "w", rate, store.channels, subtype, format=major) as f,
-        ):
-            for block in blocks:
-                if subtype not in ("FLOAT", "DOUBLE"):
-                    clipped += int(np.count_nonzero(np.abs(block) > 1.0))
-                    block = np.clip(block, -1.0, 1.0)
-                f.write(block.T)
+    if scheduler:
+        from lincae_core.decoding.cluster import decode_on_cluster
+
+        settings = DecodeSettings(fmt, subtype, seed, steps, inference, sample_rate)
+        return decode_on_cluster(Path(store_path), root, model, keys, settings, scheduler, progress)
+    settings = DecodeSettings(fmt, subtype, seed, steps, inference, sample_rate, jobs)
+    return decode_keys(store, targets, model, settings, progress)
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How ``decode_store`` decodes and writes (picklable: shipped to cluster workers)."""
+
+    fmt: str = "wav"
+    subtype: str = "PCM_16"
+    seed: int = 0
+    steps: int | None = None
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    sample_rate: str | int = "model"
+    jobs: int | None = None
+
+
+def decode_keys(
+    store: LatentStore,
+    targets: dict[str, Path],
+    model: LinCAE,
+    settings: DecodeSettings,
+    progress: Callable[[str, float], None] | None = None,
+) -> DecodeSummary:
+    """Decode the tracks ``targets`` names into their files (checked by the caller), together."""
+    keys = list(targets)
+    major = FORMATS[settings.fmt][0]
+    plans = [_plan_track(store, key, model, settings.sample_rate) for key in keys]
+    sinks: dict[int, tuple[_FileSink, _Rate]] = {}
+    summary = DecodeSummary()
+    done: dict[int, tuple[str, int]] = {}
+    blocks = iter_decode_tracks(
+        model, _latents(store, keys), settings.inference, settings.seed, settings.steps, settings.jobs
+    )
+    try:
+        for i, block in blocks:
+            if i not in sinks:
+                rate, length = plans[i]
+                targets[keys[i]].parent.mkdir(parents=True, exist_ok=True)
+                sink = _FileSink(
+                    targets[keys[i]], rate, store.channels, settings.subtype, major, settings.fmt
+                )
+                sinks[i] = sink, _Rate(store.channels, model.config.sample_rate, rate, length)
+            sink, stage = sinks[i]
+            for out in stage.push(block) if block is not None else stage.close():
+                sink.write(out)
+            if block is None:
+                sink.close()
+                del sinks[i]
+                done[i] = (str(targets[keys[i]]), sink.clipped)
+                if progress:
+                    progress(keys[i], plans[i][1] / plans[i][0])
+    except BaseException as exc:
+        for sink, _ in sinks.values():
+            sink.abort(exc)
+        raise
+    for i, key in enumerate(keys):
+        path, clipped = done[i]
         if clipped:
             summary.clipped[key] = clipped
             log.warning("%s: %d samples clipped to [-1, 1] (use --subtype FLOAT to keep them)", key, clipped)
-        summary.files.append(str(target))
-        summary.seconds += length / rate
-        if progress:
-            progress(key, length / rate)
+        summary.files.append(path)
+        summary.seconds += plans[i][1] / plans[i][0]
     return summary
 
 
@@ -269,8 +352,11 @@ def decode_to_wav_stream(
     inference: InferenceConfig | None = None,
     force: bool = False,
     sample_rate: str | int = "model",
+    jobs: int | None = None,
 ) -> int:
     """Write one track as a WAV stream (header first, then blocks) for shell pipelines.
+
+    ``jobs`` forward passes run at once (default: one per core on the CPU); the bytes are the same.
 
     Returns:
         The number of clipped samples (PCM_16) or 0 (FLOAT).
@@ -281,17 +367,18 @@ def decode_to_wav_stream(
     if subtype not in ("PCM_16", "FLOAT"):
         raise AudioError(f"WAV streams support subtypes PCM_16 and FLOAT, not {subtype}.")
     _check_keys(store, [key])
-    rate, length, blocks = _track_blocks(
-        store, key, model, inference or InferenceConfig(), seed, steps, sample_rate
-    )
+    rate, length = _plan_track(store, key, model, sample_rate)
     out.write(_wav_header(store.channels, rate, length, subtype == "FLOAT"))
+    stage = _Rate(store.channels, model.config.sample_rate, rate, length)
     clipped = 0
-    for block in blocks:
-        x = block.T  # (n, C) interleaved
-        if subtype == "FLOAT":
-            out.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
-        else:
-            clipped += int(np.count_nonzero(np.abs(x) > 1.0))
-            out.write((np.clip(x, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
+    inference = inference or InferenceConfig(batch_size="auto")
+    for _, block in iter_decode_tracks(model, _latents(store, [key]), inference, seed, steps, jobs):
+        for y in stage.push(block) if block is not None else stage.close():
+            x = y.T  # (n, C) interleaved
+            if subtype == "FLOAT":
+                out.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
+            else:
+                clipped += int(np.count_nonzero(np.abs(x) > 1.0))
+                out.write((np.clip(x, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
     out.flush()
     return clipped
