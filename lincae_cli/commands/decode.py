@@ -15,6 +15,7 @@ from lincae_cli.options import (
     out_option,
     overwrite_option,
     pick_out,
+    scheduler_option,
 )
 from lincae_cli.progress import count_progress
 from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, load_model, recorded_model
@@ -54,7 +55,23 @@ from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, loa
     "source (each track's recorded source rate, resampled with soxr) or a rate in Hz.",
 )
 @click.option("--window", "window_s", type=float, default=None, help="Decode window in seconds.")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="Windows per forward pass.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=None,
+    help="Windows (x channels) per forward pass, across tracks [default: about 8 s of audio a pass "
+    "on CPU]; the audio is the same whatever the size.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Forward passes at once, each on one thread (0: one per core on CPU, 1 on a GPU); "
+    "the audio is byte-identical whatever the number.",
+)
+@scheduler_option
 @checkpoint_option
 @device_option
 @force_option
@@ -73,6 +90,8 @@ def decode_cmd(
     sample_rate: str,
     window_s: float | None,
     batch_size: int | None,
+    jobs: int,
+    scheduler: str | None,
     checkpoint: str | None,
     device: str,
     force: bool,
@@ -98,7 +117,7 @@ def decode_cmd(
         ("--output", out_alias),
         required="give OUTDIR, or -o - with one --key for stdout",
     )
-    inference = InferenceConfig.for_window(window_s, batch_size=batch_size)
+    inference = InferenceConfig.for_window(window_s, batch_size=batch_size or "auto")
     if output == "-" and len(keys) != 1:
         raise click.UsageError("-o - writes exactly one track: give one --key.")
     # without -c: the released model the store names (encode -c lin-cae), when it is cached
@@ -115,6 +134,7 @@ def decode_cmd(
             inference,
             force,
             sample_rate,
+            jobs=jobs or None,
         )
         if clipped:
             click.echo(f"warning: {clipped} samples clipped to [-1, 1]", err=True)
@@ -136,6 +156,8 @@ def decode_cmd(
             progress=progress,
             sample_rate=sample_rate,
             overwrite=overwrite,
+            jobs=jobs or None,
+            scheduler=scheduler,
         )
     if as_json:
         click.echo(

@@ -70,8 +70,9 @@ def decode_on_cluster(
         par = joblib.Parallel(n_jobs=workers, return_as="generator")
         for n, part in enumerate(par(joblib.delayed(decode_unit)(u) for u in units)):
             parts[n] = part
-            for key in units[n].keys if progress else ():
-                progress(key, part.seconds / len(units[n].keys))
+            if progress is not None:
+                for key in units[n].keys:
+                    progress(key, part.seconds / len(units[n].keys))
     for n in range(len(units)):
         summary.files += parts[n].files
         summary.clipped.update(parts[n].clipped)
