@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 
@@ -36,14 +38,19 @@ from lincae_core.nn.model import LinCAE
 __all__ = [
     "STEMS",
     "ChunkCodec",
+    "Decode",
+    "Encode",
     "EvalConfig",  # re-exported from lincae_core.config
     "GainDistribution",  # re-exported from lincae_core.config
     "chunk_audio",
     "chunk_generators",
     "community_sdr",
+    "music_task",
     "overlap_add",
+    "run_task",
     "score_music_track",
     "score_stems_track",
+    "stems_task",
 ]
 
 STEMS: tuple[str, ...] = ("bass", "drums", "other", "vocals")
@@ -106,11 +113,13 @@ def chunk_generators(seed: int, track: str, n: int) -> list[torch.Generator]:
     Each is a function of (seed, track, chunk index) only, so every decode of the track, with
     any checkpoint and any batching, draws the same noise for the same chunk.
     """
-    gens = []
-    for i in range(n):
-        digest = hashlib.sha256(f"lincae-eval:{seed}:{track}:{i}".encode()).digest()
-        gens.append(torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1))
-    return gens
+    return [chunk_generator(seed, track, i) for i in range(n)]
+
+
+def chunk_generator(seed: int, track: str, i: int) -> torch.Generator:
+    """The decode noise generator of chunk ``i`` of a track (see :func:`chunk_generators`)."""
+    digest = hashlib.sha256(f"lincae-eval:{seed}:{track}:{i}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 class ChunkCodec:
@@ -145,8 +154,9 @@ class ChunkCodec:
         return z.reshape(k, n, *z.shape[1:])
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, track: str, length: int) -> torch.Tensor:
-        """Decode chunk latents ``[K, N, D, Z]`` with the track's noise and overlap-add: ``[K, T]``."""
+    def decode(self, z: torch.Tensor, track: str, length: int, steps: int | None = None) -> torch.Tensor:
+        """Decode chunk latents ``[K, N, D, Z]`` with the track's noise and overlap-add: ``[K, T]``
+        (``steps``: sampling steps, default the codec's)."""
         k, n = z.shape[:2]
         # Fresh generators per signal: chunk j gets the same noise in every signal of the track.
         gens = [g for _ in range(k) for g in chunk_generators(self.seed, track, n)]
@@ -155,13 +165,53 @@ class ChunkCodec:
         for i in range(0, k * n, self.batch_size):
             rep = self.model.decode_representation(
                 flat[i : i + self.batch_size].to(self.device),
-                steps=self.steps,
+                steps=steps or self.steps,
                 generators=gens[i : i + self.batch_size],
             )
             audio = transforms.from_representation(rep, self.model.config).float().cpu()
             assert audio.shape[-1] >= self.chunk, f"decoded {audio.shape[-1]} < chunk {self.chunk}"
             pieces.append(audio[:, : self.chunk])
         return overlap_add(torch.cat(pieces).reshape(k, n, self.chunk), self.overlap, length)
+
+
+@dataclass(frozen=True)
+class Encode:
+    """A task's request: encode each chunk of ``signals`` ``[K, T]`` (:meth:`ChunkCodec.encode`)."""
+
+    signals: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Decode:
+    """A task's request: decode chunk latents (:meth:`ChunkCodec.decode`)."""
+
+    z: torch.Tensor
+    track: str
+    length: int
+    steps: int | None = None
+
+
+R = TypeVar("R")
+# A protocol computation as a generator: it yields requests (one, or a tuple answered by a tuple)
+# and is sent their results, so that a runner can batch the requests of many tasks together
+# (:mod:`lincae_core.evaluation.batched`) or answer them one by one (:func:`run_task`).
+Task = Generator[Any, Any, R]
+
+
+def run_task(codec: ChunkCodec, task: Task[R]) -> R:
+    """Run one task on ``codec``, request by request (the per-track protocol)."""
+
+    def answer(req: Encode | Decode) -> torch.Tensor:
+        if isinstance(req, Encode):
+            return codec.encode(req.signals)
+        return codec.decode(req.z, req.track, req.length, req.steps)
+
+    try:
+        req = next(task)
+        while True:
+            req = task.send(tuple(map(answer, req)) if isinstance(req, tuple) else answer(req))
+    except StopIteration as stop:
+        return stop.value
 
 
 def _flat(z: torch.Tensor) -> torch.Tensor:
@@ -176,6 +226,13 @@ def _scalars(prefix: str, scores: dict[str, torch.Tensor]) -> dict[str, float]:
 def score_stems_track(
     codec: ChunkCodec, stems: Sequence[torch.Tensor], track: str, keep_audio: bool = False
 ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """:func:`stems_task` on ``codec``, request by request."""
+    return run_task(codec, stems_task(codec.sample_rate, stems, track, keep_audio))
+
+
+def stems_task(
+    sr: int, stems: Sequence[torch.Tensor], track: str, keep_audio: bool = False
+) -> Task[tuple[dict[str, float], dict[str, torch.Tensor]]]:
     """Score additivity and separation on one multi-stem track (Sec. 4.4-4.5, Table 1).
 
     ``mix = Σᵢ sᵢ``; reconstruction of the mix, encoder additivity
@@ -183,7 +240,7 @@ def score_stems_track(
     ``Dec(Enc(mix))``, and separation ``ŝᵢ = Dec(Enc(mix) − Enc(mix − sᵢ))`` vs ``Dec(Enc(sᵢ))``.
 
     Args:
-        codec: the chunked codec of one model.
+        sr: the model's sample rate.
         stems: the stems of :data:`STEMS` in order, each ``[T]`` at the model rate.
         track: the track name (it seeds the decode noise).
         keep_audio: also return the decoded audio (the report's example track).
@@ -193,11 +250,11 @@ def score_stems_track(
     """
     s = torch.stack(list(stems))  # (4, T)
     mix = s.sum(0)
-    length, sr = mix.shape[-1], codec.sample_rate
-    z = codec.encode(torch.cat([mix[None], s, mix[None] - s]))  # (9, N, D, Z)
+    length = mix.shape[-1]
+    z = yield Encode(torch.cat([mix[None], s, mix[None] - s]))  # (9, N, D, Z)
     z_mix, z_s, z_rest = z[0], z[1:5], z[5:9]
     z_sum = z_s.sum(0)
-    dec = codec.decode(torch.cat([z_mix[None], z_sum[None], z_s, z_mix[None] - z_rest]), track, length)
+    dec = yield Decode(torch.cat([z_mix[None], z_sum[None], z_s, z_mix[None] - z_rest]), track, length)
     dec_mix, dec_sum, dec_s, s_hat = dec[0], dec[1], dec[2:6], dec[6:10]
     out = _scalars("recon", metrics.reconstruction_scores(dec_mix, mix, sr))
     out["add_enc_err"] = float(metrics.encoder_additivity_error(_flat(z_mix), _flat(z_sum))[0])
@@ -235,13 +292,18 @@ def community_sdr(
 
 
 def score_music_track(codec: ChunkCodec, x: torch.Tensor, a: float, track: str) -> dict[str, float]:
+    """:func:`music_task` on ``codec``, request by request."""
+    return run_task(codec, music_task(codec.sample_rate, x, a, track))
+
+
+def music_task(sr: int, x: torch.Tensor, a: float, track: str) -> Task[dict[str, float]]:
     """Score reconstruction and homogeneity on one music track (Sec. 4.2-4.3, Table 2).
 
     Reconstruction ``Dec(Enc(x))`` vs ``x``; encoder homogeneity
     ``‖Enc(a·x) − a·Enc(x)‖ / ‖a·Enc(x)‖``; decoder homogeneity ``Dec(a·z_x)`` vs ``a·Dec(z_x)``.
 
     Args:
-        codec: the chunked codec of one model.
+        sr: the model's sample rate.
         x: the track ``[T]`` at the model rate.
         a: the track's gain.
         track: the track name (it seeds the decode noise).
@@ -249,10 +311,9 @@ def score_music_track(codec: ChunkCodec, x: torch.Tensor, a: float, track: str) 
     Returns:
         The scores, with the gain under ``"gain"``.
     """
-    sr = codec.sample_rate
-    z = codec.encode(torch.stack([x, a * x]))  # (2, N, D, Z)
+    z = yield Encode(torch.stack([x, a * x]))  # (2, N, D, Z)
     z_x, z_ax = z[0], z[1]
-    dec = codec.decode(torch.stack([z_x, a * z_x]), track, x.shape[-1])
+    dec = yield Decode(torch.stack([z_x, a * z_x]), track, x.shape[-1])
     out = _scalars("recon", metrics.reconstruction_scores(dec[0], x, sr))
     out.update(_scalars("dec_hom", metrics.decoder_homogeneity(dec[1], a * dec[0], sr)))
     out["enc_hom_err"] = float(metrics.encoder_homogeneity_error(_flat(z_ax), _flat(z_x), a)[0])
