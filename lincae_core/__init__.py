@@ -23,12 +23,12 @@ _EXPORTS = {
     "resolve_device": "lincae_core.device",
     # the model and its checkpoints
     "LinCAE": "lincae_core.nn.model",
-    "load_model": "lincae_core.checkpoint",
+    "load_model": "lincae_core.models",
     "save_checkpoint": "lincae_core.checkpoint",
-    "import_weights": "lincae_core.checkpoint",
+    "import_weights": "lincae_core.release",
     "resolve_checkpoint": "lincae_core.hub",
     "is_model_name": "lincae_core.hub",
-    "recorded_model": "lincae_core.hub",
+    "recorded_model": "lincae_core.models",
     "list_models": "lincae_core.catalog",
     # arrays of audio <-> latents
     "encode": "lincae_core.inference",

@@ -30,7 +30,6 @@ import torch
 
 from lincae_core import ops
 from lincae_core.audio import load_audio
-from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig
 from lincae_core.decoding import decode_store
 from lincae_core.discovery import discover
@@ -39,6 +38,7 @@ from lincae_core.errors import ConfigError
 from lincae_core.evaluation import metrics
 from lincae_core.evaluation.listening import ListeningExample, ListeningTable, write_listening_page
 from lincae_core.inference import decode, encode
+from lincae_core.models import load_model
 from lincae_core.publish import write_text_atomic
 
 __all__ = ["DEMO_MUSIC", "STEMS", "run_demo", "synth_stems"]
@@ -264,12 +264,7 @@ def _write_reports(work: Path, result: dict[str, Any], track: str, png: str) -> 
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
-    md += [
-        f"| {r[0]} | "
-        + " | ".join("-" if v is None else f"{v:.3f}" for v in r[1:])
-        + " |"
-        for r in rows
-    ]
+    md += [f"| {r[0]} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in r[1:]) + " |" for r in rows]
     md += ["", f"Listening page: report.html (examples of {track}); spectrograms: {png}", ""]
     write_text_atomic(work / "report.md", "\n".join(md))
     return write_listening_page(

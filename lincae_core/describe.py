@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lincae_core.checkpoint import DEFAULT_MODEL_DIR, load_model
+from lincae_core.checkpoint import DEFAULT_MODEL_DIR
 from lincae_core.linearity import card_figures, linearity_verdict
+from lincae_core.models import load_model
 
 __all__ = ["describe_checkpoint", "describe_path", "list_tracks", "measured_summary"]
 

@@ -7,7 +7,7 @@ and its three ``*_kwargs_last.yaml``) or ``hf:REPO[@REVISION]/PATH`` for any rel
 Music2Latent ``.pt`` file (``paper`` preset). The files come through ``huggingface_hub`` into its
 own cache (``HF_HOME``/``HF_HUB_CACHE``, ``HF_HUB_OFFLINE`` and ``HF_ENDPOINT`` honoured, read when
 called), the revision is resolved to a commit, and the strict importer
-(:func:`lincae_core.checkpoint.import_weights`) converts them.
+(:func:`lincae_core.release.import_weights`) converts them.
 
 lincae's own cache (``$LINCAE_CACHE``, else ``$XDG_CACHE_HOME/lincae``, else ``~/.cache/lincae``)::
 
@@ -36,10 +36,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lincae_core._version import __version__
-from lincae_core.checkpoint import import_weights, release_config
 from lincae_core.config import get_preset
 from lincae_core.errors import CheckpointError
 from lincae_core.publish import building_dir, write_text_atomic
+from lincae_core.release import import_weights, release_config
 
 __all__ = [
     "RELEASES",
@@ -51,7 +51,6 @@ __all__ = [
     "hub_snapshot",
     "is_model_name",
     "parse_model_name",
-    "recorded_model",
     "resolve_checkpoint",
 ]
 
@@ -376,23 +375,3 @@ def resolve_checkpoint(spec: str, refresh: bool = False) -> Path:
     _entry_path(src).parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(_entry_path(src), json.dumps(entry, indent=2) + "\n")
     return out
-
-
-def recorded_model(store: str | os.PathLike[str]) -> str | None:
-    """The model name a store was encoded with (``encode -c lin-cae``), when that name is cached
-    with the store's model id; None otherwise (a path, the default model, not cached)."""
-    from lincae_core.store import LatentStore
-
-    s = LatentStore.open(store)
-    encode: dict[str, Any] = next((e for e in s.lineage if e.get("op") == "encode"), {})
-    name = (encode.get("args") or {}).get("checkpoint")
-    if not isinstance(name, str) or not is_model_name(name):
-        return None
-    path = cached_checkpoint(name)
-    if path is None:
-        return None
-    try:
-        card = json.loads((path / "model_card.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return name if card.get("model_id") == s.model_id else None

@@ -38,7 +38,7 @@ import soundfile as sf
 import torch
 
 from lincae_core.audio import load_audio
-from lincae_core.checkpoint import model_id, reference_kwargs
+from lincae_core.checkpoint import model_id
 from lincae_core.config import InferenceConfig, ModelConfig, get_preset
 from lincae_core.device import resolve_device
 from lincae_core.discovery import discover
@@ -47,6 +47,7 @@ from lincae_core.encoding.job import encode_files
 from lincae_core.encoding.schedule import block_schedule, blocks_of
 from lincae_core.encoding.settings import EncodeSettings
 from lincae_core.nn.model import LinCAE
+from lincae_core.release import reference_kwargs
 from lincae_core.store import LatentStore
 from lincae_core.windowing import crossfade_regions, plan_windows, ramp_weights, window_span
 

@@ -42,31 +42,14 @@ from lincae_core import LatentStore, export_shards  # noqa: E402
 from lincae_core.ops.export import sample_key, window_counts, window_starts  # noqa: E402
 from lincae_core.publish import publish_file  # noqa: E402
 from lincae_core.store.layout import STATUS_DONE  # noqa: E402
+from lincae_core.store.synthetic import synthetic_store  # noqa: E402
 
 GEOMETRY = {"sample_rate": 16000, "samples_per_frame": 2048, "latent_dim": 64}  # the default model
 
 
 def build_store(path: Path, tracks: int, frames: int, seed: int = 0) -> None:
     """N tracks x F frames of random float16 latents, written in bulk (table order = offsets)."""
-    s = LatentStore.create(
-        path,
-        model_id="bench",
-        model_config={"name": "bench"},
-        geometry=GEOMETRY,
-        channels=1,
-        dtype="float16",
-        chunk_frames=4096,
-    )
-    spf = GEOMETRY["samples_per_frame"]
-    s.plan([(f"t{i:07d}", frames, frames * spf - 100, 16000, 1) for i in range(tracks)])
-    total = tracks * frames
-    s.latents.resize(total)
-    rng = np.random.default_rng(seed)
-    block = 256 * 4096  # whole chunks per write, 32 MiB of float16
-    for a in range(0, total, block):
-        n = min(block, total - a)
-        s.latents.write(a, rng.standard_normal((n, 1, 64), dtype=np.float32).astype(np.float16))
-    s.mark_done(np.arange(tracks))
+    synthetic_store(path, [(f"t{i:07d}", frames) for i in range(tracks)], seed=seed, chunk_frames=4096)
 
 
 # ===================================== OLD BASELINE =====================================

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lincae_core import ops  # noqa: E402
 from lincae_core.store import LatentStore  # noqa: E402
+from lincae_core.store.synthetic import synthetic_store  # noqa: E402
 
 PRESET_NAMES = ("paper", "small", "tiny")
 
@@ -61,19 +62,19 @@ def build_store(path: Path, size_gb: float, seed: int, chunk_frames: int | None 
     lengths = []
     while sum(lengths) < frames_total:
         lengths.append(int(rng.integers(500, 5000)))
-    extra = {} if chunk_frames is None else {"chunk_frames": chunk_frames}
-    s = LatentStore.create(path, model_id="bench", model_config={}, geometry=GEOMETRY, channels=1, **extra)
-    s.plan([(f"track-{i:06d}", f, f * 4096, 44100, 1) for i, f in enumerate(lengths)])
+    s = synthetic_store(
+        path,
+        [(f"track-{i:06d}", f) for i, f in enumerate(lengths)],
+        seed=seed,
+        geometry=GEOMETRY,
+        chunk_frames=chunk_frames,
+        model_id="bench",
+    )
     raw = np.memmap(f"{path}.f16", dtype=np.float16, mode="w+", shape=(s.total_frames, 1, d))
-    data = np.random.default_rng(seed)
-    for b0 in range(0, s.total_frames, BLOCK):
-        z = data.standard_normal((min(BLOCK, s.total_frames - b0), 1, d), dtype=np.float32)
-        z16 = z.astype(np.float16)
-        s.latents.write(b0, z16)
-        raw[b0 : b0 + z16.shape[0]] = z16
+    for b0 in range(0, s.total_frames, BLOCK):  # the raw twin: the same bytes, no store format
+        raw[b0 : b0 + BLOCK] = s.latents.read(b0, min(b0 + BLOCK, s.total_frames))
     raw.flush()
     del raw
-    s.mark_done(np.arange(s.n_tracks))
     return {
         "tracks": s.n_tracks,
         "frames": s.total_frames,
@@ -347,7 +348,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         )
     out: dict[str, Any] = {"store": info, "results": rows, "load_avg": list(os.getloadavg())}
     if args.with_model:
-        from lincae_core.checkpoint import load_model
+        from lincae_core.models import load_model
 
         if args.with_model in PRESET_NAMES:  # random weights of a preset: same cost as trained
             from lincae_core.checkpoint import model_id

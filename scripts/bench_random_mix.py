@@ -19,20 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from lincae_core import LatentStore, mix_stores
+from lincae_core.store.synthetic import synthetic_store
 
 GEOMETRY = {"sample_rate": 16000, "samples_per_frame": 2048, "latent_dim": 64}
 
 
 def make(path: Path, n: int, frames: int, seed: int) -> None:
-    s = LatentStore.create(
-        path, model_id="bench", model_config={"name": "bench"}, geometry=GEOMETRY, channels=1, dtype="float16"
-    )
-    s.plan([(f"t{i:07d}", frames, frames * 2048, 16000, 1) for i in range(n)])
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((n * frames, 1, 64)).astype(np.float16)
-    s.latents.resize(n * frames)  # planned already; one bulk write (contiguous in table order)
-    s.latents.write(0, z)
-    s.mark_done(np.arange(n))
+    synthetic_store(path, [(f"t{i:07d}", frames) for i in range(n)], seed=seed)
 
 
 def timed(label: str, fn) -> float:  # noqa: ANN001

@@ -30,28 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lincae_core import LatentStore
+from lincae_core.store.synthetic import synthetic_store
 
 GEOMETRY = {"sample_rate": 16000, "samples_per_frame": 2048, "latent_dim": 64}
 
 
 def make(path: Path, n: int, frames: int, channels: int, seed: int) -> None:
-    """A done store of ``n`` tracks ``t0000000..`` of ``frames`` frames each (one bulk write)."""
-    s = LatentStore.create(
-        path,
-        model_id="bench",
-        model_config={"name": "bench"},
-        geometry=GEOMETRY,
-        channels=channels,
-        dtype="float16",
-    )
-    s.plan([(f"t{i:07d}", frames, frames * 2048, 16000, channels) for i in range(n)])
-    rng = np.random.default_rng(seed)
-    step = 1 << 20  # frames per write: bounded memory whatever n
-    for b0 in range(0, n * frames, step):
-        b1 = min(b0 + step, n * frames)
-        s.latents.write(b0, rng.standard_normal((b1 - b0, channels, 64), dtype=np.float32).astype(np.float16))
-    s.mark_done(np.arange(n))
+    """A done store of ``n`` tracks ``t0000000..`` of ``frames`` frames each (bounded blocks)."""
+    synthetic_store(path, [(f"t{i:07d}", frames) for i in range(n)], seed=seed, channels=channels)
 
 
 def commands(w: Path) -> list[tuple[str, list[str]]]:

@@ -29,11 +29,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig, get_preset
 from lincae_core.discovery import discover
 from lincae_core.encoding.job import encode_files
 from lincae_core.encoding.settings import EncodeSettings
+from lincae_core.models import load_model
 from lincae_core.nn.model import LinCAE
 
 

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from lincae_core.audio import load_audio
-from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig
 from lincae_core.evaluation import metrics
 from lincae_core.inference import decode as decode_audio
 from lincae_core.inference import encode as encode_audio
+from lincae_core.models import load_model
 
 
 def _tracks(root: Path, n: int, seconds: float, rate: int) -> list[np.ndarray]:

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 import yaml
 
-from lincae_core.checkpoint import reference_kwargs
 from lincae_core.config import ModelConfig
+from lincae_core.release import reference_kwargs
 
 RELEASE_REPO = "BernardoTorres/linear_consistency_autoencoders"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

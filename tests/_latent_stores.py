@@ -1,4 +1,5 @@
-"""Builders of small real latent stores on disk, with random latents (no model needed)."""
+"""Small real latent stores on disk, with random latents (no model needed): the tests' face of
+:func:`lincae_core.store.synthetic.synthetic_store`, the builder the benchmark scripts use too."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lincae_core.store import LatentStore
+from lincae_core.store.synthetic import synthetic_store
 
 GEOMETRY = {"sample_rate": 16000, "samples_per_frame": 256, "latent_dim": 8}
 
@@ -28,31 +30,23 @@ def make_store(
 ) -> tuple[LatentStore, dict[str, np.ndarray]]:
     """Create a store of ``(key, frames)`` tracks filled with seeded random latents.
 
-    Returns the store (open ``r+``) and the latents written, by key, in the storage dtype.
-    Tracks named in ``failed`` are marked failed instead of written; ``loudness`` adds the
-    (unmeasured) per-track loudness array, as an encode does.
+    Returns the store (open ``r+``) and the latents of its done tracks, by key, in the storage
+    dtype. Tracks named in ``failed`` are marked failed; ``loudness`` adds the (unmeasured)
+    per-track loudness array, as an encode does. Sources are 44.1 kHz stereo files.
     """
-    geo = geometry or GEOMETRY
-    s = LatentStore.create(
+    s = synthetic_store(
         path,
-        model_id=model_id,
-        model_config={"name": model_id},
-        geometry=geo,
+        tracks,
+        seed=seed,
         channels=channels,
+        geometry=geometry or GEOMETRY,
         dtype=dtype,
         chunk_frames=chunk_frames,
-        encoding={"window_s": 10, "overlap_s": 1},
+        scale=scale,
+        failed=failed,
+        loudness=loudness,
+        model_id=model_id,
+        source_rate=44100,
+        source_channels=2,
     )
-    spf = geo["samples_per_frame"]
-    s.plan([(k, f, max(0, f * spf - 100), 44100, 2) for k, f in tracks], loudness=loudness)
-    rng = np.random.default_rng(seed)
-    zs = {}
-    for i, (k, f) in enumerate(tracks):
-        if k in failed:
-            s.mark_failed(i, "synthetic failure")
-            continue
-        z = (scale * rng.standard_normal((f, channels, geo["latent_dim"]))).astype(dtype)
-        s.write_track(i, z)
-        s.mark_done(i)
-        zs[k] = z
-    return s, zs
+    return s, {k: s.read_track(k) for k, _ in tracks if k not in set(failed)}

@@ -10,11 +10,13 @@ import pytest
 import torch
 from conftest import micro_config, randomize
 
-from lincae_core.checkpoint import import_weights, load_model, reference_kwargs, save_checkpoint
+from lincae_core.checkpoint import save_checkpoint
 from lincae_core.config import get_preset
 from lincae_core.errors import CheckpointError
+from lincae_core.models import load_model
 from lincae_core.nn import transforms
 from lincae_core.nn.model import LinCAE
+from lincae_core.release import import_weights, reference_kwargs
 
 
 def test_round_trip_and_model_id(micro_ckpt: str, micro_model: LinCAE) -> None:

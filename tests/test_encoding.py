@@ -22,13 +22,13 @@ from conftest import music
 from lincae_cli.main import cli
 from lincae_core import inference
 from lincae_core.audio import load_audio, resampled_length
-from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig
 from lincae_core.discovery import discover
 from lincae_core.encoding.job import encode_files
 from lincae_core.encoding.schedule import block_schedule
 from lincae_core.encoding.settings import EncodeProgress, EncodeSettings
 from lincae_core.errors import StoreMismatchError
+from lincae_core.models import load_model
 from lincae_core.nn.transforms import padded_length
 from lincae_core.store import LatentStore
 

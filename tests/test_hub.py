@@ -33,10 +33,10 @@ from _fake_hub import (  # noqa: E402
 )
 
 from lincae_cli.main import cli  # noqa: E402
-from lincae_core.checkpoint import reference_kwargs, release_config  # noqa: E402
 from lincae_core.config import get_preset  # noqa: E402
 from lincae_core.errors import CheckpointError  # noqa: E402
 from lincae_core.hub import parse_model_name  # noqa: E402
+from lincae_core.release import reference_kwargs, release_config  # noqa: E402
 from lincae_core.store import LatentStore  # noqa: E402
 from lincae_core.windowing import window_span  # noqa: E402
 

@@ -15,11 +15,11 @@ from conftest import music
 from lincae_cli.main import cli
 from lincae_core import LatentStore, gain_store
 from lincae_core.audio import load_audio
-from lincae_core.checkpoint import load_model
 from lincae_core.config import InferenceConfig
 from lincae_core.discovery import discover
 from lincae_core.encoding.job import EncodeSettings, encode_files
 from lincae_core.loudness import integrated_loudness
+from lincae_core.models import load_model
 
 INFERENCE = InferenceConfig(window_s=1.0, overlap_s=0.3, batch_size=3)  # overlapping windows
 FILES = {

@@ -6,11 +6,11 @@ import pytest
 import torch
 from conftest import micro_config, randomize
 
-from lincae_core.checkpoint import reference_kwargs
 from lincae_core.config import ModelConfig, get_preset
 from lincae_core.nn import transforms
 from lincae_core.nn.consistency import sampler_sigmas, scalings
 from lincae_core.nn.model import LinCAE
+from lincae_core.release import reference_kwargs
 
 
 def test_scalings_boundary_condition() -> None:

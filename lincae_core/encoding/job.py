@@ -59,7 +59,7 @@ def encode_files(
         sources: Inputs with their keys (:func:`lincae_core.discovery.discover`).
         out: Store path; created (planned) if missing, resumed if made by the same encode.
         model: The autoencoder, on the device it should run on (its ``model_id`` is set by
-            :func:`lincae_core.checkpoint.load_model`).
+            :func:`lincae_core.models.load_model`).
         inference: Window, overlap and batch size (default ``InferenceConfig(batch_size="auto")``:
             chosen for the device and recorded in the store,
             :func:`lincae_core.encoding.batching.auto_batch_size`).

@@ -34,13 +34,14 @@ import numpy as np
 import torch
 
 from lincae_core._version import __version__
-from lincae_core.checkpoint import DEFAULT_MODEL_DIR, load_checkpoint_info, load_model
+from lincae_core.checkpoint import DEFAULT_MODEL_DIR, load_checkpoint_info
 from lincae_core.config import EvalConfig
 from lincae_core.errors import AudioError, CheckpointError, LincaeError
 from lincae_core.evaluation import metrics
 from lincae_core.evaluation.corpus import find_music_files, find_stem_tracks, load_stems, load_track
 from lincae_core.evaluation.protocol import STEMS, ChunkCodec, score_music_track, score_stems_track
 from lincae_core.evaluation.runner import LINEARITY_KEYS
+from lincae_core.models import load_model
 from lincae_core.nn.model import LinCAE
 from lincae_core.publish import write_text_atomic
 

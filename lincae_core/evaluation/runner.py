@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from lincae_core._version import __version__
-from lincae_core.checkpoint import load_model
 from lincae_core.errors import AudioError, ConfigError, LincaeError
 from lincae_core.evaluation.corpus import (
     StemTrack,
@@ -40,6 +39,7 @@ from lincae_core.evaluation.protocol import (
 )
 from lincae_core.evaluation.sdr import mean_over_tracks, median_over_tracks
 from lincae_core.linearity import THRESHOLDS, linearity_verdict
+from lincae_core.models import load_model
 from lincae_core.nn.model import LinCAE
 
 __all__ = [

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf  # type: ignore[import-untyped]
-import soxr  # type: ignore[import-untyped]
+import soundfile as sf
+import soxr
 import torch
 
 from lincae_core.config import ModelConfig, TrainConfig
@@ -90,7 +90,7 @@ def find_audio_files(root: str | Path) -> list[Path]:
 def _shard_paths(path: str) -> list[Path]:
     """Expand a shard spec: a ``.tar`` file, a brace pattern, or the ``.tar`` files of a folder."""
     if "{" in path:
-        from webdataset.shardlists import expand_urls  # type: ignore[import-untyped]
+        from webdataset.shardlists import expand_urls
 
         return [Path(p) for p in expand_urls(path)]
     p = Path(path)
