@@ -178,17 +178,21 @@ def run_demo(
     encode_s = time.perf_counter() - t0
     log(f"encoded {tracks} tracks x 5 stores in {encode_s:.1f} s")
     t0 = time.perf_counter()
+    replace_outputs = ops.OpOptions(overwrite=True)
     ops.extract_store(
         stores["mixture"],
         [stores[k] for k in STEMS if k != "vocals"],
         work / "vocals_est.zarr",
-        overwrite=True,
+        options=replace_outputs,
     )
     ops.mix_stores(
-        [stores[k] for k in STEMS], work / "remix.zarr", [REMIX_GAINS[k] for k in STEMS], overwrite=True
+        [stores[k] for k in STEMS],
+        work / "remix.zarr",
+        [REMIX_GAINS[k] for k in STEMS],
+        options=replace_outputs,
     )
     ops.gain_store(
-        stores["mixture"], work / "mixture_gain.zarr", ops.db_to_amplitude(GAIN_DB), overwrite=True
+        stores["mixture"], work / "mixture_gain.zarr", ops.db_to_amplitude(GAIN_DB), options=replace_outputs
     )
     ops_s = time.perf_counter() - t0
     log(f"latent ops (extract, mix, gain) in {ops_s:.2f} s, no decoding or re-encoding")
