@@ -326,3 +326,37 @@ def test_report_html_in_a_real_browser(cli_report: tuple[Path, dict, str], tmp_p
     assert seen.console == []
     assert seen.failed_requests == []
     assert shot.stat().st_size > 10_000
+
+
+# --- batched: all tracks' chunks and decodes in shared, parallel passes ------------------
+
+
+def _close(a: dict, b: dict, what: str) -> None:
+    """Scores equal within float32 rounding (relative 1e-4, or 1e-5 absolute near zero)."""
+    assert a.keys() == b.keys(), what
+    for k in a:
+        if isinstance(a[k], float) and math.isnan(a[k]):
+            assert math.isnan(b[k]), (what, k)
+        else:
+            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5), (what, k, a[k], b[k])
+
+
+def test_batched_evaluation_equals_the_per_track_protocol(
+    micro_model: LinCAE, data_dirs: tuple[Path, Path], one_thread
+) -> None:
+    models = [NamedModel("a", micro_model)]
+    config = EvalConfig(steps=2, chunk_s=1.0, overlap_s=0.25)
+    old = evaluate(models, data_dirs[0], data_dirs[1], config=config, batched=False)
+    new = evaluate(models, data_dirs[0], data_dirs[1], config=config, batched=True, jobs=2)
+    again = evaluate(models, data_dirs[0], data_dirs[1], config=config, batched=True, jobs=1)
+    one_by_one = evaluate(models, data_dirs[0], data_dirs[1], config=config, batched=True, group=1)
+    for table in ("table1", "table2"):
+        assert getattr(new, table) == getattr(again, table)  # bit for bit whatever jobs
+        rows_old = getattr(old, table)["a"]
+        for other in (new, one_by_one):  # other batches: the encoder's float32 rounding
+            assert rows_old.keys() == getattr(other, table)["a"].keys()
+            for track in rows_old:
+                _close(rows_old[track], getattr(other, table)["a"][track], f"{table}/{track}")
+    assert old.example_track == new.example_track
+    for name, audio in old.example_audio["a"].items():
+        np.testing.assert_allclose(new.example_audio["a"][name], audio, rtol=0, atol=1e-5)

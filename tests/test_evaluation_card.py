@@ -16,7 +16,7 @@ from conftest import music
 from lincae_cli.main import cli
 from lincae_core import linearity_warnings, load_model
 from lincae_core.errors import CheckpointError
-from lincae_core.evaluation.card import STEP_COUNTS, measure_checkpoint, recommended_steps
+from lincae_core.evaluation.card import STEP_COUNTS, measure_checkpoint, measure_model, recommended_steps
 from lincae_core.evaluation.protocol import STEMS
 
 SR = 16000
@@ -150,3 +150,18 @@ def test_card_errors(tmp_path: Path, stems_dir: Path) -> None:
 def test_info_without_measurement(micro_ckpt: str) -> None:
     res = CliRunner().invoke(cli, ["info", micro_ckpt, "--json"])
     assert json.loads(res.stdout)["measured"].startswith("not measured")
+
+
+def test_batched_card_equals_the_per_track_protocol(micro_model, stems_dir: Path, one_thread) -> None:
+    """Every chunk, gain and step count in shared passes (duplicates once): the same figures
+    within float32 rounding."""
+    old = measure_model(micro_model, stems_dir, max_tracks=1, max_seconds=2.0, batched=False)
+    new = measure_model(micro_model, stems_dir, max_tracks=1, max_seconds=2.0, jobs=2)
+    assert new["recommended_steps"] == old["recommended_steps"]
+    for a, b in zip(old["reconstruction"], new["reconstruction"], strict=True):
+        assert b == pytest.approx(a, rel=1e-4, abs=1e-5)
+    for block in ("linearity", "origin"):
+        assert new[block] == pytest.approx(old[block], rel=1e-4, abs=1e-5), block
+    for gain, figures in old["homogeneity_by_gain"].items():
+        assert new["homogeneity_by_gain"][gain] == pytest.approx(figures, rel=1e-4, abs=1e-5)
+    assert new["separation"]["si_sdr"] == pytest.approx(old["separation"]["si_sdr"], rel=1e-4, abs=1e-5)

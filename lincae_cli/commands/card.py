@@ -6,6 +6,7 @@ import json
 
 import click
 
+from lincae_cli.commands.evaluate import JOBS_HELP
 from lincae_cli.options import device_option, json_option
 from lincae_cli.progress import labelled_progress
 from lincae_core import measure_checkpoint
@@ -29,6 +30,7 @@ from lincae_core import measure_checkpoint
 @click.option("--max-tracks", type=int, default=4, show_default=True, help="Tracks used from each folder.")
 @click.option("--max-seconds", type=float, default=10.0, show_default=True, help="Seconds used per track.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the decode noise.")
+@click.option("-j", "--jobs", type=click.IntRange(0), default=0, show_default=True, help=JOBS_HELP)
 @device_option
 @json_option
 def card_cmd(
@@ -38,6 +40,7 @@ def card_cmd(
     max_tracks: int,
     max_seconds: float,
     seed: int,
+    jobs: int,
     device: str,
     as_json: bool,
 ) -> None:
@@ -57,6 +60,7 @@ def card_cmd(
             seed=seed,
             device=device,
             progress=progress,
+            jobs=jobs or None,
         )
     if as_json:
         click.echo(json.dumps(result))

@@ -14,6 +14,12 @@ from lincae_core import EvalConfig, evaluate, load_named_models, summary_tables,
 _DEFAULTS = EvalConfig()
 
 
+JOBS_HELP = (
+    "Forward passes at once, each on one thread (0: one per core on CPU, 1 on a GPU); chunks of "
+    "every track and decode share passes; the numbers are the same whatever the count."
+)
+
+
 @click.command("eval")
 @click.option(
     "--stems",
@@ -94,6 +100,7 @@ _DEFAULTS = EvalConfig()
     show_default=True,
     help="Audio of the example track kept for the WAVs and spectrograms (0: all).",
 )
+@click.option("-j", "--jobs", type=click.IntRange(0), default=0, show_default=True, help=JOBS_HELP)
 @device_option
 @overwrite_option
 @json_option
@@ -105,6 +112,7 @@ def evaluate_cmd(
     out_dir: str,
     example_stem: str,
     example_seconds: float,
+    jobs: int,
     device: str,
     overwrite: bool,
     as_json: bool,
@@ -118,7 +126,7 @@ def evaluate_cmd(
     config = EvalConfig(example_seconds=example_seconds or None, **settings)  # type: ignore[arg-type]
     models = load_named_models(checkpoints, names, device=device)
     with labelled_progress() as progress:
-        result = evaluate(models, stems_dir, music_dir, config, progress=progress)
+        result = evaluate(models, stems_dir, music_dir, config, progress=progress, jobs=jobs or None)
     files = write_report(result, out_dir, stem=example_stem)
     if as_json:
         click.echo(json.dumps({**result.to_dict(), "files": files, "report_dir": out_dir}))

@@ -69,13 +69,16 @@ class _Open:
 
 def batch_size_for(model: LinCAE, inference: InferenceConfig, window_frames: int, jobs: int) -> int:
     """Segments (window x channel) per pass: the configured size, or for ``"auto"`` the encoder's
-    rule for the window's length (about 8 s of audio a pass with parallel CPU passes)."""
-    if not inference.auto_batch:
-        return inference.fixed_batch()
-    cfg = model.config
-    a, b = window_span(0, window_frames, cfg)
+    rule for the window's length (about 8 s of audio a pass, the rule of parallel CPU passes, whatever
+    ``jobs`` is, so that the batches do not depend on it); on the CPU
+    rounded up to an even number (the decoder runs windows in pairs, :mod:`.forward`)."""
     device = next(model.parameters()).device.type
-    return rule_batch_size(device, b - a, cfg.sample_rate, parallel=jobs > 1)
+    if inference.auto_batch:
+        a, b = window_span(0, window_frames, model.config)
+        size = rule_batch_size(device, b - a, model.config.sample_rate, parallel=True)
+    else:
+        size = inference.fixed_batch()
+    return size + size % 2 if device == "cpu" else size
 
 
 def iter_decode_tracks(

@@ -3,15 +3,14 @@
 :func:`decode_windows` decodes equal-length windows ``[N, D, w]`` with one noise generator per
 window. On the CPU the latent upsampler runs window by window and the denoiser on the whole
 batch, so that a window's audio does not depend on its batch neighbours. Torch picks its
-kernels by batch size and thread count (differences of ~1e-8 in the audio, ~4e-7 in the
+kernels by batch size and thread count (differences of ~1e-8 in the audio, ~4e-7 in the latent
 upsampler): the upsampler's 1x1 ``Conv1d`` gives other bits for a batch of one than for two or
 more; on one thread the last row of a batch of odd size takes another kernel than the others
 (``Linear`` as gemv, small convolutions), from 16 rows on the 1x1 convolutions go to oneDNN, and
-the ``tiny`` preset's convolutions differ between 2, 3 and 4 rows. So the upsampler runs on one
-window at a time, the rest in calls of exactly two windows (an odd batch gets a dummy), and every
-pass of a decode runs on one torch thread: then a window's bits depend on the window alone
-(``tests/test_decode_batched.py``). Pairs cost no more per window than larger calls here
-(docs/encoding.md, "Decode"). The upsampler
+the ``tiny`` preset's rows differ between batches of 2, 3 and 4. So the model runs on exactly
+two windows at a time (an odd batch gets a dummy) and every pass of a decode runs on one torch
+thread: then a window's bits depend on the window alone (``tests/test_decode_batched.py``).
+Pairs cost no more per window than larger calls on these CPUs (docs/encoding.md, "Decode"). The upsampler
 costs about the same per window alone or batched on these CPUs (docs/encoding.md, "Decode").
 
 :class:`PassRunner` runs several passes at once, one per worker, each on one torch thread (as the
@@ -23,7 +22,6 @@ workers.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,7 +32,6 @@ import torch
 
 from lincae_core.device import torch_threads
 from lincae_core.nn import transforms
-from lincae_core.nn.consistency import sampler_sigmas
 from lincae_core.nn.model import LinCAE
 
 __all__ = ["PassRunner", "decode_windows", "default_jobs"]
@@ -64,17 +61,17 @@ def decode_windows(
 ) -> np.ndarray:
     """Decode equal-length latent windows ``[N, D, w]`` to audio ``[N, decoded_length(w)]``.
 
-    The same sampling as :meth:`LinCAE.decode_representation` with ``generators`` (one per window,
-    drawn in the same order) followed by :func:`transforms.from_representation`.
+    :meth:`LinCAE.decode_representation` with one noise generator per window, then
+    :func:`transforms.from_representation`.
 
     Args:
         model: The autoencoder.
         z: Raw latents of ``N`` windows of equal length.
         generators: One noise generator per window.
         steps: Consistency sampling steps.
-        invariant: Make every window's audio independent of the batch (default: on the CPU):
-            the upsampler runs window by window, the rest in calls of exactly ``_CPU_ROWS``
-            rows (an odd batch gets a dummy row). Off: one call for the whole batch (GPUs).
+        invariant: Make every window's audio independent of the batch (default: on the CPU): the
+            model runs on exactly ``_CPU_ROWS`` windows at a time (an odd batch gets a dummy).
+            Off: one call for the whole batch (GPUs).
     """
     lat = torch.as_tensor(z).float()
     device = next(model.parameters()).device
@@ -84,40 +81,22 @@ def decode_windows(
     if invariant is None:
         invariant = device.type == "cpu"
     if not invariant:
-        return _decode_rows(model, lat.to(device), generators, steps, False)
+        return _decode_rows(model, lat.to(device), generators, steps)
     out = []
     for i in range(0, n, _CPU_ROWS):
         rows, gens = lat[i : i + _CPU_ROWS], generators[i : i + _CPU_ROWS]
-        if rows.shape[0] % 2:  # odd: the last row would take another kernel; add a dummy
+        while rows.shape[0] < _CPU_ROWS:  # the last row would take other kernels: add a dummy
             rows, gens = torch.cat([rows, rows[:1]]), [*gens, torch.Generator().manual_seed(0)]
-        out.append(_decode_rows(model, rows.to(device), gens, steps, True)[: min(_CPU_ROWS, n - i)])
+        out.append(_decode_rows(model, rows.to(device), gens, steps)[: min(_CPU_ROWS, n - i)])
     return np.concatenate(out)
 
 
 def _decode_rows(
-    model: LinCAE, lat: torch.Tensor, generators: list[torch.Generator], steps: int, per_window: bool
+    model: LinCAE, lat: torch.Tensor, generators: list[torch.Generator], steps: int
 ) -> np.ndarray:
-    """One call: the upsampler (window by window with ``per_window``), sampling, inverse STFT."""
-    cfg = model.config
-    if per_window:
-        alone = [model.decoder(lat[i : i + 1]) for i in range(lat.shape[0])]
-        pyramid = [torch.cat(level) for level in zip(*alone, strict=True)]
-    else:
-        pyramid = model.decoder(lat)
-    shape = (cfg.data_channels, cfg.freq_bins, lat.shape[-1] * cfg.time_downsample)
-
-    def noise() -> torch.Tensor:
-        eps = torch.stack([torch.randn(shape, generator=g) for g in generators])
-        return eps.to(device=lat.device, dtype=lat.dtype)
-
-    sigmas = sampler_sigmas(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
-    x = noise() * cfg.sigma_max
-    x0 = x
-    for k in range(steps):
-        x0 = model.denoise(x, sigmas[k], pyramid)
-        if k < steps - 1:
-            x = x0 + math.sqrt(sigmas[k + 1] ** 2 - cfg.sigma_min**2) * noise()
-    return transforms.from_representation(x0, cfg).float().cpu().numpy()
+    """One call: the model's sampling and the inverse STFT."""
+    rep = model.decode_representation(lat, steps=steps, generators=generators)
+    return transforms.from_representation(rep, model.config).float().cpu().numpy()
 
 
 class PassRunner(Generic[T]):

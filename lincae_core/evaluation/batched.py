@@ -54,7 +54,8 @@ def run_tasks(codec: ChunkCodec, tasks: Sequence[Task[Any]], jobs: int | None = 
     """
     jobs = default_jobs(codec.model) if jobs is None or jobs < 1 else jobs
     cpu = codec.device.type == "cpu"
-    size = rule_batch_size(codec.device.type, codec.chunk, codec.sample_rate, parallel=jobs > 1)
+    # the passes' size must not depend on ``jobs``: the encoder's bits depend on its batch
+    size = rule_batch_size(codec.device.type, codec.chunk, codec.sample_rate, parallel=True)
     size = size + size % 2 if cpu else size
     results: list[Any] = [None] * len(tasks)
     pending: dict[int, Any] = {}

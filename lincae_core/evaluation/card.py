@@ -22,7 +22,6 @@ the model id do not change, and the checkpoint is loaded again with ``verify=Tru
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -38,8 +37,18 @@ from lincae_core.checkpoint import DEFAULT_MODEL_DIR, load_checkpoint_info
 from lincae_core.config import EvalConfig
 from lincae_core.errors import AudioError, CheckpointError, LincaeError
 from lincae_core.evaluation import metrics
+from lincae_core.evaluation.batched import run_tasks
 from lincae_core.evaluation.corpus import find_music_files, find_stem_tracks, load_stems, load_track
-from lincae_core.evaluation.protocol import STEMS, ChunkCodec, score_music_track, score_stems_track
+from lincae_core.evaluation.protocol import (
+    STEMS,
+    ChunkCodec,
+    Decode,
+    Encode,
+    Task,
+    music_task,
+    run_task,
+    stems_task,
+)
 from lincae_core.evaluation.runner import LINEARITY_KEYS
 from lincae_core.models import load_model
 from lincae_core.nn.model import LinCAE
@@ -68,16 +77,21 @@ def _mean(rows: list[dict[str, float]], key: str) -> float:
     return float(np.mean([r[key] for r in rows]))
 
 
-def _reconstruction(model: LinCAE, config: EvalConfig, x: torch.Tensor, key: str) -> list[dict[str, float]]:
+def _reconstruction(sr: int, x: torch.Tensor, key: str) -> Task[list[dict[str, float]]]:
     """Recon MSS and SNR of one track at every count of :data:`STEP_COUNTS` (one encode)."""
-    sr = model.config.sample_rate
-    z = ChunkCodec(model, config).encode(x[None])
+    z = yield Encode(x[None])
+    decs = yield tuple(Decode(z, key, x.shape[-1], steps) for steps in STEP_COUNTS)
     rows = []
-    for steps in STEP_COUNTS:
-        dec = ChunkCodec(model, dataclasses.replace(config, steps=steps)).decode(z, key, x.shape[-1])[0]
-        scores = metrics.reconstruction_scores(dec, x, sr)
+    for steps, dec in zip(STEP_COUNTS, decs, strict=True):
+        scores = metrics.reconstruction_scores(dec[0], x, sr)
         rows.append({"steps": steps, **{k: float(v[0]) for k, v in scores.items()}})
     return rows
+
+
+def _latents(x: torch.Tensor) -> Task[torch.Tensor]:
+    """The chunk latents ``[N, D, Z]`` of one track."""
+    z = yield Encode(x[None])
+    return z[0]
 
 
 def _origin(codec: ChunkCodec, music_latents: list[torch.Tensor]) -> dict[str, float]:
@@ -96,6 +110,8 @@ def measure_model(
     max_seconds: float = 10.0,
     seed: int = 0,
     progress: Progress | None = None,
+    jobs: int | None = None,
+    batched: bool = True,
 ) -> dict[str, Any]:
     """Measure one model with a short version of ``lincae eval`` (see the module docstring).
 
@@ -107,7 +123,11 @@ def measure_model(
         max_tracks: tracks used from each folder (the first ones by name).
         max_seconds: each track is cut to its first seconds.
         seed: seed of the decode noise.
-        progress: called as ``progress(done, total, label)`` after each track.
+        progress: called as ``progress(done, total, label)`` after each track is loaded.
+        jobs: forward passes at once (default: one per core on the CPU); never changes a number.
+        batched: every track's chunks, gains and step counts in shared passes (duplicate chunks
+            computed once; :mod:`.batched`): the figures of the per-track protocol
+            (``batched=False``) within float32 rounding.
 
     Returns:
         The ``"measured"`` block of the model card.
@@ -119,17 +139,16 @@ def measure_model(
     music = find_music_files(music_dir, max_tracks) if music_dir is not None else []
     gains = config.gains.values  # the choice set of lincae eval's default gain distribution
     codec = ChunkCodec(model, config)
-    stem_rows: list[dict[str, float]] = []
-    music_rows: list[dict[str, float]] = []
-    recon: list[list[dict[str, float]]] = []
-    latents: list[torch.Tensor] = []
+    tasks: list[Any] = []
+    kinds: list[str] = []
     used, music_used, total = [], [], len(tracks) + len(music)
 
     def music_track(x: torch.Tensor, key: str) -> None:
         for gain in gains:  # every gain on every track: the expectation of eval's random draw
-            music_rows.append(score_music_track(codec, x, gain, f"music/{key}"))
-        recon.append(_reconstruction(model, config, x, f"music/{key}"))
-        latents.append(codec.encode(x[None])[0])
+            tasks.append(music_task(sr, x, gain, f"music/{key}"))
+            kinds.append("music")
+        tasks.extend([_reconstruction(sr, x, f"music/{key}"), _latents(x)])
+        kinds.extend(["recon", "latents"])
         music_used.append(key)
 
     for i, track in enumerate(tracks):
@@ -139,7 +158,8 @@ def measure_model(
             log.warning("skipping %s: %s", track.name, exc)
             skipped.append({"track": track.name, "reason": str(exc)})
             continue
-        stem_rows.append(score_stems_track(codec, stems, f"stems/{track.name}")[0])
+        tasks.append(stems_task(sr, stems, f"stems/{track.name}"))
+        kinds.append("stems")
         used.append(track.name)
         if not music:
             music_track(torch.stack(stems).sum(0), track.name)
@@ -153,6 +173,11 @@ def measure_model(
             skipped.append({"track": f"music/{key}", "reason": str(exc)})
         if progress:
             progress(len(tracks) + j + 1, total, f"music/{key}")
+    out = run_tasks(codec, tasks, jobs) if batched else [run_task(codec, t) for t in tasks]
+    stem_rows = [r[0] for r, k in zip(out, kinds, strict=True) if k == "stems"]
+    music_rows: list[dict[str, float]] = [r for r, k in zip(out, kinds, strict=True) if k == "music"]
+    recon: list[list[dict[str, float]]] = [r for r, k in zip(out, kinds, strict=True) if k == "recon"]
+    latents: list[torch.Tensor] = [r for r, k in zip(out, kinds, strict=True) if k == "latents"]
     if not stem_rows or not music_rows:
         raise LincaeError("No track could be measured: " + "; ".join(d["reason"] for d in skipped))
 
@@ -209,6 +234,7 @@ def measure_checkpoint(
     seed: int = 0,
     device: str = "cpu",
     progress: Progress | None = None,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Measure a checkpoint (``None``/``"default"``: the embedded model) and write its card.
 
@@ -226,7 +252,7 @@ def measure_checkpoint(
     if not (path / "model.safetensors").is_file():
         raise CheckpointError(f"Expected a checkpoint directory with model.safetensors. Got {path}.")
     model = load_model(path, device=device, verify=True)
-    measured = measure_model(model, stems_dir, music_dir, max_tracks, max_seconds, seed, progress)
+    measured = measure_model(model, stems_dir, music_dir, max_tracks, max_seconds, seed, progress, jobs)
     _, card = load_checkpoint_info(path)
     card["measured"] = measured
     card["recommended_steps"] = measured["recommended_steps"]

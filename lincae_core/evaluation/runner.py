@@ -22,6 +22,7 @@ import torch
 
 from lincae_core._version import __version__
 from lincae_core.errors import AudioError, ConfigError, LincaeError
+from lincae_core.evaluation.batched import run_tasks
 from lincae_core.evaluation.corpus import (
     StemTrack,
     find_music_files,
@@ -34,8 +35,9 @@ from lincae_core.evaluation.protocol import (
     STEMS,
     ChunkCodec,
     EvalConfig,
-    score_music_track,
-    score_stems_track,
+    music_task,
+    run_task,
+    stems_task,
 )
 from lincae_core.evaluation.sdr import mean_over_tracks, median_over_tracks
 from lincae_core.linearity import THRESHOLDS, linearity_verdict
@@ -227,27 +229,54 @@ def load_named_models(
 
 
 def _score_stems(
-    result: EvalResult, track: StemTrack, codecs: dict[str, ChunkCodec], music_gain: float | None
+    result: EvalResult,
+    tracks: Sequence[StemTrack],
+    codecs: dict[str, ChunkCodec],
+    gains: Sequence[float | None],
+    jobs: int | None,
+    batched: bool,
 ) -> None:
-    """Score one stems track with every model (and Table 2 on its mix when there is no music)."""
-    loaded: dict[int, list[torch.Tensor]] = {}
-    keep = result.example_track is None or result.example_track == track.name
+    """Score stems tracks with every model (and Table 2 on their mix when there is no music).
+
+    ``batched``: the tracks' chunks and all their decodes share forward passes
+    (:mod:`.batched`); else track by track (the per-track protocol, as before).
+    """
+    loaded: list[dict[int, list[torch.Tensor]]] = []
+    ok: list[tuple[StemTrack, float | None]] = []
+    for track, gain in zip(tracks, gains, strict=True):
+        try:
+            loaded.append(
+                {
+                    rate: load_stems(track, rate, result.config.max_seconds)
+                    for rate in sorted({c.sample_rate for c in codecs.values()})
+                }
+            )
+            ok.append((track, gain))
+        except AudioError as exc:
+            _drop_stems_track(result, track.name, str(exc))
     for m in result.models:
         codec = codecs[m.name]
-        if codec.sample_rate not in loaded:
-            loaded[codec.sample_rate] = load_stems(track, codec.sample_rate, result.config.max_seconds)
-        stems = loaded[codec.sample_rate]
-        scores, audio = score_stems_track(codec, stems, f"stems/{track.name}", keep_audio=keep)
-        result.table1.setdefault(m.name, {})[track.name] = scores
-        if keep:
-            seconds = result.config.example_seconds
-            limit = None if seconds is None else round(seconds * codec.sample_rate)
-            result.example_track = track.name
-            result.example_audio[m.name] = {k: v[:limit].numpy() for k, v in audio.items()}
-        if music_gain is not None:
-            mix = torch.stack(stems).sum(0)
-            row = score_music_track(codec, mix, music_gain, f"music/{track.name}")
-            result.table2.setdefault(m.name, {})[track.name] = row
+        tasks: list[Any] = []
+        for (track, gain), stems_by_rate in zip(ok, loaded, strict=True):
+            stems = stems_by_rate[codec.sample_rate]
+            keep = result.example_track is None or result.example_track == track.name
+            if keep:
+                result.example_track = track.name
+            tasks.append(stems_task(codec.sample_rate, stems, f"stems/{track.name}", keep_audio=keep))
+            if gain is not None:
+                mix = torch.stack(stems).sum(0)
+                tasks.append(music_task(codec.sample_rate, mix, gain, f"music/{track.name}"))
+        out = run_tasks(codec, tasks, jobs) if batched else [run_task(codec, t) for t in tasks]
+        rows = iter(out)
+        for track, gain in ok:
+            scores, audio = next(rows)
+            result.table1.setdefault(m.name, {})[track.name] = scores
+            if audio:
+                seconds = result.config.example_seconds
+                limit = None if seconds is None else round(seconds * codec.sample_rate)
+                result.example_audio[m.name] = {k: v[:limit].numpy() for k, v in audio.items()}
+            if gain is not None:
+                result.table2.setdefault(m.name, {})[track.name] = next(rows)
 
 
 def _drop_stems_track(result: EvalResult, name: str, reason: str) -> None:
@@ -265,16 +294,34 @@ def _drop_stems_track(result: EvalResult, name: str, reason: str) -> None:
 
 
 def _score_music(
-    result: EvalResult, key: str, path: Path, gain: float, codecs: dict[str, ChunkCodec]
+    result: EvalResult,
+    music: Sequence[tuple[str, Path]],
+    gains: Sequence[float],
+    codecs: dict[str, ChunkCodec],
+    jobs: int | None,
+    batched: bool,
 ) -> None:
-    """Score one music file with every model (Table 2)."""
-    loaded: dict[int, torch.Tensor] = {}
+    """Score music files with every model (Table 2)."""
+    loaded: list[dict[int, torch.Tensor]] = []
+    ok: list[tuple[str, float]] = []
+    for (key, path), gain in zip(music, gains, strict=True):
+        try:
+            rates = sorted({c.sample_rate for c in codecs.values()})
+            loaded.append({rate: load_track(path, rate, result.config.max_seconds) for rate in rates})
+            ok.append((key, gain))
+        except AudioError as exc:
+            log.warning("skipping music file %s: %s", path, exc)
+            result.skipped.append({"track": f"music/{key}", "reason": str(exc)})
+            result.music_tracks.remove(key)
     for m in result.models:
         codec = codecs[m.name]
-        if codec.sample_rate not in loaded:
-            loaded[codec.sample_rate] = load_track(path, codec.sample_rate, result.config.max_seconds)
-        row = score_music_track(codec, loaded[codec.sample_rate], gain, f"music/{key}")
-        result.table2.setdefault(m.name, {})[key] = row
+        tasks = [
+            music_task(codec.sample_rate, x[codec.sample_rate], gain, f"music/{key}")
+            for (key, gain), x in zip(ok, loaded, strict=True)
+        ]
+        out = run_tasks(codec, tasks, jobs) if batched else [run_task(codec, t) for t in tasks]
+        for (key, _), row in zip(ok, out, strict=True):
+            result.table2.setdefault(m.name, {})[key] = row
 
 
 def evaluate(
@@ -283,6 +330,9 @@ def evaluate(
     music_dir: str | Path | None = None,
     config: EvalConfig | None = None,
     progress: Progress | None = None,
+    jobs: int | None = None,
+    batched: bool = True,
+    group: int = 8,
 ) -> EvalResult:
     """Run the evaluation protocol of arXiv:2510.23530 Sec. 4 for several models side by side.
 
@@ -291,7 +341,12 @@ def evaluate(
         stems_dir: a MUSDB18-HQ-style folder (Table 1).
         music_dir: a folder of music files (Table 2); ``None`` uses the stems' mixtures.
         config: protocol settings (default ``EvalConfig()``: 2-s chunks, 0.5-s overlap, 1 step).
-        progress: called as ``progress(done, total, label)`` after each (track, all models).
+        progress: called as ``progress(done, total, label)`` after each group of tracks.
+        jobs: forward passes at once (default: one per core on the CPU); never changes a number.
+        batched: score ``group`` tracks at a time with all their chunks and decodes in shared
+            passes (:mod:`.batched`; the scores equal the per-track protocol's within float32
+            rounding); ``False``: track by track, the per-track protocol.
+        group: tracks scored together (memory: their audio and decodes).
 
     Returns:
         The result; the first stems track is kept as the example (its audio is in memory).
@@ -318,24 +373,20 @@ def evaluate(
     )
     codecs = {m.name: ChunkCodec(m.model, config) for m in models}
     total, done = len(tracks) + len(music), 0
-    for i, track in enumerate(tracks):
-        try:
-            _score_stems(result, track, codecs, None if music else gains[i])
-        except AudioError as exc:
-            _drop_stems_track(result, track.name, str(exc))
-        done += 1
+    for i in range(0, len(tracks), group):
+        part = tracks[i : i + group]
+        _score_stems(
+            result, part, codecs, [None] * len(part) if music else gains[i : i + group], jobs, batched
+        )
+        done += len(part)
         if progress:
-            progress(done, total, f"stems/{track.name}")
-    for (key, path), gain in zip(music, gains if music else [], strict=True):
-        try:
-            _score_music(result, key, path, gain, codecs)
-        except AudioError as exc:
-            log.warning("skipping music file %s: %s", path, exc)
-            result.skipped.append({"track": f"music/{key}", "reason": str(exc)})
-            result.music_tracks.remove(key)
-        done += 1
+            progress(done, total, f"stems/{part[-1].name}")
+    for i in range(0, len(music), group):
+        part_music = music[i : i + group]
+        _score_music(result, part_music, gains[i : i + group], codecs, jobs, batched)
+        done += len(part_music)
         if progress:
-            progress(done, total, f"music/{key}")
+            progress(done, total, f"music/{part_music[-1][0]}")
     if not result.stem_tracks or not result.music_tracks:
         raise LincaeError("No track could be evaluated: " + "; ".join(d["reason"] for d in result.skipped))
     return result
