@@ -211,7 +211,10 @@ def test_one_convention_across_commands(tmp_path: Path, micro_ckpt: str) -> None
         device = next(p for p in cli.commands[cmd].params if p.name == "device")
         assert device.default == "auto"
         assert "--device" in lincae(cmd, "--help", cwd=tmp_path, ckpt=micro_ckpt).stdout
-    rows = json.loads(lincae("ls", "s.zarr", "--json", cwd=tmp_path, ckpt=micro_ckpt).stdout)
+    rows = [
+        json.loads(line)
+        for line in lincae("ls", "s.zarr", "--json", cwd=tmp_path, ckpt=micro_ckpt).stdout.splitlines()
+    ]
     assert rows[0]["status"] == "done"
 
 

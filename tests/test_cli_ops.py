@@ -46,7 +46,7 @@ def test_ls_human_json_and_filter(stores: tuple[str, str]) -> None:
     a, _ = stores
     lines = run("ls", a).splitlines()
     assert lines == ["x\t0.474\tdone", "y\t0.794\tdone", "z\t0.106\tfailed\tsynthetic failure"]
-    rows = json.loads(run("ls", a, "--json"))
+    rows = [json.loads(line) for line in run("ls", a, "--json").splitlines()]
     assert rows[0] == {"key": "x", "duration_s": (30 * 256 - 100) / 16000, "frames": 30, "status": "done"}
     assert run("ls", a, "--status", "failed").splitlines() == ["z\t0.106\tfailed\tsynthetic failure"]
 
@@ -194,7 +194,7 @@ def test_random_mix_seed_is_drawn_recorded_and_sources_listed(
     np.testing.assert_array_equal(
         LatentStore.open(again["out"]).read_track("mix-00000003"), store.read_track("mix-00000003")
     )
-    rows = json.loads(run("ls", summary["out"], "--json"))
+    rows = [json.loads(line) for line in run("ls", summary["out"], "--json").splitlines()]
     assert len(rows[0]["sources"]) == 2
     src = rows[0]["sources"][0]
     assert src["key"] in {"x", "y", "z"}

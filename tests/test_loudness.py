@@ -61,7 +61,10 @@ def test_encode_stores_the_loudness_of_the_encoded_audio(
     assert np.isnan(loud["quiet"])
     rows = {
         r["key"]: r
-        for r in json.loads(CliRunner().invoke(cli, ["ls", str(tmp_path / "s.zarr"), "--json"]).stdout)
+        for r in map(
+            json.loads,
+            CliRunner().invoke(cli, ["ls", str(tmp_path / "s.zarr"), "--json"]).stdout.splitlines(),
+        )
     }
     assert rows["a"]["loudness_lufs"] == pytest.approx(loud["a"], abs=1e-4)
     assert rows["short"]["loudness_lufs"] is None

@@ -29,11 +29,13 @@ def ls_cmd(store: str, status: str, as_json: bool) -> None:
     """List the tracks of STORE: key, duration in seconds, status (one per line).
 
     Failed tracks carry their reason; --status failed also lists the inputs that failed at
-    planning (no row in the store). --json adds each mix track's sources and gains.
+    planning (no row in the store). --json prints one JSON record a track, one a line (JSON
+    Lines), with each mix track's sources and gains.
     """
     rows = list_tracks(store, None if status == "all" else status)
     if as_json:
-        click.echo(json.dumps(rows))
+        for r in rows:
+            click.echo(json.dumps(r))
         return
     for r in rows:
         reason = f"\t{r['reason']}" if r.get("reason") else ""
