@@ -6,6 +6,7 @@ __all__ = [
     "AudioError",
     "CheckpointError",
     "ConfigError",
+    "InvalidAudioError",
     "LincaeError",
     "OutputExistsError",
     "ShapeMismatchError",
@@ -24,6 +25,10 @@ class ConfigError(LincaeError, ValueError):
 
 class ShapeMismatchError(LincaeError, ValueError):
     """A tensor or array does not have the expected shape."""
+
+
+class InvalidAudioError(LincaeError, ValueError):
+    """Audio handed to the library is not usable: integer samples, NaN or infinity, no samples."""
 
 
 class CheckpointError(LincaeError):

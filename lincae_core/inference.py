@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from lincae_core.config import AUTO_BATCH_AUDIO_S, AUTO_BATCH_CANDIDATES, InferenceConfig
-from lincae_core.errors import ShapeMismatchError
+from lincae_core.errors import InvalidAudioError, ShapeMismatchError
 from lincae_core.nn import transforms
 from lincae_core.nn.model import LinCAE
 from lincae_core.windowing import (
@@ -71,6 +71,36 @@ def _as_rows(x: Any, inner_dims: int, what: str) -> tuple[torch.Tensor, tuple[in
     return t.reshape(-1, *t.shape[t.dim() - inner_dims :]).float(), lead
 
 
+def _checked_audio(audio: Any) -> Any:
+    """Refuse audio the encoder would silently misread: soundfile's ``[T, C]`` layout, integer or
+    complex samples, NaN or infinity, no samples (one message each, saying what to do)."""
+    t = audio if isinstance(audio, torch.Tensor) else np.asarray(audio)
+    shape = tuple(t.shape)
+    if len(shape) in (2, 3) and shape[-1] <= 8 and shape[-2] >= 1024:
+        hint = "audio.T" if len(shape) == 2 else "audio.transpose(0, 2, 1)"
+        raise ShapeMismatchError(
+            f"Expected audio as [T], [B, T] or [B, C, T] (time last). Got shape {shape}, which looks "
+            f"like soundfile's [T, C] layout: pass {hint}."
+        )
+    floating = (
+        t.dtype.is_floating_point if isinstance(t, torch.Tensor) else np.issubdtype(t.dtype, np.floating)
+    )
+    if not floating:
+        raise InvalidAudioError(
+            f"Expected float audio in [-1, 1]. Got dtype {t.dtype}: read files with soundfile.read("
+            "path, dtype='float32'), or divide integer PCM by its full scale (32768 for int16)."
+        )
+    if shape and shape[-1] == 0:
+        raise InvalidAudioError(f"Expected at least one sample. Got shape {shape} (no audio).")
+    finite = torch.isfinite(t).all() if isinstance(t, torch.Tensor) else np.isfinite(t).all()
+    if not bool(finite):
+        bad = int((~torch.isfinite(torch.as_tensor(t))).sum())
+        raise InvalidAudioError(
+            f"Expected finite audio. Got {bad} NaN or infinite samples of {int(np.prod(shape))}."
+        )
+    return t
+
+
 @torch.no_grad()
 def encode_segments(model: LinCAE, segments: torch.Tensor) -> torch.Tensor:
     """Encode equal-length audio segments ``[N, L]`` (L = window span) into ``[N, D, W]``."""
@@ -101,9 +131,13 @@ def encode(
 
     Returns:
         Raw latents ``[D, Z]``, ``[B, D, Z]`` or ``[B, C, D, Z]``, Z = ceil(T / samples_per_frame).
+
+    Raises:
+        ShapeMismatchError: Not 1 to 3 dimensions, or soundfile's ``[T, C]`` layout (transpose it).
+        InvalidAudioError: Integer samples, NaN or infinity, or no samples.
     """
     inference = inference or InferenceConfig()
-    rows, lead = _as_rows(audio, 1, "audio")
+    rows, lead = _as_rows(_checked_audio(audio), 1, "audio")
     cfg = model.config
     frames, _ = transforms.padded_length(rows.shape[-1], cfg)
     window, overlap = inference.frames(cfg)

@@ -8,6 +8,8 @@ import torch
 
 from lincae_core import inference, windowing
 from lincae_core.config import InferenceConfig, get_preset
+from lincae_core.errors import InvalidAudioError, ShapeMismatchError
+from lincae_core.inference import encode
 from lincae_core.nn import transforms
 from lincae_core.nn.model import LinCAE
 
@@ -94,3 +96,24 @@ def test_bad_shapes_are_clear_errors(micro_model: LinCAE) -> None:
         inference.encode(micro_model, torch.zeros(1, 1, 1, 100))
     with pytest.raises(ValueError, match="Expected latents"):
         list(inference.iter_decode(micro_model, torch.zeros(1, 3, 5)))
+
+
+@pytest.mark.parametrize(
+    ("audio", "error", "match"),
+    [
+        (np.zeros((4096, 2), np.float32), ShapeMismatchError, r"soundfile's \[T, C\] layout: pass audio.T"),
+        (np.zeros((1, 4096, 2), np.float32), ShapeMismatchError, r"audio.transpose\(0, 2, 1\)"),
+        (np.zeros(4096, np.int16), InvalidAudioError, "Got dtype int16"),
+        (np.zeros(0, np.float32), InvalidAudioError, "no audio"),
+        (np.full(4096, np.nan, np.float32), InvalidAudioError, "4096 NaN or infinite samples"),
+        (torch.tensor([0.0, float("inf")] * 2048), InvalidAudioError, "2048 NaN or infinite samples of 4096"),
+    ],
+)
+def test_encode_refuses_audio_it_would_misread(micro_model, audio, error, match) -> None:  # noqa: ANN001
+    with pytest.raises(error, match=match):
+        encode(micro_model, audio)
+
+
+def test_encode_accepts_channels_first_stereo(micro_model) -> None:  # noqa: ANN001
+    z = encode(micro_model, np.zeros((1, 2, 4096), np.float32))  # [B, C, T]: time last
+    assert z.shape[:2] == (1, 2)
