@@ -61,7 +61,9 @@ def test_the_map_names_every_module() -> None:
                 rel = f.relative_to(PKG / room).with_suffix("")
                 if rel.name == "__init__":
                     continue
-                assert rel.parts[0] in named or f"{rel.parts[0]}/" in named, f"{room}/{rel} missing from the map"
+                assert rel.parts[0] in named or f"{rel.parts[0]}/" in named, (
+                    f"{room}/{rel} missing from the map"
+                )
                 assert rel.name in named, f"{room}/{rel} missing from the map"
 
 
