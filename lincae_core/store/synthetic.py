@@ -11,6 +11,7 @@ import numpy as np
 
 from lincae_core.config.geometry import Geometry
 from lincae_core.store.latent_store import LatentStore
+from lincae_core.store.layout import PlanRow
 
 __all__ = ["SYNTHETIC_GEOMETRY", "synthetic_store"]
 
@@ -60,7 +61,7 @@ def synthetic_store(
     )
     spf, rate = geo["samples_per_frame"], source_rate or geo["sample_rate"]
     src_ch = source_channels or channels
-    s.plan([(k, f, max(0, f * spf - 100), rate, src_ch) for k, f in tracks], loudness=loudness)
+    s.plan([PlanRow(k, f, max(0, f * spf - 100), rate, src_ch) for k, f in tracks], loudness=loudness)
     rng = np.random.default_rng(seed)
     total, dim = s.total_frames, geo["latent_dim"]
     for b0 in range(0, total, block_frames):

@@ -31,10 +31,10 @@ from lincae_core.nn.consistency import delta_t, loss_weight, pseudo_huber, sampl
 from lincae_core.nn.model import LinCAE
 from lincae_core.nn.transforms import to_representation
 from lincae_core.train.augment import AugmentedBatch, augment_batch, conditioning_latents, gain_range
-from lincae_core.train.provenance import model_card, schedule_change_on_resume, weights_sha256
 from lincae_core.train.data import CropSampler, open_source, segment_length
 from lincae_core.train.distributed import Distributed, StopFlag, gather_rank_state, setup_distributed
 from lincae_core.train.ema import EMA
+from lincae_core.train.provenance import model_card, schedule_change_on_resume, weights_sha256
 from lincae_core.train.state import MetricsLog, TrainingParts, load_state, prepare_run_dir, save_state
 from lincae_core.train.validation import Validator
 

@@ -4,7 +4,8 @@ A run folder holds ``train_config.json`` (the ``TrainConfig``), ``metrics.jsonl`
 object per line: training rows and validation rows), ``state.pt`` (everything a bit-exact resume
 needs; tensors and plain types only, read with ``torch.load(weights_only=True)``) and ``ema/``
 (a lincae checkpoint of the EMA weights). Only rank 0 writes. Process control (``torchrun``,
-signals) is :mod:`lincae_core.train.distributed`; the model card of a run is :mod:`lincae_core.train.provenance`.
+signals) is :mod:`lincae_core.train.distributed`; the model card of a run is
+:mod:`lincae_core.train.provenance`.
 """
 
 from __future__ import annotations
