@@ -68,6 +68,9 @@ _EXPORTS = {
     "parse_concat_list": "lincae_core.ops",
     "export_shards": "lincae_core.ops",
     "stats_store": "lincae_core.ops",
+    # training on the latents
+    "LatentWindows": "lincae_core.data",
+    "LatentMixtures": "lincae_core.data",
     # training, evaluation, demo
     "train_model": "lincae_core.train.loop:train",  # `train` is the sub-package
     "resolve_train_config": "lincae_core.train.state",

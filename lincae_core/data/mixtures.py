@@ -1,0 +1,172 @@
+"""``LatentMixtures``: mixtures made on the fly from stores of stems paired by key, with their
+targets, for latent-domain separation and mixing models (docs/loading.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lincae_core.data.base import EpochDataset, item_rng
+from lincae_core.data.sources import (
+    CACHE_BYTES,
+    Metadata,
+    StoreSource,
+    check_same_model,
+    frames_of,
+    load_metadata,
+)
+from lincae_core.errors import ConfigError
+from lincae_core.linearity import trained_gain_range
+from lincae_core.store import LatentStore
+
+__all__ = ["LatentMixtures"]
+
+StoreArg = LatentStore | str | os.PathLike[str]
+
+
+def _stem_name(store: StoreArg) -> str:
+    path = Path(store.path if isinstance(store, LatentStore) else store)
+    return path.name.removesuffix(".zarr")
+
+
+class LatentMixtures(EpochDataset):
+    """Mixtures ``Σ gᵢ·zᵢ`` of stems paired by key (``vocals.zarr``, ``drums.zarr``, …).
+
+    The tracks are the keys done in every stem store (others skipped and counted in ``skipped``).
+    Item ``i`` of an epoch draws, from ``(seed, epoch, i)`` alone: a track (with
+    ``cross_track=True``: each stem from its own track), a window start, a subset of
+    ``min_stems … max_stems`` stems and a gain per stem uniform in ``gain_range`` (default: the
+    range the model card says it was trained on, ``trained_gain_range``; ``[0.5, 1.5]`` when the
+    card records none). ``origin`` (default: the form the card selects, ``origin_default``):
+    ``"linear"`` gives ``Σ gᵢ zᵢ`` and targets ``gᵢ zᵢ``; ``"affine"`` gives
+    ``Σ gᵢ zᵢ + (1 − Σ gᵢ)·Enc(0)`` and targets ``gᵢ zᵢ + (1 − gᵢ)·Enc(0)`` (each target is the
+    latent of its scaled stem in the same form; docs/method.md §4.2). A stem left out has the
+    target of silence (zeros, or ``Enc(0)`` when affine) and ``present`` False.
+
+    Each item is a dict: ``mixture`` float32 ``[C, D, T]``, ``targets`` ``[S, C, D, T]``,
+    ``present`` bool ``[S]``, ``gains`` ``[S]``, ``padding_mask`` bool ``[T]`` (frames of the
+    shortest chosen stem), ``keys`` (each stem's track), ``start_frames`` ``[S]``, ``key``,
+    ``start_frame``, ``seconds_start``, ``seconds_total`` (of the first chosen stem), ``metadata``,
+    ``epoch``, ``index``. ``stems`` names the ``S`` stems in order.
+    """
+
+    def __init__(
+        self,
+        stems: Mapping[str, StoreArg] | Sequence[StoreArg],
+        window_s: float | None = None,
+        *,
+        window_frames: int | None = None,
+        length: int | None = None,
+        seed: int = 0,
+        min_stems: int = 1,
+        max_stems: int | None = None,
+        gain_range: tuple[float, float] | None = None,
+        origin: str | None = None,
+        cross_track: bool = False,
+        metadata: Metadata = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+        cache_bytes: int = CACHE_BYTES,
+    ) -> None:
+        """Open the stem stores (a mapping name → store, or stores named after their file:
+        ``vocals.zarr`` → ``vocals``); stores of different models are refused. ``length``: items
+        an epoch (default: the paired tracks). ``rank``/``world_size``: as :class:`LatentWindows`."""
+        super().__init__(seed, rank, world_size)
+        named = dict(stems) if isinstance(stems, Mapping) else {_stem_name(s): s for s in stems}
+        if len(named) < 1:
+            raise ConfigError("stems: expected at least one stem store")
+        self.stems = list(named)
+        self.sources = [StoreSource(s, cache_bytes) for s in named.values()]
+        check_same_model(self.sources)
+        first = self.sources[0]
+        self.window = frames_of(first.geometry, window_s, window_frames)
+        self.frame_rate = first.geometry.frame_rate
+        common = [k for k in first.keys if all(k in s.index for s in self.sources[1:])]
+        every = set().union(*(s.keys for s in self.sources))
+        self.skipped = sum(s.skipped for s in self.sources) + len(every) - len(common)
+        if not common:
+            raise ConfigError("stems: no track key is done in every stem store")
+        self.keys = common
+        self._rows = np.asarray([[s.index[k] for s in self.sources] for k in common], np.int64)  # [N, S]
+        n = len(self.stems)
+        self.min_stems, self.max_stems = int(min_stems), n if max_stems is None else int(max_stems)
+        if not 1 <= self.min_stems <= self.max_stems <= n:
+            raise ConfigError(
+                f"min_stems/max_stems: expected 1 <= min <= max <= {n}, got {min_stems}, {max_stems}"
+            )
+        rng = trained_gain_range(first.model_card) if gain_range is None else gain_range
+        lo, hi = (0.5, 1.5) if rng is None or rng[1] <= rng[0] else (float(rng[0]), float(rng[1]))
+        if not (np.isfinite(lo) and np.isfinite(hi)) or hi < lo:
+            raise ConfigError(f"gain_range: expected two finite numbers low <= high, got {gain_range}")
+        self.gain_range = (lo, hi)
+        self.origin = first.origin_default if origin is None else origin
+        if self.origin not in ("linear", "affine"):
+            raise ConfigError(f"origin: expected 'linear' or 'affine', got {origin!r}")
+        self.cross_track = bool(cross_track)
+        self.metadata = load_metadata(metadata)
+        self.length = len(common) if length is None else int(length)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def item(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"item {index} outside the epoch's {len(self)}")
+        rng = item_rng(self.seed, self.epoch, index)
+        n, w = len(self.stems), self.window
+        k = int(rng.integers(self.min_stems, self.max_stems + 1))
+        chosen = np.sort(rng.choice(n, size=k, replace=False))
+        gains = np.zeros(n, np.float32)
+        gains[chosen] = rng.uniform(*self.gain_range, size=k).astype(np.float32)
+        tracks = (
+            rng.integers(0, len(self.keys), size=n)
+            if self.cross_track
+            else np.full(n, rng.integers(0, len(self.keys)))
+        )
+        starts = np.zeros(n, np.int64)
+        c, d = self.sources[0].channels, self.sources[0].geometry.latent_dim
+        scaled = np.zeros((n, c, d, w), np.float32)  # gᵢ·zᵢ, zeros for a stem left out
+        mask = np.ones(w, bool)
+        present = np.zeros(n, bool)
+        present[chosen] = True
+        for s in range(n):
+            src = self.sources[s]
+            row = int(self._rows[tracks[s], s])
+            f = int(src.frames[row])
+            same = s > 0 and not self.cross_track
+            starts[s] = starts[0] if same else int(rng.integers(0, max(0, f - w) + 1))
+            if present[s]:
+                z, m = src.window(row, int(starts[s]), w)
+                mask &= m
+                scaled[s] = gains[s] * z.transpose(1, 2, 0)
+        mixture = scaled.sum(0)
+        targets = scaled
+        if self.origin == "affine":
+            origin = self.sources[0].origin[:, :, None]  # Enc(0) [C, D, 1]
+            mixture = mixture + (1 - float(gains.sum())) * origin
+            targets = scaled + (1 - gains)[:, None, None, None] * origin[None]
+        first = int(chosen[0])
+        src = self.sources[first]
+        row = int(self._rows[tracks[first], first])
+        key = src.keys[row]
+        return {
+            "mixture": torch.from_numpy(np.ascontiguousarray(mixture, np.float32)),
+            "targets": torch.from_numpy(np.ascontiguousarray(targets, np.float32)),
+            "present": torch.from_numpy(present),
+            "gains": torch.from_numpy(gains),
+            "padding_mask": torch.from_numpy(mask),
+            "keys": [self.sources[s].keys[int(self._rows[tracks[s], s])] for s in range(n)],
+            "start_frames": torch.from_numpy(starts),
+            "key": key,
+            "start_frame": int(starts[first]),
+            "seconds_start": int(starts[first]) / self.frame_rate,
+            "seconds_total": src.seconds_total(row),
+            "metadata": self.metadata.get(key, {}),
+            "epoch": self.epoch,
+            "index": index,
+        }
