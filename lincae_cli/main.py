@@ -1,37 +1,144 @@
 """Root click group of the ``lincae`` command: global options, explicit command registration, and
-the mapping of library errors to one-line messages (exit codes: ``lincae_cli.options``)."""
+the mapping of library errors to one-line messages (exit codes: ``lincae_cli.options``).
+
+Commands are registered by name in :data:`COMMANDS` and imported only when run (or asked for
+their options), so ``lincae --version``, ``--help`` and shell completion import neither torch nor
+zarr: the short help shown by ``--help`` is kept in the registry (a test checks that it is each
+command's own).
+"""
 
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
 import os
 import sys
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
 
 import click
 
-from lincae_cli.commands.card import card_cmd
-from lincae_cli.commands.concat import concat_cmd
-from lincae_cli.commands.decode import decode_cmd
-from lincae_cli.commands.demo import demo_cmd
-from lincae_cli.commands.encode import encode_cmd
-from lincae_cli.commands.evaluate import evaluate_cmd
-from lincae_cli.commands.export import export_cmd
-from lincae_cli.commands.extract import extract_cmd
-from lincae_cli.commands.gain import gain_cmd
-from lincae_cli.commands.import_weights import import_weights_cmd
-from lincae_cli.commands.info import info_cmd
-from lincae_cli.commands.ls import ls_cmd
-from lincae_cli.commands.mix import mix_cmd
-from lincae_cli.commands.models import models_cmd
-from lincae_cli.commands.select import select_cmd
-from lincae_cli.commands.stats import stats_cmd
-from lincae_cli.commands.stereo import midside_cmd, pan_cmd
-from lincae_cli.commands.train import train_cmd
 from lincae_cli.options import EXIT_PARTIAL
 from lincae_core import LincaeError
 
-__all__ = ["EXIT_PARTIAL", "cli"]
+__all__ = ["COMMANDS", "EXIT_PARTIAL", "cli"]
+
+
+class _Entry(NamedTuple):
+    module: str  # in lincae_cli.commands
+    attr: str
+    short_help: str  # what --help lists; equal to the command's own (tests/test_cli_startup.py)
+
+
+#: Every command, in registration order: imported on first use.
+COMMANDS: dict[str, _Entry] = {
+    "encode": _Entry(
+        "encode",
+        "encode_cmd",
+        "Encode the audio files under LIBRARY into the latent store OUT (resumable, shardable).",
+    ),
+    "ls": _Entry(
+        "ls", "ls_cmd", "List the tracks of STORE: key, duration in seconds, status (one per line)."
+    ),
+    "gain": _Entry(
+        "gain",
+        "gain_cmd",
+        "Write a new store with every latent of STORE scaled: z <- a z (per frame: a(t) z).",
+    ),
+    "mix": _Entry(
+        "mix", "mix_cmd", "Write a new store with z <- sum_i g_i z_i over paired tracks of STORES."
+    ),
+    "extract": _Entry(
+        "extract", "extract_cmd", "Write a new store with z <- z_MIX - sum z_MINUS (the paper's Fig."
+    ),
+    "concat": _Entry(
+        "concat", "concat_cmd", "Write a new store whose tracks are tracks of STORE joined end to end."
+    ),
+    "select": _Entry(
+        "select", "select_cmd", "Write a new store with a subset of STORE's tracks, cut in time."
+    ),
+    "pan": _Entry(
+        "stereo",
+        "pan_cmd",
+        "Write a new stereo store with z_L <- gL z_L, z_R <- gR z_R (gL = cos, gR = sin of (pan + 1) pi / "
+        "4).",
+    ),
+    "midside": _Entry(
+        "stereo", "midside_cmd", "Write a new stereo store converted between left/right and mid/side latents."
+    ),
+    "stats": _Entry(
+        "stats",
+        "stats_cmd",
+        "Measure the mean and std of every latent dimension (per channel) of STORE's done tracks.",
+    ),
+    "export": _Entry(
+        "export",
+        "export_cmd",
+        "Write windows of STORE's tracks as .npy [C*D, T] + .json WebDataset shards at PATTERN.",
+    ),
+    "info": _Entry(
+        "info",
+        "info_cmd",
+        "Describe a checkpoint directory, a latent store or a released model (lin-cae, lin-cae-2, m2l, "
+        "hf:REPO[@REVISION]/PATH: fetched and cached on first use) (default: the embedded model).",
+    ),
+    "demo": _Entry(
+        "demo",
+        "demo_cmd",
+        "Build a stems library, encode it, extract/remix/re-gain on latents, decode, and score.",
+    ),
+    "decode": _Entry(
+        "decode", "decode_cmd", "Decode tracks of STORE into OUTDIR/<key>.<format> (paths mirror the keys)."
+    ),
+    "import-weights": _Entry(
+        "import_weights",
+        "import_weights_cmd",
+        "Convert a Lin-CAE release (.pth) or Music2Latent (.pt) weights file into a checkpoint.",
+    ),
+    "models": _Entry(
+        "models",
+        "models_cmd",
+        "List the models -c takes: the embedded default, the shipped baseline, the released names and "
+        "lincae's cached checkpoints, with sample rate, channels, parameters, whether each is usable "
+        "offline and its measured card summary (--json: one record a line).",
+    ),
+    "train": _Entry(
+        "train",
+        "train_cmd",
+        "Train a Lin-CAE (or the baseline/ablations) into RUN_DIR; CLI options override --config.",
+    ),
+    "eval": _Entry(
+        "evaluate",
+        "evaluate_cmd",
+        "Evaluate checkpoints side by side with the paper's protocol and write a report.",
+    ),
+    "card": _Entry(
+        "card",
+        "card_cmd",
+        "Measure CHECKPOINT ('default': the embedded model) and write the results into its model card.",
+    ),
+}
+
+
+class _LazyCommands(Mapping[str, click.Command]):
+    """``cli.commands``: the registered commands, each imported when first looked up."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded:
+            entry = COMMANDS[name]
+            module = importlib.import_module(f"lincae_cli.commands.{entry.module}")
+            self._loaded[name] = _with_verbosity(getattr(module, entry.attr))
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS)
 
 
 _ADVICE = {
@@ -61,6 +168,30 @@ class LincaeGroup(click.Group):
     vanished path) exit 1 with one line on stderr (a traceback with ``-v``); a closed stdout (``|
     head``) ends the command quietly with status 0, as Unix filters do.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _LazyCommands()  # type: ignore[assignment]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: D102
+        return self.commands[cmd_name] if cmd_name in COMMANDS else None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: D102
+        return sorted(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help`` from the registry (no command is imported)."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name].short_help) for name in self.list_commands(ctx)])
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        """Complete command names from the registry (no command is imported), then the options."""
+        from click.shell_completion import CompletionItem
+
+        names = [n for n in self.list_commands(ctx) if n.startswith(incomplete)]
+        return [CompletionItem(n, help=COMMANDS[n].short_help) for n in names] + click.Command.shell_complete(
+            self, ctx, incomplete
+        )
 
     def invoke(self, ctx: click.Context):  # noqa: D102
         try:
@@ -133,27 +264,3 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
-
-
-for _command in (
-    encode_cmd,
-    ls_cmd,
-    gain_cmd,
-    mix_cmd,
-    extract_cmd,
-    concat_cmd,
-    select_cmd,
-    pan_cmd,
-    midside_cmd,
-    stats_cmd,
-    export_cmd,
-    info_cmd,
-    demo_cmd,
-    decode_cmd,
-    import_weights_cmd,
-    models_cmd,
-    train_cmd,
-    evaluate_cmd,
-    card_cmd,
-):
-    cli.add_command(_with_verbosity(_command))

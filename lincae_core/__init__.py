@@ -49,7 +49,7 @@ _EXPORTS = {
     "LatentStore": "lincae_core.store",
     "STATUS_NAMES": "lincae_core.store.layout",
     "describe_path": "lincae_core.describe",
-    "list_tracks": "lincae_core.describe",
+    "list_tracks": "lincae_core.store.listing",
     # latent operations
     "gain": "lincae_core.ops",
     "mix": "lincae_core.ops",

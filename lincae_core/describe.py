@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lincae_core.checkpoint import DEFAULT_MODEL_DIR
 from lincae_core.linearity import card_figures, linearity_verdict
-from lincae_core.models import load_model
+from lincae_core.store import LatentStore
 
-__all__ = ["describe_checkpoint", "describe_path", "list_tracks", "measured_summary"]
+__all__ = ["describe_checkpoint", "describe_path", "measured_summary"]
 
 
 def _r2(v: Any) -> float | None:
@@ -39,6 +38,9 @@ def measured_summary(card: dict[str, Any], model_id: str | None = None) -> dict[
 
 def describe_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
     """Config, derived geometry, parameter counts, model id and model card of a checkpoint."""
+    from lincae_core.checkpoint import DEFAULT_MODEL_DIR  # torch only where a model is described
+    from lincae_core.models import load_model
+
     model = load_model(path)
     cfg = model.config
     params = {
@@ -72,62 +74,5 @@ def describe_path(path: str | Path | None) -> dict[str, Any]:
     p = Path(path)
     if (p / "config.json").is_file() and (p / "model.safetensors").exists():
         return describe_checkpoint(p)
-    from lincae_core.store import LatentStore
-
     store = LatentStore.open(p)
     return {"kind": "store", "path": str(p), **store.describe()}
-
-
-def list_tracks(path: str | Path, status: str | None = None) -> list[dict[str, Any]]:
-    """The rows of ``lincae ls``: every track (or those with ``status``), JSON-ready.
-
-    Each row has ``key``, ``duration_s``, ``frames`` and ``status``; failed rows add their
-    ``reason``; a mix store's rows add ``sources`` (store, key and gain of each input). Inputs
-    that failed at planning (and so have no row) are listed as failed rows with ``planning``.
-    """
-    import numpy as np
-
-    from lincae_core.store import LatentStore
-    from lincae_core.store.layout import STATUS_NAMES
-
-    store = LatentStore.open(path)
-    t, sr = store.table(), store.geometry.sample_rate
-    ledger = store.ledger()
-    reasons = {int(r["index"]): r["reason"] for r in ledger if r.get("index") is not None}
-    sources = store.sources()
-    loud = store.loudness()
-    rows: list[dict[str, Any]] = []
-    for i in range(store.n_tracks):
-        name = STATUS_NAMES[int(t["status"][i])]
-        if status is not None and name != status:
-            continue
-        row: dict[str, Any] = {
-            "key": str(t["key"][i]),
-            "duration_s": int(t["samples"][i]) / sr,
-            "frames": int(t["frames"][i]),
-            "status": name,
-        }
-        if i in reasons:
-            row["reason"] = reasons[i]
-        if loud is not None:  # NaN (unmeasured) as null: JSON has no NaN
-            row["loudness_lufs"] = float(loud[i]) if np.isfinite(loud[i]) else None
-        if sources is not None:
-            row["sources"] = [
-                {"store": s, "key": str(k), "gain": float(g)}
-                for s, k, g in zip(sources["inputs"], sources["key"][i], sources["gain"][i], strict=True)
-            ]
-        rows.append(row)
-    if status in (None, "failed"):
-        rows += [
-            {
-                "key": str(r["key"]),
-                "duration_s": 0.0,
-                "frames": 0,
-                "status": "failed",
-                "reason": r["reason"],
-                "planning": True,
-            }
-            for r in ledger
-            if r.get("index") is None
-        ]
-    return rows

@@ -1,0 +1,104 @@
+"""Start-up cost of every lincae command, in fresh processes, against a bare interpreter.
+
+Each command runs ``--repeats`` times in a new process (interleaved with ``python -c pass``, so
+that machine load hits both alike); the table gives the median wall time and the median excess
+over the bare interpreter, and which heavy modules the command imported. Store commands run on a
+small synthetic store; model commands are timed on ``--help`` only (their work is not start-up).
+
+    python scripts/bench_startup.py [--repeats 5] [--out bench_startup.json]
+
+Target (issue 27): at most 0.3 s above the bare interpreter for every store command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lincae_core.store.synthetic import synthetic_store
+
+_PROBE = """
+import sys
+from lincae_cli.main import cli
+try:
+    cli(sys.argv[1:], prog_name="lincae", standalone_mode=False)
+except SystemExit:
+    pass
+except Exception as exc:
+    print("error:", exc, file=sys.stderr)
+heavy = ("torch", "zarr", "scipy", "numpy")
+print("MODULES", ",".join(m for m in heavy if m in sys.modules), file=sys.stderr)
+"""
+
+CASES: list[tuple[str, list[str]]] = [
+    ("--version", ["--version"]),
+    ("--help", ["--help"]),
+    ("completion", []),  # _LINCAE_COMPLETE env: completes "lincae en"
+    ("ls", ["ls", "a.zarr"]),
+    ("ls --json", ["ls", "a.zarr", "--json"]),
+    ("info STORE", ["info", "a.zarr"]),
+    ("stats", ["stats", "a.zarr"]),
+    ("select", ["select", "a.zarr", "-o", "OUT", "--start", "0", "--duration", "1"]),
+    ("gain", ["gain", "a.zarr", "--gain", "0.5", "-o", "OUT"]),
+    ("mix", ["mix", "a.zarr", "b.zarr", "-o", "OUT"]),
+    ("encode --help", ["encode", "--help"]),
+    ("decode --help", ["decode", "--help"]),
+]
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    dt = time.perf_counter() - t0
+    mods = next((ln.split(" ", 1)[1] for ln in r.stderr.splitlines() if ln.startswith("MODULES")), "")
+    return dt, mods.strip()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", default="bench_startup.json")
+    args = ap.parse_args()
+    import os
+
+    with tempfile.TemporaryDirectory(prefix="lincae-startup-") as tmp:
+        work = Path(tmp)
+        for name in ("a.zarr", "b.zarr"):
+            synthetic_store(work / name, [(f"t{i}", 40) for i in range(20)])
+        rows = []
+        for label, argv in CASES:
+            env = None
+            if label == "completion":
+                env = {
+                    **os.environ,
+                    "_LINCAE_COMPLETE": "bash_complete",
+                    "COMP_WORDS": "lincae en",
+                    "COMP_CWORD": "1",
+                }
+            bare, cmd_t, mods = [], [], ""
+            for i in range(args.repeats):
+                bare.append(_run([sys.executable, "-c", "pass"], work)[0])
+                argv_i = [a.replace("OUT", f"out-{label.split()[0]}-{i}.zarr") for a in argv]
+                dt, mods = _run([sys.executable, "-c", _PROBE, *argv_i], work, env)
+                cmd_t.append(dt)
+            b, c = statistics.median(bare), statistics.median(cmd_t)
+            rows.append({"command": label, "bare_s": b, "median_s": c, "excess_s": c - b, "imports": mods})
+            print(f"{label:16s} {c:6.2f} s  (+{c - b:5.2f} s over python -c pass)  imports: {mods or '-'}")
+        Path(args.out).write_text(json.dumps({"repeats": args.repeats, "rows": rows}, indent=2) + "\n")
+        store_cmds = [
+            r for r in rows if not r["command"].endswith("--help") and r["command"] not in ("--version",)
+        ]
+        worst = max(store_cmds, key=lambda r: r["excess_s"])
+        print(f"worst store command: {worst['command']} +{worst['excess_s']:.2f} s (target <= 0.30 s)")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
