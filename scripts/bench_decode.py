@@ -10,7 +10,8 @@ the same random ``tiny`` weights in both implementations (the reference ``Autoen
    default batch of 8 windows on torch's threads, WAV files written;
 3. ``linear_cae.Autoencoder.decode`` of each track's chunked latents (its own ``encode``, chunks
    of the same window and overlap, ``max_batch_size`` 8), one track at a time as its API takes
-   them, WAV files written with soundfile.
+   them, WAV files written with soundfile; with ``--ref-one-thread`` also on one torch thread
+   (on a loaded machine two OpenMP threads lose most, so this is the fairer reference there).
 
 Timings are best of ``--repeats``, alternating the three, so that a noisy machine hits all alike;
 the table prints x real time and the ratios. The load average is recorded before and after.
@@ -42,7 +43,7 @@ from bench_encode import build_models, make_signal  # noqa: E402
 from lincae_core.audio import load_audio  # noqa: E402
 from lincae_core.config import InferenceConfig, ModelConfig, get_preset  # noqa: E402
 from lincae_core.decoding import decode_store  # noqa: E402
-from lincae_core.device import resolve_device  # noqa: E402
+from lincae_core.device import resolve_device, torch_threads  # noqa: E402
 from lincae_core.discovery import discover  # noqa: E402
 from lincae_core.encoding.job import encode_files  # noqa: E402
 from lincae_core.inference import iter_decode  # noqa: E402
@@ -121,6 +122,11 @@ def main() -> None:
     p.add_argument("--overlap", type=float, default=1.0)
     p.add_argument("--repeats", type=int, default=2, help="best of N for each timing")
     p.add_argument("--skip-before", action="store_true", help="do not time the decode before batching")
+    p.add_argument(
+        "--ref-one-thread",
+        action="store_true",
+        help="also time linear-cae on one torch thread (two threads suffer most on a loaded machine)",
+    )
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args()
 
@@ -151,7 +157,12 @@ def main() -> None:
             lat = reference_latents(ref, lib, cfg, old, a.ref_batch_size)
             audio_s = n * seconds
             for steps in [int(s) for s in a.steps.split(",")]:
-                times: dict[str, list[float]] = {"lincae": [], "before": [], "linear-cae": []}
+                times: dict[str, list[float]] = {
+                    "lincae": [],
+                    "before": [],
+                    "linear-cae": [],
+                    "linear-cae-1t": [],
+                }
                 for r in range(a.repeats):
                     times["lincae"].append(
                         ours(store, tmp / f"o-{name}", model, steps, inference, a.jobs or None)
@@ -159,6 +170,9 @@ def main() -> None:
                     if not a.skip_before:
                         times["before"].append(before(store, tmp / f"b-{name}", model, steps, old))
                     times["linear-cae"].append(reference(ref, lat, tmp / f"r-{name}", rate, steps))
+                    if a.ref_one_thread:
+                        with torch_threads(1):
+                            times["linear-cae-1t"].append(reference(ref, lat, tmp / f"r-{name}", rate, steps))
                     print(
                         f"  {name} {steps} step(s) run {r + 1}: "
                         + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items() if v),
@@ -173,6 +187,8 @@ def main() -> None:
                     "x_realtime": {k: audio_s / v for k, v in best.items()},
                     "vs_linear_cae": best["linear-cae"] / best["lincae"],
                 }
+                if "linear-cae-1t" in best:
+                    row["vs_linear_cae_one_thread"] = best["linear-cae-1t"] / best["lincae"]
                 if "before" in best:
                     row["before_vs_linear_cae"] = best["linear-cae"] / best["before"]
                     row["speedup_vs_before"] = best["before"] / best["lincae"]
@@ -181,14 +197,22 @@ def main() -> None:
     result["load_after"] = os.getloadavg()
     load = f"load {result['load_before'][0]:.1f} -> {result['load_after'][0]:.1f}"
     print(f"\ndecode, {a.preset}, CPU x{os.cpu_count()}, {load}")
-    print(f"{'shape':<7}{'steps':>6}{'lincae':>10}{'before':>10}{'linear-cae':>12}{'ratio':>8}{'was':>7}")
+    print(
+        f"{'shape':<7}{'steps':>6}{'lincae':>10}{'before':>10}{'linear-cae':>12}{'ratio':>8}{'was':>7}"
+        + f"{'1-thread ref':>14}"
+    )
     for r in rows:
         x = r["x_realtime"]
         print(
             f"{r['shape']:<7}{r['steps']:>6}{x['lincae']:>9.1f}x"
             + (f"{x['before']:>9.1f}x" if "before" in x else f"{'-':>10}")
             + f"{x['linear-cae']:>11.1f}x{r['vs_linear_cae']:>7.2f}x"
-            + (f"{r['before_vs_linear_cae']:>6.2f}x" if "before" in x else "")
+            + (f"{r['before_vs_linear_cae']:>6.2f}x" if "before" in x else f"{'-':>7}")
+            + (
+                f"{x['linear-cae-1t']:>7.1f}x {r['vs_linear_cae_one_thread']:.2f}x"
+                if "linear-cae-1t" in x
+                else ""
+            )
         )
     if a.out:
         a.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -7,7 +7,8 @@ every task to its next request, answers all requests of a round together and sen
 result, until every task has returned. Each round cuts all requests into chunks exactly as
 :class:`~.protocol.ChunkCodec` does, drops duplicate chunks (the same audio encoded twice; the
 same latents decoded with the same noise and steps twice, as the model card's gains and step
-counts ask for), runs the rest in passes of about 8 s of audio, one per core at once on one torch
+counts ask for), runs the rest in passes of about 8 s of audio (at most ``EvalConfig.batch_size``
+chunks), one per core at once on one torch
 thread each (:class:`lincae_core.decoding.forward.PassRunner`), and reassembles the chunks per
 request. Decoding goes through :func:`lincae_core.decoding.forward.decode_windows`, whose output
 per chunk does not depend on the batch; the encoder's does by float32 rounding (~1e-7), so the
@@ -55,7 +56,8 @@ def run_tasks(codec: ChunkCodec, tasks: Sequence[Task[Any]], jobs: int | None = 
     jobs = default_jobs(codec.model) if jobs is None or jobs < 1 else jobs
     cpu = codec.device.type == "cpu"
     # the passes' size must not depend on ``jobs``: the encoder's bits depend on its batch
-    size = rule_batch_size(codec.device.type, codec.chunk, codec.sample_rate, parallel=True)
+    rule = rule_batch_size(codec.device.type, codec.chunk, codec.sample_rate, parallel=True)
+    size = min(rule, codec.batch_size)
     size = size + size % 2 if cpu else size
     results: list[Any] = [None] * len(tasks)
     pending: dict[int, Any] = {}
