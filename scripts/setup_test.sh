@@ -13,6 +13,7 @@ PIP=(python -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" "torch==2.13.0"
 "${PIP[@]}" -e ".[test,dask]"
 "${PIP[@]}" --no-deps "linear-cae==0.1.4" "torchmetrics==1.9.0" "lightning-utilities==0.15.3" "auraloss==0.4.0" "museval==0.4.1"
+"${PIP[@]}" --no-deps "stable-audio-tools==0.0.19" "torchdata==0.11.0"  # its loaders read our exports (tests/_sat_torchaudio.py); StatefulDataLoader
 if [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null 2>&1; then
     bash scripts/install_corpus_deps.sh
 else

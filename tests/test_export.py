@@ -365,3 +365,116 @@ def test_export_on_a_local_cluster_matches_one_job(tmp_path: Path, monkeypatch: 
         assert files == {
             p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "cli").iterdir()
         }
+
+
+# ------------------------------------------- stable-audio-tools reads the export (issue 24)
+def _store_window(zs: dict, meta: dict, a: int, b: int) -> np.ndarray:
+    """Frames [a, b) of a sample's window as [C*D, b - a] (zeros past the track's end)."""
+    z = zs[meta["key"]].astype(np.float32)
+    st = meta["start_frame"]
+    out = np.zeros((b - a, *z.shape[1:]), np.float32)
+    real = z[st + a : min(st + b, z.shape[0])]
+    out[: real.shape[0]] = real
+    return out.reshape(b - a, -1).T
+
+
+def test_stable_audio_tools_reads_the_sat_dir_export(tmp_path: Path) -> None:
+    """stable-audio-tools' own PreEncodedDataset (torchaudio stand-in: tests/_sat_torchaudio.py)
+    reads a sat-dir export with random crops of latent_crop_length, padded and unpadded."""
+    from _sat_torchaudio import sat_dataset
+
+    s, zs = make_store(tmp_path / "A", [("song.one", 30), ("two", 7), ("a/b", 21)], dtype="float32")
+    s.write_origin(np.full((3, 2, 8), 0.5, np.float32))
+    md = {"two": {"prompt": "drums"}}
+    with sat_dataset() as sat:
+        for pad in (True, False):
+            out = tmp_path / f"dir-{pad}"
+            r = CliRunner().invoke(
+                cli,
+                ["export", str(tmp_path / "A"), str(out), "--window", "0.2", "--format", "sat-dir", "--json"]
+                + ([] if pad else ["--no-pad"]),
+            )
+            assert r.exit_code == 0, r.output
+            assert json.loads(r.stdout)["shards"] == [str(out)]
+            export_shards(s, str(tmp_path / f"m-{pad}"), 0.2, format="sat-dir", pad=pad, metadata=md)
+            files = (out / "filelist.txt").read_text().split()
+            assert files[:3] == [
+                "song%2Eone/00000000.npy",
+                "song%2Eone/00000013.npy",
+                "song%2Eone/00000026.npy",
+            ]
+            assert len(files) == 3 + 1 + 2
+            details = json.loads((out / "details.json").read_text())
+            assert details["downsampling_ratio"] == 256
+            assert details["model_config"] == s.model_config
+            assert details["model_card"] == s.model_card
+            silence = np.load(out / "silence.npy")
+            assert silence.shape == (16, 3)
+            assert (silence == 0.5).all()
+            ds = sat.PreEncodedDataset(
+                [sat.LocalDatasetConfig("lincae", str(out))], latent_crop_length=5, random_crop=True
+            )
+            assert len(ds) == 6
+            for i in range(len(ds)):
+                latents, info = ds[i]
+                n, crop = info["frames"], info["latent_crop_start"]
+                assert info["latent_filename"] == str(out / files[i])
+                assert latents.shape == (16, min(5, 13 if pad else n))
+                assert 0 <= crop <= max(0, n - 1 - 5)
+                want = _store_window(zs, info, crop, crop + latents.shape[1])
+                np.testing.assert_array_equal(latents.numpy(), want)
+                mask = info["padding_mask"][0].tolist()
+                assert mask == [1 if crop + t < n else 0 for t in range(latents.shape[1])]
+                assert info["seconds_total"] == s.track(info["key"]).samples / 16000
+            # metadata reaches the items (the prompt of stable-audio-tools' conditioners)
+            meta_ds = sat.PreEncodedDataset([sat.LocalDatasetConfig("m", str(tmp_path / f"m-{pad}"))])
+            prompts = {ds_info["key"]: ds_info.get("prompt") for _, ds_info in (meta_ds[i] for i in range(6))}
+            assert prompts == {"song.one": None, "two": "drums", "a/b": None}
+
+
+def _first(v: object) -> object:
+    x = v[0]  # type: ignore[index]
+    return x.item() if hasattr(x, "ndim") and x.ndim == 0 else x
+
+
+def test_stable_audio_tools_reads_the_sat_wds_export(tmp_path: Path) -> None:
+    """Its pre-encoded WebDataset loader (pre_encoded=True reads sample["npy"]) reads sat-wds
+    shards, cropping latent_crop_length frames; today's default members are not "npy"."""
+    from _sat_torchaudio import sat_dataset
+
+    s, zs = make_store(tmp_path / "A", [("x.y", 40), ("z", 26)], dtype="float32")
+    out = export_shards(s, str(tmp_path / "sh" / "%02d.tar"), 0.2, maxcount=2, format="sat-wds")
+    with tarfile.open(out.shards[0]) as tf:
+        assert tf.getnames()[:2] == ["x%2Ey/00000000.json", "x%2Ey/00000000.npy"]
+    assert (tmp_path / "sh" / "details.json").exists()
+    assert not (tmp_path / "sh" / "silence.npy").exists()  # the store records no Enc(0)
+    config = {
+        "dataset_type": "wds",
+        "datasets": [{"id": "lincae", "path": str(tmp_path / "sh")}],
+        "pre_encoded": True,
+        "latent_crop_length": 6,
+        "random_crop": True,
+        "resampled_shards": False,
+    }
+    with sat_dataset() as sat:  # its own config entry point, as its train.py calls it
+        loader = sat.create_dataloader_from_config(
+            config, batch_size=1, sample_size=None, sample_rate=16000, audio_channels=1, num_workers=1
+        )
+        batches = list(loader)
+    # its WebLoader keeps torch's default batch_size=1 over its own batches: one more batch level
+    got = [(lat[0, 0], {k: _first(v) for k, v in info[0].items()}) for lat, info in batches]
+    assert sorted((m["key"], m["start_frame"]) for _, m in got) == [
+        ("x.y", 0),
+        ("x.y", 13),
+        ("x.y", 26),
+        ("x.y", 39),
+        ("z", 0),
+        ("z", 13),
+    ]
+    for lat, meta in got:
+        assert lat.shape == (16, 6)
+        full = _store_window(zs, meta, 0, 13)
+        offsets = [a for a in range(8) if np.array_equal(full[:, a : a + 6], lat.numpy())]
+        assert offsets, "the crop is a slice of the window"
+        a = offsets[0]
+        assert meta["padding_mask"].tolist() == [1 if a + t < meta["frames"] else 0 for t in range(6)]

@@ -50,6 +50,21 @@ from lincae_core.ops import export_shards
     help='JSON Lines file, one object per track with its "key": the other fields go '
     "into that track's windows' JSON (e.g. prompts for stable-audio-tools).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["wds", "sat-wds", "sat-dir"]),
+    default="wds",
+    show_default=True,
+    help="wds: members .latent.npy + .json; sat-wds: members .npy + .json (stable-audio-tools' "
+    "pre-encoded WebDataset loader); sat-dir: PATTERN is a directory of .npy + .json files with "
+    "filelist.txt (its PreEncodedDataset). sat-*: also details.json and silence.npy (Enc(0)).",
+)
+@click.option(
+    "--no-pad",
+    is_flag=True,
+    help="Variable-length items: a track's last window holds only its real frames (no padding).",
+)
 @jobs_option
 @scheduler_option
 @overwrite_option
@@ -65,6 +80,8 @@ def export_cmd(
     dtype: str | None,
     normalize: bool,
     metadata: str | None,
+    fmt: str,
+    no_pad: bool,
     jobs: int,
     scheduler: str | None,
     overwrite: bool,
@@ -75,7 +92,9 @@ def export_cmd(
     Shard i holds windows [i*maxcount, (i+1)*maxcount) of the done tracks (row order, or the
     --keys-from order), so the shards are byte-identical whatever --jobs or --scheduler. Every
     JSON records downsampling_ratio (audio samples per latent frame). On an error, shards
-    already complete stay and no .partial file does. See docs/store-format.md, "Export".
+    already complete stay and no .partial file does. --format sat-wds / sat-dir write what
+    stable-audio-tools' pre-encoded loaders read (docs/loading.md). See docs/store-format.md,
+    "Export".
     """
     pattern = pick_out(("PATTERN", pattern_arg), ("-o/--out", out), required="give PATTERN or -o/--out")
     assert pattern is not None, "pick_out raised"
@@ -94,6 +113,8 @@ def export_cmd(
             jobs=jobs,
             scheduler=scheduler,
             progress=progress,
+            format=fmt,
+            pad=not no_pad,
         )
     md = result.metadata
     if md and md["tracks_without"]:
@@ -108,7 +129,5 @@ def export_cmd(
     if as_json:
         click.echo(json.dumps(result.to_dict()))
     else:
-        click.echo(
-            f"export: wrote {result.samples} windows of {result.window_frames} "
-            f"frames to {len(result.shards)} shards"
-        )
+        where = result.shards[0] if fmt == "sat-dir" else f"{len(result.shards)} shards"
+        click.echo(f"export: wrote {result.samples} windows of {result.window_frames} frames to {where}")

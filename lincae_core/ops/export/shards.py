@@ -34,6 +34,7 @@ import numpy as np
 
 from lincae_core.errors import ConfigError, LincaeError, StoreMismatchError
 from lincae_core.ops.export.metadata import RESERVED_FIELDS, read_track_metadata
+from lincae_core.ops.export.sat import FORMATS, file_list, write_sat_extras
 from lincae_core.ops.export.windows import window_counts
 from lincae_core.ops.export.writer import ShardUnit, Spec, Tracks, write_shards
 from lincae_core.ops.parallel import run_units
@@ -154,6 +155,8 @@ def export_shards(
     jobs: int = 1,
     scheduler: str | None = None,
     progress: Callable[[int], None] | None = None,
+    format: str = "wds",
+    pad: bool = True,
 ) -> ExportResult:
     """Write windows of every done track (or of ``keys``) as WebDataset shards.
 
@@ -178,6 +181,15 @@ def export_shards(
         jobs: Local joblib worker processes (-1: every core).
         scheduler: A Dask scheduler address or scheduler file (:mod:`lincae_core.ops.parallel`).
         progress: Called with the number of tracks finished, as they finish.
+        format: ``"wds"`` (default, unchanged): members ``<key>/<start>.latent.npy`` + ``.json``.
+            ``"sat-wds"``: members ``.npy`` + ``.json`` (stable-audio-tools' pre-encoded
+            WebDataset loader reads ``sample["npy"]``). ``"sat-dir"``: ``pattern`` is a directory
+            of ``<key>/<start>.npy`` + ``.json`` files with ``filelist.txt`` (its
+            ``PreEncodedDataset``). Both ``sat-*`` formats add ``details.json`` (model config,
+            card, downsampling ratio) and ``silence.npy`` (``Enc(0)``, ``[C*D, W]``) beside the
+            output (:mod:`~lincae_core.ops.export.sat`).
+        pad: False: a track's last window holds only its real frames (``[C*D, n]``, a
+            ``padding_mask`` of ``n`` ones) instead of being zero-padded to the window.
 
     Returns:
         The shard files written, samples, window and hop frames; with ``metadata``, the
@@ -205,8 +217,14 @@ def export_shards(
                     f"metadata of {k!r}: field {bad[0]!r} is reserved (the export writes "
                     "it from the store); rename it"
                 )
+    if format not in FORMATS:
+        raise ConfigError(f"format: expected one of {', '.join(FORMATS)}, got {format!r}")
     rows = _rows(s, keys)
-    _check_pattern(pattern, overwrite)
+    if format == "sat-dir":
+        check_free(pattern, overwrite, "the export directory")
+        Path(pattern).mkdir(parents=True, exist_ok=True)
+    else:
+        _check_pattern(pattern, overwrite)
     table = s.table()
     all_keys = s.keys()
     frames = table["frames"][rows]
@@ -236,6 +254,8 @@ def export_shards(
         common_json=json.dumps(common)[1:-1],
         mean=None if norm is None else np.asarray(norm["mean"], np.float64),
         std=None if norm is None else np.asarray(norm["std"], np.float64),
+        format=format,
+        pad=pad,
     )
     keys_out = [all_keys[r] for r in rows.tolist()]
     extra = [""] * len(keys_out)
@@ -270,7 +290,7 @@ def export_shards(
         per = _shards_per_unit(n_shards, maxcount, n_jobs)
         return [unit(a, min(a + per, n_shards)) for a in range(0, n_shards, per)]
 
-    shard_names = [pattern % i for i in range(n_shards)]
+    shard_names = [pattern] if format == "sat-dir" else [pattern % i for i in range(n_shards)]
     try:
         run_units(write_shards, units, jobs, scheduler, progress)
     except BaseException:
@@ -278,6 +298,19 @@ def export_shards(
             with contextlib.suppress(OSError):
                 Path(f"{name}.partial").unlink(missing_ok=True)
         raise
+    if format != "wds":
+        root = Path(pattern) if format == "sat-dir" else Path(pattern % 0).parent
+        write_sat_extras(
+            root,
+            s,
+            common,
+            window=window,
+            hop=hop,
+            pad=pad,
+            format=format,
+            dtype=spec.dtype,
+            files=file_list(keys_out, counts, hop) if format == "sat-dir" else None,
+        )
     coverage = None
     if meta is not None:
         coverage = {

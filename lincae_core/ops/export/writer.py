@@ -9,8 +9,10 @@ A :class:`ShardUnit` is a run of whole shards; :func:`write_shards` reads only i
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,6 +41,8 @@ class Spec:
     common_json: str  # the fields every window shares, as '"a": 1, "b": 2'
     mean: np.ndarray | None
     std: np.ndarray | None
+    format: str = "wds"  # "wds" (.latent.npy members), "sat-wds" (.npy members), "sat-dir" (files)
+    pad: bool = True  # False: a track's last window holds only its real frames
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,25 @@ class ShardUnit:
     w1: int
 
 
+def _write_files(root: str, name: str, members: list[tuple[str, bytes, bytes | memoryview]]) -> None:
+    """``sat-dir``: a window as files ``root/<name>.json`` and ``root/<name>.npy``, each written
+    under a temporary name and renamed (a window's files are whole or absent)."""
+    base = Path(root) / name
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for ext, head, body in members:
+        tmp = base.with_name(f"{base.name}.{ext}.partial")
+        with open(tmp, "wb") as fh:
+            fh.write(head)
+            fh.write(body)
+        os.replace(tmp, base.with_name(f"{base.name}.{ext}"))
+
+
 def write_shards(unit: ShardUnit) -> int:
-    """Write the shards of ``unit``; return the number of tracks whose last window is among them."""
+    """Write the shards of ``unit`` (``sat-dir``: its windows' files); return the number of
+    tracks whose last window is among them."""
     spec, tracks, w0, w1 = unit.spec, unit.tracks, unit.w0, unit.w1
+    npy_ext = "latent.npy" if spec.format == "wds" else "npy"
+    to_dir = spec.format == "sat-dir"
     base = LatentArray.open(spec.store, "r")
     ordered = bool(np.all(np.diff(tracks.offset) >= 0))
     # Tracks in offset order read each chunk once: two chunks of cache suffice.
@@ -123,6 +143,24 @@ def write_shards(unit: ShardUnit) -> int:
                 parts: list[bytes | memoryview] = []
                 for j in range(a, b):
                     g = g0 + j
+                    if to_dir:
+                        start = j * hop
+                        n = min(window, f - start)
+                        meta = (
+                            f'{head}{start}, "frames": {n}, "window_frames": {window}, '
+                            f'"seconds_start": {float.__repr__(start / spec.frame_rate)}, '
+                            f"{tail}{masks[n] if spec.pad else masks[n][: 3 * n - 1] + ']'}{end}"
+                        ).encode()
+                        k = j - a
+                        if spec.pad or n == window:
+                            npy = (npy_head, data[k * win_bytes : (k + 1) * win_bytes])
+                        else:
+                            short = np.ascontiguousarray(wins[k, :n].T)
+                            npy = (npy_header(out_dtype, (feat, n)), short.data.cast("B"))
+                        _write_files(
+                            spec.pattern, f"{prefix}/{start:08d}", [("json", b"", meta), ("npy", *npy)]
+                        )
+                        continue
                     if g % mc == 0 or shard is None:
                         if shard is not None:
                             shard.write(parts)
@@ -134,19 +172,35 @@ def write_shards(unit: ShardUnit) -> int:
                     meta = (
                         f'{head}{start}, "frames": {n}, "window_frames": {window}, '
                         f'"seconds_start": {float.__repr__(start / spec.frame_rate)}, '
-                        f"{tail}{masks[n]}{end}"
+                        f"{tail}{masks[n] if spec.pad else masks[n][: 3 * n - 1] + ']'}{end}"
                     ).encode()
                     name = f"{prefix}/{start:08d}"
                     k = j - a
-                    parts += (
-                        tar_header(f"{name}.json", len(meta)),
-                        meta,
-                        bytes(-len(meta) % TAR_BLOCK),
-                        tar_header(f"{name}.latent.npy", npy_size),
-                        npy_head,
-                        data[k * win_bytes : (k + 1) * win_bytes],
-                        npy_pad,
-                    )
+                    if spec.pad or n == window:
+                        parts += (
+                            tar_header(f"{name}.json", len(meta)),
+                            meta,
+                            bytes(-len(meta) % TAR_BLOCK),
+                            tar_header(f"{name}.{npy_ext}", npy_size),
+                            npy_head,
+                            data[k * win_bytes : (k + 1) * win_bytes],
+                            npy_pad,
+                        )
+                    else:  # unpadded: the window's n real frames, [C*D, n]
+                        head_n = npy_header(out_dtype, (feat, n))
+                        body = np.ascontiguousarray(wins[k, :n].T).data.cast("B")
+                        size_n = len(head_n) + len(body)
+                        parts += (
+                            tar_header(f"{name}.json", len(meta)),
+                            meta,
+                            bytes(-len(meta) % TAR_BLOCK),
+                            tar_header(f"{name}.{npy_ext}", size_n),
+                            head_n,
+                            body,
+                            bytes(-size_n % TAR_BLOCK),
+                        )
+                if to_dir:
+                    continue
                 assert shard is not None
                 shard.write(parts)
             if jb == n_w:
