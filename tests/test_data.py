@@ -197,3 +197,15 @@ def test_unpaired_and_unfinished_tracks_are_skipped_and_other_models_refused(tmp
         LatentMixtures([v.path, other.path], window_frames=8)
     with pytest.raises(StoreMismatchError, match="model"):
         LatentWindows([v.path, other.path], window_frames=8)
+
+
+def test_a_random_crop_reads_about_one_chunk_range(tmp_path: Path) -> None:
+    s, zs = make_store(tmp_path / "s.zarr", [("a", 400), ("b", 300)], chunk_frames=16, dtype="float32")
+    ds = LatentWindows(s.path, window_frames=8, length=50, cache_bytes=4 * 16 * 2 * 8 * 4)
+    for i in range(50):
+        before = ds.sources[0].reader.misses
+        x = ds.item(i)
+        assert ds.sources[0].reader.misses - before <= 2  # the chunk(s) the window overlaps
+        z = zs[x["key"]][x["start_frame"] : x["start_frame"] + 8]
+        np.testing.assert_array_equal(x["latents"].numpy(), z.transpose(1, 2, 0))
+    assert len(ds.sources[0].reader._chunks) <= 4  # the cache stays within its budget
