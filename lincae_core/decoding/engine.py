@@ -6,8 +6,9 @@ same weights in the same order, but a forward pass holds windows (and channels) 
 windows of equal length share batches in track order, so clips of one length decode together and
 a song's windows fill passes with the next song's. Passes run on :class:`~.forward.PassRunner`
 workers and are stitched in submission order. Because :func:`~.forward.decode_windows` makes a
-window's audio independent of its batch, every track's audio equals its per-track decode,
-whatever the batch size and the number of workers (tests/test_decode_batched.py).
+window's audio independent of its batch, every track's audio is the same bits whatever the batch
+size, the number of workers and its neighbours, and equals the per-track decode within float32
+rounding (tests/test_decode_batched.py).
 
 Memory is bounded by the window and batch: at most ``max_open`` tracks are in flight (latents
 and the cross-fade buffer of the windows not yet popped); when more are, the oldest partial batch
@@ -92,9 +93,11 @@ def iter_decode_tracks(
 ) -> Iterator[tuple[int, np.ndarray | None]]:
     """Decode tracks together; yield ``(track index, block [C, n])`` as audio is ready.
 
-    Each track's blocks come in order and concatenate to exactly what
-    ``inference.iter_decode(model, z, samples, inference, seed, steps)`` yields for it; after its
-    last block comes ``(index, None)``. Tracks are read from ``tracks`` lazily.
+    Each track's blocks come in order and concatenate to its audio: the same bits whatever the
+    batch size, ``jobs`` and the other tracks, and what
+    ``inference.iter_decode(model, z, samples, inference, seed, steps)`` gives for it within
+    float32 rounding (:mod:`.forward`); after its last block comes ``(index, None)``. Tracks are
+    read from ``tracks`` lazily.
 
     Args:
         model: The autoencoder.

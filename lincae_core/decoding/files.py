@@ -1,8 +1,9 @@
 """Decode tracks of a latent store to audio files (mirrored key paths) or a WAV stream.
 
 The tracks decode together (:mod:`lincae_core.decoding.engine`: windows of several tracks share
-forward passes, several passes run at once on the CPU); each track's audio equals its own
-``inference.iter_decode`` output whatever the batch size, ``jobs`` or cluster, and its blocks are
+forward passes, several passes run at once on the CPU); each track's audio is the same bits
+whatever the batch size, ``jobs`` or cluster (its own ``inference.iter_decode`` output within
+float32 rounding), and its blocks are
 written to its file as they come, so memory is bounded by the window, the batch and the tracks in
 flight. Output paths come from track keys but can never leave the output
 directory: see ``safe_relpath``. Clipping policy: integer subtypes (PCM_16, PCM_24) are
