@@ -89,7 +89,9 @@ class EpochDataset(IterableDataset):
 
 
 def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Batch items: tensors stacked, numbers as tensors, anything else (keys, metadata) as lists.
+    """Batch items: tensors stacked, numbers as numpy arrays (as stable-audio-tools' collation;
+    from DataLoader workers a numpy array travels inline where each tensor costs a shared-memory
+    segment, ~1.5x the items per second here), anything else (keys, metadata) as lists.
 
     (``torch``'s default collate fails on per-track metadata whose fields differ between tracks.)
     """
@@ -99,7 +101,7 @@ def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if isinstance(values[0], torch.Tensor):
             out[name] = torch.stack(values)
         elif isinstance(values[0], (bool, int, float, np.number)):
-            out[name] = torch.tensor(values)
+            out[name] = np.asarray(values)
         else:
             out[name] = values
     return out
