@@ -71,6 +71,8 @@ def test_resume_mid_epoch_gives_the_same_sequence(stems: dict[str, Path]) -> Non
     ds = LatentWindows(stems["vocals"], window_frames=8, seed=1, length=20)
     ds.set_epoch(4)
     full = [(it["key"], it["start_frame"]) for it in ds]
+    assert ds.epoch == 5  # a complete iteration moves on to the next epoch
+    ds.set_epoch(4)
     it = iter(ds)
     head = [next(it) for _ in range(7)]
     state = ds.state_dict()
@@ -209,3 +211,25 @@ def test_a_random_crop_reads_about_one_chunk_range(tmp_path: Path) -> None:
         z = zs[x["key"]][x["start_frame"] : x["start_frame"] + 8]
         np.testing.assert_array_equal(x["latents"].numpy(), z.transpose(1, 2, 0))
     assert len(ds.sources[0].reader._chunks) <= 4  # the cache stays within its budget
+
+
+def test_persistent_workers_move_on_to_the_next_epoch(stems: dict[str, Path]) -> None:
+    ds = LatentMixtures(stems, window_frames=8, length=10)
+    loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate, persistent_workers=True)
+    epochs = [sorted({int(e) for b in loader for e in b["epoch"]}) for _ in range(3)]
+    assert epochs == [[0], [1], [2]]
+
+
+def test_rank_and_world_size_come_from_torch_distributed(tmp_path: Path) -> None:
+    import torch.distributed as dist
+
+    from lincae_core.data.base import reader_slot
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        assert reader_slot() == (0, 1)
+        assert reader_slot(rank=1, world_size=2) == (1, 2)
+    finally:
+        dist.destroy_process_group()
+    with pytest.raises(ValueError, match="rank 2"):
+        reader_slot(rank=2, world_size=2)

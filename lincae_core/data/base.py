@@ -6,7 +6,8 @@ An epoch has ``len(dataset)`` items, numbered ``0 … N-1``; item ``i`` is a fun
 the items round-robin: reader ``s = rank × num_workers + worker`` yields items ``s, s + S, …`` in
 order, so every item appears exactly once per epoch whatever ``S`` (ranks may differ by one item).
 A reader's state is how many of its items it yielded; ``load_state_dict`` skips them (under
-torchdata's ``StatefulDataLoader`` each worker saves and restores its own).
+torchdata's ``StatefulDataLoader`` each worker saves and restores its own). A complete iteration
+moves to the next epoch, so ``persistent_workers=True`` works without ``set_epoch``.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class EpochDataset(IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch the next iteration yields (call before each epoch, as with
-        ``DistributedSampler``); resets the resume point."""
+        ``DistributedSampler``); resets the resume point. A complete iteration also moves the
+        dataset to the next epoch by itself."""
         if int(epoch) != self.epoch:
             self.epoch, self._yielded = int(epoch), 0
 
@@ -77,7 +79,9 @@ class EpochDataset(IterableDataset):
             item = self.item(i)
             self._yielded = n + 1
             yield item
-        self._yielded = 0  # the epoch is complete: a new iteration starts it again
+        # the epoch is complete: the next iteration is the next epoch (so persistent DataLoader
+        # workers, whose copies set_epoch in the main process never reaches, move on too)
+        self.epoch, self._yielded = self.epoch + 1, 0
 
     def state_dict(self) -> dict[str, Any]:
         """``{"seed", "epoch", "yielded"}``: where this reader stands in its epoch."""
