@@ -50,7 +50,7 @@ class ExportResult:
     """What ``export_shards`` wrote. ``to_dict()`` is its JSON record (``--json``).
 
     Attributes:
-        shards: The shard files, in order.
+        shards: The shard files, in order (``sat-dir``: the output directory alone).
         samples: Windows written.
         tracks: Tracks exported.
         window_frames, hop_frames: The window and hop in latent frames.
