@@ -15,6 +15,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+ROOT = ""  # the run folder: absolute paths under it are compared relative to it
 VOLATILE = {
     "store_id",
     "created",
@@ -38,6 +39,7 @@ VOLATILE = {
     "source",
     "writer",
     "user",
+    "inputs_sha256",  # hashes the inputs' mtimes by design: new on every run
 }
 
 
