@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from click.testing import CliRunner
 from test_decoding import _store
 
+from lincae_cli.main import cli
 from lincae_core import inference
 from lincae_core.config import InferenceConfig
 from lincae_core.decoding import DecodeTrack, decode_store, decode_to_wav_stream, iter_decode_tracks
@@ -150,3 +152,28 @@ def test_decode_on_a_dask_cluster_is_byte_identical(tmp_path: Path, model: LinCA
         )
     assert [Path(f).name for f in summary.files] == [f"t{i}.wav" for i in range(len(LENGTHS))]
     assert _digests(tmp_path / "local") == _digests(tmp_path / "dask")
+
+
+def test_cli_decode_jobs_and_batch_size_give_the_same_files(
+    tmp_path: Path, model: LinCAE, micro_ckpt: str
+) -> None:
+    store = _store(tmp_path / "s.zarr", model, LENGTHS[:5])
+    runner = CliRunner()
+    for name, extra in (("a", ["-j", "1"]), ("b", ["--jobs", "2", "--batch-size", "3"])):
+        res = runner.invoke(
+            cli,
+            [
+                "decode",
+                str(store.path),
+                str(tmp_path / name),
+                "-c",
+                micro_ckpt,
+                "--force",
+                "--window",
+                "1",
+                *extra,
+            ],
+        )
+        assert res.exit_code == 0, res.output
+    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
+    assert len(_digests(tmp_path / "a")) == 5
