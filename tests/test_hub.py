@@ -233,6 +233,17 @@ def test_lin_cae_from_a_hub_server_then_from_the_cache(
     r = _run("decode", str(tmp_path / "a.zarr"), str(tmp_path / "decoded"), "--device", "cpu")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "decoded" / "song.wav").is_file()
+    # `lincae card NAME` measures the converted checkpoint in lincae's cache (no request)
+    sr = store.geometry.sample_rate
+    (tmp_path / "stems" / "song").mkdir(parents=True)
+    for i, stem in enumerate(("bass", "drums", "other", "vocals")):
+        sf.write(tmp_path / "stems" / "song" / f"{stem}.wav", 0.3 * music(sr, 1.0, seed=i), sr)
+    r = _run("card", "lin-cae", "--stems", str(tmp_path / "stems"), "--max-seconds", "1", "-j", "1")
+    assert r.exit_code == 0, r.output
+    measured = json.loads((Path(row["path"]) / "model_card.json").read_text())
+    assert measured["model_id"] == store.model_id
+    assert "reconstruction" in measured["measured"]
+    assert hub.requests == first
 
 
 def test_lin_cae_offline_from_a_hub_cache(

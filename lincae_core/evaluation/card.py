@@ -50,6 +50,7 @@ from lincae_core.evaluation.protocol import (
     stems_task,
 )
 from lincae_core.evaluation.runner import LINEARITY_KEYS
+from lincae_core.hub import is_model_name, resolve_checkpoint
 from lincae_core.models import load_model
 from lincae_core.nn.model import LinCAE
 from lincae_core.publish import write_text_atomic
@@ -236,7 +237,8 @@ def measure_checkpoint(
     progress: Progress | None = None,
     jobs: int | None = None,
 ) -> dict[str, Any]:
-    """Measure a checkpoint (``None``/``"default"``: the embedded model) and write its card.
+    """Measure a checkpoint (``None``/``"default"``: the embedded model; a released model's name:
+    its converted checkpoint in lincae's cache) and write its card.
 
     ``model_card.json`` gets ``"measured"`` (replaced if present) and ``"recommended_steps"``;
     nothing else in the checkpoint is touched, and it is loaded again with ``verify=True``.
@@ -249,6 +251,8 @@ def measure_checkpoint(
             does not hold after writing.
     """
     path = DEFAULT_MODEL_DIR if checkpoint is None or str(checkpoint) == "default" else Path(checkpoint)
+    if not path.exists() and is_model_name(str(checkpoint)):  # a released model: its cached checkpoint
+        path = resolve_checkpoint(str(checkpoint))
     if not (path / "model.safetensors").is_file():
         raise CheckpointError(f"Expected a checkpoint directory with model.safetensors. Got {path}.")
     model = load_model(path, device=device, verify=True)
