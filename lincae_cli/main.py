@@ -199,6 +199,13 @@ class LincaeGroup(click.Group):
         except BrokenPipeError:
             _quiet_stdout()
             ctx.exit(0)
+        except (KeyboardInterrupt, click.Abort):
+            click.echo(
+                "interrupted: finished work is kept; run the same command again to resume "
+                "(encode continues where it stopped)",
+                err=True,
+            )
+            ctx.exit(130)
         except (LincaeError, OSError) as exc:
             if ctx.obj is not None and ctx.obj.get("verbose"):
                 raise

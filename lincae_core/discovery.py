@@ -140,12 +140,15 @@ def _walk(root: Path, exts: Sequence[str]) -> list[Path]:
 def list_entries(lines: Iterable[str]) -> list[tuple[int, str]]:
     """The entries of a list file, numbered by line (1-based): the one rule of every list a
     command reads (``encode --files-from``, ``--keys-from`` of ``select``, ``export`` and
-    ``concat``): line ends are stripped, blank lines and ``#`` comment lines (``#`` the first
-    non-blank character) are skipped, and an entry is taken literally (inner and edge spaces kept).
+    ``concat``): a leading byte-order mark and line ends are stripped, blank lines and ``#``
+    comment lines (``#`` the first non-blank character) are skipped, and an entry is taken
+    literally (inner and edge spaces kept).
     """
     out = []
     for n, line in enumerate(lines, 1):
         p = line.rstrip("\r\n")
+        if n == 1:
+            p = p.removeprefix("\ufeff")  # a byte-order mark (a list saved by a spreadsheet or Notepad)
         if p.strip() and not p.lstrip().startswith("#"):
             out.append((n, p))
     return out

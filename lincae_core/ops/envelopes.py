@@ -113,5 +113,15 @@ def parse_envelope(text: str, name: str = "envelope") -> tuple[np.ndarray, np.nd
 
 def read_envelope(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """:func:`parse_envelope` of a file (``times``, amplitudes); dB rows are converted."""
-    with open(path, encoding="utf-8") as f:
-        return parse_envelope(f.read(), str(path))
+    try:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark is fine
+            text = f.read()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such envelope file (expected lines of time_s,gain or time_s,db)"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path}: not a text file (expected UTF-8 lines of time_s,gain or time_s,db, e.g. a CSV export)"
+        ) from None
+    return parse_envelope(text, str(path))

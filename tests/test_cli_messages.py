@@ -1,0 +1,72 @@
+"""Issue 22, messages as a person meets them, through the installed ``lincae`` console script:
+Ctrl-C exits 130 with a resume hint, spreadsheet files with a byte-order mark are read, and a
+missing or binary envelope file is one line naming it (no traceback)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lincae_core.store.synthetic import synthetic_store
+
+LINCAE = shutil.which("lincae")
+pytestmark = pytest.mark.skipif(LINCAE is None, reason="the lincae console script is not installed")
+
+
+def _run(*args: str, cwd: Path, code: int = 0) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run([LINCAE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)  # type: ignore[list-item]
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    return r
+
+
+def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    # encode --files-from - waits for its list on stdin: interrupt it there, as a person would
+    p = subprocess.Popen(
+        [LINCAE, "encode", "lib", "out.zarr", "--files-from", "-"],  # type: ignore[list-item]
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    time.sleep(8)  # past start-up, blocked on stdin
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "interrupted" in err
+    assert "run the same command again to resume" in err
+    assert "Traceback" not in err
+    assert "Aborted!" not in err
+
+
+def test_byte_order_marks_are_read(tmp_path: Path) -> None:
+    synthetic_store(tmp_path / "a.zarr", [("one", 40), ("two", 40)])
+    (tmp_path / "keys.txt").write_bytes("\ufefftwo\n".encode())
+    _run("select", "a.zarr", "-o", "s.zarr", "--keys-from", "keys.txt", cwd=tmp_path)
+    listed = _run("ls", "s.zarr", cwd=tmp_path).stdout
+    assert listed.split("\t")[0] == "two"
+    (tmp_path / "env.csv").write_bytes("\ufeff0,1.0\n2,0.5\n".encode())  # an Excel "CSV UTF-8"
+    _run("gain", "a.zarr", "-o", "g.zarr", "--envelope", "env.csv", cwd=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "no such envelope file"), (bytes(range(256)) * 10, "not a text file")],
+)
+def test_bad_envelope_file_is_one_line(tmp_path: Path, content: bytes | None, message: str) -> None:
+    synthetic_store(tmp_path / "a.zarr", [("one", 40)])
+    if content is not None:
+        (tmp_path / "env.csv").write_bytes(content)
+    r = _run("gain", "a.zarr", "-o", "g.zarr", "--envelope", "env.csv", cwd=tmp_path, code=1)
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "env.csv" in r.stderr
+    assert message in r.stderr
+    assert not (tmp_path / "g.zarr").exists()
