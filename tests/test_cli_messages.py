@@ -1,17 +1,22 @@
 """Issue 22, messages as a person meets them, through the installed ``lincae`` console script:
-Ctrl-C exits 130 with a resume hint, spreadsheet files with a byte-order mark are read, and a
-missing or binary envelope file is one line naming it (no traceback)."""
+Ctrl-C exits 130 with a resume hint, spreadsheet files with a byte-order mark are read, a missing
+or binary envelope file is one line naming it (no traceback), ``decode -o -`` honours --format
+and refuses to write binary audio to a terminal."""
 
 from __future__ import annotations
 
+import io
 import os
+import pty
 import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from lincae_core.store.synthetic import synthetic_store
 
@@ -70,3 +75,50 @@ def test_bad_envelope_file_is_one_line(tmp_path: Path, content: bytes | None, me
     assert "env.csv" in r.stderr
     assert message in r.stderr
     assert not (tmp_path / "g.zarr").exists()
+
+
+def _encoded(tmp_path: Path, micro_ckpt: str) -> dict[str, str]:
+    env = {**os.environ, "LINCAE_CHECKPOINT": micro_ckpt, "OMP_NUM_THREADS": "1"}
+    (tmp_path / "lib").mkdir()
+    t = np.arange(16000 * 2) / 16000
+    sf.write(tmp_path / "lib" / "a.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    r = subprocess.run(
+        [LINCAE, "encode", "lib", "s.zarr"], cwd=tmp_path, env=env, capture_output=True, timeout=300
+    )  # type: ignore[list-item]
+    assert r.returncode == 0, r.stderr
+    return env
+
+
+def test_decode_to_stdout_honours_format(tmp_path: Path, micro_ckpt: str) -> None:
+    env = _encoded(tmp_path, micro_ckpt)
+    for fmt, name in (("flac", "FLAC"), ("wav", "WAV")):
+        r = subprocess.run(
+            [LINCAE, "decode", "s.zarr", "--key", "a", "-o", "-", "--format", fmt],  # type: ignore[list-item]
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            timeout=300,
+        )
+        assert r.returncode == 0, r.stderr
+        info = sf.info(io.BytesIO(r.stdout))
+        assert (info.format, info.frames, info.samplerate) == (name, 32000, 16000)
+
+
+def test_decode_refuses_binary_output_at_a_terminal(tmp_path: Path, micro_ckpt: str) -> None:
+    env = _encoded(tmp_path, micro_ckpt)
+    main, tty = pty.openpty()
+    try:
+        r = subprocess.run(
+            [LINCAE, "decode", "s.zarr", "--key", "a", "-o", "-"],  # type: ignore[list-item]
+            cwd=tmp_path,
+            env=env,
+            stdout=tty,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        os.close(tty)
+        os.close(main)
+    assert r.returncode == 2, r.stderr
+    assert "stdout, which is a terminal" in r.stderr

@@ -120,6 +120,11 @@ def decode_cmd(
     inference = InferenceConfig.for_window(window_s, batch_size=batch_size or "auto")
     if output == "-" and len(keys) != 1:
         raise click.UsageError("-o - writes exactly one track: give one --key.")
+    if output == "-" and sys.stdout.isatty():
+        raise click.UsageError(
+            "-o - writes binary audio to stdout, which is a terminal here: redirect it "
+            "(-o - > song.wav) or pipe it (-o - | sox -t wav - song.flac), or give an OUTDIR."
+        )
     # without -c: the released model the store names (encode -c lin-cae), when it is cached
     model = load_model(checkpoint if checkpoint is not None else recorded_model(store), device)
     if output == "-":
@@ -135,6 +140,7 @@ def decode_cmd(
             force,
             sample_rate,
             jobs=jobs or None,
+            fmt=fmt,
         )
         if clipped:
             click.echo(f"warning: {clipped} samples clipped to [-1, 1]", err=True)

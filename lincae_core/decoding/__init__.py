@@ -1,6 +1,6 @@
-"""Store -> audio: files or a WAV stream (:mod:`.files`), the batched decoder of many tracks
-(:mod:`.engine`), its forward pass and parallel passes (:mod:`.forward`), and decoding on a Dask
-cluster (:mod:`.cluster`)."""
+"""Store -> audio: files (:mod:`.files`), a WAV or FLAC stream (:mod:`.stream`), the batched
+decoder of many tracks (:mod:`.engine`), its forward pass and parallel passes (:mod:`.forward`),
+and decoding on a Dask cluster (:mod:`.cluster`)."""
 
 from lincae_core.decoding.engine import DecodeTrack, iter_decode_tracks
 from lincae_core.decoding.files import (
@@ -9,10 +9,10 @@ from lincae_core.decoding.files import (
     check_model_matches,
     decode_keys,
     decode_store,
-    decode_to_wav_stream,
     output_rate,
     safe_relpath,
 )
+from lincae_core.decoding.stream import decode_to_wav_stream
 
 __all__ = [
     "DecodeSettings",

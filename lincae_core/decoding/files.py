@@ -17,11 +17,9 @@ import contextlib
 import logging
 import os
 import re
-import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -41,7 +39,6 @@ __all__ = [
     "check_model_matches",
     "decode_keys",
     "decode_store",
-    "decode_to_wav_stream",
     "output_rate",
     "safe_relpath",
 ]
@@ -323,63 +320,3 @@ def decode_keys(
         summary.files.append(path)
         summary.seconds += plans[i][1] / plans[i][0]
     return summary
-
-
-def _wav_header(channels: int, rate: int, frames: int, float32: bool) -> bytes:
-    width = 4 if float32 else 2
-    data = frames * channels * width
-    fmt = struct.pack(
-        "<HHIIHH", 3 if float32 else 1, channels, rate, rate * channels * width, channels * width, 8 * width
-    )
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + data)
-        + b"WAVEfmt "
-        + struct.pack("<I", 16)
-        + fmt
-        + b"data"
-        + struct.pack("<I", data)
-    )
-
-
-def decode_to_wav_stream(
-    store_path: str | Path,
-    key: str,
-    out: BinaryIO,
-    model: LinCAE,
-    subtype: str = "PCM_16",
-    seed: int = 0,
-    steps: int | None = None,
-    inference: InferenceConfig | None = None,
-    force: bool = False,
-    sample_rate: str | int = "model",
-    jobs: int | None = None,
-) -> int:
-    """Write one track as a WAV stream (header first, then blocks) for shell pipelines.
-
-    ``jobs`` forward passes run at once (default: one per core on the CPU); the bytes are the same.
-
-    Returns:
-        The number of clipped samples (PCM_16) or 0 (FLOAT).
-    """
-    store = LatentStore.open(store_path)
-    check_model_matches(store, model, force)
-    subtype = subtype.upper()
-    if subtype not in ("PCM_16", "FLOAT"):
-        raise AudioError(f"WAV streams support subtypes PCM_16 and FLOAT, not {subtype}.")
-    _check_keys(store, [key])
-    rate, length = _plan_track(store, key, model, sample_rate)
-    out.write(_wav_header(store.channels, rate, length, subtype == "FLOAT"))
-    stage = _Rate(store.channels, model.config.sample_rate, rate, length)
-    clipped = 0
-    inference = inference or InferenceConfig(batch_size="auto")
-    for _, block in iter_decode_tracks(model, _latents(store, [key]), inference, seed, steps, jobs):
-        for y in stage.push(block) if block is not None else stage.close():
-            x = y.T  # (n, C) interleaved
-            if subtype == "FLOAT":
-                out.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
-            else:
-                clipped += int(np.count_nonzero(np.abs(x) > 1.0))
-                out.write((np.clip(x, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
-    out.flush()
-    return clipped
