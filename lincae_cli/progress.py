@@ -1,4 +1,5 @@
-"""Progress bars on stderr (hidden when stderr is not a terminal): the only place the CLI draws."""
+"""Progress bars on stderr (hidden when stderr is not a terminal), the only place the CLI draws,
+and the stderr notes that -q/--quiet silences."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import click
 from tqdm import tqdm
 
 _HOURS = "{l_bar}{bar}| {n:.3f}/{total:.3f} h [{elapsed}<{remaining}{postfix}]"
@@ -106,3 +108,15 @@ class TrainBar:
         """Close the bar."""
         if self.bar is not None:
             self.bar.close()
+
+
+def quiet() -> bool:
+    """Whether -q/--quiet was given (before or after the command)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and bool((ctx.find_root().obj or {}).get("quiet"))
+
+
+def note(line: str) -> None:
+    """A summary or warning on stderr, which -q/--quiet silences (results and errors still print)."""
+    if not quiet():
+        click.echo(line, err=True)

@@ -122,3 +122,18 @@ def test_decode_refuses_binary_output_at_a_terminal(tmp_path: Path, micro_ckpt: 
         os.close(main)
     assert r.returncode == 2, r.stderr
     assert "stdout, which is a terminal" in r.stderr
+
+
+def test_quiet_is_quiet_on_success(tmp_path: Path, micro_ckpt: str) -> None:
+    env = _encoded(tmp_path, micro_ckpt)
+    for args in (
+        ["encode", "lib", "s.zarr", "-q"],
+        ["-q", "gain", "s.zarr", "--gain", "0.5", "-o", "g.zarr"],
+        ["decode", "s.zarr", "out", "-q"],
+    ):
+        r = subprocess.run(
+            [LINCAE, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )  # type: ignore[list-item]
+        assert r.returncode == 0, r.stderr
+        assert r.stderr == "", (args, r.stderr)
+        assert r.stdout.strip(), args  # the result still prints

@@ -10,6 +10,7 @@ from typing import IO, Any, Protocol
 import click
 
 from lincae_cli.options import EXIT_PARTIAL
+from lincae_cli.progress import note
 from lincae_core.discovery import read_file_list
 from lincae_core.ops.options import OpResult
 
@@ -33,11 +34,8 @@ def read_keys(stream: IO[str] | None) -> list[str] | None:
 
 def echo_warnings(lines: list[str]) -> None:
     """Print linearity warnings on stderr, unless -q/--quiet."""
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None and (ctx.find_root().obj or {}).get("quiet"):
-        return
     for line in lines:
-        click.echo(line, err=True)
+        note(line)
 
 
 def wrote(result: OpResult) -> list[str]:
@@ -67,7 +65,7 @@ def echo_result(
         assert isinstance(result, OpResult), "results of other shapes bring their notes"
         notes = wrote(result)
     for line in notes:
-        click.echo(f"{result.op}: {line}", err=True)
+        note(f"{result.op}: {line}")
     left = result.left_out
     for path, n in left.items():
         click.echo(

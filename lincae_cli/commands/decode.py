@@ -17,7 +17,7 @@ from lincae_cli.options import (
     pick_out,
     scheduler_option,
 )
-from lincae_cli.progress import count_progress
+from lincae_cli.progress import count_progress, note
 from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, load_model, recorded_model
 
 
@@ -172,8 +172,7 @@ def decode_cmd(
         return
     for f in summary.files:
         click.echo(f)
-    click.echo(
+    note(
         f"decoded {len(summary.files)} tracks ({summary.seconds:.1f} s of audio) into {outdir}"
-        + (f"; {len(summary.clipped)} tracks had clipped samples" if summary.clipped else ""),
-        err=True,
+        + (f"; {len(summary.clipped)} tracks had clipped samples" if summary.clipped else "")
     )

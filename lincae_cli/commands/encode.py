@@ -18,7 +18,7 @@ from lincae_cli.options import (
     overwrite_option,
     pick_out,
 )
-from lincae_cli.progress import EncodeBar
+from lincae_cli.progress import EncodeBar, note
 from lincae_core import (
     AUTOCAST_CHOICES,
     EncodeSettings,
@@ -234,8 +234,8 @@ def _echo_summary(d: dict[str, Any], as_json: bool) -> None:
         )
     else:
         msg = f"planned {where}: {d['tracks']} tracks{planfail}."
-    click.echo(msg, err=True)
+    note(msg)
     if d["failed_total"] or d["plan_failures"]:
-        click.echo(f"the reasons: lincae ls --status failed {d['store']}", err=True)
+        note(f"the reasons: lincae ls --status failed {d['store']}")
     if d["pending_elsewhere"]:
-        click.echo(f"{d['pending_elsewhere']} tracks are still to be encoded by other shards.", err=True)
+        note(f"{d['pending_elsewhere']} tracks are still to be encoded by other shards.")
