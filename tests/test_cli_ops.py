@@ -44,7 +44,10 @@ def one_line_error(text: str) -> str:
 
 def test_ls_human_json_and_filter(stores: tuple[str, str]) -> None:
     a, _ = stores
-    lines = run("ls", a).splitlines()
+    out, err = run_both("ls", a)
+    assert out.splitlines() == ["x\t0.474\tdone", "y\t0.794\tdone"]  # the decodable tracks by default
+    assert "1 failed tracks not listed (--status all lists them)" in err
+    lines = run("ls", a, "--status", "all").splitlines()
     assert lines == ["x\t0.474\tdone", "y\t0.794\tdone", "z\t0.106\tfailed\tsynthetic failure"]
     rows = [json.loads(line) for line in run("ls", a, "--json").splitlines()]
     assert rows[0] == {"key": "x", "duration_s": (30 * 256 - 100) / 16000, "frames": 30, "status": "done"}

@@ -7,6 +7,7 @@ import json
 import click
 
 from lincae_cli.options import json_option
+from lincae_cli.progress import note
 from lincae_core import STATUS_NAMES, list_tracks
 
 
@@ -20,9 +21,10 @@ def _printable(key: str) -> str:
 @click.option(
     "--status",
     type=click.Choice(["all", *STATUS_NAMES.values()]),
-    default="all",
+    default="done",
     show_default=True,
-    help="Only tracks with this status.",
+    help="Only tracks with this status (default: the decodable ones, so that `ls | xargs decode` "
+    "works on any store); all: every track.",
 )
 @json_option
 def ls_cmd(store: str, status: str, as_json: bool) -> None:
@@ -33,6 +35,11 @@ def ls_cmd(store: str, status: str, as_json: bool) -> None:
     Lines), with each mix track's sources and gains.
     """
     rows = list_tracks(store, None if status == "all" else status)
+    if status == "done":
+        others = [r["status"] for r in list_tracks(store, None) if r["status"] != "done"]
+        if others:
+            counts = ", ".join(f"{others.count(s)} {s}" for s in sorted(set(others)))
+            note(f"ls: {counts} tracks not listed (--status all lists them)")
     if as_json:
         for r in rows:
             click.echo(json.dumps(r))
