@@ -92,3 +92,25 @@ def test_cli_scheduler_from_option_env_and_file(tmp_path: Path, cluster, monkeyp
     r = CliRunner().invoke(cli, ["gain", str(tmp_path / "A"), "--gain", "2", "-o", str(tmp_path / "bad")])
     assert r.exit_code == 1
     assert "cannot reach the Dask scheduler" in r.output
+
+
+@pytest.mark.slow
+def test_relative_paths_work_on_workers_in_another_directory(
+    tmp_path: Path, cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """The workers started elsewhere (the cluster's cwd): relative paths are sent absolute."""
+    tracks = [(f"t{i:03d}", 20) for i in range(12)]
+    make_store(tmp_path / "A.zarr", tracks, seed=1, chunk_frames=64)
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(
+        cli, ["gain", "A.zarr", "--gain", "0.5", "-o", "g.zarr", "--scheduler", cluster.scheduler_address]
+    )
+    assert r.exit_code == 0, r.output
+    ops.gain_store("A.zarr", "g1.zarr", 0.5, options=OpOptions(jobs=1))
+    assert digest(tmp_path / "g.zarr") == digest(tmp_path / "g1.zarr")
+    r = CliRunner().invoke(
+        cli,
+        ["export", "A.zarr", "shards/%03d.tar", "--window", "1", "--scheduler", cluster.scheduler_address],
+    )
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir())[0] == "000.tar"

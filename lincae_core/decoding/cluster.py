@@ -9,6 +9,7 @@ same paths and have lincae installed; the model travels with each unit.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,7 +64,9 @@ def decode_on_cluster(
     with parallel_backend(1, scheduler) as workers:
         size = max(1, -(-len(keys) // (4 * workers)))
         units = [
-            DecodeUnit(str(store), str(root), tuple(keys[i : i + size]), model, settings)
+            DecodeUnit(
+                os.path.abspath(store), os.path.abspath(root), tuple(keys[i : i + size]), model, settings
+            )
             for i in range(0, len(keys), size)
         ]
         parts: dict[int, DecodeSummary] = {}

@@ -154,14 +154,14 @@ def run_plan(
         frames0 = first.origin_frames()
         if frames0 is not None:
             store.write_origin(frames0)
-        paths = [str(s.path) for s in inputs]
+        paths = [os.path.abspath(s.path) for s in inputs]  # workers may run in another directory
         if plan.placement is not None:
             paths = [paths[k] for k in plan.placement.input_index]
         total, chunk = store.total_frames, store.chunk_frames
 
         def units(n_jobs: int) -> list[Unit]:
             groups = block_groups(total, chunk, options.max_block_frames, n_jobs)
-            return work_units(plan, offs, str(tmp), paths, groups, options, enc0)
+            return work_units(plan, offs, os.path.abspath(tmp), paths, groups, options, enc0)
 
         shared: dict[str, CachedArray] = {}  # one chunk cache per input for the whole operation
         scratch: dict[tuple[Any, ...], np.ndarray] = {}

@@ -243,8 +243,8 @@ def export_shards(
         **({"normalization": norm} if norm is not None else {}),
     }
     spec = Spec(
-        store=str(s.path),
-        pattern=pattern,
+        store=os.path.abspath(s.path),  # the units' paths: workers may run in another directory
+        pattern=os.path.abspath(pattern),
         maxcount=maxcount,
         window=window,
         hop=hop,
