@@ -199,7 +199,12 @@ def run_demo(
     out = {}
     for name in ("vocals_est", "remix", "mixture_gain", "vocals", "mixture"):
         decode_store(
-            work / f"{name}.zarr", work / "decoded" / name, model, inference=inference, subtype="FLOAT"
+            work / f"{name}.zarr",
+            work / "decoded" / name,
+            model,
+            inference=inference,
+            subtype="FLOAT",
+            overwrite=True,  # the demo owns its folder: a re-run replaces what it wrote
         )
         out[name] = _read_dir(work / "decoded" / name)
     a = ops.db_to_amplitude(GAIN_DB)

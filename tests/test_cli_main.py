@@ -162,3 +162,12 @@ def test_output_option_is_spelled_the_same_everywhere(tmp_path: Path, micro_ckpt
     assert exp.exit_code == 0, exp.output
     assert (tmp_path / "sh" / "000.tar").exists()
     assert "--output" not in runner.invoke(cli, ["decode", "--help"]).output  # the alias is hidden
+
+
+def test_demo_runs_twice_in_its_folder(tmp_path: Path, micro_ckpt: str) -> None:
+    args = ["demo", "--workdir", str(tmp_path / "d"), "--library", "synthetic", "--tracks", "1"]
+    args += ["--seconds", "1", "--checkpoint", micro_ckpt, "-q"]
+    for _ in range(2):  # the demo owns its folder: a re-run replaces what it wrote
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert result.stderr == ""  # -q: no logs

@@ -7,6 +7,7 @@ import json
 import click
 
 from lincae_cli.options import checkpoint_option, device_option, json_option
+from lincae_cli.progress import note
 from lincae_core import run_demo
 
 
@@ -62,7 +63,7 @@ def demo_cmd(
         checkpoint,
         tracks,
         seconds,
-        log=lambda s: click.echo(s, err=True),
+        log=note,
         device=device,
         library=library,
     )
