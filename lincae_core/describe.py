@@ -68,10 +68,15 @@ def describe_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def describe_path(path: str | Path | None) -> dict[str, Any]:
-    """Describe a checkpoint directory or a latent store (detected by its metadata files)."""
+    """Describe a checkpoint directory, a latent store (detected by its metadata files) or a
+    released model by name (fetched and cached on first use)."""
     if path is None:
         return describe_checkpoint(None)
     p = Path(path)
+    if not p.exists():  # perhaps a released model's name: the model code loads here only
+        from lincae_core.hub import resolve_if_released
+
+        p = resolve_if_released(p)
     if (p / "config.json").is_file() and (p / "model.safetensors").exists():
         return describe_checkpoint(p)
     store = LatentStore.open(p)

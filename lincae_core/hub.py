@@ -52,6 +52,7 @@ __all__ = [
     "is_model_name",
     "parse_model_name",
     "resolve_checkpoint",
+    "resolve_if_released",
 ]
 
 log = logging.getLogger(__name__)
@@ -375,3 +376,10 @@ def resolve_checkpoint(spec: str, refresh: bool = False) -> Path:
     _entry_path(src).parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(_entry_path(src), json.dumps(entry, indent=2) + "\n")
     return out
+
+
+def resolve_if_released(spec: str | Path) -> Path:
+    """``spec`` as a path; when no such path exists and it names a released model, that model's
+    checkpoint in lincae's cache (fetched and converted on first use: :func:`resolve_checkpoint`)."""
+    p = Path(spec)
+    return resolve_checkpoint(str(spec)) if not p.exists() and is_model_name(str(spec)) else p

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -32,11 +31,6 @@ def _echo_human(info: dict, prefix: str = "") -> None:
 def info_cmd(path: str | None, as_json: bool) -> None:
     """Describe a checkpoint directory, a latent store or a released model (lin-cae, lin-cae-2, m2l,
     hf:REPO[@REVISION]/PATH: fetched and cached on first use) (default: the embedded model)."""
-    if path is not None and not Path(path).exists():
-        from lincae_core.hub import is_model_name, resolve_checkpoint  # a name: torch loads here only
-
-        if is_model_name(path):
-            path = str(resolve_checkpoint(path))
     info = describe_path(path)
     if as_json:
         click.echo(json.dumps(info, default=str))

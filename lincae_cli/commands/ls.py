@@ -34,9 +34,10 @@ def ls_cmd(store: str, status: str, as_json: bool) -> None:
     planning (no row in the store). --json prints one JSON record a track, one a line (JSON
     Lines), with each mix track's sources and gains.
     """
-    rows = list_tracks(store, None if status == "all" else status)
+    every = list_tracks(store, None)  # one pass over the store; the filter is on the rows
+    rows = every if status == "all" else [r for r in every if r["status"] == status]
     if status == "done":
-        others = [r["status"] for r in list_tracks(store, None) if r["status"] != "done"]
+        others = [r["status"] for r in every if r["status"] != "done"]
         if others:
             counts = ", ".join(f"{others.count(s)} {s}" for s in sorted(set(others)))
             note(f"ls: {counts} tracks not listed (--status all lists them)")

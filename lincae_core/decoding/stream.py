@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -71,47 +72,40 @@ def decode_to_wav_stream(
         raise AudioError(f"WAV streams support subtypes PCM_16 and FLOAT, not {subtype}.")
     _check_keys(store, [key])
     rate, length = _plan_track(store, key, model, sample_rate)
-    if fmt == "flac":
-        return _flac_stream(store, key, out, model, subtype, rate, length, seed, steps, inference, jobs)
+    blocks = _interleaved(store, key, model, rate, length, seed, steps, inference, jobs)
+    if fmt == "flac":  # a FLAC header is written last: encode the track once it is decoded
+        parts = list(blocks)
+        x = np.concatenate(parts) if parts else np.zeros((0, store.channels), np.float32)
+        buf = io.BytesIO()
+        sf.write(buf, np.clip(x, -1.0, 1.0), rate, format="FLAC", subtype=subtype)
+        out.write(buf.getvalue())
+        out.flush()
+        return int(np.count_nonzero(np.abs(x) > 1.0))
     out.write(_wav_header(store.channels, rate, length, subtype == "FLOAT"))
-    stage = _Rate(store.channels, model.config.sample_rate, rate, length)
     clipped = 0
-    inference = inference or InferenceConfig(batch_size="auto")
-    for _, block in iter_decode_tracks(model, _latents(store, [key]), inference, seed, steps, jobs):
-        for y in stage.push(block) if block is not None else stage.close():
-            x = y.T  # (n, C) interleaved
-            if subtype == "FLOAT":
-                out.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
-            else:
-                clipped += int(np.count_nonzero(np.abs(x) > 1.0))
-                out.write((np.clip(x, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
+    for x in blocks:
+        if subtype == "FLOAT":
+            out.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
+        else:
+            clipped += int(np.count_nonzero(np.abs(x) > 1.0))
+            out.write((np.clip(x, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
     out.flush()
     return clipped
 
 
-def _flac_stream(
+def _interleaved(
     store: LatentStore,
     key: str,
-    out: BinaryIO,
     model: LinCAE,
-    subtype: str,
     rate: int,
     length: int,
     seed: int,
     steps: int | None,
     inference: InferenceConfig | None,
     jobs: int | None,
-) -> int:
-    """One track decoded whole, then written to ``out`` as FLAC; returns the clipped samples."""
+) -> Iterator[np.ndarray]:
+    """One track's audio as it decodes, at ``rate``: blocks ``[n, C]`` (channels interleaved)."""
     stage = _Rate(store.channels, model.config.sample_rate, rate, length)
-    blocks = []
     inference = inference or InferenceConfig(batch_size="auto")
     for _, block in iter_decode_tracks(model, _latents(store, [key]), inference, seed, steps, jobs):
-        blocks += [y.T for y in (stage.push(block) if block is not None else stage.close())]
-    x = np.concatenate(blocks) if blocks else np.zeros((0, store.channels), np.float32)
-    clipped = int(np.count_nonzero(np.abs(x) > 1.0))
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(x, -1.0, 1.0), rate, format="FLAC", subtype=subtype)
-    out.write(buf.getvalue())
-    out.flush()
-    return clipped
+        yield from (y.T for y in (stage.push(block) if block is not None else stage.close()))

@@ -50,7 +50,7 @@ from lincae_core.evaluation.protocol import (
     stems_task,
 )
 from lincae_core.evaluation.runner import LINEARITY_KEYS
-from lincae_core.hub import is_model_name, resolve_checkpoint
+from lincae_core.hub import resolve_if_released
 from lincae_core.models import load_model
 from lincae_core.nn.model import LinCAE
 from lincae_core.publish import write_text_atomic
@@ -250,9 +250,11 @@ def measure_checkpoint(
         CheckpointError: If there is no checkpoint directory to write into, or the model id
             does not hold after writing.
     """
-    path = DEFAULT_MODEL_DIR if checkpoint is None or str(checkpoint) == "default" else Path(checkpoint)
-    if not path.exists() and is_model_name(str(checkpoint)):  # a released model: its cached checkpoint
-        path = resolve_checkpoint(str(checkpoint))
+    path = (
+        DEFAULT_MODEL_DIR
+        if checkpoint is None or str(checkpoint) == "default"
+        else resolve_if_released(checkpoint)
+    )
     if not (path / "model.safetensors").is_file():
         raise CheckpointError(f"Expected a checkpoint directory with model.safetensors. Got {path}.")
     model = load_model(path, device=device, verify=True)
