@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lincae_core.errors import LincaeError, OutputExistsError
+from lincae_core.location import Location, RemotePath, as_location
 
 __all__ = [
     "Building",
@@ -129,24 +130,36 @@ def publish_dir(tmp: Path, out: Path, replace: bool) -> bool:
     return True
 
 
-def _exists(p: Path) -> bool:
+def _exists(p: Location) -> bool:
     return p.exists() or p.is_symlink()
 
 
-def check_free(out: str | os.PathLike, overwrite: bool, what: str = "it") -> Path:
-    """Return ``out`` as a path; raise :class:`OutputExistsError` if it is taken and not ``overwrite``."""
-    out = Path(out)
+def _remote_state(out: RemotePath) -> str:
+    from lincae_core.remote_publish import remote_state
+
+    return remote_state(out)
+
+
+def check_free(out: str | os.PathLike | RemotePath, overwrite: bool, what: str = "it") -> Location:
+    """Return ``out`` as a location; raise :class:`OutputExistsError` if it is taken and not
+    ``overwrite``. In object storage, what a killed lincae command left (an incomplete store's
+    root) does not count as taken: the command that made it replaces it."""
+    out = as_location(out)
+    if isinstance(out, RemotePath):
+        if not overwrite and _remote_state(out) == "complete":
+            raise OutputExistsError(out, what)
+        return out
     if _exists(out) and not overwrite:
         raise OutputExistsError(out, what)
     return out
 
 
-def free_name(parent: str | os.PathLike, base: str, suffix: str = "") -> Path:
+def free_name(parent: str | os.PathLike | RemotePath, base: str, suffix: str = "") -> Location:
     """The first free path of ``parent/base{suffix}``, ``parent/base-2{suffix}``, ``-3``, ...
 
     The one rule for outputs written without ``-o`` (``a+b.mix.zarr``, ``a+b.mix-2.zarr``).
     """
-    parent = Path(parent)
+    parent = as_location(parent)
     for n in range(1, 10_000):
         cand = parent / f"{base}{'' if n == 1 else f'-{n}'}{suffix}"
         if not _exists(cand):
@@ -159,17 +172,25 @@ class Building:
     """A directory being built by :func:`building_dir`: write into ``tmp``.
 
     ``published`` is set once ``tmp`` is renamed onto ``out``; it stays False when another
-    process published ``out`` first and ``exist_ok`` allowed that.
+    process published ``out`` first and ``exist_ok`` allowed that. ``direct``: ``tmp`` is
+    ``out`` itself, a URL written in place (the caller creates its store with ``commit=False``
+    and commits it last).
     """
 
-    tmp: Path
-    out: Path
+    tmp: Location
+    out: Location
     published: bool = False
+    direct: bool = False
 
 
 @contextlib.contextmanager
 def building_dir(
-    out: str | os.PathLike, *, replace: bool = False, kind: str = "tmp", exist_ok: bool = False
+    out: str | os.PathLike | RemotePath,
+    *,
+    replace: bool = False,
+    kind: str = "tmp",
+    exist_ok: bool = False,
+    direct: bool = False,
 ) -> Iterator[Building]:
     """Build a directory beside ``out`` and publish it: the one way a directory output appears.
 
@@ -178,8 +199,19 @@ def building_dir(
     existing ``out`` only with ``replace``); on any error, and when another process published
     first, ``tmp`` is removed. A concurrent publisher is an :class:`OutputExistsError` unless
     ``exist_ok``.
+
+    At a URL (object storage: no rename) the output is built in a local temporary folder and
+    uploaded with its root ``zarr.json`` last (:mod:`lincae_core.remote_publish`), or, with
+    ``direct`` (outputs too large to stage), written in place by the caller, who commits it last.
     """
-    b = Building(temp_sibling(Path(out), kind), Path(out))
+    loc = as_location(out)
+    if isinstance(loc, RemotePath):
+        from lincae_core.remote_publish import building_remote
+
+        with building_remote(loc, replace=replace, exist_ok=exist_ok, direct=direct) as rb:
+            yield rb
+        return
+    b = Building(temp_sibling(loc, kind), loc)
     try:
         yield b
         b.published = publish_dir(b.tmp, b.out, replace)
@@ -197,14 +229,22 @@ def publish_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike | RemotePath, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write; publish it on success, remove it on error.
 
     Args:
-        path: The final file.
+        path: The final file. At a URL the temporary file is local and is uploaded in one
+            request (one PUT, or a multipart upload that appears whole when completed).
         suffix: Suffix of the temporary name (writers that infer the format from it).
     """
-    path = Path(path)
+    loc = as_location(path)
+    if isinstance(loc, RemotePath):
+        from lincae_core.remote_publish import uploading
+
+        with uploading(loc, suffix) as tmp:
+            yield tmp
+        return
+    path = loc
     tmp = temp_sibling(path, "part", suffix)
     try:
         yield tmp
@@ -214,7 +254,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
+def write_text_atomic(path: str | os.PathLike | RemotePath, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (one PUT at a URL)."""
+    loc = as_location(path)
+    if isinstance(loc, RemotePath):
+        loc.write_text(text)
+        return
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

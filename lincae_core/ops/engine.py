@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lincae_core.errors import LincaeError
+from lincae_core.location import absolute, resolved
 from lincae_core.ops.kernel import Unit, run_unit
 from lincae_core.ops.options import OpOptions, OpResult
 from lincae_core.ops.outputs import check_complete, check_output, default_output
@@ -132,10 +132,11 @@ def run_plan(
     entry = lineage_entry(op, {**args, "origin": origin}, inputs)
     for rec, s in zip(entry["inputs"][1:], inputs[1:], strict=True):
         rec["lineage"] = s.lineage
-    with building_dir(out, replace=options.overwrite) as building:
+    with building_dir(out, replace=options.overwrite, direct=True) as building:
         tmp = building.tmp
         store = LatentStore.create(
             tmp,
+            commit=not building.direct,
             model_id=first.model_id,
             model_config=first.model_config,
             geometry=first.geometry,
@@ -149,19 +150,19 @@ def run_plan(
         )
         store.plan(plan.rows())
         if plan.sources is not None:
-            store.write_sources(plan.sources.T, plan.gains.T, [str(Path(s.path).resolve()) for s in inputs])
+            store.write_sources(plan.sources.T, plan.gains.T, [str(resolved(s.path)) for s in inputs])
         offs = store.table()["offset"]
         frames0 = first.origin_frames()
         if frames0 is not None:
             store.write_origin(frames0)
-        paths = [os.path.abspath(s.path) for s in inputs]  # workers may run in another directory
+        paths = [absolute(s.path) for s in inputs]  # workers may run in another directory
         if plan.placement is not None:
             paths = [paths[k] for k in plan.placement.input_index]
         total, chunk = store.total_frames, store.chunk_frames
 
         def units(n_jobs: int) -> list[Unit]:
             groups = block_groups(total, chunk, options.max_block_frames, n_jobs)
-            return work_units(plan, offs, os.path.abspath(tmp), paths, groups, options, enc0)
+            return work_units(plan, offs, absolute(tmp), paths, groups, options, enc0)
 
         shared: dict[str, CachedArray] = {}  # one chunk cache per input for the whole operation
         scratch: dict[tuple[Any, ...], np.ndarray] = {}
@@ -174,6 +175,7 @@ def run_plan(
             in_process={"readers_cache": shared, "scratch": scratch},
         )
         store.mark_done(np.arange(store.n_tracks))
+        store.commit()
     return OpResult(
         op=op,
         out=str(out),

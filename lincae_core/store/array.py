@@ -24,16 +24,38 @@ import zarr
 
 import lincae_core.store.layout as sl
 from lincae_core.errors import LincaeError, StoreFormatError
+from lincae_core.location import Location, RemotePath, as_location, storage_errors, storage_options
 
-__all__ = ["CachedArray", "LatentArray", "chunk_cache_bytes", "member", "open_group"]
+__all__ = ["CachedArray", "LatentArray", "chunk_cache_bytes", "member", "open_group", "zarr_store"]
 
 
-def open_group(path: Path, mode: Literal["r", "r+"]) -> Any:
+def zarr_store(path: Location, mode: Literal["r", "r+", "w"]) -> Any:
+    """What zarr opens for ``path``: the path itself (a local folder) or an ``FsspecStore`` on the
+    URL with lincae's storage options (:func:`lincae_core.location.storage_options`)."""
+    if not isinstance(path, RemotePath):
+        return str(path)
+    from zarr.storage import FsspecStore
+
+    with storage_errors(path, "open"):
+        return FsspecStore.from_url(str(path), storage_options=storage_options(path.protocol), read_only=mode == "r")
+
+
+def open_group(path: Location, mode: Literal["r", "r+"]) -> Any:
     """Open the Zarr group of a store, or fail with a one-line ``StoreFormatError``."""
-    if not path.exists():
+    if isinstance(path, RemotePath):
+        with storage_errors(path, "open"):
+            found = (path / "zarr.json").is_file()
+        if not found:
+            raise StoreFormatError(
+                f"{path} does not exist (expected a lincae latent store: no {path / 'zarr.json'})"
+            )
+    elif not path.exists():
         raise StoreFormatError(f"{path} does not exist (expected a lincae latent store)")
     try:
-        return zarr.open_group(str(path), mode=mode)
+        with storage_errors(path, "open"):
+            return zarr.open_group(zarr_store(path, mode), mode=mode)
+    except LincaeError:
+        raise
     except Exception as exc:
         raise StoreFormatError(
             f"{path} is not a lincae latent store (expected a Zarr v3 group with attribute "
@@ -41,7 +63,7 @@ def open_group(path: Path, mode: Literal["r", "r+"]) -> Any:
         ) from exc
 
 
-def member(group: Any, name: str, path: Path) -> Any:
+def member(group: Any, name: str, path: Location) -> Any:
     """The array ``name`` of ``group``, or a ``StoreFormatError`` naming what is missing."""
     try:
         node = group[name]
@@ -55,7 +77,7 @@ def member(group: Any, name: str, path: Path) -> Any:
 class LatentArray:
     """Frame-range access to a store's ``latents`` array ``[F, C, D]`` (used by workers)."""
 
-    def __init__(self, array: Any, attrs: Mapping[str, Any], path: Path) -> None:
+    def __init__(self, array: Any, attrs: Mapping[str, Any], path: Location) -> None:
         """Wrap a zarr array after checking its shape, chunks and dtype against ``attrs``."""
         c, d = attrs["channels"], attrs["geometry"]["latent_dim"]
         shape, chunks = tuple(array.shape), tuple(array.chunks)
@@ -74,11 +96,14 @@ class LatentArray:
         self._dirs: set[int] = set()  # chunk directories known to exist ('/' keys)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, mode: Literal["r", "r+"] = "r") -> LatentArray:
+    def open(cls, path: str | os.PathLike | RemotePath, mode: Literal["r", "r+"] = "r") -> LatentArray:
         """Open the latent array of a store, checking format and shape but not the track table."""
-        path = Path(path)
+        path = as_location(path)
         group = open_group(path, mode)
-        attrs = sl.validate_attrs(dict(group.attrs), str(path))
+        raw = dict(group.attrs)
+        if mode == "r+" and raw.get("format") == sl.INCOMPLETE_FORMAT:  # an output being written
+            raw["format"] = sl.FORMAT_NAME
+        attrs = sl.validate_attrs(raw, str(path))
         return cls(member(group, "latents", path), attrs, path)
 
     @property
@@ -109,7 +134,8 @@ class LatentArray:
         faults) per read in streaming loops.
         """
         if self._raw is None:
-            return self._array[start:stop]
+            with storage_errors(self.path, "read latents"):
+                return self._array[start:stop]
         f, c, d = self.shape
         start, stop = max(0, min(start, f)), max(0, min(stop, f))
         out = _out_buffer(buffer, max(stop - start, 0), self)
@@ -148,7 +174,8 @@ class LatentArray:
     def write(self, start: int, z: np.ndarray) -> None:
         """Write ``z[n, C, D]`` at frames ``[start, start + n)``."""
         if self._raw is None:
-            self._array[start : start + z.shape[0]] = z
+            with storage_errors(self.path, "write latents"):
+                self._array[start : start + z.shape[0]] = z
             return
         f = self.shape[0]
         stop = start + z.shape[0]

@@ -6,7 +6,6 @@ the latent array and the track table (:class:`StoreBase`, the base of
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ import numpy as np
 import lincae_core.store.layout as sl
 from lincae_core.config.geometry import Geometry
 from lincae_core.errors import LincaeError
+from lincae_core.location import Location, storage_errors
 from lincae_core.store.array import LatentArray, member
 from lincae_core.store.layout import TrackInfo
 from lincae_core.store.table import load_table
@@ -24,10 +24,14 @@ __all__ = ["StoreBase"]
 class StoreBase:
     """An opened store: attributes, properties and the rows of its track table."""
 
-    def __init__(self, path: Path, group: Any, mode: str) -> None:
-        """Wrap an opened group; use :meth:`LatentStore.open` or :meth:`LatentStore.create` instead."""
+    def __init__(self, path: Location, group: Any, mode: str, attrs: dict[str, Any] | None = None) -> None:
+        """Wrap an opened group; use :meth:`LatentStore.open` or :meth:`LatentStore.create` instead.
+
+        ``attrs``: the attributes of a store not committed yet (its root holds
+        ``INCOMPLETE_FORMAT`` until :meth:`commit`)."""
         self.path, self.mode, self._group = path, mode, group
-        self._attrs = sl.validate_attrs(dict(group.attrs), str(path))
+        self._committed = attrs is None
+        self._attrs = sl.validate_attrs(dict(group.attrs) if attrs is None else attrs, str(path))
         self._latents = LatentArray(member(group, "latents", path), self._attrs, path)
         self._geometry = Geometry.from_dict(self._attrs["geometry"])
         self._table = load_table(group, path, self.total_frames, self._geometry)
@@ -95,7 +99,21 @@ class StoreBase:
 
     def _set_attr(self, name: str, value: Any) -> None:
         self._attrs[name] = value
-        self._group.attrs.put(json.loads(json.dumps(self._attrs)))
+        self._put_attrs()
+
+    def _put_attrs(self) -> None:
+        attrs = json.loads(json.dumps(self._attrs))
+        if not self._committed:
+            attrs["format"] = sl.INCOMPLETE_FORMAT
+        with storage_errors(self.path, "write the store's attributes"):
+            self._group.attrs.put(attrs)
+
+    def commit(self) -> None:
+        """Make an uncommitted store visible: write its root attributes with the format name, the
+        last write of a command (a no-op for a committed store)."""
+        if not self._committed:
+            self._committed = True
+            self._put_attrs()
 
     def _require_writable(self) -> None:
         if self.mode != "r+":

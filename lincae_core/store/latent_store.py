@@ -24,7 +24,6 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -34,7 +33,8 @@ import lincae_core.store.layout as sl
 from lincae_core.config.geometry import Geometry
 from lincae_core.errors import StoreFormatError
 from lincae_core.publish import check_free
-from lincae_core.store.array import open_group
+from lincae_core.location import Location, RemotePath, as_location, storage_errors
+from lincae_core.store.array import open_group, zarr_store
 from lincae_core.store.ledger import read_ledger
 from lincae_core.store.lineage import utc_now
 from lincae_core.store.loudness_stats import LoudnessAndStats
@@ -72,13 +72,14 @@ class FrameBlock(NamedTuple):
 
 
 class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
-    """A latent store on the local file system; create with :meth:`create`, open with :meth:`open`."""
+    """A latent store in a local folder or at a URL (``s3://...``); create with :meth:`create`,
+    open with :meth:`open`."""
 
     # ----------------------------------------------------------------- creation and opening
     @classmethod
     def create(
         cls,
-        path: str | os.PathLike,
+        path: str | os.PathLike | RemotePath,
         *,
         model_id: str,
         model_config: Mapping[str, Any],
@@ -92,6 +93,7 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
         overwrite: bool = False,
         model_card: Mapping[str, Any] | None = None,
         chunk_key_separator: str | None = None,
+        commit: bool = True,
     ) -> LatentStore:
         """Create an empty, unplanned store (mode ``r+``); then call :meth:`plan`.
 
@@ -111,12 +113,15 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
                 trained gain range (:func:`lincae_core.linearity.card_summary`).
             chunk_key_separator: ``"."`` (chunk files ``latents/c.K.0.0``) or ``"/"``
                 (``latents/c/K/0/0``); None: ``CHUNK_KEY_SEPARATOR``.
+            commit: False: the root keeps the format ``lincae-latents-incomplete`` (no reader
+                takes it for a store) until :meth:`commit`; what object-storage outputs do, as
+                they cannot be renamed into place when complete.
 
         Raises:
             OutputExistsError: ``path`` exists and ``overwrite`` is false.
             StoreFormatError: a bad argument.
         """
-        path = Path(path)
+        path = as_location(path)
         check_free(path, overwrite)
         geo = geometry if isinstance(geometry, Geometry) else Geometry.from_dict(geometry)
         if not 1 <= chunk_frames <= sl.MAX_CHUNK_FRAMES:
@@ -142,7 +147,22 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
             "layout": None,
         }
         sl.validate_attrs(attrs, str(path))
-        group = zarr.open_group(str(path), mode="w")
+        with storage_errors(path, "create the store"):
+            return cls._create_group(path, attrs, channels, geo, chunk_frames, dtype, sep, commit)
+
+    @classmethod
+    def _create_group(
+        cls,
+        path: Location,
+        attrs: dict[str, Any],
+        channels: int,
+        geo: Geometry,
+        chunk_frames: int,
+        dtype: str,
+        sep: str,
+        commit: bool,
+    ) -> LatentStore:
+        group = zarr.open_group(zarr_store(path, "w"), mode="w")
         group.create_array(
             "latents",
             shape=(0, channels, geo.latent_dim),
@@ -153,11 +173,14 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
             chunk_key_encoding={"name": "default", "separator": sep},
         )
         write_table(group, sl.empty_table(), sl.STATUS_CHUNK_MAX)
-        group.attrs.put(attrs)  # last: a crash before this leaves no 'format' attribute
-        return cls(path, group, "r+")
+        if commit:
+            group.attrs.put(attrs)  # last: a crash before this leaves no 'format' attribute
+            return cls(path, group, "r+")
+        group.attrs.put({**attrs, "format": sl.INCOMPLETE_FORMAT})
+        return cls(path, group, "r+", attrs=attrs)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, mode: Literal["r", "r+"] = "r") -> LatentStore:
+    def open(cls, path: str | os.PathLike | RemotePath, mode: Literal["r", "r+"] = "r") -> LatentStore:
         """Open and validate a store (``mode`` ``"r"`` or ``"r+"``).
 
         Raises:
@@ -165,7 +188,7 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
         """
         if mode not in ("r", "r+"):
             raise ValueError(f"mode: expected 'r' or 'r+', got {mode!r}")
-        path = Path(path)
+        path = as_location(path)
         return cls(path, open_group(path, mode), mode)
 
     # -------------------------------------------------------------------------- reading
@@ -246,7 +269,7 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
         sl.check_compatible(self._attrs, other._attrs, f"{self.path} and {other.path}", force)
 
 
-StoreLike = LatentStore | str | os.PathLike
+StoreLike = LatentStore | str | os.PathLike | RemotePath
 """An open store or the path of one (what :func:`open_store` takes)."""
 
 

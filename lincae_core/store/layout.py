@@ -22,6 +22,10 @@ from lincae_core.config.geometry import MAX_SAMPLE_RATE, Geometry, checked_int
 from lincae_core.errors import StoreFormatError, StoreMismatchError
 
 FORMAT_NAME = "lincae-latents"
+# The format attribute of a store in object storage while the command writing it runs: its root
+# zarr.json gets FORMAT_NAME only at the commit, when everything else is written
+# (docs/store-format.md, "Object storage"), so a killed op leaves nothing taken for finished.
+INCOMPLETE_FORMAT = "lincae-latents-incomplete"
 TABLE_CHUNK = 65536  # rows per chunk of the track table columns
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -57,6 +61,11 @@ def validate_attrs(attrs: Any, path: str) -> dict[str, Any]:
     Raises:
         StoreFormatError: Not a lincae store, an unsupported version, or malformed attributes.
     """
+    if isinstance(attrs, dict) and attrs.get("format") == INCOMPLETE_FORMAT:
+        raise StoreFormatError(
+            f"{path} is an incomplete lincae store: the command writing it was stopped or is still "
+            "running; run that command again (it replaces what was left)"
+        )
     if not isinstance(attrs, dict) or attrs.get("format") != FORMAT_NAME:
         raise StoreFormatError(
             f"{path} is not a lincae latent store (expected attribute format='{FORMAT_NAME}')"

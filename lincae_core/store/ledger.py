@@ -8,27 +8,36 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lincae_core.location import Location, RemotePath
 from lincae_core.store.layout import STATUS_FAILED
 
 __all__ = ["append_ledger", "read_ledger"]
 
 
-def append_ledger(ledger_dir: Path, writer: str, record: dict[str, Any]) -> None:
-    """Append one failure record to ``ledger_dir/<writer>.jsonl`` (one writer per file)."""
+def append_ledger(ledger_dir: Location, writer: str, record: dict[str, Any]) -> None:
+    """Append one failure record to ``ledger_dir/<writer>.jsonl`` (one writer per file).
+
+    In object storage an object cannot be appended to: the writer's object is read and written
+    back whole with the new line (one writer per object, so no update is lost)."""
+    line = json.dumps(record, ensure_ascii=True) + "\n"
+    if isinstance(ledger_dir, RemotePath):
+        obj = ledger_dir / f"{writer}.jsonl"
+        old = obj.read_bytes() if obj.is_file() else b""
+        obj.write_bytes(old + line.encode("ascii"))
+        return
     ledger_dir.mkdir(exist_ok=True)
     # One short write of one line: readers skip a torn last line after a crash.
     with open(ledger_dir / f"{writer}.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, ensure_ascii=True) + "\n")
+        f.write(line)
         f.flush()
         os.fsync(f.fileno())
 
 
-def read_ledger(ledger_dir: Path, status: np.ndarray) -> list[dict[str, Any]]:
+def read_ledger(ledger_dir: Location, status: np.ndarray) -> list[dict[str, Any]]:
     """Read the current failure records of a store.
 
     Args:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from lincae_core._version import __version__
+from lincae_core.location import resolved
 
 __all__ = ["lineage_entry", "utc_now"]
 
@@ -28,7 +28,7 @@ def lineage_entry(op: str, args: Mapping[str, Any], inputs: Sequence[Any]) -> di
     return {
         "op": op,
         "args": dict(args),
-        "inputs": [{"path": str(Path(s.path).resolve()), "store_id": s.store_id} for s in inputs],
+        "inputs": [{"path": str(resolved(s.path)), "store_id": s.store_id} for s in inputs],
         "time": utc_now(),
         "lincae_version": __version__,
     }

@@ -49,8 +49,7 @@ class SourcesAndOrigin(StoreBase):
         )
         if n:
             garr[:] = gains
-        self._group.attrs["sources"] = {"inputs": list(inputs)}
-        self._attrs = sl.validate_attrs(dict(self._group.attrs), str(self.path))
+        self._set_attr("sources", {"inputs": list(inputs)})
 
     def write_origin(self, z: np.ndarray) -> None:
         """Store ``Enc(0)``: the latents ``[W, C, D]`` of one encode window of digital silence.
