@@ -233,7 +233,34 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> N
     logging.getLogger().setLevel(logging.DEBUG if param.name == "verbose" else logging.ERROR)
 
 
+def _set_storage_options(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--storage-options JSON``: fsspec options for URLs, in ``LINCAE_STORAGE_OPTIONS`` so that
+    worker processes started later inherit them (lincae_core.location reads it)."""
+    if value is None:
+        return
+    import json
+
+    try:
+        ok = isinstance(json.loads(value), dict)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise click.BadParameter(f"expected a JSON object, got {value[:60]!r}", ctx, param)
+    os.environ["LINCAE_STORAGE_OPTIONS"] = value
+
+
 def _with_verbosity(command: click.Command) -> click.Command:
+    command.params.append(
+        click.Option(
+            ["--storage-options"],
+            metavar="JSON",
+            expose_value=False,
+            is_eager=True,
+            callback=_set_storage_options,
+            help="fsspec options for s3:// and other URLs, a JSON object (default: "
+            "$LINCAE_STORAGE_OPTIONS; endpoint and keys come from the AWS_* variables).",
+        )
+    )
     for name, flag, text in (
         ("verbose", "-v", "Debug logging and full tracebacks."),
         ("quiet", "-q", "No logs or warnings on stderr (results and errors only)."),
@@ -271,3 +298,6 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not ctx.obj["verbose"]:  # the object-storage clients log every endpoint lookup at INFO
+        for name in ("botocore", "aiobotocore", "s3fs", "fsspec", "urllib3", "asyncio"):
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import soundfile as sf
 import soxr
 
 from lincae_core.errors import AudioError
+from lincae_core.location import RemotePath, as_location
 
 __all__ = [
     "AudioInfo",
@@ -44,13 +45,27 @@ def resampled_length(frames: int, rate_in: int, rate_out: int) -> int:
     return (2 * frames * rate_out + rate_in) // (2 * rate_in)
 
 
-def probe_audio(path: str | Path) -> AudioInfo:
+def sound_file(path: str | os.PathLike | RemotePath) -> Any:
+    """What soundfile opens for ``path``: the local path, or a seekable file object on a URL
+    (buffered range reads: a header probe reads the first block, not the whole object)."""
+    loc = as_location(path)
+    if isinstance(loc, RemotePath):
+        return loc.open("rb", block_size=2**20, cache_type="readahead")
+    return str(loc)
+
+
+def probe_audio(path: str | os.PathLike | RemotePath) -> AudioInfo:
     """Read an audio file's header, raising ``AudioError`` naming the file on failure."""
-    p = Path(path)
+    p = as_location(path)
     if p.is_dir():
         raise AudioError(f"{p}: is a directory, expected an audio file.")
     try:
-        info = sf.info(str(p))
+        src = sound_file(p)
+        try:
+            info = sf.info(src)
+        finally:
+            if not isinstance(src, str):
+                src.close()
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
         raise AudioError(f"{p}: not a readable audio file ({_reason(exc)}).") from exc
     if info.frames <= 0:
@@ -104,8 +119,10 @@ class AudioStream:
     calls must not move ``start`` backwards, so only a window's worth of audio is buffered.
     """
 
-    def __init__(self, path: str | Path, sample_rate: int, channels: str = "mono") -> None:
-        self.path = Path(path)
+    def __init__(
+        self, path: str | os.PathLike | RemotePath, sample_rate: int, channels: str = "mono"
+    ) -> None:
+        self.path = as_location(path)
         info = probe_audio(self.path)
         self.rate_in = info.sample_rate
         self.sample_rate = sample_rate
@@ -113,7 +130,8 @@ class AudioStream:
         self.num_channels = 1 if channels == "mono" else 2
         self.expected_length = resampled_length(info.frames, info.sample_rate, sample_rate)
         try:
-            self._file = sf.SoundFile(str(self.path))
+            self._src = sound_file(self.path)
+            self._file = sf.SoundFile(self._src)
         except Exception as exc:
             raise AudioError(f"{self.path}: not a readable audio file ({_reason(exc)}).") from exc
         self._resampler = (
@@ -129,6 +147,8 @@ class AudioStream:
     def close(self) -> None:
         """Close the underlying file."""
         self._file.close()
+        if not isinstance(self._src, str):
+            self._src.close()
 
     def __enter__(self) -> AudioStream:
         return self

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lincae_core.linearity import card_figures, linearity_verdict
+from lincae_core.location import as_location
 from lincae_core.store import LatentStore
 
 __all__ = ["describe_checkpoint", "describe_path", "measured_summary"]
@@ -72,8 +73,8 @@ def describe_path(path: str | Path | None) -> dict[str, Any]:
     released model by name (fetched and cached on first use)."""
     if path is None:
         return describe_checkpoint(None)
-    p = Path(path)
-    if not p.exists():  # perhaps a released model's name: the model code loads here only
+    p = as_location(path)
+    if isinstance(p, Path) and not p.exists():  # a released model's name? (model code loads here only)
         from lincae_core.hub import resolve_if_released
 
         p = resolve_if_released(p)

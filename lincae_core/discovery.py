@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from lincae_core.location import Location, RemotePath, as_location, is_url, storage_errors
+
 __all__ = [
     "AUDIO_EXTENSIONS",
     "Source",
@@ -74,10 +76,11 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
 class Source:
     """One input of an encode: where it is, and the key its track gets in the store."""
 
-    path: Path
+    path: Location
     key: str
     rel: str  # path relative to the library root (POSIX), or the whole path if outside it
     outside: bool = False  # a listed file outside the library root (recorded as a failure)
+    stamp: str | None = None  # size and version of an object, from the bucket listing
 
     def to_dict(self) -> dict[str, str]:
         """Return a JSON-ready dict."""
@@ -206,7 +209,9 @@ def discover(
         FileNotFoundError: ``root`` does not exist (and no file list is given).
     """
     exts = parse_extensions(extensions)
-    base = Path(root)
+    base = as_location(root)
+    if isinstance(base, RemotePath):
+        return _discover_remote(base, exts, files)
     if files is None:
         if base.is_file():
             return [Source(base, _assign_keys([base.name])[0], base.name)]
@@ -222,6 +227,43 @@ def discover(
     return [Source(p, k, r, out) for (r, out, p), k in zip(rows, keys, strict=True)]
 
 
+def _discover_remote(base: RemotePath, exts: Sequence[str], files: Sequence[str] | None) -> list[Source]:
+    """:func:`discover` for a library in object storage: one listing of the prefix (no request
+    per file), or the listed URLs (relative ones under ``base``)."""
+    stamps: dict[str, str] = {}
+    with storage_errors(base, "list the library"):
+        if files is None:
+            if base.is_file():
+                info = base.fs.info(base.path)
+                stamps[base.path] = _object_stamp(info)
+                return [Source(base, _assign_keys([base.name])[0], base.name, stamp=stamps[base.path])]
+            found = base.fs.find(base.path, detail=True)
+            if not found:
+                raise FileNotFoundError(f"Expected a library prefix or audio object. Got {str(base)!r}.")
+            stamps = {k: _object_stamp(v) for k, v in found.items() if is_audio_name(k, exts)}
+            paths = [RemotePath(f"{base.protocol}://{k}") for k in stamps]
+        else:
+            paths = [as_location(f) if is_url(f) else base / f for f in files]
+    rows = []
+    for p in {str(p): p for p in paths}.values():
+        if isinstance(p, RemotePath) and p.path.startswith(base.path + "/"):
+            rows.append((p.path[len(base.path) + 1 :], False, p))
+        else:
+            rows.append((str(p), True, p))
+    rows.sort(key=lambda r: r[0])
+    keys = _assign_keys([r for r, _, _ in rows])
+    return [
+        Source(p, k, r, out, stamps.get(p.path) if isinstance(p, RemotePath) else None)
+        for (r, out, p), k in zip(rows, keys, strict=True)
+    ]
+
+
+def _object_stamp(info: dict) -> str:
+    """Size and version of an object from its listing entry (ETag, else last-modified)."""
+    version = info.get("ETag") or info.get("LastModified") or info.get("mtime") or ""
+    return f"{info.get('size')}\0{version}"
+
+
 def sources_fingerprint(sources: Sequence[Source]) -> str:
     """SHA-256 of every input's key, relative path, size and modification time.
 
@@ -235,8 +277,14 @@ def sources_fingerprint(sources: Sequence[Source]) -> str:
     h = hashlib.sha256()
     for s in sources:
         try:
-            st = os.stat(s.path)
-            stamp = f"{st.st_size}\0{st.st_mtime_ns}"
+            if s.stamp is not None:
+                stamp = s.stamp
+            elif isinstance(s.path, RemotePath):
+                with storage_errors(s.path, "check"):
+                    stamp = _object_stamp(s.path.fs.info(s.path.path))
+            else:
+                st = os.stat(s.path)
+                stamp = f"{st.st_size}\0{st.st_mtime_ns}"
         except OSError:
             stamp = "missing"
         h.update(f"{s.key}\0{s.rel}\0{stamp}\n".encode())

@@ -76,7 +76,9 @@ def storage_options(protocol: str) -> dict[str, Any]:
                 f"--storage-options / {STORAGE_OPTIONS_ENV}: expected a JSON object, got {raw[:60]!r} ({exc})"
             ) from None
         if not isinstance(extra, dict):
-            raise LincaeError(f"--storage-options / {STORAGE_OPTIONS_ENV}: expected a JSON object, got {raw[:60]!r}")
+            raise LincaeError(
+                f"--storage-options / {STORAGE_OPTIONS_ENV}: expected a JSON object, got {raw[:60]!r}"
+            )
         for k, v in extra.items():
             if isinstance(v, dict) and isinstance(opts.get(k), dict):
                 opts[k] = {**opts[k], **v}
@@ -240,20 +242,37 @@ class RemotePath:
         """The fsspec file system of this URL's protocol."""
         return filesystem(self.protocol)
 
+    def info(self) -> dict[str, Any] | None:
+        """The object's or prefix's listing entry (one HEAD, or a one-key LIST for a prefix);
+        None when nothing is there. Other failures (network, credentials) are a
+        :class:`StorageError` (fsspec's ``exists`` would answer False to them)."""
+        with storage_errors(self, "check"):
+            try:
+                return dict(self.fs.info(self._path))
+            except FileNotFoundError:
+                return None
+
     def exists(self) -> bool:
         """True for an object or a non-empty prefix."""
-        with storage_errors(self, "check"):
-            return bool(self.fs.exists(self._path))
+        return self.info() is not None
 
     def is_file(self) -> bool:
         """True for an object."""
-        with storage_errors(self, "check"):
-            return bool(self.fs.isfile(self._path))
+        got = self.info()
+        return got is not None and got.get("type") == "file"
 
     def is_dir(self) -> bool:
         """True for a non-empty prefix (object stores have no empty folders)."""
-        with storage_errors(self, "check"):
-            return bool(self.fs.isdir(self._path))
+        got = self.info()
+        return got is not None and got.get("type") == "directory"
+
+    def missing(self, what: str) -> str:
+        """The message for nothing at this URL: names a missing bucket as such."""
+        bucket = self._path.split("/", 1)[0]
+        if self.protocol in ("s3", "s3a", "gs", "gcs") and bucket and bucket != self._path:
+            if RemotePath(f"{self.protocol}://{bucket}").info() is None:
+                return f"{self}: the bucket {bucket} does not exist (create it, or check the URL and AWS_ENDPOINT_URL)"
+        return f"{self} does not exist ({what})"
 
     def is_symlink(self) -> bool:
         """Always false."""

@@ -57,9 +57,7 @@ def upload_tree(local: Path, out: RemotePath, skip: tuple[str, ...] = ()) -> int
     files = sorted(p for p in local.rglob("*") if p.is_file() and p.relative_to(local).as_posix() not in skip)
     if files:
         with storage_errors(out, "upload"):
-            out.fs.put(
-                [str(p) for p in files], [(out / p.relative_to(local).as_posix()).path for p in files]
-            )
+            out.fs.put([str(p) for p in files], [(out / p.relative_to(local).as_posix()).path for p in files])
     return len(files)
 
 

@@ -22,7 +22,7 @@ from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, loa
 
 
 @click.command("decode")
-@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.argument("store", type=click.Path())
 @click.argument("outdir", required=False, type=click.Path(file_okay=False))
 @click.option("-k", "--key", "keys", multiple=True, help="Track key to decode (repeatable; default all).")
 @out_option(

@@ -9,10 +9,8 @@ same paths and have lincae installed; the model travels with each unit.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import joblib
 
@@ -23,6 +21,7 @@ from lincae_core.decoding.files import (
     decode_keys,
     safe_relpath,
 )
+from lincae_core.location import Location, absolute, as_location
 from lincae_core.nn.model import LinCAE
 from lincae_core.ops.parallel import parallel_backend
 from lincae_core.store import LatentStore
@@ -44,14 +43,14 @@ class DecodeUnit:
 def decode_unit(unit: DecodeUnit) -> DecodeSummary:
     """Decode one unit's tracks (on the worker)."""
     store = LatentStore.open(unit.store)
-    root = Path(unit.root)
+    root = as_location(unit.root)
     targets = {k: _inside(root, safe_relpath(k, "." + unit.settings.fmt)) for k in unit.keys}
     return decode_keys(store, targets, unit.model, replace(unit.settings, jobs=1))
 
 
 def decode_on_cluster(
-    store: Path,
-    root: Path,
+    store: Location,
+    root: Location,
     model: LinCAE,
     keys: Sequence[str],
     settings: DecodeSettings,
@@ -64,9 +63,7 @@ def decode_on_cluster(
     with parallel_backend(1, scheduler) as workers:
         size = max(1, -(-len(keys) // (4 * workers)))
         units = [
-            DecodeUnit(
-                os.path.abspath(store), os.path.abspath(root), tuple(keys[i : i + size]), model, settings
-            )
+            DecodeUnit(absolute(store), absolute(root), tuple(keys[i : i + size]), model, settings)
             for i in range(0, len(keys), size)
         ]
         parts: dict[int, DecodeSummary] = {}

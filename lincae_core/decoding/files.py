@@ -29,6 +29,7 @@ from lincae_core.audio import resampled_length
 from lincae_core.config import InferenceConfig
 from lincae_core.decoding.engine import DecodeTrack, iter_decode_tracks
 from lincae_core.errors import AudioError, LincaeError, StoreMismatchError
+from lincae_core.location import Location, RemotePath, as_location
 from lincae_core.nn.model import LinCAE
 from lincae_core.publish import atomic_path
 from lincae_core.store import LatentStore
@@ -67,8 +68,13 @@ def safe_relpath(key: str, suffix: str) -> Path:
     return Path(*parts[:-1], parts[-1] + suffix)
 
 
-def _inside(root: Path, rel: Path) -> Path:
+def _inside(root: Location, rel: Path) -> Location:
     """``root / rel``, as the caller spelled ``root``, after checking it stays inside ``root``."""
+    if isinstance(root, RemotePath):
+        target_url = root / rel.as_posix()
+        if not target_url.path.startswith(root.path + "/"):
+            raise AudioError(f"output path for {rel} escapes {root}")  # defence in depth
+        return target_url
     target = (root / rel).resolve()
     if os.path.commonpath([root.resolve(), target]) != str(root.resolve()):
         raise AudioError(f"output path for {rel} escapes {root}")  # defence in depth
@@ -183,7 +189,9 @@ def _latents(store: LatentStore, keys: Sequence[str]) -> Iterator[DecodeTrack]:
 class _FileSink:
     """One output file being written: a temporary name, renamed into place by ``close``."""
 
-    def __init__(self, target: Path, rate: int, channels: int, subtype: str, major: str, fmt: str) -> None:
+    def __init__(
+        self, target: Location, rate: int, channels: int, subtype: str, major: str, fmt: str
+    ) -> None:
         self.stack = contextlib.ExitStack()
         tmp = self.stack.enter_context(atomic_path(target, suffix="." + fmt))
         self.file = self.stack.enter_context(sf.SoundFile(tmp, "w", rate, channels, subtype, format=major))
@@ -241,7 +249,7 @@ def decode_store(
         raise AudioError(f"Subtype {subtype} is not valid for {fmt}.")
     keys = list(keys) if keys else [t.key for t in store.tracks(status=1)]
     _check_keys(store, keys)
-    root = Path(out_dir)
+    root = as_location(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     inference = inference or InferenceConfig(batch_size="auto")
     targets = {key: _inside(root, safe_relpath(key, "." + fmt)) for key in keys}
@@ -255,7 +263,7 @@ def decode_store(
         from lincae_core.decoding.cluster import decode_on_cluster
 
         settings = DecodeSettings(fmt, subtype, seed, steps, inference, sample_rate)
-        return decode_on_cluster(Path(store_path), root, model, keys, settings, scheduler, progress)
+        return decode_on_cluster(as_location(store_path), root, model, keys, settings, scheduler, progress)
     settings = DecodeSettings(fmt, subtype, seed, steps, inference, sample_rate, jobs)
     return decode_keys(store, targets, model, settings, progress)
 

@@ -35,6 +35,7 @@ from lincae_core.encoding.run import Runner, RunStats
 from lincae_core.encoding.schedule import BLOCK_TRACKS, BlockSchedule, block_schedule, blocks_of
 from lincae_core.encoding.settings import EncodeProgress, EncodeSettings, EncodeSummary
 from lincae_core.errors import StoreMismatchError
+from lincae_core.location import RemotePath, as_location
 from lincae_core.nn.model import LinCAE
 from lincae_core.store import LatentStore
 from lincae_core.store.layout import STATUS_DONE, STATUS_FAILED, STATUS_PLANNED
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 
 def encode_files(
     sources: Sequence[Source],
-    out: str | Path,
+    out: str | Path | RemotePath,
     model: LinCAE,
     inference: InferenceConfig | None = None,
     settings: EncodeSettings | None = None,
@@ -78,7 +79,7 @@ def encode_files(
     """
     t0 = time.monotonic()
     inference = inference or InferenceConfig(batch_size=AUTO_BATCH)
-    out = Path(out)
+    out = as_location(out)
     settings = resumed_settings(out, settings or EncodeSettings())
     settings = settings.for_device(next(model.parameters()).device.type)
     store, planned = open_or_plan(out, sources, model, inference, settings, args, progress)

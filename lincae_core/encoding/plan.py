@@ -27,11 +27,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import soundfile as sf
 
-from lincae_core.audio import AudioInfo, probe_audio, resampled_length
+from lincae_core.audio import AudioInfo, probe_audio, resampled_length, sound_file
 from lincae_core.config import ModelConfig
 from lincae_core.discovery import Source
 from lincae_core.encoding.settings import EncodeProgress
 from lincae_core.errors import AudioError, StoreFormatError
+from lincae_core.location import Location, RemotePath
 from lincae_core.nn.model import LinCAE
 from lincae_core.nn.transforms import padded_length
 from lincae_core.publish import building_dir
@@ -57,13 +58,21 @@ def probe_source(source: Source) -> AudioInfo:
     """
     if source.outside:
         raise AudioError(f"{source.path}: outside the library root (keys are relative to it).")
-    if not os.path.lexists(source.path):
+    if isinstance(source.path, RemotePath):
+        if not source.path.is_file():
+            raise AudioError(f"{source.path}: no such object.")
+        if source.path.size() == 0:
+            raise AudioError(f"{source.path}: empty object (0 bytes).")
+    elif not os.path.lexists(source.path):
         raise AudioError(f"{source.path}: no such file.")
-    if source.path.is_file() and source.path.stat().st_size == 0:
+    elif source.path.is_file() and source.path.stat().st_size == 0:
         raise AudioError(f"{source.path}: empty file (0 bytes).")
     info = probe_audio(source.path)
     try:
-        log_text = sf.info(str(source.path)).extra_info
+        src = sound_file(source.path)
+        log_text = sf.info(src).extra_info
+        if not isinstance(src, str):
+            src.close()
     except Exception:  # probe_audio just read it; a race with a deleter is not ours to report
         log_text = ""
     m = _DATA_LINE.search(log_text)
@@ -173,7 +182,7 @@ def plan_encode(
 
 
 def create_planned_store(
-    out: Path,
+    out: Location,
     plan: EncodePlan,
     shards: int,
     replace: bool,

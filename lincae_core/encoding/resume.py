@@ -27,8 +27,10 @@ from lincae_core.encoding.plan import create_planned_store, plan_encode
 from lincae_core.encoding.settings import EncodeProgress, EncodeSettings
 from lincae_core.errors import StoreFormatError, StoreMismatchError
 from lincae_core.linearity import card_summary
+from lincae_core.location import Location, RemotePath
 from lincae_core.nn.model import LinCAE
 from lincae_core.publish import remove_stale_siblings
+from lincae_core.remote_publish import remote_state
 from lincae_core.store import LatentStore, lineage_entry
 
 __all__ = ["OpenedStore", "open_or_plan", "resumed_settings"]
@@ -43,7 +45,7 @@ class OpenedStore(NamedTuple):
     planned: bool
 
 
-def resumed_settings(out: Path, settings: EncodeSettings) -> EncodeSettings:
+def resumed_settings(out: Location, settings: EncodeSettings) -> EncodeSettings:
     """``settings`` with the memory format and parallel passes of the store planned at ``out``
     where they are left to the default (None), so that a resumed encode runs as the first one."""
     if settings.overwrite or not (out / "zarr.json").is_file():
@@ -61,7 +63,7 @@ def resumed_settings(out: Path, settings: EncodeSettings) -> EncodeSettings:
 
 
 def _plan_store(
-    out: Path,
+    out: Location,
     sources: Sequence[Source],
     model: LinCAE,
     settings: EncodeSettings,
@@ -108,8 +110,18 @@ def _plan_store(
     )
 
 
+def _to_plan(out: Location) -> bool:
+    """True when ``out`` has no store yet: nothing there (an empty folder), or in object storage
+    the objects of a plan not committed yet (another shard planning now, or one killed while
+    uploading: planning again uploads the same objects, and one conditional root commits)."""
+    if not isinstance(out, RemotePath):
+        return not out.exists() or (out.is_dir() and not any(out.iterdir()))
+    state = remote_state(out)
+    return state == "absent" or (state == "other" and (out / "tracks" / "key" / "zarr.json").is_file())
+
+
 def open_or_plan(
-    out: Path,
+    out: Location,
     sources: Sequence[Source],
     model: LinCAE,
     inference: InferenceConfig,
@@ -133,7 +145,7 @@ def open_or_plan(
     """
     request = EncodeRequest.of(model, inference, settings, sources)
     encoding = expected_encoding(request)
-    for p in remove_stale_siblings(out):
+    for p in remove_stale_siblings(out) if isinstance(out, Path) else ():
         log.info("removed stale temporary %s", p)
     planned = False
     if settings.overwrite and (out.exists() or out.is_symlink()):
@@ -144,7 +156,7 @@ def open_or_plan(
         log.info("replacing %s (--overwrite)", out)
         planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, True)
     for _ in range(3):  # plan, or lose the race to another shard and open its store
-        if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        if _to_plan(out):
             planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, False)
         try:
             store = LatentStore.open(out, "r+")

@@ -55,7 +55,9 @@ def check_complete(inputs: Sequence[LatentStore], require_complete: bool) -> dic
     return left
 
 
-def check_output(out: str | os.PathLike | RemotePath, inputs: Sequence[LatentStore], overwrite: bool) -> Location:
+def check_output(
+    out: str | os.PathLike | RemotePath, inputs: Sequence[LatentStore], overwrite: bool
+) -> Location:
     """Refuse an output that exists (unless ``overwrite``) or that is one of the inputs."""
     out = as_location(out)
     for s in inputs:

@@ -37,18 +37,16 @@ def zarr_store(path: Location, mode: Literal["r", "r+", "w"]) -> Any:
     from zarr.storage import FsspecStore
 
     with storage_errors(path, "open"):
-        return FsspecStore.from_url(str(path), storage_options=storage_options(path.protocol), read_only=mode == "r")
+        return FsspecStore.from_url(
+            str(path), storage_options=storage_options(path.protocol), read_only=mode == "r"
+        )
 
 
 def open_group(path: Location, mode: Literal["r", "r+"]) -> Any:
     """Open the Zarr group of a store, or fail with a one-line ``StoreFormatError``."""
     if isinstance(path, RemotePath):
-        with storage_errors(path, "open"):
-            found = (path / "zarr.json").is_file()
-        if not found:
-            raise StoreFormatError(
-                f"{path} does not exist (expected a lincae latent store: no {path / 'zarr.json'})"
-            )
+        if not (path / "zarr.json").is_file():
+            raise StoreFormatError(path.missing(f"expected a lincae latent store: no {path / 'zarr.json'}"))
     elif not path.exists():
         raise StoreFormatError(f"{path} does not exist (expected a lincae latent store)")
     try:

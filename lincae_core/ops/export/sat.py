@@ -14,11 +14,11 @@ import io
 import json
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lincae_core.location import Location, RemotePath
 from lincae_core.ops.export.windows import key_prefix
 from lincae_core.store import LatentStore
 
@@ -37,14 +37,17 @@ def file_list(keys: Sequence[str], counts: np.ndarray, hop: int) -> list[str]:
     ]
 
 
-def _write(path: Path, data: bytes) -> None:
+def _write(path: Location, data: bytes) -> None:
+    if isinstance(path, RemotePath):
+        path.write_bytes(data)  # one PUT: whole or absent
+        return
     tmp = path.with_name(f"{path.name}.partial")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
 def write_sat_extras(
-    root: Path,
+    root: Location,
     store: LatentStore,
     common: Mapping[str, Any],
     *,

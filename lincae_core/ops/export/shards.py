@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from lincae_core.errors import ConfigError, LincaeError, StoreMismatchError
+from lincae_core.location import Location, absolute, as_location, is_remote
 from lincae_core.ops.export.metadata import RESERVED_FIELDS, read_track_metadata
 from lincae_core.ops.export.sat import FORMATS, file_list, write_sat_extras
 from lincae_core.ops.export.windows import window_counts
@@ -121,7 +122,7 @@ def _rows(store: LatentStore, keys: Sequence[str] | None) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64)
 
 
-def _check_pattern(pattern: str, overwrite: bool) -> Path:
+def _check_pattern(pattern: str, overwrite: bool) -> Location:
     try:
         a, b = pattern % 0, pattern % 1
     except (TypeError, ValueError) as exc:
@@ -131,8 +132,9 @@ def _check_pattern(pattern: str, overwrite: bool) -> Path:
     if a == b:
         raise ConfigError(f"pattern: expected a %-field for the shard number, got {pattern!r}")
     check_free(a, overwrite, "the shards")
-    Path(a).parent.mkdir(parents=True, exist_ok=True)
-    return Path(a)
+    first = as_location(a)
+    first.parent.mkdir(parents=True, exist_ok=True)
+    return first
 
 
 def _shards_per_unit(n_shards: int, maxcount: int, n_jobs: int) -> int:
@@ -222,7 +224,7 @@ def export_shards(
     rows = _rows(s, keys)
     if format == "sat-dir":
         check_free(pattern, overwrite, "the export directory")
-        Path(pattern).mkdir(parents=True, exist_ok=True)
+        as_location(pattern).mkdir(parents=True, exist_ok=True)
     else:
         _check_pattern(pattern, overwrite)
     table = s.table()
@@ -243,8 +245,8 @@ def export_shards(
         **({"normalization": norm} if norm is not None else {}),
     }
     spec = Spec(
-        store=os.path.abspath(s.path),  # the units' paths: workers may run in another directory
-        pattern=os.path.abspath(pattern),
+        store=absolute(s.path),  # the units' paths: workers may run in another directory
+        pattern=absolute(pattern),
         maxcount=maxcount,
         window=window,
         hop=hop,
@@ -296,10 +298,11 @@ def export_shards(
     except BaseException:
         for name in shard_names:  # units killed by the abort leave their partial shard
             with contextlib.suppress(OSError):
-                Path(f"{name}.partial").unlink(missing_ok=True)
+                if not is_remote(name):  # a shard at a URL is uploaded whole or not at all
+                    Path(f"{name}.partial").unlink(missing_ok=True)
         raise
     if format != "wds":
-        root = Path(pattern) if format == "sat-dir" else Path(pattern % 0).parent
+        root = as_location(pattern) if format == "sat-dir" else as_location(pattern % 0).parent
         write_sat_extras(
             root,
             s,

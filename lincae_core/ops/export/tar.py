@@ -8,12 +8,15 @@ renamed when complete (:class:`ShardFile`).
 from __future__ import annotations
 
 import io
+import os
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
+from lincae_core.location import as_location, is_remote, storage_errors
 from lincae_core.publish import publish_file
 
 __all__ = ["TAR_BLOCK", "ShardFile", "npy_header", "tar_header"]
@@ -69,11 +72,18 @@ def npy_header(dtype: np.dtype, shape: tuple[int, int]) -> bytes:
 
 
 class ShardFile:
-    """One shard written as ``<name>.partial`` and renamed when complete."""
+    """One shard written as ``<name>.partial`` and renamed when complete; a shard at a URL is
+    written to a local temporary file and uploaded when complete (one request)."""
 
     def __init__(self, name: str) -> None:
         self.name, self.size = name, 0
-        self._fh: BinaryIO = open(f"{name}.partial", "wb")  # noqa: SIM115 - closed in finish/abort
+        self._remote = is_remote(name)
+        if self._remote:
+            fd, self._tmp = tempfile.mkstemp(prefix="lincae-shard-", suffix=".tar")
+            os.close(fd)
+        else:
+            self._tmp = f"{name}.partial"
+        self._fh: BinaryIO = open(self._tmp, "wb")  # noqa: SIM115 - closed in finish/abort
 
     def write(self, parts: list[bytes | memoryview]) -> None:
         data = b"".join(parts)
@@ -85,8 +95,16 @@ class ShardFile:
         end += -(self.size + end) % TAR_RECORD
         self._fh.write(bytes(end))
         self._fh.close()
-        publish_file(f"{self.name}.partial", self.name)
+        if self._remote:
+            try:
+                url = as_location(self.name)
+                with storage_errors(url, "upload the shard"):
+                    url.fs.put_file(self._tmp, url.path)
+            finally:
+                Path(self._tmp).unlink(missing_ok=True)
+        else:
+            publish_file(self._tmp, self.name)
 
     def abort(self) -> None:
         self._fh.close()
-        Path(f"{self.name}.partial").unlink(missing_ok=True)
+        Path(self._tmp).unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lincae_core.location import as_location, is_remote
 from lincae_core.ops.export.tar import TAR_BLOCK, ShardFile, npy_header, tar_header
 from lincae_core.ops.export.windows import key_prefix
 from lincae_core.store import LatentArray
@@ -82,6 +83,11 @@ class ShardUnit:
 def _write_files(root: str, name: str, members: list[tuple[str, bytes, bytes | memoryview]]) -> None:
     """``sat-dir``: a window as files ``root/<name>.json`` and ``root/<name>.npy``, each written
     under a temporary name and renamed (a window's files are whole or absent)."""
+    if is_remote(root):
+        url = as_location(root) / name
+        for ext, head, body in members:  # one PUT a file: whole or absent
+            url.with_name(f"{url.name}.{ext}").write_bytes(bytes(head) + bytes(body))
+        return
     base = Path(root) / name
     base.parent.mkdir(parents=True, exist_ok=True)
     for ext, head, body in members:

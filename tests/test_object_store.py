@@ -1,0 +1,190 @@
+"""Every command on S3 object storage, against a real S3 API (moto's server on 127.0.0.1), through
+the installed ``lincae`` console script: the same latents, bytes and audio as on a local disk."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from _s3 import s3_env, s3_server  # noqa: F401
+
+from lincae_core.store import LatentStore
+
+LINCAE = shutil.which("lincae") or f"{sys.executable} -m lincae_cli"
+
+
+def lincae(
+    *args: str, env: dict[str, str], code: int = 0, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """Run the installed console script; check its exit status."""
+    proc = subprocess.run(
+        [*LINCAE.split(), *args], env=env, capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+    assert proc.returncode == code, f"lincae {' '.join(args)} -> {proc.returncode}\n{proc.stderr}"
+    return proc
+
+
+def make_library(root: Path, n: int = 3) -> Path:
+    """A few short mono WAVs of different lengths (one stereo, one at 44.1 kHz)."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        rate = 44100 if i == 1 else 16000
+        t = np.arange(int(rate * (1.5 + 0.7 * i))) / rate
+        x = 0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t) + 0.01 * rng.standard_normal(t.size)
+        if i == 2:
+            x = np.stack([x, 0.5 * x], axis=1)
+        sf.write(root / f"song{i}.wav", x.astype(np.float32), rate)
+    return root
+
+
+def same_store(a: str, b: str) -> None:
+    """Two stores hold the same tracks, rows and latents (store ids and paths may differ)."""
+    sa, sb = LatentStore.open(a), LatentStore.open(b)
+    ta, tb = sa.table(), sb.table()
+    assert ta.keys() == tb.keys()
+    for col in ta:
+        assert np.array_equal(ta[col], tb[col]), (a, col)
+    for k in sa.keys():
+        assert np.array_equal(sa.read_track(k), sb.read_track(k)), (a, k)
+    assert sa.attrs["model"] == sb.attrs["model"]
+    ea, eb = dict(sa.encoding or {}), dict(sb.encoding or {})
+    # what identifies the inputs: sizes and mtimes on disk, sizes and ETags in a bucket
+    assert (ea.pop("inputs_sha256", None) is None) == (eb.pop("inputs_sha256", None) is None)
+    assert ea == eb
+
+
+def tar_members(data: bytes) -> list[tuple[str, bytes]]:
+    """A shard's members with the store id masked (each store has its own)."""
+    out = []
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        for m in tf.getmembers():
+            body = tf.extractfile(m).read()  # type: ignore[union-attr]
+            if m.name.endswith(".json"):
+                rec = json.loads(body)
+                rec.pop("store_id", None)
+                body = json.dumps(rec, sort_keys=True).encode()
+            out.append((m.name, body))
+    return out
+
+
+@pytest.mark.slow
+def test_round_trip_on_a_bucket_equals_local_disk(s3_server, s3_env, tmp_path: Path) -> None:  # noqa: F811
+    """encode (audio read from the bucket) -> gain -> mix -> extract -> select -> concat -> decode ->
+    export, every store and file in the bucket, against the same commands on a local disk."""
+    import s3fs
+
+    env = {**os.environ, **s3_server.env()}
+    lib = make_library(tmp_path / "library")
+    fs = s3fs.S3FileSystem()
+    fs.put(str(lib) + "/", f"{s3_env}/library/", recursive=True)
+    keys = tmp_path / "keys.txt"
+    keys.write_text("song2\nsong0\n")
+    bucket, local = f"s3://{s3_env}", tmp_path / "local"
+    local.mkdir()
+    for root, src in ((bucket, f"s3://{s3_env}/library"), (str(local), str(lib))):
+        out = lincae("encode", src, f"{root}/a.zarr", env=env).stdout.strip()
+        assert out == f"{root}/a.zarr"  # the store's URL alone on stdout: commands chain
+        lincae("gain", f"{root}/a.zarr", "--gain", "0.5", "-o", f"{root}/g.zarr", env=env)
+        lincae("mix", f"{root}/a.zarr", f"{root}/g.zarr", "--gain", "0.7", "-o", f"{root}/m.zarr", env=env)
+        lincae("extract", f"{root}/m.zarr", "--minus", f"{root}/g.zarr", "-o", f"{root}/e.zarr", env=env)
+        lincae(
+            "select",
+            f"{root}/e.zarr",
+            "--keys-from",
+            str(keys),
+            "--start",
+            "0.25",
+            "-o",
+            f"{root}/s.zarr",
+            env=env,
+        )
+        lincae("concat", f"{root}/a.zarr", "--keys-from", str(keys), "-o", f"{root}/c.zarr", env=env)
+        lincae("decode", f"{root}/s.zarr", f"{root}/audio", env=env)
+        lincae(
+            "export", f"{root}/c.zarr", f"{root}/shards/%06d.tar", "--window", "1", "--maxcount", "2", env=env
+        )
+    for name in ("a", "g", "m", "e", "s", "c"):
+        same_store(f"{bucket}/{name}.zarr", str(local / f"{name}.zarr"))
+    for wav in sorted((local / "audio").glob("*.wav")):
+        assert fs.cat(f"{s3_env}/audio/{wav.name}") == wav.read_bytes(), wav.name
+    local_shards = sorted((local / "shards").glob("*.tar"))
+    assert [p.name for p in local_shards] == sorted(Path(p).name for p in fs.find(f"{s3_env}/shards"))
+    for p in local_shards:
+        assert tar_members(fs.cat(f"{s3_env}/shards/{p.name}")) == tar_members(p.read_bytes())
+    # ls and info read the bucket store; the lineage names the bucket URLs
+    assert lincae("ls", f"{bucket}/a.zarr", env=env).stdout.split("\t")[0] == "song0"
+    info = json.loads(lincae("info", f"{bucket}/m.zarr", "--json", env=env).stdout)
+    assert info["path"] == f"{bucket}/m.zarr"
+    assert [i["path"] for i in info["lineage"][-1]["inputs"]] == [f"{bucket}/a.zarr", f"{bucket}/g.zarr"]
+    # nothing local was made by the bucket runs (the old bug: a folder named 's3:')
+    assert not (tmp_path / "s3:").exists() and not Path("s3:").exists()
+
+
+def test_op_outputs_without_o_go_beside_the_input_in_the_bucket(s3_server, s3_env, tmp_path: Path) -> None:  # noqa: F811
+    from lincae_core.ops import gain_store, mix_stores
+    from lincae_core.store.synthetic import synthetic_store
+
+    a = f"s3://{s3_env}/lib/a.zarr"
+    synthetic_store(a, [("x", 300), ("y", 170)], chunk_frames=64)
+    first = gain_store(a, None, 0.5).out
+    second = gain_store(a, None, 0.5).out
+    assert (first, second) == (f"s3://{s3_env}/lib/a.gain.zarr", f"s3://{s3_env}/lib/a.gain-2.zarr")
+    m = mix_stores([a, first], None)
+    assert m.out == f"s3://{s3_env}/lib/a+a.gain.mix.zarr"
+    z = LatentStore.open(m.out).read_track("y").astype(np.float32)
+    want = 1.5 * LatentStore.open(a).read_track("y").astype(np.float32)
+    assert np.abs(z - want).max() < 2e-3
+
+
+def test_a_killed_op_leaves_nothing_taken_for_a_store(s3_server, s3_env) -> None:  # noqa: F811
+    """An op output is committed last: before that its root says 'incomplete'; a re-run replaces it."""
+    from lincae_core.errors import StoreFormatError
+    from lincae_core.ops import gain_store
+    from lincae_core.store.synthetic import synthetic_store
+
+    a, out = f"s3://{s3_env}/a.zarr", f"s3://{s3_env}/b.zarr"
+    synthetic_store(a, [("x", 300)], chunk_frames=64)
+    s = LatentStore.create(
+        out,
+        model_id="synthetic",
+        model_config={"name": "synthetic"},
+        geometry=LatentStore.open(a).geometry,
+        channels=1,
+        commit=False,
+    )  # what a killed op leaves: latents and table, the root not committed
+    s.plan([("x", 300, 300 * 256, 16000, 1)])
+    with pytest.raises(StoreFormatError, match="incomplete lincae store"):
+        LatentStore.open(out)
+    r = gain_store(a, out, 2.0)  # no --overwrite needed: what a killed run left is not an output
+    assert LatentStore.open(r.out).n_tracks == 1
+
+
+def test_errors_name_the_url_and_what_to_do(s3_server, s3_env, tmp_path: Path) -> None:  # noqa: F811
+    env = {**os.environ, **s3_server.env()}
+    missing_key = lincae("ls", f"s3://{s3_env}/nope.zarr", env=env, code=1).stderr.strip().splitlines()
+    assert len(missing_key) == 1 and f"s3://{s3_env}/nope.zarr" in missing_key[0], missing_key
+    no_bucket = lincae("ls", "s3://no-such-bucket-xyz/a.zarr", env=env, code=1).stderr.strip().splitlines()
+    assert len(no_bucket) == 1 and "s3://no-such-bucket-xyz/a.zarr" in no_bucket[0], no_bucket
+    wrong = {
+        **env,
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "LINCAE_STORAGE_OPTIONS": json.dumps(
+            {"config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}}}
+        ),
+    }
+    lines = lincae("ls", f"s3://{s3_env}/a.zarr", env=wrong, code=1).stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach" in lines[0] and "AWS_ENDPOINT_URL" in lines[0], lines
+    bad_opts = lincae("ls", f"s3://{s3_env}/a.zarr", "--storage-options", "{nope", env=env, code=2).stderr
+    assert "--storage-options" in bad_opts and "JSON object" in bad_opts
+    # a URL is never a local folder
+    assert not (tmp_path / "s3:").exists()
