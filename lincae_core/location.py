@@ -269,9 +269,12 @@ class RemotePath:
     def missing(self, what: str) -> str:
         """The message for nothing at this URL: names a missing bucket as such."""
         bucket = self._path.split("/", 1)[0]
-        if self.protocol in ("s3", "s3a", "gs", "gcs") and bucket and bucket != self._path:
-            if RemotePath(f"{self.protocol}://{bucket}").info() is None:
-                return f"{self}: the bucket {bucket} does not exist (create it, or check the URL and AWS_ENDPOINT_URL)"
+        in_bucket = self.protocol in ("s3", "s3a", "gs", "gcs") and bucket and bucket != self._path
+        if in_bucket and RemotePath(f"{self.protocol}://{bucket}").info() is None:
+            return (
+                f"{self}: the bucket {bucket} does not exist "
+                "(create it, or check the URL and AWS_ENDPOINT_URL)"
+            )
         return f"{self} does not exist ({what})"
 
     def is_symlink(self) -> bool:

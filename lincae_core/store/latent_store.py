@@ -32,8 +32,8 @@ import zarr
 import lincae_core.store.layout as sl
 from lincae_core.config.geometry import Geometry
 from lincae_core.errors import StoreFormatError
-from lincae_core.publish import check_free
 from lincae_core.location import Location, RemotePath, as_location, storage_errors
+from lincae_core.publish import check_free
 from lincae_core.store.array import open_group, zarr_store
 from lincae_core.store.ledger import read_ledger
 from lincae_core.store.lineage import utc_now
