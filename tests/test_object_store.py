@@ -195,3 +195,86 @@ def test_errors_name_the_url_and_what_to_do(s3_server, s3_env, tmp_path: Path) -
     assert "JSON object" in bad_opts
     # a URL is never a local folder
     assert not (tmp_path / "s3:").exists()
+
+
+def bucket_digest(fs, prefix: str) -> dict[str, str]:  # noqa: ANN001
+    """SHA-256 of every object of a bucket store but its root attributes (ids and times differ)."""
+    import hashlib
+
+    return {
+        k[len(prefix) :]: hashlib.sha256(fs.cat(k)).hexdigest()
+        for k in sorted(fs.find(prefix))
+        if not k.endswith(f"{prefix}/zarr.json")
+    }
+
+
+@pytest.mark.slow
+def test_an_op_on_bucket_stores_on_a_two_worker_local_cluster(s3_server, s3_env) -> None:  # noqa: F811
+    """Workers open the URLs themselves (from the environment they inherit): byte-identical output."""
+    distributed = pytest.importorskip("distributed", reason="pip install 'lincae[dask]'")
+    import s3fs
+
+    from lincae_core import ops
+    from lincae_core.ops import OpOptions
+    from lincae_core.store.synthetic import synthetic_store
+
+    tracks = [(f"t{i:03d}", 5 + (i * 37) % 90) for i in range(40)]
+    a, b = f"s3://{s3_env}/A.zarr", f"s3://{s3_env}/B.zarr"
+    synthetic_store(a, tracks, seed=1, chunk_frames=64)
+    synthetic_store(b, tracks, seed=2, chunk_frames=64)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as c:
+        ops.mix_stores(
+            [a, b],
+            f"s3://{s3_env}/m-dask.zarr",
+            [0.5, 2.0],
+            options=OpOptions(max_block_frames=128, scheduler=c.scheduler_address),
+        )
+        assert len(c.workers) == 2
+    ops.mix_stores([a, b], f"s3://{s3_env}/m-1.zarr", [0.5, 2.0], options=OpOptions(max_block_frames=128))
+    fs = s3fs.S3FileSystem()
+    one, dask = bucket_digest(fs, f"{s3_env}/m-1.zarr"), bucket_digest(fs, f"{s3_env}/m-dask.zarr")
+    assert one == dask
+    assert any(k.startswith("/latents/c") for k in one)
+
+
+@pytest.mark.slow
+def test_two_shard_processes_encoding_into_one_bucket_store_at_once(
+    s3_server,  # noqa: F811
+    s3_env,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Started together, two --shard i/2 processes race to plan (one conditional PUT commits) and
+    write disjoint objects: the store equals a one-process encode."""
+    import s3fs
+
+    env = {**os.environ, **s3_server.env()}
+    lib = make_library(tmp_path / "library", n=6)
+    out = f"s3://{s3_env}/x.zarr"
+    procs = [
+        subprocess.Popen(
+            [*LINCAE.split(), "encode", str(lib), out, "--shard", f"{i}/2"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    planned = [
+        json.loads(line)
+        for line in lincae("ls", out, "--json", "--status", "all", env=env).stdout.splitlines()
+    ]
+    assert [r["status"] for r in planned] == ["done"] * 6
+    lincae("encode", str(lib), str(tmp_path / "one.zarr"), env=env)
+    a, b = LatentStore.open(out), LatentStore.open(tmp_path / "one.zarr")
+    keys = a.keys()
+    assert keys == b.keys()
+    for k in keys:
+        assert np.array_equal(a.read_track(k), b.read_track(k)), k
+    fs = s3fs.S3FileSystem()
+    ledgers = [k for k in fs.find(f"{s3_env}/x.zarr") if "/ledger/" in k]
+    assert ledgers == []  # nothing failed
