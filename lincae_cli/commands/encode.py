@@ -66,8 +66,16 @@ _DEF = InferenceConfig()
     "--chunk-frames",
     type=click.IntRange(1),
     default=None,
-    help="Latent frames per Zarr chunk of a new store [default: 16384, 2 MiB for 64-dim "
+    help="Latent frames per stored object of a new store [default: 16384, 2 MiB for 64-dim "
     "mono float16]; see docs/store-format.md.",
+)
+@click.option(
+    "--chunks-per-object",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Zarr v3 sharding: split each stored object into this many chunks, which readers fetch "
+    "with range requests (fewer, larger objects in a bucket; docs/store-format.md, 'Object storage').",
 )
 @click.option(
     "--window",
@@ -140,6 +148,7 @@ def encode_cmd(
     channels: str,
     dtype: str,
     chunk_frames: int | None,
+    chunks_per_object: int,
     window_s: float,
     overlap_s: float | None,
     batch_size: int | str,
@@ -182,6 +191,7 @@ def encode_cmd(
             compile=compile_,
             parallel_forward=parallel_forward,
             chunk_frames=chunk_frames,
+            chunks_per_object=chunks_per_object,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

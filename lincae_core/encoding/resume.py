@@ -105,6 +105,7 @@ def _plan_store(
         encoding=encoding,
         lineage=lineage,
         **({} if settings.chunk_frames is None else {"chunk_frames": settings.chunk_frames}),
+        chunks_per_object=settings.chunks_per_object,
         model_card=card_summary(model.card),
         origin=encode_origin(model, inference, settings.latent_channels),
     )

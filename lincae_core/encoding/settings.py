@@ -42,6 +42,8 @@ class EncodeSettings:
             then do not depend on the number of cores (every pass runs on one thread).
         chunk_frames: Frames per latent chunk of a new store (None: the store default,
             ``DEFAULT_CHUNK_FRAMES``); a store being resumed keeps its own.
+        chunks_per_object: Zarr v3 sharding of a new store's latents: chunks per stored object
+            (1: none; :meth:`lincae_core.store.LatentStore.create`).
         chunk_writes: Buffer finished tracks and write them together, a chunk at a time, instead
             of one read-modify-write of the shared chunk per track (same bytes, same crash
             safety: a track is marked done only after its latents are written).
@@ -60,6 +62,7 @@ class EncodeSettings:
     compile: bool = False
     chunk_writes: bool = True
     chunk_frames: int | None = None
+    chunks_per_object: int = 1
     parallel_forward: bool | None = None
 
     def __post_init__(self) -> None:

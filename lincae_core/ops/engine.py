@@ -143,6 +143,7 @@ def run_plan(
             channels=first.channels,
             dtype=dtype or options.dtype or first.dtype,
             chunk_frames=first.chunk_frames,
+            chunks_per_object=first.chunks_per_object,
             chunk_key_separator=first.chunk_key_separator,
             encoding=first.encoding,
             model_card=first.model_card,

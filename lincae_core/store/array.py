@@ -78,7 +78,7 @@ class LatentArray:
     def __init__(self, array: Any, attrs: Mapping[str, Any], path: Location) -> None:
         """Wrap a zarr array after checking its shape, chunks and dtype against ``attrs``."""
         c, d = attrs["channels"], attrs["geometry"]["latent_dim"]
-        shape, chunks = tuple(array.shape), tuple(array.chunks)
+        shape, chunks = tuple(array.shape), tuple(array.shards or array.chunks)
         if len(shape) != 3 or shape[1:] != (c, d) or shape[0] > sl.MAX_FRAMES:
             raise StoreFormatError(f"{path}: latents: expected shape (F, {c}, {d}), got {shape}")
         if chunks[1:] != (c, d) or not 1 <= chunks[0] <= sl.MAX_CHUNK_FRAMES:
@@ -121,8 +121,15 @@ class LatentArray:
 
     @property
     def chunk_frames(self) -> int:
-        """Frames per chunk."""
-        return int(self._array.chunks[0])
+        """Frames per stored object: a chunk, or a Zarr v3 shard of several chunks (the unit of
+        writes, of the layout's alignment and of the chunk caches)."""
+        return int((self._array.shards or self._array.chunks)[0])
+
+    @property
+    def chunks_per_object(self) -> int:
+        """Chunks in one stored object: 1, or the chunks of a Zarr v3 shard (a reader fetches one
+        chunk of a shard with a range request after reading the shard's index)."""
+        return int(self._array.shards[0] // self._array.chunks[0]) if self._array.shards else 1
 
     def read(self, start: int, stop: int, buffer: np.ndarray | None = None) -> np.ndarray:
         """Read frames ``[start, stop)`` as ``[stop - start, C, D]`` in the storage dtype.

@@ -61,7 +61,13 @@ class StoreBase:
     )
     geometry = property(lambda self: self._geometry, doc="The store :class:`Geometry`.")
     latents = property(lambda self: self._latents, doc="The :class:`LatentArray`.")
-    chunk_frames = property(lambda self: self._latents.chunk_frames, doc="Frames per chunk.")
+    chunk_frames = property(
+        lambda self: self._latents.chunk_frames, doc="Frames per stored object (a chunk, or a Zarr shard)."
+    )
+    chunks_per_object = property(
+        lambda self: self._latents.chunks_per_object,
+        doc="Chunks per stored object (Zarr v3 sharding; 1: none).",
+    )
     total_frames = property(lambda self: self._latents.shape[0], doc="Frames F of the array.")
     n_tracks = property(lambda self: int(self._table["key"].shape[0]), doc="Rows of the table.")
 

@@ -94,6 +94,7 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
         model_card: Mapping[str, Any] | None = None,
         chunk_key_separator: str | None = None,
         commit: bool = True,
+        chunks_per_object: int = 1,
     ) -> LatentStore:
         """Create an empty, unplanned store (mode ``r+``); then call :meth:`plan`.
 
@@ -113,6 +114,10 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
                 trained gain range (:func:`lincae_core.linearity.card_summary`).
             chunk_key_separator: ``"."`` (chunk files ``latents/c.K.0.0``) or ``"/"``
                 (``latents/c/K/0/0``); None: ``CHUNK_KEY_SEPARATOR``.
+            chunks_per_object: Zarr v3 sharding: each stored object (of ``chunk_frames`` frames)
+                holds this many chunks, read one by one with range requests (1: one object a
+                chunk, no sharding). Fewer objects for a store of small chunks in object storage
+                (docs/store-format.md, "Object storage").
             commit: False: the root keeps the format ``lincae-latents-incomplete`` (no reader
                 takes it for a store) until :meth:`commit`; what object-storage outputs do, as
                 they cannot be renamed into place when complete.
@@ -126,6 +131,11 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
         geo = geometry if isinstance(geometry, Geometry) else Geometry.from_dict(geometry)
         if not 1 <= chunk_frames <= sl.MAX_CHUNK_FRAMES:
             raise StoreFormatError(f"chunk_frames: expected 1..{sl.MAX_CHUNK_FRAMES}, got {chunk_frames}")
+        if chunks_per_object < 1 or chunk_frames % chunks_per_object:
+            raise StoreFormatError(
+                f"chunks_per_object: expected a divisor of chunk_frames ({chunk_frames}), "
+                f"got {chunks_per_object}"
+            )
         sep = CHUNK_KEY_SEPARATOR if chunk_key_separator is None else chunk_key_separator
         if sep not in (".", "/"):
             raise StoreFormatError(f"chunk_key_separator: expected '.' or '/', got {sep!r}")
@@ -148,7 +158,9 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
         }
         sl.validate_attrs(attrs, str(path))
         with storage_errors(path, "create the store"):
-            return cls._create_group(path, attrs, channels, geo, chunk_frames, dtype, sep, commit)
+            return cls._create_group(
+                path, attrs, channels, geo, (chunk_frames, chunks_per_object), dtype, sep, commit
+            )
 
     @classmethod
     def _create_group(
@@ -157,16 +169,19 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
         attrs: dict[str, Any],
         channels: int,
         geo: Geometry,
-        chunk_frames: int,
+        object_chunks: tuple[int, int],
         dtype: str,
         sep: str,
         commit: bool,
     ) -> LatentStore:
+        chunk_frames, per_object = object_chunks
         group = zarr.open_group(zarr_store(path, "w"), mode="w")
+        frame = (channels, geo.latent_dim)
         group.create_array(
             "latents",
-            shape=(0, channels, geo.latent_dim),
-            chunks=(chunk_frames, channels, geo.latent_dim),
+            shape=(0, *frame),
+            chunks=(chunk_frames // per_object, *frame),
+            **({"shards": (chunk_frames, *frame)} if per_object > 1 else {}),
             dtype=dtype,
             compressors=None,
             fill_value=0,
@@ -240,6 +255,7 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
             "channels": a["channels"],
             "dtype": a["dtype"],
             "chunk_frames": self.chunk_frames,
+            "chunks_per_object": self.chunks_per_object,
             "encoding": a["encoding"],
             "layout": a["layout"],
             "tracks": self.n_tracks,
