@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from _s3 import s3_env, s3_server  # noqa: F401
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -63,3 +64,40 @@ def test_readme_pipeline_runs_literally(tmp_path: Path, micro_ckpt: str) -> None
     assert (tmp_path / "remix" / "song1.wav").is_file()  # decode "$(lincae mix ...)"
     assert (tmp_path / "vocals-song2" / "song2.wav").is_file()  # the xargs chain
     assert any(line.startswith("accompaniment/song1\t") for line in lines)  # ls | head -1
+
+
+def readme_bucket_pipeline() -> str:
+    """The bash block between the README's ``bucket-pipeline`` markers."""
+    text = README.read_text(encoding="utf-8")
+    m = re.search(r"<!-- bucket-pipeline:.*?-->\s*```bash\n(.*?)```\s*<!-- /bucket-pipeline -->", text, re.S)
+    assert m, "README.md lost its bucket-pipeline block"
+    return m.group(1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("lincae") is None, reason="needs the installed console script")
+def test_readme_bucket_pipeline_runs_literally(tmp_path: Path, micro_ckpt: str, s3_server, s3_env) -> None:  # noqa: ANN001, F811
+    """The README's object-storage commands, as typed, against a real S3 API (moto on 127.0.0.1);
+    only the bucket's name is the test's."""
+    import s3fs
+
+    make_library(tmp_path / "library")
+    script = readme_bucket_pipeline().replace("s3://bucket/", f"s3://{s3_env}/")
+    assert f"lincae encode ./library s3://{s3_env}/out.zarr" in script
+    env = {**os.environ, **s3_server.env(), "LINCAE_CHECKPOINT": micro_ckpt, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"s3://{s3_env}/out.zarr"
+    assert f"s3://{s3_env}/a+b.mix.zarr" in lines
+    fs = s3fs.S3FileSystem()
+    names = {k.split("/", 1)[1] for k in fs.find(s3_env)}
+    assert {"audio/vocals/song1.wav", "shards/000000.tar", "quiet.zarr/zarr.json"} <= names
+    assert not any(p.name.startswith("s3") for p in tmp_path.iterdir())  # nothing local named after a URL
