@@ -278,3 +278,48 @@ def test_two_shard_processes_encoding_into_one_bucket_store_at_once(
     fs = s3fs.S3FileSystem()
     ledgers = [k for k in fs.find(f"{s3_env}/x.zarr") if "/ledger/" in k]
     assert ledgers == []  # nothing failed
+
+
+def test_training_loaders_read_bucket_stores_in_worker_processes(s3_server, s3_env) -> None:  # noqa: F811
+    """LatentWindows over a bucket store: the same windows as over a local copy, two DataLoader
+    workers opening the URL themselves."""
+    torch = pytest.importorskip("torch")
+    from lincae_core.data import LatentWindows
+    from lincae_core.store.synthetic import synthetic_store
+
+    tracks = [("x", 90), ("y", 40), ("z", 130)]
+    synthetic_store(f"s3://{s3_env}/w.zarr", tracks, seed=3, chunk_frames=32)
+    local = synthetic_store(f"memory://{s3_env}/w.zarr", tracks, seed=3, chunk_frames=32)
+    assert LatentStore.open(local.path).read_track("y").shape == (40, 1, 64)
+
+    def items(url: str, workers: int) -> dict[int, tuple[str, object]]:
+        ds = LatentWindows([url], window_frames=16, length=12, seed=5)
+        loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=workers)
+        out = {}
+        for b in loader:  # workers split an epoch's items: match them by index
+            for j, i in enumerate(b["index"].tolist()):
+                out[i] = (b["key"][j], b["latents"][j])
+        return out
+
+    remote, here = items(f"s3://{s3_env}/w.zarr", 2), items(str(local.path), 0)
+    assert sorted(remote) == sorted(here) == list(range(12))
+    for i, (key, z) in here.items():
+        assert remote[i][0] == key
+        assert torch.equal(remote[i][1], z)
+
+
+def test_file_and_memory_urls(tmp_path: Path) -> None:
+    """file:// is a local path; memory:// (fsspec's, one process) is a bucket-like store."""
+    from lincae_core.location import RemotePath, as_location
+    from lincae_core.ops import gain_store
+    from lincae_core.store.synthetic import synthetic_store
+
+    assert as_location(f"file://{tmp_path}/a.zarr") == tmp_path / "a.zarr"
+    assert isinstance(as_location("memory://x/a.zarr"), RemotePath)
+    synthetic_store(f"file://{tmp_path}/a.zarr", [("x", 50)], chunk_frames=16)
+    assert (tmp_path / "a.zarr" / "zarr.json").is_file()
+    synthetic_store("memory://t/a.zarr", [("x", 50)], chunk_frames=16)
+    r = gain_store("memory://t/a.zarr", "memory://t/g.zarr", 0.25)
+    got = LatentStore.open(r.out).read_track("x").astype(np.float32)
+    want = 0.25 * LatentStore.open("memory://t/a.zarr").read_track("x").astype(np.float32)
+    assert np.abs(got - want).max() < 1e-3

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from lincae_core.data.sources import (
 )
 from lincae_core.errors import ConfigError
 from lincae_core.linearity import trained_gain_range
+from lincae_core.location import as_location
 from lincae_core.store import LatentStore
 
 __all__ = ["LatentMixtures"]
@@ -30,7 +30,7 @@ StoreArg = LatentStore | str | os.PathLike[str]
 
 
 def _stem_name(store: StoreArg) -> str:
-    path = Path(store.path if isinstance(store, LatentStore) else store)
+    path = as_location(store.path if isinstance(store, LatentStore) else store)
     return path.name.removesuffix(".zarr")
 
 
