@@ -78,7 +78,7 @@ def describe_path(path: str | Path | None) -> dict[str, Any]:
         from lincae_core.hub import resolve_if_released
 
         p = resolve_if_released(p)
-    if (p / "config.json").is_file() and (p / "model.safetensors").exists():
+    if isinstance(p, Path) and (p / "config.json").is_file() and (p / "model.safetensors").exists():
         return describe_checkpoint(p)
     store = LatentStore.open(p)
     return {"kind": "store", "path": str(p), **store.describe()}

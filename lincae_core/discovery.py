@@ -231,6 +231,7 @@ def _discover_remote(base: RemotePath, exts: Sequence[str], files: Sequence[str]
     """:func:`discover` for a library in object storage: one listing of the prefix (no request
     per file), or the listed URLs (relative ones under ``base``)."""
     stamps: dict[str, str] = {}
+    paths: list[Location]
     with storage_errors(base, "list the library"):
         if files is None:
             if base.is_file():
@@ -244,7 +245,7 @@ def _discover_remote(base: RemotePath, exts: Sequence[str], files: Sequence[str]
             paths = [RemotePath(f"{base.protocol}://{k}") for k in stamps]
         else:
             paths = [as_location(f) if is_url(f) else base / f for f in files]
-    rows = []
+    rows: list[tuple[str, bool, Location]] = []
     for p in {str(p): p for p in paths}.values():
         if isinstance(p, RemotePath) and p.path.startswith(base.path + "/"):
             rows.append((p.path[len(base.path) + 1 :], False, p))

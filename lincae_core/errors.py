@@ -12,6 +12,7 @@ __all__ = [
     "ShapeMismatchError",
     "StoreFormatError",
     "StoreMismatchError",
+    "StoreReplacedError",
 ]
 
 
@@ -37,6 +38,10 @@ class CheckpointError(LincaeError):
 
 class StoreFormatError(LincaeError):
     """A path is not a lincae latent store, or one of an unsupported format version."""
+
+
+class StoreReplacedError(LincaeError):
+    """The store a process was writing was replaced by another writer (its store id changed)."""
 
 
 class StoreMismatchError(LincaeError):

@@ -361,7 +361,7 @@ def resolve_checkpoint(spec: str, refresh: bool = False) -> Path:
         }
         out.parent.mkdir(parents=True, exist_ok=True)
         with building_dir(out, exist_ok=True) as b:
-            import_weights(paths[src.weights], b.tmp, cfg or get_preset("paper"), source=source)
+            import_weights(paths[src.weights], Path(str(b.tmp)), cfg or get_preset("paper"), source=source)
         log.info("%s: converted %s@%s into %s", src.name, src.repo, commit[:12], out)
     entry = {
         "name": src.name,

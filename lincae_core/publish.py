@@ -211,15 +211,16 @@ def building_dir(
         with building_remote(loc, replace=replace, exist_ok=exist_ok, direct=direct) as rb:
             yield rb
         return
-    b = Building(temp_sibling(loc, kind), loc)
+    tmp = temp_sibling(loc, kind)
+    b = Building(tmp, loc)
     try:
         yield b
-        b.published = publish_dir(b.tmp, b.out, replace)
+        b.published = publish_dir(tmp, loc, replace)
         if not b.published and not exist_ok:
-            raise LincaeError(f"{b.out} appeared while it was being written; nothing replaced")
+            raise LincaeError(f"{loc} appeared while it was being written; nothing replaced")
     finally:
-        if _exists(b.tmp):
-            _remove(b.tmp)
+        if _exists(tmp):
+            _remove(tmp)
 
 
 def publish_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:

@@ -84,15 +84,16 @@ def building_remote(out: RemotePath, *, replace: bool, exist_ok: bool, direct: b
             with contextlib.suppress(Exception):  # best effort: a re-run cleans what is left
                 out.remove_tree()
             raise
-        if remote_state(out) != "complete":
+        if remote_state(out) == "incomplete":
             raise LincaeError(f"{out}: the output was written but not committed (a bug in lincae)")
         b.published = True
         return
     staging = Path(tempfile.mkdtemp(prefix="lincae-stage-"))
-    b = Building(staging / out.name, out)
+    tmp = staging / out.name
+    b = Building(tmp, out)
     try:
         yield b
-        b.published = _publish_staged(Path(b.tmp), out, replace)
+        b.published = _publish_staged(tmp, out, replace)
         if not b.published and not exist_ok:
             raise LincaeError(f"{out} appeared while it was being written; nothing replaced")
     finally:

@@ -283,7 +283,7 @@ class DecodeSettings:
 
 def decode_keys(
     store: LatentStore,
-    targets: dict[str, Path],
+    targets: dict[str, Location],
     model: LinCAE,
     settings: DecodeSettings,
     progress: Callable[[str, float], None] | None = None,

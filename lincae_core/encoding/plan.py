@@ -21,7 +21,6 @@ import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -96,7 +95,7 @@ class EncodePlan:
     """What an encode will do: one row per plannable source, and the failures."""
 
     rows: list[PlanRow] = field(default_factory=list)
-    paths: list[Path] = field(default_factory=list)
+    paths: list[Location] = field(default_factory=list)
     failures: list[PlanFailure] = field(default_factory=list)
     sample_rate: int = 1
 

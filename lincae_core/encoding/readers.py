@@ -14,13 +14,13 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from lincae_core.audio import AudioStream
 from lincae_core.errors import AudioError
+from lincae_core.location import Location
 from lincae_core.loudness import StreamLoudness
 
 __all__ = ["RowEnd", "RowJob", "Window", "read_row"]
@@ -37,7 +37,7 @@ class RowJob:
     """What a reader thread needs to stream one row's windows."""
 
     row: int
-    path: Path
+    path: Location
     spans: list[tuple[int, int]]  # audio samples [a, b) of each window
     needed: list[bool]
     samples: int  # planned exact length at the model rate
@@ -126,7 +126,7 @@ class _Meter:
         return self.meter.integrated() if self.pos == self.samples else float("nan")
 
 
-def _reason(path: Path, exc: Exception) -> str:
+def _reason(path: Location, exc: Exception) -> str:
     return str(exc) if isinstance(exc, AudioError) else f"{path}: read failed ({type(exc).__name__}: {exc})."
 
 

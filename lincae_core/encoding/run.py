@@ -24,7 +24,6 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,6 +32,8 @@ from lincae_core.config import ModelConfig
 from lincae_core.device import torch_threads
 from lincae_core.encoding.readers import RowEnd, RowJob, read_row
 from lincae_core.encoding.schedule import BlockSchedule
+from lincae_core.errors import StoreReplacedError
+from lincae_core.location import Location
 from lincae_core.store import LatentStore
 from lincae_core.windowing import OverlapAdd, ramp_weights, window_span
 
@@ -104,7 +105,7 @@ class Runner:
         store: LatentStore,
         cfg: ModelConfig,
         forward: Callable[[np.ndarray], np.ndarray],
-        paths: dict[int, Path],
+        paths: dict[int, Location],
         pending: np.ndarray,
         mode: str,
         on_progress: Callable[[RunStats, int], None] | None = None,
@@ -130,6 +131,7 @@ class Runner:
                 order, so the output does not depend on this number (docs/encoding.md).
         """
         self.store, self.forward, self.paths, self.pending = store, forward, paths, pending
+        self.replaced = False  # another writer replaced the store: flush nothing on the way out
         self.mode, self.on_progress = mode, on_progress
         self.cfg = cfg
         self.table = store.table()
@@ -190,13 +192,17 @@ class Runner:
                     self._consume(inflight.popleft())
                 while self.forwards:
                     self._complete_next()
+            except StoreReplacedError:
+                self.replaced = True  # the store is another writer's now: write nothing more
+                raise
             finally:
                 stop.set()
                 pool.shutdown(wait=True, cancel_futures=True)
                 if self.fpool is not None:
                     self.fpool.shutdown(wait=True, cancel_futures=True)
                     self.forwards.clear()  # an error stopped the run: their rows stay planned
-                self._flush_done()  # on an exception too (Ctrl-C): written rows are complete
+                if not self.replaced:
+                    self._flush_done()  # on an exception too (Ctrl-C): written rows are complete
         return self.stats
 
     def _consume(self, reading: _Reading) -> None:

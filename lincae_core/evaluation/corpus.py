@@ -85,7 +85,7 @@ def find_music_files(music_dir: str | Path, max_tracks: int | None) -> list[tupl
         sources = discover(music_dir)
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from None
-    files = [(s.key, s.path) for s in sources if s.path.is_file()]
+    files = [(s.key, s.path) for s in sources if isinstance(s.path, Path) and s.path.is_file()]
     if not files:
         raise ConfigError(f"Expected audio files in the music folder {music_dir}. Got none.")
     return files[:max_tracks]

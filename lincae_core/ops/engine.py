@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lincae_core.errors import LincaeError
-from lincae_core.location import absolute, resolved
+from lincae_core.location import RemotePath, absolute, resolved
 from lincae_core.ops.kernel import Unit, run_unit
 from lincae_core.ops.options import OpOptions, OpResult
 from lincae_core.ops.outputs import check_complete, check_output, default_output
@@ -104,7 +104,7 @@ def _check_origin(plan: OpPlan, first: LatentStore, origin: str) -> np.ndarray |
 def run_plan(
     plan: OpPlan,
     inputs: Sequence[LatentStore],
-    out: str | os.PathLike | None,
+    out: str | os.PathLike | RemotePath | None,
     *,
     op: str,
     args: dict[str, Any],
@@ -128,11 +128,11 @@ def run_plan(
     first = inputs[0]
     enc0 = _check_origin(plan, first, origin)
     left = check_complete(inputs, options.require_complete)
-    out = check_output(default_output(inputs, op) if out is None else out, inputs, options.overwrite)
+    dest = check_output(default_output(inputs, op) if out is None else out, inputs, options.overwrite)
     entry = lineage_entry(op, {**args, "origin": origin}, inputs)
     for rec, s in zip(entry["inputs"][1:], inputs[1:], strict=True):
         rec["lineage"] = s.lineage
-    with building_dir(out, replace=options.overwrite, direct=True) as building:
+    with building_dir(dest, replace=options.overwrite, direct=True) as building:
         tmp = building.tmp
         store = LatentStore.create(
             tmp,
@@ -179,7 +179,7 @@ def run_plan(
         store.commit()
     return OpResult(
         op=op,
-        out=str(out),
+        out=str(dest),
         tracks=len(plan.keys),
         frames=int(plan.frames.sum()),
         origin=origin,

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from lincae_core.errors import ConfigError, LincaeError
+from lincae_core.location import Location, as_location, resolved
 from lincae_core.ops.engine import run_plan
 from lincae_core.ops.forms import default_origin
 from lincae_core.ops.options import OpOptions, OpResult, StemsResult, op_options
@@ -52,9 +52,9 @@ def _stem_stores(mix: StoreLike, stems: Mapping[str, StoreLike], force: bool) ->
 
 def _stems_dir(
     mix: LatentStore, out_dir: str | os.PathLike | None, consistent: bool, overwrite: bool
-) -> Path:
+) -> Location:
     if out_dir is None:
-        base = Path(mix.path)
+        base = as_location(mix.path)
         stem = base.name.removesuffix(".zarr") + (".consistent" if consistent else ".stems")
         return free_name(base.parent, stem)
     return check_free(out_dir, overwrite)
@@ -100,11 +100,11 @@ def extract_stems(
     dtype = opts.dtype or ("float32" if consistent else None)
     final = _stems_dir(stores[0], out_dir, consistent, opts.overwrite)
     for s in stores:
-        if Path(s.path).resolve().is_relative_to(final.resolve()):
+        if str(resolved(s.path)).startswith(str(resolved(final)).rstrip("/") + "/"):
             raise LincaeError(f"{final} holds the input {s.path}; write the stems elsewhere")
     inner = replace(opts, overwrite=False)
     results: dict[str, OpResult] = {}
-    with building_dir(final, replace=opts.overwrite) as building:
+    with building_dir(final, replace=opts.overwrite, direct=True) as building:
         tmp = building.tmp
         tmp.mkdir()
         for i, name in enumerate(names):

@@ -177,11 +177,12 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
         chunk_frames, per_object = object_chunks
         group = zarr.open_group(zarr_store(path, "w"), mode="w")
         frame = (channels, geo.latent_dim)
+        sharding: dict[str, Any] = {"shards": (chunk_frames, *frame)} if per_object > 1 else {}
         group.create_array(
             "latents",
             shape=(0, *frame),
             chunks=(chunk_frames // per_object, *frame),
-            **({"shards": (chunk_frames, *frame)} if per_object > 1 else {}),
+            **sharding,
             dtype=dtype,
             compressors=None,
             fill_value=0,

@@ -49,7 +49,8 @@ def read_ledger(ledger_dir: Location, status: np.ndarray) -> list[dict[str, Any]
     """
     latest: dict[Any, dict[str, Any]] = {}
     n = status.shape[0]
-    for f in sorted(ledger_dir.glob("*.jsonl")):
+    files: list[Location] = [*ledger_dir.glob("*.jsonl")]
+    for f in sorted(files, key=str):
         for line in f.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 rec = json.loads(line)

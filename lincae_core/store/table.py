@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +10,7 @@ import numpy as np
 import lincae_core.store.layout as sl
 from lincae_core.config.geometry import Geometry
 from lincae_core.errors import StoreFormatError
+from lincae_core.location import Location
 from lincae_core.store.array import member
 from lincae_core.store.layout import TABLE_CHUNK
 
@@ -37,7 +37,7 @@ def write_table(group: Any, table: dict[str, np.ndarray], status_chunk: int) -> 
             arr[:] = table[name]
 
 
-def load_table(group: Any, path: Path, total_frames: int, geometry: Geometry) -> dict[str, np.ndarray]:
+def load_table(group: Any, path: Location, total_frames: int, geometry: Geometry) -> dict[str, np.ndarray]:
     """Read every column of the table and check it against the latent array it indexes."""
     table = {}
     for name in ("key", *sl.TABLE_COLUMNS):

@@ -8,13 +8,14 @@ shard processes never write the same file (docs/store-format.md, "Concurrency").
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 import lincae_core.store.layout as sl
-from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError
+from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError, StoreReplacedError
 from lincae_core.store.base import StoreBase
 from lincae_core.store.layout import PlanRow
 from lincae_core.store.ledger import append_ledger
@@ -92,14 +93,42 @@ class StoreWriting(StoreBase):
             )
         return zz
 
+    def check_writer(self) -> None:
+        """Refuse to write into a store that another writer replaced since this one opened it.
+
+        The store id is the writer token: every process writing one store (the shards of one
+        encode) holds the id it opened, and ``--overwrite`` (or any other replacement) makes a
+        new store with a new id. Read before every latent write, status write and ledger record
+        (one small read of the root; one GET in object storage), so an older writer stops with
+        one line before it writes anything more, and no lock is needed (there is none on a
+        bucket).
+
+        Raises:
+            StoreReplacedError: The root at this path is another store now (or none).
+        """
+        try:
+            root = json.loads((self.path / "zarr.json").read_bytes())
+            now = root.get("attributes", {}).get("store_id")
+        except (OSError, ValueError, AttributeError):
+            now = None
+        if now != self.store_id:
+            what = f"store {now[:12]}" if isinstance(now, str) else "no store"
+            raise StoreReplacedError(
+                f"{self.path} was replaced while this process wrote it (store {self.store_id[:12]} is "
+                f"now {what}, e.g. by --overwrite); stopped before writing more: run this command "
+                "again to resume into the store that is there, or choose another output"
+            )
+
     def write_track(self, index: int, z: np.ndarray) -> None:
         """Write the latents ``z[frames, C, D]`` of row ``index`` (then call :meth:`mark_done`).
 
         Raises:
             ShapeMismatchError: ``z`` does not have the planned shape.
             LincaeError: Non-finite values (after the cast to the storage dtype).
+            StoreReplacedError: Another writer replaced the store (:meth:`check_writer`).
         """
         self._require_writable()
+        self.check_writer()
         self._latents.write(self.track(index).offset, self.cast_latents(index, z))
 
     def write_tracks(self, indices: Sequence[int], zs: Sequence[np.ndarray]) -> int:
@@ -116,6 +145,7 @@ class StoreWriting(StoreBase):
             ShapeMismatchError, LincaeError: As :meth:`write_track` (nothing is written then).
         """
         self._require_writable()
+        self.check_writer()
         parts = sorted(
             (
                 (int(self._table["offset"][i]), self.cast_latents(i, z))
@@ -167,6 +197,7 @@ class StoreWriting(StoreBase):
 
     def _set_status(self, index: Any, status: int) -> None:
         self._require_writable()
+        self.check_writer()
         idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_tracks):
             raise IndexError(f"{self.path}: track index out of range [0, {self.n_tracks})")
@@ -178,4 +209,5 @@ class StoreWriting(StoreBase):
         self._table["status"][idx] = status
 
     def _append_ledger(self, writer: str, record: dict[str, Any]) -> None:
+        self.check_writer()
         append_ledger(self.path / "ledger", writer, record)

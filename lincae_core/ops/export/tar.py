@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from lincae_core.location import as_location, is_remote, storage_errors
+from lincae_core.location import RemotePath, is_remote, storage_errors
 from lincae_core.publish import publish_file
 
 __all__ = ["TAR_BLOCK", "ShardFile", "npy_header", "tar_header"]
@@ -97,7 +97,7 @@ class ShardFile:
         self._fh.close()
         if self._remote:
             try:
-                url = as_location(self.name)
+                url = RemotePath(self.name)
                 with storage_errors(url, "upload the shard"):
                     url.fs.put_file(self._tmp, url.path)
             finally:
