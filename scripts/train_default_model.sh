@@ -34,5 +34,8 @@ for name in lincae-v2 baseline-v2; do  # the text provenance (never state.pt or 
   mkdir -p "training/$name"; cp "$RUNS/$name"/{train_config.json,metrics.jsonl} "training/$name/"
 done
 # the measured model cards (lincae card: recon at 1-4 steps, linearity, Enc(0); docs/evaluation.md)
-lincae card default --stems "$CORPUS/valid"
-lincae card models/baseline-tiny --stems "$CORPUS/valid"
+# (lincae never writes into its installed package: the default is measured into a copy, whose card
+# is then shipped; a card that holds measurements is replaced only with --overwrite)
+lincae card default --stems "$CORPUS/valid" -o "$RUNS/default-measured" --overwrite
+cp "$RUNS/default-measured/model_card.json" lincae_core/default_model/model_card.json
+lincae card models/baseline-tiny --stems "$CORPUS/valid" --overwrite

@@ -115,23 +115,24 @@ def test_card_command_writes_measured_card(ckpt: Path, stems_dir: Path, one_thre
     assert "recommended_steps:" in text
     assert "verdict:" in text
 
-    # measuring again replaces the block (and a human summary goes to stdout)
-    res = CliRunner().invoke(
-        cli,
-        [
-            "card",
-            str(ckpt),
-            "--stems",
-            str(stems_dir),
-            "--max-tracks",
-            "2",
-            "--max-seconds",
-            "1",
-            "--device",
-            "cpu",
-        ],
-    )
+    # measuring again is refused without --overwrite (recommended_steps drives every decode) ...
+    again_args = ["card", str(ckpt), "--stems", str(stems_dir), "--max-tracks", "2", "--max-seconds", "1"]
+    res = CliRunner().invoke(cli, [*again_args, "--device", "cpu"])
+    assert res.exit_code == 1
+    assert "holds measurements already (1 tracks x 2.0 s; recommended_steps" in res.stderr
+    assert "--overwrite" in res.stderr
+    assert json.loads((ckpt / "model_card.json").read_text()) == card
+    # ... a copy with -o leaves the checkpoint alone ...
+    res = CliRunner().invoke(cli, [*again_args, "-o", str(ckpt.parent / "copy"), "--device", "cpu"])
     assert res.exit_code == 0, res.output
+    assert json.loads((ckpt / "model_card.json").read_text()) == card
+    copy = json.loads((ckpt.parent / "copy" / "model_card.json").read_text())
+    assert copy["measured"]["data"]["stem_tracks"] == ["song0", "song1"]
+    assert load_model(ckpt.parent / "copy", verify=True).model_id == model.model_id
+    # ... and --overwrite replaces the block (a human summary goes to stdout; less data is warned)
+    res = CliRunner().invoke(cli, [*again_args, "--overwrite", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "less than the 1 x 2 s of the card it replaces" not in res.stderr  # 2 x 1 s is as much
     assert "recommended_steps" in res.stdout
     assert "origin: |Enc(0)| / |Enc(music)|" in res.stdout
     again = json.loads((ckpt / "model_card.json").read_text())
@@ -145,6 +146,42 @@ def test_card_errors(tmp_path: Path, stems_dir: Path) -> None:
     res = CliRunner().invoke(cli, ["card", str(tmp_path), "--stems", str(stems_dir)])
     assert res.exit_code == 1
     assert "model.safetensors" in res.output
+
+
+def test_card_never_writes_into_the_installed_package(stems_dir: Path, tmp_path: Path, caplog) -> None:  # noqa: ANN001
+    from lincae_core.checkpoint import DEFAULT_MODEL_DIR
+
+    before = (DEFAULT_MODEL_DIR / "model_card.json").read_bytes()
+    res = CliRunner().invoke(cli, ["card", "default", "--stems", str(stems_dir), "--overwrite"])
+    assert res.exit_code == 1
+    assert "inside the installed lincae package: give -o DIR" in res.stderr
+    assert (DEFAULT_MODEL_DIR / "model_card.json").read_bytes() == before
+    # a measured copy, on less data than the shipped card: said so
+    with caplog.at_level("WARNING"):
+        res = CliRunner().invoke(
+            cli,
+            [
+                "card",
+                "default",
+                "--stems",
+                str(stems_dir),
+                "--max-tracks",
+                "1",
+                "--max-seconds",
+                "1",
+                "-o",
+                str(tmp_path / "mine"),
+                "-j",
+                "1",
+            ],
+        )
+    assert res.exit_code == 0, res.output
+    assert (DEFAULT_MODEL_DIR / "model_card.json").read_bytes() == before
+    assert (
+        json.loads((tmp_path / "mine" / "model_card.json").read_text())["measured"]["data"]["max_seconds"]
+        == 1
+    )
+    assert "less than the" in caplog.text
 
 
 def test_info_without_measurement(micro_ckpt: str) -> None:

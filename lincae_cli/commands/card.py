@@ -31,6 +31,14 @@ from lincae_core import measure_checkpoint
 @click.option("--max-seconds", type=float, default=10.0, show_default=True, help="Seconds used per track.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the decode noise.")
 @click.option("-j", "--jobs", type=click.IntRange(0), default=0, show_default=True, help=JOBS_HELP)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Write a copy of the checkpoint with the measured card here (the only way for 'default': "
+    "lincae never writes into its installed package).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace a card's measurements (or an existing -o folder).")
 @device_option
 @json_option
 def card_cmd(
@@ -41,6 +49,8 @@ def card_cmd(
     max_seconds: float,
     seed: int,
     jobs: int,
+    out: str | None,
+    overwrite: bool,
     device: str,
     as_json: bool,
 ) -> None:
@@ -48,7 +58,9 @@ def card_cmd(
 
     A short `lincae eval`: reconstruction at 1-4 decoding steps (and the recommended count),
     homogeneity and additivity, separation SI-SDR and the encoder's origin Enc(0). Only
-    model_card.json changes; the weights and the model id stay as they are.
+    model_card.json changes; the weights and the model id stay as they are. A card that holds
+    measurements is replaced only with --overwrite (its recommended_steps drive every later
+    decode); -o DIR writes a measured copy instead.
     """
     with labelled_progress() as progress:
         result = measure_checkpoint(
@@ -61,6 +73,8 @@ def card_cmd(
             device=device,
             progress=progress,
             jobs=jobs or None,
+            out=out,
+            overwrite=overwrite,
         )
     if as_json:
         click.echo(json.dumps(result))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ import torch
 from lincae_core._version import __version__
 from lincae_core.checkpoint import DEFAULT_MODEL_DIR, load_checkpoint_info
 from lincae_core.config import EvalConfig
-from lincae_core.errors import AudioError, CheckpointError, LincaeError
+from lincae_core.errors import AudioError, CheckpointError, LincaeError, OutputExistsError
 from lincae_core.evaluation import metrics
 from lincae_core.evaluation.batched import run_tasks
 from lincae_core.evaluation.corpus import find_music_files, find_stem_tracks, load_stems, load_track
@@ -53,8 +54,9 @@ from lincae_core.evaluation.runner import LINEARITY_KEYS
 from lincae_core.hub import resolve_if_released
 from lincae_core.models import load_model
 from lincae_core.nn.model import LinCAE
-from lincae_core.publish import write_text_atomic
+from lincae_core.publish import building_dir, write_text_atomic
 
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # lincae_core: lincae never writes into it
 __all__ = ["CARD_VERSION", "STEP_COUNTS", "measure_checkpoint", "measure_model", "recommended_steps"]
 
 log = logging.getLogger(__name__)
@@ -226,6 +228,52 @@ def measure_model(
     }
 
 
+def _card_target(path: Path, card: dict[str, Any], out: str | Path | None, overwrite: bool) -> Path:
+    """Where the measured card goes: ``out`` (a copy), or the checkpoint itself when allowed."""
+    if out is not None:
+        target = Path(out)
+        if target.resolve() == path.resolve():
+            return _card_target(path, card, None, overwrite)
+        if (target.exists() or target.is_symlink()) and not overwrite:
+            raise OutputExistsError(target, "it")
+        return target
+    if path.resolve() == DEFAULT_MODEL_DIR.resolve() or path.resolve().is_relative_to(PACKAGE_DIR):
+        raise CheckpointError(
+            f"{path} is inside the installed lincae package: give -o DIR to write a measured copy "
+            "of the checkpoint there (lincae never rewrites its own files)"
+        )
+    if card.get("measured") and not overwrite:
+        data = card["measured"].get("data", {})
+        raise CheckpointError(
+            f"{path / 'model_card.json'} holds measurements already ({len(data.get('stem_tracks', []))} "
+            f"tracks x {data.get('max_seconds')} s; recommended_steps {card.get('recommended_steps')}, "
+            "which every later decode uses): use --overwrite to replace them, or -o DIR for a measured copy"
+        )
+    return path
+
+
+def _warn_if_less(old: dict[str, Any] | None, new: dict[str, Any], path: Path) -> None:
+    """Log when the new measurement covers less audio than the one it replaces."""
+    if not old:
+        return
+
+    def amount(m: dict[str, Any]) -> float:
+        d = m.get("data", {})
+        return len(d.get("stem_tracks", [])) * float(d.get("max_seconds") or 0.0)
+
+    if amount(new) < amount(old):
+        d0, d1 = old.get("data", {}), new["data"]
+        log.warning(
+            "%s: this measurement covers %d tracks x %g s, less than the %d x %g s of the card it "
+            "replaces (its figures are less reliable)",
+            path,
+            len(d1["stem_tracks"]),
+            d1["max_seconds"],
+            len(d0.get("stem_tracks", [])),
+            d0.get("max_seconds") or 0.0,
+        )
+
+
 def measure_checkpoint(
     checkpoint: str | Path | None,
     stems_dir: str | Path,
@@ -236,9 +284,17 @@ def measure_checkpoint(
     device: str = "cpu",
     progress: Progress | None = None,
     jobs: int | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Measure a checkpoint (``None``/``"default"``: the embedded model; a released model's name:
     its converted checkpoint in lincae's cache) and write its card.
+
+    A card that holds measurements already is replaced only with ``overwrite`` (its
+    ``recommended_steps`` changes every later decode); ``out`` writes a copy of the checkpoint
+    with the new card there instead, and is the only way to measure the embedded model (lincae
+    never writes into its installed package). A measurement on less data than the one it
+    replaces is logged as a warning.
 
     ``model_card.json`` gets ``"measured"`` (replaced if present) and ``"recommended_steps"``;
     nothing else in the checkpoint is touched, and it is loaded again with ``verify=True``.
@@ -257,15 +313,25 @@ def measure_checkpoint(
     )
     if not (path / "model.safetensors").is_file():
         raise CheckpointError(f"Expected a checkpoint directory with model.safetensors. Got {path}.")
+    _, old = load_checkpoint_info(path)
+    target = _card_target(path, old, out, overwrite)
     model = load_model(path, device=device, verify=True)
     measured = measure_model(model, stems_dir, music_dir, max_tracks, max_seconds, seed, progress, jobs)
-    _, card = load_checkpoint_info(path)
+    _warn_if_less(old.get("measured"), measured, path)
+    card = dict(old)
     card["measured"] = measured
     card["recommended_steps"] = measured["recommended_steps"]
-    try:
-        write_text_atomic(path / "model_card.json", json.dumps(card, indent=2, allow_nan=True) + "\n")
-    except OSError as exc:  # e.g. the embedded model of a read-only installation
-        raise CheckpointError(f"Cannot write {path / 'model_card.json'}: {exc}") from exc
+    text = json.dumps(card, indent=2, allow_nan=True) + "\n"
+    if target != path:
+        with building_dir(target, replace=overwrite) as b:
+            shutil.copytree(path, b.tmp, ignore=shutil.ignore_patterns("model_card.json"))
+            write_text_atomic(Path(str(b.tmp)) / "model_card.json", text)
+        path = target
+    else:
+        try:
+            write_text_atomic(path / "model_card.json", text)
+        except OSError as exc:  # e.g. a read-only checkpoint
+            raise CheckpointError(f"Cannot write {path / 'model_card.json'}: {exc}") from exc
     again = load_model(path, verify=True)
     if again.model_id != model.model_id:  # pragma: no cover - the weights are not written
         raise CheckpointError(f"{path}: the model id changed while writing the card.")
