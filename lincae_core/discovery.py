@@ -25,6 +25,7 @@ from lincae_core.location import Location, RemotePath, as_location, is_url, stor
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "UNREADABLE_AUDIO_EXTENSIONS",
     "Source",
     "discover",
     "is_audio_name",
@@ -32,6 +33,7 @@ __all__ = [
     "parse_extensions",
     "read_file_list",
     "sources_fingerprint",
+    "unreadable_reason",
 ]
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,28 @@ class Source:
         return {"path": str(self.path), "key": self.key, "rel": self.rel}
 
 
+# Audio containers libsndfile does not read (AAC and ALAC in MP4, WMA, APE, ...): a library walk
+# with the default extensions keeps them as inputs, so that planning records each as a failure
+# saying how to convert it (counted, warned and in the ledger) instead of skipping it unseen.
+UNREADABLE_AUDIO_EXTENSIONS: tuple[str, ...] = (
+    "3gp", "aac", "ac3", "alac", "amr", "ape", "dff", "dsf", "dts", "m4a", "m4b", "mka", "mp2",
+    "mp4", "ra", "tta", "webm", "wma", "wv",
+)  # fmt: skip
+_DEFAULT = set(AUDIO_EXTENSIONS)
+
+
+def unreadable_reason(name: str) -> str | None:
+    """Why a file with an extension of :data:`UNREADABLE_AUDIO_EXTENSIONS` cannot be encoded (and
+    how to convert it); None for other names."""
+    suffix = PurePosixPath(name).suffix[1:].lower()
+    if suffix not in UNREADABLE_AUDIO_EXTENSIONS:
+        return None
+    return (
+        f".{suffix} is an audio format libsndfile does not read: convert it, e.g. "
+        f"ffmpeg -i in.{suffix} out.flac, then encode again"
+    )
+
+
 def parse_extensions(spec: str | Iterable[str] | None) -> tuple[str, ...]:
     """Normalise an extension list (``"wav,FLAC"`` or ``[".wav", "flac"]``) to lower case, no dots.
 
@@ -135,7 +159,7 @@ def _walk(root: Path, exts: Sequence[str]) -> list[Path]:
             is_dir = e.is_dir()  # follows symlinks; broken links are not dirs
             if is_dir:
                 stack.append(path)
-            if is_audio_name(e.name, exts):
+            if is_audio_name(e.name, exts) or (set(exts) == _DEFAULT and unreadable_reason(e.name)):
                 found.append(path)  # files, broken links and dirs named like audio
     return found
 
@@ -241,7 +265,11 @@ def _discover_remote(base: RemotePath, exts: Sequence[str], files: Sequence[str]
             found = base.fs.find(base.path, detail=True)
             if not found:
                 raise FileNotFoundError(f"Expected a library prefix or audio object. Got {str(base)!r}.")
-            stamps = {k: _object_stamp(v) for k, v in found.items() if is_audio_name(k, exts)}
+            stamps = {
+                k: _object_stamp(v)
+                for k, v in found.items()
+                if is_audio_name(k, exts) or (set(exts) == _DEFAULT and unreadable_reason(k))
+            }
             paths = [RemotePath(f"{base.protocol}://{k}") for k in stamps]
         else:
             paths = [as_location(f) if is_url(f) else base / f for f in files]

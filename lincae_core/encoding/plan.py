@@ -28,7 +28,7 @@ import soundfile as sf
 
 from lincae_core.audio import AudioInfo, probe_audio, resampled_length, sound_file
 from lincae_core.config import ModelConfig
-from lincae_core.discovery import Source
+from lincae_core.discovery import Source, unreadable_reason
 from lincae_core.encoding.settings import EncodeProgress
 from lincae_core.errors import AudioError, StoreFormatError
 from lincae_core.location import Location, RemotePath
@@ -57,6 +57,8 @@ def probe_source(source: Source) -> AudioInfo:
     """
     if source.outside:
         raise AudioError(f"{source.path}: outside the library root (keys are relative to it).")
+    if (why := unreadable_reason(source.path.name)) is not None:
+        raise AudioError(f"{source.path}: {why}.")
     if isinstance(source.path, RemotePath):
         if not source.path.is_file():
             raise AudioError(f"{source.path}: no such object.")

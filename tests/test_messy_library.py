@@ -1,0 +1,45 @@
+"""Issue 22, through the installed console script: a messy library's inputs are all accounted for."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+LINCAE = shutil.which("lincae") or f"{sys.executable} -m lincae_cli"
+
+
+def lincae(*args: str, code: int = 0) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([*LINCAE.split(), *args], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == code, f"{args} -> {proc.returncode}: {proc.stderr}"
+    return proc
+
+
+def test_unreadable_audio_formats_are_counted_warned_and_ledgered(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    sf.write(lib / "a.wav", (0.1 * np.sin(np.arange(16000) / 5)).astype(np.float32), 16000)
+    (lib / "b.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(200))
+    (lib / "c.aac").write_bytes(bytes(100))
+    (lib / "notes.txt").write_text("not audio")
+    plan = json.loads(lincae("encode", str(lib), str(tmp_path / "x.zarr"), "--dry-run", "--json").stdout)
+    assert (plan["files"], plan["planned"], plan["failed"]) == (3, 1, 2)  # the .txt is not an input
+    proc = lincae("encode", str(lib), str(tmp_path / "x.zarr"), code=3)  # partial: two inputs failed
+    assert "b.m4a" in proc.stderr
+    assert "c.aac" in proc.stderr
+    failed = lincae("ls", str(tmp_path / "x.zarr"), "--status", "failed", "--json").stdout.splitlines()
+    reasons = {json.loads(line)["key"]: json.loads(line).get("reason", "") for line in failed}
+    assert set(reasons) == {"b", "c"}, failed
+    assert "ffmpeg -i in.m4a out.flac" in reasons["b"]
+    # an explicit extension list is taken as given
+    only = json.loads(
+        lincae("encode", str(lib), str(tmp_path / "y.zarr"), "--ext", "wav", "--dry-run", "--json").stdout
+    )
+    assert (only["files"], only["failed"]) == (1, 0)
