@@ -306,14 +306,27 @@ def test_export_cli(tmp_path: Path) -> None:
     r = CliRunner().invoke(
         cli, ["export", a, pattern, "--window", "0.4", "--hop", "0.2", "--maxcount", "2", "--json"]
     )
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 3, r.output  # partial, as the ops: the failed track z is left out
+    assert f"export: left out 0 planned and 1 failed tracks of {a}" in r.stderr
     summary = json.loads(r.stdout)
     assert summary["window_frames"] == 25
     assert summary["samples"] == 5
+    assert summary["left_out"] == {a: {"planned": 0, "failed": 1}}
+    assert summary["padding"] == pytest.approx(1 - (25 + 17 + 25 + 25 + 24) / (5 * 25), abs=1e-4)
     assert all(Path(p).is_file() for p in summary["shards"])
-    r = CliRunner().invoke(cli, ["export", a, pattern, "--window", "0.4", "--overwrite"])
+    keys = tmp_path / "keys.txt"
+    keys.write_text("x\ny\n")  # the done tracks named: whole, exit 0
+    r = CliRunner().invoke(
+        cli, ["export", a, pattern, "--window", "0.4", "--overwrite", "--keys-from", str(keys)]
+    )
     assert r.exit_code == 0, r.output
     assert "windows" in r.stdout
+    # windows much longer than the tracks: mostly padding, said so, exit 3
+    r = CliRunner().invoke(
+        cli, ["export", a, pattern, "--window", "5", "--overwrite", "--keys-from", str(keys)]
+    )
+    assert r.exit_code == 3, r.output
+    assert "of the exported frames are padding" in r.stderr
     r = CliRunner().invoke(cli, ["export", a, str(tmp_path / "plain.tar"), "--window", "1"])
     assert r.exit_code == 1  # the library's refusal, one line
     err = r.stderr.strip()

@@ -43,3 +43,37 @@ def test_unreadable_audio_formats_are_counted_warned_and_ledgered(tmp_path: Path
         lincae("encode", str(lib), str(tmp_path / "y.zarr"), "--ext", "wav", "--dry-run", "--json").stdout
     )
     assert (only["files"], only["failed"]) == (1, 0)
+
+
+def test_export_normalize_refuses_stats_older_than_the_done_tracks(tmp_path: Path) -> None:
+    """stats taken while an encode had done 1 of 2 tracks, then the encode finished: export
+    --normalize must not standardize every window with the first track's statistics."""
+    from lincae_core.store import LatentStore
+
+    path = tmp_path / "s.zarr"
+    s = LatentStore.create(
+        path,
+        model_id="m",
+        model_config={},
+        geometry={"sample_rate": 16000, "samples_per_frame": 256, "latent_dim": 8},
+        channels=1,
+    )
+    s.plan([("a", 40, 40 * 256, 16000, 1), ("b", 40, 40 * 256, 16000, 1)])
+    rng = np.random.default_rng(0)
+    s.write_track(0, rng.standard_normal((40, 1, 8)))
+    s.mark_done(0)
+    lincae("stats", str(path), code=3)  # b is still planned: left out, partial
+    s.write_track(1, 5 + rng.standard_normal((40, 1, 8)))
+    s.mark_done(1)
+    err = (
+        lincae(
+            "export", str(path), str(tmp_path / "sh" / "%03d.tar"), "--window", "0.1", "--normalize", code=1
+        )
+        .stderr.strip()
+        .splitlines()
+    )
+    assert len(err) == 1, err
+    assert "measured on 1 done tracks, and 2 tracks are done now" in err[0]
+    assert f"lincae stats {path}" in err[0]
+    lincae("stats", str(path))
+    lincae("export", str(path), str(tmp_path / "sh" / "%03d.tar"), "--window", "0.1", "--normalize")

@@ -9,6 +9,7 @@ import click
 
 from lincae_cli.commands._ops_common import echo_warnings, read_keys
 from lincae_cli.options import (
+    EXIT_PARTIAL,
     jobs_option,
     json_option,
     keys_from_option,
@@ -19,6 +20,8 @@ from lincae_cli.options import (
 )
 from lincae_cli.progress import frame_progress
 from lincae_core.ops import export_shards
+
+MOSTLY_PADDING = 0.5  # above this fraction of padded frames an export is not called whole (exit 3)
 
 
 @click.command("export")
@@ -131,3 +134,23 @@ def export_cmd(
     else:
         where = result.shards[0] if fmt == "sat-dir" else f"{len(result.shards)} shards"
         click.echo(f"export: wrote {result.samples} windows of {result.window_frames} frames to {where}")
+    partial = False
+    for path, n in result.left_out.items():
+        click.echo(
+            f"export: left out {n['planned']} planned and {n['failed']} failed tracks of {path} "
+            f"(finish its encode, or see: lincae ls --status failed {path})",
+            err=True,
+        )
+        partial = True
+    if result.samples == 0:
+        click.echo(f"export: no window written: {store} has no done track to export", err=True)
+        partial = True
+    elif result.padding > MOSTLY_PADDING:
+        click.echo(
+            f"export: {result.padding:.0%} of the exported frames are padding (windows longer than "
+            f"most tracks): choose a shorter --window, or --no-pad for variable-length items",
+            err=True,
+        )
+        partial = True
+    if partial:
+        raise click.exceptions.Exit(EXIT_PARTIAL)

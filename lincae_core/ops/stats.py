@@ -100,6 +100,13 @@ def _blocks(runs: list[tuple[int, int]], block: int) -> Iterator[tuple[int, int]
             yield s, min(s + block, b)
 
 
+def done_tracks_sha256(table: dict[str, np.ndarray]) -> str:
+    """SHA-256 of the keys of the done tracks, in table order: what a ``stats`` record was
+    measured on (compared before ``export --normalize`` uses the record)."""
+    keys = "\n".join(str(k) for k in table["key"][table["status"] == STATUS_DONE])
+    return hashlib.sha256(keys.encode("utf-8")).hexdigest()
+
+
 def compute_stats(
     store: LatentStore, *, block_frames: int = DEFAULT_BLOCK, progress: Callable[[int], None] | None = None
 ) -> dict[str, Any]:
@@ -121,12 +128,11 @@ def compute_stats(
     if n == 0:
         raise LincaeError(f"{store.path}: no done frames to measure (finish its encode first)")
     done = table["status"] == STATUS_DONE
-    keys = "\n".join(str(k) for k in table["key"][done])
     return {
         "version": STATS_VERSION,
         "count_frames": int(n),
         "count_tracks": int(done.sum()),
-        "tracks_sha256": hashlib.sha256(keys.encode("utf-8")).hexdigest(),
+        "tracks_sha256": done_tracks_sha256(table),
         "per_channel": True,
         "ddof": 0,
         "mean": mean.tolist(),

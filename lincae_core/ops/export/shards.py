@@ -26,7 +26,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,9 @@ from lincae_core.ops.export.metadata import RESERVED_FIELDS, read_track_metadata
 from lincae_core.ops.export.sat import FORMATS, file_list, write_sat_extras
 from lincae_core.ops.export.windows import window_counts
 from lincae_core.ops.export.writer import ShardUnit, Spec, Tracks, write_shards
+from lincae_core.ops.outputs import unfinished
 from lincae_core.ops.parallel import run_units
+from lincae_core.ops.stats import done_tracks_sha256
 from lincae_core.publish import check_free
 from lincae_core.store import LatentStore, open_store
 from lincae_core.store.layout import STATUS_DONE
@@ -58,6 +60,9 @@ class ExportResult:
         normalized: Whether the windows are standardized (``normalize``).
         metadata: With per-track metadata: exported ``tracks`` with an entry, ``tracks_without``
             one, and ``unused`` entries (naming no exported track); else None.
+        padding: The fraction of the exported window frames that are padding (0 without it).
+        left_out: The store's tracks still planned or failed, which no window holds
+            (``{path: {"planned": n, "failed": m}}``; empty when none).
     """
 
     shards: list[str]
@@ -67,6 +72,8 @@ class ExportResult:
     hop_frames: int
     normalized: bool
     metadata: dict[str, int] | None = None
+    padding: float = 0.0
+    left_out: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON record (``metadata`` only when metadata was given)."""
@@ -77,10 +84,26 @@ class ExportResult:
             "window_frames": self.window_frames,
             "hop_frames": self.hop_frames,
             "normalized": self.normalized,
+            "padding": round(self.padding, 4),
+            "left_out": self.left_out,
         }
         if self.metadata is not None:
             record["metadata"] = self.metadata
         return record
+
+
+def padding_fraction(frames: np.ndarray, counts: np.ndarray, window: int, hop: int) -> float:
+    """The fraction of ``sum(counts) * window`` exported frames that are padding: window ``j`` of a
+    track of ``f`` frames holds ``min(window, f - j*hop)`` real frames."""
+    total = int(counts.sum()) * window
+    if total == 0:
+        return 0.0
+    real = sum(
+        int(np.minimum(window, f - hop * np.arange(c)).sum())
+        for f, c in zip(frames.tolist(), counts.tolist(), strict=True)
+        if c
+    )
+    return 1.0 - real / total
 
 
 def normalization(store: LatentStore) -> dict[str, Any]:
@@ -88,13 +111,22 @@ def normalization(store: LatentStore) -> dict[str, Any]:
     and dimension, from the store's ``stats`` attribute (``lincae stats``).
 
     Raises:
-        LincaeError: The store has no statistics yet.
+        LincaeError: The store has no statistics yet, or they were measured on other tracks than
+            the store's done tracks now (e.g. while its encode was running).
     """
     st = store.stats
     if st is None:
         raise LincaeError(
             f"{store.path} has no latent statistics; run 'lincae stats {store.path}' "
             "first (or export without --normalize)"
+        )
+    table = store.table()
+    if st.get("tracks_sha256") != done_tracks_sha256(table):
+        now = int((table["status"] == STATUS_DONE).sum())
+        raise LincaeError(
+            f"{store.path}: its latent statistics were measured on {st.get('count_tracks')} done "
+            f"tracks, and {now} tracks are done now (stats taken before the encode finished, or the "
+            f"store changed since): run 'lincae stats {store.path}' again before export --normalize"
         )
     return {
         "method": "standardize",
@@ -322,6 +354,8 @@ def export_shards(
             "unused": len(set(meta).difference(keys_out)),
         }
     return ExportResult(
+        padding=padding_fraction(frames, counts, window, hop) if pad else 0.0,
+        left_out=unfinished([s]) if keys is None else {},
         shards=shard_names,
         samples=total,
         tracks=len(keys_out),
