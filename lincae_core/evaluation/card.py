@@ -324,8 +324,9 @@ def measure_checkpoint(
     text = json.dumps(card, indent=2, allow_nan=True) + "\n"
     if target != path:
         with building_dir(target, replace=overwrite) as b:
-            shutil.copytree(path, b.tmp, ignore=shutil.ignore_patterns("model_card.json"))
-            write_text_atomic(Path(str(b.tmp)) / "model_card.json", text)
+            tmp = Path(str(b.tmp))  # a local folder: -o is a path
+            shutil.copytree(path, tmp, ignore=shutil.ignore_patterns("model_card.json"))
+            write_text_atomic(tmp / "model_card.json", text)
         path = target
     else:
         try:
