@@ -77,3 +77,21 @@ def test_export_normalize_refuses_stats_older_than_the_done_tracks(tmp_path: Pat
     assert f"lincae stats {path}" in err[0]
     lincae("stats", str(path))
     lincae("export", str(path), str(tmp_path / "sh" / "%03d.tar"), "--window", "0.1", "--normalize")
+
+
+def test_mix_and_extract_say_when_paired_tracks_do_not_line_up(tmp_path: Path) -> None:
+    from _latent_stores import make_store
+
+    make_store(tmp_path / "mix.zarr", [("song1", 80), ("song2", 60)], seed=1)
+    make_store(tmp_path / "vocals.zarr", [("song1", 80), ("song2", 60)], seed=2)
+    make_store(tmp_path / "short.zarr", [("song1", 80), ("song2", 47)], seed=3)
+    clean = lincae("extract", str(tmp_path / "mix.zarr"), "--minus", str(tmp_path / "vocals.zarr"))
+    assert "differ in length" not in clean.stderr
+    assert "different times" not in clean.stderr
+    cut = lincae("select", str(tmp_path / "vocals.zarr"), "--start", "0.1", "-o", str(tmp_path / "cut.zarr"))
+    assert cut.stdout.strip() == str(tmp_path / "cut.zarr")
+    shifted = lincae("extract", str(tmp_path / "mix.zarr"), "--minus", str(tmp_path / "cut.zarr"))
+    assert "the inputs start at different times" in shifted.stderr
+    assert f"{tmp_path / 'cut.zarr'}: 6 frames" in shifted.stderr  # 0.1 s rounded down to frames
+    short = lincae("mix", str(tmp_path / "mix.zarr"), str(tmp_path / "short.zarr"))
+    assert "1 paired tracks differ in length (e.g. 'song2': 60 vs 47 frames)" in short.stderr

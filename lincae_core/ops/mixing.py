@@ -9,6 +9,7 @@ paper's latent-arithmetic separation ``z_mix − Σ z_minus`` (Sec. 4.5, Fig. 3)
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Sequence
@@ -19,7 +20,9 @@ from lincae_core.ops.engine import run_plan
 from lincae_core.ops.forms import check_gain, default_origin
 from lincae_core.ops.options import OpOptions, OpResult, op_options
 from lincae_core.ops.plan import RANDOM_GAIN_RANGE, plan_mix
-from lincae_core.store import StoreLike, open_store
+from lincae_core.store import LatentStore, StoreLike, open_store
+
+log = logging.getLogger(__name__)
 
 __all__ = ["extract_store", "mix_stores"]
 
@@ -105,11 +108,45 @@ def mix_stores(
         count=count,
         gain_range=(float(gain_range[0]), float(gain_range[1])),
     )
+    _warn_misaligned(plan.info, stores, op, length)
     args = {"gains": g, "pair": pair, "length": length, "missing": missing, "force": force}
     if pair == "random":
         args.update(seed=seed, count=count, gain_range=list(gain_range))
     origin = opts.origin or default_origin(stores[0])
     return run_plan(plan, stores, out, op=op, args=args, options=opts, origin=origin)
+
+
+def select_offset_frames(store: LatentStore) -> int:
+    """Frames cut from the start of the tracks by the ``select --start`` operations in the
+    store's lineage (0 for a store whose tracks start where their audio started)."""
+    return sum(
+        int((e.get("args") or {}).get("start_frame") or 0) for e in store.lineage if e.get("op") == "select"
+    )
+
+
+def _warn_misaligned(info: dict[str, Any], stores: Sequence[LatentStore], op: str, length: str) -> None:
+    """Warn when tracks paired by key or position do not line up: different lengths, or inputs cut
+    at different start times (``select --start``)."""
+    offsets = [select_offset_frames(s) for s in stores]
+    if len(set(offsets)) > 1:
+        cut = ", ".join(f"{s.path}: {o} frames" for s, o in zip(stores, offsets, strict=True))
+        log.warning(
+            "%s: the inputs start at different times (cut from the start by select --start: %s); "
+            "paired tracks are misaligned by that much: cut the other inputs the same way",
+            op,
+            cut,
+        )
+    mm = info.get("length_mismatch")
+    if mm:
+        log.warning(
+            "%s: %d paired tracks differ in length (e.g. %r: %s frames); --length %s made them %s",
+            op,
+            mm["tracks"],
+            mm["example"],
+            " vs ".join(map(str, mm["frames"])),
+            length,
+            "as long as the first input's" if length == "first" else f"the {length} of each pair",
+        )
 
 
 def extract_store(

@@ -262,6 +262,15 @@ def plan_mix(
 
     in_frames, in_samples = take("frames"), take("samples")
     frames, samples = apply_length(length, in_frames, in_samples)
+    if pair != "random" and in_frames.size:
+        differ = np.flatnonzero((in_frames != in_frames[:1]).any(axis=0))
+        if differ.size:  # paired by key or position, yet of different lengths: said (mixing.py)
+            j = int(differ[0])
+            info["length_mismatch"] = {
+                "tracks": int(differ.size),
+                "example": keys[j],
+                "frames": [int(f) for f in in_frames[:, j]],
+            }
     first = tables[0]
     return OpPlan(
         keys=keys,
