@@ -95,3 +95,33 @@ def test_mix_and_extract_say_when_paired_tracks_do_not_line_up(tmp_path: Path) -
     assert f"{tmp_path / 'cut.zarr'}: 6 frames" in shifted.stderr  # 0.1 s rounded down to frames
     short = lincae("mix", str(tmp_path / "mix.zarr"), str(tmp_path / "short.zarr"))
     assert "1 paired tracks differ in length (e.g. 'song2': 60 vs 47 frames)" in short.stderr
+
+
+def test_to_lufs_warns_outside_the_trained_gains_naming_the_tracks_and_caps(tmp_path: Path) -> None:
+    from lincae_core.store import LatentStore
+
+    path = tmp_path / "s.zarr"
+    s = LatentStore.create(
+        path,
+        model_id="m",
+        model_config={},
+        channels=1,
+        geometry={"sample_rate": 16000, "samples_per_frame": 256, "latent_dim": 8},
+        model_card={"training": {"gain_range": [0.0, 3.0]}},
+    )
+    s.plan([("loud", 40, 40 * 256, 16000, 1), ("quiet/drums", 40, 40 * 256, 16000, 1)], loudness=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        s.write_track(i, rng.standard_normal((40, 1, 8)))
+    s.write_loudness([0, 1], [-14.0, -40.0])
+    s.mark_done([0, 1])
+    plain = lincae("gain", str(path), "--to-lufs", "-14", "-o", str(tmp_path / "a.zarr")).stderr
+    assert "gain(s) 19.9526 outside the training range: it was trained on gains in [0, 3]" in plain
+    assert "The largest gain is 20x ('quiet/drums'), the smallest 1x ('loud')" in plain
+    capped = lincae("gain", str(path), "--to-lufs", "-14", "--max-gain", "2", "-o", str(tmp_path / "b.zarr"))
+    assert "--max-gain 2 held 1 tracks below -14 LUFS" in capped.stderr
+    assert "outside the training range" not in capped.stderr
+    z = LatentStore.open(tmp_path / "b.zarr").read_track("quiet/drums").astype(np.float32)
+    ref = LatentStore.open(path).read_track("quiet/drums").astype(np.float32)
+    assert np.abs(z - 2 * ref).max() < 1e-2
+    assert "--to-lufs too" in lincae("gain", str(path), "--gain", "2", "--max-gain", "2", code=2).stderr

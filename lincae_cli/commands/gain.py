@@ -46,6 +46,13 @@ from lincae_core.ops import OpOptions, db_to_amplitude, gain_store, operation_wa
     help="Gain curve file: rows 'time_s,gain' (or a 'time_s,db' header for decibels), "
     "interpolated linearly onto the latent frames; see docs/editing.md.",
 )
+@click.option(
+    "--max-gain",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="With --to-lufs: no track is raised by more than this amplitude factor (quiet tracks stay "
+    "quieter than the target instead of leaving the model's trained gain range); counted.",
+)
 @missing_option
 @op_options(origin=True)
 def gain_cmd(
@@ -57,6 +64,7 @@ def gain_cmd(
     fade_in: float,
     fade_out: float,
     envelope: str | None,
+    max_gain: float | None,
     missing: str,
     options: OpOptions,
     as_json: bool,
@@ -74,8 +82,9 @@ def gain_cmd(
         raise click.UsageError(
             "give exactly one of --gain or --db (or --to-lufs, --fade-in, --fade-out, --envelope)"
         )
+    if max_gain is not None and to_lufs is None:
+        raise click.UsageError("--max-gain caps the gains of --to-lufs: give --to-lufs too")
     a = db_to_amplitude(db) if db is not None else 1.0 if amplitude is None else amplitude
-    warnings = operation_warnings([store], "gain", [a])
     with frame_progress("gain") as progress:
         result = gain_store(
             store,
@@ -86,7 +95,22 @@ def gain_cmd(
             envelope=envelope,
             to_lufs=to_lufs,
             missing=missing,
+            max_gain=max_gain,
             options=replace(options, progress=progress),
+        )
+    ext = result.info.get("gain_extremes")
+    gains = [a] if ext is None else [ext["min"]["gain"], ext["max"]["gain"]]
+    warnings = operation_warnings([store], "gain", gains)
+    if ext is not None and (to_lufs is not None or envelope) and warnings and "outside" in warnings[-1]:
+        # per-track and per-frame gains: name the tracks that went furthest
+        warnings[-1] += (
+            f" The largest gain is {ext['max']['gain']:.3g}x ({ext['max']['key']!r}), the smallest "
+            f"{ext['min']['gain']:.3g}x ({ext['min']['key']!r})"
+            + ("; --max-gain caps the loudness gains." if to_lufs is not None else ".")
+        )
+    if result.info.get("capped"):
+        warnings.append(
+            f"gain: --max-gain {max_gain:g} held {result.info['capped']} tracks below {to_lufs:g} LUFS."
         )
     echo_warnings(warnings)
     echo_result(result, as_json)

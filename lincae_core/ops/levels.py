@@ -27,7 +27,7 @@ from lincae_core.ops.forms import check_gain, default_origin
 from lincae_core.ops.options import OpOptions, OpResult, op_options
 from lincae_core.ops.plan import FrameShape, OpPlan, done_rows, plan_mix
 from lincae_core.store import LatentStore, StoreLike, open_store
-from lincae_core.store.layout import STATUS_FAILED
+from lincae_core.store.layout import STATUS_DONE, STATUS_FAILED
 
 __all__ = ["Envelope", "gain_plan", "gain_store"]
 
@@ -80,14 +80,21 @@ def gain_plan(
     envelope: Envelope = None,
     to_lufs: float | None = None,
     missing: str = "error",
+    max_gain: float | None = None,
 ) -> tuple[OpPlan, dict[str, Any]]:
-    """Plan of ``lincae gain``: ``a``, times the loudness gain of each track (``to_lufs``), times
-    the per-frame envelope and fades. Returns the plan and its lineage args."""
+    """Plan of ``lincae gain``: ``a``, times the loudness gain of each track (``to_lufs``, capped
+    at ``max_gain``), times the per-frame envelope and fades. Returns the plan and its lineage
+    args; the plan's info has ``gain_extremes``, the smallest and largest gain a track gets (fades
+    to silence aside) and which track, and ``capped``, the tracks ``max_gain`` held back."""
     table = s.table()
     geo = s.geometry
-    track_gain, skipped = None, 0
+    track_gain, skipped, capped = None, 0, 0
     if to_lufs is not None:
         track_gain, skipped = _loudness_gains(s, table, float(to_lufs), missing)
+        if max_gain is not None:
+            over = track_gain > max_gain
+            capped = int((over & (table["status"] == STATUS_DONE)).sum())
+            track_gain = np.where(over, max_gain, track_gain)
     plan = plan_mix([table], [str(s.path)], [a], geo.samples_per_frame)
     times, gains = _envelope(envelope)
     shape = FrameShape(
@@ -98,6 +105,16 @@ def gain_plan(
         rows = np.array([s.index_of(k) for k in plan.keys], dtype=np.int64)
         plan.gains[0] *= track_gain[rows]
         info["skipped"] = skipped
+        if max_gain is not None:
+            info["capped"] = capped
+    if plan.keys:
+        env = np.asarray(gains if times else [1.0], np.float64)
+        per_track = plan.gains[0]
+        lo_i, hi_i = int(np.argmin(per_track)), int(np.argmax(per_track))
+        info["gain_extremes"] = {
+            "min": {"gain": float(per_track[lo_i] * env.min()), "key": plan.keys[lo_i]},
+            "max": {"gain": float(per_track[hi_i] * env.max()), "key": plan.keys[hi_i]},
+        }
     plan = replace(plan, shape=shape if shape.time_varying else None, info=info)
     args: dict[str, Any] = {"gain": a}  # a plain gain records only its gain, as it always did
     if shape.fade_in_s or shape.fade_out_s:
@@ -106,6 +123,8 @@ def gain_plan(
         args["envelope"] = {"times": list(times), "gains": list(gains)}
     if to_lufs is not None:
         args.update(to_lufs=float(to_lufs), missing=missing)
+        if max_gain is not None:
+            args["max_gain"] = float(max_gain)
     return plan, args
 
 
@@ -119,6 +138,7 @@ def gain_store(
     envelope: Envelope = None,
     to_lufs: float | None = None,
     missing: str = "error",
+    max_gain: float | None = None,
     options: OpOptions | None = None,
     **option_fields: Any,
 ) -> OpResult:
@@ -129,7 +149,8 @@ def gain_store(
     Optionally per track and per frame (``docs/editing.md``):
     ``to_lufs`` multiplies each track by ``10 ** ((to_lufs - L) / 20)`` from its loudness ``L``
     measured at encode time (a track without one is refused, or dropped with ``missing="skip"``
-    and counted in ``skipped``); ``envelope`` (a ``time_s,gain`` / ``time_s,db`` file, or
+    and counted in ``skipped``), capped at ``max_gain`` when given (tracks held back are counted
+    in ``capped``); ``envelope`` (a ``time_s,gain`` / ``time_s,db`` file, or
     ``(times, gains)``) and linear fades ``fade_in_s``/``fade_out_s`` multiply every latent
     frame by the curve at the frame's centre (homogeneity frame by frame: an extrapolation).
 
@@ -145,7 +166,14 @@ def gain_store(
     s = open_store(src)
     a = check_gain("gain", a)
     plan, args = gain_plan(
-        s, a, fade_in_s=fade_in_s, fade_out_s=fade_out_s, envelope=envelope, to_lufs=to_lufs, missing=missing
+        s,
+        a,
+        fade_in_s=fade_in_s,
+        fade_out_s=fade_out_s,
+        envelope=envelope,
+        to_lufs=to_lufs,
+        missing=missing,
+        max_gain=max_gain,
     )
     return run_plan(
         plan, [s], out, op="gain", args=args, options=opts, origin=opts.origin or default_origin(s)
