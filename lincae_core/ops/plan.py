@@ -243,6 +243,7 @@ def plan_mix(
     _choice("missing", missing, MISSING)
     k = len(tables)
     g = np.asarray(gains, dtype=np.float64).reshape(k, 1)
+    info: dict[str, Any]
     if pair == "random":
         if count is not None and count < 1:
             raise ConfigError(f"count: expected a positive number of mixes, got {count}")
