@@ -125,3 +125,35 @@ def test_to_lufs_warns_outside_the_trained_gains_naming_the_tracks_and_caps(tmp_
     ref = LatentStore.open(path).read_track("quiet/drums").astype(np.float32)
     assert np.abs(z - 2 * ref).max() < 1e-2
     assert "--to-lufs too" in lincae("gain", str(path), "--gain", "2", "--max-gain", "2", code=2).stderr
+
+
+def test_decode_resumes_and_follows_the_exit_3_contract(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    t = np.arange(16000) / 16000
+    for i in range(3):
+        sf.write(lib / f"s{i}.wav", (0.2 * np.sin(2 * np.pi * (300 + 100 * i) * t)).astype(np.float32), 16000)
+    sf.write(lib / "s3.wav", np.zeros(16000, np.float32), 16000)
+    store = str(tmp_path / "x.zarr")
+    lincae("encode", str(lib), store)
+    from lincae_core.store import LatentStore
+
+    LatentStore.open(store, "r+").mark_failed(3, "failed in this test")  # as an encode failure does
+    full = lincae("decode", store, str(tmp_path / "full"), code=3)  # the failed track: left out, partial
+    assert f"decode: left out 0 planned and 1 failed tracks of {store}" in full.stderr
+    assert len(full.stdout.splitlines()) == 3
+    # an interrupted decode: one file finished, the others not yet
+    out = tmp_path / "out"
+    lincae("decode", store, str(out), "--key", "s1")
+    again = lincae("decode", store, str(out), code=1)
+    assert "--resume" in again.stderr
+    resumed = lincae("decode", store, str(out), "--resume", "--json", code=3)
+    record = json.loads(resumed.stdout)
+    assert record["resumed"] == [str(out / "s1.wav")]
+    assert sorted(Path(f).name for f in record["files"]) == ["s0.wav", "s2.wav"]
+    for name in ("s0.wav", "s1.wav", "s2.wav"):
+        assert (out / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+    # a file that this decode would not have written is not kept
+    sf.write(out / "s0.wav", np.zeros(100, np.float32), 8000)
+    wrong = lincae("decode", store, str(out), "--resume", code=1)
+    assert "is not what this decode writes for 's0'" in wrong.stderr

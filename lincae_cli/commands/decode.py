@@ -8,6 +8,7 @@ import sys
 import click
 
 from lincae_cli.options import (
+    EXIT_PARTIAL,
     checkpoint_option,
     device_option,
     force_option,
@@ -76,6 +77,12 @@ from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, loa
 @device_option
 @force_option
 @overwrite_option
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Keep the files an interrupted decode into OUTDIR finished (checked: format, rate, "
+    "channels, length) and decode the rest.",
+)
 @json_option
 def decode_cmd(
     store: str,
@@ -96,6 +103,7 @@ def decode_cmd(
     device: str,
     force: bool,
     overwrite: bool,
+    resume: bool,
     as_json: bool,
 ) -> None:
     """Decode tracks of STORE into OUTDIR/<key>.<format> (paths mirror the keys).
@@ -164,15 +172,24 @@ def decode_cmd(
             overwrite=overwrite,
             jobs=jobs or None,
             scheduler=scheduler,
+            resume=resume,
         )
     if as_json:
-        click.echo(
-            json.dumps({"files": summary.files, "seconds": summary.seconds, "clipped": summary.clipped})
+        record = {"files": summary.files, "seconds": summary.seconds, "clipped": summary.clipped}
+        click.echo(json.dumps({**record, "resumed": summary.resumed, "left_out": summary.left_out}))
+    else:
+        for f in summary.files:
+            click.echo(f)
+        note(
+            f"decoded {len(summary.files)} tracks ({summary.seconds:.1f} s of audio) into {outdir}"
+            + (f", kept {len(summary.resumed)} finished before (--resume)" if summary.resumed else "")
+            + (f"; {len(summary.clipped)} tracks had clipped samples" if summary.clipped else "")
         )
-        return
-    for f in summary.files:
-        click.echo(f)
-    note(
-        f"decoded {len(summary.files)} tracks ({summary.seconds:.1f} s of audio) into {outdir}"
-        + (f"; {len(summary.clipped)} tracks had clipped samples" if summary.clipped else "")
-    )
+    if summary.left_out:
+        n = summary.left_out
+        click.echo(
+            f"decode: left out {n.get('planned', 0)} planned and {n.get('failed', 0)} failed tracks of "
+            f"{store} (finish its encode, or see: lincae ls --status failed {store})",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_PARTIAL)

@@ -25,7 +25,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from lincae_core.audio import resampled_length
+from lincae_core.audio import resampled_length, sound_file
 from lincae_core.config import InferenceConfig
 from lincae_core.decoding.engine import DecodeTrack, iter_decode_tracks
 from lincae_core.errors import AudioError, LincaeError, StoreMismatchError
@@ -119,6 +119,8 @@ class DecodeSummary:
     files: list[str] = field(default_factory=list)
     seconds: float = 0.0
     clipped: dict[str, int] = field(default_factory=dict)
+    resumed: list[str] = field(default_factory=list)  # finished files of an earlier run, kept
+    left_out: dict[str, int] = field(default_factory=dict)  # planned / failed tracks not decoded
 
 
 def output_rate(rate: str | int, source_rate: int, model_rate: int) -> int:
@@ -228,6 +230,7 @@ def decode_store(
     overwrite: bool = False,
     jobs: int | None = None,
     scheduler: str | None = None,
+    resume: bool = False,
 ) -> DecodeSummary:
     """Decode tracks (all done tracks, or ``keys``) into ``out_dir/<key>.<fmt>``.
 
@@ -237,7 +240,10 @@ def decode_store(
     renamed into place when complete. ``jobs`` forward passes run at once (default: one per core on
     the CPU); with ``scheduler`` (a Dask scheduler address or file) the tracks are split among the
     cluster's workers, which must see the store and ``out_dir`` at the same paths. Neither changes
-    a byte of the output.
+    a byte of the output. ``resume`` keeps the files an interrupted run finished (a file appears
+    only when complete; its header must match what this run would write: format, rate, channels,
+    length) and decodes the rest. Without ``keys`` the store's planned and failed tracks are
+    counted in ``left_out``.
     """
     store = LatentStore.open(store_path)
     check_model_matches(store, model, force)
@@ -247,6 +253,10 @@ def decode_store(
     subtype = (subtype or default_subtype).upper()
     if not sf.check_format(major, subtype):
         raise AudioError(f"Subtype {subtype} is not valid for {fmt}.")
+    left_out: dict[str, int] = {}
+    if not keys:
+        st = store.table()["status"]
+        left_out = {n: int((st == v).sum()) for v, n in ((0, "planned"), (2, "failed")) if (st == v).any()}
     keys = list(keys) if keys else [t.key for t in store.tracks(status=1)]
     _check_keys(store, keys)
     root = as_location(out_dir)
@@ -254,18 +264,57 @@ def decode_store(
     inference = inference or InferenceConfig(batch_size="auto")
     targets = {key: _inside(root, safe_relpath(key, "." + fmt)) for key in keys}
     taken = [p for p in targets.values() if p.exists()]
+    resumed: list[str] = []
+    if resume and taken and not overwrite:
+        finished = {k for k, p in targets.items() if p in set(taken)}
+        for k in sorted(finished):
+            _check_finished(targets[k], store, k, model, sample_rate, major, subtype)
+        resumed = [str(targets[k]) for k in keys if k in finished]
+        targets = {k: p for k, p in targets.items() if k not in finished}
+        keys = [k for k in keys if k not in finished]
+        taken = []
     if taken and not overwrite:
         raise LincaeError(
             f"{taken[0]} already exists ({len(taken)} of {len(targets)} outputs do); "
-            "use --overwrite to replace them, or another output folder."
+            "use --resume to keep them and decode the rest, --overwrite to replace them, or another "
+            "output folder."
         )
     if scheduler:
         from lincae_core.decoding.cluster import decode_on_cluster
 
         settings = DecodeSettings(fmt, subtype, seed, steps, inference, sample_rate)
-        return decode_on_cluster(as_location(store_path), root, model, keys, settings, scheduler, progress)
-    settings = DecodeSettings(fmt, subtype, seed, steps, inference, sample_rate, jobs)
-    return decode_keys(store, targets, model, settings, progress)
+        summary = decode_on_cluster(as_location(store_path), root, model, keys, settings, scheduler, progress)
+    else:
+        settings = DecodeSettings(fmt, subtype, seed, steps, inference, sample_rate, jobs)
+        summary = decode_keys(store, targets, model, settings, progress) if keys else DecodeSummary()
+    summary.resumed, summary.left_out = resumed, left_out
+    return summary
+
+
+def _check_finished(
+    path: Location, store: LatentStore, key: str, model: LinCAE, rate: str | int, major: str, subtype: str
+) -> None:
+    """Refuse to keep a file ``decode --resume`` did not write: another format, rate, channel count
+    or length than this decode gives the track."""
+    out_rate, length = _plan_track(store, key, model, rate)
+    try:
+        src = sound_file(path)
+        try:
+            info = sf.info(src)
+        finally:
+            if not isinstance(src, str):
+                src.close()
+    except Exception as exc:
+        raise LincaeError(
+            f"{path}: exists but is not a readable audio file ({exc}); remove it, or use --overwrite"
+        ) from None
+    want = (major, subtype, out_rate, store.channels, length)
+    got = (info.format, info.subtype, info.samplerate, info.channels, info.frames)
+    if got != want:
+        raise LincaeError(
+            f"{path}: exists but is not what this decode writes for {key!r} (format, subtype, rate, "
+            f"channels, samples: {got} vs {want}); use another output folder, or --overwrite"
+        )
 
 
 @dataclass(frozen=True)
