@@ -88,7 +88,8 @@ def building_remote(out: RemotePath, *, replace: bool, exist_ok: bool, direct: b
             raise LincaeError(f"{out}: the output was written but not committed (a bug in lincae)")
         b.published = True
         return
-    staging = Path(tempfile.mkdtemp(prefix="lincae-stage-"))
+    _sweep_stale_staging()
+    staging = Path(tempfile.mkdtemp(prefix=f"lincae-stage-{_host()}-{os.getpid()}-"))
     tmp = staging / out.name
     b = Building(tmp, out)
     try:
@@ -100,14 +101,35 @@ def building_remote(out: RemotePath, *, replace: bool, exist_ok: bool, direct: b
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _sweep_stale_staging() -> None:
+    """Remove the staging folders of dead processes of this host (killed while planning)."""
+    import re
+
+    from lincae_core.publish import _alive
+
+    pattern = re.compile(rf"lincae-stage-{re.escape(_host())}-(\d+)-.*")
+    for p in Path(tempfile.gettempdir()).glob(f"lincae-stage-{_host()}-*"):
+        m = pattern.fullmatch(p.name)
+        if m and not _alive(int(m.group(1))):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _host() -> str:
+    from lincae_core.publish import _host as host
+
+    return host()
+
+
 def _publish_staged(tmp: Path, out: RemotePath, replace: bool) -> bool:
     state = remote_state(out)
     if state == "complete" and not replace:
         return False
     if state == "incomplete" or (replace and state != "absent"):
         out.remove_tree()
-    root = tmp / "zarr.json"
-    upload_tree(tmp, out, skip=("zarr.json",))
+    root, marker = tmp / "zarr.json", "tracks/key/zarr.json"
+    if (tmp / marker).is_file():  # first: whatever a kill leaves, a re-run sees a plan in progress
+        (out / marker).write_bytes((tmp / marker).read_bytes())
+    upload_tree(tmp, out, skip=("zarr.json", marker))
     if not root.is_file():
         return True
     if replace:

@@ -157,3 +157,15 @@ def test_decode_resumes_and_follows_the_exit_3_contract(tmp_path: Path) -> None:
     sf.write(out / "s0.wav", np.zeros(100, np.float32), 8000)
     wrong = lincae("decode", store, str(out), "--resume", code=1)
     assert "is not what this decode writes for 's0'" in wrong.stderr
+
+
+def test_encode_takes_jobs_like_every_command(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    sf.write(lib / "a.wav", np.zeros(8000, np.float32), 16000)
+    for flag in ("-j", "--jobs", "--workers"):
+        plan = json.loads(
+            lincae("encode", str(lib), str(tmp_path / "x.zarr"), flag, "3", "--dry-run", "--json").stdout
+        )
+        assert plan["planned"] == 1
+    assert "Invalid value" in lincae("encode", str(lib), str(tmp_path / "x.zarr"), "-j", "0", code=2).stderr

@@ -323,3 +323,26 @@ def test_file_and_memory_urls(tmp_path: Path) -> None:
     got = LatentStore.open(r.out).read_track("x").astype(np.float32)
     want = 0.25 * LatentStore.open("memory://t/a.zarr").read_track("x").astype(np.float32)
     assert np.abs(got - want).max() < 1e-3
+
+
+def test_an_encode_killed_while_uploading_its_plan_is_planned_again(
+    s3_server,  # noqa: F811
+    s3_env,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """What a kill during the plan's upload leaves (its first object, the table's key array, and
+    some others, no root) is a plan in progress: the same command plans again and completes."""
+    import s3fs
+
+    env = {**os.environ, **s3_server.env()}
+    lib = make_library(tmp_path / "library")
+    staged = tmp_path / "staged.zarr"
+    lincae("encode", str(lib), str(staged), "--plan-only", env=env)
+    fs = s3fs.S3FileSystem()
+    for rel in ("tracks/key/zarr.json", "latents/zarr.json"):
+        fs.put_file(str(staged / rel), f"{s3_env}/x.zarr/{rel}")
+    err = lincae("ls", f"s3://{s3_env}/x.zarr", env=env, code=1).stderr
+    assert "holds objects but no store root" in err
+    lincae("encode", str(lib), f"s3://{s3_env}/x.zarr", env=env)
+    lincae("encode", str(lib), str(tmp_path / "ref.zarr"), env=env)
+    same_store(f"s3://{s3_env}/x.zarr", str(tmp_path / "ref.zarr"))

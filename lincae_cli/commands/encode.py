@@ -101,7 +101,16 @@ _DEF = InferenceConfig()
     help="Windows per forward pass (across tracks); auto: chosen for the device and the "
     "library's window length (logged, recorded in the store).",
 )
-@click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Audio reader threads.")
+@click.option(
+    "-j",
+    "--jobs",
+    "--workers",
+    "workers",
+    type=click.IntRange(1),
+    default=2,
+    show_default=True,
+    help="Audio reader threads (-j/--jobs as on every command; --workers is the same option).",
+)
 @device_option
 @click.option(
     "--channels-last/--no-channels-last",

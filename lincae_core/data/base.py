@@ -12,6 +12,7 @@ moves to the next epoch, so ``persistent_workers=True`` works without ``set_epoc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -19,7 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-__all__ = ["EpochDataset", "collate", "item_rng", "reader_slot"]
+from lincae_core.errors import ConfigError
+
+__all__ = ["EpochDataset", "collate", "item_rng", "reader_slot", "tensor_block"]
 
 
 def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -45,20 +48,91 @@ def reader_slot(rank: int | None = None, world_size: int | None = None) -> tuple
     return rank * workers + worker, world_size * workers
 
 
-class EpochDataset(IterableDataset):
-    """Epochs of ``len(self)`` items split over ranks × workers, resumable (see the module)."""
+Specs = dict[str, tuple[tuple[int, ...], torch.dtype]]
 
-    def __init__(self, seed: int, rank: int | None, world_size: int | None) -> None:
+
+class EpochDataset(IterableDataset):
+    """Epochs of ``self.length`` items split over ranks × workers, resumable (see the module);
+    with ``batch_size``, yielded as whole batches.
+
+    A subclass says which tensors its items hold (:meth:`_tensor_specs`) and fills them for a
+    list of items at once (:meth:`_fill`), returning its other fields (numbers in
+    ``_number_fields``, keys, metadata) as one list each; :meth:`item` and :meth:`batch` are
+    built on that.
+    """
+
+    #: The fields ``_fill`` returns that are numbers, with the dtype of their batch tensor.
+    _number_fields: dict[str, torch.dtype] = {}
+
+    def __init__(
+        self, seed: int, rank: int | None, world_size: int | None, batch_size: int | None = None
+    ) -> None:
         self.seed, self.epoch = int(seed), 0
         self.rank, self.world_size = rank, world_size
+        if batch_size is not None and int(batch_size) < 1:
+            raise ConfigError(f"batch_size: expected a positive number of items, got {batch_size}")
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.length = 0  # items an epoch (set by the subclass)
         self._yielded = 0  # items this reader yielded in this epoch (its resume point)
 
     def __len__(self) -> int:
+        """Items an epoch; with ``batch_size``, batches an epoch (``ceil(length / batch_size)``,
+        what ``len(DataLoader(…, batch_size=B))`` gives for items)."""
+        return self.length if self.batch_size is None else -(-self.length // self.batch_size)
+
+    def _tensor_specs(self, n: int) -> Specs:
+        """The tensor fields of ``n`` items: name → ``(shape, dtype)``, ``n`` leading."""
         raise NotImplementedError
+
+    def _fill(self, indices: Sequence[int], out: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
+        """Fill row ``r`` of each array in ``out`` (the tensor fields as numpy arrays; half
+        floats as float32, rounded afterwards) with item ``indices[r]`` of the current epoch;
+        return the other fields, one list (one value an item) each."""
+        raise NotImplementedError
+
+    def _check(self, indices: Sequence[int]) -> None:
+        for index in indices:
+            if not 0 <= index < self.length:
+                raise IndexError(f"item {index} outside the epoch's {self.length}")
 
     def item(self, index: int) -> dict[str, Any]:
         """Item ``index`` of the current epoch (deterministic in ``(seed, epoch, index)``)."""
-        raise NotImplementedError
+        self._check([index])
+        specs = self._tensor_specs(1)
+        arrays = {k: np.empty(shape, _fill_dtype(dt)) for k, (shape, dt) in specs.items()}
+        rest = self._fill([index], arrays)
+        out: dict[str, Any] = {}
+        for k, (_, dt) in specs.items():
+            t = torch.from_numpy(arrays[k][0])
+            out[k] = t if t.dtype == dt else t.to(dt)
+        out.update({k: v[0] for k, v in rest.items()})
+        out["epoch"], out["index"] = self.epoch, index
+        return out
+
+    def batch(self, indices: Sequence[int]) -> dict[str, Any]:
+        """Items ``indices`` of the current epoch as one batch: the fields of :func:`collate`'s
+        batch of the same items, with the numbers as tensors too (``int64``/``float64``; what a
+        DataLoader with ``batch_size=None`` would make of numpy arrays), every tensor a view of one
+        memory block (:func:`tensor_block`: shared memory in a DataLoader worker)."""
+        indices = [int(i) for i in indices]
+        self._check(indices)
+        n = len(indices)
+        specs = self._tensor_specs(n)
+        numbers = {**self._number_fields, "epoch": torch.int64, "index": torch.int64}
+        every = {**specs, **{k: ((n,), dt) for k, dt in numbers.items()}}
+        block = dict(zip(every, tensor_block(list(every.values())), strict=True))
+        arrays = {
+            k: block[k].numpy() if _fill_dtype(dt) == _NUMPY[dt] else np.empty(shape, np.float32)
+            for k, (shape, dt) in specs.items()
+        }
+        rest = self._fill(indices, arrays)
+        for k, (_, dt) in specs.items():
+            if _fill_dtype(dt) != _NUMPY[dt]:  # a half float: computed in float32, rounded once
+                block[k].copy_(torch.from_numpy(arrays[k]))
+        rest["epoch"], rest["index"] = [self.epoch] * n, indices
+        for k in numbers:
+            block[k].numpy()[:] = rest.pop(k)
+        return {**block, **rest}
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch the next iteration yields (call before each epoch, as with
@@ -70,21 +144,28 @@ class EpochDataset(IterableDataset):
     def reader_indices(self) -> range:
         """The item indices this reader (rank × worker) yields this epoch, in order."""
         slot, readers = reader_slot(self.rank, self.world_size)
-        return range(slot, len(self), readers)
+        return range(slot, self.length, readers)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         mine = self.reader_indices()
         skip = self._yielded
-        for n, i in enumerate(mine[skip:], start=skip):
-            item = self.item(i)
-            self._yielded = n + 1
-            yield item
+        if self.batch_size is None:
+            for n, i in enumerate(mine[skip:], start=skip):
+                item = self.item(i)
+                self._yielded = n + 1
+                yield item
+        else:  # this reader's items in runs of batch_size (as a DataLoader batches a worker's items)
+            for at in range(skip, len(mine), self.batch_size):
+                run = mine[at : at + self.batch_size]
+                batch = self.batch(run)
+                self._yielded = at + len(run)
+                yield batch
         # the epoch is complete: the next iteration is the next epoch (so persistent DataLoader
         # workers, whose copies set_epoch in the main process never reaches, move on too)
         self.epoch, self._yielded = self.epoch + 1, 0
 
     def state_dict(self) -> dict[str, Any]:
-        """``{"seed", "epoch", "yielded"}``: where this reader stands in its epoch."""
+        """``{"seed", "epoch", "yielded"}``: where this reader stands in its epoch (items)."""
         return {"seed": self.seed, "epoch": self.epoch, "yielded": self._yielded}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -92,20 +173,81 @@ class EpochDataset(IterableDataset):
         self.seed, self.epoch, self._yielded = int(state["seed"]), int(state["epoch"]), int(state["yielded"])
 
 
-def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Batch items: tensors stacked, numbers as numpy arrays (as stable-audio-tools' collation;
-    from DataLoader workers a numpy array travels inline where each tensor costs a shared-memory
-    segment, ~1.5x the items per second here), anything else (keys, metadata) as lists.
+#: numpy's dtype of a tensor field (``None``: half floats, which numpy lacks or computes slowly).
+_NUMPY: dict[torch.dtype, Any] = {
+    torch.float32: np.float32,
+    torch.float64: np.float64,
+    torch.int64: np.int64,
+    torch.bool: np.bool_,
+    torch.float16: None,
+    torch.bfloat16: None,
+}
 
-    (``torch``'s default collate fails on per-track metadata whose fields differ between tracks.)
+
+def _fill_dtype(dtype: torch.dtype) -> Any:
+    """The numpy dtype ``_fill`` computes a field of ``dtype`` in (float32 for half floats)."""
+    got = _NUMPY[dtype]
+    return np.float32 if got is None else got
+
+
+def tensor_block(
+    specs: Sequence[tuple[Sequence[int], torch.dtype]], shared: bool | None = None
+) -> list[torch.Tensor]:
+    """Empty tensors of the given ``(shape, dtype)`` that share one memory block (each view
+    aligned to 64 bytes), in shared memory when ``shared`` (default: when called in a DataLoader
+    worker).
+
+    A worker hands a batch to the main process by pickling it: each tensor storage costs a
+    shared-memory segment whose file descriptor the main process fetches from the worker over a
+    socket (torch's default ``file_descriptor`` strategy), a round trip each; views of one block
+    make that one round trip a batch, whatever the number of fields (and in shared memory from
+    the start, the batch is not copied again when it is sent).
+    """
+    offsets, end = [], 0
+    for shape, dtype in specs:
+        end = -(-end // 64) * 64
+        offsets.append(end)
+        end += _itemsize(dtype) * math.prod(shape)
+    n = max(end, 1)
+    if shared is None:
+        shared = get_worker_info() is not None
+    storage = torch.UntypedStorage._new_shared(n) if shared else torch.UntypedStorage(n)
+    return [
+        torch.empty(0, dtype=dtype).set_(storage, off // _itemsize(dtype), tuple(shape))
+        for (shape, dtype), off in zip(specs, offsets, strict=True)
+    ]
+
+
+_ITEMSIZE: dict[torch.dtype, int] = {}
+
+
+def _itemsize(dtype: torch.dtype) -> int:
+    got = _ITEMSIZE.get(dtype)
+    if got is None:
+        got = _ITEMSIZE[dtype] = torch.empty((), dtype=dtype).element_size()
+    return got
+
+
+def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Batch items: tensors stacked (views of one memory block, see :func:`tensor_block`),
+    numbers as numpy arrays (as stable-audio-tools' collation), anything else (keys, metadata)
+    as lists.
+
+    (``torch``'s default collate fails on per-track metadata whose fields differ between tracks,
+    and gives each field its own shared-memory segment.)
     """
     out: dict[str, Any] = {}
+    stacked = []
     for name in items[0]:
         values = [it[name] for it in items]
         if isinstance(values[0], torch.Tensor):
-            out[name] = torch.stack(values)
+            stacked.append(name)
+            out[name] = values
         elif isinstance(values[0], (bool, int, float, np.number)):
             out[name] = np.asarray(values)
         else:
             out[name] = values
+    specs = [((len(items), *out[k][0].shape), out[k][0].dtype) for k in stacked]
+    for name, dest in zip(stacked, tensor_block(specs), strict=True):
+        out[name] = torch.stack(out[name], out=dest)
     return out

@@ -10,14 +10,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from lincae_core.data.base import EpochDataset, item_rng
+from lincae_core.data.base import EpochDataset, Specs, item_rng
 from lincae_core.data.sources import (
     CACHE_BYTES,
     Metadata,
     StoreSource,
     check_same_model,
     frames_of,
+    latent_dtype,
     load_metadata,
+    read_windows,
 )
 from lincae_core.errors import ConfigError
 from lincae_core.linearity import trained_gain_range
@@ -52,8 +54,15 @@ class LatentMixtures(EpochDataset):
     ``present`` bool ``[S]``, ``gains`` ``[S]``, ``padding_mask`` bool ``[T]`` (frames of the
     shortest chosen stem), ``keys`` (each stem's track), ``start_frames`` ``[S]``, ``key``,
     ``start_frame``, ``seconds_start``, ``seconds_total`` (of the first chosen stem), ``metadata``,
-    ``epoch``, ``index``. ``stems`` names the ``S`` stems in order.
+    ``epoch``, ``index``. ``stems`` names the ``S`` stems in order. Batch with
+    :func:`lincae_core.data.collate`, or let the dataset make whole batches (``batch_size``).
     """
+
+    _number_fields = {
+        "start_frame": torch.int64,
+        "seconds_start": torch.float64,
+        "seconds_total": torch.float64,
+    }
 
     def __init__(
         self,
@@ -72,11 +81,16 @@ class LatentMixtures(EpochDataset):
         rank: int | None = None,
         world_size: int | None = None,
         cache_bytes: int = CACHE_BYTES,
+        batch_size: int | None = None,
+        dtype: torch.dtype | str = torch.float32,
     ) -> None:
         """Open the stem stores (a mapping name → store, or stores named after their file:
         ``vocals.zarr`` → ``vocals``); stores of different models are refused. ``length``: items
-        an epoch (default: the paired tracks). ``rank``/``world_size``: as :class:`LatentWindows`."""
-        super().__init__(seed, rank, world_size)
+        an epoch (default: the paired tracks). ``rank``/``world_size``, ``batch_size`` (whole
+        batches) and ``dtype`` (of ``mixture`` and ``targets``, mixed in float32): as
+        :class:`LatentWindows`."""
+        super().__init__(seed, rank, world_size, batch_size)
+        self.dtype = latent_dtype(dtype)
         named = dict(stems) if isinstance(stems, Mapping) else {_stem_name(s): s for s in stems}
         if len(named) < 1:
             raise ConfigError("stems: expected at least one stem store")
@@ -111,62 +125,88 @@ class LatentMixtures(EpochDataset):
         self.metadata = load_metadata(metadata)
         self.length = len(common) if length is None else int(length)
 
-    def __len__(self) -> int:
-        return self.length
+    def _tensor_specs(self, n: int) -> Specs:
+        k, c, d, w = (
+            len(self.stems),
+            self.sources[0].channels,
+            self.sources[0].geometry.latent_dim,
+            self.window,
+        )
+        return {
+            "mixture": ((n, c, d, w), self.dtype),
+            "targets": ((n, k, c, d, w), self.dtype),
+            "present": ((n, k), torch.bool),
+            "gains": ((n, k), torch.float32),
+            "padding_mask": ((n, w), torch.bool),
+            "start_frames": ((n, k), torch.int64),
+        }
 
-    def item(self, index: int) -> dict[str, Any]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"item {index} outside the epoch's {len(self)}")
+    def _draw(
+        self, index: int, present: np.ndarray, gains: np.ndarray, rows: np.ndarray, starts: np.ndarray
+    ) -> None:
+        """Item ``index``'s stems, gains, tracks (rows of each stem store) and starts, written
+        into the ``[S]`` arrays given."""
         rng = item_rng(self.seed, self.epoch, index)
         n, w = len(self.stems), self.window
         k = int(rng.integers(self.min_stems, self.max_stems + 1))
         chosen = np.sort(rng.choice(n, size=k, replace=False))
-        gains = np.zeros(n, np.float32)
+        present[:] = False
+        present[chosen] = True
+        gains[:] = 0
         gains[chosen] = rng.uniform(*self.gain_range, size=k).astype(np.float32)
         tracks = (
             rng.integers(0, len(self.keys), size=n)
             if self.cross_track
             else np.full(n, rng.integers(0, len(self.keys)))
         )
-        starts = np.zeros(n, np.int64)
-        c, d = self.sources[0].channels, self.sources[0].geometry.latent_dim
-        scaled = np.zeros((n, c, d, w), np.float32)  # gᵢ·zᵢ, zeros for a stem left out
-        mask = np.ones(w, bool)
-        present = np.zeros(n, bool)
-        present[chosen] = True
+        rows[:] = self._rows[tracks, np.arange(n)]
         for s in range(n):
-            src = self.sources[s]
-            row = int(self._rows[tracks[s], s])
-            f = int(src.frames[row])
-            same = s > 0 and not self.cross_track
-            starts[s] = starts[0] if same else int(rng.integers(0, max(0, f - w) + 1))
-            if present[s]:
-                z, m = src.window(row, int(starts[s]), w)
-                mask &= m
-                scaled[s] = gains[s] * z.transpose(1, 2, 0)
-        mixture = scaled.sum(0)
-        targets = scaled
+            if s > 0 and not self.cross_track:
+                starts[s] = starts[0]
+            else:
+                f = int(self.sources[s].frames[rows[s]])
+                starts[s] = int(rng.integers(0, max(0, f - w) + 1))
+
+    def _fill(self, indices: Sequence[int], out: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
+        b, n, w = len(indices), len(self.stems), self.window
+        present, gains, starts = out["present"], out["gains"], out["start_frames"]
+        targets, mixture, rows = out["targets"], out["mixture"], np.empty((b, n), np.int64)
+        for r, i in enumerate(indices):
+            self._draw(i, present[r], gains[r], rows[r], starts[r])
+        chosen, row, start = present.tolist(), rows.tolist(), starts.tolist()
+        picks = [
+            (self.sources[s], row[r][s], start[r][s]) for r in range(b) for s in range(n) if chosen[r][s]
+        ]
+        z, got = read_windows(picks, w)  # every chosen stem of every item, [k, T, C, D]
+        if len(picks) == b * n:  # gᵢ·zᵢ as [B, S, C, D, T] in one pass
+            scaled = z.reshape(b, n, *z.shape[1:]).transpose(0, 1, 3, 4, 2)
+            np.multiply(scaled, gains[:, :, None, None, None], out=targets)
+            real = [min(got[r * n : (r + 1) * n]) for r in range(b)]
+        else:
+            real, j = [w] * b, 0
+            for r in range(b):
+                for s in range(n):
+                    if chosen[r][s]:
+                        np.multiply(z[j].transpose(1, 2, 0), gains[r, s], out=targets[r, s])
+                        real[r] = min(real[r], got[j])
+                        j += 1
+                    else:
+                        targets[r, s] = 0  # a stem left out
+        np.sum(targets, axis=1, out=mixture)
         if self.origin == "affine":
             origin = self.sources[0].origin[:, :, None]  # Enc(0) [C, D, 1]
-            mixture = mixture + (1 - float(gains.sum())) * origin
-            targets = scaled + (1 - gains)[:, None, None, None] * origin[None]
-        first = int(chosen[0])
-        src = self.sources[first]
-        row = int(self._rows[tracks[first], first])
-        key = src.keys[row]
+            mixture += (1 - gains.sum(axis=1))[:, None, None, None] * origin
+            targets += (1 - gains)[:, :, None, None, None] * origin
+        out["padding_mask"][:] = np.arange(w) < np.asarray(real)[:, None]
+        first = [c.index(True) for c in chosen]  # the first chosen stem of each item
+        keys = [[self.sources[s].keys[row[r][s]] for s in range(n)] for r in range(b)]
+        key = [keys[r][first[r]] for r in range(b)]
+        at = [start[r][first[r]] for r in range(b)]
         return {
-            "mixture": torch.from_numpy(np.ascontiguousarray(mixture, np.float32)),
-            "targets": torch.from_numpy(np.ascontiguousarray(targets, np.float32)),
-            "present": torch.from_numpy(present),
-            "gains": torch.from_numpy(gains),
-            "padding_mask": torch.from_numpy(mask),
-            "keys": [self.sources[s].keys[int(self._rows[tracks[s], s])] for s in range(n)],
-            "start_frames": torch.from_numpy(starts),
+            "keys": keys,
             "key": key,
-            "start_frame": int(starts[first]),
-            "seconds_start": int(starts[first]) / self.frame_rate,
-            "seconds_total": src.seconds_total(row),
-            "metadata": self.metadata.get(key, {}),
-            "epoch": self.epoch,
-            "index": index,
+            "start_frame": at,
+            "seconds_start": [x / self.frame_rate for x in at],
+            "seconds_total": [self.sources[first[r]].seconds_total(row[r][first[r]]) for r in range(b)],
+            "metadata": [self.metadata.get(k, {}) for k in key],
         }

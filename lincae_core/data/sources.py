@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from lincae_core.errors import ConfigError, StoreMismatchError
 from lincae_core.ops.export.metadata import read_track_metadata
@@ -17,7 +18,17 @@ from lincae_core.store import LatentArray, LatentStore, open_store
 from lincae_core.store.array import CachedArray
 from lincae_core.store.layout import STATUS_DONE
 
-__all__ = ["CACHE_BYTES", "StoreSource", "check_same_model", "frames_of", "load_metadata"]
+__all__ = [
+    "CACHE_BYTES",
+    "LATENT_DTYPES",
+    "StoreSource",
+    "check_same_model",
+    "frames_of",
+    "latent_dtype",
+    "load_metadata",
+    "read_windows",
+    "to_float32",
+]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +36,45 @@ log = logging.getLogger(__name__)
 CACHE_BYTES = 64 * 2**20
 
 Metadata = str | os.PathLike[str] | Mapping[str, Mapping[str, Any]] | None
+
+#: The dtypes a dataset can give its latents in (``dtype=``): float32 (the default) or a
+#: half-size float (the mixing is done in float32 and rounded once).
+LATENT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def latent_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """``dtype=`` of a dataset as a torch dtype (``"float16"`` or ``torch.float16``)."""
+    got = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if got not in LATENT_DTYPES:
+        raise ConfigError(f"dtype: expected one of float32, float16, bfloat16, got {dtype!r}")
+    return got  # type: ignore[return-value]
+
+
+def to_float32(a: np.ndarray) -> np.ndarray:
+    """``a`` as float32 (itself when it is). float16 goes through torch, whose vectorised
+    conversion is ~10x numpy's here (numpy converts half floats one by one)."""
+    if a.dtype == np.float32:
+        return a
+    if a.dtype == np.float16:
+        return torch.from_numpy(a).float().numpy()
+    return a.astype(np.float32)
+
+
+class _ChunkReader(CachedArray):
+    """A :class:`CachedArray` whose chunk length and dtype are read once: Zarr's metadata
+    lookups behind them cost microseconds a call, several calls a window."""
+
+    def __init__(self, array: LatentArray, budget_bytes: int) -> None:
+        super().__init__(array, budget_bytes)
+        self._chunk_frames, self._dtype = int(array.chunk_frames), np.dtype(array.dtype)
+
+    @property
+    def chunk_frames(self) -> int:  # type: ignore[override]
+        return self._chunk_frames
+
+    @property
+    def dtype(self) -> np.dtype:  # type: ignore[override]
+        return self._dtype
 
 
 def load_metadata(metadata: Metadata) -> dict[str, dict[str, Any]]:
@@ -65,17 +115,18 @@ class StoreSource:
         d = self.geometry.latent_dim
         self.origin = np.zeros((self.channels, d), np.float32) if origin is None else origin
         self._reader: CachedArray | None = None
+        self._spans: tuple[list[int], list[int]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_reader"] = None  # each process opens its own
+        state["_reader"] = state["_spans"] = None  # each process opens its own
         return state
 
     @property
     def reader(self) -> CachedArray:
         """The chunk-cached latent array (opened on first use in this process)."""
         if self._reader is None:
-            self._reader = CachedArray(LatentArray.open(self.path, "r"), self.cache_bytes)
+            self._reader = _ChunkReader(LatentArray.open(self.path, "r"), self.cache_bytes)
         return self._reader
 
     def seconds_total(self, track: int) -> float:
@@ -85,16 +136,34 @@ class StoreSource:
     def window(self, track: int, start: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
         """Frames ``[start, start + frames)`` of a track as float32 ``[frames, C, D]``, frames past
         its end filled with ``Enc(0)``; and the padding mask ``[frames]`` (True: a real frame)."""
-        f = int(self.frames[track])
-        n = max(0, min(frames, f - start))
-        out = np.empty((frames, self.channels, self.geometry.latent_dim), np.float32)
+        z, real = read_windows([(self, int(track), int(start))], frames)
+        return z[0], np.arange(frames) < real[0]
+
+
+def read_windows(picks: Sequence[tuple[StoreSource, int, int]], frames: int) -> tuple[np.ndarray, list[int]]:
+    """Windows of ``frames`` frames, one a ``(source, track, start)``, as float32
+    ``[len(picks), frames, C, D]``, frames past a track's end filled with its store's ``Enc(0)``;
+    and the real frames of each window. Each window is sliced from its store's cached chunks in
+    the storage dtype and the whole set converted to float32 at once (per-call costs dominate at
+    these sizes, so the windows of a batch, or of an item's stems, share one call)."""
+    first = picks[0][0]
+    dtype = np.result_type(*{p[0].reader.dtype for p in picks})
+    raw = np.empty((len(picks), frames, first.channels, first.geometry.latent_dim), dtype)
+    real = []
+    for j, (src, t, s) in enumerate(picks):
+        if src._spans is None:  # plain ints: numpy's per-call costs show at this rate
+            src._spans = (src.offset.tolist(), src.frames.tolist())
+        offset, length = src._spans
+        n = max(0, min(frames, length[t] - s))
         if n:
-            a = int(self.offset[track]) + start
-            out[:n] = self.reader.read(a, a + n)
-        out[n:] = self.origin
-        mask = np.zeros(frames, bool)
-        mask[:n] = True
-        return out, mask
+            a = offset[t] + s
+            raw[j, :n] = src.reader.read(a, a + n)
+        real.append(n)
+    out = to_float32(raw)
+    for j, n in enumerate(real):
+        if n < frames:
+            out[j, n:] = picks[j][0].origin
+    return out, real
 
 
 def check_same_model(sources: Sequence[StoreSource]) -> None:

@@ -4,20 +4,22 @@ validation (docs/loading.md)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from lincae_core.data.base import EpochDataset, item_rng
+from lincae_core.data.base import EpochDataset, Specs, item_rng
 from lincae_core.data.sources import (
     CACHE_BYTES,
     Metadata,
     StoreSource,
     check_same_model,
     frames_of,
+    latent_dtype,
     load_metadata,
+    read_windows,
 )
 from lincae_core.errors import ConfigError
 from lincae_core.store import LatentStore
@@ -49,8 +51,15 @@ class LatentWindows(EpochDataset):
     gives stable-audio-tools' ``[C*D, T]``), ``padding_mask`` bool ``[T]``, ``key``, ``store`` (its
     index), ``start_frame``, ``seconds_start``, ``seconds_total``, ``metadata`` (the track's fields
     of the JSON Lines file ``export --metadata`` takes), ``epoch``, ``index``. Batch with
-    :func:`lincae_core.data.collate`.
+    :func:`lincae_core.data.collate`, or let the dataset make whole batches (``batch_size``).
     """
+
+    _number_fields = {
+        "store": torch.int64,
+        "start_frame": torch.int64,
+        "seconds_start": torch.float64,
+        "seconds_total": torch.float64,
+    }
 
     def __init__(
         self,
@@ -68,12 +77,18 @@ class LatentWindows(EpochDataset):
         rank: int | None = None,
         world_size: int | None = None,
         cache_bytes: int = CACHE_BYTES,
+        batch_size: int | None = None,
+        dtype: torch.dtype | str = torch.float32,
     ) -> None:
         """Open the stores (of one model, else ``StoreMismatchError``); unfinished tracks are
         skipped and counted in ``skipped``. ``salient``: redraw (up to ``salient_tries`` times) a
         random crop whose :func:`saliency` is below :data:`SALIENT_RMS` (or this float).
-        ``rank``/``world_size``: the DDP rank (default: ``torch.distributed``'s)."""
-        super().__init__(seed, rank, world_size)
+        ``rank``/``world_size``: the DDP rank (default: ``torch.distributed``'s). ``batch_size``:
+        yield whole batches of this many items (:meth:`batch`; use ``DataLoader(…,
+        batch_size=None)``). ``dtype``: of ``latents`` (float32; float16 or bfloat16 halve the
+        bytes)."""
+        super().__init__(seed, rank, world_size, batch_size)
+        self.dtype = latent_dtype(dtype)
         many: list[Any] = list(stores) if isinstance(stores, (list, tuple)) else [stores]
         self.sources = [StoreSource(s, cache_bytes) for s in many]
         check_same_model(self.sources)
@@ -100,45 +115,52 @@ class LatentWindows(EpochDataset):
         if self.random_crop and not any(self.weights[j] > 0 for j in live):
             raise ConfigError("no done track with frames in the weighted stores")
         self.length = self._n_tiles if length is None or not self.random_crop else int(length)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def _draw(self, rng: np.random.Generator) -> tuple[int, int, int]:
         p = self.weights * np.asarray([c[-1] > 0 if len(c) else False for c in self._cum])
-        j = int(rng.choice(len(self.sources), p=p / p.sum()))
-        cum = self._cum[j]
-        t = int(np.searchsorted(cum, rng.integers(0, cum[-1]), side="right"))
-        f = int(self.sources[j].frames[t])
-        return j, t, int(rng.integers(0, max(0, f - self.window) + 1))
+        self._p = p / p.sum() if p.sum() > 0 else p
 
-    def item(self, index: int) -> dict[str, Any]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"item {index} outside the epoch's {len(self)}")
-        if self.random_crop:
-            rng = item_rng(self.seed, self.epoch, index)
-            for _ in range(max(1, self.salient_tries if self.salient is not None else 1)):
-                j, t, start = self._draw(rng)
-                src = self.sources[j]
-                z, mask = src.window(t, start, self.window)
-                if self.salient is None or saliency(z, src.origin, mask) >= self.salient:
-                    break
-        else:
-            g = int(np.searchsorted(self._first, index, side="right")) - 1
-            j, t = int(self._track_store[g]), int(self._track_local[g])
-            src = self.sources[j]
-            start = (index - int(self._first[g])) * self.window
-            z, mask = src.window(t, start, self.window)
-        key = src.keys[t]
+    def _tensor_specs(self, n: int) -> Specs:
+        c, d = self.sources[0].channels, self.sources[0].geometry.latent_dim
         return {
-            "latents": torch.from_numpy(np.ascontiguousarray(z.transpose(1, 2, 0))),
-            "padding_mask": torch.from_numpy(mask),
-            "key": key,
-            "store": j,
-            "start_frame": start,
-            "seconds_start": start / self.frame_rate,
-            "seconds_total": src.seconds_total(t),
-            "metadata": self.metadata.get(key, {}),
-            "epoch": self.epoch,
-            "index": index,
+            "latents": ((n, c, d, self.window), self.dtype),
+            "padding_mask": ((n, self.window), torch.bool),
+        }
+
+    def _pick(self, index: int) -> tuple[int, int, int]:
+        """Item ``index``'s ``(store, track, start)``."""
+        if not self.random_crop:
+            g = int(np.searchsorted(self._first, index, side="right")) - 1
+            return (
+                int(self._track_store[g]),
+                int(self._track_local[g]),
+                (index - int(self._first[g])) * self.window,
+            )
+        rng = item_rng(self.seed, self.epoch, index)
+        tries = self.salient_tries if self.salient is not None else 1
+        for _ in range(max(1, tries)):
+            j = int(rng.choice(len(self.sources), p=self._p))
+            cum = self._cum[j]
+            t = int(np.searchsorted(cum, rng.integers(0, cum[-1]), side="right"))
+            f = int(self.sources[j].frames[t])
+            start = int(rng.integers(0, max(0, f - self.window) + 1))
+            if self.salient is None:
+                break
+            src = self.sources[j]
+            z, mask = src.window(t, start, self.window)
+            if saliency(z, src.origin, mask) >= self.salient:
+                break
+        return j, t, start
+
+    def _fill(self, indices: Sequence[int], out: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
+        picks = [self._pick(i) for i in indices]
+        z, real = read_windows([(self.sources[j], t, start) for j, t, start in picks], self.window)
+        out["latents"][:] = z.transpose(0, 2, 3, 1)  # [B, C, D, T]
+        out["padding_mask"][:] = np.arange(self.window) < np.asarray(real)[:, None]
+        keys = [self.sources[j].keys[t] for j, t, _ in picks]
+        return {
+            "key": keys,
+            "store": [j for j, _, _ in picks],
+            "start_frame": [start for _, _, start in picks],
+            "seconds_start": [start / self.frame_rate for _, _, start in picks],
+            "seconds_total": [self.sources[j].seconds_total(t) for j, t, _ in picks],
+            "metadata": [self.metadata.get(k, {}) for k in keys],
         }

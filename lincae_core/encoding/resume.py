@@ -150,7 +150,7 @@ def open_or_plan(
         log.info("removed stale temporary %s", p)
     planned = False
     if settings.overwrite and (out.exists() or out.is_symlink()):
-        if not (out / "zarr.json").is_file():
+        if not (out / "zarr.json").is_file() and not _to_plan(out):
             raise StoreFormatError(
                 f"{out} exists and is not a Zarr store: refusing to replace it, even with --overwrite."
             )

@@ -46,6 +46,11 @@ def open_group(path: Location, mode: Literal["r", "r+"]) -> Any:
     """Open the Zarr group of a store, or fail with a one-line ``StoreFormatError``."""
     if isinstance(path, RemotePath):
         if not (path / "zarr.json").is_file():
+            if path.is_dir():
+                raise StoreFormatError(
+                    f"{path} holds objects but no store root ({path / 'zarr.json'}): a command that "
+                    "writes it was stopped (run it again), or it is not a lincae store"
+                )
             raise StoreFormatError(path.missing(f"expected a lincae latent store: no {path / 'zarr.json'}"))
     elif not path.exists():
         raise StoreFormatError(f"{path} does not exist (expected a lincae latent store)")
