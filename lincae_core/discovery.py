@@ -14,6 +14,8 @@ taken too a ``~N`` suffix is added.
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import hashlib
 import logging
 import os
@@ -21,10 +23,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from lincae_core.errors import ConfigError
 from lincae_core.location import Location, RemotePath, as_location, is_url, storage_errors
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "KEY_FIELDS",
     "UNREADABLE_AUDIO_EXTENSIONS",
     "Source",
     "discover",
@@ -215,8 +219,16 @@ def discover(
     root: str | os.PathLike[str],
     extensions: Sequence[str] | None = None,
     files: Sequence[str] | None = None,
+    *,
+    match: str | None = None,
+    key: str | None = None,
 ) -> list[Source]:
     """List a library's audio sources in deterministic order, with unique keys.
+
+    ``match`` (a glob on the path relative to the root, e.g. ``*/vocals.wav``) keeps only the
+    matching inputs; ``key`` (a template, :data:`KEY_FIELDS`) names their tracks, e.g.
+    ``{parent}`` for the MUSDB layout (``song1/vocals.wav`` -> ``song1``), so that stem stores
+    pair by song. Two inputs given one key are refused.
 
     Args:
         root: Library root: keys are paths relative to it. A single file is a one-track library.
@@ -232,6 +244,49 @@ def discover(
     Raises:
         FileNotFoundError: ``root`` does not exist (and no file list is given).
     """
+    sources = _discover(root, extensions, files)
+    if match is not None:
+        sources = [s for s in sources if fnmatch.fnmatchcase(s.rel, match)]
+    return sources if key is None else _template_keys(sources, key)
+
+
+KEY_FIELDS = {
+    "rel": "the path relative to the root without its extension (the default key)",
+    "parent": "the folder holding the file, relative to the root ('.' at the root)",
+    "name": "the file name without its extension",
+    "ext": "the extension, without its dot",
+}
+
+
+def _template_keys(sources: list[Source], template: str) -> list[Source]:
+    """``sources`` with the keys the ``--key`` template gives; refuses a template that gives two
+    inputs one key, or names an unknown field."""
+    out, seen = [], {}
+    for s in sources:
+        p = PurePosixPath(s.rel)
+        fields = {"rel": p.with_suffix("").as_posix(), "parent": p.parent.as_posix(), "name": p.stem,
+                  "ext": p.suffix[1:]}  # fmt: skip
+        try:
+            k = template.format(**fields)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"--key {template!r}: expected fields among {{{'}, {'.join(KEY_FIELDS)}}}; got {exc}"
+            ) from None
+        if not k:
+            raise ConfigError(f"--key {template!r} gives {s.rel!r} an empty key")
+        if k in seen:
+            raise ConfigError(
+                f"--key {template!r} gives the key {k!r} to both {seen[k]!r} and {s.rel!r}: keep one of "
+                "them with --match (e.g. --match '*/vocals.wav'), or use another template"
+            )
+        seen[k] = s.rel
+        out.append(dataclasses.replace(s, key=k))
+    return out
+
+
+def _discover(
+    root: str | os.PathLike[str], extensions: Sequence[str] | None, files: Sequence[str] | None
+) -> list[Source]:
     exts = parse_extensions(extensions)
     base = as_location(root)
     if isinstance(base, RemotePath):

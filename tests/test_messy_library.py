@@ -169,3 +169,27 @@ def test_encode_takes_jobs_like_every_command(tmp_path: Path) -> None:
         )
         assert plan["planned"] == 1
     assert "Invalid value" in lincae("encode", str(lib), str(tmp_path / "x.zarr"), "-j", "0", code=2).stderr
+
+
+def test_key_template_and_match_pair_musdb_stems_by_song(tmp_path: Path) -> None:
+    for song in ("a", "b"):
+        for stem in ("vocals", "mixture"):
+            (tmp_path / "musdb" / song).mkdir(parents=True, exist_ok=True)
+            sf.write(tmp_path / "musdb" / song / f"{stem}.wav", np.zeros(4000, np.float32), 16000)
+    lib = str(tmp_path / "musdb")
+    plan = lincae(
+        "encode",
+        lib,
+        str(tmp_path / "v.zarr"),
+        "--match",
+        "*/vocals.wav",
+        "--key",
+        "{parent}",
+        "--dry-run",
+        "--json",
+    )
+    assert json.loads(plan.stdout)["planned"] == 2
+    clash = lincae("encode", lib, str(tmp_path / "x.zarr"), "--key", "{parent}", code=2).stderr
+    assert "gives the key 'a' to both 'a/mixture.wav' and 'a/vocals.wav'" in clash
+    bad = lincae("encode", lib, str(tmp_path / "x.zarr"), "--key", "{song}", code=2).stderr
+    assert "expected fields among {rel}, {parent}, {name}, {ext}" in bad

@@ -101,3 +101,32 @@ def test_readme_bucket_pipeline_runs_literally(tmp_path: Path, micro_ckpt: str, 
     names = {k.split("/", 1)[1] for k in fs.find(s3_env)}
     assert {"audio/vocals/song1.wav", "shards/000000.tar", "quiet.zarr/zarr.json"} <= names
     assert not any(p.name.startswith("s3") for p in tmp_path.iterdir())  # nothing local named after a URL
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("lincae") is None, reason="needs the installed console script")
+def test_readme_musdb_pipeline_runs_literally(tmp_path: Path, micro_ckpt: str) -> None:
+    """The README's MUSDB pairing, as typed: stems keyed by song pair in extract."""
+    text = README.read_text(encoding="utf-8")
+    m = re.search(r"<!-- musdb-pipeline:.*?-->\s*```bash\n(.*?)```\s*<!-- /musdb-pipeline -->", text, re.S)
+    assert m, "README.md lost its musdb-pipeline block"
+    rng = np.random.default_rng(0)
+    for song in ("song1", "song2"):
+        for stem in ("vocals", "drums", "bass", "other", "mixture"):
+            (tmp_path / "musdb" / song).mkdir(parents=True, exist_ok=True)
+            sf.write(tmp_path / "musdb" / song / f"{stem}.wav", 0.1 * rng.standard_normal(16000), 16000)
+    env = {**os.environ, "LINCAE_CHECKPOINT": micro_ckpt, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", m.group(1)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["vocals.zarr", "mixture.zarr"]
+    assert lines[2:4] == ["song1", "song2"]
+    assert lines[-1] == "accompaniment.zarr"
+    assert "differ in length" not in result.stderr

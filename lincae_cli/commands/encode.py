@@ -31,6 +31,7 @@ from lincae_core import (
     plan_encode,
     read_file_list,
 )
+from lincae_core.errors import ConfigError
 
 _DEF = InferenceConfig()
 
@@ -47,6 +48,21 @@ _DEF = InferenceConfig()
 )
 @click.option(
     "--ext", default=None, help="Comma-separated extensions to find (default: every soundfile format)."
+)
+@click.option(
+    "--match",
+    default=None,
+    metavar="GLOB",
+    help="Encode only the files whose path relative to LIBRARY matches GLOB, e.g. '*/vocals.wav'.",
+)
+@click.option(
+    "--key",
+    "key_template",
+    default=None,
+    metavar="TEMPLATE",
+    help="Track keys from the file's path: fields {rel} (the default: the path without extension), "
+    "{parent} (its folder), {name}, {ext}. MUSDB layout (song/vocals.wav): --match '*/vocals.wav' "
+    "--key '{parent}' keys each stem store by song, so mix/extract pair them.",
 )
 @click.option(
     "--channels",
@@ -154,6 +170,8 @@ def encode_cmd(
     out: str | None,
     files_from: Any,
     ext: str | None,
+    match: str | None,
+    key_template: str | None,
     channels: str,
     dtype: str,
     chunk_frames: int | None,
@@ -206,9 +224,11 @@ def encode_cmd(
         raise click.UsageError(str(exc)) from exc
     files = read_file_list(files_from) if files_from is not None else None
     try:
-        sources = discover(library, exts, files)
+        sources = discover(library, exts, files, match=match, key=key_template)
     except FileNotFoundError as exc:
         raise click.BadParameter(str(exc), param_hint="LIBRARY") from exc
+    except ConfigError as exc:  # the --key template: a command-line value, so a usage error
+        raise click.BadParameter(str(exc), param_hint="--key") from exc
     model = load_model(checkpoint, device)
     bar = EncodeBar()
     if dry_run:
@@ -217,6 +237,7 @@ def encode_cmd(
         _echo_dry_run(plan.to_dict(settings.latent_channels, model.config.latent_dim, dtype), out, as_json)
         return
     args = encode_args(library, getattr(files_from, "name", None), exts, checkpoint, inference, settings)
+    args.update({k: v for k, v in (("match", match), ("key", key_template)) if v is not None})
     summary = encode_files(sources, out, model, inference, settings, args, bar)
     bar.close()
     _echo_summary(summary.to_dict(), as_json)
