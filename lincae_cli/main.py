@@ -67,6 +67,11 @@ COMMANDS: dict[str, _Entry] = {
     "midside": _Entry(
         "stereo", "midside_cmd", "Write a new stereo store converted between left/right and mid/side latents."
     ),
+    "verify": _Entry(
+        "verify",
+        "verify_cmd",
+        "Check that every latent chunk of STORE's done tracks exists with its full size.",
+    ),
     "stats": _Entry(
         "stats",
         "stats_cmd",
@@ -207,10 +212,41 @@ class LincaeGroup(click.Group):
             )
             ctx.exit(130)
         except (LincaeError, OSError) as exc:
+            settle_io()
             if ctx.obj is not None and ctx.obj.get("verbose"):
                 raise
             msg = str(exc) if isinstance(exc, LincaeError) else machine_error(exc)
             raise click.ClickException(msg) from exc
+
+
+def settle_io(timeout_s: float = 5.0) -> None:
+    """Cancel the storage requests still in flight after a failure, and wait for them to end.
+
+    zarr and fsspec run requests as tasks on their own event loops (in I/O threads); when one of
+    a batch of concurrent chunk writes fails, the error is raised at once and the others are left
+    running. At exit the interpreter would destroy them pending, printing "Task was destroyed but
+    it is pending!" and a traceback each: cancelled here, they end quietly.
+    """
+    import asyncio
+    import contextlib
+
+    async def cancel_all() -> None:
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    loops = []
+    for name in ("zarr.core.sync", "fsspec.asyn"):
+        mod = sys.modules.get(name)
+        holder = getattr(mod, "loop", None) if mod is not None else None
+        if isinstance(holder, list) and holder and holder[0] is not None:
+            loops.append(holder[0])
+    for loop in loops:
+        if loop.is_running() and not loop.is_closed():
+            with contextlib.suppress(Exception):  # best effort: the error is what the user must see
+                asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(timeout_s)
 
 
 def _quiet_stdout() -> None:

@@ -15,7 +15,7 @@ import soundfile as sf
 import soxr
 
 from lincae_core.errors import AudioError
-from lincae_core.location import RemotePath, as_location
+from lincae_core.location import RemotePath, as_location, storage_errors
 
 __all__ = [
     "AudioInfo",
@@ -45,12 +45,64 @@ def resampled_length(frames: int, rate_in: int, rate_out: int) -> int:
     return (2 * frames * rate_out + rate_in) // (2 * rate_in)
 
 
+class _RemoteSource:
+    """A remote file object for libsndfile's virtual I/O that keeps the storage layer's failure.
+
+    libsndfile calls ``read``/``seek`` from C callbacks, where an exception is printed and lost
+    (the read returns 0 bytes: end of file, or a format it does not know). This wrapper stores the
+    first failure instead and reports end of file; :meth:`check` raises it as a one-line
+    :class:`StorageError`, so a network failure is never taken for a corrupt or truncated file.
+    """
+
+    def __init__(self, loc: RemotePath) -> None:
+        self.loc = loc
+        self.error: BaseException | None = None
+        self._f = loc.open("rb", block_size=2**20, cache_type="readahead")
+
+    def _guard(self, fn: Any, *args: Any, default: Any) -> Any:
+        if self.error is not None:
+            return default
+        try:
+            return fn(*args)
+        except Exception as exc:
+            self.error = exc
+            return default
+
+    def read(self, n: int = -1) -> bytes:
+        return self._guard(self._f.read, n, default=b"")
+
+    def readinto(self, buf: Any) -> int:
+        return self._guard(self._f.readinto, buf, default=0)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._guard(self._f.seek, offset, whence, default=self._f.loc)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def close(self) -> None:
+        self._f.close()
+
+    def check(self) -> None:
+        """Raise the storage failure seen, if any (a :class:`StorageError` naming the URL)."""
+        if self.error is not None:
+            with storage_errors(self.loc, "read"):
+                raise self.error
+
+
+def check_source(src: Any) -> None:
+    """Raise the storage failure a :func:`sound_file` source saw, if any."""
+    if isinstance(src, _RemoteSource):
+        src.check()
+
+
 def sound_file(path: str | os.PathLike | RemotePath) -> Any:
     """What soundfile opens for ``path``: the local path, or a seekable file object on a URL
     (buffered range reads: a header probe reads the first block, not the whole object)."""
     loc = as_location(path)
     if isinstance(loc, RemotePath):
-        return loc.open("rb", block_size=2**20, cache_type="readahead")
+        with storage_errors(loc, "open"):
+            return _RemoteSource(loc)
     return str(loc)
 
 
@@ -59,15 +111,16 @@ def probe_audio(path: str | os.PathLike | RemotePath) -> AudioInfo:
     p = as_location(path)
     if p.is_dir():
         raise AudioError(f"{p}: is a directory, expected an audio file.")
+    src = sound_file(p)
     try:
-        src = sound_file(p)
-        try:
-            info = sf.info(src)
-        finally:
-            if not isinstance(src, str):
-                src.close()
+        info = sf.info(src)
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
+        check_source(src)
         raise AudioError(f"{p}: not a readable audio file ({_reason(exc)}).") from exc
+    finally:
+        if not isinstance(src, str):
+            src.close()
+    check_source(src)
     if info.frames <= 0:
         raise AudioError(f"{p}: empty audio file (0 frames).")
     if info.samplerate <= 0 or info.channels <= 0:
@@ -129,11 +182,13 @@ class AudioStream:
         self.mode = channels
         self.num_channels = 1 if channels == "mono" else 2
         self.expected_length = resampled_length(info.frames, info.sample_rate, sample_rate)
+        self._src = sound_file(self.path)
         try:
-            self._src = sound_file(self.path)
             self._file = sf.SoundFile(self._src)
         except Exception as exc:
+            check_source(self._src)
             raise AudioError(f"{self.path}: not a readable audio file ({_reason(exc)}).") from exc
+        check_source(self._src)
         self._resampler = (
             soxr.ResampleStream(self.rate_in, sample_rate, info.channels, dtype="float32", quality="VHQ")
             if self.rate_in != sample_rate
@@ -160,7 +215,9 @@ class AudioStream:
         try:
             block = self._file.read(_BLOCK, dtype="float32", always_2d=True)
         except Exception as exc:
+            check_source(self._src)
             raise AudioError(f"{self.path}: read failed ({_reason(exc)}).") from exc
+        check_source(self._src)  # a failed read looks like the end of the file to libsndfile
         last = block.shape[0] < _BLOCK
         if block.size and not np.isfinite(block).all():
             raise AudioError(f"{self.path}: contains NaN or infinite samples.")

@@ -261,7 +261,8 @@ KEY_FIELDS = {
 def _template_keys(sources: list[Source], template: str) -> list[Source]:
     """``sources`` with the keys the ``--key`` template gives; refuses a template that gives two
     inputs one key, or names an unknown field."""
-    out, seen = [], {}
+    out: list[Source] = []
+    seen: dict[str, str] = {}
     for s in sources:
         p = PurePosixPath(s.rel)
         fields = {"rel": p.with_suffix("").as_posix(), "parent": p.parent.as_posix(), "name": p.stem,

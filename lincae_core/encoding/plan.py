@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import soundfile as sf
 
-from lincae_core.audio import AudioInfo, probe_audio, resampled_length, sound_file
+from lincae_core.audio import AudioInfo, check_source, probe_audio, resampled_length, sound_file
 from lincae_core.config import ModelConfig
 from lincae_core.discovery import Source, unreadable_reason
 from lincae_core.encoding.settings import EncodeProgress
@@ -69,13 +69,15 @@ def probe_source(source: Source) -> AudioInfo:
     elif source.path.is_file() and source.path.stat().st_size == 0:
         raise AudioError(f"{source.path}: empty file (0 bytes).")
     info = probe_audio(source.path)
+    src = sound_file(source.path)
     try:
-        src = sound_file(source.path)
         log_text = sf.info(src).extra_info
-        if not isinstance(src, str):
-            src.close()
     except Exception:  # probe_audio just read it; a race with a deleter is not ours to report
         log_text = ""
+    finally:
+        if not isinstance(src, str):
+            src.close()
+    check_source(src)
     m = _DATA_LINE.search(log_text)
     if m and int(m.group(1)) not in _UNKNOWN_SIZES and int(m.group(2)) < int(m.group(1)):
         raise AudioError(

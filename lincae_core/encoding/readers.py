@@ -20,7 +20,7 @@ import numpy as np
 
 from lincae_core.audio import AudioStream
 from lincae_core.errors import AudioError
-from lincae_core.location import Location
+from lincae_core.location import Location, StorageError
 from lincae_core.loudness import StreamLoudness
 
 __all__ = ["RowEnd", "RowJob", "Window", "read_row"]
@@ -82,6 +82,8 @@ def read_row(job: RowJob, rate: int, mode: str, q: queue.Queue[Any], stop: threa
     stream: AudioStream | None = None
     try:
         stream = AudioStream(job.path, rate, mode)
+    except StorageError:
+        raise  # the network, not the file: the encode stops, the row stays planned
     except Exception as exc:  # soundfile raises more than AudioError on garbage
         error = _reason(job.path, exc)
     last = len(job.spans) - 1 if job.full else max(i for i, n in enumerate(job.needed) if n)
@@ -92,6 +94,8 @@ def read_row(job: RowJob, rate: int, mode: str, q: queue.Queue[Any], stop: threa
             if stream is not None and error is None:
                 try:
                     x = np.ascontiguousarray(stream.read(a, b), dtype=np.float32)
+                except StorageError:
+                    raise
                 except Exception as exc:
                     error = _reason(job.path, exc)
             if meter is not None and x is not None:
@@ -101,6 +105,8 @@ def read_row(job: RowJob, rate: int, mode: str, q: queue.Queue[Any], stop: threa
         if stream is not None and error is None and job.full:
             try:
                 length = _drain(stream, job.spans[-1][1])
+            except StorageError:
+                raise
             except Exception as exc:
                 error = _reason(job.path, exc)
     finally:

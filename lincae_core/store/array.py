@@ -97,6 +97,7 @@ class LatentArray:
         self._array, self.path = array.with_config({"write_empty_chunks": True}), path
         self._raw = _raw_chunk_dir(array)
         self._dirs: set[int] = set()  # chunk directories known to exist ('/' keys)
+        self._done: Any = None  # the done rows, read at the first missing or truncated chunk
 
     @classmethod
     def open(cls, path: str | os.PathLike | RemotePath, mode: Literal["r", "r+"] = "r") -> LatentArray:
@@ -158,11 +159,13 @@ class LatentArray:
             part = view[(pos - start) * frame_bytes : (end - start) * frame_bytes]
             try:
                 with open(self._chunk_path(k), "rb") as fh:
-                    if os.fstat(fh.fileno()).st_size != cf * frame_bytes:
-                        return self._array[start:stop]  # not a plain chunk: let zarr read (or say why)
+                    if (size := os.fstat(fh.fileno()).st_size) != cf * frame_bytes:
+                        self._damaged(k, f"truncated ({size} of {cf * frame_bytes} bytes)")
+                        return self._array[start:stop]  # no done track there: let zarr read it
                     fh.seek((pos - k * cf) * frame_bytes)
                     got = fh.readinto(part)
-            except FileNotFoundError:  # a chunk never written holds the fill value, 0
+            except FileNotFoundError:  # a chunk never written holds the fill value, 0 ...
+                self._damaged(k, "missing")  # ... unless the layout gave it to done tracks
                 part[:] = bytes(len(part))
                 got = len(part)
             if got != len(part):
@@ -205,6 +208,15 @@ class LatentArray:
                 block[pos - c0 : end - c0] = z[pos - start : end - start]
             self._put_chunk(k, block)
             pos = end
+
+    def _damaged(self, k: int, problem: str) -> None:
+        """Raise if chunk ``k`` (missing or truncated) holds frames of done tracks
+        (:mod:`lincae_core.store.damage`; the done rows are read once, at the first such chunk)."""
+        from lincae_core.store import damage
+
+        if self._done is None:
+            self._done = damage.done_rows(self.path)
+        damage.damaged(self.path, self._done, k, self.chunk_frames, problem)
 
     def _chunk_path(self, k: int) -> Path:
         """The file of chunk ``k``: ``c.k.0.0`` ('.' keys, one file a chunk) or ``c/k/0/0`` ('/'

@@ -109,7 +109,11 @@ class StoreWriting(StoreBase):
         try:
             root = json.loads((self.path / "zarr.json").read_bytes())
             now = root.get("attributes", {}).get("store_id")
-        except (OSError, ValueError, AttributeError):
+        except OSError as exc:  # gone is "no store"; any other failure (the network) is itself
+            if not isinstance(exc, FileNotFoundError) and not isinstance(exc.__cause__, FileNotFoundError):
+                raise
+            now = None
+        except (ValueError, AttributeError):
             now = None
         if now != self.store_id:
             what = f"store {now[:12]}" if isinstance(now, str) else "no store"
