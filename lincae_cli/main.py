@@ -158,9 +158,10 @@ _ADVICE = {
 }
 
 
-def machine_error(exc: OSError) -> str:
-    """One line for a failure of the machine (not of the input): the path, the cause, what to do."""
-    path = exc.filename if exc.filename is not None else "(output)"
+def machine_error(exc: OSError, output: str | None = None) -> str:
+    """One line for a failure of the machine (not of the input): the path, the cause, what to do
+    (``output``: the command's output, for a failure that names no file)."""
+    path = exc.filename if exc.filename is not None else output or "(output)"
     cause = exc.strerror or type(exc).__name__
     advice = _ADVICE.get(exc.errno or -1, "fix the cause and re-run: finished work is kept")
     return f"{path}: {cause}; {advice}."
@@ -215,7 +216,8 @@ class LincaeGroup(click.Group):
             settle_io()
             if ctx.obj is not None and ctx.obj.get("verbose"):
                 raise
-            msg = str(exc) if isinstance(exc, LincaeError) else machine_error(exc)
+            output = (ctx.obj or {}).get("output")
+            msg = str(exc) if isinstance(exc, LincaeError) else machine_error(exc, output)
             raise click.ClickException(msg) from exc
 
 

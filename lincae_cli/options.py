@@ -94,11 +94,21 @@ keys_from_option = click.option(
 )
 
 
+out_dtype_option = click.option(
+    "--dtype",
+    "out_dtype",
+    type=click.Choice(["float16", "float32"]),
+    default=None,
+    help="Precision of the output store [default: the first input's]; float32 holds sums and "
+    "gains that overflow float16 (|z| > 65504).",
+)
+
+
 def op_options(origin: bool = False) -> Callable[[F], F]:
     """The options every latent operation shares, handed to the command as ``options`` (an
     :class:`~lincae_core.ops.options.OpOptions`, ``progress`` left to the command) beside
     ``as_json``: ``--require-complete``, ``-j/--jobs``, ``--scheduler``, ``--overwrite``,
-    ``--json`` and, with ``origin``, ``--origin``."""
+    ``--dtype``, ``--json`` and, with ``origin``, ``--origin``."""
 
     def deco(f: F) -> F:
         @functools.wraps(f)
@@ -108,6 +118,7 @@ def op_options(origin: bool = False) -> Callable[[F], F]:
             scheduler: str | None,
             overwrite: bool,
             require_complete: bool,
+            out_dtype: str | None,
             **kwargs: Any,
         ) -> Any:
             options = OpOptions(
@@ -116,11 +127,19 @@ def op_options(origin: bool = False) -> Callable[[F], F]:
                 overwrite=overwrite,
                 require_complete=require_complete,
                 origin=kwargs.pop("origin", None),
+                dtype=out_dtype,
             )
             return f(*args, options=options, **kwargs)
 
         wrapped: Any = command
-        for option in (json_option, overwrite_option, scheduler_option, jobs_option, require_complete_option):
+        for option in (
+            json_option,
+            overwrite_option,
+            scheduler_option,
+            jobs_option,
+            require_complete_option,
+            out_dtype_option,
+        ):
             wrapped = option(wrapped)
         if origin:
             wrapped = origin_option(wrapped)
@@ -146,6 +165,7 @@ def out_option(
             required=required and old is None,
             type=click.Path(file_okay=file_okay),
             help=help_text,
+            callback=_remember,
         )(f)
         if old is not None:
             f = click.option(old, "out_alias", hidden=True, type=click.Path(file_okay=file_okay))(f)
@@ -173,7 +193,21 @@ def pick_out(*candidates: tuple[str, str | None], required: str | None = None) -
         if required:
             raise click.UsageError(f"Missing the output: {required}.")
         return None
+    remember_output(given[0][1])
     return given[0][1]
+
+
+def remember_output(path: str | None) -> None:
+    """Record the command's output, which a machine failure that names no file is reported
+    against (``lincae_cli.main.machine_error``)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and path is not None:
+        ctx.find_root().ensure_object(dict)["output"] = path
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    remember_output(value)
+    return value
 
 
 class BatchSizeType(click.ParamType):

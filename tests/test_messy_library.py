@@ -236,3 +236,60 @@ def test_damaged_chunks_are_found_named_and_repaired_by_re_encoding(tmp_path: Pa
     keys = b.keys()
     for k in keys:
         assert np.array_equal(a.read_track(k), b.read_track(k)), k
+
+
+def test_an_overflowing_op_names_its_output_and_the_option_that_fixes_it(tmp_path: Path) -> None:
+    from _latent_stores import make_store
+
+    make_store(tmp_path / "a.zarr", [("x", 40)], seed=1)
+    out = tmp_path / "loud.zarr"
+    err = lincae("gain", str(tmp_path / "a.zarr"), "--gain", "1e5", "-o", str(out), code=1).stderr.strip()
+    assert err.count("\n") == 0, err
+    assert err.startswith(f"Error: {out}: result overflows float16")
+    assert "--dtype float32" in err
+    assert not out.exists()
+    assert not list(tmp_path.glob(".loud.zarr.*"))  # no temporary left either
+    lincae("gain", str(tmp_path / "a.zarr"), "--gain", "1e5", "-o", str(out), "--dtype", "float32")
+    assert LatentStore.open(out).dtype == "float32"
+
+
+def test_a_full_disk_names_the_output_and_keeps_nothing_half_written(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """ENOSPC while writing chunks: one line naming the output the user gave (not a temporary,
+    not '(output)') and what to do; no output and no temporary left."""
+    import errno
+
+    from _latent_stores import make_store
+    from click.testing import CliRunner
+
+    import lincae_core.store.array as array_mod
+    from lincae_cli.main import cli
+
+    make_store(tmp_path / "a.zarr", [("x", 400)], seed=1)
+
+    class Full:
+        def __init__(self, *a: object, **k: object) -> None:
+            pass
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *a: object) -> None:
+            pass
+
+        def write(self, data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_open = open
+
+    def fake_open(path, mode="r", *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        return Full() if "w" in mode and ".partial" in str(path) else real_open(path, mode, *a, **k)
+
+    monkeypatch.setattr(array_mod, "open", fake_open, raising=False)
+    out = tmp_path / "g.zarr"
+    r = CliRunner().invoke(cli, ["gain", str(tmp_path / "a.zarr"), "--gain", "0.5", "-o", str(out)])
+    assert r.exit_code == 1
+    line = r.stderr.strip()
+    assert "\n" not in line, line
+    assert line.startswith(f"Error: {out}: No space left on device;"), line
+    assert not out.exists()
+    assert not list(tmp_path.glob(".g.zarr.*"))

@@ -393,8 +393,11 @@ def test_options_object_or_keywords_and_the_json_record(ab: tuple, tmp_path: Pat
     is refused. The result's to_dict() is the --json record, key for key."""
     a, _, b, _ = ab
     r = ops.gain_store(a, tmp_path / "g", 2.0, options=OpOptions(jobs=1), max_block_frames=16)
-    assert list(r.to_dict()) == ["op", "out", "tracks", "frames", "origin", "skipped"]
-    assert r.to_dict() == {
+    assert list(r.to_dict()) == ["op", "out", "tracks", "frames", "origin", "skipped", "gain_extremes"]
+    record = r.to_dict()
+    extremes = record.pop("gain_extremes")  # the smallest and largest gain a track got, and where
+    assert {extremes["min"]["gain"], extremes["max"]["gain"]} == {2.0}
+    assert record == {
         "op": "gain",
         "out": str(tmp_path / "g"),
         "tracks": 3,

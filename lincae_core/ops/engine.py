@@ -167,14 +167,21 @@ def run_plan(
 
         shared: dict[str, CachedArray] = {}  # one chunk cache per input for the whole operation
         scratch: dict[tuple[Any, ...], np.ndarray] = {}
-        run_units(
-            run_unit,
-            units,
-            options.jobs,
-            options.scheduler,
-            options.progress,
-            in_process={"readers_cache": shared, "scratch": scratch},
-        )
+        try:
+            run_units(
+                run_unit,
+                units,
+                options.jobs,
+                options.scheduler,
+                options.progress,
+                in_process={"readers_cache": shared, "scratch": scratch},
+            )
+        except LincaeError as exc:  # name the output, not the temporary it is built in
+            raise LincaeError(str(exc).replace(absolute(tmp), str(dest))) from exc
+        except OSError as exc:
+            if exc.filename is None or absolute(tmp) not in str(exc.filename):
+                raise
+            raise OSError(exc.errno, exc.strerror, str(dest)) from exc
         store.mark_done(np.arange(store.n_tracks))
         store.commit()
     return OpResult(

@@ -374,7 +374,7 @@ def run_unit(
             if not (-limit <= float(lo) and float(hi) <= limit):
                 raise LincaeError(
                     f"{u.out_path}: result overflows {out.dtype} (|z| > {limit:g});"
-                    " use a float32 output or smaller gains"
+                    " use a float32 output (--dtype float32) or smaller gains"
                 )
             writes.append(writer.submit(out.write, b0, outs[i % 2][:n]))
         for f in writes:

@@ -241,6 +241,11 @@ class LatentArray:
                 if pad:
                     fh.write(bytes(pad))
             os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.filename is None:  # a write error (disk full) names no file: name the store
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+            raise
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

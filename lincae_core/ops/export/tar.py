@@ -87,7 +87,10 @@ class ShardFile:
 
     def write(self, parts: list[bytes | memoryview]) -> None:
         data = b"".join(parts)
-        self._fh.write(data)
+        try:
+            self._fh.write(data)
+        except OSError as exc:  # a write error (disk full) names no file: name the shard
+            raise OSError(exc.errno, exc.strerror, self.name) from exc
         self.size += len(data)
 
     def finish(self) -> None:
