@@ -2,28 +2,42 @@
 
 Builds seeded random stores (``store.synthetic``: the default model's geometry, float16, mono):
 four stem stores of ``--tracks`` tracks of ``--frames`` frames. Measures, with the same batch size
-and 0 and 2 DataLoader workers:
+and window, 0 and 2 DataLoader workers:
 
-- ``LatentWindows`` random crops of ``--window`` frames from one store;
-- ``LatentMixtures`` 4-stem mixtures (and targets) of the same windows, made on the fly;
-- webdataset reading ``lincae export`` shards of the same windows (``wds.WebDataset`` ->
-  ``decode`` -> ``to_tuple`` -> ``batched``, its own pipeline);
+- ``LatentWindows`` random crops of ``--window`` frames from one store, batched by the DataLoader
+  (``batch_size=B, collate_fn=collate``) and made as whole batches by the dataset
+  (``LatentWindows(…, batch_size=B)`` under ``DataLoader(batch_size=None)``);
+- ``LatentMixtures`` 4-stem mixtures and their 4 targets of the same windows, made on the fly,
+  both ways, and as whole batches in float16 (``dtype="float16"``: the dtype webdataset returns);
+- webdataset reading ``lincae export`` shards of the same windows with its own pipeline
+  (``wds.WebDataset`` -> ``decode`` -> ``to_tuple`` -> ``batched(B)`` under
+  ``DataLoader(batch_size=None)``);
 - a plain copy of the same bytes (batches of windows copied out of an in-memory array): the
   ceiling.
 
-Rates are steady-state (timed from each loader's first batch). Prints items/s and the
-ratios; the target is mixtures >= webdataset windows.
+What one batch of ``B`` holds: webdataset, the exported float16 windows ``[B, C*D, T]`` and ``B``
+JSON records; windows, float32 ``latents [B, C, D, T]``, ``padding_mask`` and the item fields;
+mixtures, float32 ``mixture [B, C, D, T]`` and ``targets [B, 4, C, D, T]`` (ten times the bytes of
+the webdataset batch), ``present``, ``gains``, ``padding_mask`` and the item fields.
 
-    python scripts/bench_loader.py [--tracks 64] [--frames 2048] [--window 64] [--batch 16] [--items 4096]
+The readers run interleaved (their order rotated each round), ``--repeat`` rounds, so a machine
+shared with other work slows every side alike; each round prints its ratios and the load average.
+Rates are steady-state (timed from each loader's first batch); "CPU us/item" is the processor time
+of the main process and its workers together per item (Linux ``/proc``), steadier than rates on a
+busy machine. The target is mixtures >= webdataset windows.
+
+    python scripts/bench_loader.py [--tracks 64] [--frames 2048] [--window 64] [--batch 16]
+                                   [--items 4096] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +52,32 @@ from lincae_core.store.synthetic import synthetic_store
 STEMS = ("vocals", "drums", "bass", "other")
 
 
-def _rate(batches: Iterable[Any]) -> float:
-    """Items per second in the steady state: timed from the first batch (worker start-up left out)."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system time of a live process (Linux), 0 where /proc is missing."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rate(batches: Iterable[Any]) -> tuple[float, float]:
+    """Items per second in the steady state (timed from the first batch: worker start-up left
+    out) and processor microseconds per item, main process and workers together."""
     it = iter(batches)
     first = next(it)
-    t0, n = time.perf_counter(), 0
+    pids = [w.pid for w in getattr(it, "_workers", [])]
+    w0 = {p: _cpu_seconds(p) for p in pids}
+    w1 = dict(w0)
+    c0, t0, n = time.process_time(), time.perf_counter(), 0
     for b in it:
         n += len(b["index"]) if isinstance(b, dict) else len(b[0])
+        w1 = {p: _cpu_seconds(p) for p in pids}  # read while the workers live
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    cpu += sum(w1[p] - w0[p] for p in pids)
     del first
-    return n / (time.perf_counter() - t0)
+    return n / wall, cpu / n * 1e6
 
 
 def main() -> None:
@@ -56,6 +87,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=64)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--items", type=int, default=4096)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--work", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -74,27 +106,77 @@ def main() -> None:
     shard_files = sorted(str(p) for p in shards.glob("*.tar"))
     n_export = sum(args.frames // args.window + (args.frames % args.window > 0) for _ in tracks)
     print(
-        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; batch {args.batch}, "
-        f"window {args.window} frames, {args.items} items (webdataset: the {n_export} exported windows)"
+        f"{os.cpu_count()} cores; batch {args.batch}, window {args.window} frames, {args.items} items "
+        f"(webdataset: the {n_export} exported windows); {args.repeat} interleaved rounds"
     )
-    results: dict[str, float] = {}
-    for workers in (0, 2):
-        kw: dict[str, Any] = {"batch_size": args.batch, "num_workers": workers, "collate_fn": collate}
-        win = LatentWindows(stems["vocals"], window_frames=args.window, length=args.items)
-        results[f"windows, {workers} workers"] = _rate(DataLoader(win, **kw))
-        mix = LatentMixtures(stems, window_frames=args.window, length=args.items, min_stems=4)
-        results[f"4-stem mixtures, {workers} workers"] = _rate(DataLoader(mix, **kw))
+    B, W = args.batch, args.window
+
+    def webdataset(workers: int) -> DataLoader:
         import webdataset as wds
 
         pipe = (
             wds.WebDataset(shard_files, shardshuffle=False, empty_check=False, nodesplitter=None)
             .decode()
             .to_tuple("latent.npy", "json")
-            .batched(args.batch)
+            .batched(B)
         )
-        results[f"webdataset windows, {workers} workers"] = _rate(
-            DataLoader(pipe, batch_size=None, num_workers=workers)
-        )
+        return DataLoader(pipe, batch_size=None, num_workers=workers)
+
+    def windows(batched: bool) -> Callable[[int], DataLoader]:
+        def make(workers: int) -> DataLoader:
+            if batched:
+                ds = LatentWindows(stems["vocals"], window_frames=W, length=args.items, batch_size=B)
+                return DataLoader(ds, batch_size=None, num_workers=workers)
+            ds = LatentWindows(stems["vocals"], window_frames=W, length=args.items)
+            return DataLoader(ds, batch_size=B, num_workers=workers, collate_fn=collate)
+
+        return make
+
+    def mixtures(batched: bool, dtype: str = "float32") -> Callable[[int], DataLoader]:
+        def make(workers: int) -> DataLoader:
+            kw: dict[str, Any] = {"window_frames": W, "length": args.items, "min_stems": 4, "dtype": dtype}
+            if batched:
+                ds = LatentMixtures(stems, batch_size=B, **kw)
+                return DataLoader(ds, batch_size=None, num_workers=workers)
+            return DataLoader(
+                LatentMixtures(stems, **kw), batch_size=B, num_workers=workers, collate_fn=collate
+            )
+
+        return make
+
+    readers: dict[str, Callable[[int], DataLoader]] = {
+        "webdataset windows": webdataset,
+        "4-stem mixtures (collate)": mixtures(False),
+        "4-stem mixtures (batch_size)": mixtures(True),
+        "4-stem mixtures (batch_size, float16)": mixtures(True, "float16"),
+        "windows (collate)": windows(False),
+        "windows (batch_size)": windows(True),
+    }
+    names = list(readers)
+    rates: dict[tuple[str, int], list[float]] = {}
+    cpus: dict[tuple[str, int], list[float]] = {}
+    loads: list[float] = []
+    for r in range(args.repeat):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        load = os.getloadavg()[0]
+        for workers in (0, 2):
+            got = {}
+            for name in order:
+                rate, cpu = _rate(readers[name](workers))
+                rates.setdefault((name, workers), []).append(rate)
+                cpus.setdefault((name, workers), []).append(cpu)
+                got[name] = rate
+            wds_rate = got["webdataset windows"]
+            print(
+                f"round {r + 1}, {workers} workers: mixtures / webdataset = "
+                f"{got['4-stem mixtures (collate)'] / wds_rate:.2f} (collate), "
+                f"{got['4-stem mixtures (batch_size)'] / wds_rate:.2f} (batch_size); windows / webdataset = "
+                f"{got['windows (collate)'] / wds_rate:.2f}, {got['windows (batch_size)'] / wds_rate:.2f}",
+                flush=True,
+            )
+        load = (load + os.getloadavg()[0]) / 2
+        loads.append(load)
+        print(f"round {r + 1}: load average {load:.2f}", flush=True)
     arr = np.asarray(
         LatentWindows(stems["vocals"], window_frames=1).sources[0].reader.read(0, args.tracks * args.frames)
     )
@@ -103,14 +185,28 @@ def main() -> None:
     t0 = time.perf_counter()
     for b in range(0, args.items, args.batch):
         np.stack([arr[s : s + args.window] for s in starts[b : b + args.batch]])
-    results["plain copy of the same bytes"] = args.items / (time.perf_counter() - t0)
-    print("| reader | items/s |\n|---|---|")
-    for k, v in results.items():
-        print(f"| {k} | {v:,.0f} |")
+    copy = args.items / (time.perf_counter() - t0)
+    med = statistics.median
+    print(f"\nmedians of {args.repeat} rounds (load average {min(loads):.1f}-{max(loads):.1f}):")
+    print("| reader | items/s, 0 workers | items/s, 2 workers | CPU us/item, 0 / 2 workers |")
+    print("|---|---|---|---|")
+    for name in names:
+        print(
+            f"| {name} | {med(rates[name, 0]):,.0f} | {med(rates[name, 2]):,.0f} | "
+            f"{med(cpus[name, 0]):.0f} / {med(cpus[name, 2]):.0f} |"
+        )
+    print(f"| plain copy of the same bytes | {copy:,.0f} | | |")
     for w in (0, 2):
-        m, d = results[f"4-stem mixtures, {w} workers"], results[f"webdataset windows, {w} workers"]
-        x = results[f"windows, {w} workers"]
-        print(f"ratio, {w} workers: mixtures / webdataset = {m / d:.2f}, windows / webdataset = {x / d:.2f}")
+        ratios = {
+            name: [a / b for a, b in zip(rates[name, w], rates["webdataset windows", w], strict=True)]
+            for name in names[1:]
+        }
+        print(
+            f"ratio to webdataset, {w} workers (median; per round): "
+            + "; ".join(
+                f"{name} {med(v):.2f} ({', '.join(f'{x:.2f}' for x in v)})" for name, v in ratios.items()
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from lincae_core import LatentMixtures, LatentWindows
 from lincae_core.data import collate
-from lincae_core.errors import StoreMismatchError
+from lincae_core.errors import ConfigError, StoreMismatchError
 
 TRACKS = [("a", 40), ("b.x", 9), ("c", 70), ("d", 33)]
 
@@ -30,25 +30,41 @@ def stems(tmp_path: Path) -> dict[str, Path]:
     return out
 
 
-def _ids(ds: torch.utils.data.IterableDataset, workers: int) -> list[tuple[int, int]]:
-    loader = DataLoader(ds, batch_size=3, num_workers=workers, collate_fn=collate)
+def _loader(ds: LatentWindows | LatentMixtures, workers: int, **kw: object) -> DataLoader:
+    """Batches of 3: the DataLoader's (items + collate), or the dataset's own (batch_size=3)."""
+    if ds.batch_size is None:
+        return DataLoader(ds, batch_size=3, num_workers=workers, collate_fn=collate, **kw)
+    return DataLoader(ds, batch_size=None, num_workers=workers, **kw)
+
+
+def _ids(ds: LatentWindows | LatentMixtures, workers: int) -> list[tuple[int, int]]:
+    loader = _loader(ds, workers)
     return [(int(e), int(i)) for b in loader for e, i in zip(b["epoch"], b["index"], strict=True)]
 
 
+@pytest.mark.parametrize("batch_size", [None, 3])
 @pytest.mark.parametrize("kind", ["windows", "mixtures"])
-def test_every_item_once_per_epoch_over_2_ranks_x_2_workers(kind: str, stems: dict[str, Path]) -> None:
+def test_every_item_once_per_epoch_over_2_ranks_x_2_workers(
+    kind: str, batch_size: int | None, stems: dict[str, Path]
+) -> None:
     seen: list[tuple[int, int]] = []
     for epoch in (0, 1):
         for rank in (0, 1):
             if kind == "windows":
-                ds = LatentWindows(
-                    [stems["vocals"], stems["drums"]], window_frames=8, rank=rank, world_size=2
+                ds: LatentWindows | LatentMixtures = LatentWindows(
+                    [stems["vocals"], stems["drums"]],
+                    window_frames=8,
+                    rank=rank,
+                    world_size=2,
+                    batch_size=batch_size,
                 )
             else:
-                ds = LatentMixtures(stems, window_frames=8, length=23, rank=rank, world_size=2)
+                ds = LatentMixtures(
+                    stems, window_frames=8, length=23, rank=rank, world_size=2, batch_size=batch_size
+                )
             ds.set_epoch(epoch)
             seen += _ids(ds, workers=2)
-    n = len(ds)
+    n = ds.length
     assert n > 20
     dup = [k for k, c in Counter(seen).items() if c > 1]
     assert not dup, f"duplicates: {dup[:5]}"
@@ -83,23 +99,29 @@ def test_resume_mid_epoch_gives_the_same_sequence(stems: dict[str, Path]) -> Non
     assert [(x["key"], x["start_frame"]) for x in head] + rest == full
 
 
-def test_stateful_dataloader_resumes_with_workers(stems: dict[str, Path]) -> None:
+@pytest.mark.parametrize("batch_size", [None, 2])
+def test_stateful_dataloader_resumes_with_workers(batch_size: int | None, stems: dict[str, Path]) -> None:
     sdl = pytest.importorskip("torchdata.stateful_dataloader")
 
-    def loader(ds: LatentMixtures) -> torch.utils.data.DataLoader:
-        return sdl.StatefulDataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate)
+    def loader() -> torch.utils.data.DataLoader:
+        ds = LatentMixtures(stems, window_frames=8, length=22, seed=5, batch_size=batch_size)
+        if batch_size is None:
+            return sdl.StatefulDataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate)
+        return sdl.StatefulDataLoader(ds, batch_size=None, num_workers=2)
 
-    ds = LatentMixtures(stems, window_frames=8, length=22, seed=5)
-    full = [b["index"].tolist() for b in loader(ds)]
-    dl = loader(LatentMixtures(stems, window_frames=8, length=22, seed=5))
+    full = [(b["index"].tolist(), b["mixture"]) for b in loader()]
+    dl = loader()
     it = iter(dl)
-    head = [next(it)["index"].tolist() for _ in range(4)]
+    head = [next(it) for _ in range(4)]
     state = dl.state_dict()
-    dl2 = loader(LatentMixtures(stems, window_frames=8, length=22, seed=5))
+    dl2 = loader()
     dl2.load_state_dict(state)
-    rest = [b["index"].tolist() for b in dl2]
-    assert head + rest == full
-    assert sorted(i for b in full for i in b) == list(range(22))
+    rest = [(b["index"].tolist(), b["mixture"]) for b in dl2]
+    got = [(b["index"].tolist(), b["mixture"]) for b in head] + rest
+    assert [i for i, _ in got] == [i for i, _ in full]
+    for (_, a), (_, b) in zip(got, full, strict=True):
+        assert torch.equal(a, b)
+    assert sorted(i for b, _ in full for i in b) == list(range(22))
 
 
 def test_validation_windows_tile_every_track_with_enc0_padding(tmp_path: Path) -> None:
@@ -213,9 +235,10 @@ def test_a_random_crop_reads_about_one_chunk_range(tmp_path: Path) -> None:
     assert len(ds.sources[0].reader._chunks) <= 4  # the cache stays within its budget
 
 
-def test_persistent_workers_move_on_to_the_next_epoch(stems: dict[str, Path]) -> None:
-    ds = LatentMixtures(stems, window_frames=8, length=10)
-    loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate, persistent_workers=True)
+@pytest.mark.parametrize("batch_size", [None, 4])
+def test_persistent_workers_move_on_to_the_next_epoch(batch_size: int | None, stems: dict[str, Path]) -> None:
+    ds = LatentMixtures(stems, window_frames=8, length=10, batch_size=batch_size)
+    loader = _loader(ds, workers=2, persistent_workers=True)
     epochs = [sorted({int(e) for b in loader for e in b["epoch"]}) for _ in range(3)]
     assert epochs == [[0], [1], [2]]
 
@@ -233,3 +256,88 @@ def test_rank_and_world_size_come_from_torch_distributed(tmp_path: Path) -> None
         dist.destroy_process_group()
     with pytest.raises(ValueError, match="rank 2"):
         reader_slot(rank=2, world_size=2)
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal values, bit for bit when tensors or arrays (numbers: a tensor and a numpy array)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        a, b = torch.as_tensor(np.asarray(a)), torch.as_tensor(np.asarray(b))
+        return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    return a == b
+
+
+def _one_block(batch: dict) -> bool:
+    """Every tensor of a batch is a view of one memory block (one shared-memory hand-over a batch
+    from a DataLoader worker, whatever the number of fields)."""
+    ptrs = {v.untyped_storage().data_ptr() for v in batch.values() if isinstance(v, torch.Tensor)}
+    return len(ptrs) == 1
+
+
+@pytest.mark.parametrize("origin", ["linear", "affine"])
+def test_batches_are_the_collated_items_in_one_block(origin: str, stems: dict[str, Path]) -> None:
+    mixtures = LatentMixtures(stems, window_frames=8, length=30, seed=4, origin=origin, batch_size=7)
+    windows = LatentWindows([stems["vocals"], stems["drums"]], window_frames=8, weights=[1, 2], batch_size=7)
+    for ds in (mixtures, windows):
+        ds.set_epoch(3)
+        idx = [0, 5, 2, 11, 29 if ds is mixtures else 12, 8, 1]
+        made, items = ds.batch(idx), ds.items(idx)
+        assert [ds.item(i)["index"] for i in idx] == [it["index"] for it in items] == idx
+        for one, alone in zip(items, (ds.item(i) for i in idx), strict=True):  # together or alone: the same
+            assert one.keys() == alone.keys()
+            assert all(_same(one[k], alone[k]) for k in one)
+        ref = collate(items)
+        assert made.keys() == ref.keys()
+        for k in ref:
+            assert _same(made[k], ref[k]), k
+            if isinstance(ref[k], np.ndarray):  # numbers: numpy from collate, tensors in a batch
+                assert isinstance(made[k], torch.Tensor)
+        assert _one_block(made)
+        assert _one_block(ref)
+    assert len(mixtures) == 5
+    assert len(DataLoader(mixtures, batch_size=None)) == 5
+    assert len(LatentMixtures(stems, window_frames=8, length=30)) == 30
+
+
+def test_batches_from_workers_arrive_as_one_shared_block(stems: dict[str, Path]) -> None:
+    ds = LatentMixtures(stems, window_frames=8, length=12, batch_size=3)
+    for loader in (_loader(ds, workers=2), DataLoader(ds.items(range(12)), batch_size=3, collate_fn=collate)):
+        batches = list(loader)
+        assert len(batches) == 4
+        assert all(_one_block(b) for b in batches)
+    for b in _loader(ds, workers=2):
+        assert b["mixture"].is_shared()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, "bfloat16"])
+def test_half_float_latents_are_the_float32_ones_rounded_once(dtype: object, stems: dict[str, Path]) -> None:
+    full = LatentMixtures(stems, window_frames=8, length=6, seed=1, origin="affine")
+    half = LatentMixtures(stems, window_frames=8, length=6, seed=1, origin="affine", dtype=dtype)
+    want = half.dtype
+    assert want in (torch.float16, torch.bfloat16)
+    for i in range(6):
+        a, b = full.item(i), half.item(i)
+        for k in ("mixture", "targets"):
+            assert b[k].dtype == want
+            assert torch.equal(b[k], a[k].to(want))
+        assert torch.equal(b["gains"], a["gains"])  # gains stay float32
+    made = half.batch(range(6))
+    assert torch.equal(made["targets"], torch.stack([full.item(i)["targets"] for i in range(6)]).to(want))
+    win = LatentWindows(stems["vocals"], window_frames=8, length=4, dtype=dtype)
+    assert win.item(0)["latents"].dtype == want
+    with pytest.raises(ConfigError, match="dtype"):
+        LatentWindows(stems["vocals"], window_frames=8, dtype=torch.int8)
+    with pytest.raises(ConfigError, match="batch_size"):
+        LatentWindows(stems["vocals"], window_frames=8, batch_size=0)
+
+
+def test_stems_of_different_storage_dtypes_mix(tmp_path: Path) -> None:
+    a, za = make_store(tmp_path / "vocals.zarr", [("x", 30)], seed=1, dtype="float16")
+    b, zb = make_store(tmp_path / "drums.zarr", [("x", 30)], seed=2, dtype="float32")
+    ds = LatentMixtures([a.path, b.path], window_frames=8, min_stems=2, origin="linear", length=5)
+    for i in range(5):
+        x = ds.item(i)
+        s, g = int(x["start_frame"]), x["gains"].numpy()
+        want = sum(
+            g[j] * z["x"][s : s + 8].astype(np.float32).transpose(1, 2, 0) for j, z in enumerate((za, zb))
+        )
+        np.testing.assert_allclose(x["mixture"].numpy(), want, rtol=1e-6, atol=1e-6)

@@ -5,8 +5,10 @@
 mixtures made on the fly from stores of stems paired by key, with their targets. Both are
 ``IterableDataset``\\ s whose items are a function of ``(seed, epoch, index)`` alone, split exactly
 once per epoch over DataLoader workers and DDP ranks (:mod:`~lincae_core.data.base`), resumable
-mid-epoch (``state_dict``/``load_state_dict``). Rooms: ``base`` (epochs, sharding, resume,
-``collate``), ``sources`` (opened stores, chunk-cached reads, Enc(0)), ``windows``, ``mixtures``.
+mid-epoch (``state_dict``/``load_state_dict``), yielding items (batch them with ``collate``) or
+whole batches (``batch_size``), in float32 or half floats (``dtype``). Rooms: ``base`` (epochs,
+sharding, resume, whole batches, ``collate``), ``sources`` (opened stores, chunk-cached reads,
+Enc(0)), ``windows``, ``mixtures``.
 """
 
 from __future__ import annotations

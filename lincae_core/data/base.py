@@ -1,13 +1,20 @@
 """What both latent datasets share: epochs, the exact split of an epoch's items over DDP ranks
-and DataLoader workers, mid-epoch resume, and ``collate``.
+and DataLoader workers, mid-epoch resume, whole batches, and ``collate``.
 
-An epoch has ``len(dataset)`` items, numbered ``0 … N-1``; item ``i`` is a function of
+An epoch has ``dataset.length`` items, numbered ``0 … N-1``; item ``i`` is a function of
 ``(seed, epoch, i)`` alone (:func:`item_rng`). The ``S = world_size × num_workers`` readers take
 the items round-robin: reader ``s = rank × num_workers + worker`` yields items ``s, s + S, …`` in
 order, so every item appears exactly once per epoch whatever ``S`` (ranks may differ by one item).
 A reader's state is how many of its items it yielded; ``load_state_dict`` skips them (under
 torchdata's ``StatefulDataLoader`` each worker saves and restores its own). A complete iteration
-moves to the next epoch, so ``persistent_workers=True`` works without ``set_epoch``.
+moves to the next epoch, so ``persistent_workers=True`` works without ``set_epoch``. With
+``batch_size=B`` a reader yields its items in runs of ``B`` as whole batches (what a DataLoader
+with ``batch_size=B`` would group), made straight into one memory block.
+
+Speed (docs/loading.md, "Speed"): items are made :data:`ITEMS_AT_ONCE` at a time (one chunk-slice
+pass, one float16 → float32 conversion and one mixing pass for all of them); the tensors of a
+batch are views of one block (:func:`tensor_block`), so a DataLoader worker hands a batch over in
+one shared-memory segment rather than one a field.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from lincae_core.errors import ConfigError
 
-__all__ = ["EpochDataset", "collate", "item_rng", "reader_slot", "tensor_block"]
+__all__ = ["ITEMS_AT_ONCE", "EpochDataset", "collate", "item_rng", "reader_slot", "tensor_block"]
 
 
 def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -49,6 +56,10 @@ def reader_slot(rank: int | None = None, world_size: int | None = None) -> tuple
 
 
 Specs = dict[str, tuple[tuple[int, ...], torch.dtype]]
+
+#: Items an iteration makes together (:meth:`EpochDataset.items`; each is still yielded alone, and
+#: a resume point counts the items yielded): per-call costs of the reads and the mixing are shared.
+ITEMS_AT_ONCE = 16
 
 
 class EpochDataset(IterableDataset):
@@ -97,17 +108,31 @@ class EpochDataset(IterableDataset):
 
     def item(self, index: int) -> dict[str, Any]:
         """Item ``index`` of the current epoch (deterministic in ``(seed, epoch, index)``)."""
-        self._check([index])
-        specs = self._tensor_specs(1)
+        return self.items([index])[0]
+
+    def items(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """Items ``indices`` of the current epoch, made together (one read and one mixing pass
+        for all of them) and returned one dict each (their tensors are views of shared arrays)."""
+        indices = [int(i) for i in indices]
+        self._check(indices)
+        if not indices:
+            return []
+        specs = self._tensor_specs(len(indices))
         arrays = {k: np.empty(shape, _fill_dtype(dt)) for k, (shape, dt) in specs.items()}
-        rest = self._fill([index], arrays)
-        out: dict[str, Any] = {}
+        rest = self._fill(indices, arrays)
+        rows = {}
         for k, (_, dt) in specs.items():
-            t = torch.from_numpy(arrays[k][0])
-            out[k] = t if t.dtype == dt else t.to(dt)
-        out.update({k: v[0] for k, v in rest.items()})
-        out["epoch"], out["index"] = self.epoch, index
-        return out
+            t = torch.from_numpy(arrays[k])
+            rows[k] = (t if t.dtype == dt else t.to(dt)).unbind(0)
+        return [
+            {
+                **{k: v[r] for k, v in rows.items()},
+                **{k: v[r] for k, v in rest.items()},
+                "epoch": self.epoch,
+                "index": i,
+            }
+            for r, i in enumerate(indices)
+        ]
 
     def batch(self, indices: Sequence[int]) -> dict[str, Any]:
         """Items ``indices`` of the current epoch as one batch: the fields of :func:`collate`'s
@@ -116,19 +141,21 @@ class EpochDataset(IterableDataset):
         memory block (:func:`tensor_block`: shared memory in a DataLoader worker)."""
         indices = [int(i) for i in indices]
         self._check(indices)
+        if not indices:
+            raise ValueError("batch: expected at least one item index")
         n = len(indices)
         specs = self._tensor_specs(n)
         numbers = {**self._number_fields, "epoch": torch.int64, "index": torch.int64}
         every = {**specs, **{k: ((n,), dt) for k, dt in numbers.items()}}
         block = dict(zip(every, tensor_block(list(every.values())), strict=True))
+        half = {k for k, (_, dt) in specs.items() if _NUMPY[dt] is None}
         arrays = {
-            k: block[k].numpy() if _fill_dtype(dt) == _NUMPY[dt] else np.empty(shape, np.float32)
-            for k, (shape, dt) in specs.items()
+            k: np.empty(shape, np.float32) if k in half else block[k].numpy()
+            for k, (shape, _) in specs.items()
         }
         rest = self._fill(indices, arrays)
-        for k, (_, dt) in specs.items():
-            if _fill_dtype(dt) != _NUMPY[dt]:  # a half float: computed in float32, rounded once
-                block[k].copy_(torch.from_numpy(arrays[k]))
+        for k in half:  # computed in float32, rounded once
+            block[k].copy_(torch.from_numpy(arrays[k]))
         rest["epoch"], rest["index"] = [self.epoch] * n, indices
         for k in numbers:
             block[k].numpy()[:] = rest.pop(k)
@@ -149,11 +176,11 @@ class EpochDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         mine = self.reader_indices()
         skip = self._yielded
-        if self.batch_size is None:
-            for n, i in enumerate(mine[skip:], start=skip):
-                item = self.item(i)
-                self._yielded = n + 1
-                yield item
+        if self.batch_size is None:  # items, made ITEMS_AT_ONCE at a time, yielded one by one
+            for at in range(skip, len(mine), ITEMS_AT_ONCE):
+                for n, item in enumerate(self.items(mine[at : at + ITEMS_AT_ONCE]), start=at + 1):
+                    self._yielded = n
+                    yield item
         else:  # this reader's items in runs of batch_size (as a DataLoader batches a worker's items)
             for at in range(skip, len(mine), self.batch_size):
                 run = mine[at : at + self.batch_size]
@@ -213,9 +240,18 @@ def tensor_block(
         shared = get_worker_info() is not None
     storage = torch.UntypedStorage._new_shared(n) if shared else torch.UntypedStorage(n)
     return [
-        torch.empty(0, dtype=dtype).set_(storage, off // _itemsize(dtype), tuple(shape))
+        torch.empty(0, dtype=dtype).set_(storage, off // _itemsize(dtype), tuple(shape), _strides(shape))
         for (shape, dtype), off in zip(specs, offsets, strict=True)
     ]
+
+
+def _strides(shape: Sequence[int]) -> tuple[int, ...]:
+    """The strides of a contiguous tensor of ``shape``, in elements."""
+    out, step = [], 1
+    for n in reversed(shape):
+        out.append(step)
+        step *= max(int(n), 1)
+    return tuple(reversed(out))
 
 
 _ITEMSIZE: dict[torch.dtype, int] = {}
@@ -229,9 +265,9 @@ def _itemsize(dtype: torch.dtype) -> int:
 
 
 def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Batch items: tensors stacked (views of one memory block, see :func:`tensor_block`),
-    numbers as numpy arrays (as stable-audio-tools' collation), anything else (keys, metadata)
-    as lists.
+    """Batch items: tensors stacked (views of one memory block, in shared memory in a DataLoader
+    worker: see :func:`tensor_block`), numbers as numpy arrays (as stable-audio-tools' collation),
+    anything else (keys, metadata) as lists.
 
     (``torch``'s default collate fails on per-track metadata whose fields differ between tracks,
     and gives each field its own shared-memory segment.)

@@ -154,18 +154,14 @@ class LatentMixtures(EpochDataset):
         present[chosen] = True
         gains[:] = 0
         gains[chosen] = rng.uniform(*self.gain_range, size=k).astype(np.float32)
-        tracks = (
-            rng.integers(0, len(self.keys), size=n)
-            if self.cross_track
-            else np.full(n, rng.integers(0, len(self.keys)))
-        )
-        rows[:] = self._rows[tracks, np.arange(n)]
-        for s in range(n):
-            if s > 0 and not self.cross_track:
-                starts[s] = starts[0]
-            else:
+        if self.cross_track:
+            rows[:] = self._rows[rng.integers(0, len(self.keys), size=n), np.arange(n)]
+            for s in range(n):
                 f = int(self.sources[s].frames[rows[s]])
                 starts[s] = int(rng.integers(0, max(0, f - w) + 1))
+        else:  # one track, one start for every stem
+            rows[:] = self._rows[int(rng.integers(0, len(self.keys)))]
+            starts[:] = int(rng.integers(0, max(0, int(self.sources[0].frames[rows[0]]) - w) + 1))
 
     def _fill(self, indices: Sequence[int], out: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
         b, n, w = len(indices), len(self.stems), self.window
@@ -177,7 +173,7 @@ class LatentMixtures(EpochDataset):
         picks = [
             (self.sources[s], row[r][s], start[r][s]) for r in range(b) for s in range(n) if chosen[r][s]
         ]
-        z, got = read_windows(picks, w)  # every chosen stem of every item, [k, T, C, D]
+        z, got = read_windows(picks, w, reuse=True)  # every chosen stem of every item, [k, T, C, D]
         if len(picks) == b * n:  # gᵢ·zᵢ as [B, S, C, D, T] in one pass
             scaled = z.reshape(b, n, *z.shape[1:]).transpose(0, 1, 3, 4, 2)
             np.multiply(scaled, gains[:, :, None, None, None], out=targets)

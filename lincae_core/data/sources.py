@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,12 +22,14 @@ from lincae_core.store.layout import STATUS_DONE
 __all__ = [
     "CACHE_BYTES",
     "LATENT_DTYPES",
+    "SCRATCH_BYTES",
     "StoreSource",
     "check_same_model",
     "frames_of",
     "latent_dtype",
     "load_metadata",
     "read_windows",
+    "scratch",
     "to_float32",
 ]
 
@@ -47,17 +50,42 @@ def latent_dtype(dtype: torch.dtype | str) -> torch.dtype:
     got = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     if got not in LATENT_DTYPES:
         raise ConfigError(f"dtype: expected one of float32, float16, bfloat16, got {dtype!r}")
-    return got  # type: ignore[return-value]
+    return got
 
 
-def to_float32(a: np.ndarray) -> np.ndarray:
-    """``a`` as float32 (itself when it is). float16 goes through torch, whose vectorised
-    conversion is ~10x numpy's here (numpy converts half floats one by one)."""
-    if a.dtype == np.float32:
-        return a
+def to_float32(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a`` as float32 (itself when it is and no ``out`` is given), into ``out`` when given.
+    float16 goes through torch, whose vectorised conversion is ~10x numpy's here (numpy converts
+    half floats one by one)."""
+    if out is None:
+        if a.dtype == np.float32:
+            return a
+        out = np.empty(a.shape, np.float32)
     if a.dtype == np.float16:
-        return torch.from_numpy(a).float().numpy()
-    return a.astype(np.float32)
+        torch.from_numpy(out).copy_(torch.from_numpy(a))
+    else:
+        out[...] = a
+    return out
+
+
+#: Largest scratch buffer :func:`scratch` keeps for reuse (bigger ones are allocated each time).
+SCRATCH_BYTES = 64 * 2**20
+_scratch = threading.local()
+
+
+def scratch(name: str, shape: Sequence[int], dtype: Any) -> np.ndarray:
+    """A buffer of ``shape`` kept for the calling thread under ``name`` and handed out again on
+    the next call: valid until then. A fresh array of a batch's size costs a page fault per 4 KiB
+    the first time it is written (most of a worker's system time here); a reused one does not."""
+    dtype = np.dtype(dtype)
+    n = math.prod(shape) * dtype.itemsize
+    if n > SCRATCH_BYTES:
+        return np.empty(tuple(shape), dtype)
+    buf = getattr(_scratch, name, None)
+    if buf is None or buf.nbytes < n:
+        buf = np.empty(n, np.uint8)
+        setattr(_scratch, name, buf)
+    return buf[:n].view(dtype).reshape(tuple(shape))
 
 
 class _ChunkReader(CachedArray):
@@ -69,11 +97,11 @@ class _ChunkReader(CachedArray):
         self._chunk_frames, self._dtype = int(array.chunk_frames), np.dtype(array.dtype)
 
     @property
-    def chunk_frames(self) -> int:  # type: ignore[override]
+    def chunk_frames(self) -> int:
         return self._chunk_frames
 
     @property
-    def dtype(self) -> np.dtype:  # type: ignore[override]
+    def dtype(self) -> np.dtype:
         return self._dtype
 
 
@@ -140,15 +168,19 @@ class StoreSource:
         return z[0], np.arange(frames) < real[0]
 
 
-def read_windows(picks: Sequence[tuple[StoreSource, int, int]], frames: int) -> tuple[np.ndarray, list[int]]:
+def read_windows(
+    picks: Sequence[tuple[StoreSource, int, int]], frames: int, reuse: bool = False
+) -> tuple[np.ndarray, list[int]]:
     """Windows of ``frames`` frames, one a ``(source, track, start)``, as float32
     ``[len(picks), frames, C, D]``, frames past a track's end filled with its store's ``Enc(0)``;
     and the real frames of each window. Each window is sliced from its store's cached chunks in
     the storage dtype and the whole set converted to float32 at once (per-call costs dominate at
-    these sizes, so the windows of a batch, or of an item's stems, share one call)."""
+    these sizes, so the windows of a batch, or of an item's stems, share one call). ``reuse``:
+    the result is a :func:`scratch` buffer of this thread, valid until the next such call."""
     first = picks[0][0]
     dtype = np.result_type(*{p[0].reader.dtype for p in picks})
-    raw = np.empty((len(picks), frames, first.channels, first.geometry.latent_dim), dtype)
+    shape = (len(picks), frames, first.channels, first.geometry.latent_dim)
+    raw = scratch("raw", shape, dtype)
     real = []
     for j, (src, t, s) in enumerate(picks):
         if src._spans is None:  # plain ints: numpy's per-call costs show at this rate
@@ -159,7 +191,10 @@ def read_windows(picks: Sequence[tuple[StoreSource, int, int]], frames: int) -> 
             a = offset[t] + s
             raw[j, :n] = src.reader.read(a, a + n)
         real.append(n)
-    out = to_float32(raw)
+    if raw.dtype == np.float32:
+        out = raw if reuse else raw.copy()
+    else:
+        out = to_float32(raw, scratch("float32", shape, np.float32) if reuse else None)
     for j, n in enumerate(real):
         if n < frames:
             out[j, n:] = picks[j][0].origin

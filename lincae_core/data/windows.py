@@ -152,7 +152,9 @@ class LatentWindows(EpochDataset):
 
     def _fill(self, indices: Sequence[int], out: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
         picks = [self._pick(i) for i in indices]
-        z, real = read_windows([(self.sources[j], t, start) for j, t, start in picks], self.window)
+        z, real = read_windows(
+            [(self.sources[j], t, start) for j, t, start in picks], self.window, reuse=True
+        )
         out["latents"][:] = z.transpose(0, 2, 3, 1)  # [B, C, D, T]
         out["padding_mask"][:] = np.arange(self.window) < np.asarray(real)[:, None]
         keys = [self.sources[j].keys[t] for j, t, _ in picks]
