@@ -47,7 +47,12 @@ STORAGE_OPTIONS_ENV = "LINCAE_STORAGE_OPTIONS"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 # Retries of transient faults (connection reset, timeouts, 5xx, throttling) with exponential
 # backoff: botocore's "standard" mode, 8 attempts (about 20 s of backoff at most).
-_S3_DEFAULTS: dict[str, Any] = {"config_kwargs": {"retries": {"max_attempts": 8, "mode": "standard"}}}
+# max_concurrency 1: a whole-object read is one GET (s3fs would first HEAD every object to size a
+# concurrent download, doubling the requests of chunk reads; chunks are a few MiB).
+_S3_DEFAULTS: dict[str, Any] = {
+    "config_kwargs": {"retries": {"max_attempts": 8, "mode": "standard"}},
+    "max_concurrency": 1,
+}
 
 
 class StorageError(LincaeError, OSError):

@@ -288,8 +288,11 @@ def run_unit(
         return got
 
     u = unit
-    out = LatentArray.open(u.out_path, "r+")
-    opened = {} if readers_cache is None else readers_cache
+    opened: dict[str, Any] = {} if readers_cache is None else readers_cache
+    out_key = f"\0out:{u.out_path}"  # the output, opened once per process (one request less a unit)
+    out = opened.get(out_key)
+    if out is None:
+        out = opened[out_key] = LatentArray.open(u.out_path, "r+")
     unique = set(u.in_paths)
     for p in unique:  # lanes of one input share its reader and its chunk cache
         if p not in opened:

@@ -44,22 +44,23 @@ def zarr_store(path: Location, mode: Literal["r", "r+", "w"]) -> Any:
 
 def open_group(path: Location, mode: Literal["r", "r+"]) -> Any:
     """Open the Zarr group of a store, or fail with a one-line ``StoreFormatError``."""
-    if isinstance(path, RemotePath):
-        if not (path / "zarr.json").is_file():
+    if not isinstance(path, RemotePath) and not path.exists():
+        raise StoreFormatError(f"{path} does not exist (expected a lincae latent store)")
+    try:
+        with storage_errors(path, "open"):  # Zarr v3 only: no probing for v2 metadata objects
+            return zarr.open_group(zarr_store(path, mode), mode=mode, zarr_format=3)
+    except LincaeError:
+        raise
+    except Exception as exc:
+        if isinstance(path, RemotePath) and not (path / "zarr.json").is_file():  # asked only now
             if path.is_dir():
                 raise StoreFormatError(
                     f"{path} holds objects but no store root ({path / 'zarr.json'}): a command that "
                     "writes it was stopped (run it again), or it is not a lincae store"
-                )
-            raise StoreFormatError(path.missing(f"expected a lincae latent store: no {path / 'zarr.json'}"))
-    elif not path.exists():
-        raise StoreFormatError(f"{path} does not exist (expected a lincae latent store)")
-    try:
-        with storage_errors(path, "open"):
-            return zarr.open_group(zarr_store(path, mode), mode=mode)
-    except LincaeError:
-        raise
-    except Exception as exc:
+                ) from None
+            raise StoreFormatError(
+                path.missing(f"expected a lincae latent store: no {path / 'zarr.json'}")
+            ) from None
         raise StoreFormatError(
             f"{path} is not a lincae latent store (expected a Zarr v3 group with attribute "
             f"format='{sl.FORMAT_NAME}'; {type(exc).__name__})"
