@@ -28,7 +28,7 @@ from pathlib import Path
 from lincae_core.errors import LincaeError, OutputExistsError
 from lincae_core.location import RemotePath, storage_errors
 
-__all__ = ["building_remote", "remote_state", "upload_tree", "uploading"]
+__all__ = ["building_remote", "remote_state", "upload_skeleton", "upload_tree", "uploading"]
 
 log = logging.getLogger(__name__)
 _STORE_FORMAT, _INCOMPLETE = "lincae-latents", "lincae-latents-incomplete"  # store.layout's names
@@ -59,6 +59,17 @@ def upload_tree(local: Path, out: RemotePath, skip: tuple[str, ...] = ()) -> int
         with storage_errors(out, "upload"):
             out.fs.put([str(p) for p in files], [(out / p.relative_to(local).as_posix()).path for p in files])
     return len(files)
+
+
+def upload_skeleton(local: Path, out: RemotePath) -> None:
+    """Upload a store built locally (an op output's metadata, table and sources: not its
+    latents) to ``out``: its root first, which must say the store is incomplete, then every other
+    object in one concurrent batch."""
+    root = json.loads((local / "zarr.json").read_bytes())
+    if root.get("attributes", {}).get("format") != _INCOMPLETE:
+        raise LincaeError(f"{out}: a skeleton must be uploaded uncommitted (a bug in lincae)")
+    (out / "zarr.json").write_bytes((local / "zarr.json").read_bytes())
+    upload_tree(local, out, skip=("zarr.json",))
 
 
 @contextlib.contextmanager

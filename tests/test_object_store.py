@@ -178,7 +178,8 @@ def test_errors_name_the_url_and_what_to_do(s3_server, s3_env, tmp_path: Path) -
     no_bucket = lincae("ls", "s3://no-such-bucket-xyz/a.zarr", env=env, code=1).stderr.strip().splitlines()
     assert len(no_bucket) == 1, no_bucket
     assert "s3://no-such-bucket-xyz/a.zarr" in no_bucket[0]
-    assert "bucket no-such-bucket-xyz does not exist" in no_bucket[0]
+    assert "bucket" in no_bucket[0]
+    assert "does not exist" in no_bucket[0]
     wrong = {
         **env,
         "AWS_ENDPOINT_URL": "http://127.0.0.1:9",

@@ -12,9 +12,12 @@ store under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +30,7 @@ from lincae_core.ops.outputs import check_complete, check_output, default_output
 from lincae_core.ops.parallel import run_units
 from lincae_core.ops.plan import OpPlan
 from lincae_core.publish import building_dir
+from lincae_core.remote_publish import upload_skeleton
 from lincae_core.store import LatentStore
 from lincae_core.store.array import CachedArray
 from lincae_core.store.lineage import lineage_entry
@@ -132,10 +136,17 @@ def run_plan(
     entry = lineage_entry(op, {**args, "origin": origin}, inputs)
     for rec, s in zip(entry["inputs"][1:], inputs[1:], strict=True):
         rec["lineage"] = s.lineage
-    with building_dir(dest, replace=options.overwrite, direct=True) as building:
-        tmp = building.tmp
+    with (
+        building_dir(dest, replace=options.overwrite, direct=True) as building,
+        contextlib.ExitStack() as stack,
+    ):
+        tmp = building.tmp  # where the units write the latents
+        # In object storage the store's skeleton (metadata, table, sources, origin: everything but
+        # the latents) is built in a local folder and uploaded in one concurrent batch, root first
+        # (marked incomplete), rather than object by object through zarr; the root is committed last.
+        skeleton = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lincae-op-"))) / "out.zarr"
         store = LatentStore.create(
-            tmp,
+            skeleton if building.direct else tmp,
             commit=not building.direct,
             model_id=first.model_id,
             model_config=first.model_config,
@@ -156,6 +167,9 @@ def run_plan(
         frames0 = first.origin_frames()
         if frames0 is not None:
             store.write_origin(frames0)
+        if building.direct:  # nothing reads an uncommitted store: its rows may be done already
+            store.mark_done(np.arange(store.n_tracks))
+            upload_skeleton(skeleton, RemotePath(str(tmp)))
         paths = [absolute(s.path) for s in inputs]  # workers may run in another directory
         if plan.placement is not None:
             paths = [paths[k] for k in plan.placement.input_index]
@@ -182,8 +196,12 @@ def run_plan(
             if exc.filename is None or absolute(tmp) not in str(exc.filename):
                 raise
             raise OSError(exc.errno, exc.strerror, str(dest)) from exc
-        store.mark_done(np.arange(store.n_tracks))
-        store.commit()
+        if building.direct:
+            store.commit()
+            (RemotePath(str(tmp)) / "zarr.json").write_bytes((skeleton / "zarr.json").read_bytes())
+        else:
+            store.mark_done(np.arange(store.n_tracks))
+            store.commit()
     return OpResult(
         op=op,
         out=str(dest),

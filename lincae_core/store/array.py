@@ -46,9 +46,8 @@ def open_group(path: Location, mode: Literal["r", "r+"]) -> Any:
     """Open the Zarr group of a store, or fail with a one-line ``StoreFormatError``."""
     if not isinstance(path, RemotePath) and not path.exists():
         raise StoreFormatError(f"{path} does not exist (expected a lincae latent store)")
-    try:
-        with storage_errors(path, "open"):  # Zarr v3 only: no probing for v2 metadata objects
-            return zarr.open_group(zarr_store(path, mode), mode=mode, zarr_format=3)
+    try:  # Zarr v3 only: no probing for v2 metadata objects
+        return zarr.open_group(zarr_store(path, mode), mode=mode, zarr_format=3)
     except LincaeError:
         raise
     except Exception as exc:
@@ -61,6 +60,9 @@ def open_group(path: Location, mode: Literal["r", "r+"]) -> Any:
             raise StoreFormatError(
                 path.missing(f"expected a lincae latent store: no {path / 'zarr.json'}")
             ) from None
+        if isinstance(path, RemotePath):
+            with storage_errors(path, "open"):  # the network or the credentials: one line
+                raise
         raise StoreFormatError(
             f"{path} is not a lincae latent store (expected a Zarr v3 group with attribute "
             f"format='{sl.FORMAT_NAME}'; {type(exc).__name__})"
