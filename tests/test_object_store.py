@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
+from _audio import write_library
 from _s3 import s3_env, s3_server  # noqa: F401
 
 from lincae_core.store import LatentStore
@@ -34,17 +34,8 @@ def lincae(
 
 
 def make_library(root: Path, n: int = 3) -> Path:
-    """A few short mono WAVs of different lengths (one stereo, one at 44.1 kHz)."""
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        rate = 44100 if i == 1 else 16000
-        t = np.arange(int(rate * (1.5 + 0.7 * i))) / rate
-        x = 0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t) + 0.01 * rng.standard_normal(t.size)
-        if i == 2:
-            x = np.stack([x, 0.5 * x], axis=1)
-        sf.write(root / f"song{i}.wav", x.astype(np.float32), rate)
-    return root
+    """A few short WAVs of different lengths (one stereo at 44.1 kHz)."""
+    return write_library(root, n, seconds=(1.5, 0.7), odd_rate=44100, seed=0, name="song")
 
 
 def same_store(a: str, b: str) -> None:

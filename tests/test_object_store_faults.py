@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 import _faultproxy
 import numpy as np
 import pytest
-import soundfile as sf
+from _audio import write_library
 from _faultproxy import FaultProxy
 
 from lincae_core.errors import StoreFormatError
@@ -287,20 +287,6 @@ def assert_one_line(proc: subprocess.CompletedProcess) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, f"{len(lines)} lines on stderr, not one:\n" + "\n".join(lines[:40])
     assert lines[0].startswith("Error: ")
-
-
-def write_library(root: Path, n: int = 6) -> Path:
-    """``n`` short WAVs (1.0-2.5 s; one stereo at 22.05 kHz), 8-20 latent frames each."""
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(7)
-    for i in range(n):
-        rate = 22050 if i == 2 else 16000
-        t = np.arange(int(rate * (1.0 + 0.3 * i))) / rate
-        x = 0.3 * np.sin(2 * np.pi * (180 + 70 * i) * t) + 0.02 * rng.standard_normal(t.size)
-        if i == 2:
-            x = np.stack([x, 0.5 * x], axis=1)
-        sf.write(root / f"s{i}.wav", x.astype(np.float32), rate)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,18 @@ def readme_pipeline() -> str:
     return m.group(1)
 
 
+def run_block(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run a README block with bash, as a user would paste it (errors stop it)."""
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def make_library(root: Path) -> None:
     """vocals/ and accompaniment/ of two songs, at two rates and in two formats."""
     rng = np.random.default_rng(0)
@@ -46,14 +58,7 @@ def test_readme_pipeline_runs_literally(tmp_path: Path, micro_ckpt: str) -> None
     # The embedded default model is what users get; the micro checkpoint keeps the test fast. It
     # is passed the way users would set it for every command: through the environment.
     env = {**os.environ, "LINCAE_CHECKPOINT": micro_ckpt, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_block(script, tmp_path, env)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0] == "out.zarr"  # encode prints its store
@@ -85,14 +90,7 @@ def test_readme_bucket_pipeline_runs_literally(tmp_path: Path, micro_ckpt: str, 
     script = readme_bucket_pipeline().replace("s3://bucket/", f"s3://{s3_env}/")
     assert f"lincae encode ./library s3://{s3_env}/out.zarr" in script
     env = {**os.environ, **s3_server.env(), "LINCAE_CHECKPOINT": micro_ckpt, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_block(script, tmp_path, env)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0] == f"s3://{s3_env}/out.zarr"
