@@ -293,3 +293,12 @@ def test_a_full_disk_names_the_output_and_keeps_nothing_half_written(tmp_path: P
     assert line.startswith(f"Error: {out}: No space left on device;"), line
     assert not out.exists()
     assert not list(tmp_path.glob(".g.zarr.*"))
+
+
+def test_an_empty_output_is_said_and_exits_3(tmp_path: Path) -> None:
+    from _latent_stores import make_store
+
+    make_store(tmp_path / "a.zarr", [("x", 40), ("y", 60)], seed=1)
+    r = lincae("select", str(tmp_path / "a.zarr"), "--start", "100", "-o", str(tmp_path / "s.zarr"), code=3)
+    assert r.stdout.strip() == str(tmp_path / "s.zarr")  # still chains: the store exists
+    assert "holds no latent frames" in r.stderr

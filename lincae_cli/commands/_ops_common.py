@@ -66,6 +66,13 @@ def echo_result(
         notes = wrote(result)
     for line in notes:
         note(f"{result.op}: {line}")
+    empty = isinstance(result, OpResult) and (result.tracks == 0 or result.frames == 0)
+    if empty:  # e.g. select --start past every track's end: a store with nothing in it
+        click.echo(
+            f"{result.op}: {result.out} holds no latent frames ({result.tracks} tracks): check the "
+            "keys, --start and --duration against the input's tracks (lincae ls)",
+            err=True,
+        )
     left = result.left_out
     for path, n in left.items():
         click.echo(
@@ -73,5 +80,5 @@ def echo_result(
             f"tracks of {path} (finish its encode, or see: lincae ls --status failed {path})",
             err=True,
         )
-    if left:
+    if left or empty:
         raise click.exceptions.Exit(EXIT_PARTIAL)
