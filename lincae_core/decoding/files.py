@@ -29,7 +29,7 @@ from lincae_core.audio import resampled_length, sound_file
 from lincae_core.config import InferenceConfig
 from lincae_core.decoding.engine import DecodeTrack, iter_decode_tracks
 from lincae_core.errors import AudioError, LincaeError, StoreMismatchError
-from lincae_core.location import Location, RemotePath, as_location
+from lincae_core.location import Location, RemotePath, as_location, storage_errors
 from lincae_core.nn.model import LinCAE
 from lincae_core.publish import atomic_path
 from lincae_core.store import LatentStore
@@ -263,7 +263,7 @@ def decode_store(
     root.mkdir(parents=True, exist_ok=True)
     inference = inference or InferenceConfig(batch_size="auto")
     targets = {key: _inside(root, safe_relpath(key, "." + fmt)) for key in keys}
-    taken = [p for p in targets.values() if p.exists()]
+    taken = _existing(root, list(targets.values()))
     resumed: list[str] = []
     if resume and taken and not overwrite:
         finished = {k for k, p in targets.items() if p in set(taken)}
@@ -289,6 +289,15 @@ def decode_store(
         summary = decode_keys(store, targets, model, settings, progress) if keys else DecodeSummary()
     summary.resumed, summary.left_out = resumed, left_out
     return summary
+
+
+def _existing(root: Location, paths: list[Location]) -> list[Location]:
+    """The ``paths`` that exist: one listing of ``root`` in object storage (not a request each)."""
+    if not isinstance(root, RemotePath):
+        return [p for p in paths if p.exists()]
+    with storage_errors(root, "list"):
+        found = set(root.fs.find(root.path)) if root.exists() else set()
+    return [p for p in paths if isinstance(p, RemotePath) and p.path in found]
 
 
 def _check_finished(

@@ -326,7 +326,7 @@ def export_shards(
 
     shard_names = [pattern] if format == "sat-dir" else [pattern % i for i in range(n_shards)]
     try:
-        run_units(write_shards, units, jobs, scheduler, progress)
+        run_units(write_shards, units, jobs, scheduler, progress, in_process={"readers_cache": {}})
     except BaseException:
         for name in shard_names:  # units killed by the abort leave their partial shard
             with contextlib.suppress(OSError):

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,17 +99,21 @@ def _write_files(root: str, name: str, members: list[tuple[str, bytes, bytes | m
         os.replace(tmp, base.with_name(f"{base.name}.{ext}"))
 
 
-def write_shards(unit: ShardUnit) -> int:
+def write_shards(unit: ShardUnit, readers_cache: dict[Any, CachedArray] | None = None) -> int:
     """Write the shards of ``unit`` (``sat-dir``: its windows' files); return the number of
-    tracks whose last window is among them."""
+    tracks whose last window is among them. ``readers_cache``: the store's reader kept across the
+    units that run in this process (opened once; the object at a unit boundary read once)."""
     spec, tracks, w0, w1 = unit.spec, unit.tracks, unit.w0, unit.w1
     npy_ext = "latent.npy" if spec.format == "wds" else "npy"
     to_dir = spec.format == "sat-dir"
-    base = LatentArray.open(spec.store, "r")
     ordered = bool(np.all(np.diff(tracks.offset) >= 0))
-    # Tracks in offset order read each chunk once: two chunks of cache suffice.
-    budget = 2 * base.chunk_frames * int(np.prod(base.shape[1:])) * base.dtype.itemsize
-    reader = CachedArray(base, budget if ordered else chunk_cache_bytes())
+    cache = {} if readers_cache is None else readers_cache
+    reader = cache.get((spec.store, ordered))
+    if reader is None:
+        base = LatentArray.open(spec.store, "r")
+        # Tracks in offset order read each chunk once: two chunks of cache suffice.
+        budget = 2 * base.chunk_frames * int(np.prod(base.shape[1:])) * base.dtype.itemsize
+        reader = cache[(spec.store, ordered)] = CachedArray(base, budget if ordered else chunk_cache_bytes())
     _, c, d = reader.shape
     feat, window, hop, mc = c * d, spec.window, spec.hop, spec.maxcount
     out_dtype = np.dtype(spec.dtype)
