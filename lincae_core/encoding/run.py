@@ -33,7 +33,7 @@ from lincae_core.device import torch_threads
 from lincae_core.encoding.readers import RowEnd, RowJob, read_row
 from lincae_core.encoding.schedule import BlockSchedule
 from lincae_core.errors import StoreReplacedError
-from lincae_core.location import Location
+from lincae_core.location import Location, RemotePath
 from lincae_core.store import LatentStore
 from lincae_core.windowing import OverlapAdd, ramp_weights, window_span
 
@@ -47,6 +47,11 @@ _MARK_SECONDS = 2.0
 # this long or this many bytes, then are written together and marked done
 _BUFFER_SECONDS = 0.5
 _BUFFER_BYTES = 64 << 20
+# Into object storage every flush costs requests (the partly filled object, the status and loudness
+# chunks are rewritten whole): flush there when the buffer spans this many objects, or this often;
+# a kill redoes at most that much work (docs/object-storage.md).
+_REMOTE_FLUSH_OBJECTS = 4
+_REMOTE_FLUSH_SECONDS = 60.0
 
 
 class _Reading(NamedTuple):
@@ -132,6 +137,9 @@ class Runner:
         """
         self.store, self.forward, self.paths, self.pending = store, forward, paths, pending
         self.replaced = False  # another writer replaced the store: flush nothing on the way out
+        remote = isinstance(store.path, RemotePath)
+        self.flush_objects = _REMOTE_FLUSH_OBJECTS if remote else 1
+        self.flush_seconds = _REMOTE_FLUSH_SECONDS if remote else _BUFFER_SECONDS
         self.mode, self.on_progress = mode, on_progress
         self.cfg = cfg
         self.table = store.table()
@@ -325,9 +333,9 @@ class Runner:
         self.unwritten_bytes += self.unwritten[r].nbytes
         cf = self.store.chunk_frames
         if (
-            (span[1] - 1) // cf > span[0] // cf
+            (span[1] - 1) // cf - span[0] // cf >= self.flush_objects
             or self.unwritten_bytes > _BUFFER_BYTES
-            or time.monotonic() - self.flushed_at > _BUFFER_SECONDS
+            or time.monotonic() - self.flushed_at > self.flush_seconds
         ):
             self._flush_done()
 
