@@ -338,3 +338,26 @@ def test_an_encode_killed_while_uploading_its_plan_is_planned_again(
     lincae("encode", str(lib), f"s3://{s3_env}/x.zarr", env=env)
     lincae("encode", str(lib), str(tmp_path / "ref.zarr"), env=env)
     same_store(f"s3://{s3_env}/x.zarr", str(tmp_path / "ref.zarr"))
+
+
+def test_refused_credentials_give_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that checks credentials (moto with IAM authentication on) and keys it does not
+    know: one line naming the URL and the variables to check, exit 1."""
+    from _s3 import _start
+
+    monkeypatch.setenv("INITIAL_NO_AUTH_ACTION_COUNT", "0")  # moto: authenticate every request
+    server = _start(tmp_path / "auth.log")
+    try:
+        env = {
+            **os.environ,
+            **server.env(),
+            "AWS_ACCESS_KEY_ID": "AKIANOBODY",
+            "AWS_SECRET_ACCESS_KEY": "wrong",
+        }
+        lines = lincae("ls", "s3://some-bucket/a.zarr", env=env, code=1).stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert "s3://some-bucket/a.zarr" in lines[0]
+        assert "AWS_ACCESS_KEY_ID" in lines[0]
+        assert "Traceback" not in lines[0]
+    finally:
+        server.stop()
