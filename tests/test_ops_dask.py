@@ -110,7 +110,7 @@ def test_relative_paths_work_on_workers_in_another_directory(
     assert digest(tmp_path / "g.zarr") == digest(tmp_path / "g1.zarr")
     r = CliRunner().invoke(
         cli,
-        ["export", "A.zarr", "shards/%03d.tar", "--window", "1", "--scheduler", cluster.scheduler_address],
+        ["export", "A.zarr", "shards/%03d.tar", "--window", "0.3", "--scheduler", cluster.scheduler_address],
     )
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "shards").iterdir())[0] == "000.tar"

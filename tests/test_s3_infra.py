@@ -166,7 +166,7 @@ def test_s3fs_read_survives_a_few_faults(
         fs = _fs(endpoint_url=proxy.endpoint, config_kwargs={"read_timeout": 1})
         t0 = time.monotonic()
         assert fs.cat(f"{s3_env}/obj") == DATA
-        assert time.monotonic() - t0 < 4
+        assert time.monotonic() - t0 < 10  # bounded (a loaded machine adds seconds, not minutes)
         assert proxy.faults == {kind: faults}
         assert proxy.connections >= faults + 1
 
@@ -208,7 +208,7 @@ def test_a_stalled_server_fails_a_read_in_bounded_time(s3_server: S3Server, s3_e
         with pytest.raises(OSError, match="timeout|timed out|Timeout"):
             fs.cat_file(f"{s3_env}/obj")
         elapsed = time.monotonic() - t0
-        assert 1.5 < elapsed < 4  # 2 attempts of 1 s each
+        assert 1.5 < elapsed < 10  # 2 attempts of 1 s each: bounded, whatever the machine's load
         assert proxy.faults["stall"] == 2
         t0 = time.monotonic()
     assert time.monotonic() - t0 < 1.5  # closing ends the stalls
