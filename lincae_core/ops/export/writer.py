@@ -154,30 +154,6 @@ def write_shards(unit: ShardUnit, readers_cache: dict[Any, CachedArray] | None =
                 parts: list[bytes | memoryview] = []
                 for j in range(a, b):
                     g = g0 + j
-                    if to_dir:
-                        start = j * hop
-                        n = min(window, f - start)
-                        meta = (
-                            f'{head}{start}, "frames": {n}, "window_frames": {window}, '
-                            f'"seconds_start": {float.__repr__(start / spec.frame_rate)}, '
-                            f"{tail}{masks[n] if spec.pad else masks[n][: 3 * n - 1] + ']'}{end}"
-                        ).encode()
-                        k = j - a
-                        if spec.pad or n == window:
-                            npy = (npy_head, data[k * win_bytes : (k + 1) * win_bytes])
-                        else:
-                            short = np.ascontiguousarray(wins[k, :n].T)
-                            npy = (npy_header(out_dtype, (feat, n)), short.data.cast("B"))
-                        _write_files(
-                            spec.pattern, f"{prefix}/{start:08d}", [("json", b"", meta), ("npy", *npy)]
-                        )
-                        continue
-                    if g % mc == 0 or shard is None:
-                        if shard is not None:
-                            shard.write(parts)
-                            parts = []
-                            shard.finish()
-                        shard = ShardFile(spec.pattern % (g // mc))
                     start = j * hop
                     n = min(window, f - start)
                     meta = (
@@ -188,28 +164,29 @@ def write_shards(unit: ShardUnit, readers_cache: dict[Any, CachedArray] | None =
                     name = f"{prefix}/{start:08d}"
                     k = j - a
                     if spec.pad or n == window:
-                        parts += (
-                            tar_header(f"{name}.json", len(meta)),
-                            meta,
-                            bytes(-len(meta) % TAR_BLOCK),
-                            tar_header(f"{name}.{npy_ext}", npy_size),
-                            npy_head,
-                            data[k * win_bytes : (k + 1) * win_bytes],
-                            npy_pad,
-                        )
+                        npy_h, npy_b = npy_head, data[k * win_bytes : (k + 1) * win_bytes]
                     else:  # unpadded: the window's n real frames, [C*D, n]
-                        head_n = npy_header(out_dtype, (feat, n))
-                        body = np.ascontiguousarray(wins[k, :n].T).data.cast("B")
-                        size_n = len(head_n) + len(body)
-                        parts += (
-                            tar_header(f"{name}.json", len(meta)),
-                            meta,
-                            bytes(-len(meta) % TAR_BLOCK),
-                            tar_header(f"{name}.{npy_ext}", size_n),
-                            head_n,
-                            body,
-                            bytes(-size_n % TAR_BLOCK),
-                        )
+                        npy_h = npy_header(out_dtype, (feat, n))
+                        npy_b = np.ascontiguousarray(wins[k, :n].T).data.cast("B")
+                    if to_dir:
+                        _write_files(spec.pattern, name, [("json", b"", meta), ("npy", npy_h, npy_b)])
+                        continue
+                    if g % mc == 0 or shard is None:
+                        if shard is not None:
+                            shard.write(parts)
+                            parts = []
+                            shard.finish()
+                        shard = ShardFile(spec.pattern % (g // mc))
+                    size = len(npy_h) + len(npy_b)
+                    parts += (
+                        tar_header(f"{name}.json", len(meta)),
+                        meta,
+                        bytes(-len(meta) % TAR_BLOCK),
+                        tar_header(f"{name}.{npy_ext}", size),
+                        npy_h,
+                        npy_b,
+                        npy_pad if size == npy_size else bytes(-size % TAR_BLOCK),
+                    )
                 if to_dir:
                     continue
                 assert shard is not None
