@@ -337,5 +337,8 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not ctx.obj["verbose"]:  # the object-storage clients log every endpoint lookup at INFO
-        for name in ("botocore", "aiobotocore", "s3fs", "fsspec", "urllib3", "asyncio"):
+        for name in ("botocore", "aiobotocore", "s3fs", "fsspec", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # asyncio logs the aborted siblings of a failed storage request ("Task exception was
+        # never retrieved"); lincae reports the failure itself, in one line (-v shows them)
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
