@@ -65,6 +65,14 @@ device_option = click.option(
     help="Where the model runs: auto (CUDA when available), cpu or cuda[:i]. Env: LINCAE_DEVICE.",
 )
 
+checksums_option = click.option(
+    "--checksums/--no-checksums",
+    default=None,
+    help="Store a CRC32C after every latent chunk, checked on every read and by `lincae verify`, so "
+    "a bit flip is found and named [default: off for a new store; a store being resumed or updated "
+    "keeps its own; op outputs keep their input's]. docs/store-format.md measures the cost.",
+)
+
 
 origin_option = click.option(
     "--origin",

@@ -12,6 +12,7 @@ from lincae_cli.options import (
     BatchSizeType,
     ShardType,
     checkpoint_option,
+    checksums_option,
     device_option,
     json_option,
     out_option,
@@ -93,6 +94,7 @@ _DEF = InferenceConfig()
     help="Zarr v3 sharding: split each stored object into this many chunks, which readers fetch "
     "with range requests (fewer, larger objects in a bucket; docs/store-format.md, 'Object storage').",
 )
+@checksums_option
 @click.option(
     "--window",
     "window_s",
@@ -176,6 +178,7 @@ def encode_cmd(
     dtype: str,
     chunk_frames: int | None,
     chunks_per_object: int,
+    checksums: bool | None,
     window_s: float,
     overlap_s: float | None,
     batch_size: int | str,
@@ -219,6 +222,7 @@ def encode_cmd(
             parallel_forward=parallel_forward,
             chunk_frames=chunk_frames,
             chunks_per_object=chunks_per_object,
+            checksums=checksums,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

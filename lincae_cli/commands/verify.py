@@ -1,4 +1,5 @@
-"""``lincae verify STORE [--repair]``: find missing and truncated latent chunks of done tracks."""
+"""``lincae verify STORE [--repair]``: find missing, truncated and (with checksums) corrupt latent
+chunks of done tracks."""
 
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ from lincae_cli.options import EXIT_PARTIAL, json_option
 )
 @json_option
 def verify_cmd(store: str, repair: bool, as_json: bool) -> None:
-    """Check that every latent chunk of STORE's done tracks exists with its full size.
+    """Check that every latent chunk of STORE's done tracks exists with its full size and, in a
+    store encoded with --checksums, that its CRC32C matches (every such chunk is read).
 
-    A partial copy or an interrupted sync leaves chunks missing or cut short; reads of such a chunk
-    stop with one line, and this lists them all with the tracks they hold. Exit 0: intact; 3:
-    damage found (repaired with --repair: then re-run the encode that made the store).
+    A partial copy or an interrupted sync leaves chunks missing or cut short, a bad disk or copy
+    flips bits; reads of such a chunk stop with one line, and this lists them all with the tracks
+    they hold. Exit 0: intact; 3: damage found (repaired with --repair: then re-run the encode
+    that made the store).
     """
     from lincae_core.store import LatentStore
     from lincae_core.store.damage import verify_store
@@ -35,8 +38,13 @@ def verify_cmd(store: str, repair: bool, as_json: bool) -> None:
     for d in report.damaged:
         shown = ", ".join(d.tracks[:5]) + (f" and {len(d.tracks) - 5} more" if len(d.tracks) > 5 else "")
         click.echo(
-            f"verify: {store}: chunk {d.chunk} {d.problem}: {len(d.tracks)} done tracks ({shown})", err=True
+            f"verify: {store}: chunk {d.chunk} {d.problem}; {len(d.tracks)} done tracks ({shown})", err=True
         )
+    if report.checksums:
+        sums = f"{report.checksums_checked - report.checksum_mismatches} of {report.checksums_checked}"
+        click.echo(f"verify: {store}: {report.checksums} checksums: {sums} chunks match", err=True)
+    else:
+        click.echo(f"verify: {store}: no checksums (encode with --checksums to add them)", err=True)
     if not report.damaged:
         click.echo(f"verify: {store}: {report.chunks_checked} chunks of done tracks, all intact", err=True)
         return

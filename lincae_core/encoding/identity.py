@@ -145,6 +145,13 @@ FIELDS: tuple[Field, ...] = (
         have=_store_has("chunk_frames"),
         asked_only=True,
     ),
+    Field(
+        "checksums",
+        lambda r: r.settings.checksums,
+        resume=REFUSE,
+        have=lambda store: bool(store.checksums),
+        asked_only=True,
+    ),
 )
 
 

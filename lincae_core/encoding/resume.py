@@ -46,12 +46,16 @@ class OpenedStore(NamedTuple):
 
 
 def resumed_settings(out: Location, settings: EncodeSettings) -> EncodeSettings:
-    """``settings`` with the memory format and parallel passes of the store planned at ``out``
-    where they are left to the default (None), so that a resumed encode runs as the first one."""
+    """``settings`` with the memory format, parallel passes and checksums of the store planned at
+    ``out`` where they are left to the default (None), so that a resumed encode runs as the first
+    one (and an updated store keeps its checksums)."""
     if settings.overwrite or not (out / "zarr.json").is_file():
         return settings
     with contextlib.suppress(Exception):  # resume as planned; a bad store is reported later
-        planned_enc = LatentStore.open(out).encoding or {}
+        planned = LatentStore.open(out)
+        planned_enc = planned.encoding or {}
+        if settings.checksums is None:
+            settings = dataclasses.replace(settings, checksums=bool(planned.checksums))
         if settings.channels_last is None and isinstance(planned_enc.get("channels_last"), bool):
             settings = dataclasses.replace(settings, channels_last=planned_enc["channels_last"])
         if settings.parallel_forward is None and "batch_size" in planned_enc:  # a store planned
@@ -106,6 +110,7 @@ def _plan_store(
         lineage=lineage,
         **({} if settings.chunk_frames is None else {"chunk_frames": settings.chunk_frames}),
         chunks_per_object=settings.chunks_per_object,
+        checksums=bool(settings.checksums),
         model_card=card_summary(model.card),
         origin=encode_origin(model, inference, settings.latent_channels),
     )

@@ -44,6 +44,9 @@ class EncodeSettings:
             ``DEFAULT_CHUNK_FRAMES``); a store being resumed keeps its own.
         chunks_per_object: Zarr v3 sharding of a new store's latents: chunks per stored object
             (1: none; :meth:`lincae_core.store.LatentStore.create`).
+        checksums: A CRC32C after every latent chunk of a new store, checked on every read (Zarr
+            v3's ``crc32c`` codec; docs/store-format.md); None: the choice of the store being
+            resumed or updated, else off.
         chunk_writes: Buffer finished tracks and write them together, a chunk at a time, instead
             of one read-modify-write of the shared chunk per track (same bytes, same crash
             safety: a track is marked done only after its latents are written).
@@ -63,6 +66,7 @@ class EncodeSettings:
     chunk_writes: bool = True
     chunk_frames: int | None = None
     chunks_per_object: int = 1
+    checksums: bool | None = None
     parallel_forward: bool | None = None
 
     def __post_init__(self) -> None:

@@ -119,7 +119,7 @@ def run_plan(
     """Write the output store of ``plan`` at ``out`` and return what was written.
 
     The output copies model, geometry, channels, encoding and chunk layout (frames a chunk,
-    chunk key separator) from ``inputs[0]`` and records a
+    chunk key separator, chunks per object, checksums) from ``inputs[0]`` and records a
     lineage entry (op, args, every input's path and store id) after the first input's lineage.
     Without ``out`` the store goes beside the first input
     (:func:`~lincae_core.ops.outputs.default_output`). Tracks of the inputs that are still
@@ -155,6 +155,7 @@ def run_plan(
             dtype=dtype or options.dtype or first.dtype,
             chunk_frames=first.chunk_frames,
             chunks_per_object=first.chunks_per_object,
+            checksums=bool(first.checksums),
             chunk_key_separator=first.chunk_key_separator,
             encoding=first.encoding,
             model_card=first.model_card,

@@ -1,5 +1,5 @@
-"""Frame-range access to a store's ``latents`` array ``[F, C, D]`` (what workers open), and the
-checked opening of a store's Zarr group.
+"""Frame-range access to a store's ``latents`` array ``[F, C, D]`` (what workers open; the group
+is opened by :mod:`~lincae_core.store.group`).
 
 Reads and writes of the latent array take a direct path when the array has the plain layout
 lincae writes (Zarr v3, one ``bytes`` codec, little-endian, no compressor, default chunk keys
@@ -8,7 +8,9 @@ with ``.`` or ``/``, on the local file system): a chunk is then a file holding t
 those bytes, and writing whole chunk files through a temporary file renamed into place (as zarr's
 ``LocalStore`` does), skips zarr's per-chunk codec pipeline, which cost ~12x the raw file I/O
 here (docs/store-format.md, "Speed"). The files are exactly what zarr itself reads and writes, so
-the store stays readable by any Zarr v3 tool; any other layout goes through zarr.
+the store stays readable by any Zarr v3 tool; any other layout goes through zarr. A store made
+with checksums (:mod:`~lincae_core.store.chunk_files`) has every chunk checked against its CRC32C
+on the direct path as on zarr's; a mismatch is damage (:mod:`~lincae_core.store.damage`).
 """
 
 from __future__ import annotations
@@ -17,67 +19,17 @@ import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import numpy as np
-import zarr
 
+import lincae_core.store.chunk_files as cfs
 import lincae_core.store.layout as sl
 from lincae_core.errors import LincaeError, StoreFormatError
-from lincae_core.location import Location, RemotePath, as_location, storage_errors, storage_options
+from lincae_core.location import Location, RemotePath, as_location, storage_errors
+from lincae_core.store.group import member, open_group
 
-__all__ = ["CachedArray", "LatentArray", "chunk_cache_bytes", "member", "open_group", "zarr_store"]
-
-
-def zarr_store(path: Location, mode: Literal["r", "r+", "w"]) -> Any:
-    """What zarr opens for ``path``: the path itself (a local folder) or an ``FsspecStore`` on the
-    URL with lincae's storage options (:func:`lincae_core.location.storage_options`)."""
-    if not isinstance(path, RemotePath):
-        return str(path)
-    from zarr.storage import FsspecStore
-
-    with storage_errors(path, "open"):
-        return FsspecStore.from_url(
-            str(path), storage_options=storage_options(path.protocol), read_only=mode == "r"
-        )
-
-
-def open_group(path: Location, mode: Literal["r", "r+"]) -> Any:
-    """Open the Zarr group of a store, or fail with a one-line ``StoreFormatError``."""
-    if not isinstance(path, RemotePath) and not path.exists():
-        raise StoreFormatError(f"{path} does not exist (expected a lincae latent store)")
-    try:  # Zarr v3 only: no probing for v2 metadata objects
-        return zarr.open_group(zarr_store(path, mode), mode=mode, zarr_format=3)
-    except LincaeError:
-        raise
-    except Exception as exc:
-        if isinstance(path, RemotePath) and not (path / "zarr.json").is_file():  # asked only now
-            if path.is_dir():
-                raise StoreFormatError(
-                    f"{path} holds objects but no store root ({path / 'zarr.json'}): a command that "
-                    "writes it was stopped (run it again), or it is not a lincae store"
-                ) from None
-            raise StoreFormatError(
-                path.missing(f"expected a lincae latent store: no {path / 'zarr.json'}")
-            ) from None
-        if isinstance(path, RemotePath):
-            with storage_errors(path, "open"):  # the network or the credentials: one line
-                raise
-        raise StoreFormatError(
-            f"{path} is not a lincae latent store (expected a Zarr v3 group with attribute "
-            f"format='{sl.FORMAT_NAME}'; {type(exc).__name__})"
-        ) from exc
-
-
-def member(group: Any, name: str, path: Location) -> Any:
-    """The array ``name`` of ``group``, or a ``StoreFormatError`` naming what is missing."""
-    try:
-        node = group[name]
-    except Exception as exc:
-        raise StoreFormatError(f"{path}: missing array '{name}'") from exc
-    if not isinstance(node, zarr.Array):
-        raise StoreFormatError(f"{path}: '{name}': expected an array, got a group")
-    return node
+__all__ = ["CachedArray", "LatentArray", "chunk_cache_bytes"]
 
 
 class LatentArray:
@@ -98,8 +50,9 @@ class LatentArray:
         # write_empty_chunks: skip zarr's scan of every chunk for "all fill value" (a full extra
         # pass) and always store written chunks, zeros included.
         self._array, self.path = array.with_config({"write_empty_chunks": True}), path
-        self._raw = _raw_chunk_dir(array)
+        self._raw = cfs.raw_chunk_dir(array)
         self._dirs: set[int] = set()  # chunk directories known to exist ('/' keys)
+        self._checked: dict[int, tuple[int, int, int]] = {}  # chunk -> (inode, mtime, size) checked
         self._done: Any = None  # the done rows, read at the first missing or truncated chunk
 
     @classmethod
@@ -129,6 +82,11 @@ class LatentArray:
         return str(getattr(self._array.metadata.chunk_key_encoding, "separator", "/"))
 
     @property
+    def checksums(self) -> str | None:
+        """``"crc32c"`` when every chunk carries a CRC32C checked on each read, else None."""
+        return "crc32c" if cfs.has_checksums(self._array) else None
+
+    @property
     def chunk_frames(self) -> int:
         """Frames per stored object: a chunk, or a Zarr v3 shard of several chunks (the unit of
         writes, of the layout's alignment and of the chunk caches)."""
@@ -148,8 +106,7 @@ class LatentArray:
         faults) per read in streaming loops.
         """
         if self._raw is None:
-            with storage_errors(self.path, "read latents"):
-                return self._array[start:stop]
+            return self._zarr_read(start, stop)
         f, c, d = self.shape
         start, stop = max(0, min(start, f)), max(0, min(stop, f))
         out = _out_buffer(buffer, max(stop - start, 0), self)
@@ -162,19 +119,73 @@ class LatentArray:
             part = view[(pos - start) * frame_bytes : (end - start) * frame_bytes]
             try:
                 with open(self._chunk_path(k), "rb") as fh:
-                    if (size := os.fstat(fh.fileno()).st_size) != cf * frame_bytes:
-                        self._damaged(k, f"truncated ({size} of {cf * frame_bytes} bytes)")
-                        return self._array[start:stop]  # no done track there: let zarr read it
-                    fh.seek((pos - k * cf) * frame_bytes)
-                    got = fh.readinto(part)
+                    st = os.fstat(fh.fileno())
+                    if st.st_size != self._raw.size:
+                        self._damaged(k, f"truncated ({st.st_size} of {self._raw.size} bytes)")
+                        return self._zarr_read(start, stop)  # no done track there: let zarr read it
+                    offset, stat = (pos - k * cf) * frame_bytes, (st.st_ino, st.st_mtime_ns, st.st_size)
+                    # a checksum: the whole file read and checked, once a process while unchanged
+                    if self._raw.crc and self._checked.get(k) != stat:
+                        if not cfs.read_checked(fh, part, offset, self._raw.payload):
+                            self._damaged(k, cfs.CHECKSUM_PROBLEM, cfs.CHECKSUM_CAUSE)
+                            part[:] = bytes(len(part))  # no done track there: zeros, as if missing
+                        else:
+                            self._checked[k] = stat
+                        got = len(part)
+                    else:
+                        fh.seek(offset)
+                        got = fh.readinto(part)
             except FileNotFoundError:  # a chunk never written holds the fill value, 0 ...
                 self._damaged(k, "missing")  # ... unless the layout gave it to done tracks
                 part[:] = bytes(len(part))
                 got = len(part)
             if got != len(part):
-                return self._array[start:stop]
+                return self._zarr_read(start, stop)
             pos = end
         return out
+
+    def _zarr_read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)`` through zarr; a chunk failing its checksum is found object by
+        object and stops the read with the damage line (zeros if it holds no done track)."""
+        with storage_errors(self.path, "read latents"):
+            try:
+                return self._array[start:stop]
+            except ValueError as exc:
+                if not cfs.is_checksum_error(exc):
+                    raise
+            cf, parts = self.chunk_frames, []
+            for k in range(start // cf, (min(stop, self.shape[0]) - 1) // cf + 1):
+                a, b = max(start, k * cf), min(stop, (k + 1) * cf, self.shape[0])
+                try:
+                    parts.append(self._array[a:b])
+                except ValueError as exc:
+                    if not cfs.is_checksum_error(exc):
+                        raise
+                    self._damaged(k, cfs.CHECKSUM_PROBLEM, cfs.CHECKSUM_CAUSE)
+                    parts.append(np.zeros((b - a, *self.shape[1:]), self.dtype))
+            return np.concatenate(parts)
+
+    def checksum_ok(self, k: int) -> bool:
+        """Whether stored object ``k`` matches its CRC32C checksums, read whole (``lincae verify``);
+        True without checksums and for an object never written."""
+        if not self.checksums:
+            return True
+        if self._raw is not None:
+            try:
+                with open(self._chunk_path(k), "rb") as fh:
+                    size = self._raw.payload
+                    return cfs.read_checked(fh, memoryview(bytearray(size)), 0, size)
+            except FileNotFoundError:
+                return True
+        cf = self.chunk_frames
+        with storage_errors(self.path, "read latents"):
+            try:
+                self._array[k * cf : (k + 1) * cf]
+            except ValueError as exc:
+                if not cfs.is_checksum_error(exc):
+                    raise
+                return False
+        return True
 
     def gather(self, starts: np.ndarray, stops: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:
         """Frame ranges ``[starts[j], stops[j])`` one after another, ``[sum(n), C, D]``: one read
@@ -191,8 +202,12 @@ class LatentArray:
         """Write ``z[n, C, D]`` at frames ``[start, start + n)``."""
         if self._raw is None:
             with storage_errors(self.path, "write latents"):
-                self._array[start : start + z.shape[0]] = z
-            return
+                try:
+                    self._array[start : start + z.shape[0]] = z
+                    return
+                except ValueError as exc:  # a chunk zarr read to patch failed its checksum:
+                    if not cfs.is_checksum_error(exc):  # patch chunk by chunk below (a damage line,
+                        raise  # or zeros where no done track is)
         f = self.shape[0]
         stop = start + z.shape[0]
         if start < 0 or stop > f:
@@ -212,14 +227,14 @@ class LatentArray:
             self._put_chunk(k, block)
             pos = end
 
-    def _damaged(self, k: int, problem: str) -> None:
-        """Raise if chunk ``k`` (missing or truncated) holds frames of done tracks
+    def _damaged(self, k: int, problem: str, cause: str | None = None) -> None:
+        """Raise if chunk ``k`` (missing, truncated or corrupt) holds frames of done tracks
         (:mod:`lincae_core.store.damage`; the done rows are read once, at the first such chunk)."""
         from lincae_core.store import damage
 
         if self._done is None:
             self._done = damage.done_rows(self.path)
-        damage.damaged(self.path, self._done, k, self.chunk_frames, problem)
+        damage.damaged(self.path, self._done, k, self.chunk_frames, problem, cause)
 
     def _chunk_path(self, k: int) -> Path:
         """The file of chunk ``k``: ``c.k.0.0`` ('.' keys, one file a chunk) or ``c/k/0/0`` ('/'
@@ -230,9 +245,14 @@ class LatentArray:
 
     def _put_chunk(self, k: int, block: np.ndarray) -> None:
         """Write chunk ``k`` from ``block[n <= chunk_frames, C, D]`` (zero-padded to a whole chunk,
-        as zarr stores edge chunks) via a temporary file renamed into place."""
+        as zarr stores edge chunks, its CRC32C after it with checksums) via a temporary file renamed
+        into place; through zarr for other layouts."""
+        if self._raw is None:
+            cf = self.chunk_frames
+            with storage_errors(self.path, "write latents"):
+                self._array[k * cf : k * cf + block.shape[0]] = block
+            return
         path = self._chunk_path(k)
-        assert self._raw is not None
         if self._raw.separator == "/" and k not in self._dirs:  # "/" keys: one mkdir a chunk directory
             path.parent.mkdir(parents=True, exist_ok=True)
             self._dirs.add(k)
@@ -243,6 +263,8 @@ class LatentArray:
                 fh.write(block.reshape(-1).view(np.uint8).data)
                 if pad:
                     fh.write(bytes(pad))
+                if self._raw.crc:
+                    fh.write(cfs.crc32c(block, pad))
             os.replace(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -271,40 +293,6 @@ def _out_buffer(buffer: np.ndarray | None, frames: int, array: LatentArray | Cac
     ):
         return buffer[:frames]
     return np.empty((frames, c, d), array.dtype)
-
-
-class _ChunkFiles(NamedTuple):
-    """Where the chunk files of a plain-layout array are: the directory and the key separator."""
-
-    root: Path
-    separator: str
-
-
-def _raw_chunk_dir(array: Any) -> _ChunkFiles | None:
-    """The directory and the key separator of the chunk files of ``array`` when it has the plain
-    layout whose chunks are raw little-endian C-order bytes (see the module docstring); None
-    otherwise."""
-    if os.environ.get("LINCAE_ZARR_IO") == "1":  # force zarr's own I/O (benchmarks, checks)
-        return None
-    try:
-        from zarr.storage import LocalStore
-
-        meta = array.metadata
-        codecs = [(type(c).__name__, getattr(getattr(c, "endian", None), "value", None)) for c in meta.codecs]
-        plain = (
-            meta.zarr_format == 3
-            and isinstance(array.store, LocalStore)
-            and codecs == [("BytesCodec", "little")]
-            and not meta.storage_transformers
-            and type(meta.chunk_key_encoding).__name__ == "DefaultChunkKeyEncoding"
-            and (sep := meta.chunk_key_encoding.separator) in ("/", ".")
-            and meta.chunk_key_encoding.encode_chunk_key((7, 0, 0)) == f"c{sep}7{sep}0{sep}0"
-            and tuple(meta.chunk_grid.chunk_shape[1:]) == tuple(array.shape[1:])
-            and float(meta.fill_value) == 0.0
-        )
-    except Exception:  # another zarr version or layout: zarr's own I/O is always right
-        return None
-    return _ChunkFiles(Path(array.store.root) / array.path, sep) if plain else None
 
 
 def chunk_cache_bytes() -> int:

@@ -14,7 +14,8 @@ import lincae_core.store.layout as sl
 from lincae_core.config.geometry import Geometry
 from lincae_core.errors import LincaeError
 from lincae_core.location import Location, storage_errors
-from lincae_core.store.array import LatentArray, member
+from lincae_core.store.array import LatentArray
+from lincae_core.store.group import member
 from lincae_core.store.layout import TrackInfo
 from lincae_core.store.table import load_table
 
@@ -67,6 +68,10 @@ class StoreBase:
     chunks_per_object = property(
         lambda self: self._latents.chunks_per_object,
         doc="Chunks per stored object (Zarr v3 sharding; 1: none).",
+    )
+    checksums = property(
+        lambda self: self._latents.checksums,
+        doc="'crc32c' when every latent chunk carries a checksum checked on read, else None.",
     )
     total_frames = property(lambda self: self._latents.shape[0], doc="Frames F of the array.")
     n_tracks = property(lambda self: int(self._table["key"].shape[0]), doc="Rows of the table.")

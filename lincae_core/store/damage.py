@@ -4,9 +4,12 @@ A chunk the layout gave to done tracks must exist and have its full size. A miss
 (a partial copy, an rsync cut short) would otherwise read as the fill value, zeros, and a
 truncated one as a reshape error naming nothing: :class:`~lincae_core.store.array.LatentArray`
 asks :func:`damaged` when a chunk file is missing or of the wrong size, and reads zeros only for
-a chunk no done track covers (never written yet, or shard padding). :func:`verify_store` checks
-every chunk of the done tracks at once; with ``repair`` it marks the tracks of damaged chunks
-planned again, so that the encode that made the store re-encodes exactly them.
+a chunk no done track covers (never written yet, or shard padding). In a store made with
+checksums (:mod:`~lincae_core.store.chunk_files`) a chunk whose CRC32C does not match (a bit
+flip) is damage the same way. :func:`verify_store` checks every chunk of the done tracks at once
+(and reads each to check its checksum when the store has them); with ``repair`` it marks the
+tracks of damaged chunks planned again, so that the encode that made the store re-encodes
+exactly them.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import zarr
 
 from lincae_core.errors import StoreFormatError
 from lincae_core.location import Location, RemotePath
+from lincae_core.store.chunk_files import CHECKSUM_PROBLEM, CRC_BYTES
 
 __all__ = ["DamagedChunk", "DamagedStoreError", "VerifyReport", "damaged", "done_rows", "verify_store"]
 
 
 class DamagedStoreError(StoreFormatError):
-    """A chunk of done tracks is missing or truncated."""
+    """A chunk of done tracks is missing, truncated or corrupt (its checksum does not match)."""
 
 
 @dataclass(frozen=True)
@@ -33,16 +37,20 @@ class DamagedChunk:
     """A chunk that is not what the layout promises, and the done tracks it holds frames of."""
 
     chunk: int
-    problem: str  # "missing" or "truncated (N of M bytes)"
+    problem: str  # "missing", "truncated (N of M bytes)" or CHECKSUM_PROBLEM
     tracks: tuple[str, ...]
 
 
 @dataclass
 class VerifyReport:
-    """What :func:`verify_store` found: the chunks checked and the damaged ones."""
+    """What :func:`verify_store` found: the chunks checked, their checksums (``checksums``: the
+    algorithm, None for a store without) and the damaged chunks."""
 
     path: str
     chunks_checked: int = 0
+    checksums: str | None = None
+    checksums_checked: int = 0
+    checksum_mismatches: int = 0
     damaged: list[DamagedChunk] = field(default_factory=list)
     repaired_tracks: list[str] = field(default_factory=list)
 
@@ -51,6 +59,9 @@ class VerifyReport:
         return {
             "path": self.path,
             "chunks_checked": self.chunks_checked,
+            "checksums": self.checksums,
+            "checksums_checked": self.checksums_checked,
+            "checksum_mismatches": self.checksum_mismatches,
             "damaged": [
                 {"chunk": d.chunk, "problem": d.problem, "tracks": list(d.tracks)} for d in self.damaged
             ],
@@ -63,7 +74,7 @@ DoneRows = tuple[np.ndarray, np.ndarray, list[str]]
 
 def done_rows(path: Location) -> DoneRows:
     """Offsets, frames and keys of the store's done tracks (read from its table)."""
-    from lincae_core.store.array import zarr_store
+    from lincae_core.store.group import zarr_store
 
     g: Any = zarr.open_group(zarr_store(path, "r"), mode="r")
     done = np.flatnonzero(np.asarray(g["tracks/status"][:]) == 1)
@@ -84,10 +95,12 @@ def _repair_hint(path: Location) -> str:
     )
 
 
-def damaged(path: Location, rows: DoneRows, chunk: int, chunk_frames: int, problem: str) -> None:
-    """Raise :class:`DamagedStoreError` if chunk ``chunk`` (missing or truncated: ``problem``)
-    holds frames of done tracks (``rows``: :func:`done_rows`); return if it holds none (it reads
-    as zeros then)."""
+def damaged(
+    path: Location, rows: DoneRows, chunk: int, chunk_frames: int, problem: str, cause: str | None = None
+) -> None:
+    """Raise :class:`DamagedStoreError` if chunk ``chunk`` (missing, truncated or corrupt:
+    ``problem``, likely from ``cause``, default a partial copy) holds frames of done tracks
+    (``rows``: :func:`done_rows`); return if it holds none (it reads as zeros then)."""
     offsets, frames, keys = rows
     tracks = _covering(offsets, frames, keys, chunk * chunk_frames, (chunk + 1) * chunk_frames)
     if tracks:
@@ -95,21 +108,22 @@ def damaged(path: Location, rows: DoneRows, chunk: int, chunk_frames: int, probl
             f" and {len(tracks) - 3} more" if len(tracks) > 3 else ""
         )
         raise DamagedStoreError(
-            f"{path}: latent chunk {chunk} is {problem} (a partial copy?); it holds frames of "
+            f"{path}: latent chunk {chunk} is {problem} ({cause or 'a partial copy?'}); it holds frames of "
             f"{len(tracks)} done tracks ({shown}): {_repair_hint(path)}"
         )
 
 
 def verify_store(store: Any, repair: bool = False) -> VerifyReport:
-    """Check that every chunk holding frames of done tracks exists with its full size; with
-    ``repair``, mark the tracks of damaged chunks planned (the store opened ``r+``)."""
+    """Check that every chunk holding frames of done tracks exists with its full size and, in a
+    store with checksums, that its CRC32C matches (each such chunk read whole); with ``repair``,
+    mark the tracks of damaged chunks planned (the store opened ``r+``)."""
     path = store.path
-    report = VerifyReport(str(path))
+    report = VerifyReport(str(path), checksums=store.latents.checksums)
     offsets, frames, keys = done_rows(path)
     cf = store.chunk_frames
     lat = store.latents
     c, d = lat.shape[1:]
-    want = cf * c * d * lat.dtype.itemsize
+    want = cf * c * d * lat.dtype.itemsize + (CRC_BYTES if report.checksums else 0)
     needed: set[int] = set()
     for o, n in zip(offsets.tolist(), frames.tolist(), strict=True):
         if n > 0:
@@ -121,6 +135,11 @@ def verify_store(store: Any, repair: bool = False) -> VerifyReport:
         problem = "missing" if size is None else None
         if size is not None and store.chunks_per_object == 1 and size != want:
             problem = f"truncated ({size} of {want} bytes)"
+        if problem is None and report.checksums:
+            report.checksums_checked += 1
+            if not lat.checksum_ok(k):
+                report.checksum_mismatches += 1
+                problem = CHECKSUM_PROBLEM
         if problem:
             tracks = _covering(offsets, frames, keys, k * cf, (k + 1) * cf)
             report.damaged.append(DamagedChunk(k, problem, tracks))

@@ -34,7 +34,8 @@ from lincae_core.config.geometry import Geometry
 from lincae_core.errors import StoreFormatError
 from lincae_core.location import Location, RemotePath, as_location, storage_errors
 from lincae_core.publish import check_free
-from lincae_core.store.array import open_group, zarr_store
+from lincae_core.store.chunk_files import checksum_codecs
+from lincae_core.store.group import open_group, zarr_store
 from lincae_core.store.ledger import read_ledger
 from lincae_core.store.lineage import utc_now
 from lincae_core.store.loudness_stats import LoudnessAndStats
@@ -95,6 +96,7 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
         chunk_key_separator: str | None = None,
         commit: bool = True,
         chunks_per_object: int = 1,
+        checksums: bool = False,
     ) -> LatentStore:
         """Create an empty, unplanned store (mode ``r+``); then call :meth:`plan`.
 
@@ -118,6 +120,9 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
                 holds this many chunks, read one by one with range requests (1: one object a
                 chunk, no sharding). Fewer objects for a store of small chunks in object storage
                 (docs/store-format.md, "Object storage").
+            checksums: Store a CRC32C after every latent chunk (Zarr v3's ``crc32c`` codec; inside
+                the shards with ``chunks_per_object`` > 1), checked on every read: a bit flip is
+                then found like a missing chunk (:mod:`lincae_core.store.damage`).
             commit: False: the root keeps the format ``lincae-latents-incomplete`` (no reader
                 takes it for a store) until :meth:`commit`; what object-storage outputs do, as
                 they cannot be renamed into place when complete.
@@ -159,7 +164,7 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
         sl.validate_attrs(attrs, str(path))
         with storage_errors(path, "create the store"):
             return cls._create_group(
-                path, attrs, channels, geo, (chunk_frames, chunks_per_object), dtype, sep, commit
+                path, attrs, channels, geo, (chunk_frames, chunks_per_object), dtype, sep, commit, checksums
             )
 
     @classmethod
@@ -173,6 +178,7 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
         dtype: str,
         sep: str,
         commit: bool,
+        checksums: bool = False,
     ) -> LatentStore:
         chunk_frames, per_object = object_chunks
         group = zarr.open_group(zarr_store(path, "w"), mode="w")
@@ -184,7 +190,7 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
             chunks=(chunk_frames // per_object, *frame),
             **sharding,
             dtype=dtype,
-            compressors=None,
+            compressors=checksum_codecs(checksums),
             fill_value=0,
             chunk_key_encoding={"name": "default", "separator": sep},
         )
@@ -257,6 +263,7 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
             "dtype": a["dtype"],
             "chunk_frames": self.chunk_frames,
             "chunks_per_object": self.chunks_per_object,
+            "checksums": self.checksums,
             "encoding": a["encoding"],
             "layout": a["layout"],
             "tracks": self.n_tracks,

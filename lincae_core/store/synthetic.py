@@ -35,6 +35,8 @@ def synthetic_store(
     source_rate: int | None = None,
     source_channels: int | None = None,
     block_frames: int = 1 << 20,
+    checksums: bool = False,
+    chunks_per_object: int = 1,
 ) -> LatentStore:
     """Create a finished store of ``(key, frames)`` tracks filled with seeded random latents.
 
@@ -42,7 +44,8 @@ def synthetic_store(
     cast to ``dtype`` and written ``block_frames`` at a time, so memory stays bounded whatever
     the size. Every track is marked done except those named in ``failed`` (marked failed). Each
     track's sample count is its frames times ``samples_per_frame`` less 100 (the last frame
-    partly filled, as an encode leaves it).
+    partly filled, as an encode leaves it). ``checksums`` and ``chunks_per_object``: as
+    :meth:`LatentStore.create`.
 
     Returns:
         The store, open for writing.
@@ -57,6 +60,8 @@ def synthetic_store(
         channels=channels,
         dtype=dtype,
         encoding={"window_s": 10, "overlap_s": 1},
+        checksums=checksums,
+        chunks_per_object=chunks_per_object,
         **extra,
     )
     spf, rate = geo["samples_per_frame"], source_rate or geo["sample_rate"]

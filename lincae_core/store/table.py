@@ -11,7 +11,7 @@ import lincae_core.store.layout as sl
 from lincae_core.config.geometry import Geometry
 from lincae_core.errors import StoreFormatError
 from lincae_core.location import Location
-from lincae_core.store.array import member
+from lincae_core.store.group import member
 from lincae_core.store.layout import TABLE_CHUNK
 
 __all__ = ["MAX_TABLE_CHUNK", "load_table", "write_table"]

@@ -1,0 +1,174 @@
+"""Measure what per-chunk checksums (``encode --checksums``: Zarr v3's crc32c codec) cost.
+
+Builds, within one run, stores of ``--size-gb`` of synthetic float16 latents (the default
+model's geometry: 64-dim mono, tracks of 500-5000 frames, 16384-frame chunks or, with
+``--chunks-per-object K``, Zarr shards of K chunks) without and with checksums, and times, each
+in a fresh subprocess with torch and the ops engine imported before the clock starts,
+interleaved, ``--repeat`` times (medians):
+
+- ``write``: creating and planning the store and writing every latent (whole chunks, as an
+  encode's chunk writes do; the latents are one block of random values made before the clock);
+- ``read``: one pass of ``LatentArray.read`` over the whole store, block by block;
+- ``gain``: ``ops.gain_store`` (read, scale, write a new store: its output keeps the input's
+  checksums, so the crc32c run checks and writes them);
+- ``short reads``: ``--short-reads`` reads of 40 frames at seeded random places (a loader or a
+  decode of single tracks without the chunk cache: with checksums the first read of a chunk in
+  a process reads and checks the whole chunk);
+- ``verify``: ``lincae verify`` (``verify_store``): without checksums one listing of the chunk
+  files and their sizes, with them every chunk read and checked.
+
+Every ratio is crc32c / without, taken within the run (the page cache's state moves absolute
+figures between runs). The stores fit the page cache: these are warm reads, where the CRC's CPU
+cost shows most.
+
+Usage:  python scripts/bench_checksums.py --size-gb 0.5 --repeat 5 [--chunks-per-object 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lincae_core.store.synthetic import SYNTHETIC_GEOMETRY  # noqa: E402
+
+BLOCK = 16 * 16384  # frames a write or read call (16 default chunks)
+KINDS = ("write", "read", "gain", "short reads", "verify")
+
+
+def track_lengths(size_gb: float) -> list[int]:
+    """Track lengths (frames) of about ``size_gb`` GB of 64-dim float16 latents."""
+    rng = np.random.default_rng(0)
+    total, lengths = int(size_gb * 1e9 / (2 * SYNTHETIC_GEOMETRY["latent_dim"])), []
+    while sum(lengths) < total:
+        lengths.append(int(rng.integers(500, 5000)))
+    return lengths
+
+
+def write_store(path: Path, lengths: list[int], checksums: bool, per_object: int) -> float:
+    """Create, plan and fill a store (what ``write`` times), all tracks done."""
+    from lincae_core.store import LatentStore
+    from lincae_core.store.layout import PlanRow
+
+    d = SYNTHETIC_GEOMETRY["latent_dim"]
+    block = np.random.default_rng(1).standard_normal((BLOCK, 1, d), dtype=np.float32).astype(np.float16)
+    t0 = time.perf_counter()
+    s = LatentStore.create(
+        path,
+        model_id="bench",
+        model_config={"name": "bench"},
+        geometry=SYNTHETIC_GEOMETRY,
+        channels=1,
+        checksums=checksums,
+        chunks_per_object=per_object,
+    )
+    spf = SYNTHETIC_GEOMETRY["samples_per_frame"]
+    s.plan([PlanRow(f"t{i:06d}", n, n * spf - 100, 16000, 1) for i, n in enumerate(lengths)])
+    for b0 in range(0, s.total_frames, BLOCK):
+        s.latents.write(b0, block[: min(BLOCK, s.total_frames - b0)])
+    s.mark_done(np.arange(s.n_tracks))
+    return time.perf_counter() - t0
+
+
+def child(kind: str, store: Path, work: Path, lengths: list[int], args: argparse.Namespace) -> float:
+    """Run one measured pass in this (fresh) process; return its seconds."""
+    import torch  # noqa: F401
+
+    from lincae_core import ops
+    from lincae_core.ops import engine, levels  # noqa: F401
+    from lincae_core.store import LatentArray, LatentStore
+    from lincae_core.store.damage import verify_store
+
+    if kind == "write":
+        return write_store(work / "w.zarr", lengths, store.name.endswith("crc.zarr"), args.chunks_per_object)
+    t0 = time.perf_counter()
+    if kind == "read":
+        lat = LatentArray.open(store)
+        buf = np.empty((BLOCK, *lat.shape[1:]), lat.dtype)
+        for b0 in range(0, lat.shape[0], BLOCK):
+            lat.read(b0, min(b0 + BLOCK, lat.shape[0]), buf)
+    elif kind == "gain":
+        ops.gain_store(store, work / "g.zarr", 0.5)
+    elif kind == "short reads":
+        lat = LatentArray.open(store)
+        starts = np.random.default_rng(2).integers(0, lat.shape[0] - 40, args.short_reads)
+        for a in starts.tolist():
+            lat.read(a, a + 40)
+    else:
+        report = verify_store(LatentStore.open(store))
+        assert not report.damaged, report.damaged
+    return time.perf_counter() - t0
+
+
+def run_child(kind: str, store: Path, work: Path, args: argparse.Namespace) -> float:
+    for old in ("w.zarr", "g.zarr"):  # removing the last output is not part of any pass
+        shutil.rmtree(work / old, ignore_errors=True)
+    os.sync()  # no dirty pages of the previous pass left to write back during this one
+    cmd = [sys.executable, __file__, "--child", kind, "--store", str(store), "--dir", str(work)]
+    cmd += ["--size-gb", str(args.size_gb), "--chunks-per-object", str(args.chunks_per_object)]
+    cmd += ["--short-reads", str(args.short_reads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"{kind} failed:\n{proc.stderr[-2000:]}")
+    return float(json.loads(proc.stdout.strip().splitlines()[-1])["seconds"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size-gb", type=float, default=0.5)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--chunks-per-object", type=int, default=1)
+    ap.add_argument("--short-reads", type=int, default=2000)
+    ap.add_argument("--dir", default=None, help="work folder (default: a temporary one, removed)")
+    ap.add_argument("--out", default=None, help="also write the results as JSON here")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--store", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    lengths = track_lengths(args.size_gb)
+    if args.child:
+        seconds = child(args.child, Path(args.store), Path(args.dir), lengths, args)
+        print(json.dumps({"seconds": seconds}))
+        return
+    work = Path(args.dir or tempfile.mkdtemp(prefix="bench-checksums-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        stores = {"without": work / "plain.zarr", "crc32c": work / "crc.zarr"}
+        for name, path in stores.items():
+            shutil.rmtree(path, ignore_errors=True)
+            write_store(path, lengths, name == "crc32c", args.chunks_per_object)
+        frames = sum(lengths)
+        print(
+            f"{len(lengths)} tracks, {frames} frames, {frames * 128 / 1e9:.3f} GB of latents a store; "
+            f"chunks per object {args.chunks_per_object}; {os.cpu_count()} CPUs; medians of {args.repeat}"
+        )
+        times: dict[str, dict[str, list[float]]] = {k: {"without": [], "crc32c": []} for k in KINDS}
+        for _ in range(args.repeat):
+            for kind in KINDS:
+                for name, path in stores.items():
+                    times[kind][name].append(run_child(kind, path, work, args))
+        result = {}
+        for kind in KINDS:
+            a, b = (statistics.median(times[kind][n]) for n in ("without", "crc32c"))
+            result[kind] = {"without_s": a, "crc32c_s": b, "ratio": b / a}
+            line = f"{kind:12s} without {a:8.3f} s  crc32c {b:8.3f} s"
+            print(f"{line}  {kind} with crc32c / without: {b / a:.2f}x")
+        if args.out:
+            Path(args.out).write_text(json.dumps({"size_gb": args.size_gb, "results": result}, indent=1))
+    finally:
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
