@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import click
 
 from lincae_cli.options import EXIT_PARTIAL
-from lincae_core import LincaeError
+from lincae_core.errors import ConfigError, LincaeError
 
 __all__ = ["COMMANDS", "EXIT_PARTIAL", "cli"]
 
@@ -171,8 +171,9 @@ class LincaeGroup(click.Group):
     """Click group that turns library errors and machine failures into one-line messages.
 
     ``LincaeError`` (bad input, refused operation) and ``OSError`` (disk full, permissions, a
-    vanished path) exit 1 with one line on stderr (a traceback with ``-v``); a closed stdout (``|
-    head``) ends the command quietly with status 0, as Unix filters do.
+    vanished path) exit 1 with one line on stderr (a traceback with ``-v``), ``ConfigError`` (a
+    value out of range or a wrong combination of options) exits 2 as click's usage errors do; a
+    closed stdout (``| head``) ends the command quietly with status 0, as Unix filters do.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -218,7 +219,10 @@ class LincaeGroup(click.Group):
                 raise
             output = (ctx.obj or {}).get("output")
             msg = str(exc) if isinstance(exc, LincaeError) else machine_error(exc, output)
-            raise click.ClickException(msg) from exc
+            error = click.ClickException(msg)
+            if isinstance(exc, ConfigError):  # a value given on the command line: a usage error
+                error.exit_code = 2
+            raise error from exc
 
 
 def settle_io(timeout_s: float = 5.0) -> None:

@@ -36,7 +36,9 @@ __all__ = [
     "list_entries",
     "parse_extensions",
     "read_file_list",
+    "source_stamp",
     "sources_fingerprint",
+    "track_fingerprints",
     "unreadable_reason",
 ]
 
@@ -349,7 +351,21 @@ def _object_stamp(info: dict) -> str:
     return f"{info.get('size')}\0{version}"
 
 
-def sources_fingerprint(sources: Sequence[Source]) -> str:
+def source_stamp(s: Source) -> str:
+    """Size and modification time of one input (size and version of an object; ``missing``)."""
+    try:
+        if s.stamp is not None:
+            return s.stamp
+        if isinstance(s.path, RemotePath):
+            with storage_errors(s.path, "check"):
+                return _object_stamp(s.path.fs.info(s.path.path))
+        st = os.stat(s.path)
+        return f"{st.st_size}\0{st.st_mtime_ns}"
+    except OSError:
+        return "missing"
+
+
+def sources_fingerprint(sources: Sequence[Source], stamps: Sequence[str] | None = None) -> str:
     """SHA-256 of every input's key, relative path, size and modification time.
 
     Identifies what an encode reads: a folder with the same file names but other audio, or a file
@@ -357,20 +373,22 @@ def sources_fingerprint(sources: Sequence[Source]) -> str:
     taken for finished work. Size and mtime, not a content hash: one ``stat`` per file was measured
     over 3000x cheaper than hashing the audio (scripts/bench_fingerprint.py; docs/encoding.md),
     and any rewrite of a file changes its mtime. Shards on several nodes must see the same files
-    (a shared file system).
+    (a shared file system). ``stamps``: the inputs' :func:`source_stamp` when already taken.
     """
     h = hashlib.sha256()
-    for s in sources:
-        try:
-            if s.stamp is not None:
-                stamp = s.stamp
-            elif isinstance(s.path, RemotePath):
-                with storage_errors(s.path, "check"):
-                    stamp = _object_stamp(s.path.fs.info(s.path.path))
-            else:
-                st = os.stat(s.path)
-                stamp = f"{st.st_size}\0{st.st_mtime_ns}"
-        except OSError:
-            stamp = "missing"
+    for s, stamp in zip(sources, stamps or [source_stamp(s) for s in sources], strict=True):
         h.update(f"{s.key}\0{s.rel}\0{stamp}\n".encode())
     return h.hexdigest()
+
+
+def track_fingerprints(sources: Sequence[Source], stamps: Sequence[str] | None = None) -> list[int]:
+    """One int64 an input: the first 8 bytes of the SHA-256 of its key, relative path, size and
+    modification time (what :func:`sources_fingerprint` hashes for the whole set). A store keeps
+    them per track (``tracks/input_fingerprint``), so that a re-run of ``encode`` on a grown or
+    edited library re-encodes only the inputs that are new or changed."""
+    return [
+        int.from_bytes(
+            hashlib.sha256(f"{s.key}\0{s.rel}\0{stamp}".encode()).digest()[:8], "little", signed=True
+        )
+        for s, stamp in zip(sources, stamps or [source_stamp(s) for s in sources], strict=True)
+    ]

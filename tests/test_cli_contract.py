@@ -90,8 +90,10 @@ def test_overwrite_replaces_and_changed_audio_is_not_done_work(tmp_path: Path, m
     lincae("encode", "one", "s.zarr", cwd=tmp_path, ckpt=micro_ckpt)
     first = LatentStore.open(tmp_path / "s.zarr")
     z1, id1 = first.read_track("x").copy(), first.store_id
-    err = lincae("encode", "two", "s.zarr", cwd=tmp_path, ckpt=micro_ckpt, code=1).stderr
-    assert "another inputs_sha256" in err  # not "nothing to do"
+    err = lincae("encode", "two", "s.zarr", cwd=tmp_path, ckpt=micro_ckpt).stderr
+    assert "1 changed (x) (encoded now)" in err  # not "nothing to do": the changed audio is encoded
+    updated = LatentStore.open(tmp_path / "s.zarr")
+    assert not np.array_equal(updated.read_track("x"), z1)
     lincae("encode", "two", "s.zarr", "--overwrite", cwd=tmp_path, ckpt=micro_ckpt)
     second = LatentStore.open(tmp_path / "s.zarr")
     assert not np.array_equal(second.read_track("x"), z1)

@@ -70,7 +70,7 @@ def test_bad_envelope_file_is_one_line(tmp_path: Path, content: bytes | None, me
     synthetic_store(tmp_path / "a.zarr", [("one", 40)])
     if content is not None:
         (tmp_path / "env.csv").write_bytes(content)
-    r = _run("gain", "a.zarr", "-o", "g.zarr", "--envelope", "env.csv", cwd=tmp_path, code=1)
+    r = _run("gain", "a.zarr", "-o", "g.zarr", "--envelope", "env.csv", cwd=tmp_path, code=2)  # a value
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "env.csv" in r.stderr
     assert message in r.stderr
@@ -137,3 +137,23 @@ def test_quiet_is_quiet_on_success(tmp_path: Path, micro_ckpt: str) -> None:
         assert r.returncode == 0, r.stderr
         assert r.stderr == "", (args, r.stderr)
         assert r.stdout.strip(), args  # the result still prints
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("mix", "a.zarr", "a.zarr", "-o", "m.zarr", "--count", "3"), "only with pair='random'"),
+        (("mix", "a.zarr", "a.zarr", "-o", "m.zarr", "--gain", "1", "--gain", "2", "--gain", "3"), "gains"),
+        (("export", "a.zarr", "shards", "--window", "0"), "window"),
+        (("gain", "a.zarr", "-o", "g.zarr", "--envelope", "missing.csv"), "missing.csv"),
+    ],
+)
+def test_value_errors_exit_2_like_usage_errors(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    """A value the command line gave that the library refuses exits 2, as click's own usage errors
+    (a bad option, a missing argument) do: scripts tell "fix the command" from "the run failed"."""
+    synthetic_store(tmp_path / "a.zarr", [("one", 40), ("two", 40)])
+    r = _run(*args, cwd=tmp_path, code=2)
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+    assert _run("gain", "a.zarr", "-o", "g2.zarr", "--gain", "x", cwd=tmp_path, code=2).stderr  # click's own

@@ -206,15 +206,15 @@ def test_random_mix_seed_is_drawn_recorded_and_sources_listed(
 
 
 def test_refused_option_combinations(stores: tuple[str, str], tmp_path: Path) -> None:
-    """Checked once, by the library: one line, exit 1."""
+    """Checked once, by the library: one line, exit 2 (a usage error, as click's own)."""
     a, b = stores
     assert "only with pair='random' (--pair random)" in one_line_error(
-        run("mix", b, b, "--seed", "1", code=1)
+        run("mix", b, b, "--seed", "1", code=2)
     )
     assert "only with pair='random' (--pair random)" in one_line_error(
-        run("mix", b, b, "--count", "3", code=1)
+        run("mix", b, b, "--count", "3", code=2)
     )
-    err = run("mix", a, b, "--gain", "1", "--gain", "1", "--gain", "1", code=1)
+    err = run("mix", a, b, "--gain", "1", "--gain", "1", "--gain", "1", code=2)
     assert "expected 1 or 2 gains (one per input), got 3" in one_line_error(err)
     assert "at least two" in run("mix", a, code=2)  # the command's own rule: a usage error
 

@@ -278,7 +278,7 @@ def test_export_metadata_errors_name_file_and_line(tmp_path: Path, text: str, li
             str(md),
         ],
     )
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # the file a command-line option named: a value error
     err = r.stderr.strip()
     assert "\n" not in err
     assert f"{md}:{line}: " in err
@@ -328,7 +328,7 @@ def test_export_cli(tmp_path: Path) -> None:
     assert r.exit_code == 3, r.output
     assert "of the exported frames are padding" in r.stderr
     r = CliRunner().invoke(cli, ["export", a, str(tmp_path / "plain.tar"), "--window", "1"])
-    assert r.exit_code == 1  # the library's refusal, one line
+    assert r.exit_code == 2  # the library's refusal of a command-line value: one line, a usage error
     err = r.stderr.strip()
     assert "\n" not in err
     assert "%" in err

@@ -128,3 +128,33 @@ def test_readme_musdb_pipeline_runs_literally(tmp_path: Path, micro_ckpt: str) -
     assert lines[2:4] == ["song1", "song2"]
     assert lines[-1] == "accompaniment.zarr"
     assert "differ in length" not in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("lincae") is None, reason="needs the installed console script")
+def test_readme_growing_pipeline_runs_literally(tmp_path: Path, micro_ckpt: str) -> None:
+    """The README's growing library, as typed: the second encode adds the new file and keeps the
+    finished tracks byte for byte."""
+    from lincae_core.store import LatentStore
+
+    text = README.read_text(encoding="utf-8")
+    m = re.search(
+        r"<!-- growing-pipeline:.*?-->\s*```bash\n(.*?)```\s*<!-- /growing-pipeline -->", text, re.S
+    )
+    assert m, "README.md lost its growing-pipeline block"
+    make_library(tmp_path / "library")
+    sf.write(tmp_path / "new-take.wav", 0.1 * np.random.default_rng(1).standard_normal(24000), 16000)
+    first, second = m.group(1).split("cp new-take.wav")
+    env = {**os.environ, "LINCAE_CHECKPOINT": micro_ckpt, "OMP_NUM_THREADS": "1"}
+    assert run_block(first, tmp_path, env).returncode == 0
+    first_store = LatentStore.open(tmp_path / "out.zarr")
+    keys = first_store.keys()
+    before = {k: first_store.read_track(k) for k in keys}
+    result = run_block("cp new-take.wav" + second, tmp_path, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines() == ["out.zarr"]
+    assert "updated out.zarr: 1 new inputs (vocals/song3)" in result.stderr
+    store = LatentStore.open(tmp_path / "out.zarr")
+    assert store.keys() == [*before, "vocals/song3"]
+    assert store.is_complete()
+    for key, z in before.items():
+        assert np.array_equal(store.read_track(key), z), key

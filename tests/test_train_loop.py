@@ -340,7 +340,7 @@ def test_cli_train_and_errors(corpus: Path, tmp_path: Path) -> None:
     ]
     for args, message in cases:
         res = runner.invoke(cli, ["train", "--config", str(config), *args])
-        assert res.exit_code == 1, (args, res.output)
+        assert res.exit_code == 2, (args, res.output)  # values of the command line: usage errors
         assert message in res.output, (args, res.output)
 
 

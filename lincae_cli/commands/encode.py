@@ -32,7 +32,9 @@ from lincae_core import (
     plan_encode,
     read_file_list,
 )
+from lincae_core.encoding.grow import planned_update
 from lincae_core.errors import ConfigError
+from lincae_core.location import as_location
 
 _DEF = InferenceConfig()
 
@@ -238,7 +240,9 @@ def encode_cmd(
     if dry_run:
         plan = plan_encode(sources, model, workers, bar)
         bar.close()
-        _echo_dry_run(plan.to_dict(settings.latent_channels, model.config.latent_dim, dtype), out, as_json)
+        update = None if overwrite else planned_update(as_location(str(out)), sources)
+        d = plan.to_dict(settings.latent_channels, model.config.latent_dim, dtype)
+        _echo_dry_run({**d, **({"update": update} if update else {})}, out, as_json)
         return
     args = encode_args(library, getattr(files_from, "name", None), exts, checkpoint, inference, settings)
     args.update({k: v for k, v in (("match", match), ("key", key_template)) if v is not None})
@@ -253,10 +257,27 @@ def _echo_dry_run(d: dict[str, Any], out: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({**d, "out": out, "dry_run": True}))
         return
+    if d.get("update"):
+        note(_update_line(out, d["update"]).replace("updated", "would update", 1))
     click.echo(
         f"dry run: {d['files']} files, {d['planned']} to encode ({d['hours']:.3f} h of audio), "
         f"{d['failed']} unreadable; store {out} would hold about {d['store_bytes'] / 1e6:.1f} MB. "
         "Nothing written."
+    )
+
+
+def _update_line(store: str, u: dict[str, Any]) -> str:
+    """What a re-run found changed in the library (lincae_core.encoding.grow)."""
+
+    def some(n: int, keys: list[str]) -> str:
+        shown = ", ".join(keys[:5]) + (", ..." if n > 5 else "")
+        return f" ({shown})" if n else ""
+
+    return (
+        f"updated {store}: {u['added']} new inputs{some(u['added'], u['added_keys'])}, "
+        f"{u['changed']} changed{some(u['changed'], u['changed_keys'])} (encoded now); "
+        f"{u['gone_kept']} finished tracks kept whose inputs are gone{some(u['gone_kept'], u['gone_keys'])}; "
+        "the other finished tracks were kept as they are."
     )
 
 
@@ -278,6 +299,8 @@ def _echo_summary(d: dict[str, Any], as_json: bool) -> None:
         )
     else:
         msg = f"planned {where}: {d['tracks']} tracks{planfail}."
+    if d.get("update"):
+        note(_update_line(d["store"], d["update"]))
     note(msg)
     if d["failed_total"] or d["plan_failures"]:
         note(f"the reasons: lincae ls --status failed {d['store']}")

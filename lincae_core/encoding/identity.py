@@ -24,7 +24,16 @@ from lincae_core.errors import StoreMismatchError
 from lincae_core.nn.model import LinCAE
 from lincae_core.store import LatentStore
 
-__all__ = ["FIELDS", "EncodeRequest", "Field", "check_resume", "encode_args", "expected_encoding"]
+__all__ = [
+    "FIELDS",
+    "INPUT_FIELDS",
+    "EncodeRequest",
+    "Field",
+    "check_resume",
+    "encode_args",
+    "expected_encoding",
+    "inputs_changed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +57,16 @@ class EncodeRequest(NamedTuple):
 
     @classmethod
     def of(
-        cls, model: LinCAE, inference: InferenceConfig, settings: EncodeSettings, sources: Sequence[Source]
+        cls,
+        model: LinCAE,
+        inference: InferenceConfig,
+        settings: EncodeSettings,
+        sources: Sequence[Source],
+        stamps: Sequence[str] | None = None,
     ) -> EncodeRequest:
-        """The request of an encode of ``sources`` with ``model``."""
-        return cls(inference, settings, model, Inputs(len(sources), sources_fingerprint(sources)))
+        """The request of an encode of ``sources`` (``stamps``: their :func:`source_stamp`, when
+        taken already) with ``model``."""
+        return cls(inference, settings, model, Inputs(len(sources), sources_fingerprint(sources, stamps)))
 
 
 @dataclass(frozen=True)
@@ -183,7 +198,18 @@ def _short(v: Any) -> Any:
     return f"{v[:12]}..." if isinstance(v, str) and len(v) > 16 else v
 
 
-def check_resume(store: LatentStore, request: EncodeRequest, encoding: Mapping[str, Any]) -> None:
+INPUT_FIELDS = ("inputs", "inputs_sha256")
+
+
+def inputs_changed(store: LatentStore, encoding: Mapping[str, Any]) -> bool:
+    """Whether the store was planned from another input set than this encode's."""
+    have = store.encoding or {}
+    return any(have.get(name) != encoding[name] for name in INPUT_FIELDS)
+
+
+def check_resume(
+    store: LatentStore, request: EncodeRequest, encoding: Mapping[str, Any], inputs: bool = True
+) -> None:
     """Refuse to resume a store made by another model, config, window or input set; warn about
     another speed option.
 
@@ -192,13 +218,15 @@ def check_resume(store: LatentStore, request: EncodeRequest, encoding: Mapping[s
         request: This encode.
         encoding: What this encode expects in the store's ``encoding`` (:func:`expected_encoding`,
             with the batch size the store was planned with when this encode's is ``auto``).
+        inputs: Check the input set too (False: the caller grows the store,
+            :mod:`lincae_core.encoding.grow`).
 
     Raises:
         StoreMismatchError: Naming the first field that differs, both values and what to do.
     """
     have = store.encoding or {}
     for f in FIELDS:
-        if f.resume != REFUSE:
+        if f.resume != REFUSE or (not inputs and f.name in INPUT_FIELDS):
             continue
         want = encoding[f.name] if f.stored else f.want(request)
         if f.asked_only and want is None:

@@ -82,7 +82,7 @@ def encode_files(
     out = as_location(out)
     settings = resumed_settings(out, settings or EncodeSettings())
     settings = settings.for_device(next(model.parameters()).device.type)
-    store, planned = open_or_plan(out, sources, model, inference, settings, args, progress)
+    store, planned, update = open_or_plan(out, sources, model, inference, settings, args, progress)
     if inference.auto_batch:
         inference = dataclasses.replace(inference, batch_size=int((store.encoding or {})["batch_size"]))
     planned_shards = (store.encoding or {}).get("shards")
@@ -97,6 +97,7 @@ def encode_files(
         settings.shards,
         tracks=store.n_tracks,
         planned_here=planned,
+        update=update,
         batch_size=int(inference.batch_size),
         plan_failures=sum(1 for r in store.ledger() if r.get("index") is None),
     )
@@ -144,7 +145,8 @@ def _run(
     table = store.table()
     by_key = {s.key: s.path for s in sources}
     lo, hi = blocks_of(own)[0] * BLOCK_TRACKS, min((blocks_of(own)[-1] + 1) * BLOCK_TRACKS, store.n_tracks)
-    paths = {r: by_key[str(table["key"][r])] for r in range(lo, hi)}
+    # rows of a grown store whose input is gone are done (grow drops the others): never read
+    paths = {r: by_key[str(table["key"][r])] for r in range(lo, hi) if str(table["key"][r]) in by_key}
     files_total = int(pending.sum())
     seconds_total = float(table["samples"][pending].sum()) / model.config.sample_rate
     files = [0]

@@ -190,6 +190,8 @@ def create_planned_store(
     shards: int,
     replace: bool,
     origin: np.ndarray | None = None,
+    fingerprints: Sequence[int] | None = None,
+    fill: Callable[[LatentStore], None] | None = None,
     **create_args: Any,
 ) -> bool:
     """Create, plan and atomically publish a store at ``out``.
@@ -200,6 +202,9 @@ def create_planned_store(
         shards: Number of shard processes the layout keeps apart.
         replace: Replace an existing ``out`` (a store of another model/config, or not a store).
         origin: ``Enc(0)`` ``[W, C, D]`` to record (:meth:`LatentStore.write_origin`).
+        fingerprints: One per row: its input's fingerprint (``tracks/input_fingerprint``).
+        fill: Called with the planned store before it is published (a grown store's carried
+            tracks, :mod:`lincae_core.encoding.grow`).
         **create_args: Passed to :meth:`LatentStore.create`.
 
     Returns:
@@ -211,6 +216,10 @@ def create_planned_store(
         store.plan(plan.rows, shards=shards, loudness=True)
         if origin is not None:
             store.write_origin(origin)
+        if fingerprints is not None:
+            store.write_input_fingerprints(fingerprints)
+        if fill is not None:
+            fill(store)
         for failure in plan.failures:
             store.record_failure(failure.source.key, failure.reason, writer="plan")
         if out.exists() and not out.is_dir() and not replace:

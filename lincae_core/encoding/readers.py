@@ -37,7 +37,7 @@ class RowJob:
     """What a reader thread needs to stream one row's windows."""
 
     row: int
-    path: Location
+    path: Location | None  # None: a finished row whose input is gone (grown store): silence
     spans: list[tuple[int, int]]  # audio samples [a, b) of each window
     needed: list[bool]
     samples: int  # planned exact length at the model rate
@@ -81,6 +81,8 @@ def read_row(job: RowJob, rate: int, mode: str, q: queue.Queue[Any], stop: threa
     length: int | None = None
     stream: AudioStream | None = None
     try:
+        if job.path is None:
+            raise AudioError(f"row {job.row}: its input is no longer in the library")
         stream = AudioStream(job.path, rate, mode)
     except StorageError:
         raise  # the network, not the file: the encode stops, the row stays planned
@@ -132,7 +134,7 @@ class _Meter:
         return self.meter.integrated() if self.pos == self.samples else float("nan")
 
 
-def _reason(path: Location, exc: Exception) -> str:
+def _reason(path: Location | None, exc: Exception) -> str:
     return str(exc) if isinstance(exc, AudioError) else f"{path}: read failed ({type(exc).__name__}: {exc})."
 
 

@@ -19,11 +19,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lincae_core.config import AUTO_BATCH, InferenceConfig
-from lincae_core.discovery import Source
+from lincae_core.discovery import Source, source_stamp, track_fingerprints
 from lincae_core.encoding.batching import auto_batch_size
-from lincae_core.encoding.identity import EncodeRequest, check_resume, expected_encoding
+from lincae_core.encoding.grow import GrownPlan, carry_over, grown_plan, library_changes
+from lincae_core.encoding.identity import EncodeRequest, check_resume, expected_encoding, inputs_changed
 from lincae_core.encoding.origin import encode_origin
-from lincae_core.encoding.plan import create_planned_store, plan_encode
+from lincae_core.encoding.plan import EncodePlan, create_planned_store, plan_encode
 from lincae_core.encoding.settings import EncodeProgress, EncodeSettings
 from lincae_core.errors import StoreFormatError, StoreMismatchError
 from lincae_core.linearity import card_summary
@@ -39,10 +40,12 @@ log = logging.getLogger(__name__)
 
 
 class OpenedStore(NamedTuple):
-    """The store of an encode, opened ``r+``, and whether this process planned it."""
+    """The store of an encode, opened ``r+``, whether this process planned it, and what changed
+    in the library since the store was planned (:meth:`LibraryChanges.summary`; None: nothing)."""
 
     store: LatentStore
     planned: bool
+    update: dict[str, Any] | None = None
 
 
 def resumed_settings(out: Location, settings: EncodeSettings) -> EncodeSettings:
@@ -75,8 +78,16 @@ def _plan_store(
     args: Mapping[str, Any],
     progress: Callable[[EncodeProgress], None] | None,
     replace: bool,
+    fingerprints: Sequence[int],
+    grown: tuple[LatentStore, GrownPlan] | None = None,
 ) -> bool:
-    plan = plan_encode(sources, model, settings.workers, progress)
+    plan: EncodePlan
+    if grown is None:
+        plan = plan_encode(sources, model, settings.workers, progress)
+        fp_of = {s.key: fp for s, fp in zip(sources, fingerprints, strict=True)}
+        fingerprints = [fp_of[r.key] for r in plan.rows]
+    else:
+        plan, fingerprints = grown[1].plan, grown[1].fingerprints
     cfg = model.config
     if encoding["batch_size"] == AUTO_BATCH:
         frames = np.array([r.frames for r in plan.rows], np.int64)
@@ -95,7 +106,10 @@ def _plan_store(
     device = next(model.parameters()).device
     ran_on = {"device": device.type, "float16_autocast": bool(settings.amp and device.type == "cuda")}
     source = {"model_source": model.card["source"]} if model.card.get("source") else {}  # hub, import
-    lineage = [lineage_entry("encode", {**args, **ran_on, "encoding": encoding, **source}, [])]
+    record = {**args, **ran_on, "encoding": encoding, **source}
+    lineage = [lineage_entry("encode", record, [])]
+    if grown is not None:  # the updated store keeps the history of the one it grows
+        lineage = [*grown[0].lineage, lineage_entry("encode", record, [])]
     return create_planned_store(
         out,
         plan,
@@ -113,6 +127,8 @@ def _plan_store(
         checksums=bool(settings.checksums),
         model_card=card_summary(model.card),
         origin=encode_origin(model, inference, settings.latent_channels),
+        fingerprints=fingerprints,
+        fill=None if grown is None else (lambda new: carry_over(grown[0], new, grown[1])),
     )
 
 
@@ -149,8 +165,11 @@ def open_or_plan(
         StoreMismatchError: ``out`` was made by another model, config or input set.
         StoreFormatError: ``out`` is not a lincae store (and cannot be replaced).
     """
-    request = EncodeRequest.of(model, inference, settings, sources)
+    stamps = [source_stamp(s) for s in sources]  # one stat per input, for both fingerprints
+    request = EncodeRequest.of(model, inference, settings, sources, stamps)
+    fps = track_fingerprints(sources, stamps)
     encoding = expected_encoding(request)
+    args = dict(args or {})
     for p in remove_stale_siblings(out) if isinstance(out, Path) else ():
         log.info("removed stale temporary %s", p)
     planned = False
@@ -160,17 +179,19 @@ def open_or_plan(
                 f"{out} exists and is not a Zarr store: refusing to replace it, even with --overwrite."
             )
         log.info("replacing %s (--overwrite)", out)
-        planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, True)
+        planned = _plan_store(out, sources, model, settings, encoding, args, progress, True, fps)
     for _ in range(3):  # plan, or lose the race to another shard and open its store
         if _to_plan(out):
-            planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, False)
+            planned = _plan_store(out, sources, model, settings, encoding, args, progress, False, fps)
         try:
             store = LatentStore.open(out, "r+")
             planned_batch = (store.encoding or {}).get("batch_size")
             if inference.auto_batch and isinstance(planned_batch, int):
                 encoding["batch_size"] = planned_batch  # resume/shard: batch as the planner did
-            check_resume(store, request, encoding)
-            return OpenedStore(store, planned)
+            check_resume(store, request, encoding, inputs=False)
+            if planned or not inputs_changed(store, encoding):
+                return OpenedStore(store, planned)
+            return _grow(store, sources, fps, model, settings, encoding, args, progress)
         except (StoreFormatError, StoreMismatchError):
             if not settings.overwrite or planned:
                 raise
@@ -179,5 +200,52 @@ def open_or_plan(
                     f"{out} exists and is not a Zarr store: refusing to replace it, even with --overwrite."
                 ) from None
         log.info("replacing %s (--overwrite)", out)
-        planned = _plan_store(out, sources, model, settings, encoding, dict(args or {}), progress, True)
+        planned = _plan_store(out, sources, model, settings, encoding, args, progress, True, fps)
     raise StoreFormatError(f"{out}: could not plan the store (it keeps changing under this process).")
+
+
+def _grow(
+    store: LatentStore,
+    sources: Sequence[Source],
+    fps: Sequence[int],
+    model: LinCAE,
+    settings: EncodeSettings,
+    encoding: dict[str, Any],
+    args: dict[str, Any],
+    progress: Callable[[EncodeProgress], None] | None,
+) -> OpenedStore:
+    """Plan the store again for a library with new or changed inputs, keeping finished tracks
+    (:mod:`lincae_core.encoding.grow`), and open it."""
+    out = store.path
+    changes = library_changes(store, sources, fps)
+    if settings.shards > 1 and not settings.plan_only:
+        raise StoreMismatchError(
+            f"{out}: {len(changes.added)} inputs are new and {len(changes.changed)} changed since the "
+            f"store was planned; update the plan once, before the shards start: lincae encode ... "
+            f"{out} --shard 0/{settings.shards} --plan-only (finished tracks are kept)."
+        )
+    update = changes.summary(store)
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(EncodeProgress("plan", done[0], len(changes.added) + len(changes.changed)))
+
+    grown = grown_plan(store, sources, fps, changes, model.config, settings.workers, tick)
+    for name in ("batch_size_auto",):  # how the planner chose, kept with its choice
+        if name in (store.encoding or {}):
+            encoding[name] = (store.encoding or {})[name]
+    _plan_store(
+        out,
+        sources,
+        model,
+        settings,
+        encoding,
+        {**args, "update": update},
+        progress,
+        True,
+        fps,
+        (store, grown),
+    )
+    return OpenedStore(LatentStore.open(out, "r+"), True, update)

@@ -169,7 +169,7 @@ class Runner:
                     s,
                     RowJob(
                         r,
-                        self.paths[r],
+                        self.paths.get(r),
                         spans,
                         s.window_needed(r),
                         int(self.table["samples"][r]),

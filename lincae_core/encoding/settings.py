@@ -151,6 +151,7 @@ class EncodeSummary:
     batch_size: int = 0  # the batch size this call ran with (resolved when "auto")
     planned_here: bool = False
     nothing_to_do: bool = False
+    update: dict[str, Any] | None = None  # what changed in the library since the store was planned
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     @property

@@ -1,4 +1,5 @@
-"""What a store records besides its latents and track table: the sources of a mix and ``Enc(0)``.
+"""What a store records besides its latents and track table: the sources of a mix, ``Enc(0)``
+and the fingerprint of each encoded track's input.
 
 Both are optional members of the Zarr group (stores without them stay readable); see
 docs/store-format.md. A part of :class:`lincae_core.store.LatentStore`.
@@ -17,11 +18,47 @@ from lincae_core.store.array import member
 from lincae_core.store.base import StoreBase
 from lincae_core.store.layout import TABLE_CHUNK
 
-__all__ = ["SourcesAndOrigin"]
+__all__ = ["INPUT_FINGERPRINT", "SourcesAndOrigin"]
+
+INPUT_FINGERPRINT = "tracks/input_fingerprint"
 
 
 class SourcesAndOrigin(StoreBase):
-    """Mix sources and the encoder's origin of a store."""
+    """Mix sources, the encoder's origin and the inputs' fingerprints of a store."""
+
+    def write_input_fingerprints(self, values: Sequence[int] | np.ndarray) -> None:
+        """Record one int64 per row: the fingerprint of the input it was encoded from
+        (:func:`lincae_core.discovery.track_fingerprints`), written when ``encode`` plans."""
+        self._require_writable()
+        fp = np.asarray(values, dtype=np.int64)
+        if fp.shape != (self.n_tracks,):
+            raise ShapeMismatchError(
+                f"{self.path}: {INPUT_FINGERPRINT}: expected {self.n_tracks} values, got {fp.shape}"
+            )
+        arr = self._group.create_array(
+            INPUT_FINGERPRINT,
+            shape=fp.shape,
+            chunks=(max(1, min(TABLE_CHUNK, fp.size)),),
+            dtype="int64",
+            overwrite=True,
+            compressors=None,
+            fill_value=0,
+        )
+        if fp.size:
+            arr[:] = fp
+
+    def input_fingerprints(self) -> np.ndarray | None:
+        """The per-row input fingerprints (int64), or None for a store planned without them."""
+        try:
+            node = self._group[INPUT_FINGERPRINT]
+        except KeyError:
+            return None
+        fp = np.asarray(node[:], dtype=np.int64)
+        if fp.shape != (self.n_tracks,):
+            raise StoreFormatError(
+                f"{self.path}: {INPUT_FINGERPRINT}: expected shape ({self.n_tracks},), got {fp.shape}"
+            )
+        return fp
 
     def write_sources(self, keys: np.ndarray, gains: np.ndarray, inputs: Sequence[str]) -> None:
         """Record what each output track was made of: ``keys[N, K]`` of ``inputs[K]`` with ``gains``.

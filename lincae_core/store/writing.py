@@ -169,6 +169,48 @@ class StoreWriting(StoreBase):
             self._latents.write(offset, zz[0] if len(zz) == 1 else np.concatenate(zz))
         return len(runs)
 
+    def copy_tracks(
+        self, src: StoreBase, pairs: Sequence[tuple[int, int]], block_frames: int = 1 << 16
+    ) -> int:
+        """Copy the latents of rows ``i`` of ``src`` into rows ``j`` of this store, for each
+        ``(i, j)`` of ``pairs`` (same frames, channels, latent size and dtype), byte for byte; runs
+        of rows adjacent in both stores are copied in blocks of ``block_frames``. Call
+        :meth:`mark_done` afterwards.
+
+        Returns:
+            The number of frames copied.
+
+        Raises:
+            ShapeMismatchError: A pair's rows differ in frames, or the stores in layout.
+        """
+        self._require_writable()
+        self.check_writer()
+        if (src.channels, src.dtype, src.geometry.latent_dim) != (
+            self.channels,
+            self.dtype,
+            self._geometry.latent_dim,
+        ):
+            raise ShapeMismatchError(
+                f"{self.path}: copy from {src.path}: another channel count, dtype or latent size"
+            )
+        runs: list[list[int]] = []  # [src_start, dst_start, frames]
+        for i, j in sorted(pairs, key=lambda p: p[1]):
+            a, b = src.track(i), self.track(j)
+            if a.frames != b.frames:
+                raise ShapeMismatchError(f"{self.path}: copy of {a.key!r}: {a.frames} frames into {b.frames}")
+            if runs and runs[-1][0] + runs[-1][2] == a.offset and runs[-1][1] + runs[-1][2] == b.offset:
+                runs[-1][2] += a.frames
+            else:
+                runs.append([a.offset, b.offset, a.frames])
+        step = max(self.chunk_frames, block_frames // self.chunk_frames * self.chunk_frames)
+        for s0, d0, n in runs:
+            pos = 0
+            while pos < n:  # blocks end on the destination's chunk boundaries
+                end = min(n, (d0 + pos) // step * step + step - d0)
+                self._latents.write(d0 + pos, src.latents.read(s0 + pos, s0 + end))
+                pos = end
+        return sum(n for _, _, n in runs)
+
     def mark_done(self, index: int | Sequence[int] | np.ndarray) -> None:
         """Mark rows done; call only after their latents are written."""
         self._set_status(index, sl.STATUS_DONE)
