@@ -100,6 +100,14 @@ JOBS_HELP = (
     show_default=True,
     help="Audio of the example track kept for the WAVs and spectrograms (0: all).",
 )
+@click.option(
+    "--noise",
+    type=click.Choice(["both", "shared"]),
+    default=_DEFAULTS.noise,
+    show_default=True,
+    help="Decode noise settings reported: both (shared, the paper's protocol, and independent noise "
+    "per compared decode) or shared only (fewer decodes).",
+)
 @click.option("-j", "--jobs", type=click.IntRange(0), default=0, show_default=True, help=JOBS_HELP)
 @device_option
 @overwrite_option

@@ -80,6 +80,7 @@ class EvalConfig:
     max_seconds: float | None = None
     batch_size: int = 16
     example_seconds: float | None = 10.0  # audio of the example track kept for the report
+    noise: str = "both"  # decode noise settings reported: "both" (shared and independent) or "shared"
 
     def __post_init__(self) -> None:
         if self.chunk_s <= 0 or not 0 <= self.overlap_s < self.chunk_s:
@@ -97,6 +98,8 @@ class EvalConfig:
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ConfigError(f"Expected {name} > 0 or None. Got {getattr(self, name)} instead.")
         GainDistribution.parse(self.gain_dist)
+        if self.noise not in ("both", "shared"):
+            raise ConfigError(f"Expected noise 'both' or 'shared'. Got {self.noise!r} instead.")
 
     @property
     def gains(self) -> GainDistribution:

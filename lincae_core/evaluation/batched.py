@@ -6,8 +6,8 @@ The protocol's computations are tasks (:data:`~.protocol.Task`: generators that 
 every task to its next request, answers all requests of a round together and sends each its
 result, until every task has returned. Each round cuts all requests into chunks exactly as
 :class:`~.protocol.ChunkCodec` does, drops duplicate chunks (the same audio encoded twice; the
-same latents decoded with the same noise and steps twice, as the model card's gains and step
-counts ask for), runs the rest in passes of about 8 s of audio (at most ``EvalConfig.batch_size``
+same latents decoded with the same noise, noise role and steps twice, as the model card's gains
+and step counts ask for), runs the rest in passes of about 8 s of audio (at most ``EvalConfig.batch_size``
 chunks), one per core at once on one torch
 thread each (:class:`lincae_core.decoding.forward.PassRunner`), and reassembles the chunks per
 request. Decoding goes through :func:`lincae_core.decoding.forward.decode_windows`, whose output
@@ -148,19 +148,21 @@ def _decode_all(
     size: int,
     cpu: bool,
 ) -> dict[tuple[int, int], torch.Tensor]:
-    unique: dict[tuple[bytes, str, int, int], int] = {}
-    items: list[tuple[torch.Tensor, str, int, int]] = []  # (latent [D, Z], track, chunk, steps)
+    unique: dict[tuple[bytes, str, int, int, str | None], int] = {}
+    # (latent [D, Z], track, chunk, steps, noise role)
+    items: list[tuple[torch.Tensor, str, int, int, str | None]] = []
     where: list[tuple[int, int, Decode, torch.Tensor]] = []
     for i, j, r in reqs:
         steps = r.steps or codec.steps
         k, n = r.z.shape[:2]
+        roles = r.roles or (None,) * k
         idx = torch.empty((k, n), dtype=torch.long)
         for a in range(k):
             for b in range(n):
-                key = (_digest(r.z[a, b]), r.track, b, steps)
+                key = (_digest(r.z[a, b]), r.track, b, steps, roles[a])
                 if key not in unique:
                     unique[key] = len(items)
-                    items.append((r.z[a, b], r.track, b, steps))
+                    items.append((r.z[a, b], r.track, b, steps, roles[a]))
                 idx[a, b] = unique[key]
         where.append((i, j, r, idx))
     audio: list[np.ndarray] = [np.empty(0)] * len(items)
@@ -169,7 +171,7 @@ def _decode_all(
 
         def decode(batch: list[int], steps: int = steps) -> np.ndarray:
             lat = torch.stack([items[k][0] for k in batch])
-            gens = [chunk_generator(codec.seed, items[k][1], items[k][2]) for k in batch]
+            gens = [chunk_generator(codec.seed, items[k][1], items[k][2], items[k][4]) for k in batch]
             return decode_windows(codec.model, lat, gens, steps, cpu)[:, : codec.chunk]
 
         for k, y in zip(sub, _run(runner, sub, size, decode), strict=True):

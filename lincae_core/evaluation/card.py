@@ -50,7 +50,7 @@ from lincae_core.evaluation.protocol import (
     run_task,
     stems_task,
 )
-from lincae_core.evaluation.runner import LINEARITY_KEYS
+from lincae_core.evaluation.result import LINEARITY_KEYS
 from lincae_core.hub import resolve_if_released
 from lincae_core.models import load_model
 from lincae_core.nn.model import LinCAE

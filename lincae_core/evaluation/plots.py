@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lincae_core.evaluation.protocol import STEMS
-from lincae_core.evaluation.runner import EvalResult
+from lincae_core.evaluation.result import EvalResult
 
 __all__ = ["plot_separation", "plot_spectrograms"]
 

@@ -13,7 +13,9 @@ joined by a linear cross-fade over each overlap::
 Latent arithmetic (``a·z``, ``Σ zᵢ``, ``z_mix − z_{mix−sᵢ}``) is done chunk by chunk on the
 chunk latents. Every decode of one track uses the same noise per chunk (a function of the seed,
 the track and the chunk index), so that ``Dec(a·z)`` and ``a·Dec(z)``, ``Dec(Σ zᵢ)`` and
-``Dec(z_mix)``, ``ŝᵢ`` and ``Dec(Enc(sᵢ))`` differ only through their latents.
+``Dec(z_mix)``, ``ŝᵢ`` and ``Dec(Enc(sᵢ))`` differ only through their latents ("shared noise").
+A decode may also carry a *role* (:class:`Decode`'s ``roles``), a tag that enters the seed: decodes
+with different roles draw independent noise (:mod:`.controls`, "independent noise").
 
 Layouts: a track ``[T]``; signals ``[K, T]``; chunks ``[N, L]`` (L = chunk samples); chunk
 latents ``[K, N, D, Z]``.
@@ -107,18 +109,21 @@ def overlap_add(chunks: torch.Tensor, overlap: int, length: int) -> torch.Tensor
     return out[..., :length]
 
 
-def chunk_generators(seed: int, track: str, n: int) -> list[torch.Generator]:
+def chunk_generators(seed: int, track: str, n: int, role: str | None = None) -> list[torch.Generator]:
     """Return the decode noise generators of a track's chunks (Sec. 4.2 decodes, seeded).
 
     Each is a function of (seed, track, chunk index) only, so every decode of the track, with
-    any checkpoint and any batching, draws the same noise for the same chunk.
+    any checkpoint and any batching, draws the same noise for the same chunk. A ``role`` (a tag
+    naming one decode among those compared) enters the seed too: decodes of different roles draw
+    independent noise; ``None`` is the shared noise.
     """
-    return [chunk_generator(seed, track, i) for i in range(n)]
+    return [chunk_generator(seed, track, i, role) for i in range(n)]
 
 
-def chunk_generator(seed: int, track: str, i: int) -> torch.Generator:
+def chunk_generator(seed: int, track: str, i: int, role: str | None = None) -> torch.Generator:
     """The decode noise generator of chunk ``i`` of a track (see :func:`chunk_generators`)."""
-    digest = hashlib.sha256(f"lincae-eval:{seed}:{track}:{i}".encode()).digest()
+    tag = f"lincae-eval:{seed}:{track}:{i}" + ("" if role is None else f":{role}")
+    digest = hashlib.sha256(tag.encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
@@ -154,12 +159,22 @@ class ChunkCodec:
         return z.reshape(k, n, *z.shape[1:])
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, track: str, length: int, steps: int | None = None) -> torch.Tensor:
+    def decode(
+        self,
+        z: torch.Tensor,
+        track: str,
+        length: int,
+        steps: int | None = None,
+        roles: Sequence[str | None] | None = None,
+    ) -> torch.Tensor:
         """Decode chunk latents ``[K, N, D, Z]`` with the track's noise and overlap-add: ``[K, T]``
-        (``steps``: sampling steps, default the codec's)."""
+        (``steps``: sampling steps, default the codec's; ``roles``: one noise role per signal,
+        default ``None`` for all, the shared noise)."""
         k, n = z.shape[:2]
-        # Fresh generators per signal: chunk j gets the same noise in every signal of the track.
-        gens = [g for _ in range(k) for g in chunk_generators(self.seed, track, n)]
+        roles = [None] * k if roles is None else list(roles)
+        assert len(roles) == k, f"{len(roles)} roles for {k} signals"
+        # Fresh generators per signal: chunk j gets the same noise in every signal of one role.
+        gens = [g for r in roles for g in chunk_generators(self.seed, track, n, r)]
         flat = z.reshape(k * n, *z.shape[2:])
         pieces = []
         for i in range(0, k * n, self.batch_size):
@@ -183,12 +198,14 @@ class Encode:
 
 @dataclass(frozen=True)
 class Decode:
-    """A task's request: decode chunk latents (:meth:`ChunkCodec.decode`)."""
+    """A task's request: decode chunk latents (:meth:`ChunkCodec.decode`; ``roles``: the noise
+    role of each signal, ``None``: the shared noise)."""
 
     z: torch.Tensor
     track: str
     length: int
     steps: int | None = None
+    roles: tuple[str | None, ...] | None = None
 
 
 R = TypeVar("R")
@@ -204,7 +221,7 @@ def run_task(codec: ChunkCodec, task: Task[R]) -> R:
     def answer(req: Encode | Decode) -> torch.Tensor:
         if isinstance(req, Encode):
             return codec.encode(req.signals)
-        return codec.decode(req.z, req.track, req.length, req.steps)
+        return codec.decode(req.z, req.track, req.length, req.steps, req.roles)
 
     try:
         req = next(task)

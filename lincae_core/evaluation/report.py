@@ -20,7 +20,15 @@ from lincae_core.audio import save_audio
 from lincae_core.evaluation.listening import ListeningExample, ListeningTable, write_listening_page
 from lincae_core.evaluation.plots import plot_separation, plot_spectrograms
 from lincae_core.evaluation.protocol import STEMS
-from lincae_core.evaluation.runner import EvalResult
+from lincae_core.evaluation.report_separation import (
+    control_tables,
+    controls_intro,
+    noise_lines,
+    separation_lines,
+)
+from lincae_core.evaluation.report_separation import fmt as _fmt
+from lincae_core.evaluation.report_separation import md_table as _table
+from lincae_core.evaluation.result import EvalResult
 from lincae_core.linearity import THRESHOLDS
 
 __all__ = ["markdown_report", "summary_tables", "write_report"]
@@ -63,16 +71,6 @@ PAPER_TABLE2: tuple[tuple[str, str], ...] = (
     ("M2L (retrained)", "0.98 | 3.09 | 2.27 | −2.30 | 8.52"),
     ("Lin-CAE", "1.01 | 3.19 | 1.37 | 0.86 | 0.69"),
 )
-
-
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{v:.2f}".replace("-", "−")
-
-
-def _table(headers: list[str], rows: list[tuple[str, list[str]]]) -> list[str]:
-    lines = ["| " + " | ".join(["Model", *headers]) + " |", "|" + "---|" * (len(headers) + 1)]
-    lines += ["| " + " | ".join([name, *cells]) + " |" for name, cells in rows]
-    return lines
 
 
 def _table1_rows(result: EvalResult) -> list[tuple[str, list[str]]]:
@@ -121,7 +119,8 @@ def _protocol_lines(result: EvalResult) -> list[str]:
         f"- Chunks: {p['chunk_s']} s with {p['overlap_s']} s overlap ({chunks}), each chunk encoded "
         "on its own, decoded to the chunk length, linear-crossfade overlap-add, trimmed to the track.",
         f"- Decoding: {p['steps'] or 'each checkpoint' + chr(39) + 's recommended'} step(s) (listed with "
-        f"the checkpoints), seed {p['seed']}; decode noise {p['decode_noise']}.",
+        f"the checkpoints), seed {p['seed']}.",
+        *noise_lines(result),
         f"- Homogeneity gain per track: {p['gain_distribution']['spec']} (seed {p['gain_seed']}); "
         "each track's gain is in report.json.",
         f"- Table 1 mixture: {p['mixture']}. Table 2 tracks: {p['music_source']}.",
@@ -177,37 +176,12 @@ def markdown_report(
         "",
         *_table(h2, [(n, r.split(" | ") + ["—"]) for n, r in PAPER_TABLE2]),
     ]
-    lines += _sdr_lines(result) + _linearity_lines(result)
+    lines += separation_lines(result) + _linearity_lines(result)
     if files:
         lines += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in files.items()]
     if example:
         lines += _example_lines(example)
     return "\n".join(lines) + "\n"
-
-
-def _sdr_lines(result: EvalResult) -> list[str]:
-    """The separation SDR by the community's conventions, against both references."""
-    headers = [f"{s.capitalize()} v4 / MDX" for s in STEMS] + ["silent frames skipped"]
-    rows = []
-    for m in result.models:
-        sdr = result.separation_sdr(m.name)
-        for ref, label in (("ae", "vs Dec(Enc(sᵢ))"), ("true", "vs sᵢ")):
-            cells = [f"{_fmt(sdr[s][ref]['bsseval_v4'])} / {_fmt(sdr[s][ref]['mdx_global'])}" for s in STEMS]
-            skipped = sum(int(sdr[s][ref]["silent_frames"] or 0) for s in STEMS)
-            frames = sum(int(sdr[s][ref]["frames"] or 0) for s in STEMS)
-            rows.append((f"{m.name} {label}", [*cells, f"{skipped} of {frames}"]))
-    return [
-        "",
-        "## Separation SDR, as the separation community reads it",
-        "",
-        "Stems separated by latent arithmetic, ŝᵢ = Dec(Enc(mix) − Enc(mix − sᵢ)), in dB, against the "
-        "autoencoded stem (the paper's reference) and against the true stem. **v4**: BSSEval v4 "
-        "(museval) SDR per 1-s frame, median over frames, then median over tracks; a frame whose "
-        "reference or estimate is digital silence is skipped and counted. **MDX**: the Music Demixing "
-        "Challenge global SDR 10·log10(Σs²/Σ(s − ŝ)²) per track, mean over tracks.",
-        "",
-        *_table(headers, rows),
-    ]
 
 
 def _linearity_lines(result: EvalResult) -> list[str]:
@@ -325,6 +299,7 @@ def _listening_page(
             ["Model", *h2],
             [[name, *cells] for name, cells in _table2_rows(result)],
         ),
+        *(ListeningTable(t.caption, t.headers, t.rows) for t in control_tables(result)),
     ]
     figures = [files[k] for k in ("separation_plot", "spectrograms") if k in files]
     examples = []
@@ -365,6 +340,8 @@ def _listening_page(
     intro = [
         f"lincae eval of {', '.join(m.name for m in result.models)} on {result.stems_dir}.",
         "Markdown report: report.md; every number: report.json.",
+        *(line.removeprefix("- ").replace("**", "") for line in noise_lines(result)),
+        controls_intro(result).replace("**", ""),
     ]
     write_listening_page(
         path,

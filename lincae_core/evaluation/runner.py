@@ -4,25 +4,25 @@ Composes :mod:`lincae_core.evaluation.protocol` (chunking, seeded decodes, per-t
 MUSDB18-HQ-style stems folder (``<track>/{bass,drums,other,vocals}.wav``; Table 1: additivity,
 separation, reconstruction of ``mix = Σ stems``) and a folder of music (Table 2: reconstruction
 and homogeneity; the stems' mixtures when no music folder is given). Audio is loaded mono at each
-model's sample rate. The result holds every number per track and the mean over tracks, per
-checkpoint, plus the protocol settings; :mod:`lincae_core.evaluation.report` writes it out.
+model's sample rate. Each track is also scored by the controls of :mod:`.controls` (the mixture
+as the estimate, decode-then-subtract, independent decode noise), whose extra decodes share the
+protocol's passes. The result (:mod:`.result`) holds every number per track and the mean over
+tracks, per checkpoint, plus the protocol settings; :mod:`lincae_core.evaluation.report` writes it.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from lincae_core._version import __version__
 from lincae_core.errors import AudioError, ConfigError, LincaeError
 from lincae_core.evaluation.batched import run_tasks
+from lincae_core.evaluation.controls import controls_music_task, controls_stems_task, do_nothing_scores
 from lincae_core.evaluation.corpus import (
     StemTrack,
     find_music_files,
@@ -30,19 +30,9 @@ from lincae_core.evaluation.corpus import (
     load_stems,
     load_track,
 )
-from lincae_core.evaluation.metrics import mss_resolutions
-from lincae_core.evaluation.protocol import (
-    STEMS,
-    ChunkCodec,
-    EvalConfig,
-    music_task,
-    run_task,
-    stems_task,
-)
-from lincae_core.evaluation.sdr import mean_over_tracks, median_over_tracks
-from lincae_core.linearity import THRESHOLDS, linearity_verdict
+from lincae_core.evaluation.protocol import ChunkCodec, EvalConfig, run_task
+from lincae_core.evaluation.result import EvalResult, NamedModel
 from lincae_core.models import load_model
-from lincae_core.nn.model import LinCAE
 
 __all__ = [
     "EvalResult",
@@ -59,143 +49,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
-LINEARITY_KEYS = ("enc_hom_err", "dec_hom_mss", "dec_hom_snr", "add_enc_err", "add_dec_mss", "add_dec_snr")
-_MEDIAN_KEY = re.compile(r"_sdr_v4_|_silent_frames_|_sdr_frames$")
-MIXTURE_NOTE = "mix = sum of the 4 stems (bass, drums, other, vocals) as loaded; mixture.wav is not used"
-
-
-@dataclass(frozen=True)
-class NamedModel:
-    """A model to evaluate, with the name of its row in the report and where it came from."""
-
-    name: str
-    model: LinCAE
-    source: str = "default"
-
-    def describe(self) -> dict[str, Any]:
-        """Return the JSON description of the checkpoint (id, preset, rate, provenance)."""
-        card = dict(self.model.card)
-        return {
-            "name": self.name,
-            "checkpoint": self.source,
-            "model_id": self.model.model_id,
-            "preset": self.model.config.name,
-            "sample_rate": self.model.config.sample_rate,
-            "untrained": bool(card.get("untrained", False)),
-            "steps": (card.get("training") or {}).get("steps"),
-            "recommended_steps": self.model.recommended_steps,
-            "training": card.get("training"),
-        }
-
-
-@dataclass
-class EvalResult:
-    """Everything an evaluation measured; ``to_dict`` is ``report.json``."""
-
-    config: EvalConfig
-    models: list[NamedModel]
-    stems_dir: str
-    music_dir: str | None
-    stem_tracks: list[str]
-    music_tracks: list[str]
-    skipped: list[dict[str, str]]
-    table1: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # model -> track -> metric
-    table2: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
-    example_track: str | None = None
-    example_audio: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # model -> name -> [T]
-
-    def means(self, table: str, name: str) -> dict[str, float]:
-        """Mean over tracks of every metric of one model in ``table1`` or ``table2``.
-
-        The BSSEval v4 SDRs and the frame counts are left out: they aggregate by the median
-        (:meth:`separation_sdr`).
-        """
-        rows = list(getattr(self, table).get(name, {}).values())
-        keys = [k for k in (rows[0] if rows else {}) if k != "gain" and not _MEDIAN_KEY.search(k)]
-        return {k: float(np.mean([r[k] for r in rows])) for k in keys}
-
-    def separation_sdr(self, name: str) -> dict[str, dict[str, dict[str, float | int | None]]]:
-        """The separation SDRs of one model by the community's conventions (:mod:`.sdr`).
-
-        Returns:
-            ``stem -> reference ("ae": Dec(Enc(sᵢ)), "true": sᵢ) ->`` ``bsseval_v4`` (median over
-            tracks of the median over 1-s frames), ``mdx_global`` (mean over tracks),
-            ``silent_frames`` (frames skipped, all tracks) and ``frames``.
-        """
-        rows = list(self.table1.get(name, {}).values())
-        out: dict[str, dict[str, dict[str, float | int | None]]] = {}
-        for stem in STEMS:
-            p = f"sep_{stem}_"
-            out[stem] = {
-                ref: {
-                    "bsseval_v4": median_over_tracks(r[f"{p}sdr_v4_{ref}"] for r in rows),
-                    "mdx_global": mean_over_tracks(r[f"{p}sdr_global_{ref}"] for r in rows),
-                    "silent_frames": int(sum(r[f"{p}silent_frames_{ref}"] for r in rows)),
-                    "frames": int(sum(r[f"{p}sdr_frames"] for r in rows)),
-                }
-                for ref in ("ae", "true")
-            }
-        return out
-
-    def linearity(self, name: str) -> dict[str, Any]:
-        """The linearity figures of one model (means of Tables 1-2) and their verdict (:mod:`..linearity`)."""
-        t1, t2 = self.means("table1", name), self.means("table2", name)
-        figures = {k: v for k, v in {**t1, **t2}.items() if k in LINEARITY_KEYS}
-        return {
-            "figures": figures,
-            "verdict": linearity_verdict(name, figures),
-            "thresholds": {k: t.limit for k, t in THRESHOLDS.items()},
-        }
-
-    def protocol(self) -> dict[str, Any]:
-        """The protocol settings, as recorded in the report."""
-        rates = sorted({m.model.config.sample_rate for m in self.models})
-        return {
-            **self.config.to_dict(),
-            "gain_distribution": self.config.gains.to_dict(),
-            "gain_seed": self.config.seed,
-            "sample_rates": rates,
-            "chunk_samples": {str(r): list(self.config.chunk_samples(r)) for r in rates},
-            "channels": "mono",
-            "mixture": MIXTURE_NOTE,
-            "music_source": self.music_dir or "the stems folder's mixtures (sum of the 4 stems)",
-            "decode_noise": "drawn per (seed, track, chunk): every decode of a track uses the same noise",
-            "mss": {str(r): [list(t) for t in mss_resolutions(r)] for r in rates},
-            "kad": "not computed (needs a CLAP model; out of scope offline)",
-            "separation_sdr": {
-                "bsseval_v4": "museval v4 (images) SDR per 1-s frame, median over frames, median over "
-                "tracks; a frame with a silent reference or estimate is skipped and counted",
-                "mdx_global": "10·log10((Σs² + 1e-7) / (Σ(s − ŝ)² + 1e-7)) per track, mean over tracks",
-                "references": {"ae": "the autoencoded stem Dec(Enc(sᵢ))", "true": "the stem sᵢ itself"},
-            },
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON report: settings, data, and per checkpoint every number and its mean."""
-        checkpoints = []
-        for m in self.models:
-            entry = m.describe()
-            for table in ("table1", "table2"):
-                tracks = getattr(self, table).get(m.name, {})
-                entry[table] = {"mean": self.means(table, m.name), "tracks": tracks}
-            entry["separation_sdr"] = self.separation_sdr(m.name)
-            entry["linearity"] = self.linearity(m.name)
-            checkpoints.append(entry)
-        return {
-            "format": "lincae-eval-report",
-            "format_version": 1,
-            "lincae_version": __version__,
-            "protocol": self.protocol(),
-            "data": {
-                "stems_dir": self.stems_dir,
-                "music_dir": self.music_dir,
-                "stem_tracks": self.stem_tracks,
-                "music_tracks": self.music_tracks,
-                "skipped": self.skipped,
-                "example_track": self.example_track,
-            },
-            "checkpoints": checkpoints,
-        }
 
 
 def load_named_models(
@@ -254,6 +107,10 @@ def _score_stems(
             ok.append((track, gain))
         except AudioError as exc:
             _drop_stems_track(result, track.name, str(exc))
+    for (track, _), stems_by_rate in zip(ok, loaded, strict=True):  # the model-free control
+        for rate, stems in stems_by_rate.items():
+            result.do_nothing.setdefault(rate, {})[track.name] = do_nothing_scores(stems, rate)
+    independent = result.config.noise == "both"
     for m in result.models:
         codec = codecs[m.name]
         tasks: list[Any] = []
@@ -262,21 +119,26 @@ def _score_stems(
             keep = result.example_track is None or result.example_track == track.name
             if keep:
                 result.example_track = track.name
-            tasks.append(stems_task(codec.sample_rate, stems, f"stems/{track.name}", keep_audio=keep))
+            name = f"stems/{track.name}"
+            tasks.append(controls_stems_task(codec.sample_rate, stems, name, keep, independent))
             if gain is not None:
                 mix = torch.stack(stems).sum(0)
-                tasks.append(music_task(codec.sample_rate, mix, gain, f"music/{track.name}"))
+                name = f"music/{track.name}"
+                tasks.append(controls_music_task(codec.sample_rate, mix, gain, name, independent))
         out = run_tasks(codec, tasks, jobs) if batched else [run_task(codec, t) for t in tasks]
         rows = iter(out)
         for track, gain in ok:
-            scores, audio = next(rows)
+            scores, controls, audio = next(rows)
             result.table1.setdefault(m.name, {})[track.name] = scores
+            result.controls1.setdefault(m.name, {})[track.name] = controls
             if audio:
                 seconds = result.config.example_seconds
                 limit = None if seconds is None else round(seconds * codec.sample_rate)
                 result.example_audio[m.name] = {k: v[:limit].numpy() for k, v in audio.items()}
             if gain is not None:
-                result.table2.setdefault(m.name, {})[track.name] = next(rows)
+                row, controls = next(rows)
+                result.table2.setdefault(m.name, {})[track.name] = row
+                result.controls2.setdefault(m.name, {})[track.name] = controls
 
 
 def _drop_stems_track(result: EvalResult, name: str, reason: str) -> None:
@@ -286,7 +148,7 @@ def _drop_stems_track(result: EvalResult, name: str, reason: str) -> None:
     result.stem_tracks.remove(name)
     if result.music_dir is None:
         result.music_tracks.remove(name)
-    for table in (result.table1, result.table2):
+    for table in (result.table1, result.table2, result.controls1, result.controls2, result.do_nothing):
         for rows in table.values():
             rows.pop(name, None)
     if result.example_track == name:
@@ -313,15 +175,17 @@ def _score_music(
             log.warning("skipping music file %s: %s", path, exc)
             result.skipped.append({"track": f"music/{key}", "reason": str(exc)})
             result.music_tracks.remove(key)
+    independent = result.config.noise == "both"
     for m in result.models:
         codec = codecs[m.name]
         tasks = [
-            music_task(codec.sample_rate, x[codec.sample_rate], gain, f"music/{key}")
+            controls_music_task(codec.sample_rate, x[codec.sample_rate], gain, f"music/{key}", independent)
             for (key, gain), x in zip(ok, loaded, strict=True)
         ]
         out = run_tasks(codec, tasks, jobs) if batched else [run_task(codec, t) for t in tasks]
-        for (key, _), row in zip(ok, out, strict=True):
+        for (key, _), (row, controls) in zip(ok, out, strict=True):
             result.table2.setdefault(m.name, {})[key] = row
+            result.controls2.setdefault(m.name, {})[key] = controls
 
 
 def evaluate(
@@ -340,7 +204,8 @@ def evaluate(
         models: the models to compare (one report row each).
         stems_dir: a MUSDB18-HQ-style folder (Table 1).
         music_dir: a folder of music files (Table 2); ``None`` uses the stems' mixtures.
-        config: protocol settings (default ``EvalConfig()``: 2-s chunks, 0.5-s overlap, 1 step).
+        config: protocol settings (default ``EvalConfig()``: 2-s chunks, 0.5-s overlap, 1 step;
+            ``noise="both"``: the controls under shared and independent decode noise).
         progress: called as ``progress(done, total, label)`` after each group of tracks.
         jobs: forward passes at once (default: one per core on the CPU); never changes a number.
         batched: score ``group`` tracks at a time with all their chunks and decodes in shared
