@@ -297,13 +297,13 @@ def test_cli_errors(tmp_path: Path, micro_ckpt: str) -> None:
     res = CliRunner().invoke(
         cli, ["eval", "--stems", str(tmp_path / "empty"), "-c", micro_ckpt, "-o", str(tmp_path / "r")]
     )
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # a folder given on the command line without the stems: a value error
     assert "bass.wav" in res.output
     res = CliRunner().invoke(
         cli,
         ["eval", "--stems", str(tmp_path), "-c", micro_ckpt, "-o", str(tmp_path / "r"), "--overlap-s", "3"],
     )
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "overlap_s" in res.output
     with pytest.raises(ConfigError):
         find_stem_tracks(tmp_path / "missing")
