@@ -4,7 +4,7 @@ Builds, within one run, stores of ``--size-gb`` of synthetic float16 latents (th
 model's geometry: 64-dim mono, tracks of 500-5000 frames, 16384-frame chunks or, with
 ``--chunks-per-object K``, Zarr shards of K chunks) without and with checksums, and times, each
 in a fresh subprocess with torch and the ops engine imported before the clock starts,
-interleaved, ``--repeat`` times (medians):
+interleaved (without then crc32c, then the other way round), ``--repeat`` times (medians):
 
 - ``write``: creating and planning the store and writing every latent (whole chunks, as an
   encode's chunk writes do; the latents are one block of random values made before the clock);
@@ -18,10 +18,12 @@ interleaved, ``--repeat`` times (medians):
   files and their sizes, with them every chunk read and checked.
 
 Every ratio is crc32c / without, taken within the run (the page cache's state moves absolute
-figures between runs). The stores fit the page cache: these are warm reads, where the CRC's CPU
-cost shows most.
+figures between runs), of the wall seconds and of the CPU seconds (user + system, every thread of
+the measuring process: what the checksums add to the work, less moved by other processes on a
+shared machine than the wall time). The stores fit the page cache: these are warm reads, where
+the CRC's CPU cost shows most.
 
-Usage:  python scripts/bench_checksums.py --size-gb 0.5 --repeat 5 [--chunks-per-object 16]
+Usage:  python scripts/bench_checksums.py --size-gb 0.5 --repeat 6 [--chunks-per-object 16]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,14 +59,14 @@ def track_lengths(size_gb: float) -> list[int]:
     return lengths
 
 
-def write_store(path: Path, lengths: list[int], checksums: bool, per_object: int) -> float:
+def write_store(path: Path, lengths: list[int], checksums: bool, per_object: int) -> tuple[float, float]:
     """Create, plan and fill a store (what ``write`` times), all tracks done."""
     from lincae_core.store import LatentStore
     from lincae_core.store.layout import PlanRow
 
     d = SYNTHETIC_GEOMETRY["latent_dim"]
     block = np.random.default_rng(1).standard_normal((BLOCK, 1, d), dtype=np.float32).astype(np.float16)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     s = LatentStore.create(
         path,
         model_id="bench",
@@ -78,11 +81,19 @@ def write_store(path: Path, lengths: list[int], checksums: bool, per_object: int
     for b0 in range(0, s.total_frames, BLOCK):
         s.latents.write(b0, block[: min(BLOCK, s.total_frames - b0)])
     s.mark_done(np.arange(s.n_tracks))
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, cpu_seconds() - c0
 
 
-def child(kind: str, store: Path, work: Path, lengths: list[int], args: argparse.Namespace) -> float:
-    """Run one measured pass in this (fresh) process; return its seconds."""
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all its threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def child(
+    kind: str, store: Path, work: Path, lengths: list[int], args: argparse.Namespace
+) -> tuple[float, float]:
+    """Run one measured pass in this (fresh) process; return its wall and CPU seconds."""
     import torch  # noqa: F401
 
     from lincae_core import ops
@@ -92,7 +103,7 @@ def child(kind: str, store: Path, work: Path, lengths: list[int], args: argparse
 
     if kind == "write":
         return write_store(work / "w.zarr", lengths, store.name.endswith("crc.zarr"), args.chunks_per_object)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     if kind == "read":
         lat = LatentArray.open(store)
         buf = np.empty((BLOCK, *lat.shape[1:]), lat.dtype)
@@ -108,10 +119,10 @@ def child(kind: str, store: Path, work: Path, lengths: list[int], args: argparse
     else:
         report = verify_store(LatentStore.open(store))
         assert not report.damaged, report.damaged
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, cpu_seconds() - c0
 
 
-def run_child(kind: str, store: Path, work: Path, args: argparse.Namespace) -> float:
+def run_child(kind: str, store: Path, work: Path, args: argparse.Namespace) -> tuple[float, float]:
     for old in ("w.zarr", "g.zarr"):  # removing the last output is not part of any pass
         shutil.rmtree(work / old, ignore_errors=True)
     os.sync()  # no dirty pages of the previous pass left to write back during this one
@@ -121,13 +132,14 @@ def run_child(kind: str, store: Path, work: Path, args: argparse.Namespace) -> f
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode:
         raise RuntimeError(f"{kind} failed:\n{proc.stderr[-2000:]}")
-    return float(json.loads(proc.stdout.strip().splitlines()[-1])["seconds"])
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    return float(got["seconds"]), float(got["cpu_s"])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-gb", type=float, default=0.5)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=6)
     ap.add_argument("--chunks-per-object", type=int, default=1)
     ap.add_argument("--short-reads", type=int, default=2000)
     ap.add_argument("--dir", default=None, help="work folder (default: a temporary one, removed)")
@@ -137,8 +149,8 @@ def main() -> None:
     args = ap.parse_args()
     lengths = track_lengths(args.size_gb)
     if args.child:
-        seconds = child(args.child, Path(args.store), Path(args.dir), lengths, args)
-        print(json.dumps({"seconds": seconds}))
+        seconds, cpu = child(args.child, Path(args.store), Path(args.dir), lengths, args)
+        print(json.dumps({"seconds": seconds, "cpu_s": cpu}))
         return
     work = Path(args.dir or tempfile.mkdtemp(prefix="bench-checksums-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -152,17 +164,23 @@ def main() -> None:
             f"{len(lengths)} tracks, {frames} frames, {frames * 128 / 1e9:.3f} GB of latents a store; "
             f"chunks per object {args.chunks_per_object}; {os.cpu_count()} CPUs; medians of {args.repeat}"
         )
-        times: dict[str, dict[str, list[float]]] = {k: {"without": [], "crc32c": []} for k in KINDS}
-        for _ in range(args.repeat):
-            for kind in KINDS:
-                for name, path in stores.items():
-                    times[kind][name].append(run_child(kind, path, work, args))
+        runs: dict[str, dict[str, list[tuple[float, float]]]] = {k: {n: [] for n in stores} for k in KINDS}
+        for rep in range(args.repeat):
+            for kind in KINDS:  # without first, then crc32c first: the order's own effect cancels
+                for name in list(stores)[:: 1 if rep % 2 == 0 else -1]:
+                    runs[kind][name].append(run_child(kind, stores[name], work, args))
         result = {}
+        head = f"{'without':>8s} {'crc32c':>8s} {'ratio':>6s}"
+        print(f"{'':12s} {'wall s':>17s} {'':6s} {'CPU s':>17s}\n{'':12s} {head} {head}")
         for kind in KINDS:
-            a, b = (statistics.median(times[kind][n]) for n in ("without", "crc32c"))
-            result[kind] = {"without_s": a, "crc32c_s": b, "ratio": b / a}
-            line = f"{kind:12s} without {a:8.3f} s  crc32c {b:8.3f} s"
-            print(f"{line}  {kind} with crc32c / without: {b / a:.2f}x")
+            wall = [statistics.median(t[0] for t in runs[kind][n]) for n in stores]
+            cpu = [statistics.median(t[1] for t in runs[kind][n]) for n in stores]
+            result[kind] = {"wall_s": wall, "cpu_s": cpu, "runs": runs[kind]}
+            print(
+                f"{kind:12s} {wall[0]:8.3f} {wall[1]:8.3f} {wall[1] / wall[0]:5.2f}x "
+                f"{cpu[0]:8.3f} {cpu[1]:8.3f} {cpu[1] / cpu[0]:5.2f}x   "
+                f"{kind} with crc32c / without: {wall[1] / wall[0]:.2f}x wall, {cpu[1] / cpu[0]:.2f}x CPU"
+            )
         if args.out:
             Path(args.out).write_text(json.dumps({"size_gb": args.size_gb, "results": result}, indent=1))
     finally:

@@ -1,7 +1,10 @@
 """The latent store (Zarr v3 group, format ``lincae-latents``): the only package that imports zarr.
 
 Rooms: :mod:`~lincae_core.store.layout` (format constants, validation, chunk layout: pure),
-:mod:`~lincae_core.store.array` (frame-range access to the latent array, opening the group),
+:mod:`~lincae_core.store.group` (opening the group),
+:mod:`~lincae_core.store.chunk_files` (the plain layout's chunk files, their optional CRC32C),
+:mod:`~lincae_core.store.array` (frame-range access to the latent array),
+:mod:`~lincae_core.store.damage` (missing, truncated and corrupt chunks; ``lincae verify``),
 :mod:`~lincae_core.store.table` (the track table on disk),
 :mod:`~lincae_core.store.ledger` (the append-only failure ledger),
 :mod:`~lincae_core.store.lineage` (lineage records),

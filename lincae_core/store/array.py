@@ -53,7 +53,7 @@ class LatentArray:
         self._raw = cfs.raw_chunk_dir(array)
         self._dirs: set[int] = set()  # chunk directories known to exist ('/' keys)
         self._checked: dict[int, tuple[int, int, int]] = {}  # chunk -> (inode, mtime, size) checked
-        self._done: Any = None  # the done rows, read at the first missing or truncated chunk
+        self._done: Any = None  # the done rows, read at the first damaged chunk
 
     @classmethod
     def open(cls, path: str | os.PathLike | RemotePath, mode: Literal["r", "r+"] = "r") -> LatentArray:
