@@ -70,7 +70,8 @@ COMMANDS: dict[str, _Entry] = {
     "verify": _Entry(
         "verify",
         "verify_cmd",
-        "Check that every latent chunk of STORE's done tracks exists with its full size.",
+        "Check that every latent chunk of STORE's done tracks exists with its full size and, in a "
+        "store encoded with --checksums, that its CRC32C matches (every such chunk is read).",
     ),
     "stats": _Entry(
         "stats",

@@ -81,6 +81,13 @@ def main() -> None:
     p.add_argument("--card-tracks", type=int, default=2)
     p.add_argument("--card-seconds", type=float, default=4.0)
     p.add_argument("--jobs", type=int, default=0, help="passes at once for the batched path (0: per core)")
+    p.add_argument(
+        "--noise",
+        default="shared",
+        choices=("shared", "both"),
+        help="decode noise settings reported (shared: the paper's protocol alone, as before the "
+        "separation controls; both: with independent noise, the eval default)",
+    )
     p.add_argument("--skip-eval", action="store_true")
     p.add_argument("--skip-card", action="store_true")
     p.add_argument("--out", type=Path, default=None)
@@ -100,7 +107,7 @@ def main() -> None:
         tmp = Path(tmp_)
         if not a.skip_eval:
             stems = make_stems(tmp / "stems", a.tracks, a.seconds, 16000)
-            config = EvalConfig(example_seconds=None)
+            config = EvalConfig(example_seconds=None, noise=a.noise)
             times, res = {}, {}
             for name, batched in (("per-track", False), ("batched", True)):
                 t0 = time.perf_counter()

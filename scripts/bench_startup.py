@@ -8,6 +8,11 @@ small synthetic store; model commands are timed on ``--help`` only (their work i
     python scripts/bench_startup.py [--repeats 5] [--out bench_startup.json]
 
 Target (issue 27): at most 0.3 s above the bare interpreter for every store command.
+
+It then measures the choice behind the latent operations' start-up: their block arithmetic
+(float16 in, float32 arithmetic, float16 out: :mod:`lincae_core.ops.kernel`) in torch, which
+costs torch's import, against the same arithmetic in numpy (bit-identical results, checked), and
+prints the store size above which torch's import pays for itself.
 """
 
 from __future__ import annotations
@@ -96,8 +101,62 @@ def main() -> int:
         ]
         worst = max(store_cmds, key=lambda r: r["excess_s"])
         print(f"worst store command: {worst['command']} +{worst['excess_s']:.2f} s (target <= 0.30 s)")
+        choice = arithmetic_choice(work, args.repeats)
+        Path(args.out).write_text(
+            json.dumps({"repeats": args.repeats, "rows": rows, "arithmetic": choice}, indent=2) + "\n"
+        )
         print(f"wrote {args.out}")
     return 0
+
+
+_ARITH = """
+import json, sys, time
+import numpy as np
+import torch
+torch.set_num_threads(1)
+n = 4 * 2**20  # elements of a block: 8 MB of float16 latents
+z = np.random.default_rng(0).standard_normal(n).astype(np.float16)
+out, f32 = np.empty_like(z), np.empty(n, np.float32)
+tz, tout = torch.from_numpy(z), torch.from_numpy(out)
+g = 0.7
+def with_numpy():  # the cast, the float32 product, the rounding back: as the kernel's direct()
+    np.multiply(z, np.float32(g), out=f32, dtype=np.float32)
+    np.copyto(out, f32, casting="unsafe")
+def with_torch():
+    torch.mul(tz, g, out=tout)
+def best(f, r=int(sys.argv[1])):
+    f()
+    ts = []
+    for _ in range(r):
+        t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
+    return min(ts)
+t_np, t_th = best(with_numpy), best(with_torch)
+with_numpy(); a = out.copy(); with_torch()
+print(json.dumps({"numpy_s_per_gb": t_np / (2 * n) * 1e9, "torch_s_per_gb": t_th / (2 * n) * 1e9,
+                  "bit_identical": bool(np.array_equal(a.view(np.uint16), out.view(np.uint16)))}))
+"""
+
+
+def arithmetic_choice(work: Path, repeats: int) -> dict[str, float | bool]:
+    """The ops arithmetic in numpy against torch, and torch's import in a fresh process."""
+    imp = []
+    for _ in range(repeats):
+        bare = _run([sys.executable, "-c", "import numpy"], work)[0]
+        imp.append(_run([sys.executable, "-c", "import numpy, torch"], work)[0] - bare)
+    r = subprocess.run(
+        [sys.executable, "-c", _ARITH, str(max(5, repeats))], capture_output=True, text=True, check=True
+    )
+    got = json.loads(r.stdout)
+    got["torch_import_s"] = statistics.median(imp)
+    extra = got["numpy_s_per_gb"] - got["torch_s_per_gb"]
+    got["break_even_gb"] = got["torch_import_s"] / extra if extra > 0 else float("inf")
+    print(
+        f"ops arithmetic (float16 gain, one thread): numpy {got['numpy_s_per_gb']:.2f} s/GB, torch "
+        f"{got['torch_s_per_gb']:.3f} s/GB ({got['numpy_s_per_gb'] / got['torch_s_per_gb']:.1f}x; "
+        f"bit-identical: {got['bit_identical']}); importing torch costs {got['torch_import_s']:.2f} s, "
+        f"which numpy's slower arithmetic spends on {1000 * got['break_even_gb']:.0f} MB of latents"
+    )
+    return got
 
 
 if __name__ == "__main__":

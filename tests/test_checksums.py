@@ -5,26 +5,16 @@ through the installed console script: one flipped bit in one chunk file on disk 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 from _audio import write_library
+from _cli import lincae
 
 from lincae_core.store import LatentStore
 from lincae_core.store.synthetic import synthetic_store
-
-LINCAE = shutil.which("lincae") or f"{sys.executable} -m lincae_cli"
-
-
-def lincae(*args: str, code: int = 0) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([*LINCAE.split(), *args], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == code, f"{args} -> {proc.returncode}: {proc.stderr}"
-    return proc
 
 
 def flip_bit(chunk: Path, payload: int) -> None:

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from _cli import lincae
 
 from lincae_core.store import LatentStore
-
-LINCAE = shutil.which("lincae") or f"{sys.executable} -m lincae_cli"
-
-
-def lincae(*args: str, code: int = 0) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([*LINCAE.split(), *args], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == code, f"{args} -> {proc.returncode}: {proc.stderr}"
-    return proc
 
 
 def test_unreadable_audio_formats_are_counted_warned_and_ledgered(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import click
 from lincae_cli.commands.evaluate import JOBS_HELP
 from lincae_cli.options import device_option, json_option
 from lincae_cli.progress import labelled_progress
-from lincae_core import measure_checkpoint
 
 
 @click.command("card")
@@ -62,6 +61,8 @@ def card_cmd(
     measurements is replaced only with --overwrite (its recommended_steps drive every later
     decode); -o DIR writes a measured copy instead.
     """
+    from lincae_core import measure_checkpoint  # torch only when the command runs
+
     with labelled_progress() as progress:
         result = measure_checkpoint(
             checkpoint,

@@ -11,7 +11,7 @@ import click
 from lincae_cli.commands._ops_common import echo_result, echo_warnings
 from lincae_cli.options import op_options, store_out_option
 from lincae_cli.progress import frame_progress
-from lincae_core.ops import OpOptions, concat_store, operation_warnings, parse_concat_list
+from lincae_core.ops import OpOptions, operation_warnings
 
 
 @click.command("concat")
@@ -50,6 +50,8 @@ def concat_cmd(
     because the model is homogeneous and additive (docs/editing.md). Each output track's exact
     length is recorded: inputs but the last count in whole latent frames, minus the overlaps.
     """
+    from lincae_core.ops import concat_store, parse_concat_list  # torch only when the command runs
+
     entries = parse_concat_list(keys_from.read(), keys_from.name)
     warnings = operation_warnings([store], "concat", [0.5]) if crossfade > 0 else []
     with frame_progress("concat") as progress:

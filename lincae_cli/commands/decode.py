@@ -19,7 +19,7 @@ from lincae_cli.options import (
     scheduler_option,
 )
 from lincae_cli.progress import count_progress, note
-from lincae_core import InferenceConfig, decode_store, decode_to_wav_stream, load_model, recorded_model
+from lincae_core import InferenceConfig
 
 
 @click.command("decode")
@@ -115,6 +115,13 @@ def decode_cmd(
     unless --overwrite. Integer subtypes are hard-clipped to [-1, 1]; clipped sample counts are
     reported on stderr. Prints the written files, one per line (--json: the record).
     """
+    from lincae_core import (
+        decode_store,
+        decode_to_wav_stream,
+        load_model,
+        recorded_model,
+    )  # torch only when the command runs
+
     if sample_rate not in ("model", "source") and not sample_rate.isdigit():
         raise click.BadParameter(
             f"expected model, source or a rate in Hz, got {sample_rate!r}", param_hint="--sample-rate"

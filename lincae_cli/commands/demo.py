@@ -8,7 +8,6 @@ import click
 
 from lincae_cli.options import checkpoint_option, device_option, json_option
 from lincae_cli.progress import note
-from lincae_core import run_demo
 
 
 @click.command("demo")
@@ -58,6 +57,8 @@ def demo_cmd(
     Each latent-domain result is compared with its audio-domain equivalent using the paper's
     metrics (SNR, SI-SDR, multi-scale mel distance).
     """
+    from lincae_core import run_demo  # torch only when the command runs
+
     result = run_demo(
         workdir,
         checkpoint,

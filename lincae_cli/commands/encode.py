@@ -25,14 +25,9 @@ from lincae_core import (
     EncodeSettings,
     InferenceConfig,
     discover,
-    encode_args,
-    encode_files,
-    load_model,
     parse_extensions,
-    plan_encode,
     read_file_list,
 )
-from lincae_core.encoding.grow import planned_update
 from lincae_core.errors import ConfigError
 from lincae_core.location import as_location
 
@@ -235,6 +230,10 @@ def encode_cmd(
         raise click.BadParameter(str(exc), param_hint="LIBRARY") from exc
     except ConfigError as exc:  # the --key template: a command-line value, so a usage error
         raise click.BadParameter(str(exc), param_hint="--key") from exc
+    # torch (and scipy, for the loudness meter) only now: --help and completion stay instant
+    from lincae_core import encode_args, encode_files, load_model, plan_encode
+    from lincae_core.encoding.grow import planned_update
+
     model = load_model(checkpoint, device)
     bar = EncodeBar()
     if dry_run:

@@ -9,7 +9,7 @@ import click
 
 from lincae_cli.options import device_option, json_option, overwrite_option
 from lincae_cli.progress import labelled_progress
-from lincae_core import EvalConfig, evaluate, load_named_models, summary_tables, write_report
+from lincae_core import EvalConfig
 
 _DEFAULTS = EvalConfig()
 
@@ -127,6 +127,13 @@ def evaluate_cmd(
     **settings: object,
 ) -> None:
     """Evaluate checkpoints side by side with the paper's protocol and write a report."""
+    from lincae_core import (
+        evaluate,
+        load_named_models,
+        summary_tables,
+        write_report,
+    )  # torch only when the command runs
+
     if (Path(out_dir) / "report.md").exists() and not overwrite:
         raise click.UsageError(
             f"{out_dir} already holds a report; use --overwrite to replace it, or another -o/--out."

@@ -10,7 +10,7 @@ import click
 from lincae_cli.commands._ops_common import echo_result, echo_warnings
 from lincae_cli.options import force_option, missing_option, op_options, store_out_option
 from lincae_cli.progress import frame_progress
-from lincae_core.ops import OpOptions, extract_stems, extract_store, operation_warnings
+from lincae_core.ops import OpOptions, operation_warnings
 
 
 def _stems(values: tuple[str, ...]) -> dict[str, str]:
@@ -78,6 +78,8 @@ def extract_cmd(
     (the paper's protocol), or with --consistent z_i + (z_MIX - sum z_j)/n, estimates that sum to
     z_MIX. Prints the stems' stores, one a line.
     """
+    from lincae_core.ops import extract_stems, extract_store  # torch only when the command runs
+
     if bool(minus) == bool(stem):
         raise click.UsageError(
             "give either --minus STORE (one estimate) or --stem NAME=STORE "

@@ -10,7 +10,7 @@ import click
 from lincae_cli.commands._ops_common import echo_result, echo_warnings
 from lincae_cli.options import missing_option, op_options, store_out_option
 from lincae_cli.progress import frame_progress
-from lincae_core.ops import OpOptions, db_to_amplitude, gain_store, operation_warnings
+from lincae_core.ops import OpOptions, db_to_amplitude, operation_warnings
 
 
 @click.command("gain")
@@ -75,6 +75,8 @@ def gain_cmd(
     envelopes act per latent frame (an extrapolation of the model's training: see
     docs/editing.md for where they hold).
     """
+    from lincae_core.ops import gain_store  # torch only when the command runs
+
     levels = [n for n, v in (("--gain", amplitude), ("--db", db), ("--to-lufs", to_lufs)) if v is not None]
     if len(levels) > 1:
         raise click.UsageError(f"give at most one of --gain, --db or --to-lufs (got {', '.join(levels)})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lincae_cli.options import out_option, overwrite_option, pick_out
-from lincae_core import ModelConfig, get_preset, import_weights, load_json_config
+from lincae_core import ModelConfig, get_preset, load_json_config
 
 
 @click.command("import-weights")
@@ -28,6 +28,8 @@ def import_weights_cmd(
     The file is loaded with torch.load(weights_only=True); every key must match the model
     exactly (a missing or unknown key is an error naming it).
     """
+    from lincae_core import import_weights  # torch only when the command runs
+
     out_dir = pick_out(("-o/--out", out), ("--output", out_alias), required="give -o/--out DIR")
     assert out_dir is not None, "pick_out raised"
     cfg = ModelConfig.from_dict(load_json_config(config_path)) if config_path else get_preset(preset)

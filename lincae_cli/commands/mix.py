@@ -9,7 +9,7 @@ import click
 from lincae_cli.commands._ops_common import echo_result, echo_warnings
 from lincae_cli.options import force_option, missing_option, op_options, store_out_option
 from lincae_cli.progress import frame_progress
-from lincae_core.ops import RANDOM_GAIN_RANGE, OpOptions, mix_stores, operation_warnings
+from lincae_core.ops import RANDOM_GAIN_RANGE, OpOptions, operation_warnings
 
 
 @click.command("mix")
@@ -76,6 +76,8 @@ def mix_cmd(
     --gain once applies to every input; repeated, once per input in order. Each output track's
     sources and gains are recorded in the store (lincae ls --json OUT).
     """
+    from lincae_core.ops import mix_stores  # torch only when the command runs
+
     if len(stores) < 2:
         raise click.UsageError("mix needs at least two input stores")
     lo, hi = gain_range or (RANDOM_GAIN_RANGE if pair == "random" else (1.0, 1.0))

@@ -7,7 +7,6 @@ import json
 import click
 
 from lincae_cli.options import json_option
-from lincae_core import list_models, resolve_checkpoint
 
 
 def _measured(m: object) -> str:
@@ -41,6 +40,8 @@ def models_cmd(fetch: str | None, refresh: bool, as_json: bool) -> None:
     A released name is downloaded and converted on first use by any command (or by --fetch) and
     works offline from then on; `lincae info lin-cae` describes it.
     """
+    from lincae_core import list_models, resolve_checkpoint  # torch only when the command runs
+
     if fetch is not None:
         path = resolve_checkpoint(fetch, refresh=refresh)
         click.echo(json.dumps({"name": fetch, "path": str(path)}) if as_json else str(path))

@@ -10,7 +10,7 @@ import click
 from lincae_cli.commands._ops_common import echo_result, read_keys
 from lincae_cli.options import keys_from_option, op_options, store_out_option
 from lincae_cli.progress import frame_progress
-from lincae_core.ops import OpOptions, select_store
+from lincae_core.ops import OpOptions
 
 
 @click.command("select")
@@ -38,6 +38,8 @@ def select_cmd(
     as_json: bool,
 ) -> None:
     """Write a new store with a subset of STORE's tracks, cut in time."""
+    from lincae_core.ops import select_store  # torch only when the command runs
+
     keys = read_keys(keys_from)
     with frame_progress("select") as progress:
         result = select_store(

@@ -10,7 +10,7 @@ import click
 from lincae_cli.commands._ops_common import echo_result
 from lincae_cli.options import op_options, store_out_option
 from lincae_cli.progress import frame_progress
-from lincae_core.ops import OpOptions, midside_store, pan_store
+from lincae_core.ops import OpOptions
 
 
 @click.command("pan")
@@ -40,6 +40,8 @@ def pan_cmd(
 ) -> None:
     """Write a new stereo store with z_L <- gL z_L, z_R <- gR z_R (gL = cos, gR = sin of
     (pan + 1) pi / 4). Mono stores are refused."""
+    from lincae_core.ops import pan_store  # torch only when the command runs
+
     if (pan is None) == (channel_gains is None):
         raise click.UsageError("give exactly one of --pan or --channel-gains")
     with frame_progress("pan") as progress:
@@ -72,6 +74,8 @@ def midside_cmd(
     A mid/side store is float32 and decodes to M and S as its two channels; --to lr restores
     the left/right latents exactly. Mono stores are refused.
     """
+    from lincae_core.ops import midside_store  # torch only when the command runs
+
     with frame_progress("midside") as progress:
         result = midside_store(store, out, to, options=replace(options, progress=progress))
     echo_result(result, as_json)

@@ -8,8 +8,6 @@ import sys
 import click
 
 from lincae_cli.progress import TrainBar
-from lincae_core import resolve_train_config, train_model
-from lincae_core.device import resolve_device
 
 
 @click.command("train")
@@ -68,6 +66,9 @@ def train_cmd(
     **overrides: object,
 ) -> None:
     """Train a Lin-CAE (or the baseline/ablations) into RUN_DIR; CLI options override --config."""
+    from lincae_core import resolve_train_config, train_model  # torch only when the command runs
+    from lincae_core.device import resolve_device  # torch only when the command runs
+
     if steps_alias is not None:
         if overrides.get("total_steps") is not None:
             raise click.UsageError("give --schedule-steps only (--steps is its old spelling).")
