@@ -340,15 +340,19 @@ class Runner:
             self._flush_done()
 
     def _flush_done(self) -> None:
+        # The buffers are taken before they are written: a failed write is not written again on
+        # the way out (its rows stay planned, and the next run encodes them).
         if self.unwritten:
             rows = sorted(self.unwritten)
-            self.stats.writes += self.store.write_tracks(rows, [self.unwritten[r] for r in rows])
-            self.done.extend(rows)
+            zs = [self.unwritten[r] for r in rows]
             self.unwritten.clear()
             self.unwritten_bytes = 0
+            self.stats.writes += self.store.write_tracks(rows, zs)
+            self.done.extend(rows)
         if self.done:
-            rows = sorted(self.done)
-            self.store.write_loudness(rows, [self.loudness.pop(r) for r in rows])
+            rows, self.done = sorted(self.done), []
+            lufs = [self.loudness.pop(r, float("nan")) for r in rows]
+            self.store.check_writer()  # still this store: a replacement gets no loudness, no status
+            self.store.write_loudness(rows, lufs)
             self.store.mark_done(rows)
-            self.done = []
         self.flushed_at = time.monotonic()

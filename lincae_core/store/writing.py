@@ -167,6 +167,7 @@ class StoreWriting(StoreBase):
             end = offset + z.shape[0]
         for offset, zz in runs:
             self._latents.write(offset, zz[0] if len(zz) == 1 else np.concatenate(zz))
+            self.check_writer()  # replaced while writing: stop before anything more is written
         return len(runs)
 
     def copy_tracks(
