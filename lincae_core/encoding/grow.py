@@ -47,6 +47,7 @@ class LibraryChanges:
     changed: list[int] = field(default_factory=list)  # rows whose input was rewritten
     gone: list[int] = field(default_factory=list)  # rows whose input is no longer listed
     unchanged: list[int] = field(default_factory=list)
+    fingerprints: np.ndarray | None = None  # the store's, one per row
 
     def summary(self, store: LatentStore) -> dict[str, Any]:
         """JSON-ready counts and (up to 20) keys of each kind of change."""
@@ -82,7 +83,7 @@ def library_changes(
         )
     table = store.table()
     row_of = {str(k): i for i, k in enumerate(table["key"])}
-    changes = LibraryChanges()
+    changes = LibraryChanges(fingerprints=old)
     listed = set()
     for s, fp in zip(sources, fingerprints, strict=True):
         i = row_of.get(s.key)
@@ -131,7 +132,7 @@ def grown_plan(
     table = store.table()
     fp_of = {s.key: int(fp) for s, fp in zip(sources, fingerprints, strict=True)}
     src_of = {s.key: s for s in sources}
-    old_fp = store.input_fingerprints()
+    old_fp = changes.fingerprints
     assert old_fp is not None  # library_changes refused stores without them
     changed, gone = set(changes.changed), set(changes.gone)
     probe = [src_of[str(table["key"][i])] for i in changes.changed] + list(changes.added)

@@ -351,8 +351,6 @@ class Runner:
             self.done.extend(rows)
         if self.done:
             rows, self.done = sorted(self.done), []
-            lufs = [self.loudness.pop(r, float("nan")) for r in rows]
-            self.store.check_writer()  # still this store: a replacement gets no loudness, no status
-            self.store.write_loudness(rows, lufs)
+            self.store.write_loudness(rows, [self.loudness.pop(r) for r in rows])
             self.store.mark_done(rows)
         self.flushed_at = time.monotonic()

@@ -12,7 +12,7 @@ import numpy as np
 
 import lincae_core.store.layout as sl
 from lincae_core.config.geometry import Geometry
-from lincae_core.errors import LincaeError
+from lincae_core.errors import LincaeError, StoreFormatError, StoreReplacedError
 from lincae_core.location import Location, storage_errors
 from lincae_core.store.array import LatentArray
 from lincae_core.store.group import member
@@ -125,6 +125,48 @@ class StoreBase:
         if not self._committed:
             self._committed = True
             self._put_attrs()
+
+    def check_writer(self) -> None:
+        """Refuse to write into a store that another writer replaced since this one opened it.
+
+        The store id is the writer token: every process writing one store (the shards of one
+        encode) holds the id it opened, and ``--overwrite`` (or any other replacement) makes a
+        new store with a new id. Read before every latent write, status write and ledger record
+        (one small read of the root; one GET in object storage), so an older writer stops with
+        one line before it writes anything more, and no lock is needed (there is none on a
+        bucket).
+
+        Raises:
+            StoreReplacedError: The root at this path is another store now (or none).
+        """
+        try:
+            root = json.loads((self.path / "zarr.json").read_bytes())
+            now = root.get("attributes", {}).get("store_id")
+        except OSError as exc:  # gone is "no store"; any other failure (the network) is itself
+            if not isinstance(exc, FileNotFoundError) and not isinstance(exc.__cause__, FileNotFoundError):
+                raise
+            now = None
+        except (ValueError, AttributeError):
+            now = None
+        if now != self.store_id:
+            what = f"store {now[:12]}" if isinstance(now, str) else "no store"
+            raise StoreReplacedError(
+                f"{self.path} was replaced while this process wrote it (store {self.store_id[:12]} is "
+                f"now {what}, e.g. by --overwrite); stopped before writing more: run this command "
+                "again to resume into the store that is there, or choose another output"
+            )
+
+    def _optional_column(self, name: str, dtype: str) -> np.ndarray | None:
+        """An optional per-track array (one value a row: loudness, input fingerprints) read and
+        checked, or None for a store without it."""
+        try:
+            arr = self._group[name]
+        except KeyError:
+            return None
+        out = np.asarray(arr[:], dtype=dtype)
+        if out.shape != (self.n_tracks,):
+            raise StoreFormatError(f"{self.path}: {name}: expected shape ({self.n_tracks},), got {out.shape}")
+        return out
 
     def _require_writable(self) -> None:
         if self.mode != "r+":

@@ -59,20 +59,16 @@ class LoudnessAndStats(StoreBase):
 
     def loudness(self) -> np.ndarray | None:
         """Per-track integrated loudness in LUFS (float32, NaN: unmeasured), or None if absent."""
-        try:
-            arr = self._group[LOUDNESS]
-        except KeyError:
-            return None
-        out = np.asarray(arr[:], dtype=np.float32)
-        if out.shape != (self.n_tracks,):
-            raise StoreFormatError(
-                f"{self.path}: {LOUDNESS}: expected shape ({self.n_tracks},), got {out.shape}"
-            )
-        return out
+        return self._optional_column(LOUDNESS, "float32")
 
     def write_loudness(self, index: Sequence[int] | np.ndarray, lufs: Sequence[float] | np.ndarray) -> None:
-        """Record the loudness of rows ``index`` (call before :meth:`mark_done`, from the shard's writer)."""
+        """Record the loudness of rows ``index`` (call before :meth:`mark_done`, from the shard's writer).
+
+        Raises:
+            StoreReplacedError: Another writer replaced the store (:meth:`check_writer`).
+        """
         self._require_writable()
+        self.check_writer()
         idx = np.asarray(index, dtype=np.int64)
         if idx.size == 0:
             return

@@ -49,16 +49,7 @@ class SourcesAndOrigin(StoreBase):
 
     def input_fingerprints(self) -> np.ndarray | None:
         """The per-row input fingerprints (int64), or None for a store planned without them."""
-        try:
-            node = self._group[INPUT_FINGERPRINT]
-        except KeyError:
-            return None
-        fp = np.asarray(node[:], dtype=np.int64)
-        if fp.shape != (self.n_tracks,):
-            raise StoreFormatError(
-                f"{self.path}: {INPUT_FINGERPRINT}: expected shape ({self.n_tracks},), got {fp.shape}"
-            )
-        return fp
+        return self._optional_column(INPUT_FINGERPRINT, "int64")
 
     def write_sources(self, keys: np.ndarray, gains: np.ndarray, inputs: Sequence[str]) -> None:
         """Record what each output track was made of: ``keys[N, K]`` of ``inputs[K]`` with ``gains``.

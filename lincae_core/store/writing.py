@@ -8,14 +8,13 @@ shard processes never write the same file (docs/store-format.md, "Concurrency").
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 import lincae_core.store.layout as sl
-from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError, StoreReplacedError
+from lincae_core.errors import LincaeError, ShapeMismatchError, StoreFormatError
 from lincae_core.store.base import StoreBase
 from lincae_core.store.layout import PlanRow
 from lincae_core.store.ledger import append_ledger
@@ -92,36 +91,6 @@ class StoreWriting(StoreBase):
                 f"(got NaN/inf after the cast to {self.dtype})"
             )
         return zz
-
-    def check_writer(self) -> None:
-        """Refuse to write into a store that another writer replaced since this one opened it.
-
-        The store id is the writer token: every process writing one store (the shards of one
-        encode) holds the id it opened, and ``--overwrite`` (or any other replacement) makes a
-        new store with a new id. Read before every latent write, status write and ledger record
-        (one small read of the root; one GET in object storage), so an older writer stops with
-        one line before it writes anything more, and no lock is needed (there is none on a
-        bucket).
-
-        Raises:
-            StoreReplacedError: The root at this path is another store now (or none).
-        """
-        try:
-            root = json.loads((self.path / "zarr.json").read_bytes())
-            now = root.get("attributes", {}).get("store_id")
-        except OSError as exc:  # gone is "no store"; any other failure (the network) is itself
-            if not isinstance(exc, FileNotFoundError) and not isinstance(exc.__cause__, FileNotFoundError):
-                raise
-            now = None
-        except (ValueError, AttributeError):
-            now = None
-        if now != self.store_id:
-            what = f"store {now[:12]}" if isinstance(now, str) else "no store"
-            raise StoreReplacedError(
-                f"{self.path} was replaced while this process wrote it (store {self.store_id[:12]} is "
-                f"now {what}, e.g. by --overwrite); stopped before writing more: run this command "
-                "again to resume into the store that is there, or choose another output"
-            )
 
     def write_track(self, index: int, z: np.ndarray) -> None:
         """Write the latents ``z[frames, C, D]`` of row ``index`` (then call :meth:`mark_done`).
