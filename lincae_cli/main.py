@@ -163,6 +163,10 @@ def machine_error(exc: OSError, output: str | None = None) -> str:
     """One line for a failure of the machine (not of the input): the path, the cause, what to do
     (``output``: the command's output, for a failure that names no file)."""
     path = exc.filename if exc.filename is not None else output or "(output)"
+    if str(path).startswith("/proc/self/fd/"):  # a pinned store's directory: name its path
+        from lincae_core.store.group import shown_path
+
+        path = shown_path(str(path))
     cause = exc.strerror or type(exc).__name__
     advice = _ADVICE.get(exc.errno or -1, "fix the cause and re-run: finished work is kept")
     return f"{path}: {cause}; {advice}."

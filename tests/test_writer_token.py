@@ -47,6 +47,48 @@ def test_a_writer_stops_when_its_store_is_replaced(tmp_path: Path) -> None:
     replaced.mark_done(0)
 
 
+def _files(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("old_kept", [True, False], ids=["old-renamed-aside", "old-deleted"])
+def test_a_writer_paused_right_after_its_check_never_writes_into_the_replacement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old_kept: bool
+) -> None:
+    """The window the token check alone leaves open: a writer whose check passed, then paused
+    while ``--overwrite`` published another store at its path. The store is pinned to the
+    directory it opened, so its writes land in the old directory (renamed aside) or fail (it is
+    deleted), and the new store keeps every byte."""
+    path, aside, other = tmp_path / "ow.zarr", tmp_path / "ow.zarr.old", tmp_path / "other.zarr"
+    synthetic_store(path, [("a", 40), ("b", 40)], chunk_frames=16)
+    synthetic_store(other, [("c", 70)], chunk_frames=16)
+    writer = LatentStore.open(path, "r+")
+    z = writer.read_track("a") + 1
+    os.rename(path, aside)  # what publish_dir does for --overwrite: old aside, new in, old deleted
+    os.rename(other, path)
+    if not old_kept:
+        shutil.rmtree(aside)
+    before = _files(path)
+    monkeypatch.setattr(writer, "check_writer", lambda: None)  # every check already passed
+    acts = (
+        lambda: writer.write_tracks([0, 1], [z, z]),
+        lambda: writer.mark_done([0, 1]),
+        lambda: writer.mark_failed(1, "x"),
+    )
+    for act in acts:
+        if old_kept:
+            act()
+        else:
+            with pytest.raises((OSError, KeyError)):  # zarr: no member in a deleted directory
+                act()
+    assert _files(path) == before  # nothing of the old writer reached the new store
+    assert LatentStore.open(path).keys() == ["c"]
+    if old_kept:
+        old = LatentStore.open(aside)
+        assert np.array_equal(old.read_track("a"), writer.cast_latents(0, z))
+        assert [t.key for t in old.tracks()] == ["a", "b"] and old.ledger()[0]["key"] == "b"
+
+
 def _library(root: Path, n: int, seconds: float) -> Path:
     root.mkdir(parents=True)
     t = np.arange(int(16000 * seconds)) / 16000

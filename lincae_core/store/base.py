@@ -6,6 +6,9 @@ the latent array and the track table (:class:`StoreBase`, the base of
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -155,6 +158,27 @@ class StoreBase:
                 f"now {what}, e.g. by --overwrite); stopped before writing more: run this command "
                 "again to resume into the store that is there, or choose another output"
             )
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Check the writer token, run the writes inside, and tell a store replaced meanwhile from
+        another failure of the machine: an opened local store is pinned to its directory
+        (:mod:`lincae_core.store.group`), so a replacement's writes land in the old, renamed-away
+        directory or fail there (it is deleted), never in the new store."""
+        self.check_writer()
+        try:
+            yield
+        except (OSError, KeyError):  # KeyError: zarr finds no member in a deleted directory
+            self.check_writer()  # StoreReplacedError where the store was replaced
+            raise
+        self.check_writer()  # replaced while writing: stop before anything more is written
+
+    @property
+    def _directory(self) -> Location:
+        """Where this process writes the store's own files (the ledger): the pinned directory of a
+        local store opened for writing, else its path."""
+        root = getattr(self._group.store, "root", None)
+        return Path(root) if root is not None and str(root).startswith("/proc/self/fd/") else self.path
 
     def _optional_column(self, name: str, dtype: str) -> np.ndarray | None:
         """An optional per-track array (one value a row: loudness, input fingerprints) read and

@@ -68,15 +68,15 @@ class LoudnessAndStats(StoreBase):
             StoreReplacedError: Another writer replaced the store (:meth:`check_writer`).
         """
         self._require_writable()
-        self.check_writer()
         idx = np.asarray(index, dtype=np.int64)
         if idx.size == 0:
-            return
-        try:
-            arr = self._group[LOUDNESS]
-        except KeyError:  # a store planned before the array existed: nothing to annotate
-            return
-        arr[idx] = np.asarray(lufs, dtype=np.float32)
+            return self.check_writer()
+        with self._writing():
+            try:
+                arr = self._group[LOUDNESS]
+            except KeyError:  # a store planned before the array existed: nothing to annotate
+                return
+            arr[idx] = np.asarray(lufs, dtype=np.float32)
 
     @property
     def stats(self) -> dict[str, Any] | None:

@@ -101,8 +101,9 @@ class StoreWriting(StoreBase):
             StoreReplacedError: Another writer replaced the store (:meth:`check_writer`).
         """
         self._require_writable()
-        self.check_writer()
-        self._latents.write(self.track(index).offset, self.cast_latents(index, z))
+        z = self.cast_latents(index, z)
+        with self._writing():
+            self._latents.write(self.track(index).offset, z)
 
     def write_tracks(self, indices: Sequence[int], zs: Sequence[np.ndarray]) -> int:
         """Write several rows' latents, rows adjacent in the array in one write each run.
@@ -135,8 +136,8 @@ class StoreWriting(StoreBase):
                 runs.append((offset, [z]))
             end = offset + z.shape[0]
         for offset, zz in runs:
-            self._latents.write(offset, zz[0] if len(zz) == 1 else np.concatenate(zz))
-            self.check_writer()  # replaced while writing: stop before anything more is written
+            with self._writing():
+                self._latents.write(offset, zz[0] if len(zz) == 1 else np.concatenate(zz))
         return len(runs)
 
     def copy_tracks(
@@ -177,7 +178,9 @@ class StoreWriting(StoreBase):
             pos = 0
             while pos < n:  # blocks end on the destination's chunk boundaries
                 end = min(n, (d0 + pos) // step * step + step - d0)
-                self._latents.write(d0 + pos, src.latents.read(s0 + pos, s0 + end))
+                block = src.latents.read(s0 + pos, s0 + end)
+                with self._writing():
+                    self._latents.write(d0 + pos, block)
                 pos = end
         return sum(n for _, _, n in runs)
 
@@ -213,17 +216,17 @@ class StoreWriting(StoreBase):
 
     def _set_status(self, index: Any, status: int) -> None:
         self._require_writable()
-        self.check_writer()
         idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_tracks):
             raise IndexError(f"{self.path}: track index out of range [0, {self.n_tracks})")
-        arr = self._group["tracks/status"]
-        if idx.size == self.n_tracks and np.array_equal(idx, np.arange(self.n_tracks)):
-            arr[:] = np.full(self.n_tracks, status, dtype=np.int8)
-        elif idx.size:
-            arr[idx] = np.int8(status)
+        with self._writing():
+            arr = self._group["tracks/status"]
+            if idx.size == self.n_tracks and np.array_equal(idx, np.arange(self.n_tracks)):
+                arr[:] = np.full(self.n_tracks, status, dtype=np.int8)
+            elif idx.size:
+                arr[idx] = np.int8(status)
         self._table["status"][idx] = status
 
     def _append_ledger(self, writer: str, record: dict[str, Any]) -> None:
-        self.check_writer()
-        append_ledger(self.path / "ledger", writer, record)
+        with self._writing():
+            append_ledger(self._directory / "ledger", writer, record)
