@@ -91,7 +91,7 @@ def test_decode_equals_the_per_track_decode(tmp_path: Path, model: LinCAE, one_t
         new = np.concatenate(blocks[i], -1)
         assert new.shape == old.shape == (1, t.samples)
         scale = float(np.abs(old).max())
-        np.testing.assert_allclose(new, old, rtol=0, atol=1e-6 * scale)
+        np.testing.assert_allclose(new, old, rtol=0, atol=1e-5 * scale)  # channels-last: ~1e-6
     # and the files: PCM_16 of the same audio, a sample off by one step at most where the float
     # rounding crossed a rounding boundary
     summary = decode_store(store.path, tmp_path / "o", model, inference=_config(4), seed=3, steps=2)

@@ -25,6 +25,7 @@ import numpy as np
 
 from lincae_core.config import InferenceConfig
 from lincae_core.decoding.forward import PassRunner, decode_windows, default_jobs
+from lincae_core.device import channels_last
 from lincae_core.errors import ShapeMismatchError
 from lincae_core.inference import rule_batch_size, window_generator
 from lincae_core.nn.model import LinCAE
@@ -129,7 +130,7 @@ def iter_decode_tracks(
             out += _stitch(opened, done, audio)
         return out
 
-    with PassRunner[list[_Segment]](jobs, one_thread=cpu) as runner:
+    with PassRunner[list[_Segment]](jobs, one_thread=cpu) as runner, channels_last(model, cpu):
         for index, track in enumerate(tracks):
             opened[index] = _open(model, track, window, overlap)
             t = opened[index]

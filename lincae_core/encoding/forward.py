@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lincae_core.device import channels_last as _channels_last
 from lincae_core.device import torch_threads
 from lincae_core.encoding.settings import EncodeSettings
 from lincae_core.nn import transforms
@@ -113,14 +114,6 @@ def deterministic_cudnn() -> Iterator[None]:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = old
 
 
-@contextlib.contextmanager
-def encoder_memory_format(model: LinCAE, channels_last: bool) -> Iterator[None]:
+def encoder_memory_format(model: LinCAE, channels_last: bool) -> contextlib.AbstractContextManager[None]:
     """Convert the encoder's weights to channels-last for a block (restored afterwards)."""
-    if not channels_last:
-        yield
-        return
-    model.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    try:
-        yield
-    finally:
-        model.encoder.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    return _channels_last(model.encoder, channels_last)

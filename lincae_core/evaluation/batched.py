@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from lincae_core.decoding.forward import PassRunner, decode_windows, default_jobs
+from lincae_core.device import channels_last
 from lincae_core.evaluation.protocol import (
     ChunkCodec,
     Decode,
@@ -63,7 +64,7 @@ def run_tasks(codec: ChunkCodec, tasks: Sequence[Task[Any]], jobs: int | None = 
     pending: dict[int, Any] = {}
     for i in range(len(tasks)):
         _advance(tasks, i, None, pending, results, first=True)
-    with PassRunner[list[int]](jobs, one_thread=cpu) as runner:
+    with PassRunner[list[int]](jobs, one_thread=cpu) as runner, channels_last(codec.model, cpu):
         while pending:
             flat = [(i, j, r) for i, req in pending.items() for j, r in enumerate(_as_tuple(req))]
             answers: dict[tuple[int, int], torch.Tensor] = {}
