@@ -1,5 +1,6 @@
 """Progress bars on stderr (hidden when stderr is not a terminal), the only place the CLI draws,
-and the stderr notes that -q/--quiet silences."""
+and the stderr notes that -q/--quiet silences (tqdm is imported with the first bar, so that a
+command that draws none, such as ``ls``, does not pay for it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
-from tqdm import tqdm
+
+
+def _tqdm() -> Any:
+    """tqdm, imported with the first bar."""
+    from tqdm import tqdm
+
+    return tqdm
+
 
 _HOURS = "{l_bar}{bar}| {n:.3f}/{total:.3f} h [{elapsed}<{remaining}{postfix}]"
 
@@ -17,7 +25,7 @@ _HOURS = "{l_bar}{bar}| {n:.3f}/{total:.3f} h [{elapsed}<{remaining}{postfix}]"
 @contextlib.contextmanager
 def frame_progress(desc: str, unit: str = "frame") -> Iterator[Callable[[int], None]]:
     """Yield a progress callback drawing a tqdm bar of ``unit`` counts."""
-    with tqdm(desc=desc, unit=unit, unit_scale=True, file=sys.stderr, disable=None, leave=False) as bar:
+    with _tqdm()(desc=desc, unit=unit, unit_scale=True, file=sys.stderr, disable=None, leave=False) as bar:
         yield bar.update
 
 
@@ -25,7 +33,7 @@ class EncodeBar:
     """Encode progress: files while planning, then hours of audio and x real time."""
 
     def __init__(self) -> None:
-        self.bar: tqdm | None = None
+        self.bar: Any = None  # a tqdm bar
         self.phase = ""
 
     def __call__(self, p: Any) -> None:
@@ -35,7 +43,7 @@ class EncodeBar:
             self.phase = p.phase
             total = p.files_total if p.phase == "plan" else p.seconds_total / 3600
             fmt = None if p.phase == "plan" else _HOURS
-            self.bar = tqdm(
+            self.bar = _tqdm()(
                 total=total,
                 desc="probe" if p.phase == "plan" else "encode",
                 unit="file",
@@ -63,7 +71,7 @@ class EncodeBar:
 def labelled_progress(unit: str = "track") -> Iterator[Callable[[int, int, str], None]]:
     """Yield a ``progress(done, total, label)`` callback (eval, card): a bar whose total is set
     by the first call and whose postfix names the current item."""
-    with tqdm(total=None, file=sys.stderr, unit=unit, dynamic_ncols=True, disable=None) as bar:
+    with _tqdm()(total=None, file=sys.stderr, unit=unit, dynamic_ncols=True, disable=None) as bar:
 
         def progress(done: int, total: int, label: str) -> None:
             bar.total = total
@@ -76,7 +84,7 @@ def labelled_progress(unit: str = "track") -> Iterator[Callable[[int, int, str],
 @contextlib.contextmanager
 def count_progress(total: int | None, unit: str = "track") -> Iterator[Callable[..., None]]:
     """Yield a callback that advances a bar of ``total`` items by one per call (decode)."""
-    with tqdm(total=total or None, unit=unit, file=sys.stderr, disable=None) as bar:
+    with _tqdm()(total=total or None, unit=unit, file=sys.stderr, disable=None) as bar:
         yield lambda *_: bar.update(1)
 
 
@@ -88,12 +96,12 @@ class TrainBar:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self.bar: tqdm | None = None
+        self.bar: Any = None  # a tqdm bar
 
     def __call__(self, step: int, total: int, row: dict[str, float]) -> None:
         """Show the state after ``step`` of ``total``."""
         if self.bar is None:
-            self.bar = tqdm(
+            self.bar = _tqdm()(
                 total=total, initial=step - 1, file=sys.stderr, disable=not self.enabled, dynamic_ncols=True
             )
         self.bar.set_postfix(

@@ -7,7 +7,7 @@ from typing import Any
 
 from lincae_core.linearity import card_figures, linearity_verdict
 from lincae_core.location import as_location
-from lincae_core.store import LatentStore
+from lincae_core.store.local_view import open_view
 
 __all__ = ["describe_checkpoint", "describe_path", "measured_summary"]
 
@@ -80,5 +80,5 @@ def describe_path(path: str | Path | None) -> dict[str, Any]:
         p = resolve_if_released(p)
     if isinstance(p, Path) and (p / "config.json").is_file() and (p / "model.safetensors").exists():
         return describe_checkpoint(p)
-    store = LatentStore.open(p)
+    store = open_view(p)  # zarr-free where it can (lincae_core.store.local_view)
     return {"kind": "store", "path": str(p), **store.describe()}

@@ -1,5 +1,7 @@
-"""The CLI starts at once: commands are imported when run, and the store commands that need no
-model import no torch (the timings are measured by scripts/bench_startup.py, not here)."""
+"""The CLI starts at once: commands are imported when run, the store commands that need no
+model import no torch, and ``ls``/``info`` of a local store import no zarr either (the timings
+are measured by scripts/bench_startup.py, not here; tests/test_local_view.py compares their
+outputs with the zarr path's)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ try:
     cli(sys.argv[1:], prog_name="lincae", standalone_mode=False)
 except SystemExit:
     pass
-print(json.dumps({m: m in sys.modules for m in ("torch", "zarr", "scipy")}), file=sys.stderr)
+print(json.dumps({m: m in sys.modules for m in ("torch", "zarr", "numcodecs", "scipy")}), file=sys.stderr)
 """
 
 
@@ -39,7 +41,7 @@ def test_registry_short_help_is_each_commands_own() -> None:
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"]])
 def test_version_and_help_import_no_torch_or_zarr(args: list[str], tmp_path: Path) -> None:
-    assert _modules(args, tmp_path) == {"torch": False, "zarr": False, "scipy": False}
+    assert _modules(args, tmp_path) == {"torch": False, "zarr": False, "numcodecs": False, "scipy": False}
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -61,12 +63,14 @@ def test_completion_imports_no_command(tmp_path: Path) -> None:
         timeout=300,
     )
     assert "plain,encode" in r.stdout.replace("\n", ",")
-    assert _modules([], tmp_path, env) == {"torch": False, "zarr": False, "scipy": False}
+    assert _modules([], tmp_path, env) == {"torch": False, "zarr": False, "numcodecs": False, "scipy": False}
 
 
 @pytest.mark.parametrize("args", [["ls", "a.zarr"], ["info", "a.zarr"], ["ls", "a.zarr", "--json"]])
-def test_store_listing_commands_import_no_torch(args: list[str], tmp_path: Path) -> None:
+def test_store_listing_commands_import_no_torch_or_zarr(args: list[str], tmp_path: Path) -> None:
+    """A local store is read without zarr, numcodecs or torch (lincae_core.store.local_view)."""
     synthetic_store(tmp_path / "a.zarr", [("t1", 10), ("t2", 20)])
-    seen = _modules(args, tmp_path)
-    assert seen["torch"] is False
-    assert seen["scipy"] is False
+    assert _modules(args, tmp_path) == {"torch": False, "zarr": False, "numcodecs": False, "scipy": False}
+    forced = _modules(args, tmp_path, {**os.environ, "LINCAE_ZARR_IO": "1"})  # the zarr path
+    assert forced["zarr"] is True
+    assert forced["torch"] is False

@@ -25,7 +25,7 @@ import numpy as np
 
 import lincae_core.store.chunk_files as cfs
 import lincae_core.store.layout as sl
-from lincae_core.errors import LincaeError, StoreFormatError
+from lincae_core.errors import LincaeError
 from lincae_core.location import Location, RemotePath, as_location, storage_errors
 from lincae_core.store.group import member, open_group
 
@@ -37,16 +37,9 @@ class LatentArray:
 
     def __init__(self, array: Any, attrs: Mapping[str, Any], path: Location) -> None:
         """Wrap a zarr array after checking its shape, chunks and dtype against ``attrs``."""
-        c, d = attrs["channels"], attrs["geometry"]["latent_dim"]
-        shape, chunks = tuple(array.shape), tuple(array.shards or array.chunks)
-        if len(shape) != 3 or shape[1:] != (c, d) or shape[0] > sl.MAX_FRAMES:
-            raise StoreFormatError(f"{path}: latents: expected shape (F, {c}, {d}), got {shape}")
-        if chunks[1:] != (c, d) or not 1 <= chunks[0] <= sl.MAX_CHUNK_FRAMES:
-            raise StoreFormatError(f"{path}: latents: expected chunks (n, {c}, {d}), got {chunks}")
-        if array.dtype != np.dtype(attrs["dtype"]):
-            raise StoreFormatError(
-                f"{path}: latents: expected dtype {attrs['dtype']} (attribute dtype), got {array.dtype}"
-            )
+        sl.validate_latents(
+            tuple(array.shape), tuple(array.shards or array.chunks), array.dtype, attrs, str(path)
+        )
         # write_empty_chunks: skip zarr's scan of every chunk for "all fill value" (a full extra
         # pass) and always store written chunks, zeros included.
         self._array, self.path = array.with_config({"write_empty_chunks": True}), path

@@ -38,6 +38,7 @@ from lincae_core.store.chunk_files import checksum_codecs
 from lincae_core.store.group import open_group, zarr_store
 from lincae_core.store.ledger import read_ledger
 from lincae_core.store.lineage import utc_now
+from lincae_core.store.local_view import describe_store
 from lincae_core.store.loudness_stats import LoudnessAndStats
 from lincae_core.store.sources_origin import SourcesAndOrigin
 from lincae_core.store.table import write_table
@@ -248,38 +249,7 @@ class LatentStore(StoreWriting, SourcesAndOrigin, LoudnessAndStats):
 
     def describe(self) -> dict[str, Any]:
         """Summary for ``lincae info STORE`` (JSON-ready)."""
-        t = self.table()
-        done = t["status"] == sl.STATUS_DONE
-        a = self.attrs
-        return {
-            "path": str(self.path),
-            "format": a["format"],
-            "format_version": a["format_version"],
-            "store_id": a["store_id"],
-            "created": a["created"],
-            "model": a["model"],
-            "geometry": a["geometry"],
-            "channels": a["channels"],
-            "dtype": a["dtype"],
-            "chunk_frames": self.chunk_frames,
-            "chunks_per_object": self.chunks_per_object,
-            "checksums": self.checksums,
-            "encoding": a["encoding"],
-            "layout": a["layout"],
-            "tracks": self.n_tracks,
-            "status": {name: int((t["status"] == s).sum()) for s, name in sl.STATUS_NAMES.items()},
-            "total_frames": self.total_frames,
-            "duration_s": float(t["samples"][done].sum() / self._geometry.sample_rate),
-            "nbytes": self.total_frames
-            * self.channels
-            * self._geometry.latent_dim
-            * np.dtype(self.dtype).itemsize,
-            "failures": [
-                {"key": r["key"], "reason": r["reason"], "planning": r.get("index") is None}
-                for r in self.ledger()
-            ],
-            "lineage": a["lineage"],
-        }
+        return describe_store(self)
 
     def compatible_with(self, other: LatentStore, force: bool = False) -> None:
         """Refuse to combine with ``other`` unless format, geometry, channels and model agree.

@@ -27,6 +27,7 @@ FORMAT_NAME = "lincae-latents"
 # (docs/store-format.md, "Object storage"), so a killed op leaves nothing taken for finished.
 INCOMPLETE_FORMAT = "lincae-latents-incomplete"
 TABLE_CHUNK = 65536  # rows per chunk of the track table columns
+MAX_TABLE_CHUNK = 2**20  # the most rows a chunk of a table column may hold on open
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 DTYPES = ("float16", "float32")
@@ -131,6 +132,32 @@ def validate_keys(keys: np.ndarray, where: str) -> None:
     if uniq.size != keys.size:
         raise StoreFormatError(
             f"{where}: track keys: expected unique keys, got duplicate {str(uniq[counts > 1][0])!r}"
+        )
+
+
+def validate_latents(
+    shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any, attrs: Mapping[str, Any], path: str
+) -> None:
+    """Check the ``latents`` array's shape ``(F, C, D)``, chunks (or shards) ``(n, C, D)`` and dtype
+    against the validated attributes ``attrs`` (zarr's array or the zarr-free reader's metadata)."""
+    c, d = attrs["channels"], attrs["geometry"]["latent_dim"]
+    if len(shape) != 3 or shape[1:] != (c, d) or shape[0] > MAX_FRAMES:
+        raise StoreFormatError(f"{path}: latents: expected shape (F, {c}, {d}), got {shape}")
+    if chunks[1:] != (c, d) or not 1 <= chunks[0] <= MAX_CHUNK_FRAMES:
+        raise StoreFormatError(f"{path}: latents: expected chunks (n, {c}, {d}), got {chunks}")
+    if dtype != np.dtype(attrs["dtype"]):
+        raise StoreFormatError(
+            f"{path}: latents: expected dtype {attrs['dtype']} (attribute dtype), got {dtype}"
+        )
+
+
+def validate_column_chunks(name: str, chunks: tuple[int, ...], path: str) -> None:
+    """Check that the table column ``tracks/<name>`` is 1-D with at most :data:`MAX_TABLE_CHUNK`
+    rows a chunk (before any of it is read)."""
+    if len(chunks) != 1 or not 1 <= chunks[0] <= MAX_TABLE_CHUNK:
+        raise StoreFormatError(
+            f"{path}: tracks/{name}: expected a 1-D array with chunks <= {MAX_TABLE_CHUNK}, "
+            f"got chunks {chunks}"
         )
 
 

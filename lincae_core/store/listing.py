@@ -1,5 +1,6 @@
 """The rows of ``lincae ls``: a store's tracks with their status, duration, failure reason,
-loudness and (for a mix) sources, JSON-ready (torch-free: ``ls`` starts at once)."""
+loudness and (for a mix) sources, JSON-ready (torch-free, and zarr-free for a local store in the
+plain layout: :mod:`~lincae_core.store.local_view`; ``ls`` starts at once)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from lincae_core.store.latent_store import LatentStore
 from lincae_core.store.layout import STATUS_NAMES
+from lincae_core.store.local_view import open_view
 
 __all__ = ["list_tracks"]
 
@@ -21,7 +22,7 @@ def list_tracks(path: str | Path, status: str | None = None) -> list[dict[str, A
     ``reason``; a mix store's rows add ``sources`` (store, key and gain of each input). Inputs
     that failed at planning (and so have no row) are listed as failed rows with ``planning``.
     """
-    store = LatentStore.open(path)
+    store = open_view(path)
     t, sr = store.table(), store.geometry.sample_rate
     ledger = store.ledger()
     reasons = {int(r["index"]): r["reason"] for r in ledger if r.get("index") is not None}

@@ -63,7 +63,9 @@ class SourcesAndOrigin(StoreBase):
                 f"got {keys.shape} and {gains.shape}"
             )
         chunk = (max(1, min(TABLE_CHUNK, n)), k)
-        arr = self._group.create_array("sources/key", shape=(n, k), chunks=chunk, dtype=str, overwrite=True)
+        arr = self._group.create_array(
+            "sources/key", shape=(n, k), chunks=chunk, dtype=str, overwrite=True, compressors=None
+        )
         if n:
             arr[:] = keys.astype(np.dtypes.StringDType())
         garr = self._group.create_array(

@@ -12,11 +12,9 @@ from lincae_core.config.geometry import Geometry
 from lincae_core.errors import StoreFormatError
 from lincae_core.location import Location
 from lincae_core.store.group import member
-from lincae_core.store.layout import TABLE_CHUNK
+from lincae_core.store.layout import MAX_TABLE_CHUNK, TABLE_CHUNK
 
 __all__ = ["MAX_TABLE_CHUNK", "load_table", "write_table"]
-
-MAX_TABLE_CHUNK = 2**20
 
 
 def write_table(group: Any, table: dict[str, np.ndarray], status_chunk: int) -> None:
@@ -31,7 +29,8 @@ def write_table(group: Any, table: dict[str, np.ndarray], status_chunk: int) -> 
             chunks=(max(1, min(chunk, n)),),
             dtype=dtype,
             overwrite=True,
-            **({} if name == "key" else {"compressors": None, "fill_value": 0}),
+            compressors=None,  # keys too: a few bytes each, read without numcodecs (store.local_view)
+            **({} if name == "key" else {"fill_value": 0}),
         )
         if n:
             arr[:] = table[name]
@@ -42,11 +41,12 @@ def load_table(group: Any, path: Location, total_frames: int, geometry: Geometry
     table = {}
     for name in ("key", *sl.TABLE_COLUMNS):
         arr = member(group, f"tracks/{name}", path)
-        if arr.ndim != 1 or not 1 <= arr.chunks[0] <= MAX_TABLE_CHUNK:
+        sl.validate_column_chunks(name, tuple(arr.chunks), str(path))
+        try:
+            table[name] = arr[:]
+        except (ValueError, RuntimeError) as exc:  # a truncated or damaged chunk: one line
             raise StoreFormatError(
-                f"{path}: tracks/{name}: expected a 1-D array with "
-                f"chunks <= {MAX_TABLE_CHUNK}, got chunks {arr.chunks}"
-            )
-        table[name] = arr[:]
+                f"{path}: tracks/{name}: unreadable ({type(exc).__name__}: {exc})"
+            ) from exc
     sl.validate_table(table, total_frames, geometry, str(path))
     return table
