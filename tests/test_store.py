@@ -11,6 +11,7 @@ import pytest
 import zarr
 from _latent_stores import GEOMETRY, make_store
 
+import lincae_core.store.layout as sl
 from lincae_core.config.geometry import Geometry
 from lincae_core.errors import (
     LincaeError,
@@ -21,6 +22,7 @@ from lincae_core.errors import (
 )
 from lincae_core.store import LatentStore
 from lincae_core.store.layout import plan_layout
+from lincae_core.store.synthetic import synthetic_store
 
 TRACKS = [("a/one", 30), ("b.two", 50), ("c", 7), ("d", 0), ("e", 21)]
 
@@ -385,3 +387,15 @@ def test_other_layouts_go_through_zarr(tmp_path: Path) -> None:
     for k, z in zs.items():
         np.testing.assert_array_equal(r.read_track(k), z)
     assert isinstance(LatentArray.open(tmp_path / "s").read(0, 3), np.ndarray)
+
+
+def test_many_keys_out_of_order_are_validated_without_numpy_sort(tmp_path: Path) -> None:
+    """numpy 2.4's sort of a StringDType array crashed the process (SIGSEGV) on ~20,000 keys out
+    of order, and np.unique sorts: planning or opening such a store died. Uniqueness is checked in
+    Python now."""
+    keys = [f"a{i // 100}/t{i:06d}" for i in range(25_000)][::-1]
+    sl.validate_keys(np.array(keys, dtype=np.dtypes.StringDType()), "lib.zarr")
+    with pytest.raises(StoreFormatError, match="duplicate 'a1/t000100'"):
+        sl.validate_keys(np.array([*keys, "a1/t000100"], dtype=np.dtypes.StringDType()), "lib.zarr")
+    store = synthetic_store(tmp_path / "big.zarr", [(k, 1) for k in keys[:21_000]], chunk_frames=4096)
+    assert LatentStore.open(store.path).keys()[:2] == keys[:2]

@@ -86,7 +86,8 @@ def test_a_writer_paused_right_after_its_check_never_writes_into_the_replacement
     if old_kept:
         old = LatentStore.open(aside)
         assert np.array_equal(old.read_track("a"), writer.cast_latents(0, z))
-        assert [t.key for t in old.tracks()] == ["a", "b"] and old.ledger()[0]["key"] == "b"
+        assert [t.key for t in old.tracks()] == ["a", "b"]
+        assert old.ledger()[0]["key"] == "b"
 
 
 def _library(root: Path, n: int, seconds: float) -> Path:

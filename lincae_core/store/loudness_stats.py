@@ -70,13 +70,11 @@ class LoudnessAndStats(StoreBase):
         self._require_writable()
         idx = np.asarray(index, dtype=np.int64)
         if idx.size == 0:
-            return self.check_writer()
+            self.check_writer()
+            return
         with self._writing():
-            try:
-                arr = self._group[LOUDNESS]
-            except KeyError:  # a store planned before the array existed: nothing to annotate
-                return
-            arr[idx] = np.asarray(lufs, dtype=np.float32)
+            if LOUDNESS in self._group:  # a store planned before the array existed: nothing to annotate
+                self._group[LOUDNESS][idx] = np.asarray(lufs, dtype=np.float32)
 
     @property
     def stats(self) -> dict[str, Any] | None:
