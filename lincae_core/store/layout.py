@@ -131,10 +131,11 @@ def validate_keys(keys: np.ndarray, where: str) -> None:
         raise StoreFormatError(f"{where}: track keys: expected no NUL characters, got {bad!r}")
     # uniqueness in Python: numpy 2.4's sort of a StringDType array (np.unique) crashes the process
     # on ~20,000 keys out of order (tests/test_store.py)
-    if len(set(listed)) != len(listed):
-        seen: set[str] = set()
-        dup = next(k for k in listed if k in seen or seen.add(k))
-        raise StoreFormatError(f"{where}: track keys: expected unique keys, got duplicate {dup!r}")
+    seen: set[str] = set()
+    for k in listed:
+        if k in seen:
+            raise StoreFormatError(f"{where}: track keys: expected unique keys, got duplicate {k!r}")
+        seen.add(k)
 
 
 def validate_latents(

@@ -212,7 +212,9 @@ class LocalStoreView:
         """Read and check the store at ``path``; raises ``_Unsupported`` where zarr must read it."""
         self.path, where = path, str(path)
         root = _json(path / "zarr.json")
-        _need(root is not None and set(root) <= _GROUP_FIELDS and root.get("consolidated_metadata") is None)
+        if root is None:
+            raise _Unsupported
+        _need(set(root) <= _GROUP_FIELDS and root.get("consolidated_metadata") is None)
         _need(root.get("zarr_format") == 3 and root.get("node_type") == "group")
         _need(isinstance(root.get("attributes", {}), dict))
         self._attrs = sl.validate_attrs(root.get("attributes", {}), where)
@@ -234,7 +236,8 @@ class LocalStoreView:
 
     def _meta(self, name: str, checksums: bool = False) -> ArrayMeta:
         meta = _json(self.path / name / "zarr.json")
-        _need(meta is not None)  # zarr words a missing array
+        if meta is None:  # zarr words a missing array
+            raise _Unsupported
         return array_meta(meta, checksums)
 
     # ----------------------------------------------------- what LatentStore has (read-only)
