@@ -30,6 +30,24 @@ def _run(*args: str, cwd: Path, code: int = 0) -> subprocess.CompletedProcess[st
     return r
 
 
+def _wait_until_idle(pid: int, timeout: float = 120.0) -> None:
+    """Wait until process ``pid`` stops using CPU for a second (blocked, e.g. on its stdin)."""
+
+    def ticks() -> tuple[str, int]:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[11]) + int(fields[12])  # state; utime + stime
+
+    end, last, still = time.monotonic() + timeout, -1, 0
+    while time.monotonic() < end:
+        state, now = ticks()
+        still = still + 1 if now == last and state == "S" else 0
+        if still >= 4:  # 4 x 0.25 s without a tick
+            return
+        last = now
+        time.sleep(0.25)
+    raise AssertionError(f"process {pid} still busy after {timeout} s")
+
+
 def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path: Path) -> None:
     (tmp_path / "lib").mkdir()
     # encode --files-from - waits for its list on stdin: interrupt it there, as a person would
@@ -41,8 +59,11 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        # a shell running the tests in the background (nohup ... &) ignores SIGINT and its children
+        # inherit that: give the command the default a person's terminal gives it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    time.sleep(8)  # past start-up, blocked on stdin
+    _wait_until_idle(p.pid)  # past start-up (seconds on a loaded machine), blocked on stdin
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
