@@ -37,7 +37,7 @@ except SystemExit:
     pass
 except Exception as exc:
     print("error:", exc, file=sys.stderr)
-heavy = ("torch", "zarr", "scipy", "numpy")
+heavy = ("torch", "zarr", "numcodecs", "scipy", "tqdm", "numpy")
 print("MODULES", ",".join(m for m in heavy if m in sys.modules), file=sys.stderr)
 """
 
