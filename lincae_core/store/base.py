@@ -160,12 +160,16 @@ class StoreBase:
             )
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Check the writer token, run the writes inside, and tell a store replaced meanwhile from
-        another failure of the machine: an opened local store is pinned to its directory
-        (:mod:`lincae_core.store.group`), so a replacement's writes land in the old, renamed-away
-        directory or fail there (it is deleted), never in the new store."""
-        self.check_writer()
+    def _writing(self, checked: bool = False) -> Iterator[None]:
+        """Check the writer token, run the writes inside, check it again, and tell a store replaced
+        meanwhile from another failure of the machine: an opened local store is pinned to its
+        directory (:mod:`lincae_core.store.group`), so a replacement's writes land in the old,
+        renamed-away directory or fail there (it is deleted), never in the new store.
+
+        ``checked``: the token was just checked (by the caller, or after the previous write of a
+        loop): the first check is not repeated."""
+        if not checked:
+            self.check_writer()
         try:
             yield
         except (OSError, KeyError):  # KeyError: zarr finds no member in a deleted directory
@@ -177,8 +181,8 @@ class StoreBase:
     def _directory(self) -> Location:
         """Where this process writes the store's own files (the ledger): the pinned directory of a
         local store opened for writing, else its path."""
-        root = getattr(self._group.store, "root", None)
-        return Path(root) if root is not None and str(root).startswith("/proc/self/fd/") else self.path
+        root = getattr(self._group.store, "root", None)  # a local store's (pinned or not); None: a URL
+        return self.path if root is None else Path(root)
 
     def _optional_column(self, name: str, dtype: str) -> np.ndarray | None:
         """An optional per-track array (one value a row: loudness, input fingerprints) read and

@@ -28,6 +28,7 @@ FORMAT_NAME = "lincae-latents"
 INCOMPLETE_FORMAT = "lincae-latents-incomplete"
 TABLE_CHUNK = 65536  # rows per chunk of the track table columns
 MAX_TABLE_CHUNK = 2**20  # the most rows a chunk of a table column may hold on open
+LOUDNESS = "tracks/loudness_lufs"  # the optional per-track loudness array (LUFS)
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 DTYPES = ("float16", "float32")

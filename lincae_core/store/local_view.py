@@ -36,6 +36,7 @@ import lincae_core.store.layout as sl
 from lincae_core.config.geometry import Geometry
 from lincae_core.errors import StoreFormatError
 from lincae_core.location import RemotePath, as_location
+from lincae_core.store.layout import LOUDNESS
 from lincae_core.store.ledger import read_ledger
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ArrayMeta", "LocalStoreView", "describe_store", "open_view"]
 
-LOUDNESS = "tracks/loudness_lufs"  # as lincae_core.store.loudness_stats.LOUDNESS (which imports zarr)
 _NUMBERS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 _FLOATS = ("float16", "float32", "float64")
 _FLOAT_FILLS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}

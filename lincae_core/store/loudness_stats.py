@@ -16,10 +16,10 @@ import numpy as np
 
 from lincae_core.errors import StoreFormatError
 from lincae_core.store.base import StoreBase
+from lincae_core.store.layout import LOUDNESS
 
 __all__ = ["LOUDNESS", "STATS_VERSION", "LoudnessAndStats", "create_loudness", "validate_stats"]
 
-LOUDNESS = "tracks/loudness_lufs"
 STATS_VERSION = 1
 
 

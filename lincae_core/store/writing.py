@@ -135,8 +135,8 @@ class StoreWriting(StoreBase):
             else:
                 runs.append((offset, [z]))
             end = offset + z.shape[0]
-        for offset, zz in runs:
-            with self._writing():
+        for offset, zz in runs:  # checked above, then after each run
+            with self._writing(checked=True):
                 self._latents.write(offset, zz[0] if len(zz) == 1 else np.concatenate(zz))
         return len(runs)
 
@@ -179,7 +179,7 @@ class StoreWriting(StoreBase):
             while pos < n:  # blocks end on the destination's chunk boundaries
                 end = min(n, (d0 + pos) // step * step + step - d0)
                 block = src.latents.read(s0 + pos, s0 + end)
-                with self._writing():
+                with self._writing(checked=True):  # checked above, then after each block
                     self._latents.write(d0 + pos, block)
                 pos = end
         return sum(n for _, _, n in runs)
